@@ -1,0 +1,709 @@
+//! Configuration: a TOML file plus `VIGIL_*` environment overrides, validated once at
+//! start-up into a [`Config`].
+//!
+//! The raw types ([`RawConfig`] and its sections) mirror the file and reject unknown keys;
+//! [`RawConfig::validate`] checks every value and reports *all* problems at once, each naming
+//! the key and where its value came from (the file, or which environment variable). Every
+//! setting has one environment variable, listed in [`SETTINGS`]; each may also be given as
+//! `<NAME>_FILE` holding a path to read the value from, which wins over the plain variable
+//! (the usual way to pass secrets from a secret store). Nothing here reads the process
+//! environment or the disk: [`Sources`] carries both in.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a running Vigil accepts calls from, and how strict it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Binds loopback only; loopback callers need no key.
+    #[default]
+    Local,
+    /// Binds where told; every route but the health probes needs a key of the right scope.
+    Production,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Local => "local",
+            Mode::Production => "production",
+        }
+    }
+}
+
+/// How hard the store works to survive power loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous=FULL`: a commit is on disk before it is acknowledged.
+    #[default]
+    Safe,
+    /// `synchronous=NORMAL`: in WAL mode the last commits may be lost on power loss (never
+    /// on a process crash), the database stays consistent.
+    Fast,
+}
+
+/// The default listen address: loopback, so a fresh install is never reachable from outside.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:7700";
+
+/// Bounds for numeric settings, units last.
+pub const BODY_BYTES_MIN: u64 = 1024;
+pub const BODY_BYTES_MAX: u64 = 1 << 30;
+pub const BLOB_BYTES_MAX: u64 = 1 << 40;
+pub const BUSY_TIMEOUT_MS_MAX: u64 = 60_000;
+pub const REQUEST_TIMEOUT_MS_MIN: u64 = 100;
+pub const REQUEST_TIMEOUT_MS_MAX: u64 = 3_600_000;
+pub const SHUTDOWN_GRACE_MS_MAX: u64 = 600_000;
+pub const RATE_PER_SECOND_MAX: u64 = 1_000_000;
+pub const RATE_BURST_MAX: u64 = 10_000_000;
+pub const ADMIN_KEY_LEN_MIN: usize = 32;
+pub const ADMIN_KEY_LEN_MAX: usize = 512;
+/// Largest `*_FILE` secret file read.
+pub const SECRET_FILE_BYTES_MAX: usize = 64 * 1024;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub mode: Mode,
+    pub listen: Option<String>,
+    pub store: RawStore,
+    pub blobs: RawBlobs,
+    pub http: RawHttp,
+    pub rate_limit: RawRateLimit,
+    pub auth: RawAuth,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    pub durability: Durability,
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore { durability: Durability::Safe, busy_timeout_ms: 5_000 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBlobs {
+    pub max_bytes: u64,
+}
+
+impl Default for RawBlobs {
+    fn default() -> Self {
+        RawBlobs { max_bytes: 1 << 30 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHttp {
+    pub max_body_bytes: u64,
+    pub request_timeout_ms: u64,
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp { max_body_bytes: 1 << 20, request_timeout_ms: 30_000, shutdown_grace_ms: 10_000 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRateLimit {
+    pub enabled: bool,
+    pub per_second: u64,
+    pub burst: u64,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        RawRateLimit { enabled: true, per_second: 100, burst: 200 }
+    }
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    pub admin_key: Option<String>,
+}
+
+impl fmt::Debug for RawAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.admin_key.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RawAuth").field("admin_key", &shown).finish()
+    }
+}
+
+/// The type of value an environment variable carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    Text,
+    Integer,
+    Boolean,
+}
+
+/// One configuration key and the environment variable that overrides it.
+#[derive(Clone, Copy, Debug)]
+pub struct Setting {
+    /// Dotted path in the TOML file, e.g. `rate_limit.per_second`.
+    pub key: &'static str,
+    pub env: &'static str,
+    pub kind: ValueKind,
+    /// Secrets are never echoed back, not even in error messages.
+    pub secret: bool,
+}
+
+const fn setting(key: &'static str, env: &'static str, kind: ValueKind) -> Setting {
+    Setting { key, env, kind, secret: false }
+}
+
+/// Every setting Vigil reads. An unknown `VIGIL_*` variable is an error, so a typo never
+/// silently leaves a default in place.
+pub const SETTINGS: &[Setting] = &[
+    setting("mode", "VIGIL_MODE", ValueKind::Text),
+    setting("listen", "VIGIL_LISTEN", ValueKind::Text),
+    setting("store.durability", "VIGIL_STORE_DURABILITY", ValueKind::Text),
+    setting("store.busy_timeout_ms", "VIGIL_STORE_BUSY_TIMEOUT_MS", ValueKind::Integer),
+    setting("blobs.max_bytes", "VIGIL_BLOBS_MAX_BYTES", ValueKind::Integer),
+    setting("http.max_body_bytes", "VIGIL_HTTP_MAX_BODY_BYTES", ValueKind::Integer),
+    setting("http.request_timeout_ms", "VIGIL_HTTP_REQUEST_TIMEOUT_MS", ValueKind::Integer),
+    setting("http.shutdown_grace_ms", "VIGIL_HTTP_SHUTDOWN_GRACE_MS", ValueKind::Integer),
+    setting("rate_limit.enabled", "VIGIL_RATE_LIMIT_ENABLED", ValueKind::Boolean),
+    setting("rate_limit.per_second", "VIGIL_RATE_LIMIT_PER_SECOND", ValueKind::Integer),
+    setting("rate_limit.burst", "VIGIL_RATE_LIMIT_BURST", ValueKind::Integer),
+    Setting { key: "auth.admin_key", env: "VIGIL_ADMIN_KEY", kind: ValueKind::Text, secret: true },
+];
+
+/// `VIGIL_*` variables that belong to the command line, not to the configuration.
+pub const CLI_VARIABLES: &[&str] = &["VIGIL_DATA", "VIGIL_CONFIG", "VIGIL_LOG"];
+
+/// Suffix that turns a setting's variable into "read the value from this file".
+pub const FILE_SUFFIX: &str = "_FILE";
+
+/// Everything configuration is read from, handed in by the caller.
+pub struct Sources<'a> {
+    /// The config file's path (for messages) and its text, if there is one.
+    pub file: Option<(&'a str, &'a str)>,
+    /// The process environment (only `VIGIL_*` entries matter).
+    pub env: &'a BTreeMap<String, String>,
+    /// Reads a `*_FILE` secret; returns the contents or a message saying why not.
+    pub read_file: &'a dyn Fn(&str) -> Result<String, String>,
+}
+
+impl fmt::Debug for Sources<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sources").field("file", &self.file.map(|(path, _)| path)).finish_non_exhaustive()
+    }
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(String),
+    Env(String),
+}
+
+/// One thing wrong with the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted key, or the variable name when the variable itself is the problem.
+    pub key: String,
+    pub origin: Origin,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::Default => write!(f, "{}: {}", self.key, self.message),
+            Origin::File(path) => write!(f, "{} (in {path}): {}", self.key, self.message),
+            Origin::Env(var) if *var == self.key => write!(f, "{var}: {}", self.message),
+            Origin::Env(var) => write!(f, "{} (from {var}): {}", self.key, self.message),
+        }
+    }
+}
+
+/// All problems found in one pass, so an operator fixes them in one go.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration")?;
+        for problem in &self.problems {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A secret value: never printed by `Debug` or `Serialize`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// Validated configuration, ready to run with.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    pub mode: Mode,
+    pub listen: SocketAddr,
+    pub store: StoreConfig,
+    pub blobs: BlobsConfig,
+    pub http: HttpConfig,
+    /// `None` when rate limiting is disabled.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// A bootstrap admin key from the environment, in addition to keys in the store.
+    pub admin_key: Option<Secret>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct StoreConfig {
+    pub durability: Durability,
+    pub busy_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct BlobsConfig {
+    pub max_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct HttpConfig {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RateLimitConfig {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut origins = Origins::default();
+        match RawConfig::default().validate(&mut origins) {
+            Ok(config) => config,
+            Err(e) => unreachable!("defaults are valid: {e}"),
+        }
+    }
+}
+
+/// Reads the file and the environment and validates the result.
+pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
+    let mut origins = Origins::default();
+    let mut problems = Vec::new();
+    let mut table = toml::Table::new();
+
+    if let Some((path, text)) = sources.file {
+        match text.parse::<toml::Table>() {
+            Ok(parsed) => {
+                record_origins(&parsed, "", &Origin::File(path.to_owned()), &mut origins);
+                table = parsed;
+            }
+            Err(e) => problems.push(Problem {
+                key: path.to_owned(),
+                origin: Origin::File(path.to_owned()),
+                message: format!("not valid TOML: {}", e.to_string().trim_end()),
+            }),
+        }
+    }
+
+    overlay_env(&mut table, sources, &mut origins, &mut problems);
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+
+    let raw: RawConfig = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let key = e.path().to_string();
+            let message = e.inner().to_string();
+            let message = message.lines().next().unwrap_or_default().trim().to_owned();
+            return Err(ConfigError { problems: vec![origins.problem(&key, message)] });
+        }
+    };
+    raw.validate(&mut origins)
+}
+
+/// Where each key's value came from.
+#[derive(Debug, Default)]
+pub struct Origins(BTreeMap<String, Origin>);
+
+impl Origins {
+    fn problem(&self, key: &str, message: impl Into<String>) -> Problem {
+        let origin = self.0.get(key).cloned().unwrap_or(Origin::Default);
+        Problem { key: key.to_owned(), origin, message: message.into() }
+    }
+}
+
+fn record_origins(table: &toml::Table, prefix: &str, origin: &Origin, origins: &mut Origins) {
+    for (name, value) in table {
+        let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+        if let toml::Value::Table(inner) = value {
+            record_origins(inner, &key, origin, origins);
+        }
+        origins.0.insert(key, origin.clone());
+    }
+}
+
+fn overlay_env(table: &mut toml::Table, sources: &Sources<'_>, origins: &mut Origins, problems: &mut Vec<Problem>) {
+    for (name, value) in sources.env.range("VIGIL_".to_owned()..) {
+        if !name.starts_with("VIGIL_") {
+            break;
+        }
+        if CLI_VARIABLES.contains(&name.as_str()) {
+            continue;
+        }
+        let (plain, from_file) = match name.strip_suffix(FILE_SUFFIX) {
+            Some(plain) if SETTINGS.iter().any(|s| s.env == plain) => (plain, true),
+            _ => (name.as_str(), false),
+        };
+        let Some(setting) = SETTINGS.iter().find(|s| s.env == plain) else {
+            problems.push(Problem {
+                key: name.clone(),
+                origin: Origin::Env(name.clone()),
+                message: format!(
+                    "unknown setting; known variables are {} (each also as ..._FILE)",
+                    SETTINGS.iter().map(|s| s.env).collect::<Vec<_>>().join(", ")
+                ),
+            });
+            continue;
+        };
+        // The `_FILE` form wins over the plain variable when both are set.
+        if !from_file && sources.env.contains_key(&format!("{name}{FILE_SUFFIX}")) {
+            continue;
+        }
+        let text = if from_file {
+            match read_secret_file(sources, value) {
+                Ok(text) => text,
+                Err(message) => {
+                    problems.push(Problem { key: name.clone(), origin: Origin::Env(name.clone()), message });
+                    continue;
+                }
+            }
+        } else {
+            value.clone()
+        };
+        let origin = Origin::Env(name.clone());
+        match parse_env_value(setting, &text) {
+            Ok(value) => {
+                insert_path(table, setting.key, value);
+                origins.0.insert(setting.key.to_owned(), origin);
+            }
+            Err(message) => problems.push(Problem { key: setting.key.to_owned(), origin, message }),
+        }
+    }
+}
+
+fn read_secret_file(sources: &Sources<'_>, path: &str) -> Result<String, String> {
+    if path.is_empty() {
+        return Err("names no file (the variable is empty)".to_owned());
+    }
+    let text = (sources.read_file)(path).map_err(|why| format!("cannot read {path}: {why}"))?;
+    if text.len() > SECRET_FILE_BYTES_MAX {
+        return Err(format!("{path} is larger than {SECRET_FILE_BYTES_MAX} bytes"));
+    }
+    // Files written by editors and `echo` end in a newline that is not part of the secret.
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if trimmed.trim().is_empty() {
+        return Err(format!("{path} is empty"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn parse_env_value(setting: &Setting, text: &str) -> Result<toml::Value, String> {
+    let shown = |t: &str| if setting.secret { "<redacted>".to_owned() } else { format!("{t:?}") };
+    match setting.kind {
+        ValueKind::Text => Ok(toml::Value::String(text.to_owned())),
+        ValueKind::Integer => text
+            .trim()
+            .replace('_', "")
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("expected a whole number, got {}", shown(text))),
+        ValueKind::Boolean => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("expected true or false, got {}", shown(text))),
+        },
+    }
+}
+
+fn insert_path(table: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut current = table;
+    for part in parts {
+        let entry = current.entry(part.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(inner) = entry else { unreachable!("just made a table") };
+        current = inner;
+    }
+    current.insert(last.to_owned(), value);
+}
+
+fn check_range(
+    problems: &mut Vec<Problem>,
+    origins: &Origins,
+    key: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> bool {
+    if range.contains(&value) {
+        return true;
+    }
+    problems.push(origins.problem(key, format!("must be between {} and {}, got {value}", range.start(), range.end())));
+    false
+}
+
+impl RawConfig {
+    /// Checks every value, returning the runtime [`Config`] or every problem found.
+    pub fn validate(self, origins: &mut Origins) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let p = &mut problems;
+
+        let listen_text = self.listen.as_deref().unwrap_or(LISTEN_DEFAULT);
+        let listen = match listen_text.parse::<SocketAddr>() {
+            Ok(addr) => {
+                if self.mode == Mode::Local && !addr.ip().is_loopback() {
+                    p.push(origins.problem(
+                        "listen",
+                        format!(
+                            "local mode binds loopback only, got {addr}; set mode = \"production\" \
+                             (with an admin key) to listen on other interfaces"
+                        ),
+                    ));
+                }
+                addr
+            }
+            Err(_) => {
+                p.push(origins.problem(
+                    "listen",
+                    format!("expected an address and port such as 127.0.0.1:7700, got {listen_text:?}"),
+                ));
+                LISTEN_DEFAULT.parse().unwrap_or_else(|_| unreachable!("default parses"))
+            }
+        };
+
+        check_range(p, origins, "store.busy_timeout_ms", self.store.busy_timeout_ms, 0..=BUSY_TIMEOUT_MS_MAX);
+        check_range(p, origins, "blobs.max_bytes", self.blobs.max_bytes, 1..=BLOB_BYTES_MAX);
+        check_range(p, origins, "http.max_body_bytes", self.http.max_body_bytes, BODY_BYTES_MIN..=BODY_BYTES_MAX);
+        check_range(
+            p,
+            origins,
+            "http.request_timeout_ms",
+            self.http.request_timeout_ms,
+            REQUEST_TIMEOUT_MS_MIN..=REQUEST_TIMEOUT_MS_MAX,
+        );
+        check_range(p, origins, "http.shutdown_grace_ms", self.http.shutdown_grace_ms, 0..=SHUTDOWN_GRACE_MS_MAX);
+        let rate_ok =
+            check_range(p, origins, "rate_limit.per_second", self.rate_limit.per_second, 1..=RATE_PER_SECOND_MAX)
+                & check_range(p, origins, "rate_limit.burst", self.rate_limit.burst, 1..=RATE_BURST_MAX);
+
+        let admin_key = match self.auth.admin_key {
+            None => None,
+            Some(key) => {
+                let printable = key.bytes().all(|b| b.is_ascii_graphic());
+                if !(ADMIN_KEY_LEN_MIN..=ADMIN_KEY_LEN_MAX).contains(&key.len()) || !printable {
+                    p.push(origins.problem(
+                        "auth.admin_key",
+                        format!(
+                            "must be {ADMIN_KEY_LEN_MIN} to {ADMIN_KEY_LEN_MAX} printable ASCII characters \
+                             without spaces (for example the output of `openssl rand -hex 32`)"
+                        ),
+                    ));
+                }
+                Some(Secret(key))
+            }
+        };
+
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        let nonzero = |n: u64| NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        Ok(Config {
+            mode: self.mode,
+            listen,
+            store: StoreConfig {
+                durability: self.store.durability,
+                busy_timeout: Duration::from_millis(self.store.busy_timeout_ms),
+            },
+            blobs: BlobsConfig { max_bytes: self.blobs.max_bytes },
+            http: HttpConfig {
+                max_body_bytes: usize::try_from(self.http.max_body_bytes).unwrap_or(usize::MAX),
+                request_timeout: Duration::from_millis(self.http.request_timeout_ms),
+                shutdown_grace: Duration::from_millis(self.http.shutdown_grace_ms),
+            },
+            rate_limit: (self.rate_limit.enabled && rate_ok).then(|| RateLimitConfig {
+                per_second: nonzero(self.rate_limit.per_second),
+                burst: nonzero(self.rate_limit.burst),
+            }),
+            admin_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let read = |path: &str| match path {
+            "/secrets/admin" => Ok(format!("{}\n", "k".repeat(40))),
+            "/secrets/empty" => Ok("\n".to_owned()),
+            _ => Err("No such file or directory".to_owned()),
+        };
+        load(&Sources { file: file.map(|text| ("vigil.toml", text)), env: &env, read_file: &read })
+    }
+
+    fn messages(err: ConfigError) -> Vec<String> {
+        err.problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn defaults_are_local_and_loopback() {
+        let config = load_with(None, &[]).expect("defaults valid");
+        assert_eq!(config.mode, Mode::Local);
+        assert!(config.listen.ip().is_loopback());
+        assert!(config.rate_limit.is_some());
+        assert!(config.admin_key.is_none());
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let config = load_with(
+            Some("[rate_limit]\nper_second = 5\n"),
+            &[("VIGIL_RATE_LIMIT_PER_SECOND", "7"), ("VIGIL_STORE_DURABILITY", "fast")],
+        )
+        .expect("valid");
+        assert_eq!(config.rate_limit.map(|r| r.per_second.get()), Some(7));
+        assert_eq!(config.store.durability, Durability::Fast);
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let err = load_with(Some("[http]\nmax_body = 5\n"), &[]).expect_err("unknown key");
+        let text = messages(err).join("\n");
+        assert!(text.contains("http"), "{text}");
+        assert!(text.contains("max_body"), "{text}");
+    }
+
+    #[test]
+    fn bad_enum_value_names_key_and_variable() {
+        let err = load_with(None, &[("VIGIL_MODE", "prod")]).expect_err("bad mode");
+        let text = messages(err).join("\n");
+        assert!(text.starts_with("mode (from VIGIL_MODE)"), "{text}");
+        assert!(text.contains("prod"), "{text}");
+        assert!(text.contains("local"), "{text}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = load_with(
+            Some("listen = \"0.0.0.0:80\"\n[http]\nmax_body_bytes = 1\n"),
+            &[("VIGIL_RATE_LIMIT_BURST", "0")],
+        )
+        .expect_err("three problems");
+        let text = messages(err);
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].starts_with("listen (in vigil.toml): local mode binds loopback only"), "{text:?}");
+        assert!(text.iter().any(|m| m.starts_with("http.max_body_bytes (in vigil.toml)")), "{text:?}");
+        assert!(text.iter().any(|m| m.starts_with("rate_limit.burst (from VIGIL_RATE_LIMIT_BURST)")), "{text:?}");
+    }
+
+    #[test]
+    fn unknown_variable_is_an_error() {
+        let err = load_with(None, &[("VIGIL_RATELIMIT", "5")]).expect_err("typo");
+        assert!(messages(err)[0].starts_with("VIGIL_RATELIMIT: unknown setting"));
+    }
+
+    #[test]
+    fn cli_variables_are_not_settings() {
+        load_with(None, &[("VIGIL_DATA", "/tmp/x"), ("VIGIL_LOG", "debug")]).expect("ignored");
+    }
+
+    #[test]
+    fn file_variable_wins_and_is_trimmed() {
+        let config = load_with(None, &[("VIGIL_ADMIN_KEY", "short"), ("VIGIL_ADMIN_KEY_FILE", "/secrets/admin")])
+            .expect("file wins over the too-short plain value");
+        assert_eq!(config.admin_key.map(|k| k.expose().to_owned()), Some("k".repeat(40)));
+    }
+
+    #[test]
+    fn missing_or_empty_secret_file_stops_start() {
+        let err = load_with(None, &[("VIGIL_ADMIN_KEY_FILE", "/secrets/missing")]).expect_err("missing");
+        let text = messages(err).join("\n");
+        assert!(text.contains("VIGIL_ADMIN_KEY_FILE: cannot read /secrets/missing"), "{text}");
+
+        let err = load_with(None, &[("VIGIL_ADMIN_KEY_FILE", "/secrets/empty")]).expect_err("empty");
+        assert!(messages(err)[0].contains("/secrets/empty is empty"));
+    }
+
+    #[test]
+    fn secrets_never_echoed() {
+        let err = load_with(None, &[("VIGIL_ADMIN_KEY", "tooshort-secret")]).expect_err("short");
+        let text = messages(err).join("\n");
+        assert!(!text.contains("tooshort-secret"), "{text}");
+        let config = load_with(None, &[("VIGIL_ADMIN_KEY", &"s".repeat(40))]).expect("valid");
+        assert!(!format!("{config:?}").contains(&"s".repeat(40)));
+    }
+
+    #[test]
+    fn bad_integer_from_env() {
+        let err = load_with(None, &[("VIGIL_HTTP_MAX_BODY_BYTES", "lots")]).expect_err("nan");
+        assert_eq!(
+            messages(err)[0],
+            "http.max_body_bytes (from VIGIL_HTTP_MAX_BODY_BYTES): expected a whole number, got \"lots\""
+        );
+    }
+
+    #[test]
+    fn every_setting_is_a_real_key() {
+        let defaults = toml::Value::try_from(RawConfig::default()).expect("serializes");
+        for setting in SETTINGS {
+            if setting.key == "listen" || setting.key == "auth.admin_key" {
+                continue; // optional, absent from the serialized defaults
+            }
+            let mut value = &defaults;
+            for part in setting.key.split('.') {
+                value = value.get(part).unwrap_or_else(|| panic!("{} is not a config key", setting.key));
+            }
+        }
+    }
+}

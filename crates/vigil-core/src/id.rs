@@ -1,0 +1,181 @@
+//! Identifier newtypes. Each validates its text form on the way in, so a value of one of
+//! these types is always well formed.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Identifies an API key. 16 lowercase hex characters (64 random bits), public: it appears
+/// in listings and in the audit log as the principal.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId([u8; 8]);
+
+impl KeyId {
+    pub const fn from_bytes(bytes: [u8; 8]) -> Self {
+        KeyId(bytes)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a key id (16 lowercase hex characters): {0:?}")]
+pub struct KeyIdParseError(pub String);
+
+impl FromStr for KeyId {
+    type Err = KeyIdParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 8];
+        let lower = s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !lower || hex::decode_to_slice(s, &mut out).is_err() {
+            return Err(KeyIdParseError(s.chars().take(64).collect()));
+        }
+        Ok(KeyId(out))
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl serde::Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl schemars::JsonSchema for KeyId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KeyId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": "^[0-9a-f]{16}$" })
+    }
+}
+
+/// The prefix of every key secret Vigil issues, so leaked keys are recognisable by secret
+/// scanners.
+pub const API_KEY_PREFIX: &str = "vgl_";
+
+/// Length in hex characters of the secret part of an issued key (256 random bits).
+pub const API_KEY_SECRET_HEX_LEN: usize = 64;
+
+/// A key as presented by a client, split into its public id and its secret part. The
+/// secret is only ever hashed and compared, never stored or logged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PresentedKey<'a> {
+    pub id: KeyId,
+    pub secret: &'a str,
+}
+
+impl fmt::Debug for PresentedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PresentedKey({}, <redacted>)", self.id)
+    }
+}
+
+impl<'a> PresentedKey<'a> {
+    /// Splits `vgl_<id>_<secret>`. Returns `None` for anything else, which the caller may
+    /// still compare against a configured bootstrap key.
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let rest = text.strip_prefix(API_KEY_PREFIX)?;
+        let (id, secret) = rest.split_once('_')?;
+        let id = id.parse().ok()?;
+        let well_formed =
+            secret.len() == API_KEY_SECRET_HEX_LEN && secret.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        well_formed.then_some(PresentedKey { id, secret })
+    }
+
+    /// Formats the full key text handed to a user once, at creation.
+    pub fn format(id: KeyId, secret_hex: &str) -> String {
+        format!("{API_KEY_PREFIX}{id}_{secret_hex}")
+    }
+}
+
+/// Maximum length of a client-supplied request id.
+pub const REQUEST_ID_LEN_MAX: usize = 128;
+
+/// Correlates one HTTP request across the response header, every log line and the audit
+/// log. Either taken from the client's `X-Request-Id` (when it is short and made of safe
+/// characters) or generated as a UUIDv7.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Accepts a client-supplied id only if it is 1..=128 characters of `[A-Za-z0-9._:-]`,
+    /// so it can never inject anything into logs or headers.
+    pub fn from_client(text: &str) -> Option<Self> {
+        let ok = !text.is_empty()
+            && text.len() <= REQUEST_ID_LEN_MAX
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        ok.then(|| RequestId(text.to_owned()))
+    }
+
+    pub fn from_uuid(id: uuid::Uuid) -> Self {
+        RequestId(id.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn presented_key_round_trip() {
+        let id: KeyId = "0123456789abcdef".parse().expect("valid id");
+        let secret = "a".repeat(API_KEY_SECRET_HEX_LEN);
+        let text = PresentedKey::format(id, &secret);
+        let parsed = PresentedKey::parse(&text).expect("parses");
+        assert_eq!(parsed.id, id);
+        assert_eq!(parsed.secret, secret);
+        assert!(!format!("{parsed:?}").contains(&secret), "Debug must not leak the secret");
+    }
+
+    #[test]
+    fn presented_key_rejects_malformed() {
+        for text in ["", "vgl_", "vgl_0123456789abcdef", "vgl_0123456789abcdef_xyz", "Bearer x"] {
+            assert!(PresentedKey::parse(text).is_none(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn request_id_rejects_injection() {
+        assert!(RequestId::from_client("abc-123").is_some());
+        assert!(RequestId::from_client("a\nb").is_none());
+        assert!(RequestId::from_client("").is_none());
+        assert!(RequestId::from_client(&"a".repeat(129)).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn key_parsing_never_panics(text in ".{0,200}") {
+            let _ = PresentedKey::parse(&text);
+            let _ = text.parse::<KeyId>();
+            let _ = RequestId::from_client(&text);
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! [`Timestamp`]: a UTC instant with microsecond precision, stored as an integer and shown as
+//! RFC 3339.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A UTC instant, microseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an RFC 3339 timestamp (for example 2026-01-31T12:00:00Z): {0:?}")]
+pub struct TimestampParseError(pub String);
+
+impl Timestamp {
+    /// Reads the system clock. The only clock read in this crate; pure code takes
+    /// timestamps as arguments instead.
+    pub fn now() -> Self {
+        Self::from_offset(OffsetDateTime::now_utc())
+    }
+
+    pub const fn from_unix_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    pub const fn as_unix_micros(self) -> i64 {
+        self.0
+    }
+
+    pub fn parse_rfc3339(s: &str) -> Result<Self, TimestampParseError> {
+        OffsetDateTime::parse(s, &Rfc3339).map(Self::from_offset).map_err(|_| TimestampParseError(s.to_owned()))
+    }
+
+    fn from_offset(t: OffsetDateTime) -> Self {
+        let micros = t.unix_timestamp_nanos() / 1_000;
+        Timestamp(i64::try_from(micros).unwrap_or(i64::MAX))
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        let nanos = i128::from(self.0) * 1_000;
+        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => t.format(&Rfc3339).unwrap_or_else(|_| self.0.to_string()),
+            Err(_) => self.0.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "date-time" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip_keeps_micros() {
+        let t = Timestamp::parse_rfc3339("2026-11-23T16:13:32.123456Z").expect("valid");
+        assert_eq!(t.to_rfc3339(), "2026-11-23T16:13:32.123456Z");
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Ok(t));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Timestamp::parse_rfc3339("yesterday").is_err());
+    }
+}

@@ -1,0 +1,304 @@
+//! The content-addressed [`BlobStore`].
+//!
+//! Layout: `<root>/sha256/<first two hex>/<64 hex>` for blobs, `<root>/tmp/` for writes in
+//! progress (same filesystem, so the final step is a link, not a copy). A write streams
+//! into a temp file while hashing and counting against the size cap, fsyncs it, re-reads it
+//! to verify the hash on disk, then hard-links it into place. Linking fails if the blob
+//! already exists, which makes "first writer wins, everyone else learns it was a duplicate"
+//! atomic even between processes. The parent directories are fsynced so the new name
+//! survives a crash. Blobs are made read-only once in place.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use vigil_core::digest::{Sha256Digest, Sha256Hasher};
+
+use crate::{Result, StoreError};
+
+/// Buffer size for streaming writes and verification reads.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Temp files older than this are leftovers of a crashed write and are removed on open.
+const TMP_STALE_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Result of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct BlobInfo {
+    pub digest: Sha256Digest,
+    pub size_bytes: u64,
+    /// True when the content was already stored; nothing was rewritten.
+    pub existed: bool,
+}
+
+/// Content-addressed files under one root directory.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    root: PathBuf,
+    max_bytes: u64,
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io(format!("syncing directory {}", dir.display())))
+}
+
+fn hash_file(path: &Path) -> io::Result<(Sha256Digest, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256Hasher::new();
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((hasher.finish(), size));
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
+/// Removes the temp file on every path out of [`BlobStore::put`] unless disarmed.
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+impl BlobStore {
+    /// Opens (creating) a blob store rooted at `root`, with a per-blob size cap.
+    pub fn open(root: &Path, max_bytes: u64) -> Result<BlobStore> {
+        for dir in [root.join("sha256"), root.join("tmp")] {
+            fs::create_dir_all(&dir).map_err(StoreError::io(format!("creating {}", dir.display())))?;
+        }
+        let store = BlobStore { root: root.to_owned(), max_bytes };
+        store.remove_stale_temps();
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Where the blob with this digest lives (whether or not it exists).
+    pub fn path_of(&self, digest: &Sha256Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.root.join("sha256").join(&hex[..2]).join(hex)
+    }
+
+    pub fn contains(&self, digest: &Sha256Digest) -> bool {
+        self.path_of(digest).is_file()
+    }
+
+    /// Streams `reader` into the store. Fails with [`StoreError::TooLarge`] as soon as the
+    /// cap is passed, leaving nothing behind.
+    pub fn put(&self, mut reader: impl Read) -> Result<BlobInfo> {
+        let tmp_path = self.root.join("tmp").join(format!("{}.part", uuid::Uuid::now_v7()));
+        let mut guard = TempGuard(Some(tmp_path.clone()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .map_err(StoreError::io(format!("creating {}", tmp_path.display())))?;
+
+        let mut hasher = Sha256Hasher::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::Io { context: "reading blob content".into(), source: e }),
+            };
+            size += n as u64;
+            if size > self.max_bytes {
+                return Err(StoreError::TooLarge { cap_bytes: self.max_bytes });
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).map_err(StoreError::io(format!("writing {}", tmp_path.display())))?;
+        }
+        file.sync_all().map_err(StoreError::io(format!("syncing {}", tmp_path.display())))?;
+        drop(file);
+        let digest = hasher.finish();
+
+        let final_path = self.path_of(&digest);
+        if final_path.exists() {
+            return self.existing(digest, size, &final_path);
+        }
+
+        // Verify what reached the disk before it becomes visible under its name.
+        let (on_disk, on_disk_size) =
+            hash_file(&tmp_path).map_err(StoreError::io(format!("re-reading {}", tmp_path.display())))?;
+        if on_disk != digest || on_disk_size != size {
+            return Err(StoreError::Corrupt {
+                path: tmp_path,
+                reason: format!(
+                    "wrote {size} bytes hashing to {digest}, read back {on_disk_size} hashing to {on_disk}"
+                ),
+            });
+        }
+        let mut perms =
+            fs::metadata(&tmp_path).map_err(StoreError::io(format!("reading {}", tmp_path.display())))?.permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(&tmp_path, perms).map_err(StoreError::io(format!("protecting {}", tmp_path.display())))?;
+
+        let fanout = final_path.parent().unwrap_or(&self.root).to_owned();
+        let fanout_is_new = !fanout.exists();
+        fs::create_dir_all(&fanout).map_err(StoreError::io(format!("creating {}", fanout.display())))?;
+        if fanout_is_new {
+            fsync_dir(&self.root.join("sha256"))?;
+        }
+        match fs::hard_link(&tmp_path, &final_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return self.existing(digest, size, &final_path),
+            Err(e) => return Err(StoreError::Io { context: format!("linking {}", final_path.display()), source: e }),
+        }
+        fsync_dir(&fanout)?;
+        drop(guard.0.take().map(fs::remove_file));
+        Ok(BlobInfo { digest, size_bytes: size, existed: false })
+    }
+
+    /// Stores an in-memory value.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<BlobInfo> {
+        self.put(bytes)
+    }
+
+    fn existing(&self, digest: Sha256Digest, size: u64, path: &Path) -> Result<BlobInfo> {
+        let stored = fs::metadata(path).map_err(StoreError::io(format!("reading {}", path.display())))?.len();
+        if stored != size {
+            return Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                reason: format!("stored blob is {stored} bytes but its content is {size} bytes"),
+            });
+        }
+        Ok(BlobInfo { digest, size_bytes: size, existed: true })
+    }
+
+    /// Opens a blob for streaming reads, or `None` if it is not stored.
+    pub fn open_blob(&self, digest: &Sha256Digest) -> Result<Option<File>> {
+        let path = self.path_of(digest);
+        match File::open(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Io { context: format!("opening {}", path.display()), source: e }),
+        }
+    }
+
+    /// Re-hashes a stored blob and checks it still matches its address.
+    pub fn verify(&self, digest: &Sha256Digest) -> Result<bool> {
+        let path = self.path_of(digest);
+        let (found, _) = hash_file(&path).map_err(StoreError::io(format!("reading {}", path.display())))?;
+        Ok(found == *digest)
+    }
+
+    /// Proves the temp directory accepts a synced write.
+    pub fn check_writable(&self) -> Result<()> {
+        let probe = self.root.join("tmp").join(format!("probe-{}", uuid::Uuid::now_v7()));
+        let _guard = TempGuard(Some(probe.clone()));
+        let mut file = File::create(&probe).map_err(StoreError::io(format!("creating {}", probe.display())))?;
+        file.write_all(b"probe")
+            .and_then(|()| file.sync_all())
+            .map_err(StoreError::io(format!("writing {}", probe.display())))
+    }
+
+    fn remove_stale_temps(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else { return };
+        let now = SystemTime::now();
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|modified| now.duration_since(modified).unwrap_or_default() > TMP_STALE_AGE)
+                .unwrap_or(false);
+            if stale {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn blobs(max_bytes: u64) -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(&dir.path().join("blobs"), max_bytes).expect("open");
+        (dir, store)
+    }
+
+    fn read_all(store: &BlobStore, digest: &Sha256Digest) -> Vec<u8> {
+        let mut out = Vec::new();
+        store.open_blob(digest).expect("open").expect("exists").read_to_end(&mut out).expect("read");
+        out
+    }
+
+    fn tmp_is_empty(store: &BlobStore) -> bool {
+        fs::read_dir(store.root().join("tmp")).expect("tmp").next().is_none()
+    }
+
+    #[test]
+    fn layout_is_fanned_out_by_prefix() {
+        let (_dir, store) = blobs(1024);
+        let info = store.put_bytes(b"abc").expect("put");
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(info.digest.to_hex(), hex);
+        assert!(store.root().join("sha256/ba").join(hex).is_file());
+        assert!(tmp_is_empty(&store));
+    }
+
+    #[test]
+    fn cap_is_enforced_and_leaves_nothing() {
+        let (_dir, store) = blobs(10);
+        assert!(store.put_bytes(&[7; 10]).is_ok());
+        assert!(matches!(store.put_bytes(&[7; 11]), Err(StoreError::TooLarge { cap_bytes: 10 })));
+        assert!(tmp_is_empty(&store));
+        assert!(!store.contains(&Sha256Digest::of(&[7; 11])));
+    }
+
+    #[test]
+    fn missing_blob_is_none() {
+        let (_dir, store) = blobs(10);
+        assert!(store.open_blob(&Sha256Digest::of(b"nope")).expect("open").is_none());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_bytes_round_trip_and_dedup(data in proptest::collection::vec(any::<u8>(), 0..200_000)) {
+            let (_dir, store) = blobs(1 << 20);
+            let first = store.put_bytes(&data).expect("put");
+            prop_assert_eq!(first.digest, Sha256Digest::of(&data));
+            prop_assert_eq!(first.size_bytes, data.len() as u64);
+            prop_assert!(!first.existed);
+            let second = store.put(io::Cursor::new(&data)).expect("put again");
+            prop_assert_eq!(second, BlobInfo { existed: true, ..first });
+            prop_assert_eq!(read_all(&store, &first.digest), data);
+            prop_assert!(store.verify(&first.digest).expect("verify"));
+            prop_assert!(tmp_is_empty(&store));
+        }
+
+        #[test]
+        fn concurrent_writers_of_same_content(data in proptest::collection::vec(any::<u8>(), 1..100_000), writers in 2usize..6) {
+            let (_dir, store) = blobs(1 << 20);
+            let results: Vec<BlobInfo> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..writers).map(|_| s.spawn(|| store.put_bytes(&data).expect("put"))).collect();
+                handles.into_iter().map(|h| h.join().expect("join")).collect()
+            });
+            prop_assert_eq!(results.iter().filter(|r| !r.existed).count(), 1, "exactly one writer creates the blob");
+            prop_assert!(results.iter().all(|r| r.digest == Sha256Digest::of(&data)));
+            prop_assert_eq!(read_all(&store, &results[0].digest), data);
+            prop_assert!(tmp_is_empty(&store));
+        }
+    }
+}

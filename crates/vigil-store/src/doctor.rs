@@ -1,0 +1,111 @@
+//! `vigil db doctor`: inspects a database without migrating or changing its contents.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::OpenFlags;
+
+use crate::db::open_connection;
+use crate::{Result, StoreOptions, migrations};
+
+/// Health of one database file.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DoctorReport {
+    pub path: PathBuf,
+    /// `["ok"]` when intact, otherwise SQLite's list of problems.
+    pub integrity: Vec<String>,
+    pub journal_mode: String,
+    pub wal: WalState,
+    pub schema_version: i64,
+    pub schema_head: i64,
+    pub page_count: i64,
+    pub page_size: i64,
+    pub freelist_count: i64,
+}
+
+/// What a passive checkpoint found in the write-ahead log.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct WalState {
+    /// Bytes in the `-wal` file before the checkpoint.
+    pub wal_bytes: u64,
+    /// Frames in the WAL.
+    pub log_frames: i64,
+    /// Frames copied back into the database file.
+    pub checkpointed_frames: i64,
+    /// Whether the checkpoint could not finish because of readers or writers.
+    pub busy: bool,
+}
+
+impl DoctorReport {
+    /// True when the database is intact, in WAL mode, and at a schema this binary knows.
+    pub fn healthy(&self) -> bool {
+        self.integrity == ["ok"] && self.journal_mode == "wal" && self.schema_version <= self.schema_head
+    }
+
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.integrity != ["ok"] {
+            problems.extend(self.integrity.iter().map(|p| format!("integrity: {p}")));
+        }
+        if self.journal_mode != "wal" {
+            problems.push(format!("journal mode is {}, expected wal", self.journal_mode));
+        }
+        if self.schema_version > self.schema_head {
+            problems.push(format!(
+                "schema version {} is newer than this binary ({})",
+                self.schema_version, self.schema_head
+            ));
+        }
+        problems
+    }
+}
+
+/// Examines the database at `path`. It must already exist.
+pub fn doctor(path: &Path) -> Result<DoctorReport> {
+    let wal_path = PathBuf::from(format!("{}-wal", path.display()));
+    let wal_bytes = std::fs::metadata(&wal_path).map(|m| m.len()).unwrap_or(0);
+    let conn = open_connection(path, StoreOptions::default(), OpenFlags::empty())?;
+    let integrity = {
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    let (busy, log_frames, checkpointed_frames): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let pragma = |name: &str| -> Result<i64> { Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?) };
+    Ok(DoctorReport {
+        path: path.to_owned(),
+        integrity,
+        journal_mode: journal_mode.to_ascii_lowercase(),
+        wal: WalState { wal_bytes, log_frames, checkpointed_frames, busy: busy != 0 },
+        schema_version: migrations::current_version(&conn)?,
+        schema_head: migrations::head_version(),
+        page_count: pragma("page_count")?,
+        page_size: pragma("page_size")?,
+        freelist_count: pragma("freelist_count")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, StoreError};
+
+    #[test]
+    fn healthy_store_reports_ok() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vigil.db");
+        let store = Store::open(&path, StoreOptions::default()).expect("open");
+        store.check_writable().expect("write");
+        let report = doctor(&path).expect("doctor");
+        assert!(report.healthy(), "{:?}", report.problems());
+        assert_eq!(report.schema_version, migrations::head_version());
+    }
+
+    #[test]
+    fn missing_database_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("absent.db");
+        assert!(matches!(doctor(&path), Err(StoreError::Missing(p)) if p == path));
+        assert!(!path.exists(), "doctor must not create a database");
+    }
+}

@@ -1,0 +1,279 @@
+//! API keys. A key is `vgl_<id>_<secret>`; only a random salt and `sha256(salt ‖ secret)`
+//! are stored, and presented secrets are compared in constant time. Keys carry 256 random
+//! bits, so a fast salted hash is enough: there is nothing to brute-force that a slow
+//! password hash would protect.
+
+use rusqlite::{OptionalExtension, Row, params};
+use subtle::ConstantTimeEq;
+use vigil_core::digest::Sha256Hasher;
+use vigil_core::id::{API_KEY_SECRET_HEX_LEN, KeyId, PresentedKey};
+use vigil_core::scope::Scope;
+use vigil_core::time::Timestamp;
+
+use crate::audit::{NewAuditEntry, append_in};
+use crate::{Result, Store, StoreError};
+
+/// Longest key name accepted.
+pub const KEY_NAME_LEN_MAX: usize = 64;
+const SALT_BYTES: usize = 16;
+
+/// A key as listed: everything but the secret, which is never stored.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub name: String,
+    pub scope: Scope,
+    pub created_at: Timestamp,
+    /// Who created it: `cli`, `local`, or the id of the admin key used.
+    pub created_by: String,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A freshly created key. `secret` is the full key text, shown to the user exactly once.
+#[derive(Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub record: KeyRecord,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey").field("record", &self.record).field("secret", &"<redacted>").finish()
+    }
+}
+
+/// Checks a key name: 1 to 64 characters of letters, digits, space, `.`, `_` or `-`.
+pub fn validate_key_name(name: &str) -> Result<()> {
+    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '_' | '-'));
+    if name.trim().is_empty() || name.len() > KEY_NAME_LEN_MAX || !ok_chars {
+        return Err(StoreError::Invalid(format!(
+            "key name must be 1 to {KEY_NAME_LEN_MAX} characters of letters, digits, space, '.', '_' or '-'"
+        )));
+    }
+    Ok(())
+}
+
+fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Io {
+        context: "reading the system random source".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(bytes)
+}
+
+fn hash_secret(salt: &[u8], secret: &str) -> [u8; 32] {
+    let mut hasher = Sha256Hasher::new();
+    hasher.update(salt);
+    hasher.update(secret.as_bytes());
+    *hasher.finish().as_bytes()
+}
+
+fn parse_id(text: &str) -> rusqlite::Result<KeyId> {
+    text.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn parse_scope(text: &str) -> rusqlite::Result<Scope> {
+    text.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+const KEY_COLUMNS: &str = "id, name, scope, created_at, created_by, revoked_at";
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    Ok(KeyRecord {
+        id: parse_id(&row.get::<_, String>(0)?)?,
+        name: row.get(1)?,
+        scope: parse_scope(&row.get::<_, String>(2)?)?,
+        created_at: Timestamp::from_unix_micros(row.get(3)?),
+        created_by: row.get(4)?,
+        revoked_at: row.get::<_, Option<i64>>(5)?.map(Timestamp::from_unix_micros),
+    })
+}
+
+impl Store {
+    /// Creates a key and, when given, appends `audit` in the same transaction.
+    pub fn create_key(
+        &self,
+        name: &str,
+        scope: Scope,
+        created_by: &str,
+        audit: Option<&NewAuditEntry>,
+    ) -> Result<CreatedKey> {
+        validate_key_name(name)?;
+        let id = KeyId::from_bytes(random::<8>()?);
+        let salt = random::<SALT_BYTES>()?;
+        let secret_hex = hex::encode(random::<32>()?);
+        debug_assert_eq!(secret_hex.len(), API_KEY_SECRET_HEX_LEN);
+        let record = KeyRecord {
+            id,
+            name: name.to_owned(),
+            scope,
+            created_at: Timestamp::now(),
+            created_by: created_by.to_owned(),
+            revoked_at: None,
+        };
+        self.write(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO api_keys (id, name, scope, salt, secret_hash, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT DO NOTHING",
+                params![
+                    id.to_string(),
+                    name,
+                    scope.as_str(),
+                    &salt[..],
+                    &hash_secret(&salt, &secret_hex)[..],
+                    record.created_at.as_unix_micros(),
+                    created_by,
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("an active key named {name:?} already exists")));
+            }
+            if let Some(entry) = audit {
+                append_in(tx, entry)?;
+            }
+            Ok(())
+        })?;
+        Ok(CreatedKey { secret: PresentedKey::format(id, &secret_hex), record })
+    }
+
+    /// Lists keys, newest first, optionally including revoked ones.
+    pub fn list_keys(&self, include_revoked: bool) -> Result<Vec<KeyRecord>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE ?1 OR revoked_at IS NULL ORDER BY created_at DESC, id"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map([include_revoked], key_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    pub fn get_key(&self, id: KeyId) -> Result<KeyRecord> {
+        self.read(|conn| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1");
+            conn.query_row(&sql, [id.to_string()], key_from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("key {id}")))
+        })
+    }
+
+    /// Revokes a key. Refuses to revoke the last active admin key, which would lock every
+    /// administrator out of a production deployment.
+    pub fn revoke_key(&self, id: KeyId, audit: Option<&NewAuditEntry>) -> Result<KeyRecord> {
+        self.write(|tx| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1");
+            let key = tx
+                .query_row(&sql, [id.to_string()], key_from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("key {id}")))?;
+            if key.revoked_at.is_some() {
+                return Err(StoreError::Conflict(format!("key {id} is already revoked")));
+            }
+            if key.scope == Scope::Admin {
+                let admins: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM api_keys WHERE scope = 'admin' AND revoked_at IS NULL",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if admins <= 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "key {id} is the last active admin key; create another admin key before revoking it"
+                    )));
+                }
+            }
+            let now = Timestamp::now();
+            tx.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1",
+                params![id.to_string(), now.as_unix_micros()],
+            )?;
+            if let Some(entry) = audit {
+                append_in(tx, entry)?;
+            }
+            Ok(KeyRecord { revoked_at: Some(now), ..key })
+        })
+    }
+
+    /// Whether any active admin key exists (production mode needs one to start).
+    pub fn has_active_admin_key(&self) -> Result<bool> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM api_keys WHERE scope = 'admin' AND revoked_at IS NULL)",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Returns the active key matching `presented`, or `None` if it is unknown, revoked or
+    /// the secret does not match. The comparison is constant-time.
+    pub fn authenticate(&self, presented: PresentedKey<'_>) -> Result<Option<KeyRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS}, salt, secret_hash FROM api_keys WHERE id = ?1 AND revoked_at IS NULL"
+            ))?;
+            let found = stmt
+                .query_row([presented.id.to_string()], |row| {
+                    Ok((key_from_row(row)?, row.get::<_, Vec<u8>>(6)?, row.get::<_, Vec<u8>>(7)?))
+                })
+                .optional()?;
+            Ok(found.and_then(|(record, salt, stored)| {
+                let computed = hash_secret(&salt, presented.secret);
+                bool::from(computed.ct_eq(stored.as_slice())).then_some(record)
+            }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
+        (dir, store)
+    }
+
+    #[test]
+    fn create_authenticate_revoke() {
+        let (_dir, store) = store();
+        let admin = store.create_key("root", Scope::Admin, "cli", None).expect("admin");
+        let key = store.create_key("reader", Scope::Read, "cli", None).expect("create");
+        let presented = PresentedKey::parse(&key.secret).expect("well formed");
+        assert_eq!(store.authenticate(presented).expect("auth").map(|k| k.scope), Some(Scope::Read));
+
+        // A wrong secret for a real id fails.
+        let wrong = format!("vgl_{}_{}", key.record.id, "0".repeat(64));
+        assert_eq!(store.authenticate(PresentedKey::parse(&wrong).expect("parse")).expect("auth"), None);
+
+        store.revoke_key(key.record.id, None).expect("revoke");
+        assert_eq!(store.authenticate(presented).expect("auth"), None);
+        assert!(matches!(store.revoke_key(key.record.id, None), Err(StoreError::Conflict(_))));
+        assert!(matches!(store.revoke_key(admin.record.id, None), Err(StoreError::Conflict(_))));
+    }
+
+    #[test]
+    fn secret_is_not_stored() {
+        let (_dir, store) = store();
+        let key = store.create_key("k", Scope::Write, "cli", None).expect("create");
+        let secret_part = key.secret.rsplit('_').next().expect("secret");
+        let raw = std::fs::read(store.path()).expect("read db");
+        let wal = std::fs::read(store.path().with_extension("db-wal")).unwrap_or_default();
+        for bytes in [raw, wal] {
+            assert!(!bytes.windows(secret_part.len()).any(|w| w == secret_part.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn active_names_are_unique_and_names_validated() {
+        let (_dir, store) = store();
+        store.create_key("ci", Scope::Read, "cli", None).expect("first");
+        assert!(matches!(store.create_key("ci", Scope::Read, "cli", None), Err(StoreError::Conflict(_))));
+        assert!(matches!(store.create_key("", Scope::Read, "cli", None), Err(StoreError::Invalid(_))));
+        assert!(matches!(store.create_key("a/b", Scope::Read, "cli", None), Err(StoreError::Invalid(_))));
+    }
+}

@@ -1,0 +1,86 @@
+//! Vigil's storage: the embedded SQLite [`Store`] and the content-addressed [`BlobStore`].
+//!
+//! [`Store`] owns one SQLite database in WAL mode: a single writer connection (SQLite allows
+//! one writer at a time anyway) and a small pool of read-only connections, so readers never
+//! wait for writers. Schema changes are ordered [`migrations`] recorded in
+//! `schema_migrations`; a database newer than this binary is refused rather than guessed at.
+//! On top sit the tables the foundation needs: API keys ([`keys`]), stored only as salted
+//! hashes, and the append-only, hash-chained audit log ([`audit`]). [`doctor`] inspects a
+//! database without changing it and [`backup`] copies one while it is in use.
+//!
+//! The boundary is deliberately narrow: callers use domain methods (`create_key`,
+//! `append_audit`, `list_audit`, ...) and never see SQL or `rusqlite` types, so a Postgres
+//! backend can later sit behind the same methods.
+//!
+//! [`BlobStore`] keeps bytes under `blobs/sha256/ab/<hex>`: written to a temp file, fsynced,
+//! re-read and verified, then linked into place and the directory fsynced, so a blob path
+//! that exists always holds exactly the bytes its name promises.
+
+pub mod audit;
+pub mod backup;
+pub mod blob;
+mod db;
+pub mod doctor;
+pub mod keys;
+pub mod migrations;
+
+use std::path::PathBuf;
+
+pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAuditEntry};
+pub use blob::{BlobInfo, BlobStore};
+pub use db::{Store, StoreOptions};
+pub use keys::{CreatedKey, KeyRecord};
+pub use vigil_core::config::Durability;
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "vigil.db";
+
+/// Everything that can go wrong in storage, in kinds callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "database schema version {found} is newer than this vigil binary supports ({supported}); \
+         run a newer vigil, or restore a backup taken before the upgrade"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("no Vigil database at {0}; start `vigil serve` once to create it")]
+    Missing(PathBuf),
+    #[error("the database is busy (locked by another writer); retry shortly")]
+    Busy,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("blob is larger than the {cap_bytes}-byte cap")]
+    TooLarge { cap_bytes: u64 },
+    #[error("blob at {path} does not match its address: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl StoreError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+        let context = context.into();
+        move |source| StoreError::Io { context, source }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => StoreError::Busy,
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,130 @@
+//! Ordered schema migrations. Each runs once, in its own transaction, and is recorded in
+//! `schema_migrations`. Migrations are append-only: never edit one that has shipped.
+
+use rusqlite::{Connection, OptionalExtension};
+use vigil_core::time::Timestamp;
+
+use crate::{Result, StoreError};
+
+/// One schema change.
+#[derive(Debug)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "keys and audit log",
+    sql: r#"
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    scope       TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+    salt        BLOB NOT NULL,
+    secret_hash BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL,
+    revoked_at  INTEGER
+) STRICT;
+CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL;
+
+CREATE TABLE audit_log (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    at          INTEGER NOT NULL,
+    principal   TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    request_id  TEXT,
+    body_sha256 TEXT NOT NULL,
+    outcome     TEXT NOT NULL CHECK (outcome IN ('success', 'denied', 'rejected', 'error')),
+    status      INTEGER NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    entry_hash  TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_log_at ON audit_log (at);
+CREATE INDEX audit_log_principal ON audit_log (principal, seq);
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be changed'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be deleted'); END;
+
+CREATE TABLE health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL) STRICT;
+"#,
+}];
+
+/// The schema version this binary writes and expects.
+pub fn head_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+) STRICT";
+
+/// The highest applied migration, 0 for an empty database.
+pub fn current_version(conn: &Connection) -> Result<i64> {
+    let has_table: bool = conn
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", [], |_| Ok(true))
+        .optional()?
+        .unwrap_or(false);
+    if !has_table {
+        return Ok(0);
+    }
+    Ok(conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?)
+}
+
+/// Applies every pending migration. Refuses a database newer than this binary.
+pub fn migrate(conn: &mut Connection) -> Result<i64> {
+    let found = current_version(conn)?;
+    let supported = head_version();
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(CREATE_MIGRATIONS_TABLE)?;
+        // Another process may have migrated while we waited for the write lock.
+        if current_version(&tx)? >= migration.version {
+            continue;
+        }
+        tx.execute_batch(migration.sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![migration.version, migration.name, Timestamp::now().as_unix_micros()],
+        )?;
+        tx.commit()?;
+        tracing::info!(version = migration.version, name = migration.name, "applied schema migration");
+    }
+    current_version(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_strictly_increasing() {
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].version < pair[1].version);
+        }
+        assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
+    }
+
+    #[test]
+    fn migrate_is_idempotent_and_refuses_newer() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        assert_eq!(migrate(&mut conn).expect("first"), head_version());
+        assert_eq!(migrate(&mut conn).expect("second"), head_version());
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)", []).expect("insert");
+        match migrate(&mut conn) {
+            Err(StoreError::SchemaTooNew { found: 999, supported }) => assert_eq!(supported, head_version()),
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+}
