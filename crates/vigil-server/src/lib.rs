@@ -1,1 +1,137 @@
-//! placeholder
+//! Vigil's HTTP API.
+//!
+//! [`routes::routes`] declares every endpoint once; [`App::new`] turns that table into an
+//! axum `Router`, wrapped by two middlewares: [`observe`] (request id, tracing span,
+//! deadline, metrics) and [`gate`] (identity, rate limit, access check, audit). Handlers in
+//! [`handlers`] follow the conventions in [`api`]: envelopes with provenance, typed errors,
+//! cursor pages. [`openapi`] renders the same table as an OpenAPI 3.1 document.
+//!
+//! [`serve`] runs the app on a listener until a shutdown signal, then stops accepting,
+//! lets in-flight requests finish (up to the configured grace period), and closes the store.
+
+pub mod api;
+pub mod auth;
+pub mod gate;
+pub mod handlers;
+pub mod metrics;
+pub mod observe;
+pub mod openapi;
+pub mod ratelimit;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use vigil_core::config::{Config, Mode};
+use vigil_store::{BlobStore, Store, StoreError};
+
+pub use state::{AppState, BuildInfo};
+
+use crate::api::ApiError;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "production mode needs an admin key: create one with `vigil keys create --name admin --scope admin`, \
+         or set VIGIL_ADMIN_KEY_FILE (or VIGIL_ADMIN_KEY)"
+    )]
+    NoAdminKey,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("serving HTTP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How often idle rate-limit buckets are dropped.
+const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A ready-to-serve application.
+#[derive(Debug)]
+pub struct App {
+    pub state: AppState,
+    pub router: Router,
+}
+
+impl App {
+    /// Builds the router. In production mode, refuses to start without an admin key.
+    pub fn new(config: Config, store: Store, blobs: BlobStore, build: BuildInfo) -> Result<App, ServerError> {
+        if config.mode == Mode::Production && config.admin_key.is_none() && !store.has_active_admin_key()? {
+            return Err(ServerError::NoAdminKey);
+        }
+        let routes = routes::routes();
+        let specs: Vec<_> = routes.iter().map(|r| r.spec.clone()).collect();
+        let state = AppState::new(config, store, blobs, build, &specs);
+        let body_limit = state.config.http.max_body_bytes;
+
+        let mut router = Router::new();
+        for route in routes {
+            router = router.route(route.spec.path, route.handler);
+        }
+        let router = router
+            .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
+            .method_not_allowed_fallback(|| async {
+                ApiError::new(
+                    axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this route does not accept that method; see /api/v1/openapi.json",
+                )
+            })
+            .layer(from_fn_with_state(state.clone(), gate::gate))
+            .layer(from_fn_with_state(state.clone(), observe::observe))
+            .layer(DefaultBodyLimit::max(body_limit))
+            .with_state(state.clone());
+        Ok(App { state, router })
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains and closes the store.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let App { state, router } = app;
+    let grace = state.config.http.shutdown_grace;
+
+    if let Some(_limiter) = &state.limiter {
+        let pruning = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Some(limiter) = &pruning.limiter {
+                    limiter.prune();
+                }
+            }
+        });
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    };
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(signal);
+    let deadline = async move {
+        let mut stop_rx = stop_rx;
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = deadline => tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing anyway"),
+    }
+
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)??;
+    tracing::info!("store flushed and closed");
+    Ok(())
+}

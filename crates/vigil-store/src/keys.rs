@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use subtle::ConstantTimeEq;
 use vigil_core::digest::Sha256Hasher;
 use vigil_core::id::{API_KEY_SECRET_HEX_LEN, KeyId, PresentedKey};
+use vigil_core::page::{Cursor, PageRequest};
 use vigil_core::scope::Scope;
 use vigil_core::time::Timestamp;
 
@@ -148,6 +149,27 @@ impl Store {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map([include_revoked], key_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// One page of keys, newest first.
+    pub fn list_keys_page(&self, include_revoked: bool, page: PageRequest) -> Result<(Vec<KeyRecord>, Option<Cursor>)> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {KEY_COLUMNS}, rowid FROM api_keys
+                 WHERE (?1 OR revoked_at IS NULL) AND (?2 IS NULL OR rowid < ?2)
+                 ORDER BY rowid DESC LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![include_revoked, page.after.map(Cursor::position), i64::from(page.limit) + 1],
+                |row| Ok((key_from_row(row)?, row.get::<_, i64>(6)?)),
+            )?;
+            let mut keys = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            let more = keys.len() > page.limit as usize;
+            keys.truncate(page.limit as usize);
+            let next = if more { keys.last().map(|(_, rowid)| Cursor::after(*rowid)) } else { None };
+            Ok((keys.into_iter().map(|(key, _)| key).collect(), next))
         })
     }
 

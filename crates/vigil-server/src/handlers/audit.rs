@@ -1,0 +1,62 @@
+//! `/api/v1/audit`: list entries with filters, and verify the hash chain.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use vigil_core::page::PageRequest;
+use vigil_core::provenance::{Aggregation, Period};
+use vigil_core::time::Timestamp;
+use vigil_store::{AuditFilter, AuditOutcome};
+
+use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope};
+use crate::state::AppState;
+
+const SOURCE: &str = "store:audit_log";
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `local`, `cli`, `anonymous`, `env-admin` or `key:<id>`.
+    pub principal: Option<String>,
+    /// Operation name, e.g. `keys.create`.
+    pub action: Option<String>,
+    pub outcome: Option<AuditOutcome>,
+    /// Entries at or after this RFC 3339 time.
+    pub from: Option<String>,
+    /// Entries before this RFC 3339 time.
+    pub to: Option<String>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u64>,
+}
+
+fn parse_time(name: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    text.map(|t| {
+        Timestamp::parse_rfc3339(t).map_err(|e| {
+            ApiError::bad_request("invalid_query", e.to_string()).with_details(json!({ "parameter": name }))
+        })
+    })
+    .transpose()
+}
+
+pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
+    let from = parse_time("from", q.from.as_deref())?;
+    let to = parse_time("to", q.to.as_deref())?;
+    let filter = AuditFilter { principal: q.principal, action: q.action, outcome: q.outcome, from, to };
+    let store = state.store.clone();
+    let (items, next) = blocking(move || store.list_audit(&filter, page)).await?;
+    let data = ListPage { items, next_cursor: next.map(|c| c.encode()) };
+    let mut body = envelope(data, Aggregation::List, SOURCE);
+    if from.is_some() || to.is_some() {
+        body.0.provenance = body.0.provenance.clone().with_period(Period { from, to });
+    }
+    Ok(body.into_response())
+}
+
+pub async fn verify(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let report = blocking(move || store.verify_audit()).await?;
+    Ok(envelope(report, Aggregation::Summary, SOURCE).into_response())
+}

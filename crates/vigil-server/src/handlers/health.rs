@@ -1,0 +1,72 @@
+//! `/health/live` and `/health/ready`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use vigil_core::provenance::Aggregation;
+
+use crate::api::{ApiError, Envelope, envelope};
+use crate::state::AppState;
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Live {
+    pub status: &'static str,
+    pub uptime_seconds: u64,
+}
+
+pub async fn live(State(state): State<AppState>) -> Json<Envelope<Live>> {
+    let data = Live { status: "live", uptime_seconds: state.started.elapsed().as_secs() };
+    envelope(data, Aggregation::Detail, "process")
+}
+
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    /// Why the check failed.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Ready {
+    pub status: &'static str,
+    pub checks: Vec<Check>,
+}
+
+fn check(name: &'static str, result: Result<(), String>) -> Check {
+    match result {
+        Ok(()) => Check { name, ok: true, message: None },
+        Err(message) => Check { name, ok: false, message: Some(message) },
+    }
+}
+
+/// Runs every check (none short-circuits the others) and answers 503 naming the failures.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let probe = state.clone();
+    let checks = tokio::task::spawn_blocking(move || {
+        let head = vigil_store::migrations::head_version();
+        vec![
+            check("database_writable", probe.store.check_writable().map_err(|e| e.to_string())),
+            check("blobs_writable", probe.blobs.check_writable().map_err(|e| e.to_string())),
+            check(
+                "schema_at_head",
+                match probe.store.schema_version() {
+                    Ok(v) if v == head => Ok(()),
+                    Ok(v) => Err(format!("schema version {v}, expected {head}")),
+                    Err(e) => Err(e.to_string()),
+                },
+            ),
+        ]
+    })
+    .await
+    .unwrap_or_else(|e| vec![check("checks_ran", Err(e.to_string()))]);
+
+    if checks.iter().all(|c| c.ok) {
+        return envelope(Ready { status: "ready", checks }, Aggregation::Summary, "health").into_response();
+    }
+    let failing: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    ApiError::unavailable("not_ready", format!("not ready: {}", failing.join(", ")))
+        .with_details(json!({ "checks": checks }))
+        .into_response()
+}

@@ -1,0 +1,72 @@
+//! `/api/v1/keys`: create, list, show and revoke API keys.
+
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use vigil_core::id::KeyId;
+use vigil_core::page::PageRequest;
+use vigil_core::provenance::Aggregation;
+use vigil_core::scope::Scope;
+use vigil_store::KeyRecord;
+
+use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, blocking, envelope};
+use crate::auth::Principal;
+use crate::state::AppState;
+
+const SOURCE: &str = "store:api_keys";
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// A unique name among active keys: letters, digits, space, `.`, `_`, `-`.
+    pub name: String,
+    pub scope: Scope,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Include revoked keys.
+    #[serde(default)]
+    pub include_revoked: bool,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u64>,
+}
+
+fn parse_id(text: &str) -> Result<KeyId, ApiError> {
+    text.parse().map_err(|e: vigil_core::id::KeyIdParseError| ApiError::not_found(format!("key: {e}")))
+}
+
+pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
+    let store = state.store.clone();
+    let (items, next) = blocking(move || store.list_keys_page(q.include_revoked, page)).await?;
+    let data = ListPage { items, next_cursor: next.map(|c| c.encode()) };
+    Ok(envelope(data, Aggregation::List, SOURCE).into_response())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let created = blocking(move || store.create_key(&body.name, body.scope, &principal.label(), None)).await?;
+    Ok((StatusCode::CREATED, envelope(created, Aggregation::Detail, SOURCE)).into_response())
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let store = state.store.clone();
+    let key: KeyRecord = blocking(move || store.get_key(id)).await?;
+    Ok(envelope(key, Aggregation::Detail, SOURCE).into_response())
+}
+
+pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let store = state.store.clone();
+    let key = blocking(move || store.revoke_key(id, None)).await?;
+    Ok(envelope(key, Aggregation::Detail, SOURCE).into_response())
+}

@@ -1,0 +1,7 @@
+//! Endpoint handlers, one module per resource. Each is a thin adapter: parse, call the
+//! store on a blocking thread, wrap the answer in an envelope.
+
+pub mod audit;
+pub mod health;
+pub mod keys;
+pub mod meta;

@@ -1,0 +1,69 @@
+//! The outermost middleware: assigns the request id, opens the tracing span every log line
+//! of the request is written in, enforces the request deadline, and records metrics.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+use vigil_core::id::RequestId;
+
+use crate::api::ApiError;
+use crate::metrics::HttpLabels;
+use crate::state::AppState;
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(RequestId::from_client)
+        .unwrap_or_else(|| RequestId::from_uuid(uuid::Uuid::now_v7()));
+    req.extensions_mut().insert(request_id.clone());
+
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| state.route(&method, m.as_str()))
+        .map_or("unmatched", |spec| spec.path);
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %req.uri().path());
+
+    let deadline = state.config.http.request_timeout;
+    let mut response = match tokio::time::timeout(deadline, next.run(req).instrument(span.clone())).await {
+        Ok(response) => response,
+        Err(_) => {
+            ApiError::unavailable("timeout", format!("the request did not finish within {} ms", deadline.as_millis()))
+                .into_response()
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.observe_request(HttpLabels { method: method_label(&method), route, status }, elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(status, latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), "request");
+    });
+    response
+}

@@ -1,0 +1,205 @@
+//! The route table: the single list every endpoint is declared in.
+//!
+//! Each [`Route`] carries its method, path, who may call it ([`Access`]), its operation name
+//! (also the audit log's `action`), and the types of its body, query and answer. The axum
+//! router, the access check in [`crate::gate`], and the OpenAPI document in
+//! [`crate::openapi`] are all built from this one table, so a route cannot be served
+//! without being documented and access-checked.
+
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use schemars::{JsonSchema, SchemaGenerator};
+use vigil_core::scope::Scope;
+
+use crate::api::{Envelope, ListPage};
+use crate::handlers::{audit, health, keys, meta};
+use crate::state::AppState;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, in every mode. Only the health probes.
+    Public,
+    /// A key with at least this scope (or a loopback caller in local mode).
+    Scope(Scope),
+}
+
+/// Produces a JSON Schema for a type, registering named sub-schemas with the generator.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> schemars::Schema;
+
+/// What a route answers with, for the OpenAPI document.
+#[derive(Clone, Copy, Debug)]
+pub enum Answer {
+    /// `{"data": T, "provenance": ...}` with this JSON Schema.
+    Json(SchemaFn),
+    /// A raw document or text with this media type (OpenAPI, Prometheus metrics).
+    Raw(&'static str),
+}
+
+/// One endpoint.
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    pub method: Method,
+    /// axum path syntax, `{name}` for parameters; also the OpenAPI path.
+    pub path: &'static str,
+    /// Stable operation name, e.g. `keys.create`: OpenAPI `operationId` and audit `action`.
+    pub operation: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    pub success_status: u16,
+    pub body: Option<SchemaFn>,
+    pub query: Option<SchemaFn>,
+    pub answer: Answer,
+}
+
+/// A [`RouteSpec`] and the handler serving it.
+#[derive(Debug)]
+pub struct Route {
+    pub spec: RouteSpec,
+    pub handler: MethodRouter<AppState>,
+}
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> schemars::Schema {
+    generator.subschema_for::<T>()
+}
+
+/// Builder for [`Route`] that keeps declarations short and the method stated once.
+struct RouteBuilder(RouteSpec);
+
+fn route(method: Method, path: &'static str, operation: &'static str, access: Access) -> RouteBuilder {
+    RouteBuilder(RouteSpec {
+        method,
+        path,
+        operation,
+        summary: "",
+        access,
+        success_status: 200,
+        body: None,
+        query: None,
+        answer: Answer::Raw("application/json"),
+    })
+}
+
+impl RouteBuilder {
+    fn summary(mut self, summary: &'static str) -> Self {
+        self.0.summary = summary;
+        self
+    }
+
+    fn status(mut self, status: u16) -> Self {
+        self.0.success_status = status;
+        self
+    }
+
+    fn body<T: JsonSchema>(mut self) -> Self {
+        self.0.body = Some(schema::<T>);
+        self
+    }
+
+    fn query<T: JsonSchema>(mut self) -> Self {
+        self.0.query = Some(schema::<T>);
+        self
+    }
+
+    fn data<T: JsonSchema>(mut self) -> Self {
+        self.0.answer = Answer::Json(schema::<Envelope<T>>);
+        self
+    }
+
+    fn raw(mut self, media_type: &'static str) -> Self {
+        self.0.answer = Answer::Raw(media_type);
+        self
+    }
+
+    fn to<H: Handler<T, AppState>, T: 'static>(self, handler: H) -> Route {
+        let filter = MethodFilter::try_from(self.0.method.clone())
+            .unwrap_or_else(|_| unreachable!("route table uses standard methods only"));
+        Route { spec: self.0, handler: on(filter, handler) }
+    }
+}
+
+const READ: Access = Access::Scope(Scope::Read);
+const ADMIN: Access = Access::Scope(Scope::Admin);
+
+/// Every route Vigil serves.
+pub fn routes() -> Vec<Route> {
+    vec![
+        route(Method::GET, "/health/live", "health.live", Access::Public)
+            .summary("Liveness: the process is up and serving")
+            .data::<health::Live>()
+            .to(health::live),
+        route(Method::GET, "/health/ready", "health.ready", Access::Public)
+            .summary("Readiness: database writable, blob directory writable, schema at head")
+            .data::<health::Ready>()
+            .to(health::ready),
+        route(Method::GET, "/metrics", "metrics", READ)
+            .summary("Prometheus metrics (OpenMetrics text)")
+            .raw("application/openmetrics-text")
+            .to(meta::metrics),
+        route(Method::GET, "/api/v1/version", "version", READ)
+            .summary("Version, git revision, schema version and mode")
+            .data::<meta::Version>()
+            .to(meta::version),
+        route(Method::GET, "/api/v1/openapi.json", "openapi", READ)
+            .summary("This API's OpenAPI 3.1 document, generated from the route table")
+            .raw("application/json")
+            .to(meta::openapi),
+        route(Method::GET, "/api/v1/keys", "keys.list", ADMIN)
+            .summary("List API keys (never their secrets)")
+            .query::<keys::ListQuery>()
+            .data::<ListPage<vigil_store::KeyRecord>>()
+            .to(keys::list),
+        route(Method::POST, "/api/v1/keys", "keys.create", ADMIN)
+            .summary("Create an API key; the secret is in this answer only")
+            .status(201)
+            .body::<keys::CreateKey>()
+            .data::<vigil_store::CreatedKey>()
+            .to(keys::create),
+        route(Method::GET, "/api/v1/keys/{id}", "keys.get", ADMIN)
+            .summary("One API key")
+            .data::<vigil_store::KeyRecord>()
+            .to(keys::get),
+        route(Method::DELETE, "/api/v1/keys/{id}", "keys.revoke", ADMIN)
+            .summary("Revoke an API key")
+            .data::<vigil_store::KeyRecord>()
+            .to(keys::revoke),
+        route(Method::GET, "/api/v1/audit", "audit.list", ADMIN)
+            .summary("Audit log entries, newest first")
+            .query::<audit::ListQuery>()
+            .data::<ListPage<vigil_store::AuditEntry>>()
+            .to(audit::list),
+        route(Method::GET, "/api/v1/audit/verify", "audit.verify", ADMIN)
+            .summary("Walk the audit hash chain and report the first break")
+            .data::<vigil_store::AuditVerification>()
+            .to(audit::verify),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn operations_and_paths_are_unique() {
+        let routes = routes();
+        let ops: HashSet<_> = routes.iter().map(|r| r.spec.operation).collect();
+        assert_eq!(ops.len(), routes.len(), "duplicate operation name");
+        let keys: HashSet<_> = routes.iter().map(|r| (r.spec.method.clone(), r.spec.path)).collect();
+        assert_eq!(keys.len(), routes.len(), "duplicate method and path");
+    }
+
+    #[test]
+    fn only_health_probes_are_public() {
+        let public: Vec<_> = routes().iter().filter(|r| r.spec.access == Access::Public).map(|r| r.spec.path).collect();
+        assert_eq!(public, ["/health/live", "/health/ready"]);
+    }
+
+    #[test]
+    fn every_route_is_documented() {
+        for r in routes() {
+            assert!(!r.spec.summary.is_empty(), "{} has no summary", r.spec.operation);
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! [`AppState`]: what every handler and middleware shares.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::Method;
+use vigil_core::config::Config;
+use vigil_core::digest::Sha256Digest;
+use vigil_store::{BlobStore, Store};
+
+use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
+use crate::routes::RouteSpec;
+
+/// Facts about the binary, supplied by the binary crate (which knows its git revision).
+#[derive(Clone, Copy, Debug)]
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub git_sha: &'static str,
+}
+
+/// Cheap to clone; everything lives behind one `Arc`.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub blobs: BlobStore,
+    pub build: BuildInfo,
+    pub metrics: Metrics,
+    pub limiter: Option<Limiter>,
+    /// Hash of the bootstrap admin key from the environment, compared in constant time.
+    pub env_admin_key: Option<Sha256Digest>,
+    pub started: Instant,
+    /// The OpenAPI document, built once at start.
+    pub openapi: serde_json::Value,
+    specs: HashMap<&'static str, Vec<RouteSpec>>,
+}
+
+impl AppState {
+    pub(crate) fn new(config: Config, store: Store, blobs: BlobStore, build: BuildInfo, specs: &[RouteSpec]) -> Self {
+        let limiter = config.rate_limit.map(Limiter::new);
+        let env_admin_key = config.admin_key.as_ref().map(|k| Sha256Digest::of(k.expose().as_bytes()));
+        AppState(Arc::new(Shared {
+            metrics: Metrics::new(build),
+            openapi: crate::openapi::document(specs, build.version),
+            specs: specs.iter().fold(HashMap::new(), |mut map, spec| {
+                map.entry(spec.path).or_insert_with(Vec::new).push(spec.clone());
+                map
+            }),
+            config,
+            store,
+            blobs,
+            build,
+            limiter,
+            env_admin_key,
+            started: Instant::now(),
+        }))
+    }
+
+    /// The route declared for this method and matched path, if any.
+    pub fn route(&self, method: &Method, matched_path: &str) -> Option<&RouteSpec> {
+        self.specs.get(matched_path)?.iter().find(|spec| spec.method == method)
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

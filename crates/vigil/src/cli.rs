@@ -1,0 +1,346 @@
+//! Subcommands and what each one does.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use vigil_core::config::{self, Config, SECRET_FILE_BYTES_MAX, Sources};
+use vigil_core::digest::Sha256Digest;
+use vigil_core::id::KeyId;
+use vigil_core::scope::Scope;
+use vigil_server::{App, BuildInfo};
+use vigil_store::{BlobStore, DATABASE_FILE, NewAuditEntry, Store, StoreOptions};
+
+const BUILD: BuildInfo = BuildInfo { version: env!("CARGO_PKG_VERSION"), git_sha: env!("VIGIL_GIT_SHA") };
+
+/// Vigil: observe, heal, run and govern AI workloads on your own machines.
+///
+/// Start with `vigil serve`: it creates its data directory, listens on 127.0.0.1:7700 and
+/// lets local callers in without a key. Settings come from `<data>/vigil.toml` (or
+/// --config) and `VIGIL_*` environment variables; see `vigil config check`.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version = VERSION, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VIGIL_GIT_SHA"), ")");
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Data directory: the database, blobs and default config file live here.
+    #[arg(long, global = true, env = "VIGIL_DATA", default_value = "vigil-data", value_name = "DIR")]
+    data: PathBuf,
+    /// Config file (TOML). Defaults to <DATA>/vigil.toml when that file exists.
+    #[arg(long, global = true, env = "VIGIL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (API, health, metrics) until SIGTERM or Ctrl-C.
+    Serve,
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Check and back up the database.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Validate the configuration and print the effective settings (secrets redacted).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print version, git revision and supported schema version.
+    Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it. The key is shown once and cannot be recovered.
+    Create {
+        /// A unique name, e.g. the service or person using it.
+        #[arg(long)]
+        name: String,
+        /// What the key may do: read, write (includes read) or admin (everything).
+        #[arg(long, value_parser = parse_scope)]
+        scope: Scope,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Include revoked keys.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id. Requests using it fail from then on.
+    Revoke {
+        /// The key id (the 16 hex characters after `vgl_`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain and report the first entry that was changed or removed.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Integrity check, WAL and checkpoint state, schema version. Exits 1 if unhealthy.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a consistent online backup into FILE (which must not exist).
+    Backup { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate and print the effective configuration.
+    Check,
+}
+
+fn parse_scope(text: &str) -> Result<Scope, String> {
+    text.parse().map_err(|e: vigil_core::scope::ScopeParseError| e.to_string())
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Serve => serve(&global),
+        Command::Keys(cmd) => keys(&global, cmd),
+        Command::Audit(AuditCommand::Verify) => audit_verify(&global),
+        Command::Db(DbCommand::Doctor { json }) => db_doctor(&global, json),
+        Command::Db(DbCommand::Backup { file }) => db_backup(&global, &file),
+        Command::Config(ConfigCommand::Check) => {
+            let config = load_config(&global)?;
+            println!("{}", serde_json::to_string_pretty(&config)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("vigil {}", BUILD.version);
+            println!("git revision: {}", BUILD.git_sha);
+            println!("schema version: {}", vigil_store::migrations::head_version());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_secret_file(path: &str) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(SECRET_FILE_BYTES_MAX as u64 + 1).read_to_string(&mut text).map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
+fn load_config(global: &Global) -> anyhow::Result<Config> {
+    let default_path = global.data.join("vigil.toml");
+    let path = match &global.config {
+        Some(path) => Some(path.clone()),
+        None => default_path.is_file().then_some(default_path),
+    };
+    let text = path
+        .as_ref()
+        .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display())))
+        .transpose()?;
+    let path_text = path.as_ref().map(|p| p.display().to_string());
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("VIGIL_")).collect();
+    let sources = Sources { file: path_text.as_deref().zip(text.as_deref()), env: &env, read_file: &read_secret_file };
+    Ok(config::load(&sources)?)
+}
+
+fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions { durability: config.store.durability, busy_timeout: config.store.busy_timeout }
+}
+
+fn database_path(global: &Global) -> PathBuf {
+    global.data.join(DATABASE_FILE)
+}
+
+fn open_store(global: &Global) -> anyhow::Result<(Config, Store)> {
+    let config = load_config(global)?;
+    let path = database_path(global);
+    let store = Store::open(&path, store_options(&config)).with_context(|| format!("opening {}", path.display()))?;
+    Ok((config, store))
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+}
+
+fn serve(global: &Global) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let (config, store) = open_store(global)?;
+    let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
+    let listen = config.listen;
+    let mode = config.mode;
+    let app = App::new(config, store, blobs, BUILD)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(%local, mode = mode.as_str(), data = %global.data.display(), "vigil listening");
+        // Scripts and tests read the bound address (port 0 picks a free one) from stdout.
+        println!("vigil listening on http://{local} (mode {})", mode.as_str());
+        vigil_server::serve(app, listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+fn cli_audit(action: &str, target: String, body: &serde_json::Value) -> NewAuditEntry {
+    NewAuditEntry {
+        principal: "cli".to_owned(),
+        action: action.to_owned(),
+        target,
+        request_id: None,
+        body_sha256: Sha256Digest::of(body.to_string().as_bytes()),
+        status: 0,
+    }
+}
+
+fn keys(global: &Global, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    let (_, store) = open_store(global)?;
+    match cmd {
+        KeysCommand::Create { name, scope } => {
+            let body = serde_json::json!({ "name": name, "scope": scope });
+            let audit = cli_audit("keys.create", format!("key-name:{name}"), &body);
+            let created = store.create_key(&name, scope, "cli", Some(&audit))?;
+            eprintln!(
+                "Created {} key {:?} (id {}). Store it now: it will not be shown again.",
+                scope, name, created.record.id
+            );
+            println!("{}", created.secret);
+        }
+        KeysCommand::List { all, json } => {
+            let keys = store.list_keys(all)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else if keys.is_empty() {
+                eprintln!("no keys; create one with `vigil keys create --name NAME --scope read|write|admin`");
+            } else {
+                println!("{:<16}  {:<6}  {:<27}  {:<12}  NAME", "ID", "SCOPE", "CREATED", "STATE");
+                for key in keys {
+                    let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
+                    println!("{:<16}  {:<6}  {:<27}  {:<12}  {}", key.id, key.scope, key.created_at, state, key.name);
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let id: KeyId = id.parse()?;
+            let audit = cli_audit("keys.revoke", format!("/api/v1/keys/{id}"), &serde_json::json!({ "id": id }));
+            let key = store.revoke_key(id, Some(&audit))?;
+            println!("revoked key {} ({:?})", key.id, key.name);
+        }
+    }
+    store.close()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(global: &Global) -> anyhow::Result<ExitCode> {
+    let (_, store) = open_store(global)?;
+    let report = store.verify_audit()?;
+    match report.first_break {
+        None => {
+            let head = report.head.map_or_else(|| "(empty)".to_owned(), |h| h.to_hex());
+            println!("audit log intact: {} entries, head {head}", report.entries);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(brk) => {
+            println!("audit log BROKEN at entry {}: {}", brk.seq, brk.reason);
+            println!("{} entries before it verified", report.entries.saturating_sub(1));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn db_doctor(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
+    let path = database_path(global);
+    let report = vigil_store::doctor::doctor(&path)?;
+    if json {
+        let mut value = serde_json::to_value(&report)?;
+        value["healthy"] = report.healthy().into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("database:        {}", report.path.display());
+        println!("integrity_check: {}", report.integrity.join("; "));
+        println!("journal mode:    {}", report.journal_mode);
+        println!(
+            "wal:             {} bytes, {} frames, {} checkpointed{}",
+            report.wal.wal_bytes,
+            report.wal.log_frames,
+            report.wal.checkpointed_frames,
+            if report.wal.busy { " (checkpoint blocked by readers)" } else { "" }
+        );
+        println!("schema version:  {} (this binary: {})", report.schema_version, report.schema_head);
+        println!(
+            "size:            {} pages of {} bytes, {} free",
+            report.page_count, report.page_size, report.freelist_count
+        );
+        match report.problems().as_slice() {
+            [] => println!("status:          healthy"),
+            problems => println!("status:          UNHEALTHY: {}", problems.join("; ")),
+        }
+    }
+    Ok(if report.healthy() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn db_backup(global: &Global, dest: &Path) -> anyhow::Result<ExitCode> {
+    let source = database_path(global);
+    if !source.exists() {
+        bail!("no database at {}; nothing to back up", source.display());
+    }
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} pages {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let pages = vigil_store::backup::backup(&source, dest, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    println!("backed up {} ({pages} pages) to {}", source.display(), dest.display());
+    Ok(ExitCode::SUCCESS)
+}
