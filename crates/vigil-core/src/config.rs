@@ -342,20 +342,26 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
     }
 
     overlay_env(&mut table, sources, &mut origins, &mut problems);
-    if !problems.is_empty() {
-        return Err(ConfigError { problems });
-    }
 
+    // Keep going after problems so far: the operator sees every one in a single run.
     let raw: RawConfig = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
         Ok(raw) => raw,
         Err(e) => {
             let key = e.path().to_string();
             let message = e.inner().to_string();
             let message = message.lines().next().unwrap_or_default().trim().to_owned();
-            return Err(ConfigError { problems: vec![origins.problem(&key, message)] });
+            problems.push(origins.problem(&key, message));
+            return Err(ConfigError { problems });
         }
     };
-    raw.validate(&mut origins)
+    match raw.validate(&mut origins) {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigError { problems }),
+        Err(more) => {
+            problems.extend(more.problems);
+            Err(ConfigError { problems })
+        }
+    }
 }
 
 /// Where each key's value came from.

@@ -1,0 +1,150 @@
+//! The command line: help, config validation, database doctor and backup, shutdown.
+
+use std::time::Duration;
+
+use crate::support::{Env, write_file};
+
+#[test]
+fn help_lists_every_command() {
+    let env = Env::new();
+    let help = env.ok(&["--help"]);
+    for command in ["serve", "keys", "audit", "db", "config", "version"] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+    let keys = env.ok(&["keys", "create", "--help"]);
+    assert!(keys.contains("--scope") && keys.contains("read, write"), "{keys}");
+    let bad = env.run(&["keys", "create", "--name", "x", "--scope", "root"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
+}
+
+#[test]
+fn config_errors_name_the_key_and_its_source() {
+    let mut env = Env::new();
+    let file = env.data().join("vigil.toml");
+    write_file(&file, "[rate_limit]\nper_sec = 5\n[store]\ndurability = \"fast\"\n");
+    let out = env.run(&["config", "check"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("per_sec"), "{stderr}");
+
+    write_file(&file, "[store]\ndurability = \"fast\"\n");
+    env.set("VIGIL_HTTP_MAX_BODY_BYTES", "1").set("VIGIL_RATE_LIMT_BURST", "3");
+    let out = env.run(&["config", "check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("http.max_body_bytes (from VIGIL_HTTP_MAX_BODY_BYTES): must be between"), "{stderr}");
+    assert!(stderr.contains("VIGIL_RATE_LIMT_BURST: unknown setting"), "{stderr}");
+    assert!(env.try_start().is_err(), "serve validates the same way");
+
+    env.vars.remove("VIGIL_HTTP_MAX_BODY_BYTES");
+    env.vars.remove("VIGIL_RATE_LIMT_BURST");
+    env.set("VIGIL_ADMIN_KEY", "a-secret-that-must-not-be-printed-0000000");
+    let effective: serde_json::Value = serde_json::from_str(&env.ok(&["config", "check"])).expect("json");
+    assert_eq!(effective["store"]["durability"], "fast", "file value applies");
+    assert_eq!(effective["admin_key"], "<redacted>");
+}
+
+#[test]
+fn doctor_and_backup_on_a_live_database() {
+    let env = Env::new();
+    let server = env.start();
+    for i in 0..20 {
+        assert_eq!(server.post("/api/v1/keys", None, &format!(r#"{{"name": "k{i}", "scope": "read"}}"#)).status, 201);
+    }
+    let doctor: serde_json::Value = serde_json::from_str(&env.ok(&["db", "doctor", "--json"])).expect("json");
+    assert_eq!(doctor["healthy"], true, "{doctor}");
+    assert_eq!(doctor["integrity"], serde_json::json!(["ok"]));
+    assert_eq!(doctor["journal_mode"], "wal");
+    assert_eq!(doctor["schema_version"], doctor["schema_head"]);
+    let text = env.ok(&["db", "doctor"]);
+    assert!(text.contains("integrity_check: ok") && text.contains("status:          healthy"), "{text}");
+
+    let dest = env.dir.path().join("backup.db");
+    let out = env.ok(&["db", "backup", dest.to_str().expect("utf8")]);
+    assert!(out.contains("backed up"), "{out}");
+    let copy = rusqlite::Connection::open(&dest).expect("open backup");
+    let keys: i64 = copy.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0)).expect("count");
+    assert_eq!(keys, 20);
+    let again = env.run(&["db", "backup", dest.to_str().expect("utf8")]);
+    assert!(!again.status.success(), "never overwrites an existing file");
+    drop(server);
+}
+
+#[test]
+fn doctor_names_a_missing_database() {
+    let env = Env::new();
+    let out = env.run(&["db", "doctor"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Vigil database at"));
+    assert!(!env.db().exists(), "doctor must not create one");
+}
+
+#[test]
+fn newer_schema_is_refused_with_a_clear_message() {
+    let env = Env::new();
+    env.key("k", "read");
+    let conn = rusqlite::Connection::open(env.db()).expect("open");
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'from the future', 0)", []).expect("insert");
+    drop(conn);
+    let stderr = env.try_start().err().expect("refused");
+    assert!(stderr.contains("schema version 99 is newer than this vigil binary supports"), "{stderr}");
+}
+
+#[test]
+fn sigterm_drains_and_leaves_a_checkpointed_database() {
+    let env = Env::new();
+    let server = env.start();
+    for i in 0..10 {
+        server.post("/api/v1/keys", None, &format!(r#"{{"name": "k{i}", "scope": "read"}}"#));
+    }
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    let wal = std::fs::metadata(env.data().join("vigil.db-wal")).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal, 0, "the WAL is checkpointed and truncated on shutdown");
+    let doctor: serde_json::Value = serde_json::from_str(&env.ok(&["db", "doctor", "--json"])).expect("json");
+    assert_eq!(doctor["healthy"], true);
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let env = Env::new();
+    let server = env.start();
+    // A request whose body arrives slowly is in flight when SIGTERM lands.
+    let url = format!("{}/api/v1/keys", server.url);
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let body = reqwest::blocking::Body::new(ChannelReader { rx, buf: Vec::new() });
+    let client = server.client.clone();
+    let handle = std::thread::spawn(move || {
+        client.post(url).header("content-type", "application/json").body(body).send().map(|r| r.status().as_u16())
+    });
+    tx.send(br#"{"name": "slow", "#.to_vec()).expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    crate::support::signal(&server.child, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    tx.send(br#""scope": "read"}"#.to_vec()).expect("send");
+    drop(tx);
+    let status = handle.join().expect("join").expect("response");
+    assert_eq!(status, 201, "the in-flight request completes");
+    assert!(server.stop().success());
+    assert!(env.ok(&["keys", "list"]).contains("slow"));
+}
+
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buf.is_empty() {
+            match self.rx.recv() {
+                Ok(chunk) => self.buf = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf.drain(..n);
+        Ok(n)
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: each starts the real `vigil` binary on a free loopback port with its
+//! own data directory and talks to it over HTTP and the CLI, as a user would.
+
+mod access;
+mod api;
+mod audit;
+mod cli;
+mod crash;
+mod support;
