@@ -28,7 +28,13 @@ impl Sha256Digest {
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for byte in self.0 {
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+        }
+        out
     }
 }
 
@@ -72,11 +78,21 @@ impl FromStr for Sha256Digest {
         if s.len() != 64 {
             return Err(DigestParseError::Length(s.len()));
         }
-        if let Some(c) = s.chars().find(|c| !matches!(c, '0'..='9' | 'a'..='f')) {
-            return Err(DigestParseError::NotHex(c));
-        }
+        let nibble = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| DigestParseError::Length(s.len()))?;
+        for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(hi), Some(lo)) => out[i] = hi << 4 | lo,
+                _ => {
+                    let bad = s[2 * i..].chars().find(|c| !matches!(c, '0'..='9' | 'a'..='f')).unwrap_or('?');
+                    return Err(DigestParseError::NotHex(bad));
+                }
+            }
+        }
         Ok(Sha256Digest(out))
     }
 }

@@ -1,18 +1,56 @@
 //! Who is calling: API keys from `X-API-Key` or `Authorization: Bearer`, the bootstrap admin
 //! key from the environment, or a loopback caller in local mode.
+//!
+//! Active keys live in memory ([`KeyCache`]), so authenticating a request with a known key
+//! touches no database. Changes made through this server apply at once. A key created by
+//! another process (`vigil keys create` on the same data directory) works at once too, via a
+//! store lookup on a cache miss; a key revoked by another process stops working when the
+//! cache's poll of [`vigil_store::KeysVersion`] notices, within [`KEYS_POLL_INTERVAL`].
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 use vigil_core::config::Mode;
 use vigil_core::digest::Sha256Digest;
-use vigil_core::id::PresentedKey;
+use vigil_core::id::{KeyId, PresentedKey};
 use vigil_core::scope::Scope;
-use vigil_store::KeyRecord;
+use vigil_store::{ActiveKey, KeyRecord, KeysVersion, Store, StoreError};
 
 use crate::api::{ApiError, blocking};
 use crate::state::AppState;
+
+/// How often the key cache checks the database for keys changed by another process.
+pub const KEYS_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Active keys by id, reloaded whenever the keys table changes.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    keys: RwLock<Arc<HashMap<KeyId, ActiveKey>>>,
+    version: Mutex<Option<KeysVersion>>,
+}
+
+impl KeyCache {
+    /// Reloads if the keys table changed since the last load. Blocking.
+    pub fn refresh(&self, store: &Store) -> Result<(), StoreError> {
+        let mut version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = store.keys_version()?;
+        if *version == Some(current) {
+            return Ok(());
+        }
+        let keys = store.active_keys()?.into_iter().map(|k| (k.record.id, k)).collect();
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        *version = Some(current);
+        Ok(())
+    }
+
+    fn get(&self, id: KeyId) -> Option<ActiveKey> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    }
+}
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -73,10 +111,15 @@ pub async fn identify(state: &AppState, headers: &HeaderMap, peer: IpAddr) -> Re
     }
     let invalid = || ApiError::unauthorized("invalid or revoked API key");
     let Some(presented) = PresentedKey::parse(text) else { return Err(invalid()) };
+    if let Some(key) = state.keys.get(presented.id) {
+        return if key.verify(presented.secret) { Ok(Some(Principal::Key(key.record))) } else { Err(invalid()) };
+    }
+    // Not cached: possibly created by another process since the last poll. Ask the store so
+    // a new key works at once; the next poll caches it.
     let (id, secret) = (presented.id, presented.secret.to_owned());
     let store = state.store.clone();
     let record = blocking(move || store.authenticate(PresentedKey { id, secret: &secret })).await?;
-    record.map(Principal::Key).map(Some).ok_or_else(invalid)
+    record.map(|r| Some(Principal::Key(r))).ok_or_else(invalid)
 }
 
 /// Checks that `principal` may call a route needing `needed`.

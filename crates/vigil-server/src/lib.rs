@@ -67,6 +67,7 @@ impl App {
         let routes = routes::routes();
         let specs: Vec<_> = routes.iter().map(|r| r.spec.clone()).collect();
         let state = AppState::new(config, store, blobs, build, &specs);
+        state.keys.refresh(&state.store)?;
         let body_limit = state.config.http.max_body_bytes;
 
         let mut router = Router::new();
@@ -90,6 +91,30 @@ impl App {
     }
 }
 
+/// Periodic upkeep: picks up keys changed by other processes and prunes idle rate-limit
+/// buckets.
+fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut keys_tick = tokio::time::interval(auth::KEYS_POLL_INTERVAL);
+        let mut prune_tick = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = keys_tick.tick() => {
+                    if let Err(e) = state.refresh_keys().await {
+                        tracing::warn!(error = ?e, "could not refresh the key cache");
+                    }
+                }
+                _ = prune_tick.tick() => {
+                    if let Some(limiter) = &state.limiter {
+                        limiter.prune();
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains and closes the store.
 pub async fn serve(
     app: App,
@@ -99,18 +124,7 @@ pub async fn serve(
     let App { state, router } = app;
     let grace = state.config.http.shutdown_grace;
 
-    if let Some(_limiter) = &state.limiter {
-        let pruning = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
-            loop {
-                tick.tick().await;
-                if let Some(limiter) = &pruning.limiter {
-                    limiter.prune();
-                }
-            }
-        });
-    }
+    let background = spawn_background(&state);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
@@ -130,8 +144,63 @@ pub async fn serve(
         () = deadline => tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing anyway"),
     }
 
+    background.abort();
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)??;
     tracing::info!("store flushed and closed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    use vigil_store::StoreOptions;
+
+    use super::*;
+    use crate::routes::RouteSpec;
+
+    fn app() -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store");
+        let blobs = BlobStore::open(&dir.path().join("blobs"), 1 << 20).expect("blobs");
+        let build = BuildInfo { version: "test", git_sha: "test" };
+        let app = App::new(Config::default(), store, blobs, build).expect("app");
+        (dir, app)
+    }
+
+    /// The router serves exactly the table, and the OpenAPI document describes exactly the
+    /// table: a route cannot be registered without being documented.
+    #[tokio::test]
+    async fn every_registered_route_is_served_and_documented() {
+        let (_dir, app) = app();
+        let doc = &app.state.openapi;
+        let specs: Vec<RouteSpec> = routes::routes().into_iter().map(|r| r.spec).collect();
+        let documented: usize =
+            doc["paths"].as_object().map_or(0, |p| p.values().filter_map(|m| m.as_object()).map(|m| m.len()).sum());
+        assert_eq!(documented, specs.len(), "the document has an operation per route, no more");
+
+        for spec in &specs {
+            let method = spec.method.as_str().to_ascii_lowercase();
+            let op = &doc["paths"][spec.path][&method];
+            assert_eq!(op["operationId"], spec.operation, "{} {} missing from OpenAPI", spec.method, spec.path);
+
+            let uri = spec.path.replace("{id}", "0000000000000000");
+            let mut req = Request::builder().method(spec.method.clone()).uri(uri).body(Body::empty()).expect("request");
+            req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+            let response = app.router.clone().oneshot(req).await.expect("infallible");
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("no such route") && !text.contains("method_not_allowed"),
+                "{} {} is not routed: {text}",
+                spec.method,
+                spec.path
+            );
+        }
+    }
 }

@@ -10,6 +10,7 @@ use vigil_core::config::Config;
 use vigil_core::digest::Sha256Digest;
 use vigil_store::{BlobStore, Store};
 
+use crate::auth::KeyCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::routes::RouteSpec;
@@ -35,6 +36,7 @@ pub struct Shared {
     pub limiter: Option<Limiter>,
     /// Hash of the bootstrap admin key from the environment, compared in constant time.
     pub env_admin_key: Option<Sha256Digest>,
+    pub keys: KeyCache,
     pub started: Instant,
     /// The OpenAPI document, built once at start.
     pub openapi: serde_json::Value,
@@ -58,8 +60,15 @@ impl AppState {
             build,
             limiter,
             env_admin_key,
+            keys: KeyCache::default(),
             started: Instant::now(),
         }))
+    }
+
+    /// Reloads the key cache if keys changed; call after creating or revoking one.
+    pub async fn refresh_keys(&self) -> Result<(), crate::api::ApiError> {
+        let state = self.clone();
+        crate::api::blocking(move || state.keys.refresh(&state.store)).await
     }
 
     /// The route declared for this method and matched path, if any.

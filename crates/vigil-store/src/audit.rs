@@ -222,30 +222,33 @@ impl Store {
 
     /// Lists entries newest first. Returns the page and the cursor for the next one.
     pub fn list_audit(&self, filter: &AuditFilter, page: PageRequest) -> Result<(Vec<AuditEntry>, Option<Cursor>)> {
+        // Only the filters in use go into the SQL: `?n IS NULL OR ...` would make SQLite
+        // recompile the statement on every execution.
+        let mut conditions: Vec<&str> = Vec::new();
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |condition: &'static str, value: Option<rusqlite::types::Value>| {
+            if let Some(value) = value {
+                conditions.push(condition);
+                values.push(value);
+            }
+        };
+        add("seq < ?", page.after.map(|c| c.position().into()));
+        add("principal = ?", filter.principal.clone().map(Into::into));
+        add("action = ?", filter.action.clone().map(Into::into));
+        add("outcome = ?", filter.outcome.map(|o| o.as_str().to_owned().into()));
+        add("at >= ?", filter.from.map(|t| t.as_unix_micros().into()));
+        add("at < ?", filter.to.map(|t| t.as_unix_micros().into()));
+        let where_clause =
+            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        // Fetch one extra row to know whether another page exists. The limit is a validated
+        // integer and goes into the SQL text, again so the statement is compiled only once.
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log {where_clause} ORDER BY seq DESC LIMIT {}",
+            u64::from(page.limit) + 1
+        );
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {AUDIT_COLUMNS} FROM audit_log
-                 WHERE (?1 IS NULL OR seq < ?1)
-                   AND (?2 IS NULL OR principal = ?2)
-                   AND (?3 IS NULL OR action = ?3)
-                   AND (?4 IS NULL OR outcome = ?4)
-                   AND (?5 IS NULL OR at >= ?5)
-                   AND (?6 IS NULL OR at < ?6)
-                 ORDER BY seq DESC LIMIT ?7"
-            ))?;
-            // Fetch one extra row to know whether another page exists.
-            let rows = stmt.query_map(
-                params![
-                    page.after.map(Cursor::position),
-                    filter.principal,
-                    filter.action,
-                    filter.outcome.map(AuditOutcome::as_str),
-                    filter.from.map(Timestamp::as_unix_micros),
-                    filter.to.map(Timestamp::as_unix_micros),
-                    i64::from(page.limit) + 1,
-                ],
-                entry_from_row,
-            )?;
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), entry_from_row)?;
             let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             let more = entries.len() > page.limit as usize;
             entries.truncate(page.limit as usize);

@@ -24,7 +24,7 @@ impl Default for StoreOptions {
 }
 
 /// Idle read connections kept for reuse; more are opened under load and closed after.
-const READERS_IDLE_MAX: usize = 16;
+const READERS_IDLE_MAX: usize = 64;
 
 /// A handle to the embedded database. Cheap to clone; all clones share the connections.
 ///

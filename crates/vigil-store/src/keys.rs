@@ -44,6 +44,38 @@ impl std::fmt::Debug for CreatedKey {
     }
 }
 
+/// An active key with what is needed to verify a presented secret, for callers that keep
+/// keys in memory (the server does, so authenticating a request touches no database).
+#[derive(Clone)]
+pub struct ActiveKey {
+    pub record: KeyRecord,
+    salt: Vec<u8>,
+    secret_hash: Vec<u8>,
+}
+
+impl std::fmt::Debug for ActiveKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveKey").field("record", &self.record).finish_non_exhaustive()
+    }
+}
+
+impl ActiveKey {
+    /// Whether `secret` is this key's secret. Constant-time in the secret's content.
+    pub fn verify(&self, secret: &str) -> bool {
+        bool::from(hash_secret(&self.salt, secret).ct_eq(self.secret_hash.as_slice()))
+    }
+}
+
+/// Changes whenever a key is created or revoked; cheap to read, so a cache of
+/// [`ActiveKey`]s can poll it and reload only when needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeysVersion {
+    rows: i64,
+    max_rowid: i64,
+    revoked: i64,
+    last_revoked_at: Option<i64>,
+}
+
 /// Checks a key name: 1 to 64 characters of letters, digits, space, `.`, `_` or `-`.
 pub fn validate_key_name(name: &str) -> Result<()> {
     let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '_' | '-'));
@@ -155,16 +187,18 @@ impl Store {
     /// One page of keys, newest first.
     pub fn list_keys_page(&self, include_revoked: bool, page: PageRequest) -> Result<(Vec<KeyRecord>, Option<Cursor>)> {
         self.read(|conn| {
+            // One statement per filter combination: `?n IS NULL OR ...` would make SQLite
+            // recompile the statement on every execution.
+            let active = if include_revoked { "" } else { "AND revoked_at IS NULL" };
+            let after = if page.after.is_some() { "AND rowid < ?2" } else { "" };
             let sql = format!(
-                "SELECT {KEY_COLUMNS}, rowid FROM api_keys
-                 WHERE (?1 OR revoked_at IS NULL) AND (?2 IS NULL OR rowid < ?2)
-                 ORDER BY rowid DESC LIMIT ?3"
+                "SELECT {KEY_COLUMNS}, rowid FROM api_keys WHERE 1 {active} {after} ORDER BY rowid DESC LIMIT ?1"
             );
+            let mut values = vec![i64::from(page.limit) + 1];
+            values.extend(page.after.map(Cursor::position));
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                params![include_revoked, page.after.map(Cursor::position), i64::from(page.limit) + 1],
-                |row| Ok((key_from_row(row)?, row.get::<_, i64>(6)?)),
-            )?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(values), |row| Ok((key_from_row(row)?, row.get::<_, i64>(6)?)))?;
             let mut keys = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             let more = keys.len() > page.limit as usize;
             keys.truncate(page.limit as usize);
@@ -229,8 +263,39 @@ impl Store {
         })
     }
 
+    /// Every active key with its salt and hash.
+    pub fn active_keys(&self) -> Result<Vec<ActiveKey>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS}, salt, secret_hash FROM api_keys WHERE revoked_at IS NULL"
+            ))?;
+            let rows = stmt.query_map([], |row| {
+                Ok(ActiveKey { record: key_from_row(row)?, salt: row.get(6)?, secret_hash: row.get(7)? })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// The current [`KeysVersion`].
+    pub fn keys_version(&self) -> Result<KeysVersion> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(MAX(rowid), 0), COUNT(revoked_at), MAX(revoked_at) FROM api_keys",
+                )?
+                .query_row([], |r| {
+                    Ok(KeysVersion {
+                        rows: r.get(0)?,
+                        max_rowid: r.get(1)?,
+                        revoked: r.get(2)?,
+                        last_revoked_at: r.get(3)?,
+                    })
+                })?)
+        })
+    }
+
     /// Returns the active key matching `presented`, or `None` if it is unknown, revoked or
-    /// the secret does not match. The comparison is constant-time.
+    /// the secret does not match.
     pub fn authenticate(&self, presented: PresentedKey<'_>) -> Result<Option<KeyRecord>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
@@ -238,13 +303,10 @@ impl Store {
             ))?;
             let found = stmt
                 .query_row([presented.id.to_string()], |row| {
-                    Ok((key_from_row(row)?, row.get::<_, Vec<u8>>(6)?, row.get::<_, Vec<u8>>(7)?))
+                    Ok(ActiveKey { record: key_from_row(row)?, salt: row.get(6)?, secret_hash: row.get(7)? })
                 })
                 .optional()?;
-            Ok(found.and_then(|(record, salt, stored)| {
-                let computed = hash_secret(&salt, presented.secret);
-                bool::from(computed.ct_eq(stored.as_slice())).then_some(record)
-            }))
+            Ok(found.filter(|key| key.verify(presented.secret)).map(|key| key.record))
         })
     }
 }
@@ -272,7 +334,10 @@ mod tests {
         let wrong = format!("vgl_{}_{}", key.record.id, "0".repeat(64));
         assert_eq!(store.authenticate(PresentedKey::parse(&wrong).expect("parse")).expect("auth"), None);
 
+        let before = store.keys_version().expect("version");
         store.revoke_key(key.record.id, None).expect("revoke");
+        assert_ne!(store.keys_version().expect("version"), before, "revocation changes the version");
+        assert_eq!(store.active_keys().expect("active").len(), 1);
         assert_eq!(store.authenticate(presented).expect("auth"), None);
         assert!(matches!(store.revoke_key(key.record.id, None), Err(StoreError::Conflict(_))));
         assert!(matches!(store.revoke_key(admin.record.id, None), Err(StoreError::Conflict(_))));

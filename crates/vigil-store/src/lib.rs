@@ -29,7 +29,7 @@ use std::path::PathBuf;
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAuditEntry};
 pub use blob::{BlobInfo, BlobStore};
 pub use db::{Store, StoreOptions};
-pub use keys::{CreatedKey, KeyRecord};
+pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};
 pub use vigil_core::config::Durability;
 
 /// File name of the database inside the data directory.

@@ -54,6 +54,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let created = blocking(move || store.create_key(&body.name, body.scope, &principal.label(), None)).await?;
+    state.refresh_keys().await?;
     Ok((StatusCode::CREATED, envelope(created, Aggregation::Detail, SOURCE)).into_response())
 }
 
@@ -68,5 +69,6 @@ pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>) -> Re
     let id = parse_id(&id)?;
     let store = state.store.clone();
     let key = blocking(move || store.revoke_key(id, None)).await?;
+    state.refresh_keys().await?;
     Ok(envelope(key, Aggregation::Detail, SOURCE).into_response())
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test Vigil has: architecture invariants, then unit, property and end-to-end
+# tests (the end-to-end tests start the real `vigil` binary on loopback ports).
+# Installs what the tests need first, so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "installing cargo-nextest" >&2
+    cargo install --locked cargo-nextest
+fi
+
+# Invariant: the pure core stays pure (no async runtime, no HTTP, no SQL). The first
+# check proves the query itself works, so a broken `cargo tree` cannot pass silently.
+cargo tree -p vigil-core -e normal -i serde >/dev/null
+for banned in tokio axum hyper rusqlite; do
+    if cargo tree -p vigil-core -e normal -i "$banned" >/dev/null 2>&1; then
+        echo "invariant broken: vigil-core depends on $banned" >&2
+        exit 1
+    fi
+done
+
+profile=default
+[ -n "${CI:-}" ] && profile=ci
+cargo nextest run --workspace --profile "$profile" "$@"
