@@ -20,7 +20,7 @@ use vigil_core::id::{KeyId, PresentedKey};
 use vigil_core::scope::Scope;
 use vigil_store::{ActiveKey, KeyRecord, KeysVersion, Store, StoreError};
 
-use crate::api::{ApiError, blocking};
+use crate::api::{ApiError, read};
 use crate::state::AppState;
 
 /// How often the key cache checks the database for keys changed by another process.
@@ -117,8 +117,7 @@ pub async fn identify(state: &AppState, headers: &HeaderMap, peer: IpAddr) -> Re
     // Not cached: possibly created by another process since the last poll. Ask the store so
     // a new key works at once; the next poll caches it.
     let (id, secret) = (presented.id, presented.secret.to_owned());
-    let store = state.store.clone();
-    let record = blocking(move || store.authenticate(PresentedKey { id, secret: &secret })).await?;
+    let record = read(&state.store, 1, move |store| store.authenticate(PresentedKey { id, secret: &secret })).await?;
     record.map(|r| Some(Principal::Key(r))).ok_or_else(invalid)
 }
 

@@ -32,6 +32,8 @@ const READERS_IDLE_MAX: usize = 64;
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// Whether reads wait (up to the busy timeout) when SQLite reports the database busy.
+    wait_when_busy: bool,
 }
 
 struct Inner {
@@ -68,7 +70,16 @@ impl Store {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
             }),
+            wait_when_busy: true,
         })
+    }
+
+    /// A handle whose reads fail at once with [`StoreError::Busy`] instead of waiting when
+    /// the database is busy (a rare event for WAL readers: recovery or a truncating
+    /// checkpoint). For callers that must not block, such as async tasks reading inline;
+    /// they retry on a blocking thread with a normal handle.
+    pub fn nowait(&self) -> Store {
+        Store { inner: self.inner.clone(), wait_when_busy: false }
     }
 
     pub fn path(&self) -> &Path {
@@ -95,7 +106,14 @@ impl Store {
                 conn
             }
         };
-        let result = f(&conn);
+        let result = if self.wait_when_busy {
+            f(&conn)
+        } else {
+            conn.busy_timeout(Duration::ZERO)?;
+            let result = f(&conn);
+            conn.busy_timeout(self.inner.options.busy_timeout)?;
+            result
+        };
         let mut readers = lock(&self.inner.readers);
         if readers.len() < READERS_IDLE_MAX {
             readers.push(conn);
@@ -177,6 +195,19 @@ mod tests {
             store.check_writable().expect("writable");
             store.close().expect("close");
         }
+    }
+
+    #[test]
+    fn nowait_reads_do_not_wait_and_leave_the_pool_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = StoreOptions { busy_timeout: Duration::from_millis(300), ..StoreOptions::default() };
+        let store = Store::open(&dir.path().join("vigil.db"), options).expect("open");
+        let timeout = |store: &Store| -> i64 {
+            store.read(|conn| Ok(conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0))?)).expect("pragma")
+        };
+        assert_eq!(timeout(&store), 300);
+        assert_eq!(timeout(&store.nowait()), 0, "a nowait read gives up at once on a lock");
+        assert_eq!(timeout(&store), 300, "the pooled connection is restored afterwards");
     }
 
     #[test]

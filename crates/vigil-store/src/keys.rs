@@ -124,6 +124,17 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     })
 }
 
+/// The SQL and parameters for one page of keys: one statement per filter combination with
+/// the limit in its text, so SQLite compiles it once (see `audit::list_sql`).
+fn list_page_sql(include_revoked: bool, page: PageRequest) -> (String, Vec<i64>) {
+    let active = if include_revoked { "" } else { "AND revoked_at IS NULL" };
+    let after = if page.after.is_some() { "AND rowid < ?" } else { "" };
+    let limit = u64::from(page.limit) + 1;
+    let sql =
+        format!("SELECT {KEY_COLUMNS}, rowid FROM api_keys WHERE 1 {active} {after} ORDER BY rowid DESC LIMIT {limit}");
+    (sql, page.after.map(Cursor::position).into_iter().collect())
+}
+
 impl Store {
     /// Creates a key and, when given, appends `audit` in the same transaction.
     pub fn create_key(
@@ -187,15 +198,7 @@ impl Store {
     /// One page of keys, newest first.
     pub fn list_keys_page(&self, include_revoked: bool, page: PageRequest) -> Result<(Vec<KeyRecord>, Option<Cursor>)> {
         self.read(|conn| {
-            // One statement per filter combination: `?n IS NULL OR ...` would make SQLite
-            // recompile the statement on every execution.
-            let active = if include_revoked { "" } else { "AND revoked_at IS NULL" };
-            let after = if page.after.is_some() { "AND rowid < ?2" } else { "" };
-            let sql = format!(
-                "SELECT {KEY_COLUMNS}, rowid FROM api_keys WHERE 1 {active} {after} ORDER BY rowid DESC LIMIT ?1"
-            );
-            let mut values = vec![i64::from(page.limit) + 1];
-            values.extend(page.after.map(Cursor::position));
+            let (sql, values) = list_page_sql(include_revoked, page);
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(values), |row| Ok((key_from_row(row)?, row.get::<_, i64>(6)?)))?;
@@ -341,6 +344,33 @@ mod tests {
         assert_eq!(store.authenticate(presented).expect("auth"), None);
         assert!(matches!(store.revoke_key(key.record.id, None), Err(StoreError::Conflict(_))));
         assert!(matches!(store.revoke_key(admin.record.id, None), Err(StoreError::Conflict(_))));
+    }
+
+    #[test]
+    fn list_statement_compiles_once() {
+        let (_dir, store) = store();
+        for i in 0..4 {
+            store.create_key(&format!("k{i}"), Scope::Read, "cli", None).expect("create");
+        }
+        let reprepared = store
+            .read(|conn| {
+                let mut text = String::new();
+                for n in 2..=4 {
+                    let (sql, values) = list_page_sql(false, PageRequest { after: Some(Cursor::after(n)), limit: 1 });
+                    conn.prepare_cached(&sql)?
+                        .query_map(rusqlite::params_from_iter(values), key_from_row)?
+                        .for_each(drop);
+                    text = sql;
+                }
+                Ok(conn.prepare_cached(&text)?.get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .expect("run");
+        assert_eq!(reprepared, 0);
+        let page = PageRequest { after: None, limit: 3 };
+        let (first, next) = store.list_keys_page(false, page).expect("page");
+        let (second, _) = store.list_keys_page(false, PageRequest { after: next, ..page }).expect("page");
+        let names: Vec<_> = first.iter().chain(&second).map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["k3", "k2", "k1", "k0"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use vigil_core::provenance::{Aggregation, Period};
 use vigil_core::time::Timestamp;
 use vigil_store::{AuditFilter, AuditOutcome};
 
-use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope};
+use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, read};
 use crate::state::AppState;
 
 const SOURCE: &str = "store:audit_log";
@@ -45,8 +45,7 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
     let from = parse_time("from", q.from.as_deref())?;
     let to = parse_time("to", q.to.as_deref())?;
     let filter = AuditFilter { principal: q.principal, action: q.action, outcome: q.outcome, from, to };
-    let store = state.store.clone();
-    let (items, next) = blocking(move || store.list_audit(&filter, page)).await?;
+    let (items, next) = read(&state.store, page.limit, move |store| store.list_audit(&filter, page)).await?;
     let data = ListPage { items, next_cursor: next.map(|c| c.encode()) };
     let mut body = envelope(data, Aggregation::List, SOURCE);
     if from.is_some() || to.is_some() {

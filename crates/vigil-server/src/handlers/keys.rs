@@ -9,7 +9,7 @@ use vigil_core::provenance::Aggregation;
 use vigil_core::scope::Scope;
 use vigil_store::KeyRecord;
 
-use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, blocking, envelope};
+use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, blocking, envelope, read};
 use crate::auth::Principal;
 use crate::state::AppState;
 
@@ -41,8 +41,8 @@ fn parse_id(text: &str) -> Result<KeyId, ApiError> {
 
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let store = state.store.clone();
-    let (items, next) = blocking(move || store.list_keys_page(q.include_revoked, page)).await?;
+    let (items, next) =
+        read(&state.store, page.limit, move |store| store.list_keys_page(q.include_revoked, page)).await?;
     let data = ListPage { items, next_cursor: next.map(|c| c.encode()) };
     Ok(envelope(data, Aggregation::List, SOURCE).into_response())
 }
@@ -60,8 +60,7 @@ pub async fn create(
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let store = state.store.clone();
-    let key: KeyRecord = blocking(move || store.get_key(id)).await?;
+    let key: KeyRecord = read(&state.store, 1, move |store| store.get_key(id)).await?;
     Ok(envelope(key, Aggregation::Detail, SOURCE).into_response())
 }
 

@@ -6,8 +6,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use vigil_core::config::Mode;
 use vigil_core::provenance::Aggregation;
+use vigil_store::Store;
 
-use crate::api::{ApiError, Envelope, blocking, envelope};
+use crate::api::{ApiError, Envelope, envelope, read};
 use crate::state::AppState;
 
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
@@ -19,8 +20,7 @@ pub struct Version {
 }
 
 pub async fn version(State(state): State<AppState>) -> Result<Json<Envelope<Version>>, ApiError> {
-    let store = state.store.clone();
-    let schema_version = blocking(move || store.schema_version()).await?;
+    let schema_version = read(&state.store, 1, Store::schema_version).await?;
     let data =
         Version { version: state.build.version, git_sha: state.build.git_sha, schema_version, mode: state.config.mode };
     Ok(envelope(data, Aggregation::Detail, "process"))
