@@ -9,6 +9,10 @@
 # the store and serialisation cost, and stays meaningful on a noisy shared machine where
 # absolute numbers move. Installs wrk from Debian if missing.
 #
+# Peer: Datasette (PyPI, pinned below), which serves the same SQLite rows as an
+# authenticated JSON list (a signed bearer token, `_size=20`), runs against a backup of the
+# same database in the same run. Set BENCH_PEER=0 to skip it.
+#
 # Usage: scripts/bench-api.sh [duration-seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +55,25 @@ echo "vigil $($bin --version | cut -d' ' -f2-), $(nproc) cores, wrk 1 thread, $c
 run list "GET /api/v1/audit?limit=20 (admin key)" -H "X-API-Key: $key" "$url/api/v1/audit?limit=20"
 run keys "GET /api/v1/keys?limit=20 (admin key)" -H "X-API-Key: $key" "$url/api/v1/keys?limit=20"
 run live "GET /health/live (no auth, no store)" "$url/health/live"
+if [ "${BENCH_PEER:-1}" != 0 ]; then
+    venv=target/bench-venv
+    [ -x "$venv/bin/datasette" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q "datasette==1.0a41"; }
+    $bin db backup "$data/peer.db" >/dev/null
+    printf 'allow:\n  id: root\n' >"$data/datasette.yaml"
+    token=$("$venv/bin/datasette" create-token root --secret bench-secret)
+    "$venv/bin/datasette" serve "$data/peer.db" -p 0 --secret bench-secret -c "$data/datasette.yaml" \
+        >"$data/peer.out" 2>&1 &
+    peer=$!
+    trap 'kill "$pid" "$peer" 2>/dev/null || true; rm -rf "$data"' EXIT
+    for _ in $(seq 1 100); do grep -qo 'http://127.0.0.1:[0-9]*' "$data/peer.out" && break; sleep 0.1; done
+    peer_url=$(grep -o 'http://127.0.0.1:[0-9]*' "$data/peer.out" | head -1)
+    status=$(curl -s -o /dev/null -w '%{http_code}' "$peer_url/peer/audit_log.json?_size=20&_sort_desc=seq")
+    [ "$status" = 403 ] || { echo "peer does not enforce its token (got $status)" >&2; exit 1; }
+    run peer "peer: Datasette audit_log.json?_size=20 (token)" -H "Authorization: Bearer $token" \
+        "$peer_url/peer/audit_log.json?_size=20&_sort_desc=seq"
+    awk -v a="$(cat "$data/list.rps")" -v b="$(cat "$data/peer.rps")" \
+        'BEGIN { printf "ratio vigil audit list / Datasette: %.1f\n", a / b }'
+fi
 for name in list keys; do
     awk -v n="$name" -v a="$(cat "$data/$name.rps")" -v b="$(cat "$data/live.rps")" \
         'BEGIN { printf "ratio %s / liveness: %.2f\n", n, a / b }'
