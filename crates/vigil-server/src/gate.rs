@@ -51,8 +51,9 @@ pub async fn gate(
         .and_then(|m| state.route(req.method(), m.as_str()))
         .map(|s| (s.access, s.operation));
     let access = spec.map_or(Access::Scope(Scope::Read), |(access, _)| access);
+    let deadline = state.config.http.request_timeout;
     if access == Access::Public {
-        return next.run(req).await;
+        return tokio::time::timeout(deadline, next.run(req)).await.unwrap_or_else(|_| timed_out(deadline));
     }
 
     let mutating = is_mutating(req.method());
@@ -62,7 +63,12 @@ pub async fn gate(
 
     let identity = identify(&state, req.headers(), peer.ip()).await;
     let principal = identity.as_ref().ok().and_then(Option::as_ref).cloned();
-    let (response, body_sha256) = admit_and_run(&state, req, peer, identity, access, mutating, next).await;
+    // The deadline covers reading the body too, so a client trickling bytes cannot hold a
+    // request open forever. The audit entry below is written even when it expires.
+    let (response, body_sha256) =
+        tokio::time::timeout(deadline, admit_and_run(&state, req, peer, identity, access, mutating, next))
+            .await
+            .unwrap_or_else(|_| (timed_out(deadline), None));
 
     if mutating {
         let entry = NewAuditEntry {
@@ -131,4 +137,9 @@ async fn admit_and_run(
         req.extensions_mut().insert(principal);
     }
     (next.run(req).await, body_sha256)
+}
+
+fn timed_out(deadline: std::time::Duration) -> Response {
+    let message = format!("the request did not finish within {} ms", deadline.as_millis());
+    ApiError::unavailable("timeout", message).into_response()
 }

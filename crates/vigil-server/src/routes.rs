@@ -197,6 +197,16 @@ mod tests {
     }
 
     #[test]
+    fn public_routes_only_read() {
+        // The gate audits mutating requests only on guarded routes; keep it that way.
+        for r in routes() {
+            if r.spec.access == Access::Public {
+                assert_eq!(r.spec.method, Method::GET, "{} is public and mutating", r.spec.path);
+            }
+        }
+    }
+
+    #[test]
     fn every_route_is_documented() {
         for r in routes() {
             assert!(!r.spec.summary.is_empty(), "{} has no summary", r.spec.operation);

@@ -110,6 +110,37 @@ fn readiness_fails_with_the_failing_check_named() {
 }
 
 #[test]
+fn slow_requests_hit_the_deadline_and_are_still_audited() {
+    let mut env = Env::new();
+    env.set("VIGIL_HTTP_REQUEST_TIMEOUT_MS", "400");
+    let server = env.start();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let body = reqwest::blocking::Body::new(crate::support::ChannelReader::new(rx));
+    tx.send(br#"{"name": "slowloris", "#.to_vec()).expect("send");
+    // The rest never comes; the client gives up after 3 s, long after the deadline.
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(tx);
+    });
+    let started = std::time::Instant::now();
+    let reply = crate::support::reply(
+        server
+            .client
+            .post(format!("{}/api/v1/keys", server.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("send"),
+    );
+    assert_eq!(reply.status, 503, "{:?}", reply.body);
+    assert_eq!(reply.error_code(), "timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let audit = server.get("/api/v1/audit?action=keys.create", None);
+    let entry = &audit.body["data"]["items"][0];
+    assert_eq!((entry["status"].as_u64(), entry["outcome"].as_str()), (Some(503), Some("error")));
+}
+
+#[test]
 fn request_ids_are_echoed_or_generated() {
     let env = Env::new();
     let server = env.start();

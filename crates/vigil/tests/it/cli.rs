@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Env, write_file};
+use crate::support::{ChannelReader, Env, write_file};
 
 #[test]
 fn help_lists_every_command() {
@@ -112,7 +112,7 @@ fn sigterm_lets_an_in_flight_request_finish() {
     // A request whose body arrives slowly is in flight when SIGTERM lands.
     let url = format!("{}/api/v1/keys", server.url);
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    let body = reqwest::blocking::Body::new(ChannelReader { rx, buf: Vec::new() });
+    let body = reqwest::blocking::Body::new(ChannelReader::new(rx));
     let client = server.client.clone();
     let handle = std::thread::spawn(move || {
         client.post(url).header("content-type", "application/json").body(body).send().map(|r| r.status().as_u16())
@@ -127,24 +127,4 @@ fn sigterm_lets_an_in_flight_request_finish() {
     assert_eq!(status, 201, "the in-flight request completes");
     assert!(server.stop().success());
     assert!(env.ok(&["keys", "list"]).contains("slow"));
-}
-
-struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    buf: Vec<u8>,
-}
-
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.buf.is_empty() {
-            match self.rx.recv() {
-                Ok(chunk) => self.buf = chunk,
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        self.buf.drain(..n);
-        Ok(n)
-    }
 }

@@ -177,3 +177,30 @@ pub fn write_file(path: &Path, text: &str) {
     }
     std::fs::write(path, text).expect("write");
 }
+
+/// A request body that arrives in pieces, when the test sends them.
+pub struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelReader {
+    pub fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        ChannelReader { rx, buf: Vec::new() }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buf.is_empty() {
+            match self.rx.recv() {
+                Ok(chunk) => self.buf = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf.drain(..n);
+        Ok(n)
+    }
+}
