@@ -35,6 +35,14 @@ pub struct ListPage<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Marks a response as already audited: its handler wrote the audit entry in the same
+/// transaction as its change, so the gate does not append another.
+pub fn audited(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.extensions_mut().insert(crate::gate::Audited);
+    response
+}
+
 /// Wraps `data` with a fresh provenance block.
 pub fn envelope<T: Serialize>(data: T, aggregation: Aggregation, source: &str) -> Json<Envelope<T>> {
     Json(Envelope { data, provenance: Provenance::new(Timestamp::now(), aggregation, source) })

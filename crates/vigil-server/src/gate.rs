@@ -1,19 +1,34 @@
 //! The gate every request passes after routing: identify the caller, rate-limit, check the
 //! route's [`Access`], and record mutating requests in the audit log.
 //!
+//! Order matters. The caller is identified first, then rate-limited (per key, else per IP,
+//! public routes included), then checked against the route's access **before** any body
+//! is read into memory: a refused request's body is only streamed through a hash, so
+//! unauthenticated callers cannot make the server hold large bodies. The deadline covers
+//! all of it, body reading included.
+//!
 //! Default-deny: a request that matched no declared route (a 404 or 405 to be) still needs
-//! a read key, so unauthenticated callers cannot probe which paths exist. Mutating requests
-//! (POST, PUT, PATCH, DELETE) are audited whatever their outcome, including refusals, with
-//! the SHA-256 of the body as received.
+//! a read key, so unauthenticated callers cannot probe which paths exist. HEAD is served by
+//! the GET handler, so it needs GET's access.
+//!
+//! Every mutating request (POST, PUT, PATCH, DELETE) leaves exactly one audit entry,
+//! whatever its outcome. A handler that changes state records the entry in the same
+//! transaction as the change (from the [`AuditContext`] it is given) and marks its response
+//! [`Audited`]; for everything else (refusals, bad input, failures) the gate appends the
+//! entry after the response. Mutating requests run on their own task, so a client hanging
+//! up cannot cancel one between its change and its audit entry.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use vigil_core::digest::Sha256Digest;
+use http_body_util::BodyExt;
+use tracing::Instrument;
+use vigil_core::digest::{Sha256Digest, Sha256Hasher};
 use vigil_core::id::RequestId;
 use vigil_core::scope::Scope;
 use vigil_store::NewAuditEntry;
@@ -23,20 +38,63 @@ use crate::auth::{Principal, authorize, identify};
 use crate::routes::Access;
 use crate::state::AppState;
 
+/// What a handler needs to write the audit entry for its request itself.
+#[derive(Clone, Debug)]
+pub struct AuditContext {
+    pub principal: String,
+    pub action: &'static str,
+    pub target: String,
+    pub request_id: Option<String>,
+    /// SHA-256 of the body as received.
+    pub body_sha256: Sha256Digest,
+}
+
+impl AuditContext {
+    pub fn entry(&self, status: StatusCode) -> NewAuditEntry {
+        NewAuditEntry {
+            principal: self.principal.clone(),
+            action: self.action.to_owned(),
+            target: self.target.clone(),
+            request_id: self.request_id.clone(),
+            body_sha256: self.body_sha256,
+            status: status.as_u16(),
+        }
+    }
+}
+
+/// Response extension: the handler already recorded this request in the audit log, in the
+/// same transaction as its change.
+#[derive(Clone, Copy, Debug)]
+pub struct Audited;
+
 fn is_mutating(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
 
-/// Reads the whole body (up to the cap) so it can be hashed, then puts it back.
-async fn buffer_body(req: Request, cap: usize) -> Result<(Request, Sha256Digest), ApiError> {
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > cap as u64) {
-        return Err(ApiError::payload_too_large(cap as u64));
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// Reads a body up to `cap` bytes while hashing it; keeps the bytes only if `keep`.
+async fn read_body(body: Body, cap: usize, keep: bool) -> Result<(Sha256Digest, Bytes), BodyError> {
+    let mut body = body;
+    let mut hasher = Sha256Hasher::new();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > cap {
+            return Err(BodyError::TooLarge);
+        }
+        hasher.update(&data);
+        if keep {
+            kept.extend_from_slice(&data);
+        }
     }
-    let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, cap).await.map_err(|_| ApiError::payload_too_large(cap as u64))?;
-    let digest = Sha256Digest::of(&bytes);
-    Ok((Request::from_parts(parts, Body::from(bytes)), digest))
+    Ok((hasher.finish(), Bytes::from(kept)))
 }
 
 pub async fn gate(
@@ -45,40 +103,44 @@ pub async fn gate(
     req: Request,
     next: Next,
 ) -> Response {
-    let spec = req
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|m| state.route(req.method(), m.as_str()))
-        .map(|s| (s.access, s.operation));
-    let access = spec.map_or(Access::Scope(Scope::Read), |(access, _)| access);
-    let deadline = state.config.http.request_timeout;
-    if access == Access::Public {
-        return tokio::time::timeout(deadline, next.run(req)).await.unwrap_or_else(|_| timed_out(deadline));
+    if !is_mutating(req.method()) {
+        return handle(state, peer, req, next).await;
     }
+    let task = tokio::spawn(handle(state, peer, req, next).instrument(tracing::Span::current()));
+    task.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "request task failed");
+        ApiError::internal().into_response()
+    })
+}
 
+async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next) -> Response {
+    let spec = req.extensions().get::<MatchedPath>().and_then(|m| state.route(req.method(), m.as_str()));
+    let access = spec.map_or(Access::Scope(Scope::Read), |s| s.access);
+    let action = spec.map_or("unrouted", |s| s.operation);
     let mutating = is_mutating(req.method());
-    let action = spec.map_or("unrouted", |(_, operation)| operation);
-    let target = req.uri().path().to_owned();
-    let request_id = req.extensions().get::<RequestId>().map(|id| id.as_str().to_owned());
+    let deadline = state.config.http.request_timeout;
 
     let identity = identify(&state, req.headers(), peer.ip()).await;
     let principal = identity.as_ref().ok().and_then(Option::as_ref).cloned();
-    // The deadline covers reading the body too, so a client trickling bytes cannot hold a
-    // request open forever. The audit entry below is written even when it expires.
-    let (response, body_sha256) =
-        tokio::time::timeout(deadline, admit_and_run(&state, req, peer, identity, access, mutating, next))
-            .await
-            .unwrap_or_else(|_| (timed_out(deadline), None));
+    let audit = mutating.then(|| AuditContext {
+        principal: principal.as_ref().map_or_else(|| "anonymous".to_owned(), Principal::label),
+        action,
+        target: req.uri().path().to_owned(),
+        request_id: req.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()),
+        body_sha256: Sha256Digest::of(b""),
+    });
 
-    if mutating {
-        let entry = NewAuditEntry {
-            principal: principal.as_ref().map_or_else(|| "anonymous".to_owned(), Principal::label),
-            action: action.to_owned(),
-            target,
-            request_id,
-            body_sha256: body_sha256.unwrap_or_else(|| Sha256Digest::of(b"")),
-            status: response.status().as_u16(),
-        };
+    let admitted = admit_and_run(&state, req, peer, identity, access, audit.clone(), next);
+    let (response, body_sha256) =
+        tokio::time::timeout(deadline, admitted).await.unwrap_or_else(|_| (timed_out(deadline), None));
+
+    if let Some(mut audit) = audit
+        && response.extensions().get::<Audited>().is_none()
+    {
+        if let Some(digest) = body_sha256 {
+            audit.body_sha256 = digest;
+        }
+        let entry = audit.entry(response.status());
         let store = state.store.clone();
         match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
             Ok(Ok(_)) => {}
@@ -95,13 +157,15 @@ pub async fn gate(
     response
 }
 
+/// Everything between identification and the handler. Returns the response and, for
+/// mutating requests, the hash of the body as far as it was read.
 async fn admit_and_run(
     state: &AppState,
     req: Request,
     peer: SocketAddr,
     identity: Result<Option<Principal>, ApiError>,
     access: Access,
-    mutating: bool,
+    audit: Option<AuditContext>,
     next: Next,
 ) -> (Response, Option<Sha256Digest>) {
     // Callers with a valid key are limited per key; everyone else (no key, a bad key, or a
@@ -116,30 +180,56 @@ async fn admit_and_run(
             return (ApiError::too_many_requests(retry_after).into_response(), None);
         }
     }
-    let (mut req, body_sha256) = if mutating {
-        match buffer_body(req, state.config.http.max_body_bytes).await {
-            Ok((req, digest)) => (req, Some(digest)),
-            Err(e) => return (e.into_response(), None),
-        }
-    } else {
-        (req, None)
+
+    let refusal = match (&identity, access) {
+        // Public routes ignore whatever key comes along (a probe with a stale key still works).
+        (_, Access::Public) => None,
+        (Err(e), _) => Some(e.clone()),
+        (Ok(principal), Access::Scope(needed)) => authorize(principal.as_ref(), needed).err(),
     };
-    let principal = match identity {
-        Ok(principal) => principal,
-        Err(e) => return (e.into_response(), body_sha256),
-    };
-    if let Access::Scope(needed) = access
-        && let Err(e) = authorize(principal.as_ref(), needed)
-    {
-        return (e.into_response(), body_sha256);
+    let cap = state.config.http.max_body_bytes;
+    if let Some(refusal) = refusal {
+        // Hash what the refused caller sent without keeping it.
+        let digest = match audit {
+            Some(_) => read_body(req.into_body(), cap, false).await.ok().map(|(digest, _)| digest),
+            None => None,
+        };
+        return (refusal.into_response(), digest);
     }
-    if let Some(principal) = principal {
+
+    let (mut req, body_sha256) = match audit {
+        None => (req, None),
+        Some(mut audit) => {
+            if declared_length(&req).is_some_and(|n| n > cap as u64) {
+                return (ApiError::payload_too_large(cap as u64).into_response(), None);
+            }
+            let (parts, body) = req.into_parts();
+            match read_body(body, cap, true).await {
+                Ok((digest, bytes)) => {
+                    audit.body_sha256 = digest;
+                    let mut req = Request::from_parts(parts, Body::from(bytes));
+                    req.extensions_mut().insert(audit);
+                    (req, Some(digest))
+                }
+                Err(BodyError::TooLarge) => return (ApiError::payload_too_large(cap as u64).into_response(), None),
+                Err(BodyError::Read(why)) => {
+                    let e = ApiError::bad_request("invalid_body", format!("could not read the request body: {why}"));
+                    return (e.into_response(), None);
+                }
+            }
+        }
+    };
+    if let Ok(Some(principal)) = identity {
         req.extensions_mut().insert(principal);
     }
     (next.run(req).await, body_sha256)
 }
 
-fn timed_out(deadline: std::time::Duration) -> Response {
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+fn timed_out(deadline: Duration) -> Response {
     let message = format!("the request did not finish within {} ms", deadline.as_millis());
     ApiError::unavailable("timeout", message).into_response()
 }

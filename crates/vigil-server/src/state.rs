@@ -37,6 +37,8 @@ pub struct Shared {
     /// Hash of the bootstrap admin key from the environment, compared in constant time.
     pub env_admin_key: Option<Sha256Digest>,
     pub keys: KeyCache,
+    /// The last readiness result and when it was taken (see `handlers::health::ready`).
+    pub readiness: tokio::sync::Mutex<Option<(Instant, Vec<crate::handlers::health::Check>)>>,
     pub started: Instant,
     /// The OpenAPI document, built once at start.
     pub openapi: serde_json::Value,
@@ -61,6 +63,7 @@ impl AppState {
             limiter,
             env_admin_key,
             keys: KeyCache::default(),
+            readiness: tokio::sync::Mutex::new(None),
             started: Instant::now(),
         }))
     }
@@ -72,7 +75,9 @@ impl AppState {
     }
 
     /// The route declared for this method and matched path, if any.
+    /// HEAD requests are answered by the GET handler, so they resolve to the GET route.
     pub fn route(&self, method: &Method, matched_path: &str) -> Option<&RouteSpec> {
+        let method = if method == Method::HEAD { &Method::GET } else { method };
         self.specs.get(matched_path)?.iter().find(|spec| spec.method == method)
     }
 }

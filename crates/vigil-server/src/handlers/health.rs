@@ -1,5 +1,7 @@
 //! `/health/live` and `/health/ready`.
 
+use std::time::{Duration, Instant};
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -41,26 +43,43 @@ fn check(name: &'static str, result: Result<(), String>) -> Check {
     }
 }
 
+/// How long a readiness result is reused. The checks write to the database and the blob
+/// directory, and the route is public: without this, anyone could turn probes into a write
+/// load.
+pub const READINESS_CACHE_TTL: Duration = Duration::from_secs(1);
+
+fn run_checks(state: &AppState) -> Vec<Check> {
+    let head = vigil_store::migrations::head_version();
+    vec![
+        check("database_writable", state.store.check_writable().map_err(|e| e.to_string())),
+        check("blobs_writable", state.blobs.check_writable().map_err(|e| e.to_string())),
+        check(
+            "schema_at_head",
+            match state.store.schema_version() {
+                Ok(v) if v == head => Ok(()),
+                Ok(v) => Err(format!("schema version {v}, expected {head}")),
+                Err(e) => Err(e.to_string()),
+            },
+        ),
+    ]
+}
+
 /// Runs every check (none short-circuits the others) and answers 503 naming the failures.
+/// Concurrent probes share one run; a result is reused for [`READINESS_CACHE_TTL`].
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let probe = state.clone();
-    let checks = tokio::task::spawn_blocking(move || {
-        let head = vigil_store::migrations::head_version();
-        vec![
-            check("database_writable", probe.store.check_writable().map_err(|e| e.to_string())),
-            check("blobs_writable", probe.blobs.check_writable().map_err(|e| e.to_string())),
-            check(
-                "schema_at_head",
-                match probe.store.schema_version() {
-                    Ok(v) if v == head => Ok(()),
-                    Ok(v) => Err(format!("schema version {v}, expected {head}")),
-                    Err(e) => Err(e.to_string()),
-                },
-            ),
-        ]
-    })
-    .await
-    .unwrap_or_else(|e| vec![check("checks_ran", Err(e.to_string()))]);
+    let mut cached = state.readiness.lock().await;
+    let checks = match cached.as_ref() {
+        Some((at, checks)) if at.elapsed() < READINESS_CACHE_TTL => checks.clone(),
+        _ => {
+            let probe = state.clone();
+            let checks = tokio::task::spawn_blocking(move || run_checks(&probe))
+                .await
+                .unwrap_or_else(|e| vec![check("checks_ran", Err(e.to_string()))]);
+            *cached = Some((Instant::now(), checks.clone()));
+            checks
+        }
+    };
+    drop(cached);
 
     if checks.iter().all(|c| c.ok) {
         return envelope(Ready { status: "ready", checks }, Aggregation::Summary, "health").into_response();

@@ -9,8 +9,9 @@ use vigil_core::provenance::Aggregation;
 use vigil_core::scope::Scope;
 use vigil_store::KeyRecord;
 
-use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, blocking, envelope, read};
+use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, audited, blocking, envelope, read};
 use crate::auth::Principal;
+use crate::gate::AuditContext;
 use crate::state::AppState;
 
 const SOURCE: &str = "store:api_keys";
@@ -50,12 +51,14 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
 pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(audit): Extension<AuditContext>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<Response, ApiError> {
     let store = state.store.clone();
-    let created = blocking(move || store.create_key(&body.name, body.scope, &principal.label(), None)).await?;
-    state.refresh_keys().await?;
-    Ok((StatusCode::CREATED, envelope(created, Aggregation::Detail, SOURCE)).into_response())
+    let entry = audit.entry(StatusCode::CREATED);
+    let created = blocking(move || store.create_key(&body.name, body.scope, &principal.label(), Some(&entry))).await?;
+    refresh_keys(&state).await;
+    Ok(audited((StatusCode::CREATED, envelope(created, Aggregation::Detail, SOURCE))))
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -64,10 +67,24 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
     Ok(envelope(key, Aggregation::Detail, SOURCE).into_response())
 }
 
-pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    Extension(audit): Extension<AuditContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let store = state.store.clone();
-    let key = blocking(move || store.revoke_key(id, None)).await?;
-    state.refresh_keys().await?;
-    Ok(envelope(key, Aggregation::Detail, SOURCE).into_response())
+    let entry = audit.entry(StatusCode::OK);
+    let key = blocking(move || store.revoke_key(id, Some(&entry))).await?;
+    refresh_keys(&state).await;
+    Ok(audited(envelope(key, Aggregation::Detail, SOURCE)))
+}
+
+/// Applies a key change to the cache now. The change is committed whatever happens here, so
+/// a failure only delays it until the next poll; the caller must still get its answer (a
+/// new key's secret is shown only once).
+async fn refresh_keys(state: &AppState) {
+    if let Err(e) = state.refresh_keys().await {
+        tracing::warn!(error = ?e, "key cache refresh failed; the next poll will pick the change up");
+    }
 }

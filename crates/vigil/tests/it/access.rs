@@ -59,6 +59,17 @@ fn production_mode_guards_every_registered_route() {
                     assert!(![401, 403].contains(&reply.status), "{what} with a {scope} key: {:?}", reply.body);
                 }
             }
+
+            // HEAD runs the GET handler, so it must be guarded exactly like GET.
+            if method == "GET" {
+                assert_eq!(server.request("HEAD", &url, None, None).status, 401, "HEAD {path} without a key");
+                for (scope, key) in SCOPES.iter().zip(&keys) {
+                    let status = server.request("HEAD", &url, Some(key), None).status;
+                    if rank(scope) < rank(needed) {
+                        assert_eq!(status, 403, "HEAD {path} with a {scope} key");
+                    }
+                }
+            }
         }
     }
     public.sort();

@@ -75,6 +75,17 @@ fn acknowledged_writes_survive_kill_9() {
         let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
         assert!(lost.is_empty(), "trial {trial}: acknowledged keys lost after kill -9: {lost:?}");
         assert!(env.ok(&["audit", "verify"]).contains("audit log intact"), "trial {trial}");
+        // A key and its audit entry commit together: never one without the other.
+        let (keys, audited): (i64, i64) = rusqlite::Connection::open(env.db())
+            .expect("open")
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM api_keys),
+                        (SELECT COUNT(*) FROM audit_log WHERE action = 'keys.create' AND status = 201)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("count");
+        assert_eq!(keys, audited, "trial {trial}: every created key has its audit entry");
     }
     assert!(acknowledged.len() as u64 >= TRIALS, "the writers made progress: {}", acknowledged.len());
 }
