@@ -336,7 +336,7 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
             Err(e) => problems.push(Problem {
                 key: path.to_owned(),
                 origin: Origin::File(path.to_owned()),
-                message: format!("not valid TOML: {}", e.to_string().trim_end()),
+                message: format!("not valid TOML: {}", toml_error_without_source(&e)),
             }),
         }
     }
@@ -348,8 +348,12 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
         Ok(raw) => raw,
         Err(e) => {
             let key = e.path().to_string();
-            let message = e.inner().to_string();
-            let message = message.lines().next().unwrap_or_default().trim().to_owned();
+            let secret = SETTINGS.iter().any(|s| s.secret && s.key == key);
+            let message = if secret {
+                "has the wrong type (the value is a secret and is not shown): expected a string".to_owned()
+            } else {
+                e.inner().to_string().lines().next().unwrap_or_default().trim().to_owned()
+            };
             problems.push(origins.problem(&key, message));
             return Err(ConfigError { problems });
         }
@@ -362,6 +366,16 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
             Err(ConfigError { problems })
         }
     }
+}
+
+/// The parse error's position and message, without the quoted source line the TOML crate
+/// adds: that line could be a secret (an unquoted `admin_key = ...`).
+fn toml_error_without_source(e: &toml::de::Error) -> String {
+    let text = e.to_string();
+    let mut lines = text.lines();
+    let position = lines.next().unwrap_or_default().trim();
+    let message = lines.last().unwrap_or_default().trim();
+    format!("{position}: {message}")
 }
 
 /// Where each key's value came from.
@@ -688,6 +702,19 @@ mod tests {
         assert!(!text.contains("tooshort-secret"), "{text}");
         let config = load_with(None, &[("VIGIL_ADMIN_KEY", &"s".repeat(40))]).expect("valid");
         assert!(!format!("{config:?}").contains(&"s".repeat(40)));
+    }
+
+    #[test]
+    fn toml_errors_do_not_quote_the_source() {
+        let secret = "0123456789abcdef0123456789abcdef-not-quoted";
+        let err = load_with(Some(&format!("[auth]\nadmin_key = {secret}\n")), &[]).expect_err("invalid TOML");
+        let text = messages(err).join("\n");
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("line 2"), "the position is kept: {text}");
+
+        let err = load_with(Some("[auth]\nadmin_key = 918273645546372819\n"), &[]).expect_err("wrong type");
+        let text = messages(err).join("\n");
+        assert!(text.starts_with("auth.admin_key (in vigil.toml)") && !text.contains("918273645546372819"), "{text}");
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub struct AuditFilter {
 /// The result of walking the whole chain.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct AuditVerification {
+    /// Entries verified intact: all of them, or those before the first break.
     pub entries: u64,
     /// The newest entry's hash: record it elsewhere to detect truncation later.
     pub head: Option<Sha256Digest>,
@@ -281,7 +282,6 @@ impl Store {
                         break;
                     }
                 };
-                entries += 1;
                 let reason = if entry.seq != expected_seq {
                     Some(format!("expected entry {expected_seq} next, found {}: entries are missing", entry.seq))
                 } else if entry.prev_hash != expected_prev {
@@ -295,6 +295,7 @@ impl Store {
                     first_break = Some(ChainBreak { seq: entry.seq, reason });
                     break;
                 }
+                entries += 1;
                 expected_prev = entry.entry_hash;
                 expected_seq += 1;
             }
@@ -364,6 +365,7 @@ mod tests {
             .expect("tamper");
         let report = store.verify_audit().expect("verify");
         assert_eq!(report.first_break.as_ref().map(|b| b.seq), Some(3), "{report:?}");
+        assert_eq!(report.entries, 2, "entries before the break");
         assert!(report.first_break.as_ref().is_some_and(|b| b.reason.contains("edited")));
 
         store.write(|tx| Ok(tx.execute("UPDATE audit_log SET principal = 'local' WHERE seq = 3", [])?)).expect("undo");

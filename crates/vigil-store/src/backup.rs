@@ -37,6 +37,11 @@ pub fn backup(source: &Path, dest: &Path, mut progress: impl FnMut(u64, u64)) ->
             .and_then(|f| f.sync_all())
             .map_err(StoreError::io(format!("syncing {}", tmp.display())))?;
         std::fs::rename(&tmp, dest).map_err(StoreError::io(format!("renaming to {}", dest.display())))?;
+        // The rename itself must survive a crash before we report success.
+        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(StoreError::io(format!("syncing {}", dir.display())))?;
         Ok(pages)
     });
     let _ = src.execute_batch("COMMIT");

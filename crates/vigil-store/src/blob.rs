@@ -74,6 +74,11 @@ impl BlobStore {
         for dir in [root.join("sha256"), root.join("tmp")] {
             fs::create_dir_all(&dir).map_err(StoreError::io(format!("creating {}", dir.display())))?;
         }
+        // Make the directories themselves durable before anything is stored in them.
+        fsync_dir(root)?;
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fsync_dir(parent)?;
+        }
         let store = BlobStore { root: root.to_owned(), max_bytes };
         store.remove_stale_temps();
         Ok(store)
@@ -151,17 +156,13 @@ impl BlobStore {
         fs::set_permissions(&tmp_path, perms).map_err(StoreError::io(format!("protecting {}", tmp_path.display())))?;
 
         let fanout = final_path.parent().unwrap_or(&self.root).to_owned();
-        let fanout_is_new = !fanout.exists();
         fs::create_dir_all(&fanout).map_err(StoreError::io(format!("creating {}", fanout.display())))?;
-        if fanout_is_new {
-            fsync_dir(&self.root.join("sha256"))?;
-        }
         match fs::hard_link(&tmp_path, &final_path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return self.existing(digest, size, &final_path),
             Err(e) => return Err(StoreError::Io { context: format!("linking {}", final_path.display()), source: e }),
         }
-        fsync_dir(&fanout)?;
+        self.sync_names(&final_path)?;
         drop(guard.0.take().map(fs::remove_file));
         Ok(BlobInfo { digest, size_bytes: size, existed: false })
     }
@@ -179,7 +180,20 @@ impl BlobStore {
                 reason: format!("stored blob is {stored} bytes but its content is {size} bytes"),
             });
         }
+        // The writer that linked it may not have synced the names yet; "already stored"
+        // must mean durably stored.
+        self.sync_names(path)?;
         Ok(BlobInfo { digest, size_bytes: size, existed: true })
+    }
+
+    /// Makes a blob's directory entries durable: its fan-out directory's entry for it, and
+    /// `sha256/`'s entry for the fan-out directory (which a concurrent writer may have just
+    /// created).
+    fn sync_names(&self, blob_path: &Path) -> Result<()> {
+        if let Some(fanout) = blob_path.parent() {
+            fsync_dir(fanout)?;
+        }
+        fsync_dir(&self.root.join("sha256"))
     }
 
     /// Opens a blob for streaming reads, or `None` if it is not stored.

@@ -82,6 +82,15 @@ impl Store {
         Store { inner: self.inner.clone(), wait_when_busy: false }
     }
 
+    /// Opens an existing database (and brings its schema to head); never creates one, so a
+    /// mistyped data directory is an error rather than a fresh, empty database.
+    pub fn open_existing(path: &Path, options: StoreOptions) -> Result<Store> {
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        Store::open(path, options)
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

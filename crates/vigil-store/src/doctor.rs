@@ -2,10 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::OpenFlags;
+use rusqlite::{Connection, OpenFlags};
 
-use crate::db::open_connection;
-use crate::{Result, StoreOptions, migrations};
+use crate::{Result, StoreError, StoreOptions, migrations};
 
 /// Health of one database file.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -63,14 +62,25 @@ impl DoctorReport {
 pub fn doctor(path: &Path) -> Result<DoctorReport> {
     let wal_path = PathBuf::from(format!("{}-wal", path.display()));
     let wal_bytes = std::fs::metadata(&wal_path).map(|m| m.len()).unwrap_or(0);
-    let conn = open_connection(path, StoreOptions::default(), OpenFlags::empty())?;
+    // Opened as found: no journal-mode switch, no migration, no file created.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::CannotOpen) => StoreError::Missing(path.to_owned()),
+        _ => StoreError::from(e),
+    })?;
+    conn.busy_timeout(StoreOptions::default().busy_timeout)?;
     let integrity = {
         let mut stmt = conn.prepare("PRAGMA integrity_check")?;
         stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?
     };
     let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    let (busy, log_frames, checkpointed_frames): (i64, i64, i64) =
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    // A passive checkpoint reports the WAL's state and copies back what no reader needs; it
+    // never changes the database's content. Only meaningful in WAL mode.
+    let (busy, log_frames, checkpointed_frames): (i64, i64, i64) = if journal_mode.eq_ignore_ascii_case("wal") {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    } else {
+        (0, 0, 0)
+    };
     let pragma = |name: &str| -> Result<i64> { Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?) };
     Ok(DoctorReport {
         path: path.to_owned(),
@@ -88,7 +98,7 @@ pub fn doctor(path: &Path) -> Result<DoctorReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Store, StoreError};
+    use crate::Store;
 
     #[test]
     fn healthy_store_reports_ok() {
@@ -99,6 +109,19 @@ mod tests {
         let report = doctor(&path).expect("doctor");
         assert!(report.healthy(), "{:?}", report.problems());
         assert_eq!(report.schema_version, migrations::head_version());
+    }
+
+    #[test]
+    fn inspecting_does_not_change_the_journal_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plain.db");
+        Connection::open(&path).expect("create").execute_batch("CREATE TABLE t (x)").expect("table");
+        let report = doctor(&path).expect("doctor");
+        assert_eq!(report.journal_mode, "delete");
+        assert!(!report.healthy(), "not a Vigil database in WAL mode");
+        let mode: String =
+            Connection::open(&path).expect("open").query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+        assert_eq!(mode, "delete", "doctor left the file as it found it");
     }
 
     #[test]

@@ -171,10 +171,14 @@ fn database_path(global: &Global) -> PathBuf {
     global.data.join(DATABASE_FILE)
 }
 
-fn open_store(global: &Global) -> anyhow::Result<(Config, Store)> {
+/// Opens the store, creating the database only when `create` (serving, creating a key);
+/// commands that inspect or change existing data refuse a data directory without one.
+fn open_store(global: &Global, create: bool) -> anyhow::Result<(Config, Store)> {
     let config = load_config(global)?;
     let path = database_path(global);
-    let store = Store::open(&path, store_options(&config)).with_context(|| format!("opening {}", path.display()))?;
+    let options = store_options(&config);
+    let store = if create { Store::open(&path, options) } else { Store::open_existing(&path, options) };
+    let store = store.with_context(|| format!("opening {}", path.display()))?;
     Ok((config, store))
 }
 
@@ -187,7 +191,7 @@ fn init_logging() {
 
 fn serve(global: &Global) -> anyhow::Result<ExitCode> {
     init_logging();
-    let (config, store) = open_store(global)?;
+    let (config, store) = open_store(global, true)?;
     let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
     let listen = config.listen;
     let mode = config.mode;
@@ -242,7 +246,7 @@ fn cli_audit(action: &str, target: String, body: &serde_json::Value) -> NewAudit
 }
 
 fn keys(global: &Global, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
-    let (_, store) = open_store(global)?;
+    let (_, store) = open_store(global, matches!(cmd, KeysCommand::Create { .. }))?;
     match cmd {
         KeysCommand::Create { name, scope } => {
             let body = serde_json::json!({ "name": name, "scope": scope });
@@ -280,7 +284,7 @@ fn keys(global: &Global, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn audit_verify(global: &Global) -> anyhow::Result<ExitCode> {
-    let (_, store) = open_store(global)?;
+    let (_, store) = open_store(global, false)?;
     let report = store.verify_audit()?;
     match report.first_break {
         None => {
@@ -290,7 +294,7 @@ fn audit_verify(global: &Global) -> anyhow::Result<ExitCode> {
         }
         Some(brk) => {
             println!("audit log BROKEN at entry {}: {}", brk.seq, brk.reason);
-            println!("{} entries before it verified", report.entries.saturating_sub(1));
+            println!("{} entries before it verified", report.entries);
             Ok(ExitCode::FAILURE)
         }
     }

@@ -77,6 +77,12 @@ fn doctor_names_a_missing_database() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no Vigil database at"));
     assert!(!env.db().exists(), "doctor must not create one");
+    for args in [&["audit", "verify"][..], &["keys", "list"], &["keys", "revoke", "0123456789abcdef"]] {
+        let out = env.run(args);
+        assert!(!out.status.success(), "{args:?} on a missing database");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no Vigil database at"), "{args:?}");
+    }
+    assert!(!env.db().exists(), "no command but serve and keys create makes a database");
 }
 
 #[test]
