@@ -66,6 +66,8 @@ pub const ADMIN_KEY_LEN_MIN: usize = 32;
 pub const ADMIN_KEY_LEN_MAX: usize = 512;
 /// Largest `*_FILE` secret file read.
 pub const SECRET_FILE_BYTES_MAX: usize = 64 * 1024;
+pub const VITALS_QUEUE_MAX: u64 = 1_000_000;
+pub const UPSTREAM_TIMEOUT_MS_MAX: u64 = 3_600_000;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -77,6 +79,7 @@ pub struct RawConfig {
     pub http: RawHttp,
     pub rate_limit: RawRateLimit,
     pub auth: RawAuth,
+    pub gateway: RawGateway,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -143,6 +146,66 @@ impl fmt::Debug for RawAuth {
         let shown = self.admin_key.as_ref().map(|_| "<redacted>");
         f.debug_struct("RawAuth").field("admin_key", &shown).finish()
     }
+}
+
+/// Which wire protocol an upstream speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI's API (`/chat/completions`, `/embeddings`, `/models`, ...), and the many
+    /// servers that copy it.
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGateway {
+    /// Forward a caller's own provider key (`Authorization: Bearer ...` that is not a Vigil
+    /// key) upstream instead of the configured one.
+    pub passthrough_client_key: bool,
+    /// Vitals waiting to be written; when storage falls behind, newer ones are dropped and
+    /// counted rather than slowing calls down.
+    pub vitals_queue: u64,
+    pub providers: Vec<RawProvider>,
+}
+
+impl Default for RawGateway {
+    fn default() -> Self {
+        RawGateway { passthrough_client_key: false, vitals_queue: 10_000, providers: Vec::new() }
+    }
+}
+
+/// One upstream, as written in `[[gateway.providers]]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// For example `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Path of a file holding the API key (wins over `api_key_env`).
+    #[serde(default)]
+    pub api_key_file: Option<String>,
+    /// Model-name globs this provider serves; empty means "any model" (a fallback).
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default = "default_upstream_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_upstream_timeout_ms() -> u64 {
+    600_000
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    5_000
 }
 
 /// The type of value an environment variable carries.
@@ -285,6 +348,38 @@ pub struct Config {
     pub rate_limit: Option<RateLimitConfig>,
     /// A bootstrap admin key from the environment, in addition to keys in the store.
     pub admin_key: Option<Secret>,
+    pub gateway: GatewayConfig,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GatewayConfig {
+    pub passthrough_client_key: bool,
+    pub vitals_queue: usize,
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// A validated upstream.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub models: Vec<String>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl GatewayConfig {
+    /// The provider serving `model`: the first whose globs match, else the first without
+    /// globs.
+    pub fn provider_for(&self, model: &str) -> Option<&ProviderConfig> {
+        self.providers
+            .iter()
+            .find(|p| p.models.iter().any(|g| crate::glob::glob_match(g, model)))
+            .or_else(|| self.providers.iter().find(|p| p.models.is_empty()))
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -314,7 +409,10 @@ pub struct RateLimitConfig {
 impl Default for Config {
     fn default() -> Self {
         let mut origins = Origins::default();
-        match RawConfig::default().validate(&mut origins) {
+        let env = BTreeMap::new();
+        let no_files = |_: &str| Err("no files".to_owned());
+        let sources = Sources { file: None, env: &env, read_file: &no_files };
+        match RawConfig::default().validate(&mut origins, &sources) {
             Ok(config) => config,
             Err(e) => unreachable!("defaults are valid: {e}"),
         }
@@ -358,7 +456,7 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
             return Err(ConfigError { problems });
         }
     };
-    match raw.validate(&mut origins) {
+    match raw.validate(&mut origins, sources) {
         Ok(config) if problems.is_empty() => Ok(config),
         Ok(_) => Err(ConfigError { problems }),
         Err(more) => {
@@ -383,9 +481,12 @@ fn toml_error_without_source(e: &toml::de::Error) -> String {
 pub struct Origins(BTreeMap<String, Origin>);
 
 impl Origins {
+    fn origin(&self, key: &str) -> Origin {
+        self.0.get(key).cloned().unwrap_or(Origin::Default)
+    }
+
     fn problem(&self, key: &str, message: impl Into<String>) -> Problem {
-        let origin = self.0.get(key).cloned().unwrap_or(Origin::Default);
-        Problem { key: key.to_owned(), origin, message: message.into() }
+        Problem { key: key.to_owned(), origin: self.origin(key), message: message.into() }
     }
 }
 
@@ -513,7 +614,7 @@ fn check_range(
 
 impl RawConfig {
     /// Checks every value, returning the runtime [`Config`] or every problem found.
-    pub fn validate(self, origins: &mut Origins) -> Result<Config, ConfigError> {
+    pub fn validate(self, origins: &mut Origins, sources: &Sources<'_>) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
         let p = &mut problems;
 
@@ -572,6 +673,8 @@ impl RawConfig {
             }
         };
 
+        let gateway = validate_gateway(self.gateway, origins, sources, p);
+
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -594,7 +697,73 @@ impl RawConfig {
                 burst: nonzero(self.rate_limit.burst),
             }),
             admin_key,
+            gateway,
         })
+    }
+}
+
+fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p: &mut Vec<Problem>) -> GatewayConfig {
+    check_range(p, origins, "gateway.vitals_queue", raw.vitals_queue, 1..=VITALS_QUEUE_MAX);
+    let mut providers = Vec::new();
+    for (i, provider) in raw.providers.into_iter().enumerate() {
+        let key = |field: &str| format!("gateway.providers[{i}].{field}");
+        let origin = origins.origin("gateway.providers");
+        let mut problem = |field: &str, message: String| {
+            p.push(Problem { key: key(field), origin: origin.clone(), message });
+        };
+        let name_ok = !provider.name.is_empty()
+            && provider.name.len() <= 64
+            && provider.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            problem("name", "must be 1 to 64 characters of letters, digits, '-' or '_'".to_owned());
+        }
+        if providers.iter().any(|q: &ProviderConfig| q.name == provider.name) {
+            problem("name", format!("{:?} is used by another provider", provider.name));
+        }
+        let base_url = provider.base_url.trim_end_matches('/').to_owned();
+        let scheme_ok = base_url.starts_with("http://") || base_url.starts_with("https://");
+        if !scheme_ok || base_url.len() <= "https://".len() || base_url.contains(char::is_whitespace) {
+            problem("base_url", format!("expected an http:// or https:// URL, got {:?}", provider.base_url));
+        }
+        let api_key = match (&provider.api_key_file, &provider.api_key_env) {
+            (Some(path), _) => match read_secret_file(sources, path) {
+                Ok(text) => Some(Secret(text)),
+                Err(message) => {
+                    problem("api_key_file", message);
+                    None
+                }
+            },
+            (None, Some(var)) => match sources.env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                Some(value) => Some(Secret(value.to_owned())),
+                None => {
+                    problem("api_key_env", format!("environment variable {var} is not set or empty"));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        for (field, value, max) in [
+            ("timeout_ms", provider.timeout_ms, UPSTREAM_TIMEOUT_MS_MAX),
+            ("connect_timeout_ms", provider.connect_timeout_ms, 60_000),
+        ] {
+            if !(1..=max).contains(&value) {
+                problem(field, format!("must be between 1 and {max}, got {value}"));
+            }
+        }
+        providers.push(ProviderConfig {
+            name: provider.name,
+            kind: provider.kind,
+            base_url,
+            api_key,
+            models: provider.models,
+            timeout: Duration::from_millis(provider.timeout_ms),
+            connect_timeout: Duration::from_millis(provider.connect_timeout_ms),
+        });
+    }
+    GatewayConfig {
+        passthrough_client_key: raw.passthrough_client_key,
+        vitals_queue: usize::try_from(raw.vitals_queue).unwrap_or(usize::MAX),
+        providers,
     }
 }
 
@@ -715,6 +884,38 @@ mod tests {
         let err = load_with(Some("[auth]\nadmin_key = 918273645546372819\n"), &[]).expect_err("wrong type");
         let text = messages(err).join("\n");
         assert!(text.starts_with("auth.admin_key (in vigil.toml)") && !text.contains("918273645546372819"), "{text}");
+    }
+
+    #[test]
+    fn gateway_providers_are_validated_and_routed() {
+        let file = r#"
+[[gateway.providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "https://api.anthropic.com/v1/"
+api_key_file = "/secrets/admin"
+models = ["claude-*"]
+
+[[gateway.providers]]
+name = "openai"
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+"#;
+        let config = load_with(Some(file), &[("OPENAI_API_KEY", "sk-test")]).expect("valid");
+        let gw = &config.gateway;
+        assert_eq!(gw.provider_for("claude-sonnet-4-5").map(|p| p.name.as_str()), Some("anthropic"));
+        assert_eq!(gw.provider_for("gpt-4o").map(|p| p.name.as_str()), Some("openai"));
+        assert_eq!(gw.providers[0].base_url, "https://api.anthropic.com/v1", "trailing slash trimmed");
+        assert_eq!(gw.providers[1].api_key.as_ref().map(Secret::expose), Some("sk-test"));
+
+        let err = load_with(Some(file), &[]).expect_err("key variable missing");
+        let text = messages(err).join("\n");
+        assert!(text.contains("gateway.providers[1].api_key_env") && text.contains("OPENAI_API_KEY"), "{text}");
+
+        let bad = "[[gateway.providers]]\nname = \"x\"\nkind = \"openai\"\nbase_url = \"ftp://x\"\n";
+        let err = load_with(Some(bad), &[]).expect_err("bad url");
+        assert!(messages(err)[0].starts_with("gateway.providers[0].base_url (in vigil.toml)"));
     }
 
     #[test]

@@ -13,8 +13,10 @@
 
 pub mod config;
 pub mod digest;
+pub mod glob;
 pub mod id;
 pub mod page;
 pub mod provenance;
 pub mod scope;
 pub mod time;
+pub mod vitals;

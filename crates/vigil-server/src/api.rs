@@ -263,6 +263,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Parses an optional RFC 3339 query parameter, naming it in the error.
+pub fn time_param(name: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    text.map(|t| {
+        Timestamp::parse_rfc3339(t).map_err(|e| {
+            ApiError::bad_request("invalid_query", e.to_string()).with_details(json!({ "parameter": name }))
+        })
+    })
+    .transpose()
+}
+
 /// A query string with Vigil's error conventions.
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);

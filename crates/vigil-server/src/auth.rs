@@ -81,8 +81,9 @@ impl Principal {
     }
 }
 
-/// The key text the client sent, if any.
-fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+/// The key text the client sent, if any. On model-call routes a bearer token that is not a
+/// Vigil key is the caller's provider key, not a Vigil credential, and is ignored here.
+fn presented_key(headers: &HeaderMap, model_call: bool) -> Result<Option<&str>, ApiError> {
     if let Some(value) = headers.get("x-api-key") {
         let text = value.to_str().map_err(|_| ApiError::unauthorized("X-API-Key is not valid text"))?;
         return Ok(Some(text.trim()));
@@ -91,7 +92,9 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let text = value.to_str().map_err(|_| ApiError::unauthorized("Authorization header is not valid text"))?;
     match text.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
-            Ok(Some(token.trim()))
+            let token = token.trim();
+            let vigil_key = token.starts_with(vigil_core::id::API_KEY_PREFIX);
+            Ok((vigil_key || !model_call).then_some(token))
         }
         _ => Err(ApiError::unauthorized("Authorization must be `Bearer <api key>`")),
     }
@@ -99,8 +102,13 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 
 /// Resolves the caller. `Ok(None)` is an anonymous caller; `Err` is a key that was
 /// presented but is malformed, unknown or revoked.
-pub async fn identify(state: &AppState, headers: &HeaderMap, peer: IpAddr) -> Result<Option<Principal>, ApiError> {
-    let Some(text) = presented_key(headers)? else {
+pub async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: IpAddr,
+    model_call: bool,
+) -> Result<Option<Principal>, ApiError> {
+    let Some(text) = presented_key(headers, model_call)? else {
         let local = state.config.mode == Mode::Local && peer.is_loopback();
         return Ok(local.then_some(Principal::Local));
     };

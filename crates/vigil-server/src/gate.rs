@@ -35,7 +35,7 @@ use vigil_store::NewAuditEntry;
 
 use crate::api::ApiError;
 use crate::auth::{Principal, authorize, identify};
-use crate::routes::Access;
+use crate::routes::{Access, RouteSpec};
 use crate::state::AppState;
 
 /// What a handler needs to write the audit entry for its request itself.
@@ -103,7 +103,12 @@ pub async fn gate(
     req: Request,
     next: Next,
 ) -> Response {
-    if !is_mutating(req.method()) {
+    let audited = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| state.route(req.method(), m.as_str()))
+        .map_or(is_mutating(req.method()), RouteSpec::audited);
+    if !audited {
         return handle(state, peer, req, next).await;
     }
     let task = tokio::spawn(handle(state, peer, req, next).instrument(tracing::Span::current()));
@@ -117,10 +122,11 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next) -> 
     let spec = req.extensions().get::<MatchedPath>().and_then(|m| state.route(req.method(), m.as_str()));
     let access = spec.map_or(Access::Scope(Scope::Read), |s| s.access);
     let action = spec.map_or("unrouted", |s| s.operation);
-    let mutating = is_mutating(req.method());
+    let mutating = spec.map_or(is_mutating(req.method()), RouteSpec::audited);
+    let model_call = spec.is_some_and(|s| s.model_call);
     let deadline = state.config.http.request_timeout;
 
-    let identity = identify(&state, req.headers(), peer.ip()).await;
+    let identity = identify(&state, req.headers(), peer.ip(), model_call).await;
     let principal = identity.as_ref().ok().and_then(Option::as_ref).cloned();
     let audit = mutating.then(|| AuditContext {
         principal: principal.as_ref().map_or_else(|| "anonymous".to_owned(), Principal::label),
@@ -131,8 +137,13 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next) -> 
     });
 
     let admitted = admit_and_run(&state, req, peer, identity, access, audit.clone(), next);
-    let (response, body_sha256) =
-        tokio::time::timeout(deadline, admitted).await.unwrap_or_else(|_| (timed_out(deadline), None));
+    // Model calls are bounded by their provider's own timeout instead: a long generation
+    // must not be cut off at the API's deadline.
+    let (response, body_sha256) = if model_call {
+        admitted.await
+    } else {
+        tokio::time::timeout(deadline, admitted).await.unwrap_or_else(|_| (timed_out(deadline), None))
+    };
 
     if let Some(mut audit) = audit
         && response.extensions().get::<Audited>().is_none()

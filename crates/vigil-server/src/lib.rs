@@ -44,6 +44,8 @@ pub enum ServerError {
     NoAdminKey,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Gateway(#[from] vigil_gateway::GatewayError),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -56,17 +58,24 @@ const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub struct App {
     pub state: AppState,
     pub router: Router,
+    /// The vitals writer, drained at shutdown before the store closes.
+    vitals_writer: tokio::task::JoinHandle<()>,
 }
 
 impl App {
-    /// Builds the router. In production mode, refuses to start without an admin key.
+    /// Builds the router and starts the vitals writer (so it must run inside a tokio
+    /// runtime). In production mode, refuses to start without an admin key.
     pub fn new(config: Config, store: Store, blobs: BlobStore, build: BuildInfo) -> Result<App, ServerError> {
         if config.mode == Mode::Production && config.admin_key.is_none() && !store.has_active_admin_key()? {
             return Err(ServerError::NoAdminKey);
         }
         let routes = routes::routes();
         let specs: Vec<_> = routes.iter().map(|r| r.spec.clone()).collect();
-        let state = AppState::new(config, store, blobs, build, &specs);
+        let metrics = metrics::Metrics::new(build);
+        let (recorder, vitals_writer) =
+            vigil_gateway::Recorder::start(store.clone(), config.gateway.vitals_queue, metrics.vitals_dropped.clone());
+        let gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder)?;
+        let state = AppState::new(config, store, blobs, build, &specs, metrics, gateway);
         state.keys.refresh(&state.store)?;
         let body_limit = state.config.http.max_body_bytes;
 
@@ -87,7 +96,7 @@ impl App {
             .layer(from_fn_with_state(state.clone(), observe::observe))
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(state.clone());
-        Ok(App { state, router })
+        Ok(App { state, router, vitals_writer })
     }
 }
 
@@ -121,7 +130,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let App { state, router } = app;
+    let App { state, router, vitals_writer } = app;
     let grace = state.config.http.shutdown_grace;
 
     let background = spawn_background(&state);
@@ -145,6 +154,10 @@ pub async fn serve(
     }
 
     background.abort();
+    state.gateway.recorder().shutdown();
+    if let Err(e) = vitals_writer.await {
+        tracing::error!(error = %e, "vitals writer failed");
+    }
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)??;
     tracing::info!("store flushed and closed");

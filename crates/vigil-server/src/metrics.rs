@@ -40,6 +40,8 @@ pub struct Metrics {
     latency: Family<HttpLabels, Histogram, HistogramFn>,
     pub audit_failures: Counter,
     pub rate_limited: Counter,
+    /// Vitals lost because storage fell behind (the queue was full) or a write failed.
+    pub vitals_dropped: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -55,14 +57,20 @@ impl Metrics {
         let latency = Family::<HttpLabels, Histogram, HistogramFn>::new_with_constructor(latency_histogram);
         let audit_failures = Counter::default();
         let rate_limited = Counter::default();
+        let vitals_dropped = Counter::default();
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info.get_or_create(&BuildLabels { version: build.version, git_sha: build.git_sha }).set(1);
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("audit_append_failures", "Audit entries that could not be written", audit_failures.clone());
         registry.register("rate_limited_requests", "Requests refused by the rate limiter", rate_limited.clone());
+        registry.register(
+            "vitals_dropped",
+            "Model-call vitals not recorded because storage fell behind",
+            vitals_dropped.clone(),
+        );
         registry.register("build_info", "Version of the running binary", build_info);
-        Metrics { registry, requests, latency, audit_failures, rate_limited }
+        Metrics { registry, requests, latency, audit_failures, rate_limited, vitals_dropped }
     }
 
     pub fn observe_request(&self, labels: HttpLabels, seconds: f64) {

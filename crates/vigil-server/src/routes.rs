@@ -6,6 +6,7 @@
 //! [`crate::openapi`] are all built from this one table, so a route cannot be served
 //! without being documented and access-checked.
 
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -13,7 +14,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use vigil_core::scope::Scope;
 
 use crate::api::{Envelope, ListPage};
-use crate::handlers::{audit, health, keys, meta};
+use crate::handlers::{audit, gateway, health, keys, meta};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -51,6 +52,17 @@ pub struct RouteSpec {
     pub body: Option<SchemaFn>,
     pub query: Option<SchemaFn>,
     pub answer: Answer,
+    /// A model call through the gateway: recorded as a vital rather than an audit entry,
+    /// and `Authorization: Bearer` may carry the caller's provider key instead of a Vigil key.
+    pub model_call: bool,
+}
+
+impl RouteSpec {
+    /// Whether requests to this route get an audit entry: every mutating request except
+    /// model calls, which are recorded as vitals.
+    pub fn audited(&self) -> bool {
+        matches!(self.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) && !self.model_call
+    }
 }
 
 /// A [`RouteSpec`] and the handler serving it.
@@ -78,6 +90,7 @@ fn route(method: Method, path: &'static str, operation: &'static str, access: Ac
         body: None,
         query: None,
         answer: Answer::Raw("application/json"),
+        model_call: false,
     })
 }
 
@@ -107,6 +120,13 @@ impl RouteBuilder {
         self
     }
 
+    /// A gateway route: see [`RouteSpec::model_call`]. Bodies up to
+    /// [`GATEWAY_BODY_BYTES_MAX`] (prompts with images are large).
+    fn model_call(mut self) -> Self {
+        self.0.model_call = true;
+        self
+    }
+
     fn raw(mut self, media_type: &'static str) -> Self {
         self.0.answer = Answer::Raw(media_type);
         self
@@ -115,11 +135,19 @@ impl RouteBuilder {
     fn to<H: Handler<T, AppState>, T: 'static>(self, handler: H) -> Route {
         let filter = MethodFilter::try_from(self.0.method.clone())
             .unwrap_or_else(|_| unreachable!("route table uses standard methods only"));
-        Route { spec: self.0, handler: on(filter, handler) }
+        let mut handler = on(filter, handler);
+        if self.0.model_call {
+            handler = handler.layer(DefaultBodyLimit::max(GATEWAY_BODY_BYTES_MAX));
+        }
+        Route { spec: self.0, handler }
     }
 }
 
+/// Largest request body a model call may send.
+pub const GATEWAY_BODY_BYTES_MAX: usize = 32 * 1024 * 1024;
+
 const READ: Access = Access::Scope(Scope::Read);
+const WRITE: Access = Access::Scope(Scope::Write);
 const ADMIN: Access = Access::Scope(Scope::Admin);
 
 /// Every route Vigil serves.
@@ -169,6 +197,17 @@ pub fn routes() -> Vec<Route> {
             .query::<audit::ListQuery>()
             .data::<ListPage<vigil_store::AuditEntry>>()
             .to(audit::list),
+        route(Method::GET, "/api/v1/vitals", "vitals.list", READ)
+            .summary("Recorded model calls, newest first, by agent and time window")
+            .query::<gateway::VitalsQuery>()
+            .data::<ListPage<vigil_store::StoredVital>>()
+            .to(gateway::list_vitals),
+        route(Method::POST, "/v1/chat/completions", "gateway.chat_completions", WRITE)
+            .summary("OpenAI-compatible chat completions, forwarded to the provider serving the model")
+            .body::<serde_json::Value>()
+            .raw("application/json")
+            .model_call()
+            .to(gateway::chat_completions),
         route(Method::GET, "/api/v1/audit/verify", "audit.verify", ADMIN)
             .summary("Walk the audit hash chain and report the first break")
             .data::<vigil_store::AuditVerification>()

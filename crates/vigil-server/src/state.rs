@@ -37,6 +37,7 @@ pub struct Shared {
     /// Hash of the bootstrap admin key from the environment, compared in constant time.
     pub env_admin_key: Option<Sha256Digest>,
     pub keys: KeyCache,
+    pub gateway: vigil_gateway::Gateway,
     /// The last readiness result and when it was taken (see `handlers::health::ready`).
     pub readiness: tokio::sync::Mutex<Option<(Instant, Vec<crate::handlers::health::Check>)>>,
     pub started: Instant,
@@ -46,11 +47,20 @@ pub struct Shared {
 }
 
 impl AppState {
-    pub(crate) fn new(config: Config, store: Store, blobs: BlobStore, build: BuildInfo, specs: &[RouteSpec]) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        store: Store,
+        blobs: BlobStore,
+        build: BuildInfo,
+        specs: &[RouteSpec],
+        metrics: Metrics,
+        gateway: vigil_gateway::Gateway,
+    ) -> Self {
         let limiter = config.rate_limit.map(Limiter::new);
         let env_admin_key = config.admin_key.as_ref().map(|k| Sha256Digest::of(k.expose().as_bytes()));
         AppState(Arc::new(Shared {
-            metrics: Metrics::new(build),
+            metrics,
+            gateway,
             openapi: crate::openapi::document(specs, build.version),
             specs: specs.iter().fold(HashMap::new(), |mut map, spec| {
                 map.entry(spec.path).or_insert_with(Vec::new).push(spec.clone());

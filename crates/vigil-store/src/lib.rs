@@ -23,6 +23,7 @@ mod db;
 pub mod doctor;
 pub mod keys;
 pub mod migrations;
+pub mod vitals;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,7 @@ pub use blob::{BlobInfo, BlobStore};
 pub use db::{Store, StoreOptions};
 pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};
 pub use vigil_core::config::Durability;
+pub use vitals::{StoredVital, VitalsFilter};
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "vigil.db";

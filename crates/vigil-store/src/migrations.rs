@@ -14,10 +14,11 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "keys and audit log",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "keys and audit log",
+        sql: r#"
 CREATE TABLE api_keys (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -54,7 +55,46 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be deleted')
 
 CREATE TABLE health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL) STRICT;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "gateway vitals",
+        sql: r#"
+CREATE TABLE vitals (
+    seq                  INTEGER PRIMARY KEY,
+    at                   INTEGER NOT NULL,
+    request_id           TEXT,
+    agent_id             TEXT NOT NULL,
+    agent_type           TEXT NOT NULL,
+    provider             TEXT NOT NULL,
+    endpoint             TEXT NOT NULL,
+    model_requested      TEXT,
+    model_served         TEXT,
+    streamed             INTEGER NOT NULL,
+    status               INTEGER NOT NULL,
+    outcome              TEXT NOT NULL,
+    latency_us           INTEGER NOT NULL,
+    ttft_us              INTEGER,
+    input_tokens         INTEGER,
+    output_tokens        INTEGER,
+    cached_tokens        INTEGER,
+    reasoning_tokens     INTEGER,
+    usage_estimated      INTEGER NOT NULL,
+    tool_calls           INTEGER NOT NULL,
+    tool_names           TEXT NOT NULL,
+    cost_nanos           INTEGER,
+    unpriced             INTEGER NOT NULL,
+    retries              INTEGER NOT NULL,
+    error_class          TEXT,
+    system_prompt_sha256 TEXT,
+    feature              TEXT,
+    user_tag             TEXT
+) STRICT;
+CREATE INDEX vitals_agent ON vitals (agent_id, seq);
+CREATE INDEX vitals_at ON vitals (at);
+"#,
+    },
+];
 
 /// The schema version this binary writes and expects.
 pub fn head_version() -> i64 {

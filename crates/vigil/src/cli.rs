@@ -195,10 +195,10 @@ fn serve(global: &Global) -> anyhow::Result<ExitCode> {
     let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
     let listen = config.listen;
     let mode = config.mode;
-    let app = App::new(config, store, blobs, BUILD)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        let app = App::new(config, store, blobs, BUILD)?;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let local = listener.local_addr()?;
         tracing::info!(%local, mode = mode.as_str(), data = %global.data.display(), "vigil listening");

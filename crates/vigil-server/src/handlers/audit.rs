@@ -2,13 +2,11 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use vigil_core::page::PageRequest;
 use vigil_core::provenance::{Aggregation, Period};
-use vigil_core::time::Timestamp;
 use vigil_store::{AuditFilter, AuditOutcome};
 
-use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, read};
+use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, read, time_param};
 use crate::state::AppState;
 
 const SOURCE: &str = "store:audit_log";
@@ -31,19 +29,10 @@ pub struct ListQuery {
     pub limit: Option<u64>,
 }
 
-fn parse_time(name: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
-    text.map(|t| {
-        Timestamp::parse_rfc3339(t).map_err(|e| {
-            ApiError::bad_request("invalid_query", e.to_string()).with_details(json!({ "parameter": name }))
-        })
-    })
-    .transpose()
-}
-
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let from = parse_time("from", q.from.as_deref())?;
-    let to = parse_time("to", q.to.as_deref())?;
+    let from = time_param("from", q.from.as_deref())?;
+    let to = time_param("to", q.to.as_deref())?;
     let filter = AuditFilter { principal: q.principal, action: q.action, outcome: q.outcome, from, to };
     let (items, next) = read(&state.store, page.limit, move |store| store.list_audit(&filter, page)).await?;
     let data = ListPage { items, next_cursor: next.map(|c| c.encode()) };

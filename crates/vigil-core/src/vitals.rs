@@ -1,0 +1,95 @@
+//! [`Vital`]: what Vigil records about one model call, whichever way it arrived (the
+//! gateway today; ingest and OpenTelemetry later).
+
+use crate::digest::Sha256Digest;
+use crate::time::Timestamp;
+
+/// How a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// The upstream answered successfully and the whole answer reached the client.
+    Ok,
+    /// The upstream answered with an error status, relayed to the client.
+    UpstreamError,
+    /// The upstream could not be reached (connect error or timeout).
+    Unreachable,
+    /// The client went away before the answer was complete.
+    Cancelled,
+    /// The upstream's stream broke off before its end.
+    Interrupted,
+    /// Vigil refused the call (bad request, no provider, policy).
+    Refused,
+}
+
+impl CallOutcome {
+    pub const ALL: [CallOutcome; 6] = [
+        CallOutcome::Ok,
+        CallOutcome::UpstreamError,
+        CallOutcome::Unreachable,
+        CallOutcome::Cancelled,
+        CallOutcome::Interrupted,
+        CallOutcome::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::UpstreamError => "upstream_error",
+            CallOutcome::Unreachable => "unreachable",
+            CallOutcome::Cancelled => "cancelled",
+            CallOutcome::Interrupted => "interrupted",
+            CallOutcome::Refused => "refused",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+}
+
+/// Token counts of one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Input tokens served from the provider's prompt cache (a subset of `input_tokens`).
+    pub cached_tokens: u64,
+    /// Reasoning tokens (a subset of `output_tokens`).
+    pub reasoning_tokens: u64,
+    /// True when the provider reported no usage (an interrupted stream) and Vigil estimated.
+    pub estimated: bool,
+}
+
+/// One model call.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct Vital {
+    pub at: Timestamp,
+    pub request_id: Option<String>,
+    pub agent_id: String,
+    /// Client family from the User-Agent: `openai-python`, `anthropic-python`, `langchain`, ...
+    pub agent_type: String,
+    pub provider: String,
+    /// API operation, e.g. `chat.completions`.
+    pub endpoint: String,
+    pub model_requested: Option<String>,
+    pub model_served: Option<String>,
+    pub streamed: bool,
+    pub status: u16,
+    pub outcome: CallOutcome,
+    pub latency_us: u64,
+    /// Time to the first token of a streamed answer.
+    pub ttft_us: Option<u64>,
+    /// `None` when the call never produced an answer to count.
+    pub usage: Option<Usage>,
+    pub tool_calls: u32,
+    pub tool_names: Vec<String>,
+    /// Cost in nano-dollars; `None` when no price matched (`unpriced`), never a silent 0.
+    pub cost_nanos: Option<i64>,
+    pub unpriced: bool,
+    pub retries: u32,
+    pub error_class: Option<String>,
+    pub system_prompt_sha256: Option<Sha256Digest>,
+    pub feature: Option<String>,
+    pub user: Option<String>,
+}

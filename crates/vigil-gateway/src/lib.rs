@@ -1,0 +1,19 @@
+//! Vigil's model gateway: agents point their SDK's base URL at Vigil; Vigil forwards each
+//! call to the configured provider, relays the answer (streamed event by event, never
+//! buffered whole) and turns the call into a [`vigil_core::vitals::Vital`].
+//!
+//! [`proxy::Gateway`] holds one HTTP client per provider and routes by model name. Pure
+//! pieces sit beside it: [`sse`] frames event streams, [`openai`] reads requests and
+//! answers (usage, tool calls, system-prompt hash), [`price`] prices usage in nano-dollars,
+//! [`fingerprint`] names the calling agent. [`recorder::Recorder`] writes vitals to the
+//! store in batches off the response path, dropping (and counting) rather than blocking.
+
+pub mod fingerprint;
+pub mod openai;
+pub mod price;
+pub mod proxy;
+pub mod recorder;
+pub mod sse;
+
+pub use proxy::{Caller, Gateway, GatewayError, openai_error};
+pub use recorder::Recorder;

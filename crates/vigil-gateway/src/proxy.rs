@@ -1,0 +1,443 @@
+//! Forwarding a call upstream and relaying the answer, measuring it on the way.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::{Value, json};
+use vigil_core::config::{GatewayConfig, ProviderConfig};
+use vigil_core::time::Timestamp;
+use vigil_core::vitals::{CallOutcome, Usage, Vital};
+
+use crate::openai::{Answer, RequestFacts, estimate_usage};
+use crate::price::{cost_nanos, price_for};
+use crate::recorder::Recorder;
+use crate::sse::Scanner;
+
+/// Largest non-streamed answer relayed.
+pub const UPSTREAM_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Who made a call, as the server worked it out.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    pub request_id: Option<String>,
+    pub agent_id: String,
+    pub agent_type: String,
+    /// The caller's own provider key, forwarded when `passthrough_client_key` is on.
+    pub client_key: Option<String>,
+    pub feature: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("building the HTTP client for provider {provider}: {source}")]
+    Client {
+        provider: String,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+/// The gateway: one HTTP client per provider, the routing table and the recorder.
+#[derive(Debug)]
+pub struct Gateway {
+    config: GatewayConfig,
+    clients: HashMap<String, reqwest::Client>,
+    recorder: Recorder,
+}
+
+/// An error in OpenAI's shape, which every OpenAI SDK knows how to read.
+pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "error": { "message": message.into(), "type": kind, "param": null, "code": code } });
+    (status, axum::Json(body)).into_response()
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig, recorder: Recorder) -> Result<Gateway, GatewayError> {
+        let mut clients = HashMap::new();
+        for provider in &config.providers {
+            let client = reqwest::Client::builder()
+                .connect_timeout(provider.connect_timeout)
+                .pool_idle_timeout(std::time::Duration::from_secs(90))
+                .build()
+                .map_err(|source| GatewayError::Client { provider: provider.name.clone(), source })?;
+            clients.insert(provider.name.clone(), client);
+        }
+        Ok(Gateway { config, clients, recorder })
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// `POST /v1/chat/completions`.
+    pub async fn chat_completions(&self, caller: Caller, body: Bytes) -> Response {
+        let started = Instant::now();
+        let mut vital = base_vital(&caller, "chat.completions");
+        let refuse = |vital: &mut Vital, status: StatusCode, code: &str, message: String| {
+            vital.status = status.as_u16();
+            vital.error_class = Some(code.to_owned());
+            vital.latency_us = elapsed_us(started);
+            self.recorder.record(vital.clone());
+            openai_error(status, "invalid_request_error", code, message)
+        };
+        let mut value: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                let message = format!("request body is not valid JSON: {e}");
+                return refuse(&mut vital, StatusCode::BAD_REQUEST, "invalid_json", message);
+            }
+        };
+        let facts = match RequestFacts::from_chat_request(&value) {
+            Ok(facts) => facts,
+            Err(e) => return refuse(&mut vital, StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+        };
+        vital.model_requested = Some(facts.model.clone());
+        vital.streamed = facts.stream;
+        vital.system_prompt_sha256 = facts.system_prompt_sha256;
+        let Some(provider) = self.config.provider_for(&facts.model) else {
+            let message = format!("no configured provider serves model {:?}", facts.model);
+            return refuse(&mut vital, StatusCode::NOT_FOUND, "model_not_found", message);
+        };
+        vital.provider = provider.name.clone();
+
+        // Ask for usage in the stream when the client did not, and hide it again on the way
+        // back, so every streamed call is measured without the client seeing a difference.
+        let inject_usage = facts.stream && !facts.client_wants_stream_usage;
+        let upstream_body = if inject_usage {
+            value["stream_options"] = json!({ "include_usage": true });
+            Bytes::from(value.to_string())
+        } else {
+            body
+        };
+
+        let response = match self.send(provider, &caller, "/chat/completions", upstream_body).await {
+            Ok(response) => response,
+            Err(e) => {
+                vital.outcome = CallOutcome::Unreachable;
+                vital.status = StatusCode::BAD_GATEWAY.as_u16();
+                vital.error_class = Some(if e.is_timeout() { "timeout" } else { "connect" }.to_owned());
+                vital.latency_us = elapsed_us(started);
+                self.recorder.record(vital);
+                let message = format!("upstream {} is unreachable: {}", provider.name, without_url(&e));
+                return openai_error(StatusCode::BAD_GATEWAY, "api_error", "upstream_unreachable", message);
+            }
+        };
+        let status = response.status();
+        vital.status = status.as_u16();
+
+        if !facts.stream || !status.is_success() {
+            return self.relay_whole(response, vital, started, &facts).await;
+        }
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let relay = Relay {
+            upstream: Box::pin(response.bytes_stream()),
+            scanner: Scanner::new(),
+            pending: VecDeque::new(),
+            strip_usage: inject_usage,
+            done: false,
+            record: Some(StreamRecord {
+                vital,
+                answer: Answer::default(),
+                started,
+                prompt_chars: facts.prompt_chars,
+                recorder: self.recorder.clone(),
+            }),
+        };
+        let mut response = Response::new(Body::from_stream(relay));
+        *response.status_mut() = status;
+        let content_type = content_type.unwrap_or(HeaderValue::from_static("text/event-stream"));
+        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+    }
+
+    async fn send(
+        &self,
+        provider: &ProviderConfig,
+        caller: &Caller,
+        path: &str,
+        body: Bytes,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let client = &self.clients[&provider.name];
+        let mut request = client
+            .post(format!("{}{path}", provider.base_url))
+            .timeout(provider.timeout)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let key = match (&caller.client_key, self.config.passthrough_client_key) {
+            (Some(own), true) => Some(own.as_str()),
+            _ => provider.api_key.as_ref().map(|k| k.expose()),
+        };
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send().await
+    }
+
+    async fn relay_whole(
+        &self,
+        response: reqwest::Response,
+        mut vital: Vital,
+        started: Instant,
+        facts: &RequestFacts,
+    ) -> Response {
+        let status = response.status();
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let bytes = match read_capped(response).await {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                vital.outcome = CallOutcome::Interrupted;
+                vital.error_class = Some("upstream_body".to_owned());
+                vital.latency_us = elapsed_us(started);
+                self.recorder.record(vital);
+                return openai_error(StatusCode::BAD_GATEWAY, "api_error", "upstream_interrupted", message);
+            }
+        };
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if status.is_success() {
+            let answer = parsed.as_ref().map(Answer::from_completion).unwrap_or_default();
+            vital.outcome = CallOutcome::Ok;
+            finish_vital(&mut vital, &answer, facts.prompt_chars, true);
+        } else {
+            vital.outcome = CallOutcome::UpstreamError;
+            let class = parsed.as_ref().and_then(|v| v.pointer("/error/type")).and_then(Value::as_str);
+            vital.error_class = Some(class.map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned));
+        }
+        vital.latency_us = elapsed_us(started);
+        self.recorder.record(vital);
+        let mut out = Response::new(Body::from(bytes));
+        *out.status_mut() = status;
+        if let Some(ct) = content_type {
+            out.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        out
+    }
+}
+
+fn base_vital(caller: &Caller, endpoint: &str) -> Vital {
+    Vital {
+        at: Timestamp::now(),
+        request_id: caller.request_id.clone(),
+        agent_id: caller.agent_id.clone(),
+        agent_type: caller.agent_type.clone(),
+        provider: String::new(),
+        endpoint: endpoint.to_owned(),
+        model_requested: None,
+        model_served: None,
+        streamed: false,
+        status: 0,
+        outcome: CallOutcome::Refused,
+        latency_us: 0,
+        ttft_us: None,
+        usage: None,
+        tool_calls: 0,
+        tool_names: Vec::new(),
+        cost_nanos: None,
+        unpriced: false,
+        retries: 0,
+        error_class: None,
+        system_prompt_sha256: None,
+        feature: caller.feature.clone(),
+        user: caller.user.clone(),
+    }
+}
+
+fn elapsed_us(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A reqwest error without its URL (URLs may carry credentials): the kind, then the chain
+/// of causes.
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "answer broke off"
+    } else {
+        "request failed"
+    };
+    let mut text = kind.to_owned();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Bytes, String> {
+    let mut out = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if out.len() + chunk.len() > UPSTREAM_BODY_BYTES_MAX {
+                    return Err(format!("upstream answer exceeds {UPSTREAM_BODY_BYTES_MAX} bytes"));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Bytes::from(out)),
+            Err(e) => return Err(format!("upstream answer broke off: {}", without_url(&e))),
+        }
+    }
+}
+
+/// Fills usage, tools and cost from what was read. Usage the provider did not report is
+/// estimated and flagged, never left at zero.
+fn finish_vital(vital: &mut Vital, answer: &Answer, prompt_chars: usize, complete: bool) {
+    vital.model_served = answer.model_served.clone();
+    vital.tool_names = answer.tool_names();
+    vital.tool_calls = u32::try_from(vital.tool_names.len()).unwrap_or(u32::MAX);
+    let usage: Usage = match answer.usage {
+        Some(usage) => usage,
+        None => estimate_usage(prompt_chars, answer.output_chars),
+    };
+    if !complete && answer.usage.is_none() {
+        vital.error_class.get_or_insert_with(|| "interrupted".to_owned());
+    }
+    vital.usage = Some(usage);
+    let model = vital.model_served.as_deref().or(vital.model_requested.as_deref()).unwrap_or("");
+    match price_for(model).or_else(|| vital.model_requested.as_deref().and_then(price_for)) {
+        Some(price) => {
+            vital.cost_nanos = Some(cost_nanos(price, &usage));
+            vital.unpriced = false;
+        }
+        None => {
+            vital.cost_nanos = None;
+            vital.unpriced = true;
+        }
+    }
+}
+
+/// What a streamed call has measured so far. Recorded exactly once: when the stream ends,
+/// breaks, or is dropped because the client went away.
+struct StreamRecord {
+    vital: Vital,
+    answer: Answer,
+    started: Instant,
+    prompt_chars: usize,
+    recorder: Recorder,
+}
+
+impl StreamRecord {
+    fn finish(mut self, outcome: CallOutcome) {
+        self.vital.outcome = outcome;
+        self.vital.latency_us = elapsed_us(self.started);
+        finish_vital(&mut self.vital, &self.answer, self.prompt_chars, outcome == CallOutcome::Ok);
+        self.recorder.record(self.vital);
+    }
+}
+
+type UpstreamStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Relays an upstream SSE stream event by event, reading each on the way.
+struct Relay {
+    upstream: UpstreamStream,
+    scanner: Scanner,
+    pending: VecDeque<Bytes>,
+    strip_usage: bool,
+    done: bool,
+    record: Option<StreamRecord>,
+}
+
+impl Relay {
+    fn take_event(&mut self, event: crate::sse::Event) {
+        let Some(record) = self.record.as_mut() else { return };
+        let Some(data) = event.data.as_deref() else {
+            self.pending.push_back(event.raw);
+            return;
+        };
+        if data.trim() == "[DONE]" {
+            record.answer.finished = true;
+            self.pending.push_back(event.raw);
+            return;
+        }
+        let Ok(mut chunk) = serde_json::from_str::<Value>(data) else {
+            self.pending.push_back(event.raw);
+            return;
+        };
+        let has_choices = chunk.get("choices").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+        if has_choices && record.vital.ttft_us.is_none() {
+            record.vital.ttft_us = Some(elapsed_us(record.started));
+        }
+        record.answer.add_chunk(&chunk);
+        let has_usage = chunk.get("usage").is_some_and(|u| !u.is_null());
+        if self.strip_usage && has_usage {
+            if !has_choices {
+                return; // the usage-only chunk the client did not ask for
+            }
+            if let Some(object) = chunk.as_object_mut() {
+                object.remove("usage");
+            }
+            self.pending.push_back(Bytes::from(format!("data: {chunk}\n\n")));
+            return;
+        }
+        self.pending.push_back(event.raw);
+    }
+
+    fn end(&mut self, outcome: CallOutcome) {
+        self.done = true;
+        if let Some(record) = self.record.take() {
+            record.finish(outcome);
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Dropped before the end: the client went away. Dropping `upstream` closes the
+        // upstream connection, which cancels the provider's work.
+        if let Some(record) = self.record.take() {
+            record.finish(CallOutcome::Cancelled);
+        }
+    }
+}
+
+impl Stream for Relay {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(bytes) = self.pending.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match self.upstream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => match self.scanner.push(&chunk) {
+                    Ok(events) => events.into_iter().for_each(|e| self.take_event(e)),
+                    Err(e) => {
+                        self.end(CallOutcome::Interrupted);
+                        return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %without_url(&e), "upstream stream broke off");
+                    if let Some(record) = self.record.as_mut() {
+                        record.vital.error_class = Some("interrupted".to_owned());
+                    }
+                    self.end(CallOutcome::Interrupted);
+                }
+                Poll::Ready(None) => {
+                    if let Some(event) = self.scanner.finish() {
+                        self.take_event(event);
+                    }
+                    let complete = self.record.as_ref().is_some_and(|r| r.answer.finished);
+                    self.end(if complete { CallOutcome::Ok } else { CallOutcome::Interrupted });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Writes vitals to the store off the response path.
+//!
+//! Calls hand their [`Vital`] to a bounded queue and move on; one task drains it in
+//! batches into a single transaction each. When storage falls behind and the queue is full,
+//! new vitals are dropped and counted (`vigil_vitals_dropped_total`), so a slow disk never
+//! slows a model call. At shutdown the queue is drained before the store closes.
+
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use vigil_core::vitals::Vital;
+use vigil_store::Store;
+
+/// Most vitals written in one transaction.
+pub const VITALS_BATCH_MAX: usize = 512;
+
+/// The sending side: cheap to clone, never blocks.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    tx: mpsc::Sender<Vital>,
+    dropped: Counter,
+    stop: watch::Sender<bool>,
+}
+
+impl Recorder {
+    /// Starts the writer task. `dropped` counts vitals lost to a full queue or a failed write.
+    pub fn start(store: Store, capacity: usize, dropped: Counter) -> (Recorder, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(write_batches(store, rx, stop_rx, dropped.clone()));
+        (Recorder { tx, dropped, stop }, task)
+    }
+
+    pub fn record(&self, vital: Vital) {
+        if self.tx.try_send(vital).is_err() {
+            self.dropped.inc();
+        }
+    }
+
+    /// Asks the writer to drain what is queued and stop.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn write_batches(store: Store, mut rx: mpsc::Receiver<Vital>, mut stop: watch::Receiver<bool>, dropped: Counter) {
+    loop {
+        let first = tokio::select! {
+            v = rx.recv() => v,
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let mut batch: Vec<Vital> = first.into_iter().collect();
+        while batch.len() < VITALS_BATCH_MAX {
+            match rx.try_recv() {
+                Ok(v) => batch.push(v),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            if *stop.borrow() {
+                return;
+            }
+            continue;
+        }
+        let count = batch.len() as u64;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.insert_vitals(&batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                dropped.inc_by(count);
+                tracing::error!(error = %e, count, "could not write vitals");
+                // Give a struggling disk a moment instead of spinning.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                dropped.inc_by(count);
+                tracing::error!(error = %e, "vitals writer task failed");
+            }
+        }
+    }
+}

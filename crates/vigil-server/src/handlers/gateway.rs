@@ -1,0 +1,99 @@
+//! The gateway's routes: model calls (`/v1/...`, OpenAI-compatible) and the vitals they
+//! leave behind (`/api/v1/vitals`).
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use vigil_core::id::{API_KEY_PREFIX, RequestId};
+use vigil_core::page::PageRequest;
+use vigil_core::provenance::{Aggregation, Period};
+use vigil_gateway::fingerprint::{agent_id, agent_type};
+use vigil_gateway::{Caller, openai_error};
+use vigil_store::VitalsFilter;
+
+use crate::api::{ApiError, ApiQuery, ListPage, envelope, read, time_param};
+use crate::state::AppState;
+
+/// Longest `X-Vigil-Feature` / `X-Vigil-User` tag kept.
+const TAG_LEN_MAX: usize = 128;
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn tag(headers: &HeaderMap, name: &str) -> Option<String> {
+    header_text(headers, name).map(|v| v.chars().take(TAG_LEN_MAX).collect())
+}
+
+/// Works out who is calling from the headers.
+fn caller(headers: &HeaderMap, peer: SocketAddr, request_id: Option<&RequestId>) -> Caller {
+    // A bearer token that is not a Vigil key is the caller's own provider key.
+    let client_key = header_text(headers, header::AUTHORIZATION.as_str())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty() && !token.starts_with(API_KEY_PREFIX));
+    let user_agent = header_text(headers, header::USER_AGENT.as_str());
+    Caller {
+        request_id: request_id.map(|id| id.as_str().to_owned()),
+        agent_id: agent_id(header_text(headers, "x-agent-id"), client_key, peer.ip(), user_agent),
+        agent_type: agent_type(user_agent).to_owned(),
+        client_key: client_key.map(str::to_owned),
+        feature: tag(headers, "x-vigil-feature"),
+        user: tag(headers, "x-vigil-user"),
+    }
+}
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request_id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "request_too_large" } else { "invalid_body" };
+            return openai_error(status, "invalid_request_error", code, rejection.body_text());
+        }
+    };
+    let caller = caller(&headers, peer, request_id.as_ref().map(|e| &e.0));
+    state.gateway.chat_completions(caller, body).await
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VitalsQuery {
+    pub agent_id: Option<String>,
+    /// Calls at or after this RFC 3339 time.
+    pub from: Option<String>,
+    /// Calls before this RFC 3339 time.
+    pub to: Option<String>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u64>,
+}
+
+pub async fn list_vitals(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<VitalsQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
+    let from = time_param("from", q.from.as_deref())?;
+    let to = time_param("to", q.to.as_deref())?;
+    let filter = VitalsFilter { agent_id: q.agent_id, from, to };
+    let (items, next) = read(&state.store, page.limit, move |store| store.list_vitals(&filter, page)).await?;
+    let mut body =
+        envelope(ListPage { items, next_cursor: next.map(|c| c.encode()) }, Aggregation::List, "store:vitals");
+    if from.is_some() || to.is_some() {
+        body.0.provenance = body.0.provenance.clone().with_period(Period { from, to });
+    }
+    Ok(body.into_response())
+}

@@ -1,0 +1,228 @@
+//! Gateway vitals: one row per model call, written in batches, listed per agent and window.
+
+use rusqlite::{Row, params};
+use vigil_core::page::{Cursor, PageRequest};
+use vigil_core::time::Timestamp;
+use vigil_core::vitals::{CallOutcome, Usage, Vital};
+
+use crate::{Result, Store};
+
+/// A stored vital with its position, for paging.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct StoredVital {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub vital: Vital,
+}
+
+/// Filters for listing vitals; combined with AND.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VitalsFilter {
+    pub agent_id: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+const COLUMNS: &str = "seq, at, request_id, agent_id, agent_type, provider, endpoint, model_requested, model_served, \
+     streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, reasoning_tokens, \
+     usage_estimated, tool_calls, tool_names, cost_nanos, unpriced, retries, error_class, system_prompt_sha256, \
+     feature, user_tag";
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredVital> {
+    let outcome: String = row.get(11)?;
+    let tool_names: String = row.get(20)?;
+    let digest: Option<String> = row.get(25)?;
+    let bad = |col: usize, what: String| {
+        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, what.into())
+    };
+    let input: Option<i64> = row.get(14)?;
+    let usage = input.map(|input| -> rusqlite::Result<Usage> {
+        Ok(Usage {
+            input_tokens: input.max(0) as u64,
+            output_tokens: row.get::<_, Option<i64>>(15)?.unwrap_or(0).max(0) as u64,
+            cached_tokens: row.get::<_, Option<i64>>(16)?.unwrap_or(0).max(0) as u64,
+            reasoning_tokens: row.get::<_, Option<i64>>(17)?.unwrap_or(0).max(0) as u64,
+            estimated: row.get(18)?,
+        })
+    });
+    Ok(StoredVital {
+        seq: row.get(0)?,
+        vital: Vital {
+            at: Timestamp::from_unix_micros(row.get(1)?),
+            request_id: row.get(2)?,
+            agent_id: row.get(3)?,
+            agent_type: row.get(4)?,
+            provider: row.get(5)?,
+            endpoint: row.get(6)?,
+            model_requested: row.get(7)?,
+            model_served: row.get(8)?,
+            streamed: row.get(9)?,
+            status: row.get(10)?,
+            outcome: CallOutcome::parse(&outcome).ok_or_else(|| bad(11, format!("outcome {outcome:?}")))?,
+            latency_us: row.get::<_, i64>(12)?.max(0) as u64,
+            ttft_us: row.get::<_, Option<i64>>(13)?.map(|v| v.max(0) as u64),
+            usage: usage.transpose()?,
+            tool_calls: row.get(19)?,
+            tool_names: serde_json::from_str(&tool_names).map_err(|e| bad(20, e.to_string()))?,
+            cost_nanos: row.get(21)?,
+            unpriced: row.get(22)?,
+            retries: row.get(23)?,
+            error_class: row.get(24)?,
+            system_prompt_sha256: digest.map(|d| d.parse()).transpose().map_err(|e| bad(25, format!("{e}")))?,
+            feature: row.get(26)?,
+            user: row.get(27)?,
+        },
+    })
+}
+
+impl Store {
+    /// Writes a batch of vitals in one transaction.
+    pub fn insert_vitals(&self, vitals: &[Vital]) -> Result<()> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO vitals (at, request_id, agent_id, agent_type, provider, endpoint, model_requested,
+                    model_served, streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens,
+                    cached_tokens, reasoning_tokens, usage_estimated, tool_calls, tool_names, cost_nanos, unpriced,
+                    retries, error_class, system_prompt_sha256, feature, user_tag)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                    ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+            )?;
+            for v in vitals {
+                let usage = v.usage.as_ref();
+                stmt.execute(params![
+                    v.at.as_unix_micros(),
+                    v.request_id,
+                    v.agent_id,
+                    v.agent_type,
+                    v.provider,
+                    v.endpoint,
+                    v.model_requested,
+                    v.model_served,
+                    v.streamed,
+                    v.status,
+                    v.outcome.as_str(),
+                    as_i64(v.latency_us),
+                    v.ttft_us.map(as_i64),
+                    usage.map(|u| as_i64(u.input_tokens)),
+                    usage.map(|u| as_i64(u.output_tokens)),
+                    usage.map(|u| as_i64(u.cached_tokens)),
+                    usage.map(|u| as_i64(u.reasoning_tokens)),
+                    usage.is_some_and(|u| u.estimated),
+                    v.tool_calls,
+                    serde_json::to_string(&v.tool_names).unwrap_or_else(|_| "[]".to_owned()),
+                    v.cost_nanos,
+                    v.unpriced,
+                    v.retries,
+                    v.error_class,
+                    v.system_prompt_sha256.map(|d| d.to_hex()),
+                    v.feature,
+                    v.user,
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Lists vitals newest first.
+    pub fn list_vitals(&self, filter: &VitalsFilter, page: PageRequest) -> Result<(Vec<StoredVital>, Option<Cursor>)> {
+        // Only the filters in use go into the SQL and the limit into its text, so each shape
+        // compiles once (see `audit::list_sql`).
+        let mut conditions = Vec::new();
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(after) = page.after {
+            conditions.push("seq < ?");
+            values.push(after.position().into());
+        }
+        if let Some(agent) = &filter.agent_id {
+            conditions.push("agent_id = ?");
+            values.push(agent.clone().into());
+        }
+        if let Some(from) = filter.from {
+            conditions.push("at >= ?");
+            values.push(from.as_unix_micros().into());
+        }
+        if let Some(to) = filter.to {
+            conditions.push("at < ?");
+            values.push(to.as_unix_micros().into());
+        }
+        let where_clause =
+            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM vitals {where_clause} ORDER BY seq DESC LIMIT {}",
+            u64::from(page.limit) + 1
+        );
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut items =
+                stmt.query_map(rusqlite::params_from_iter(values), from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let more = items.len() > page.limit as usize;
+            items.truncate(page.limit as usize);
+            let next = if more { items.last().map(|v| Cursor::after(v.seq)) } else { None };
+            Ok((items, next))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use vigil_core::digest::Sha256Digest;
+
+    fn vital(agent: &str, at: i64) -> Vital {
+        Vital {
+            at: Timestamp::from_unix_micros(at),
+            request_id: Some("r".into()),
+            agent_id: agent.into(),
+            agent_type: "openai-python".into(),
+            provider: "mock".into(),
+            endpoint: "chat.completions".into(),
+            model_requested: Some("gpt-4o".into()),
+            model_served: Some("gpt-4o-2024-08-06".into()),
+            streamed: true,
+            status: 200,
+            outcome: CallOutcome::Ok,
+            latency_us: 1200,
+            ttft_us: Some(300),
+            usage: Some(Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                cached_tokens: 2,
+                reasoning_tokens: 0,
+                estimated: false,
+            }),
+            tool_calls: 2,
+            tool_names: vec!["search".into(), "fetch".into()],
+            cost_nanos: Some(72_500),
+            unpriced: false,
+            retries: 0,
+            error_class: None,
+            system_prompt_sha256: Some(Sha256Digest::of(b"sys")),
+            feature: Some("chat".into()),
+            user: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_filters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
+        let mut unpriced = vital("b", 30);
+        unpriced.usage = None;
+        unpriced.cost_nanos = None;
+        unpriced.unpriced = true;
+        store.insert_vitals(&[vital("a", 10), vital("b", 20), unpriced.clone()]).expect("insert");
+        let (all, next) =
+            store.list_vitals(&VitalsFilter::default(), PageRequest::new(None, None).expect("page")).expect("list");
+        assert_eq!(next, None);
+        assert_eq!(all.iter().map(|v| v.vital.clone()).collect::<Vec<_>>(), [unpriced, vital("b", 20), vital("a", 10)]);
+        let filter = VitalsFilter { agent_id: Some("b".into()), from: Some(Timestamp::from_unix_micros(25)), to: None };
+        let (b, _) = store.list_vitals(&filter, PageRequest::new(None, None).expect("page")).expect("list");
+        assert_eq!(b.len(), 1);
+        assert!(b[0].vital.unpriced);
+    }
+}
