@@ -158,7 +158,8 @@ fn load_config(global: &Global) -> anyhow::Result<Config> {
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display())))
         .transpose()?;
     let path_text = path.as_ref().map(|p| p.display().to_string());
-    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("VIGIL_")).collect();
+    // The whole environment: `VIGIL_*` settings, and the variables providers name for keys.
+    let env: BTreeMap<String, String> = std::env::vars().collect();
     let sources = Sources { file: path_text.as_deref().zip(text.as_deref()), env: &env, read_file: &read_secret_file };
     Ok(config::load(&sources)?)
 }

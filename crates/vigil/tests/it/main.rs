@@ -6,4 +6,6 @@ mod api;
 mod audit;
 mod cli;
 mod crash;
+mod gateway;
+mod mock_upstream;
 mod support;
