@@ -146,6 +146,30 @@ fn whole_and_streamed_calls_are_relayed_and_measured_alike() {
 }
 
 #[test]
+fn passthrough_forwards_the_callers_own_provider_key() {
+    let upstream = MockUpstream::start();
+    let env = gateway_env(&upstream.url);
+    let config = env.data().join("vigil.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    write_file(&config, &format!("[gateway]\npassthrough_client_key = true\n{text}"));
+    let server = env.start();
+    let reply = server
+        .client
+        .post(format!("{}/v1/chat/completions", server.url))
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sk-callers-own")
+        .body(request(false, false, "gpt-4o"))
+        .send()
+        .expect("send");
+    assert_eq!(reply.status().as_u16(), 200);
+    assert_eq!(upstream.last().authorization.as_deref(), Some("Bearer sk-callers-own"));
+    // Identified by a hash of that key, never the key itself.
+    let listed = server.get("/api/v1/vitals", None);
+    let agent = listed.body["data"]["items"][0]["agent_id"].as_str().expect("agent").to_owned();
+    assert!(agent.starts_with("key-") && !agent.contains("sk-callers-own"), "{agent}");
+}
+
+#[test]
 fn client_requested_stream_usage_is_passed_through() {
     let upstream = MockUpstream::start();
     let env = gateway_env(&upstream.url);
@@ -241,4 +265,49 @@ fn broken_and_abandoned_streams_are_recorded() {
         assert!(since.elapsed() < Duration::from_secs(5), "no vital for the abandoned stream");
     };
     assert_eq!(v["outcome"], "cancelled", "{v}");
+}
+
+/// The Python interpreter with the official `openai` package, installed by scripts/test.sh.
+fn sdk_python() -> String {
+    let python = std::env::var("VIGIL_TEST_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/py-venv/bin/python").to_owned());
+    let ok = std::process::Command::new(&python).args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
+    assert!(ok, "{python} cannot import openai: run ./scripts/test.sh, which installs the pinned SDK");
+    python
+}
+
+#[test]
+fn the_official_openai_sdk_works_unmodified() {
+    let python = sdk_python();
+    let upstream = MockUpstream::start();
+    let env = gateway_env(&upstream.url);
+    let server = env.start();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/openai_sdk.py");
+    let out = std::process::Command::new(python)
+        .args([script, &format!("{}/v1", server.url), "sdk-agent"])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("summary json");
+
+    assert_eq!(seen["whole_text"], "Hello world");
+    assert_eq!(seen["whole_tools"], json!(["search", "fetch"]));
+    assert_eq!(seen["whole_usage"]["prompt_tokens"], USAGE.0);
+    assert_eq!(seen["streamed_text"], "Hello world");
+    assert_eq!(seen["streamed_tool_calls"], 2);
+    assert_eq!(seen["stream_usage_seen_by_client"], Value::Null, "injected usage stays hidden");
+    assert_eq!(seen["requested_usage_prompt_tokens"], USAGE.0, "requested usage arrives");
+    assert_eq!(seen["rate_limited"]["status"], 429);
+    assert_eq!(seen["bad_request"]["status"], 400);
+
+    // Five calls, all attributed to the agent the SDK named, with the SDK's client family.
+    let items = vitals(&server, "sdk-agent", 5);
+    assert_eq!(items.len(), 5, "{items:?}");
+    assert!(items.iter().all(|v| v["agent_type"] == "openai-python" && v["feature"] == "sdk-test"));
+    let ok: Vec<&Value> = items.iter().filter(|v| v["outcome"] == "ok").collect();
+    assert_eq!(ok.len(), 3);
+    assert!(ok.iter().all(|v| v["cost_nanos"] == json!(EXPECTED_COST)), "{ok:?}");
+    // The SDK's own key is not a Vigil key: in local mode it is ignored for identity and,
+    // without passthrough, the configured provider key goes upstream.
+    assert_eq!(upstream.last().authorization.as_deref(), Some("Bearer sk-provider-secret"));
 }
