@@ -164,8 +164,15 @@ fn passthrough_forwards_the_callers_own_provider_key() {
     assert_eq!(reply.status().as_u16(), 200);
     assert_eq!(upstream.last().authorization.as_deref(), Some("Bearer sk-callers-own"));
     // Identified by a hash of that key, never the key itself.
-    let listed = server.get("/api/v1/vitals", None);
-    let agent = listed.body["data"]["items"][0]["agent_id"].as_str().expect("agent").to_owned();
+    let since = Instant::now();
+    let agent = loop {
+        let listed = server.get("/api/v1/vitals", None);
+        if let Some(agent) = listed.body["data"]["items"][0]["agent_id"].as_str() {
+            break agent.to_owned();
+        }
+        assert!(since.elapsed() < Duration::from_secs(5), "no vital recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(agent.starts_with("key-") && !agent.contains("sk-callers-own"), "{agent}");
 }
 
