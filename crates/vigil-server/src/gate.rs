@@ -136,7 +136,7 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next) -> 
         body_sha256: Sha256Digest::of(b""),
     });
 
-    let admitted = admit_and_run(&state, req, peer, identity, access, audit.clone(), next);
+    let admitted = admit_and_run(&state, req, peer, identity, Guard { access, model_call }, audit.clone(), next);
     // Model calls are bounded by their provider's own timeout instead: a long generation
     // must not be cut off at the API's deadline.
     let (response, body_sha256) = if model_call {
@@ -168,6 +168,14 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next) -> 
     response
 }
 
+/// What the gate enforces for the matched route.
+#[derive(Clone, Copy, Debug)]
+struct Guard {
+    access: Access,
+    /// Refusals go out in the provider's error shape.
+    model_call: bool,
+}
+
 /// Everything between identification and the handler. Returns the response and, for
 /// mutating requests, the hash of the body as far as it was read.
 async fn admit_and_run(
@@ -175,10 +183,13 @@ async fn admit_and_run(
     req: Request,
     peer: SocketAddr,
     identity: Result<Option<Principal>, ApiError>,
-    access: Access,
+    guard: Guard,
     audit: Option<AuditContext>,
     next: Next,
 ) -> (Response, Option<Sha256Digest>) {
+    let Guard { access, model_call } = guard;
+    // Model-call clients are provider SDKs: refuse them in the provider's error shape.
+    let render = |e: ApiError| if model_call { provider_error(e) } else { e.into_response() };
     // Callers with a valid key are limited per key; everyone else (no key, a bad key, or a
     // loopback caller in local mode) per IP, which also slows down key guessing.
     if let Some(limiter) = &state.limiter {
@@ -188,7 +199,7 @@ async fn admit_and_run(
         };
         if let Err(retry_after) = limiter.check(&bucket) {
             state.metrics.rate_limited.inc();
-            return (ApiError::too_many_requests(retry_after).into_response(), None);
+            return (render(ApiError::too_many_requests(retry_after)), None);
         }
     }
 
@@ -205,7 +216,7 @@ async fn admit_and_run(
             Some(_) => read_body(req.into_body(), cap, false).await.ok().map(|(digest, _)| digest),
             None => None,
         };
-        return (refusal.into_response(), digest);
+        return (render(refusal), digest);
     }
 
     let (mut req, body_sha256) = match audit {
@@ -234,6 +245,22 @@ async fn admit_and_run(
         req.extensions_mut().insert(principal);
     }
     (next.run(req).await, body_sha256)
+}
+
+/// An [`ApiError`] in OpenAI's error shape, which OpenAI-compatible SDKs turn into their
+/// typed exceptions (authentication, permission, rate limit).
+fn provider_error(e: ApiError) -> Response {
+    let (kind, code) = match e.status {
+        StatusCode::UNAUTHORIZED => ("invalid_request_error", "invalid_api_key"),
+        StatusCode::FORBIDDEN => ("permission_error", "insufficient_scope"),
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limit_error", "rate_limit_exceeded"),
+        _ => ("invalid_request_error", e.code),
+    };
+    let mut response = vigil_gateway::openai_error(e.status, kind, code, e.message);
+    if let Some(secs) = e.retry_after_secs {
+        response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+    }
+    response
 }
 
 fn declared_length(req: &Request) -> Option<u64> {

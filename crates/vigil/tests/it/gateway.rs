@@ -318,3 +318,40 @@ fn the_official_openai_sdk_works_unmodified() {
     // without passthrough, the configured provider key goes upstream.
     assert_eq!(upstream.last().authorization.as_deref(), Some("Bearer sk-provider-secret"));
 }
+
+#[test]
+fn production_mode_refuses_model_calls_in_the_providers_shape() {
+    let upstream = MockUpstream::start();
+    let mut env = gateway_env(&upstream.url);
+    env.set("VIGIL_MODE", "production");
+    env.key("admin", "admin");
+    let reader = env.key("reader", "read");
+    let writer = env.key("agent", "write");
+    let server = env.start();
+    let send = |bearer: Option<&str>| {
+        let mut req = server
+            .client
+            .post(format!("{}/v1/chat/completions", server.url))
+            .header("content-type", "application/json")
+            .body(request(false, false, "gpt-4o"));
+        if let Some(token) = bearer {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        crate::support::reply(req.send().expect("send"))
+    };
+    for (bearer, status, kind) in [
+        (None, 401, "invalid_request_error"),
+        (Some("sk-a-provider-key-is-not-enough"), 401, "invalid_request_error"),
+        (Some(reader.as_str()), 403, "permission_error"),
+    ] {
+        let reply = send(bearer);
+        assert_eq!(reply.status, status, "{:?}", reply.body);
+        assert_eq!(reply.body["error"]["type"], kind, "{:?}", reply.body);
+        assert!(reply.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // An agent configured with a Vigil write key as its SDK api_key gets through, and the
+    // provider sees the configured provider key, never the Vigil key.
+    let ok = send(Some(&writer));
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(upstream.last().authorization.as_deref(), Some("Bearer sk-provider-secret"));
+}
