@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{Value, json};
 use vigil_core::config::{GatewayConfig, ProviderConfig};
 use vigil_core::time::Timestamp;
@@ -24,8 +25,10 @@ use crate::sse::Scanner;
 pub const UPSTREAM_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Who made a call, as the server worked it out.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Caller {
+    /// When the request reached Vigil, for measuring Vigil's own overhead.
+    pub received: Instant,
     pub request_id: Option<String>,
     pub agent_id: String,
     pub agent_type: String,
@@ -51,7 +54,26 @@ pub struct Gateway {
     config: GatewayConfig,
     clients: HashMap<String, reqwest::Client>,
     recorder: Recorder,
+    /// Time Vigil adds to a call: everything but waiting for the provider.
+    overhead: Histogram,
 }
+
+/// Response header carrying Vigil's own time on the call, in microseconds.
+pub const OVERHEAD_HEADER: &str = "x-vigil-overhead-us";
+
+/// One upstream API operation the gateway forwards.
+#[derive(Clone, Copy, Debug)]
+struct Endpoint {
+    /// Vitals `endpoint` name, e.g. `chat.completions`.
+    name: &'static str,
+    /// Path after the provider's base URL.
+    path: &'static str,
+    /// Whether the operation can stream.
+    streams: bool,
+}
+
+const CHAT_COMPLETIONS: Endpoint = Endpoint { name: "chat.completions", path: "/chat/completions", streams: true };
+const EMBEDDINGS: Endpoint = Endpoint { name: "embeddings", path: "/embeddings", streams: false };
 
 /// An error in OpenAI's shape, which every OpenAI SDK knows how to read.
 pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: impl Into<String>) -> Response {
@@ -60,7 +82,7 @@ pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: impl In
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig, recorder: Recorder) -> Result<Gateway, GatewayError> {
+    pub fn new(config: GatewayConfig, recorder: Recorder, overhead: Histogram) -> Result<Gateway, GatewayError> {
         let mut clients = HashMap::new();
         for provider in &config.providers {
             let client = reqwest::Client::builder()
@@ -70,17 +92,26 @@ impl Gateway {
                 .map_err(|source| GatewayError::Client { provider: provider.name.clone(), source })?;
             clients.insert(provider.name.clone(), client);
         }
-        Ok(Gateway { config, clients, recorder })
+        Ok(Gateway { config, clients, recorder, overhead })
     }
 
     pub fn recorder(&self) -> &Recorder {
         &self.recorder
     }
 
-    /// `POST /v1/chat/completions`.
+    /// `POST /v1/chat/completions`, streamed or not.
     pub async fn chat_completions(&self, caller: Caller, body: Bytes) -> Response {
-        let started = Instant::now();
-        let mut vital = base_vital(&caller, "chat.completions");
+        self.forward(CHAT_COMPLETIONS, caller, body).await
+    }
+
+    /// `POST /v1/embeddings`.
+    pub async fn embeddings(&self, caller: Caller, body: Bytes) -> Response {
+        self.forward(EMBEDDINGS, caller, body).await
+    }
+
+    async fn forward(&self, endpoint: Endpoint, caller: Caller, body: Bytes) -> Response {
+        let started = caller.received;
+        let mut vital = base_vital(&caller, endpoint.name);
         let refuse = |vital: &mut Vital, status: StatusCode, code: &str, message: String| {
             vital.status = status.as_u16();
             vital.error_class = Some(code.to_owned());
@@ -99,6 +130,10 @@ impl Gateway {
             Ok(facts) => facts,
             Err(e) => return refuse(&mut vital, StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
         };
+        if facts.stream && !endpoint.streams {
+            let message = format!("{} does not stream; remove \"stream\"", endpoint.name);
+            return refuse(&mut vital, StatusCode::BAD_REQUEST, "invalid_request", message);
+        }
         vital.model_requested = Some(facts.model.clone());
         vital.streamed = facts.stream;
         vital.system_prompt_sha256 = facts.system_prompt_sha256;
@@ -118,7 +153,8 @@ impl Gateway {
             body
         };
 
-        let response = match self.send(provider, &caller, "/chat/completions", upstream_body).await {
+        let sent = Instant::now();
+        let response = match self.send(provider, &caller, endpoint.path, upstream_body).await {
             Ok(response) => response,
             Err(e) => {
                 vital.outcome = CallOutcome::Unreachable;
@@ -132,9 +168,13 @@ impl Gateway {
         };
         let status = response.status();
         vital.status = status.as_u16();
+        let answered = Instant::now();
+        // Vigil's share so far: before sending, and since the provider's headers arrived.
+        let before = sent.duration_since(started);
 
         if !facts.stream || !status.is_success() {
-            return self.relay_whole(response, vital, started, &facts).await;
+            let response = self.relay_whole(response, vital, started, &facts).await;
+            return self.with_overhead(response, before, answered);
         }
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let relay = Relay {
@@ -156,7 +196,61 @@ impl Gateway {
         let content_type = content_type.unwrap_or(HeaderValue::from_static("text/event-stream"));
         response.headers_mut().insert(header::CONTENT_TYPE, content_type);
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        self.with_overhead(response, before, answered)
+    }
+
+    /// Records and reports Vigil's own time on a call: `before` (parsing, routing) plus the
+    /// time since the provider answered (reading, measuring, relaying a whole answer; for
+    /// streams, setting up the relay). Time spent waiting for the provider is excluded.
+    fn with_overhead(&self, mut response: Response, before: std::time::Duration, answered: Instant) -> Response {
+        let overhead = before + answered.elapsed();
+        self.overhead.observe(overhead.as_secs_f64());
+        let micros = u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX);
+        response.headers_mut().insert(OVERHEAD_HEADER, HeaderValue::from(micros));
         response
+    }
+
+    /// `GET /v1/models`: the union of every OpenAI-kind provider's model list. A provider
+    /// that fails is skipped (and logged); if all fail, 502.
+    pub async fn models(&self, caller: &Caller) -> Response {
+        let mut data: Vec<Value> = Vec::new();
+        let mut reached = false;
+        for provider in self.config.providers.iter().filter(|p| p.kind == vigil_core::config::ProviderKind::Openai) {
+            let mut request =
+                self.clients[&provider.name].get(format!("{}/models", provider.base_url)).timeout(provider.timeout);
+            if let Some(key) = self.key_for(provider, caller) {
+                request = request.bearer_auth(key);
+            }
+            let listed = match request.send().await {
+                Ok(response) if response.status().is_success() => read_capped(response).await,
+                Ok(response) => Err(format!("status {}", response.status())),
+                Err(e) => Err(without_url(&e)),
+            };
+            match listed.map(|bytes| serde_json::from_slice::<Value>(&bytes)) {
+                Ok(Ok(list)) => {
+                    reached = true;
+                    data.extend(list.get("data").and_then(Value::as_array).into_iter().flatten().cloned());
+                }
+                Ok(Err(e)) => tracing::warn!(provider = %provider.name, error = %e, "model list is not JSON"),
+                Err(e) => tracing::warn!(provider = %provider.name, error = %e, "could not list models"),
+            }
+        }
+        if !reached && !self.config.providers.is_empty() {
+            return openai_error(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_unreachable",
+                "no provider answered the model list",
+            );
+        }
+        axum::Json(json!({ "object": "list", "data": data })).into_response()
+    }
+
+    fn key_for<'a>(&'a self, provider: &'a ProviderConfig, caller: &'a Caller) -> Option<&'a str> {
+        match (&caller.client_key, self.config.passthrough_client_key) {
+            (Some(own), true) => Some(own.as_str()),
+            _ => provider.api_key.as_ref().map(|k| k.expose()),
+        }
     }
 
     async fn send(
@@ -172,11 +266,7 @@ impl Gateway {
             .timeout(provider.timeout)
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
-        let key = match (&caller.client_key, self.config.passthrough_client_key) {
-            (Some(own), true) => Some(own.as_str()),
-            _ => provider.api_key.as_ref().map(|k| k.expose()),
-        };
-        if let Some(key) = key {
+        if let Some(key) = self.key_for(provider, caller) {
             request = request.bearer_auth(key);
         }
         request.send().await

@@ -74,7 +74,7 @@ impl App {
         let metrics = metrics::Metrics::new(build);
         let (recorder, vitals_writer) =
             vigil_gateway::Recorder::start(store.clone(), config.gateway.vitals_queue, metrics.vitals_dropped.clone());
-        let gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder)?;
+        let gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())?;
         let state = AppState::new(config, store, blobs, build, &specs, metrics, gateway);
         state.keys.refresh(&state.store)?;
         let body_limit = state.config.http.max_body_bytes;

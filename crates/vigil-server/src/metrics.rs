@@ -42,6 +42,8 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// Vitals lost because storage fell behind (the queue was full) or a write failed.
     pub vitals_dropped: Counter,
+    /// Time the gateway adds to a model call (everything but waiting for the provider).
+    pub gateway_overhead: Histogram,
 }
 
 impl fmt::Debug for Metrics {
@@ -58,6 +60,8 @@ impl Metrics {
         let audit_failures = Counter::default();
         let rate_limited = Counter::default();
         let vitals_dropped = Counter::default();
+        // 10 µs to ~0.3 s.
+        let gateway_overhead = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info.get_or_create(&BuildLabels { version: build.version, git_sha: build.git_sha }).set(1);
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
@@ -69,8 +73,13 @@ impl Metrics {
             "Model-call vitals not recorded because storage fell behind",
             vitals_dropped.clone(),
         );
+        registry.register(
+            "gateway_overhead_seconds",
+            "Time Vigil adds to a model call, excluding the provider",
+            gateway_overhead.clone(),
+        );
         registry.register("build_info", "Version of the running binary", build_info);
-        Metrics { registry, requests, latency, audit_failures, rate_limited, vitals_dropped }
+        Metrics { registry, requests, latency, audit_failures, rate_limited, vitals_dropped, gateway_overhead }
     }
 
     pub fn observe_request(&self, labels: HttpLabels, seconds: f64) {

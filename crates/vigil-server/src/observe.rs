@@ -16,6 +16,10 @@ use crate::state::AppState;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Request extension: when the request reached Vigil.
+#[derive(Clone, Copy, Debug)]
+pub struct Received(pub Instant);
+
 fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
@@ -38,6 +42,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         .and_then(RequestId::from_client)
         .unwrap_or_else(|| RequestId::from_uuid(uuid::Uuid::now_v7()));
     req.extensions_mut().insert(request_id.clone());
+    req.extensions_mut().insert(Received(started));
 
     let method = req.method().clone();
     let route = req

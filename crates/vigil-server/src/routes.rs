@@ -208,6 +208,17 @@ pub fn routes() -> Vec<Route> {
             .raw("application/json")
             .model_call()
             .to(gateway::chat_completions),
+        route(Method::POST, "/v1/embeddings", "gateway.embeddings", WRITE)
+            .summary("OpenAI-compatible embeddings, forwarded to the provider serving the model")
+            .body::<serde_json::Value>()
+            .raw("application/json")
+            .model_call()
+            .to(gateway::embeddings),
+        route(Method::GET, "/v1/models", "gateway.models", WRITE)
+            .summary("OpenAI-compatible model list: every OpenAI-kind provider's models together")
+            .raw("application/json")
+            .model_call()
+            .to(gateway::models),
         route(Method::GET, "/api/v1/audit/verify", "audit.verify", ADMIN)
             .summary("Walk the audit hash chain and report the first break")
             .data::<vigil_store::AuditVerification>()

@@ -2,10 +2,10 @@
 //! leave behind (`/api/v1/vitals`).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Extension, State};
+use axum::extract::{ConnectInfo, Extension, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vigil_core::id::{API_KEY_PREFIX, RequestId};
@@ -16,6 +16,7 @@ use vigil_gateway::{Caller, openai_error};
 use vigil_store::VitalsFilter;
 
 use crate::api::{ApiError, ApiQuery, ListPage, envelope, read, time_param};
+use crate::observe::Received;
 use crate::state::AppState;
 
 /// Longest `X-Vigil-Feature` / `X-Vigil-User` tag kept.
@@ -30,7 +31,7 @@ fn tag(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Works out who is calling from the headers.
-fn caller(headers: &HeaderMap, peer: SocketAddr, request_id: Option<&RequestId>) -> Caller {
+fn caller(headers: &HeaderMap, peer: SocketAddr, request_id: Option<&RequestId>, received: Option<Received>) -> Caller {
     // A bearer token that is not a Vigil key is the caller's own provider key.
     let client_key = header_text(headers, header::AUTHORIZATION.as_str())
         .and_then(|v| v.split_once(' '))
@@ -39,6 +40,7 @@ fn caller(headers: &HeaderMap, peer: SocketAddr, request_id: Option<&RequestId>)
         .filter(|token| !token.is_empty() && !token.starts_with(API_KEY_PREFIX));
     let user_agent = header_text(headers, header::USER_AGENT.as_str());
     Caller {
+        received: received.map_or_else(Instant::now, |r| r.0),
         request_id: request_id.map(|id| id.as_str().to_owned()),
         agent_id: agent_id(header_text(headers, "x-agent-id"), client_key, peer.ip(), user_agent),
         agent_type: agent_type(user_agent).to_owned(),
@@ -48,23 +50,48 @@ fn caller(headers: &HeaderMap, peer: SocketAddr, request_id: Option<&RequestId>)
     }
 }
 
-pub async fn chat_completions(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request_id: Option<Extension<RequestId>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
+/// The parts of a model-call request every gateway route needs, extracted with errors in
+/// the provider's shape.
+#[derive(Debug)]
+pub struct ModelCall {
+    caller: Caller,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for ModelCall {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let request_id = req.extensions().get::<RequestId>().cloned();
+        let received = req.extensions().get::<Received>().copied();
+        let caller = caller(req.headers(), peer, request_id.as_ref(), received);
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
             let status = rejection.status();
             let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "request_too_large" } else { "invalid_body" };
-            return openai_error(status, "invalid_request_error", code, rejection.body_text());
-        }
-    };
-    let caller = caller(&headers, peer, request_id.as_ref().map(|e| &e.0));
-    state.gateway.chat_completions(caller, body).await
+            openai_error(status, "invalid_request_error", code, rejection.body_text())
+        })?;
+        Ok(ModelCall { caller, body })
+    }
+}
+
+pub async fn chat_completions(State(state): State<AppState>, call: ModelCall) -> Response {
+    state.gateway.chat_completions(call.caller, call.body).await
+}
+
+pub async fn embeddings(State(state): State<AppState>, call: ModelCall) -> Response {
+    state.gateway.embeddings(call.caller, call.body).await
+}
+
+pub async fn models(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    received: Option<Extension<Received>>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = caller(&headers, peer, None, received.map(|e| e.0));
+    state.gateway.models(&caller).await
 }
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]

@@ -43,9 +43,13 @@ fn production_mode_guards_every_registered_route() {
             let needed = op["x-vigil-scope"].as_str().unwrap_or_else(|| panic!("{what} declares no scope"));
             guarded += 1;
 
+            // Model-call routes answer in the provider's (OpenAI's) error shape.
+            let model_call = path.starts_with("/v1/");
+            let (unauthorized, forbidden) =
+                if model_call { ("invalid_api_key", "insufficient_scope") } else { ("unauthorized", "forbidden") };
             let anonymous = server.request(&method, &url, None, body);
             assert_eq!(anonymous.status, 401, "{what} without a key: {:?}", anonymous.body);
-            assert_eq!(anonymous.error_code(), "unauthorized");
+            assert_eq!(anonymous.error_code(), unauthorized);
 
             let bogus = format!("vgl_0123456789abcdef_{}", "0".repeat(64));
             assert_eq!(server.request(&method, &url, Some(&bogus), body).status, 401, "{what} with an unknown key");
@@ -54,7 +58,7 @@ fn production_mode_guards_every_registered_route() {
                 let reply = server.request(&method, &url, Some(key), body);
                 if rank(scope) < rank(needed) {
                     assert_eq!(reply.status, 403, "{what} with a {scope} key: {:?}", reply.body);
-                    assert_eq!(reply.error_code(), "forbidden");
+                    assert_eq!(reply.error_code(), forbidden);
                 } else {
                     assert!(![401, 403].contains(&reply.status), "{what} with a {scope} key: {:?}", reply.body);
                 }

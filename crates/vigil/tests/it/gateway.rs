@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vigil_core::digest::{Sha256Digest, Sha256Hasher};
 
-use crate::mock_upstream::{MockUpstream, USAGE};
+use crate::mock_upstream::{EMBEDDING_TOKENS, MockUpstream, USAGE};
 use crate::support::{Env, Server, write_file};
 
 /// gpt-4o list price in nano-dollars per token: input, cached input, output.
@@ -177,6 +177,48 @@ fn passthrough_forwards_the_callers_own_provider_key() {
 }
 
 #[test]
+fn embeddings_models_and_overhead() {
+    let upstream = MockUpstream::start();
+    let env = gateway_env(&upstream.url);
+    let server = env.start();
+    let embed = |body: &str| {
+        server
+            .client
+            .post(format!("{}/v1/embeddings", server.url))
+            .header("content-type", "application/json")
+            .header("x-agent-id", "embedder")
+            .body(body.to_owned())
+            .send()
+            .expect("send")
+    };
+    let reply = embed(r#"{"model": "text-embedding-3-small", "input": "hello"}"#);
+    assert_eq!(reply.status().as_u16(), 200);
+    let overhead: u64 = reply.headers()["x-vigil-overhead-us"].to_str().expect("ascii").parse().expect("micros");
+    assert!(overhead < 1_000_000, "{overhead}");
+    let json: Value = reply.json().expect("json");
+    assert_eq!(json["data"][0]["embedding"], json!([0.25, -0.5, 1.0]));
+    assert_eq!(embed(r#"{"model": "text-embedding-3-small", "input": "x", "stream": true}"#).status().as_u16(), 400);
+
+    let v = &vitals(&server, "embedder", 2)[1];
+    assert_eq!(v["endpoint"], "embeddings");
+    assert_eq!(v["usage"]["input_tokens"], EMBEDDING_TOKENS);
+    assert_eq!(v["cost_nanos"], EMBEDDING_TOKENS * 20, "text-embedding-3-small list price");
+
+    let models: Value =
+        server.client.get(format!("{}/v1/models", server.url)).send().expect("send").json().expect("json");
+    let ids: Vec<&str> = models["data"].as_array().expect("data").iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids, ["gpt-4o", "text-embedding-3-small"]);
+
+    let metrics = server.client.get(format!("{}/metrics", server.url)).send().expect("send").text().expect("text");
+    let count = metrics
+        .lines()
+        .find(|l| l.starts_with("vigil_gateway_overhead_seconds_count"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert_eq!(count, Some(1), "one forwarded call (the refused one never left Vigil): {metrics}");
+}
+
+#[test]
 fn client_requested_stream_usage_is_passed_through() {
     let upstream = MockUpstream::start();
     let env = gateway_env(&upstream.url);
@@ -306,14 +348,18 @@ fn the_official_openai_sdk_works_unmodified() {
     assert_eq!(seen["requested_usage_prompt_tokens"], USAGE.0, "requested usage arrives");
     assert_eq!(seen["rate_limited"]["status"], 429);
     assert_eq!(seen["bad_request"]["status"], 400);
+    assert_eq!(seen["embedding"], json!([0.25, -0.5, 1.0]));
+    assert_eq!(seen["embedding_tokens"], EMBEDDING_TOKENS);
+    assert_eq!(seen["model_ids"], json!(["gpt-4o", "text-embedding-3-small"]));
 
-    // Five calls, all attributed to the agent the SDK named, with the SDK's client family.
-    let items = vitals(&server, "sdk-agent", 5);
-    assert_eq!(items.len(), 5, "{items:?}");
+    // Six model calls, all attributed to the agent the SDK named, with the SDK's family.
+    let items = vitals(&server, "sdk-agent", 6);
+    assert_eq!(items.len(), 6, "{items:?}");
     assert!(items.iter().all(|v| v["agent_type"] == "openai-python" && v["feature"] == "sdk-test"));
-    let ok: Vec<&Value> = items.iter().filter(|v| v["outcome"] == "ok").collect();
-    assert_eq!(ok.len(), 3);
-    assert!(ok.iter().all(|v| v["cost_nanos"] == json!(EXPECTED_COST)), "{ok:?}");
+    let chats: Vec<&Value> =
+        items.iter().filter(|v| v["outcome"] == "ok" && v["endpoint"] == "chat.completions").collect();
+    assert_eq!(chats.len(), 3);
+    assert!(chats.iter().all(|v| v["cost_nanos"] == json!(EXPECTED_COST)), "{chats:?}");
     // The SDK's own key is not a Vigil key: in local mode it is ignored for identity and,
     // without passthrough, the configured provider key goes upstream.
     assert_eq!(upstream.last().authorization.as_deref(), Some("Bearer sk-provider-secret"));

@@ -137,12 +137,40 @@ fn futures_stream(model: String) -> impl futures_util::Stream<Item = Result<Stri
     })
 }
 
+async fn embeddings(
+    State(seen): State<Arc<Mutex<Vec<Seen>>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    seen.lock().expect("lock").push(Seen { body: body.clone(), authorization });
+    Json(json!({
+        "object": "list",
+        "data": [{ "object": "embedding", "index": 0, "embedding": [0.25, -0.5, 1.0] }],
+        "model": body["model"],
+        "usage": { "prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS }
+    }))
+}
+
+async fn models() -> Json<Value> {
+    Json(json!({ "object": "list", "data": [
+        { "id": "gpt-4o", "object": "model", "created": 1_700_000_000, "owned_by": "mock" },
+        { "id": "text-embedding-3-small", "object": "model", "created": 1_700_000_000, "owned_by": "mock" }
+    ]}))
+}
+
+pub const EMBEDDING_TOKENS: u64 = 8;
+
 impl MockUpstream {
     pub fn start() -> MockUpstream {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(chat)).with_state(seen.clone());
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", axum::routing::post(chat))
+            .route("/v1/embeddings", axum::routing::post(embeddings))
+            .route("/v1/models", axum::routing::get(models))
+            .with_state(seen.clone());
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("addr");
         runtime.spawn(async move {

@@ -54,7 +54,13 @@ try:
 except openai.BadRequestError as e:
     bad_request = {"status": e.status_code, "message": str(e)}
 
+embedding = client.embeddings.create(model="text-embedding-3-small", input="hello")
+model_ids = [m.id for m in client.models.list()]
+
 print(json.dumps({
+    "embedding": embedding.data[0].embedding,
+    "embedding_tokens": embedding.usage.prompt_tokens,
+    "model_ids": model_ids,
     "sdk_version": openai.__version__,
     "whole_text": whole.choices[0].message.content,
     "whole_tools": [c.function.name for c in whole.choices[0].message.tool_calls or []],
