@@ -168,12 +168,29 @@ pub struct RawGateway {
     /// Vitals waiting to be written; when storage falls behind, newer ones are dropped and
     /// counted rather than slowing calls down.
     pub vitals_queue: u64,
+    /// Extra attempts per provider on connection errors, 429 and 5xx (before anything
+    /// reached the client).
+    pub retries: u64,
+    /// First backoff between attempts; doubles each time (an upstream's Retry-After wins).
+    pub retry_backoff_ms: u64,
+    /// Consecutive failures that open a provider's circuit breaker.
+    pub breaker_failures: u64,
+    /// How long an open breaker refuses calls before letting a trial through.
+    pub breaker_cooldown_ms: u64,
     pub providers: Vec<RawProvider>,
 }
 
 impl Default for RawGateway {
     fn default() -> Self {
-        RawGateway { passthrough_client_key: false, vitals_queue: 10_000, providers: Vec::new() }
+        RawGateway {
+            passthrough_client_key: false,
+            vitals_queue: 10_000,
+            retries: 2,
+            retry_backoff_ms: 200,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 30_000,
+            providers: Vec::new(),
+        }
     }
 }
 
@@ -198,6 +215,10 @@ pub struct RawProvider {
     pub timeout_ms: u64,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Another provider's name to try when this one fails (after its retries) or its
+    /// breaker is open.
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
 fn default_upstream_timeout_ms() -> u64 {
@@ -355,6 +376,10 @@ pub struct Config {
 pub struct GatewayConfig {
     pub passthrough_client_key: bool,
     pub vitals_queue: usize,
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
     pub providers: Vec<ProviderConfig>,
 }
 
@@ -369,9 +394,14 @@ pub struct ProviderConfig {
     pub models: Vec<String>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    pub fallback: Option<String>,
 }
 
 impl GatewayConfig {
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
     /// The provider serving `model`: the first whose globs match, else the first without
     /// globs.
     pub fn provider_for(&self, model: &str) -> Option<&ProviderConfig> {
@@ -704,6 +734,11 @@ impl RawConfig {
 
 fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p: &mut Vec<Problem>) -> GatewayConfig {
     check_range(p, origins, "gateway.vitals_queue", raw.vitals_queue, 1..=VITALS_QUEUE_MAX);
+    check_range(p, origins, "gateway.retries", raw.retries, 0..=10);
+    check_range(p, origins, "gateway.retry_backoff_ms", raw.retry_backoff_ms, 0..=60_000);
+    check_range(p, origins, "gateway.breaker_failures", raw.breaker_failures, 1..=1_000);
+    check_range(p, origins, "gateway.breaker_cooldown_ms", raw.breaker_cooldown_ms, 0..=3_600_000);
+    let names: Vec<String> = raw.providers.iter().map(|p| p.name.clone()).collect();
     let mut providers = Vec::new();
     for (i, provider) in raw.providers.into_iter().enumerate() {
         let key = |field: &str| format!("gateway.providers[{i}].{field}");
@@ -750,7 +785,13 @@ fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p
                 problem(field, format!("must be between 1 and {max}, got {value}"));
             }
         }
+        if let Some(fallback) = &provider.fallback
+            && (fallback == &provider.name || !names.contains(fallback))
+        {
+            problem("fallback", format!("{fallback:?} is not another configured provider"));
+        }
         providers.push(ProviderConfig {
+            fallback: provider.fallback,
             name: provider.name,
             kind: provider.kind,
             base_url,
@@ -763,6 +804,10 @@ fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p
     GatewayConfig {
         passthrough_client_key: raw.passthrough_client_key,
         vitals_queue: usize::try_from(raw.vitals_queue).unwrap_or(usize::MAX),
+        retries: u32::try_from(raw.retries).unwrap_or(u32::MAX),
+        retry_backoff: Duration::from_millis(raw.retry_backoff_ms),
+        breaker_failures: u32::try_from(raw.breaker_failures).unwrap_or(1).max(1),
+        breaker_cooldown: Duration::from_millis(raw.breaker_cooldown_ms),
         providers,
     }
 }

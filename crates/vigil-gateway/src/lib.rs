@@ -8,6 +8,7 @@
 //! [`fingerprint`] names the calling agent. [`recorder::Recorder`] writes vitals to the
 //! store in batches off the response path, dropping (and counting) rather than blocking.
 
+pub mod breaker;
 pub mod fingerprint;
 pub mod openai;
 pub mod price;

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use vigil_core::config::{GatewayConfig, ProviderConfig};
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
+use crate::breaker::Breaker;
 use crate::openai::{Answer, RequestFacts, estimate_usage};
 use crate::price::{cost_nanos, price_for};
 use crate::recorder::Recorder;
@@ -53,6 +55,7 @@ pub enum GatewayError {
 pub struct Gateway {
     config: GatewayConfig,
     clients: HashMap<String, reqwest::Client>,
+    breakers: HashMap<String, Mutex<Breaker>>,
     recorder: Recorder,
     /// Time Vigil adds to a call: everything but waiting for the provider.
     overhead: Histogram,
@@ -92,7 +95,12 @@ impl Gateway {
                 .map_err(|source| GatewayError::Client { provider: provider.name.clone(), source })?;
             clients.insert(provider.name.clone(), client);
         }
-        Ok(Gateway { config, clients, recorder, overhead })
+        let breakers = config
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), Mutex::new(Breaker::new(config.breaker_failures, config.breaker_cooldown))))
+            .collect();
+        Ok(Gateway { config, clients, breakers, recorder, overhead })
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -154,18 +162,43 @@ impl Gateway {
         };
 
         let sent = Instant::now();
-        let response = match self.send(provider, &caller, endpoint.path, upstream_body).await {
-            Ok(response) => response,
-            Err(e) => {
-                vital.outcome = CallOutcome::Unreachable;
-                vital.status = StatusCode::BAD_GATEWAY.as_u16();
-                vital.error_class = Some(if e.is_timeout() { "timeout" } else { "connect" }.to_owned());
+        let (sent_result, retries) = self.send_resilient(provider, &caller, endpoint.path, upstream_body).await;
+        vital.retries = retries;
+        let (response, provider) = match sent_result {
+            Ok(answered) => answered,
+            Err(failure) => {
                 vital.latency_us = elapsed_us(started);
+                let response = match failure {
+                    Failure::Unreachable { provider, reason, timeout } => {
+                        vital.provider = provider.clone();
+                        vital.outcome = CallOutcome::Unreachable;
+                        vital.status = StatusCode::BAD_GATEWAY.as_u16();
+                        vital.error_class = Some(if timeout { "timeout" } else { "connect" }.to_owned());
+                        let message = format!("upstream {provider} is unreachable: {reason}");
+                        openai_error(StatusCode::BAD_GATEWAY, "api_error", "upstream_unreachable", message)
+                    }
+                    Failure::CircuitOpen { provider, retry_after } => {
+                        vital.provider = provider.clone();
+                        vital.status = StatusCode::SERVICE_UNAVAILABLE.as_u16();
+                        vital.error_class = Some("circuit_open".to_owned());
+                        let secs = retry_after.as_secs().max(1);
+                        let message =
+                            format!("upstream {provider} is failing; its circuit breaker is open for {secs} s");
+                        let mut response = openai_error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "api_error",
+                            "upstream_circuit_open",
+                            message,
+                        );
+                        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                        response
+                    }
+                };
                 self.recorder.record(vital);
-                let message = format!("upstream {} is unreachable: {}", provider.name, without_url(&e));
-                return openai_error(StatusCode::BAD_GATEWAY, "api_error", "upstream_unreachable", message);
+                return response;
             }
         };
+        vital.provider = provider.name.clone();
         let status = response.status();
         vital.status = status.as_u16();
         let answered = Instant::now();
@@ -253,6 +286,87 @@ impl Gateway {
         }
     }
 
+    /// Sends to `primary`, retrying connection errors, 429 and 5xx with backoff, then each
+    /// fallback in turn; skips providers whose breaker is open. A retryable answer from the
+    /// last candidate is returned as it is, to be relayed faithfully. Returns the answer and
+    /// the provider that gave it, plus the number of extra attempts made.
+    async fn send_resilient<'a>(
+        &'a self,
+        primary: &'a ProviderConfig,
+        caller: &Caller,
+        path: &str,
+        body: Bytes,
+    ) -> (Result<(reqwest::Response, &'a ProviderConfig), Failure>, u32) {
+        let mut chain = vec![primary];
+        while let Some(next) = chain.last().and_then(|p| p.fallback.as_deref()).and_then(|n| self.config.provider(n)) {
+            if chain.iter().any(|p| p.name == next.name) || chain.len() >= FALLBACK_CHAIN_MAX {
+                break;
+            }
+            chain.push(next);
+        }
+        let mut extra_attempts = 0u32;
+        let mut failure = None;
+        for (position, provider) in chain.iter().copied().enumerate() {
+            let last_candidate = position + 1 == chain.len();
+            let mut backoff = self.config.retry_backoff;
+            for attempt in 0..=self.config.retries {
+                let now = Instant::now();
+                if !self.breaker(provider, |b| b.allow(now)) {
+                    let retry_after = self.breaker(provider, |b| b.retry_after(now));
+                    failure.get_or_insert(Failure::CircuitOpen { provider: provider.name.clone(), retry_after });
+                    break;
+                }
+                if attempt > 0 || position > 0 {
+                    extra_attempts += 1;
+                }
+                let more = attempt < self.config.retries;
+                match self.send(provider, caller, path, body.clone()).await {
+                    Err(e) => {
+                        self.breaker(provider, |b| b.failure(Instant::now()));
+                        failure = Some(Failure::Unreachable {
+                            provider: provider.name.clone(),
+                            reason: without_url(&e),
+                            timeout: e.is_timeout(),
+                        });
+                    }
+                    Ok(response) if is_retryable(response.status()) => {
+                        if response.status().is_server_error() {
+                            self.breaker(provider, |b| b.failure(Instant::now()));
+                        } else {
+                            // A 429 says "busy", not "broken": it does not trip the breaker.
+                            self.breaker(provider, |b| b.success());
+                        }
+                        if !more && last_candidate {
+                            return (Ok((response, provider)), extra_attempts);
+                        }
+                        if let Some(wait) = retry_after(response.headers()) {
+                            backoff = wait.min(RETRY_AFTER_MAX);
+                        }
+                    }
+                    Ok(response) => {
+                        self.breaker(provider, |b| b.success());
+                        return (Ok((response, provider)), extra_attempts);
+                    }
+                }
+                if more {
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.saturating_mul(2);
+                }
+            }
+        }
+        let failure = failure.unwrap_or(Failure::Unreachable {
+            provider: primary.name.clone(),
+            reason: "no attempt was possible".to_owned(),
+            timeout: false,
+        });
+        (Err(failure), extra_attempts)
+    }
+
+    fn breaker<T>(&self, provider: &ProviderConfig, f: impl FnOnce(&mut Breaker) -> T) -> T {
+        let mutex = &self.breakers[&provider.name];
+        f(&mut mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
     async fn send(
         &self,
         provider: &ProviderConfig,
@@ -310,6 +424,28 @@ impl Gateway {
         }
         out
     }
+}
+
+/// Longest fallback chain followed (primary included).
+const FALLBACK_CHAIN_MAX: usize = 4;
+/// Longest wait honoured from an upstream's Retry-After.
+const RETRY_AFTER_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why no provider answered.
+#[derive(Debug)]
+enum Failure {
+    Unreachable { provider: String, reason: String, timeout: bool },
+    CircuitOpen { provider: String, retry_after: std::time::Duration },
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// An upstream's `Retry-After` in seconds (the HTTP-date form is not used by providers).
+fn retry_after(headers: &axum::http::HeaderMap) -> Option<std::time::Duration> {
+    let secs: f64 = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs))
 }
 
 fn base_vital(caller: &Caller, endpoint: &str) -> Vital {

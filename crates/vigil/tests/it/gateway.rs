@@ -14,9 +14,19 @@ const GPT_4O: (u64, u64, u64) = (2_500, 1_250, 10_000);
 const EXPECTED_COST: u64 = (USAGE.0 - USAGE.2) * GPT_4O.0 + USAGE.2 * GPT_4O.1 + USAGE.1 * GPT_4O.2;
 
 fn gateway_env(upstream: &str) -> Env {
+    gateway_env_with(upstream, "", "")
+}
+
+/// A gateway whose `mock` provider is `upstream`, with extra `[gateway]` settings and extra
+/// provider tables (retries back off 10 ms here so tests stay fast).
+fn gateway_env_with(upstream: &str, gateway: &str, more_providers: &str) -> Env {
     let env = Env::new();
     let config = format!(
         r#"
+[gateway]
+retry_backoff_ms = 10
+{gateway}
+
 [[gateway.providers]]
 name = "mock"
 kind = "openai"
@@ -24,6 +34,7 @@ base_url = "{upstream}"
 api_key_env = "MOCK_PROVIDER_KEY"
 timeout_ms = 5000
 connect_timeout_ms = 500
+{more_providers}
 "#
     );
     write_file(&env.data().join("vigil.toml"), &config);
@@ -148,10 +159,7 @@ fn whole_and_streamed_calls_are_relayed_and_measured_alike() {
 #[test]
 fn passthrough_forwards_the_callers_own_provider_key() {
     let upstream = MockUpstream::start();
-    let env = gateway_env(&upstream.url);
-    let config = env.data().join("vigil.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    write_file(&config, &format!("[gateway]\npassthrough_client_key = true\n{text}"));
+    let env = gateway_env_with(&upstream.url, "passthrough_client_key = true", "");
     let server = env.start();
     let reply = server
         .client
@@ -216,6 +224,58 @@ fn embeddings_models_and_overhead() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse::<u64>().ok());
     assert_eq!(count, Some(1), "one forwarded call (the refused one never left Vigil): {metrics}");
+}
+
+#[test]
+fn retries_fallback_and_circuit_breaker() {
+    let upstream = MockUpstream::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}/v1", closed.local_addr().expect("addr"));
+    drop(closed);
+
+    // A flaky upstream: two 503s, then an answer, all inside one call.
+    let env = gateway_env(&upstream.url);
+    let server = env.start();
+    assert_eq!(call(&server, &request(false, false, "flaky"), "agent-flaky").status().as_u16(), 200);
+    let v = &vitals(&server, "agent-flaky", 1)[0];
+    assert_eq!((v["outcome"].as_str(), v["retries"].as_u64()), (Some("ok"), Some(2)), "{v}");
+    drop(server);
+
+    // A dead primary falls back to the mock.
+    let providers = format!(
+        r#"
+[[gateway.providers]]
+name = "dead"
+kind = "openai"
+base_url = "{dead}"
+models = ["gpt-*"]
+connect_timeout_ms = 200
+fallback = "mock"
+"#
+    );
+    let env = gateway_env_with(&upstream.url, "", &providers);
+    let server = env.start();
+    let reply = call(&server, &request(false, false, "gpt-4o"), "agent-fallback");
+    assert_eq!(reply.status().as_u16(), 200);
+    let v = &vitals(&server, "agent-fallback", 1)[0];
+    assert_eq!(v["provider"], "mock", "answered by the fallback: {v}");
+    assert_eq!(v["retries"], 3, "two retries on the dead provider, then the fallback");
+    drop(server);
+
+    // Without a fallback, repeated failures open the breaker: then calls fail fast with 503.
+    let env = gateway_env_with(&dead, "retries = 0\nbreaker_failures = 2\nbreaker_cooldown_ms = 60000", "");
+    let server = env.start();
+    for _ in 0..2 {
+        assert_eq!(call(&server, &request(false, false, "gpt-4o"), "agent-breaker").status().as_u16(), 502);
+    }
+    let open = call(&server, &request(false, false, "gpt-4o"), "agent-breaker");
+    assert_eq!(open.status().as_u16(), 503);
+    let retry: u64 = open.headers()["retry-after"].to_str().expect("ascii").parse().expect("secs");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = open.json().expect("json");
+    assert_eq!(body["error"]["code"], "upstream_circuit_open");
+    let v = &vitals(&server, "agent-breaker", 3)[0];
+    assert_eq!(v["error_class"], "circuit_open");
 }
 
 #[test]

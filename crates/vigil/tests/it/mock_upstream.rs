@@ -6,7 +6,8 @@
 //!   `stream_options.include_usage` is set;
 //! - `fail-429`: a rate-limit error in OpenAI's shape;
 //! - `slow-stream`: a stream that trickles a chunk every 100 ms for ten seconds;
-//! - `broken-stream`: a stream that stops mid-way without `[DONE]`.
+//! - `broken-stream`: a stream that stops mid-way without `[DONE]`;
+//! - `flaky`: 503 for the first two calls, then a normal answer.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -105,6 +106,12 @@ async fn chat(State(seen): State<Arc<Mutex<Vec<Seen>>>>, headers: HeaderMap, Jso
     let sse_response =
         |body: Body| Response::builder().header("content-type", "text/event-stream").body(body).expect("response");
     match model.as_str() {
+        // Fails twice with 503, then answers; counts its own calls.
+        "flaky" if seen.lock().expect("lock").iter().filter(|s| s.body["model"] == "flaky").count() <= 2 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": { "message": "overloaded", "type": "server_error", "param": null, "code": null } })),
+        )
+            .into_response(),
         "fail-429" => (
             StatusCode::TOO_MANY_REQUESTS,
             Json(json!({ "error": { "message": "Rate limit reached", "type": "rate_limit_error", "param": null, "code": "rate_limit_exceeded" } })),
