@@ -177,7 +177,20 @@ pub struct RawGateway {
     pub breaker_failures: u64,
     /// How long an open breaker refuses calls before letting a trial through.
     pub breaker_cooldown_ms: u64,
+    pub policy: RawPolicy,
     pub providers: Vec<RawProvider>,
+}
+
+/// What the gateway lets through, checked before anything is forwarded.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPolicy {
+    /// Model-name globs callers may use; empty means any model not blocked.
+    pub allow_models: Vec<String>,
+    /// Model-name globs refused even when allowed.
+    pub block_models: Vec<String>,
+    /// Calls per minute each agent may make; 0 means no per-agent limit.
+    pub agent_calls_per_minute: u64,
 }
 
 impl Default for RawGateway {
@@ -189,6 +202,7 @@ impl Default for RawGateway {
             retry_backoff_ms: 200,
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
+            policy: RawPolicy::default(),
             providers: Vec::new(),
         }
     }
@@ -380,7 +394,16 @@ pub struct GatewayConfig {
     pub retry_backoff: Duration,
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
+    pub policy: PolicyConfig,
     pub providers: Vec<ProviderConfig>,
+}
+
+/// Validated gateway policy.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PolicyConfig {
+    pub allow_models: Vec<String>,
+    pub block_models: Vec<String>,
+    pub agent_calls_per_minute: Option<NonZeroU32>,
 }
 
 /// A validated upstream.
@@ -738,6 +761,12 @@ fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p
     check_range(p, origins, "gateway.retry_backoff_ms", raw.retry_backoff_ms, 0..=60_000);
     check_range(p, origins, "gateway.breaker_failures", raw.breaker_failures, 1..=1_000);
     check_range(p, origins, "gateway.breaker_cooldown_ms", raw.breaker_cooldown_ms, 0..=3_600_000);
+    check_range(p, origins, "gateway.policy.agent_calls_per_minute", raw.policy.agent_calls_per_minute, 0..=10_000_000);
+    for (field, globs) in [("allow_models", &raw.policy.allow_models), ("block_models", &raw.policy.block_models)] {
+        if globs.iter().any(|g| g.is_empty() || g.len() > 256) {
+            p.push(origins.problem(&format!("gateway.policy.{field}"), "patterns must be 1 to 256 characters"));
+        }
+    }
     let names: Vec<String> = raw.providers.iter().map(|p| p.name.clone()).collect();
     let mut providers = Vec::new();
     for (i, provider) in raw.providers.into_iter().enumerate() {
@@ -808,6 +837,13 @@ fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p
         retry_backoff: Duration::from_millis(raw.retry_backoff_ms),
         breaker_failures: u32::try_from(raw.breaker_failures).unwrap_or(1).max(1),
         breaker_cooldown: Duration::from_millis(raw.breaker_cooldown_ms),
+        policy: PolicyConfig {
+            agent_calls_per_minute: NonZeroU32::new(
+                u32::try_from(raw.policy.agent_calls_per_minute).unwrap_or(u32::MAX),
+            ),
+            allow_models: raw.policy.allow_models,
+            block_models: raw.policy.block_models,
+        },
         providers,
     }
 }

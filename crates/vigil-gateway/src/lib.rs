@@ -11,6 +11,7 @@
 pub mod breaker;
 pub mod fingerprint;
 pub mod openai;
+pub mod policy;
 pub mod price;
 pub mod proxy;
 pub mod recorder;

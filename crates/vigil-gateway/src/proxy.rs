@@ -19,6 +19,7 @@ use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
 use crate::breaker::Breaker;
 use crate::openai::{Answer, RequestFacts, estimate_usage};
+use crate::policy::{CallFacts, Policy};
 use crate::price::{cost_nanos, price_for};
 use crate::recorder::Recorder;
 use crate::sse::Scanner;
@@ -57,6 +58,7 @@ pub struct Gateway {
     clients: HashMap<String, reqwest::Client>,
     breakers: HashMap<String, Mutex<Breaker>>,
     recorder: Recorder,
+    policy: Policy,
     /// Time Vigil adds to a call: everything but waiting for the provider.
     overhead: Histogram,
 }
@@ -100,11 +102,17 @@ impl Gateway {
             .iter()
             .map(|p| (p.name.clone(), Mutex::new(Breaker::new(config.breaker_failures, config.breaker_cooldown))))
             .collect();
-        Ok(Gateway { config, clients, breakers, recorder, overhead })
+        let policy = Policy::new(config.policy.clone());
+        Ok(Gateway { config, clients, breakers, recorder, policy, overhead })
     }
 
     pub fn recorder(&self) -> &Recorder {
         &self.recorder
+    }
+
+    /// Plugs in a rule from another part of Vigil (see [`CallGuard`]).
+    pub fn add_guard(&mut self, guard: std::sync::Arc<dyn crate::policy::CallGuard>) {
+        self.policy.add_guard(guard);
     }
 
     /// `POST /v1/chat/completions`, streamed or not.
@@ -145,6 +153,20 @@ impl Gateway {
         vital.model_requested = Some(facts.model.clone());
         vital.streamed = facts.stream;
         vital.system_prompt_sha256 = facts.system_prompt_sha256;
+        let call = CallFacts { agent_id: &caller.agent_id, model: &facts.model, endpoint: endpoint.name };
+        if let Some(refusal) = self.policy.check(&call) {
+            vital.status = refusal.status.as_u16();
+            vital.error_class = Some(format!("policy:{}", refusal.code));
+            vital.latency_us = elapsed_us(started);
+            self.recorder.record(vital);
+            let kind =
+                if refusal.status == StatusCode::TOO_MANY_REQUESTS { "rate_limit_error" } else { "permission_error" };
+            let mut response = openai_error(refusal.status, kind, refusal.code, refusal.reason);
+            if let Some(secs) = refusal.retry_after_secs {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return response;
+        }
         let Some(provider) = self.config.provider_for(&facts.model) else {
             let message = format!("no configured provider serves model {:?}", facts.model);
             return refuse(&mut vital, StatusCode::NOT_FOUND, "model_not_found", message);

@@ -279,6 +279,38 @@ fallback = "mock"
 }
 
 #[test]
+fn policy_refuses_blocked_models_and_chatty_agents_with_reasons() {
+    let upstream = MockUpstream::start();
+    let policy =
+        "[gateway.policy]\nallow_models = [\"gpt-*\"]\nblock_models = [\"gpt-4o-mini*\"]\nagent_calls_per_minute = 3";
+    let env = gateway_env_with(&upstream.url, policy, "");
+    let server = env.start();
+    let refused = |model: &str, agent: &str| {
+        let reply = call(&server, &request(false, false, model), agent);
+        let status = reply.status().as_u16();
+        let retry = reply.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_owned());
+        let body: Value = reply.json().expect("json");
+        (status, body["error"]["code"].as_str().unwrap_or("").to_owned(), body["error"]["message"].to_string(), retry)
+    };
+    let (status, code, message, _) = refused("gpt-4o-mini", "agent-a");
+    assert_eq!((status, code.as_str()), (403, "model_blocked"));
+    assert!(message.contains("gpt-4o-mini"), "the reason names the model: {message}");
+    assert_eq!(refused("claude-opus-4", "agent-b").1, "model_not_allowed");
+    let upstream_calls = upstream.seen.lock().expect("lock").len();
+    assert_eq!(upstream_calls, 0, "refused calls never reach the provider");
+
+    for _ in 0..3 {
+        assert_eq!(call(&server, &request(false, false, "gpt-4o"), "agent-c").status().as_u16(), 200);
+    }
+    let (status, code, _, retry) = refused("gpt-4o", "agent-c");
+    assert_eq!((status, code.as_str()), (429, "agent_rate_limited"));
+    assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)));
+    assert_eq!(call(&server, &request(false, false, "gpt-4o"), "agent-d").status().as_u16(), 200, "per agent");
+    let v = &vitals(&server, "agent-a", 1)[0];
+    assert_eq!((v["outcome"].as_str(), v["error_class"].as_str()), (Some("refused"), Some("policy:model_blocked")));
+}
+
+#[test]
 fn client_requested_stream_usage_is_passed_through() {
     let upstream = MockUpstream::start();
     let env = gateway_env(&upstream.url);
