@@ -92,4 +92,6 @@ pub struct Vital {
     pub system_prompt_sha256: Option<Sha256Digest>,
     pub feature: Option<String>,
     pub user: Option<String>,
+    /// The caller's address as Vigil saw it.
+    pub client_ip: Option<String>,
 }

@@ -39,6 +39,7 @@ pub struct Caller {
     pub client_key: Option<String>,
     pub feature: Option<String>,
     pub user: Option<String>,
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -495,6 +496,7 @@ fn base_vital(caller: &Caller, endpoint: &str) -> Vital {
         system_prompt_sha256: None,
         feature: caller.feature.clone(),
         user: caller.user.clone(),
+        client_ip: caller.client_ip.map(|ip| ip.to_string()),
     }
 }
 

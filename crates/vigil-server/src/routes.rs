@@ -202,6 +202,20 @@ pub fn routes() -> Vec<Route> {
             .query::<gateway::VitalsQuery>()
             .data::<ListPage<vigil_store::StoredVital>>()
             .to(gateway::list_vitals),
+        route(Method::GET, "/api/v1/agents", "agents.list", READ)
+            .summary("Discovered agents: first and last seen, calls, errors, models, addresses")
+            .query::<gateway::AgentsQuery>()
+            .data::<ListPage<vigil_store::AgentRecord>>()
+            .to(gateway::list_agents),
+        route(Method::GET, "/api/v1/agents/{id}", "agents.get", READ)
+            .summary("One discovered agent")
+            .data::<vigil_store::AgentRecord>()
+            .to(gateway::get_agent),
+        route(Method::GET, "/api/v1/gateway/stats", "gateway.stats", READ)
+            .summary("Calls, errors, tokens and cost over a window, with the models in use")
+            .query::<gateway::StatsQuery>()
+            .data::<vigil_store::GatewayStats>()
+            .to(gateway::stats),
         route(Method::POST, "/v1/chat/completions", "gateway.chat_completions", WRITE)
             .summary("OpenAI-compatible chat completions, forwarded to the provider serving the model")
             .body::<serde_json::Value>()

@@ -16,6 +16,7 @@
 //! re-read and verified, then linked into place and the directory fsynced, so a blob path
 //! that exists always holds exactly the bytes its name promises.
 
+pub mod agents;
 pub mod audit;
 pub mod backup;
 pub mod blob;
@@ -27,6 +28,7 @@ pub mod vitals;
 
 use std::path::PathBuf;
 
+pub use agents::{AgentRecord, GatewayStats, ModelStats};
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAuditEntry};
 pub use blob::{BlobInfo, BlobStore};
 pub use db::{Store, StoreOptions};

@@ -88,10 +88,24 @@ CREATE TABLE vitals (
     error_class          TEXT,
     system_prompt_sha256 TEXT,
     feature              TEXT,
-    user_tag             TEXT
+    user_tag             TEXT,
+    client_ip            TEXT
 ) STRICT;
 CREATE INDEX vitals_agent ON vitals (agent_id, seq);
 CREATE INDEX vitals_at ON vitals (at);
+
+-- Discovery: one row per agent, maintained as vitals are written.
+CREATE TABLE agents (
+    seq          INTEGER PRIMARY KEY,
+    agent_id     TEXT NOT NULL UNIQUE,
+    agent_type   TEXT NOT NULL,
+    first_seen   INTEGER NOT NULL,
+    last_seen    INTEGER NOT NULL,
+    calls        INTEGER NOT NULL,
+    errors       INTEGER NOT NULL,
+    models       TEXT NOT NULL,
+    ips          TEXT NOT NULL
+) STRICT;
 "#,
     },
 ];

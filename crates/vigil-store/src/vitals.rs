@@ -26,7 +26,7 @@ pub struct VitalsFilter {
 const COLUMNS: &str = "seq, at, request_id, agent_id, agent_type, provider, endpoint, model_requested, model_served, \
      streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, reasoning_tokens, \
      usage_estimated, tool_calls, tool_names, cost_nanos, unpriced, retries, error_class, system_prompt_sha256, \
-     feature, user_tag";
+     feature, user_tag, client_ip";
 
 fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -75,6 +75,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredVital> {
             system_prompt_sha256: digest.map(|d| d.parse()).transpose().map_err(|e| bad(25, format!("{e}")))?,
             feature: row.get(26)?,
             user: row.get(27)?,
+            client_ip: row.get(28)?,
         },
     })
 }
@@ -87,9 +88,9 @@ impl Store {
                 "INSERT INTO vitals (at, request_id, agent_id, agent_type, provider, endpoint, model_requested,
                     model_served, streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens,
                     cached_tokens, reasoning_tokens, usage_estimated, tool_calls, tool_names, cost_nanos, unpriced,
-                    retries, error_class, system_prompt_sha256, feature, user_tag)
+                    retries, error_class, system_prompt_sha256, feature, user_tag, client_ip)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                    ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+                    ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
             )?;
             for v in vitals {
                 let usage = v.usage.as_ref();
@@ -121,8 +122,10 @@ impl Store {
                     v.system_prompt_sha256.map(|d| d.to_hex()),
                     v.feature,
                     v.user,
+                    v.client_ip,
                 ])?;
             }
+            crate::agents::record_calls(tx, vitals)?;
             Ok(())
         })
     }
@@ -204,6 +207,7 @@ mod tests {
             system_prompt_sha256: Some(Sha256Digest::of(b"sys")),
             feature: Some("chat".into()),
             user: None,
+            client_ip: Some("127.0.0.1".into()),
         }
     }
 
@@ -224,5 +228,28 @@ mod tests {
         let (b, _) = store.list_vitals(&filter, PageRequest::new(None, None).expect("page")).expect("list");
         assert_eq!(b.len(), 1);
         assert!(b[0].vital.unpriced);
+
+        // Discovery folded the calls in.
+        let agent = store.get_agent("b").expect("agent b");
+        assert_eq!((agent.calls, agent.errors), (2, 0));
+        assert_eq!(agent.first_seen, Timestamp::from_unix_micros(20));
+        assert_eq!(agent.last_seen, Timestamp::from_unix_micros(30));
+        assert_eq!(agent.models, ["gpt-4o"]);
+        assert_eq!(agent.ips, ["127.0.0.1"]);
+        let mut failed = vital("b", 40);
+        failed.outcome = CallOutcome::Unreachable;
+        failed.model_requested = Some("o3".into());
+        store.insert_vitals(&[failed]).expect("insert");
+        let agent = store.get_agent("b").expect("agent b");
+        assert_eq!((agent.calls, agent.errors, agent.models.len()), (3, 1, 2));
+        let (agents, _) = store.list_agents(PageRequest::new(None, None).expect("page")).expect("list");
+        assert_eq!(agents.iter().map(|a| a.agent_id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+
+        let stats = store.gateway_stats(None, None).expect("stats");
+        assert_eq!((stats.calls, stats.errors, stats.agents, stats.unpriced_calls), (4, 1, 2, 1));
+        assert_eq!(stats.cost_nanos, 3 * 72_500, "unpriced calls add nothing, and say so");
+        assert_eq!(stats.models.first().map(|m| (m.model.as_str(), m.calls)), Some(("gpt-4o", 3)));
+        let window = store.gateway_stats(Some(Timestamp::from_unix_micros(35)), None).expect("stats");
+        assert_eq!(window.calls, 1);
     }
 }

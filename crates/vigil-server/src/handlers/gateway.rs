@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Extension, FromRequest, Request, State};
+use axum::extract::{ConnectInfo, Extension, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vigil_core::id::{API_KEY_PREFIX, RequestId};
@@ -15,7 +15,7 @@ use vigil_gateway::fingerprint::{agent_id, agent_type};
 use vigil_gateway::{Caller, openai_error};
 use vigil_store::VitalsFilter;
 
-use crate::api::{ApiError, ApiQuery, ListPage, envelope, read, time_param};
+use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, read, time_param};
 use crate::observe::Received;
 use crate::state::AppState;
 
@@ -47,6 +47,7 @@ fn caller(headers: &HeaderMap, peer: SocketAddr, request_id: Option<&RequestId>,
         client_key: client_key.map(str::to_owned),
         feature: tag(headers, "x-vigil-feature"),
         user: tag(headers, "x-vigil-user"),
+        client_ip: Some(peer.ip()),
     }
 }
 
@@ -122,5 +123,52 @@ pub async fn list_vitals(
     if from.is_some() || to.is_some() {
         body.0.provenance = body.0.provenance.clone().with_period(Period { from, to });
     }
+    Ok(body.into_response())
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsQuery {
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u64>,
+}
+
+pub async fn list_agents(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AgentsQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
+    let (items, next) = read(&state.store, page.limit, move |store| store.list_agents(page)).await?;
+    let data = ListPage { items, next_cursor: next.map(|c| c.encode()) };
+    Ok(envelope(data, Aggregation::List, "store:agents").into_response())
+}
+
+pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let agent = read(&state.store, 1, move |store| store.get_agent(&id)).await?;
+    Ok(envelope(agent, Aggregation::Detail, "store:agents").into_response())
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Calls at or after this RFC 3339 time.
+    pub from: Option<String>,
+    /// Calls before this RFC 3339 time.
+    pub to: Option<String>,
+}
+
+pub async fn stats(State(state): State<AppState>, ApiQuery(q): ApiQuery<StatsQuery>) -> Result<Response, ApiError> {
+    let from = time_param("from", q.from.as_deref())?;
+    let to = time_param("to", q.to.as_deref())?;
+    // A window's aggregate can touch many rows: the blocking pool, not the async worker.
+    let stats = blocking({
+        let store = state.store.clone();
+        move || store.gateway_stats(from, to)
+    })
+    .await?;
+    let mut body = envelope(stats, Aggregation::Summary, "store:vitals");
+    body.0.provenance = body.0.provenance.clone().with_period(Period { from, to });
     Ok(body.into_response())
 }

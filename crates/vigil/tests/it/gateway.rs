@@ -149,6 +149,22 @@ fn whole_and_streamed_calls_are_relayed_and_measured_alike() {
         json!({ "input_tokens": USAGE.0, "output_tokens": USAGE.1, "cached_tokens": USAGE.2, "reasoning_tokens": 0, "estimated": false })
     );
     assert_eq!(measured[0].1, json!(EXPECTED_COST));
+    // Discovery and statistics come from the same calls.
+    let agent = server.get("/api/v1/agents/agent-stream", None).body;
+    assert_eq!(agent["data"]["calls"], 1, "{agent}");
+    assert_eq!(agent["data"]["agent_type"], "openai-python");
+    assert_eq!(agent["data"]["models"], json!(["gpt-4o"]));
+    assert_eq!(agent["data"]["ips"], json!(["127.0.0.1"]));
+    let listed = server.get("/api/v1/agents", None).body;
+    assert_eq!(listed["data"]["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(server.get("/api/v1/agents/nobody", None).status, 404);
+    let stats = server.get("/api/v1/gateway/stats?from=2000-01-01T00:00:00Z", None).body;
+    assert_eq!(stats["provenance"]["aggregation"], "summary");
+    assert_eq!(stats["provenance"]["period"]["from"], "2000-01-01T00:00:00Z");
+    assert_eq!((stats["data"]["calls"].as_u64(), stats["data"]["agents"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(stats["data"]["cost_nanos"], 2 * EXPECTED_COST);
+    assert_eq!(stats["data"]["models"][0]["model"], "gpt-4o");
+
     let streamed_vital = &vitals(&server, "agent-stream", 1)[0];
     assert_eq!(streamed_vital["streamed"], true);
     assert!(
