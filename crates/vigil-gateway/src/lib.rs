@@ -10,6 +10,7 @@
 
 pub mod breaker;
 pub mod fingerprint;
+pub mod mock;
 pub mod openai;
 pub mod policy;
 pub mod price;

@@ -61,6 +61,15 @@ enum Command {
     Config(ConfigCommand),
     /// Print version, git revision and supported schema version.
     Version,
+    /// Run a mock OpenAI-compatible provider on loopback (for demos, tests and benchmarks).
+    MockUpstream {
+        /// Address to listen on; port 0 picks a free one (printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Simulated provider latency per call, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +140,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::MockUpstream { listen, delay_ms } => mock_upstream(listen, delay_ms),
         Command::Version => {
             println!("vigil {}", BUILD.version);
             println!("git revision: {}", BUILD.git_sha);
@@ -206,6 +216,18 @@ fn serve(global: &Global) -> anyhow::Result<ExitCode> {
         // Scripts and tests read the bound address (port 0 picks a free one) from stdout.
         println!("vigil listening on http://{local} (mode {})", mode.as_str());
         vigil_server::serve(app, listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mock_upstream(listen: std::net::SocketAddr, delay_ms: u64) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        println!("mock upstream listening on http://{}/v1", listener.local_addr()?);
+        let state = vigil_gateway::mock::MockState::with_delay(std::time::Duration::from_millis(delay_ms));
+        axum::serve(listener, vigil_gateway::mock::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,246 @@
+"""Gateway benchmark driver: Vigil against peer gateways, all in front of the same mock.
+
+Started by scripts/bench-gateway.sh, which installs everything first. For each target
+(the mock called directly, Vigil, and each available peer) and each rate, drives
+`oha` at a fixed request rate (open loop, latency-corrected) with and without streaming,
+then reports latency added over calling the mock directly (p50, p99), CPU time per request
+(from /proc, the target's own process tree) and peak resident memory.
+
+Usage: gateway_bench.py VIGIL_BIN SCRATCH_DIR --rates 1000,2000,5000 --seconds 10 [--peers tensorzero,litellm,portkey]
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+TICKS = os.sysconf("SC_CLK_TCK")
+BODY = {"model": "gpt-4o", "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello"}]}
+
+
+def wait_for_line(proc, pattern, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process exited: {proc.args}")
+            continue
+        m = re.search(pattern, line)
+        if m:
+            return m.group(1)
+    raise RuntimeError(f"timed out waiting for {pattern!r} from {proc.args}")
+
+
+def wait_http(url, headers=None, body=None, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None, headers=headers or {})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                if r.status < 500:
+                    return
+        except Exception:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} never answered")
+
+
+def tree_pids(pid):
+    pids = [pid]
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    pids.extend(tree_pids(int(p)))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                pass
+    return pids
+
+
+def cpu_seconds(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except FileNotFoundError:
+            pass
+    return total / TICKS
+
+
+def peak_rss_mb(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total / 1024
+
+
+def oha(url, rate, seconds, stream, model, headers):
+    body = dict(BODY, model=model)
+    if stream:
+        body["stream"] = True
+    cmd = ["oha", "-z", f"{seconds}s", "-q", str(rate), "-c", "128", "--latency-correction", "--no-tui",
+           "--output-format", "json", "-m", "POST", "-T", "application/json", "-d", json.dumps(body)]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)
+    summary = result["summary"]
+    pct = result["latencyPercentiles"]
+    ok = sum(v for k, v in result.get("statusCodeDistribution", {}).items() if k.startswith("2"))
+    total = sum(result.get("statusCodeDistribution", {}).values()) + sum(result.get("errorDistribution", {}).values())
+    return {"p50": pct["p50"] * 1000, "p99": pct["p99"] * 1000, "rps": summary["requestsPerSec"], "ok": ok, "total": total}
+
+
+class Target:
+    def __init__(self, name, url, pid, model="gpt-4o", headers=None, proc=None):
+        self.name, self.url, self.pid, self.model = name, url, pid, model
+        self.headers = headers or {}
+        self.proc = proc
+
+
+def start_mock(vigil):
+    proc = subprocess.Popen([vigil, "mock-upstream"], stdout=subprocess.PIPE, text=True)
+    url = wait_for_line(proc, r"listening on (http://\S+)")
+    return proc, url
+
+
+def start_vigil(vigil, scratch, mock_url):
+    data = tempfile.mkdtemp(dir=scratch)
+    with open(os.path.join(data, "vigil.toml"), "w") as f:
+        f.write(f'[[gateway.providers]]\nname = "mock"\nkind = "openai"\nbase_url = "{mock_url}"\n')
+    env = dict(os.environ, VIGIL_DATA=data, VIGIL_LISTEN="127.0.0.1:0", VIGIL_LOG="warn",
+               VIGIL_RATE_LIMIT_ENABLED="false", VIGIL_STORE_DURABILITY="fast")
+    proc = subprocess.Popen([vigil, "serve"], stdout=subprocess.PIPE, text=True, env=env)
+    url = wait_for_line(proc, r"listening on (http://\S+)")
+    return Target("Vigil", f"{url}/v1/chat/completions", proc.pid, proc=proc)
+
+
+def start_tensorzero(scratch, mock_url):
+    venv = os.path.join(scratch, "venv-tensorzero")
+    config = os.path.join(scratch, "tensorzero.toml")
+    with open(config, "w") as f:
+        f.write('[gateway]\nobservability.enabled = false\n\n[models.gpt-4o]\nrouting = ["mock"]\n\n'
+                f'[models.gpt-4o.providers.mock]\ntype = "openai"\nmodel_name = "gpt-4o"\napi_base = "{mock_url}/"\n'
+                'api_key_location = "none"\n')
+    code = ("import tensorzero, time, sys\n"
+            f"g = tensorzero._start_http_gateway(config_file={config!r}, clickhouse_url=None, postgres_url=None, valkey_url=None, async_setup=False)\n"
+            "print('BASE', g.base_url, flush=True)\n"
+            "time.sleep(10**6)\n")
+    proc = subprocess.Popen([os.path.join(venv, "bin", "python"), "-c", code], stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.DEVNULL)
+    base = wait_for_line(proc, r"BASE (\S+)")
+    return Target("TensorZero", f"{base}/chat/completions", proc.pid, model="tensorzero::model_name::gpt-4o", proc=proc)
+
+
+def start_litellm(scratch, mock_url):
+    venv = os.path.join(scratch, "venv-litellm")
+    config = os.path.join(scratch, "litellm.yaml")
+    with open(config, "w") as f:
+        f.write("model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n"
+                f"      api_base: {mock_url}\n      api_key: sk-mock\n"
+                "general_settings:\n  master_key: sk-bench-master\nlitellm_settings:\n  drop_params: true\n")
+    port = free_port()
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR")
+    proc = subprocess.Popen([os.path.join(venv, "bin", "litellm"), "--config", config, "--port", str(port), "--num_workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    headers = {"Authorization": "Bearer sk-bench-master", "Content-Type": "application/json"}
+    wait_http(url, headers, BODY, timeout=180)
+    return Target("LiteLLM", url, proc.pid, headers={"Authorization": "Bearer sk-bench-master"}, proc=proc)
+
+
+def start_portkey(scratch, mock_url):
+    root = os.path.join(scratch, "portkey")
+    port = free_port()
+    entry = os.path.join(root, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js")
+    proc = subprocess.Popen(["node", entry, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": mock_url, "Authorization": "Bearer sk-mock"}
+    wait_http(url, dict(headers, **{"Content-Type": "application/json"}), BODY, timeout=60)
+    return Target("Portkey", url, proc.pid, headers=headers, proc=proc)
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("vigil")
+    ap.add_argument("scratch")
+    ap.add_argument("--rates", default="1000,2000,5000")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--peers", default="tensorzero,litellm,portkey")
+    args = ap.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+
+    mock_proc, mock_url = start_mock(args.vigil)
+    targets = [Target("mock (direct)", f"{mock_url}/chat/completions", mock_proc.pid)]
+    starters = {"tensorzero": start_tensorzero, "litellm": start_litellm, "portkey": start_portkey}
+    try:
+        targets.append(start_vigil(args.vigil, args.scratch, mock_url))
+        for peer in filter(None, args.peers.split(",")):
+            try:
+                targets.append(starters[peer](args.scratch, mock_url))
+            except Exception as e:  # a peer that cannot start is reported, not fatal
+                print(f"skipping {peer}: {e}", file=sys.stderr)
+        rows = []
+        for stream in (False, True):
+            for rate in rates:
+                base = None
+                for t in targets:
+                    before = cpu_seconds(t.pid)
+                    r = oha(t.url, rate, args.seconds, stream, t.model, t.headers)
+                    cpu = cpu_seconds(t.pid) - before
+                    r["cpu_us"] = cpu / max(r["total"], 1) * 1e6
+                    r["rss"] = peak_rss_mb(t.pid)
+                    if base is None:
+                        base = r
+                    rows.append((t.name, stream, rate, r, base))
+                    print(f"{t.name:14} stream={stream!s:5} rate={rate:5} rps={r['rps']:8.0f} ok={r['ok']}/{r['total']} "
+                          f"p50={r['p50']:.3f}ms p99={r['p99']:.3f}ms cpu/req={r['cpu_us']:.0f}us rss={r['rss']:.0f}MB",
+                          file=sys.stderr, flush=True)
+        print("| target | stream | rate (req/s) | achieved | ok | added p50 (ms) | added p99 (ms) | CPU per request (µs) | peak RSS (MB) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name, stream, rate, r, base in rows:
+            direct = name == "mock (direct)"
+            added50 = "—" if direct else f"{r['p50'] - base['p50']:.3f}"
+            added99 = "—" if direct else f"{r['p99'] - base['p99']:.3f}"
+            print(f"| {name} | {'yes' if stream else 'no'} | {rate} | {r['rps']:.0f} | {r['ok']}/{r['total']} | "
+                  f"{added50} | {added99} | {r['cpu_us']:.0f} | {r['rss']:.0f} |")
+    finally:
+        for t in targets:
+            if t.proc is not None:
+                t.proc.send_signal(signal.SIGTERM)
+        mock_proc.send_signal(signal.SIGTERM)
+        for t in targets:
+            if t.proc is not None:
+                try:
+                    t.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    t.proc.kill()
+
+
+if __name__ == "__main__":
+    main()

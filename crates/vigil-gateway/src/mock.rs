@@ -1,0 +1,199 @@
+//! A mock OpenAI-compatible provider, for tests, demos and benchmarks (`vigil
+//! mock-upstream`). Users bring their own provider; this stands in for it on loopback.
+//!
+//! Behaviour is chosen by the requested model:
+//! - any model: a chat completion with two tool calls and fixed usage ([`USAGE`]); streamed
+//!   as SSE when asked, with the usage chunk only when `stream_options.include_usage` is set;
+//! - `fail-429`: a rate-limit error in OpenAI's shape;
+//! - `flaky`: 503 for the first two calls, then a normal answer;
+//! - `slow-stream`: a stream that trickles a chunk every 100 ms for ten seconds;
+//! - `broken-stream`: a stream that stops mid-way without `[DONE]`.
+//!
+//! `/v1/embeddings` answers a three-number embedding with [`EMBEDDING_TOKENS`] of usage and
+//! `/v1/models` lists two models.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Usage of every mock chat completion: (prompt, completion, cached prompt) tokens.
+pub const USAGE: (u64, u64, u64) = (12, 7, 4);
+/// Prompt tokens of every mock embedding.
+pub const EMBEDDING_TOKENS: u64 = 8;
+
+/// A request the mock received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub body: Value,
+    pub authorization: Option<String>,
+}
+
+/// Shared state: what was received (when recording) and the simulated provider latency.
+#[derive(Clone, Debug, Default)]
+pub struct MockState {
+    /// `None` when not recording (benchmarks: nothing grows without bound).
+    pub seen: Option<Arc<Mutex<Vec<Seen>>>>,
+    /// Added before every answer, to stand in for a real provider's latency.
+    pub delay: Duration,
+    flaky_calls: Arc<AtomicU64>,
+}
+
+impl MockState {
+    pub fn recording() -> Self {
+        MockState { seen: Some(Arc::new(Mutex::new(Vec::new()))), ..MockState::default() }
+    }
+
+    pub fn with_delay(delay: Duration) -> Self {
+        MockState { delay, ..MockState::default() }
+    }
+
+    fn record(&self, headers: &HeaderMap, body: &Value) {
+        if let Some(seen) = &self.seen {
+            let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            seen.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Seen { body: body.clone(), authorization });
+        }
+    }
+}
+
+/// The mock's routes, under `/v1`.
+pub fn router(state: MockState) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(chat))
+        .route("/v1/embeddings", axum::routing::post(embeddings))
+        .route("/v1/models", axum::routing::get(models))
+        .with_state(state)
+}
+
+fn usage() -> Value {
+    json!({ "prompt_tokens": USAGE.0, "completion_tokens": USAGE.1, "total_tokens": USAGE.0 + USAGE.1,
+            "prompt_tokens_details": { "cached_tokens": USAGE.2 } })
+}
+
+fn served(model: &str) -> String {
+    format!("{model}-2024-08-06")
+}
+
+fn completion(model: &str) -> Value {
+    json!({
+        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000, "model": served(model),
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": "Hello world", "tool_calls": [
+                { "id": "call_1", "type": "function", "function": { "name": "search", "arguments": "{\"q\":\"x\"}" } },
+                { "id": "call_2", "type": "function", "function": { "name": "fetch", "arguments": "{}" } }
+            ]},
+            "finish_reason": "tool_calls"
+        }],
+        "usage": usage()
+    })
+}
+
+fn chunks(model: &str, include_usage: bool) -> Vec<Value> {
+    let base = |choices: Value| {
+        let mut c = json!({ "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                            "model": served(model), "choices": choices });
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        c
+    };
+    let mut out = vec![
+        base(json!([{ "index": 0, "delta": { "role": "assistant", "content": "" } }])),
+        base(json!([{ "index": 0, "delta": { "content": "Hello" } }])),
+        base(json!([{ "index": 0, "delta": { "content": " world" } }])),
+        base(json!([{ "index": 0, "delta": { "tool_calls": [{ "index": 0, "id": "call_1", "type": "function",
+            "function": { "name": "search", "arguments": "" } }] } }])),
+        base(
+            json!([{ "index": 0, "delta": { "tool_calls": [{ "index": 0, "function": { "arguments": "{\"q\":\"x\"}" } }] } }]),
+        ),
+        base(json!([{ "index": 0, "delta": { "tool_calls": [{ "index": 1, "id": "call_2", "type": "function",
+            "function": { "name": "fetch", "arguments": "{}" } }] } }])),
+        base(json!([{ "index": 0, "delta": {}, "finish_reason": "tool_calls" }])),
+    ];
+    if include_usage {
+        let mut last = base(json!([]));
+        last["usage"] = usage();
+        out.push(last);
+    }
+    out
+}
+
+fn sse(events: &[Value], done: bool) -> String {
+    let mut text: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    if done {
+        text.push_str("data: [DONE]\n\n");
+    }
+    text
+}
+
+fn sse_response(body: Body) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], body).into_response()
+}
+
+fn error(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> Response {
+    (status, Json(json!({ "error": { "message": message, "type": kind, "param": null, "code": code } })))
+        .into_response()
+}
+
+async fn chat(State(state): State<MockState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    state.record(&headers, &body);
+    if !state.delay.is_zero() {
+        tokio::time::sleep(state.delay).await;
+    }
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    match model.as_str() {
+        "flaky" if state.flaky_calls.fetch_add(1, Ordering::SeqCst) < 2 => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "server_error", None)
+        }
+        "fail-429" => {
+            error(StatusCode::TOO_MANY_REQUESTS, "Rate limit reached", "rate_limit_error", Some("rate_limit_exceeded"))
+        }
+        "slow-stream" => {
+            let served_model = served(&model);
+            let stream = futures_util::stream::unfold(0u32, move |i| {
+                let served_model = served_model.clone();
+                async move {
+                    if i >= 100 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let chunk =
+                        json!({ "model": served_model, "choices": [{ "index": 0, "delta": { "content": "." } }] });
+                    Some((Ok::<_, std::io::Error>(format!("data: {chunk}\n\n")), i + 1))
+                }
+            });
+            sse_response(Body::from_stream(stream))
+        }
+        "broken-stream" => sse_response(Body::from(sse(&chunks(&model, include_usage)[..3], false))),
+        _ if stream => sse_response(Body::from(sse(&chunks(&model, include_usage), true))),
+        _ => Json(completion(&model)).into_response(),
+    }
+}
+
+async fn embeddings(State(state): State<MockState>, headers: HeaderMap, Json(body): Json<Value>) -> Json<Value> {
+    state.record(&headers, &body);
+    Json(json!({
+        "object": "list",
+        "data": [{ "object": "embedding", "index": 0, "embedding": [0.25, -0.5, 1.0] }],
+        "model": body["model"],
+        "usage": { "prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS }
+    }))
+}
+
+async fn models() -> Json<Value> {
+    Json(json!({ "object": "list", "data": [
+        { "id": "gpt-4o", "object": "model", "created": 1_700_000_000, "owned_by": "mock" },
+        { "id": "text-embedding-3-small", "object": "model", "created": 1_700_000_000, "owned_by": "mock" }
+    ]}))
+}
