@@ -169,7 +169,8 @@ def start_portkey(scratch, mock_url):
     root = os.path.join(scratch, "portkey")
     port = free_port()
     entry = os.path.join(root, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js")
-    proc = subprocess.Popen(["node", entry, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+    proc = subprocess.Popen(["node", entry, f"--port={port}", "--headless"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=root)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": mock_url, "Authorization": "Bearer sk-mock"}
     wait_http(url, dict(headers, **{"Content-Type": "application/json"}), BODY, timeout=60)

@@ -15,6 +15,10 @@ use vigil_store::Store;
 
 /// Most vitals written in one transaction.
 pub const VITALS_BATCH_MAX: usize = 512;
+/// How long the writer lets a batch fill after its first vital arrives. Fewer, larger
+/// transactions cost far less than one per call; a vital is still on disk within this
+/// much of the call (plus the write itself).
+pub const VITALS_BATCH_WINDOW: Duration = Duration::from_millis(25);
 
 /// The sending side: cheap to clone, never blocks.
 #[derive(Clone, Debug)]
@@ -52,6 +56,19 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Vital>, mut stop: wa
             _ = stop.wait_for(|s| *s) => None,
         };
         let mut batch: Vec<Vital> = first.into_iter().collect();
+        if !batch.is_empty() && !*stop.borrow() {
+            let window = tokio::time::sleep(VITALS_BATCH_WINDOW);
+            tokio::pin!(window);
+            while batch.len() < VITALS_BATCH_MAX {
+                tokio::select! {
+                    v = rx.recv() => match v {
+                        Some(v) => batch.push(v),
+                        None => break,
+                    },
+                    () = &mut window => break,
+                }
+            }
+        }
         while batch.len() < VITALS_BATCH_MAX {
             match rx.try_recv() {
                 Ok(v) => batch.push(v),
