@@ -178,7 +178,25 @@ pub struct RawGateway {
     /// How long an open breaker refuses calls before letting a trial through.
     pub breaker_cooldown_ms: u64,
     pub policy: RawPolicy,
+    /// Prices that add to or override the built-in table.
+    pub prices: Vec<RawPrice>,
     pub providers: Vec<RawProvider>,
+}
+
+/// One `[[gateway.prices]]` entry. Prices in US dollars per million tokens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    /// Model-name glob.
+    pub model: String,
+    pub input_per_mtok: f64,
+    /// Defaults to the input price.
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    pub output_per_mtok: f64,
+    /// RFC 3339 time (or a date, `2026-06-01`) from which this price applies.
+    #[serde(default)]
+    pub since: Option<String>,
 }
 
 /// What the gateway lets through, checked before anything is forwarded.
@@ -203,6 +221,7 @@ impl Default for RawGateway {
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
             policy: RawPolicy::default(),
+            prices: Vec::new(),
             providers: Vec::new(),
         }
     }
@@ -395,7 +414,18 @@ pub struct GatewayConfig {
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
     pub policy: PolicyConfig,
+    pub prices: Vec<PriceConfig>,
     pub providers: Vec<ProviderConfig>,
+}
+
+/// A validated price entry, in integer nano-dollars per million tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PriceConfig {
+    pub model: String,
+    pub input_nanos_per_mtok: u64,
+    pub cached_input_nanos_per_mtok: u64,
+    pub output_nanos_per_mtok: u64,
+    pub since: Option<crate::time::Timestamp>,
 }
 
 /// Validated gateway policy.
@@ -755,6 +785,57 @@ impl RawConfig {
     }
 }
 
+/// Largest price accepted: $1,000,000 per million tokens.
+const PRICE_USD_PER_MTOK_MAX: f64 = 1_000_000.0;
+
+fn validate_prices(raw: Vec<RawPrice>, origins: &Origins, p: &mut Vec<Problem>) -> Vec<PriceConfig> {
+    let origin = origins.origin("gateway.prices");
+    let mut prices = Vec::new();
+    for (i, price) in raw.into_iter().enumerate() {
+        let mut problem = |field: &str, message: String| {
+            p.push(Problem { key: format!("gateway.prices[{i}].{field}"), origin: origin.clone(), message });
+        };
+        if price.model.is_empty() || price.model.len() > 256 {
+            problem("model", "must be a model-name glob of 1 to 256 characters".to_owned());
+        }
+        let mut nanos = |field: &str, usd: f64| -> u64 {
+            if !(0.0..=PRICE_USD_PER_MTOK_MAX).contains(&usd) {
+                problem(
+                    field,
+                    format!("must be between 0 and {PRICE_USD_PER_MTOK_MAX} dollars per million tokens, got {usd}"),
+                );
+                return 0;
+            }
+            // Dollars per million tokens to nano-dollars per million tokens, exact to 1e-9 $.
+            (usd * 1e9).round() as u64
+        };
+        let input = nanos("input_per_mtok", price.input_per_mtok);
+        let cached = nanos("cached_input_per_mtok", price.cached_input_per_mtok.unwrap_or(price.input_per_mtok));
+        let output = nanos("output_per_mtok", price.output_per_mtok);
+        let since = match price.since.as_deref() {
+            None => None,
+            Some(text) => {
+                let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_owned() };
+                match crate::time::Timestamp::parse_rfc3339(&full) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        problem("since", e.to_string());
+                        None
+                    }
+                }
+            }
+        };
+        prices.push(PriceConfig {
+            model: price.model,
+            input_nanos_per_mtok: input,
+            cached_input_nanos_per_mtok: cached,
+            output_nanos_per_mtok: output,
+            since,
+        });
+    }
+    prices
+}
+
 fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p: &mut Vec<Problem>) -> GatewayConfig {
     check_range(p, origins, "gateway.vitals_queue", raw.vitals_queue, 1..=VITALS_QUEUE_MAX);
     check_range(p, origins, "gateway.retries", raw.retries, 0..=10);
@@ -768,6 +849,7 @@ fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p
         }
     }
     let names: Vec<String> = raw.providers.iter().map(|p| p.name.clone()).collect();
+    let prices = validate_prices(raw.prices, origins, p);
     let mut providers = Vec::new();
     for (i, provider) in raw.providers.into_iter().enumerate() {
         let key = |field: &str| format!("gateway.providers[{i}].{field}");
@@ -844,6 +926,7 @@ fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p
             allow_models: raw.policy.allow_models,
             block_models: raw.policy.block_models,
         },
+        prices,
         providers,
     }
 }
@@ -997,6 +1080,22 @@ api_key_env = "OPENAI_API_KEY"
         let bad = "[[gateway.providers]]\nname = \"x\"\nkind = \"openai\"\nbase_url = \"ftp://x\"\n";
         let err = load_with(Some(bad), &[]).expect_err("bad url");
         assert!(messages(err)[0].starts_with("gateway.providers[0].base_url (in vigil.toml)"));
+    }
+
+    #[test]
+    fn prices_are_validated_and_converted_exactly() {
+        let file = "[[gateway.prices]]\nmodel = \"llama-*\"\ninput_per_mtok = 0.0375\noutput_per_mtok = 1.5\nsince = \"2026-06-01\"\n";
+        let config = load_with(Some(file), &[]).expect("valid");
+        let price = &config.gateway.prices[0];
+        assert_eq!((price.input_nanos_per_mtok, price.cached_input_nanos_per_mtok), (37_500_000, 37_500_000));
+        assert_eq!(price.output_nanos_per_mtok, 1_500_000_000);
+        assert_eq!(price.since.map(|t| t.to_rfc3339()), Some("2026-06-01T00:00:00Z".to_owned()));
+        let bad = "[[gateway.prices]]\nmodel = \"x\"\ninput_per_mtok = -1.0\noutput_per_mtok = 1.0\nsince = \"soon\"\n";
+        let text = messages(load_with(Some(bad), &[]).expect_err("bad")).join("\n");
+        assert!(
+            text.contains("gateway.prices[0].input_per_mtok") && text.contains("gateway.prices[0].since"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct Vital {
     /// Cost in nano-dollars; `None` when no price matched (`unpriced`), never a silent 0.
     pub cost_nanos: Option<i64>,
     pub unpriced: bool,
+    /// True when the cost is the one the caller reported (`X-Vigil-Reported-Cost-Usd`),
+    /// which wins over the price table.
+    pub cost_reported: bool,
     pub retries: u32,
     pub error_class: Option<String>,
     pub system_prompt_sha256: Option<Sha256Digest>,

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -20,7 +20,7 @@ use vigil_core::vitals::{CallOutcome, Usage, Vital};
 use crate::breaker::Breaker;
 use crate::openai::{Answer, RequestFacts, estimate_usage};
 use crate::policy::{CallFacts, Policy};
-use crate::price::{cost_nanos, price_for};
+use crate::price::{PriceTable, cost_nanos};
 use crate::recorder::Recorder;
 use crate::sse::Scanner;
 
@@ -40,6 +40,9 @@ pub struct Caller {
     pub feature: Option<String>,
     pub user: Option<String>,
     pub client_ip: Option<std::net::IpAddr>,
+    /// A cost the caller computed itself (`X-Vigil-Reported-Cost-Usd`), in nano-dollars; it
+    /// wins over the price table.
+    pub reported_cost_nanos: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,7 @@ pub struct Gateway {
     breakers: HashMap<String, Mutex<Breaker>>,
     recorder: Recorder,
     policy: Policy,
+    prices: Arc<PriceTable>,
     /// Time Vigil adds to a call: everything but waiting for the provider.
     overhead: Histogram,
 }
@@ -104,7 +108,8 @@ impl Gateway {
             .map(|p| (p.name.clone(), Mutex::new(Breaker::new(config.breaker_failures, config.breaker_cooldown))))
             .collect();
         let policy = Policy::new(config.policy.clone());
-        Ok(Gateway { config, clients, breakers, recorder, policy, overhead })
+        let prices = Arc::new(PriceTable::new(&config.prices));
+        Ok(Gateway { config, clients, breakers, recorder, policy, prices, overhead })
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -112,7 +117,7 @@ impl Gateway {
     }
 
     /// Plugs in a rule from another part of Vigil (see [`CallGuard`]).
-    pub fn add_guard(&mut self, guard: std::sync::Arc<dyn crate::policy::CallGuard>) {
+    pub fn add_guard(&mut self, guard: Arc<dyn crate::policy::CallGuard>) {
         self.policy.add_guard(guard);
     }
 
@@ -245,6 +250,7 @@ impl Gateway {
                 started,
                 prompt_chars: facts.prompt_chars,
                 recorder: self.recorder.clone(),
+                prices: self.prices.clone(),
             }),
         };
         let mut response = Response::new(Body::from_stream(relay));
@@ -432,7 +438,7 @@ impl Gateway {
         if status.is_success() {
             let answer = parsed.as_ref().map(Answer::from_completion).unwrap_or_default();
             vital.outcome = CallOutcome::Ok;
-            finish_vital(&mut vital, &answer, facts.prompt_chars, true);
+            finish_vital(&mut vital, &answer, facts.prompt_chars, true, &self.prices);
         } else {
             vital.outcome = CallOutcome::UpstreamError;
             let class = parsed.as_ref().and_then(|v| v.pointer("/error/type")).and_then(Value::as_str);
@@ -489,8 +495,9 @@ fn base_vital(caller: &Caller, endpoint: &str) -> Vital {
         usage: None,
         tool_calls: 0,
         tool_names: Vec::new(),
-        cost_nanos: None,
+        cost_nanos: caller.reported_cost_nanos,
         unpriced: false,
+        cost_reported: caller.reported_cost_nanos.is_some(),
         retries: 0,
         error_class: None,
         system_prompt_sha256: None,
@@ -544,7 +551,7 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Bytes, String> {
 
 /// Fills usage, tools and cost from what was read. Usage the provider did not report is
 /// estimated and flagged, never left at zero.
-fn finish_vital(vital: &mut Vital, answer: &Answer, prompt_chars: usize, complete: bool) {
+fn finish_vital(vital: &mut Vital, answer: &Answer, prompt_chars: usize, complete: bool, prices: &PriceTable) {
     vital.model_served = answer.model_served.clone();
     vital.tool_names = answer.tool_names();
     vital.tool_calls = u32::try_from(vital.tool_names.len()).unwrap_or(u32::MAX);
@@ -556,8 +563,12 @@ fn finish_vital(vital: &mut Vital, answer: &Answer, prompt_chars: usize, complet
         vital.error_class.get_or_insert_with(|| "interrupted".to_owned());
     }
     vital.usage = Some(usage);
-    let model = vital.model_served.as_deref().or(vital.model_requested.as_deref()).unwrap_or("");
-    match price_for(model).or_else(|| vital.model_requested.as_deref().and_then(price_for)) {
+    if vital.cost_reported {
+        return; // the caller's own figure stands
+    }
+    let served = vital.model_served.as_deref().and_then(|m| prices.price_for(m, vital.at));
+    let price = served.or_else(|| vital.model_requested.as_deref().and_then(|m| prices.price_for(m, vital.at)));
+    match price {
         Some(price) => {
             vital.cost_nanos = Some(cost_nanos(price, &usage));
             vital.unpriced = false;
@@ -577,13 +588,14 @@ struct StreamRecord {
     started: Instant,
     prompt_chars: usize,
     recorder: Recorder,
+    prices: Arc<PriceTable>,
 }
 
 impl StreamRecord {
     fn finish(mut self, outcome: CallOutcome) {
         self.vital.outcome = outcome;
         self.vital.latency_us = elapsed_us(self.started);
-        finish_vital(&mut self.vital, &self.answer, self.prompt_chars, outcome == CallOutcome::Ok);
+        finish_vital(&mut self.vital, &self.answer, self.prompt_chars, outcome == CallOutcome::Ok, &self.prices);
         self.recorder.record(self.vital);
     }
 }

@@ -84,6 +84,7 @@ CREATE TABLE vitals (
     tool_names           TEXT NOT NULL,
     cost_nanos           INTEGER,
     unpriced             INTEGER NOT NULL,
+    cost_reported        INTEGER NOT NULL,
     retries              INTEGER NOT NULL,
     error_class          TEXT,
     system_prompt_sha256 TEXT,

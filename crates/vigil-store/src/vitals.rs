@@ -25,7 +25,7 @@ pub struct VitalsFilter {
 
 const COLUMNS: &str = "seq, at, request_id, agent_id, agent_type, provider, endpoint, model_requested, model_served, \
      streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, reasoning_tokens, \
-     usage_estimated, tool_calls, tool_names, cost_nanos, unpriced, retries, error_class, system_prompt_sha256, \
+     usage_estimated, tool_calls, tool_names, cost_nanos, unpriced, cost_reported, retries, error_class, system_prompt_sha256, \
      feature, user_tag, client_ip";
 
 fn as_i64(n: u64) -> i64 {
@@ -35,7 +35,7 @@ fn as_i64(n: u64) -> i64 {
 fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredVital> {
     let outcome: String = row.get(11)?;
     let tool_names: String = row.get(20)?;
-    let digest: Option<String> = row.get(25)?;
+    let digest: Option<String> = row.get(26)?;
     let bad = |col: usize, what: String| {
         rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, what.into())
     };
@@ -70,12 +70,13 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredVital> {
             tool_names: serde_json::from_str(&tool_names).map_err(|e| bad(20, e.to_string()))?,
             cost_nanos: row.get(21)?,
             unpriced: row.get(22)?,
-            retries: row.get(23)?,
-            error_class: row.get(24)?,
-            system_prompt_sha256: digest.map(|d| d.parse()).transpose().map_err(|e| bad(25, format!("{e}")))?,
-            feature: row.get(26)?,
-            user: row.get(27)?,
-            client_ip: row.get(28)?,
+            cost_reported: row.get(23)?,
+            retries: row.get(24)?,
+            error_class: row.get(25)?,
+            system_prompt_sha256: digest.map(|d| d.parse()).transpose().map_err(|e| bad(26, format!("{e}")))?,
+            feature: row.get(27)?,
+            user: row.get(28)?,
+            client_ip: row.get(29)?,
         },
     })
 }
@@ -88,9 +89,9 @@ impl Store {
                 "INSERT INTO vitals (at, request_id, agent_id, agent_type, provider, endpoint, model_requested,
                     model_served, streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens,
                     cached_tokens, reasoning_tokens, usage_estimated, tool_calls, tool_names, cost_nanos, unpriced,
-                    retries, error_class, system_prompt_sha256, feature, user_tag, client_ip)
+                    cost_reported, retries, error_class, system_prompt_sha256, feature, user_tag, client_ip)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                    ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+                    ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
             )?;
             for v in vitals {
                 let usage = v.usage.as_ref();
@@ -117,6 +118,7 @@ impl Store {
                     serde_json::to_string(&v.tool_names).unwrap_or_else(|_| "[]".to_owned()),
                     v.cost_nanos,
                     v.unpriced,
+                    v.cost_reported,
                     v.retries,
                     v.error_class,
                     v.system_prompt_sha256.map(|d| d.to_hex()),
@@ -202,6 +204,7 @@ mod tests {
             tool_names: vec!["search".into(), "fetch".into()],
             cost_nanos: Some(72_500),
             unpriced: false,
+            cost_reported: false,
             retries: 0,
             error_class: None,
             system_prompt_sha256: Some(Sha256Digest::of(b"sys")),

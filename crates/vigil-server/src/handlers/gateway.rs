@@ -30,6 +30,16 @@ fn tag(headers: &HeaderMap, name: &str) -> Option<String> {
     header_text(headers, name).map(|v| v.chars().take(TAG_LEN_MAX).collect())
 }
 
+/// Largest cost a caller may report for one call: $1,000.
+const REPORTED_COST_USD_MAX: f64 = 1_000.0;
+
+/// `X-Vigil-Reported-Cost-Usd: 0.00123` as nano-dollars; ignored unless a finite,
+/// non-negative amount within [`REPORTED_COST_USD_MAX`].
+fn reported_cost(headers: &HeaderMap) -> Option<i64> {
+    let usd: f64 = header_text(headers, "x-vigil-reported-cost-usd")?.parse().ok()?;
+    (usd.is_finite() && (0.0..=REPORTED_COST_USD_MAX).contains(&usd)).then(|| (usd * 1e9).round() as i64)
+}
+
 /// Works out who is calling from the headers.
 fn caller(headers: &HeaderMap, peer: SocketAddr, request_id: Option<&RequestId>, received: Option<Received>) -> Caller {
     // A bearer token that is not a Vigil key is the caller's own provider key.
@@ -48,6 +58,7 @@ fn caller(headers: &HeaderMap, peer: SocketAddr, request_id: Option<&RequestId>,
         feature: tag(headers, "x-vigil-feature"),
         user: tag(headers, "x-vigil-user"),
         client_ip: Some(peer.ip()),
+        reported_cost_nanos: reported_cost(headers),
     }
 }
 

@@ -327,6 +327,34 @@ fn policy_refuses_blocked_models_and_chatty_agents_with_reasons() {
 }
 
 #[test]
+fn configured_prices_reported_costs_and_unpriced_models() {
+    let upstream = MockUpstream::start();
+    let prices = "[[gateway.prices]]\nmodel = \"gpt-4o*\"\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0";
+    let env = gateway_env_with(&upstream.url, "", prices);
+    let server = env.start();
+    call(&server, &request(false, false, "gpt-4o"), "agent-priced");
+    let reported = server
+        .client
+        .post(format!("{}/v1/chat/completions", server.url))
+        .header("content-type", "application/json")
+        .header("x-agent-id", "agent-reported")
+        .header("x-vigil-reported-cost-usd", "0.5")
+        .body(request(false, false, "gpt-4o"))
+        .send()
+        .expect("send");
+    assert_eq!(reported.status().as_u16(), 200);
+    call(&server, &request(false, false, "my-local-llama"), "agent-unpriced");
+
+    let v = &vitals(&server, "agent-priced", 1)[0];
+    // Cached input defaults to the input price: 12 × 1,000 + 7 × 2,000 nano-dollars.
+    assert_eq!((v["cost_nanos"].as_i64(), v["cost_reported"].as_bool()), (Some(26_000), Some(false)), "{v}");
+    let v = &vitals(&server, "agent-reported", 1)[0];
+    assert_eq!((v["cost_nanos"].as_i64(), v["cost_reported"].as_bool()), (Some(500_000_000), Some(true)), "{v}");
+    let v = &vitals(&server, "agent-unpriced", 1)[0];
+    assert_eq!((v["cost_nanos"].clone(), v["unpriced"].as_bool()), (Value::Null, Some(true)), "never a silent 0");
+}
+
+#[test]
 fn client_requested_stream_usage_is_passed_through() {
     let upstream = MockUpstream::start();
     let env = gateway_env(&upstream.url);
