@@ -13,6 +13,14 @@ pub enum State {
     HalfOpen { trial_in_flight: bool },
 }
 
+/// How a call was let through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Normal,
+    /// The one call a half-open breaker lets through to test the upstream.
+    Trial,
+}
+
 #[derive(Clone, Debug)]
 pub struct Breaker {
     failures_to_open: u32,
@@ -32,17 +40,22 @@ impl Breaker {
 
     /// Whether a call may go out now. In half-open state only one trial is let through.
     pub fn allow(&mut self, now: Instant) -> bool {
+        self.admit(now).is_some()
+    }
+
+    /// Like [`Breaker::allow`], saying whether the admitted call is the half-open trial
+    /// (whose caller must report an outcome, or [`Breaker::abandon`] it).
+    pub fn admit(&mut self, now: Instant) -> Option<Admission> {
         match self.state {
-            State::Closed { .. } => true,
+            State::Closed { .. } => Some(Admission::Normal),
             State::Open { until } if now >= until => {
                 self.state = State::HalfOpen { trial_in_flight: true };
-                true
+                Some(Admission::Trial)
             }
-            State::Open { .. } => false,
-            State::HalfOpen { trial_in_flight: true } => false,
+            State::Open { .. } | State::HalfOpen { trial_in_flight: true } => None,
             State::HalfOpen { trial_in_flight: false } => {
                 self.state = State::HalfOpen { trial_in_flight: true };
-                true
+                Some(Admission::Trial)
             }
         }
     }
@@ -52,6 +65,14 @@ impl Breaker {
         match self.state {
             State::Open { until } => until.saturating_duration_since(now),
             _ => Duration::ZERO,
+        }
+    }
+
+    /// The trial call let through by [`Breaker::admit`] ended without an outcome (its caller
+    /// went away): let the next call be the trial instead. Only the trial's owner calls this.
+    pub fn abandon(&mut self) {
+        if let State::HalfOpen { trial_in_flight: true } = self.state {
+            self.state = State::HalfOpen { trial_in_flight: false };
         }
     }
 
@@ -102,6 +123,17 @@ mod tests {
         b.failure(t1);
         assert!(!b.allow(t1 + Duration::from_secs(4)));
         assert!(b.allow(t1 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn an_abandoned_trial_frees_the_next_call() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(1, Duration::from_secs(1));
+        b.failure(t0);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(b.admit(t1), Some(Admission::Trial));
+        b.abandon();
+        assert_eq!(b.admit(t1), Some(Admission::Trial), "the next call may try");
     }
 
     proptest! {

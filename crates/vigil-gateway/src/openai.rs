@@ -165,7 +165,8 @@ impl Answer {
 }
 
 /// A rough token estimate from characters (about four per token for English text), used
-/// only when a stream breaks off before the provider reports usage, and flagged as such.
+/// whenever an answer arrives without the provider's usage (a broken-off stream, or a
+/// provider that reports none), and flagged as estimated.
 pub fn estimate_usage(prompt_chars: usize, output_chars: usize) -> Usage {
     let tokens = |chars: usize| (chars as u64).div_ceil(4);
     Usage {

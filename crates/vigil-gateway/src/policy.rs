@@ -50,6 +50,15 @@ impl Policy {
         Policy { config, agent_limiter, guards: Vec::new() }
     }
 
+    /// Forgets agents whose buckets are full again, bounding memory when callers invent
+    /// agent ids.
+    pub fn prune(&self) {
+        if let Some(limiter) = &self.agent_limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
     pub fn add_guard(&mut self, guard: Arc<dyn CallGuard>) {
         self.guards.push(guard);
     }

@@ -17,7 +17,7 @@ use vigil_core::config::{GatewayConfig, ProviderConfig};
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
-use crate::breaker::Breaker;
+use crate::breaker::{Admission, Breaker};
 use crate::openai::{Answer, RequestFacts, estimate_usage};
 use crate::policy::{CallFacts, Policy};
 use crate::price::{PriceTable, cost_nanos};
@@ -116,6 +116,11 @@ impl Gateway {
         &self.recorder
     }
 
+    /// Periodic upkeep: drops idle per-agent rate buckets.
+    pub fn prune(&self) {
+        self.policy.prune();
+    }
+
     /// Plugs in a rule from another part of Vigil (see [`CallGuard`]).
     pub fn add_guard(&mut self, guard: Arc<dyn crate::policy::CallGuard>) {
         self.policy.add_guard(guard);
@@ -179,18 +184,27 @@ impl Gateway {
         };
         vital.provider = provider.name.clone();
 
-        // Ask for usage in the stream when the client did not, and hide it again on the way
-        // back, so every streamed call is measured without the client seeing a difference.
+        // Ask for usage in the stream when the client did not, and drop the usage-only chunk
+        // it adds on the way back, so every streamed call is measured. (Chunks then carry
+        // `"usage": null`, which OpenAI's own streams also send and SDKs ignore.)
         let inject_usage = facts.stream && !facts.client_wants_stream_usage;
         let upstream_body = if inject_usage {
-            value["stream_options"] = json!({ "include_usage": true });
+            // Add to the client's stream_options rather than replace them.
+            match value.get_mut("stream_options").and_then(Value::as_object_mut) {
+                Some(options) => {
+                    options.insert("include_usage".to_owned(), Value::Bool(true));
+                }
+                None => value["stream_options"] = json!({ "include_usage": true }),
+            }
             Bytes::from(value.to_string())
         } else {
             body
         };
 
         let sent = Instant::now();
+        let waiting = CancelGuard::new(&vital, &self.recorder, started);
         let (sent_result, retries) = self.send_resilient(provider, &caller, endpoint.path, upstream_body).await;
+        waiting.disarm();
         vital.retries = retries;
         let (response, provider) = match sent_result {
             Ok(answered) => answered,
@@ -244,6 +258,7 @@ impl Gateway {
             pending: VecDeque::new(),
             strip_usage: inject_usage,
             done: false,
+            truncated: false,
             record: Some(StreamRecord {
                 vital,
                 answer: Answer::default(),
@@ -280,7 +295,8 @@ impl Gateway {
         for provider in self.config.providers.iter().filter(|p| p.kind == vigil_core::config::ProviderKind::Openai) {
             let mut request =
                 self.clients[&provider.name].get(format!("{}/models", provider.base_url)).timeout(provider.timeout);
-            if let Some(key) = self.key_for(provider, caller) {
+            // Listing asks every provider, so only configured keys are used here.
+            if let Some(key) = self.key_for(provider, caller, false) {
                 request = request.bearer_auth(key);
             }
             let listed = match request.send().await {
@@ -308,8 +324,10 @@ impl Gateway {
         axum::Json(json!({ "object": "list", "data": data })).into_response()
     }
 
-    fn key_for<'a>(&'a self, provider: &'a ProviderConfig, caller: &'a Caller) -> Option<&'a str> {
-        match (&caller.client_key, self.config.passthrough_client_key) {
+    /// The key to send to `provider`. A caller's own key (with passthrough on) goes only to
+    /// the provider its model was routed to, never to a fallback or any other provider.
+    fn key_for<'a>(&'a self, provider: &'a ProviderConfig, caller: &'a Caller, routed: bool) -> Option<&'a str> {
+        match (&caller.client_key, self.config.passthrough_client_key && routed) {
             (Some(own), true) => Some(own.as_str()),
             _ => provider.api_key.as_ref().map(|k| k.expose()),
         }
@@ -340,36 +358,47 @@ impl Gateway {
             let mut backoff = self.config.retry_backoff;
             for attempt in 0..=self.config.retries {
                 let now = Instant::now();
-                if !self.breaker(provider, |b| b.allow(now)) {
+                let Some(admission) = self.breaker(provider, |b| b.admit(now)) else {
                     let retry_after = self.breaker(provider, |b| b.retry_after(now));
                     failure.get_or_insert(Failure::CircuitOpen { provider: provider.name.clone(), retry_after });
                     break;
-                }
+                };
                 if attempt > 0 || position > 0 {
                     extra_attempts += 1;
                 }
                 let more = attempt < self.config.retries;
-                match self.send(provider, caller, path, body.clone()).await {
+                // If this future is dropped mid-send (the client went away) while holding a
+                // half-open breaker's trial, the next call must be allowed to try instead.
+                let trial = AbandonOnDrop { gateway: self, provider, armed: admission == Admission::Trial };
+                let sent = self.send(provider, caller, position == 0, path, body.clone()).await;
+                trial.disarm();
+                match sent {
                     Err(e) => {
                         self.breaker(provider, |b| b.failure(Instant::now()));
+                        let connect = e.is_connect();
                         failure = Some(Failure::Unreachable {
                             provider: provider.name.clone(),
                             reason: without_url(&e),
                             timeout: e.is_timeout(),
                         });
+                        // Only a failed connection is safe to repeat: after a timeout or a
+                        // broken answer the provider may have done (and billed) the work.
+                        if !connect {
+                            return (Err(failure.unwrap_or_else(|| unreachable!("just set"))), extra_attempts);
+                        }
                     }
                     Ok(response) if is_retryable(response.status()) => {
                         if response.status().is_server_error() {
                             self.breaker(provider, |b| b.failure(Instant::now()));
-                        } else {
-                            // A 429 says "busy", not "broken": it does not trip the breaker.
+                        } else if admission == Admission::Trial {
+                            // A 429 says "busy", not "broken": the trial found the upstream alive.
                             self.breaker(provider, |b| b.success());
                         }
                         if !more && last_candidate {
                             return (Ok((response, provider)), extra_attempts);
                         }
                         if let Some(wait) = retry_after(response.headers()) {
-                            backoff = wait.min(RETRY_AFTER_MAX);
+                            backoff = wait;
                         }
                     }
                     Ok(response) => {
@@ -378,8 +407,8 @@ impl Gateway {
                     }
                 }
                 if more {
-                    tokio::time::sleep(backoff).await;
-                    backoff = backoff.saturating_mul(2);
+                    tokio::time::sleep(backoff.min(RETRY_AFTER_MAX)).await;
+                    backoff = backoff.saturating_mul(2).min(RETRY_AFTER_MAX);
                 }
             }
         }
@@ -400,6 +429,7 @@ impl Gateway {
         &self,
         provider: &ProviderConfig,
         caller: &Caller,
+        routed: bool,
         path: &str,
         body: Bytes,
     ) -> Result<reqwest::Response, reqwest::Error> {
@@ -409,7 +439,7 @@ impl Gateway {
             .timeout(provider.timeout)
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
-        if let Some(key) = self.key_for(provider, caller) {
+        if let Some(key) = self.key_for(provider, caller, routed) {
             request = request.bearer_auth(key);
         }
         request.send().await
@@ -423,10 +453,14 @@ impl Gateway {
         facts: &RequestFacts,
     ) -> Response {
         let status = response.status();
-        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-        let bytes = match read_capped(response).await {
+        let relayed = relayed_headers(response.headers());
+        let reading = CancelGuard::new(&vital, &self.recorder, started);
+        let read = read_capped(response).await;
+        reading.disarm();
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(message) => {
+                vital.status = StatusCode::BAD_GATEWAY.as_u16();
                 vital.outcome = CallOutcome::Interrupted;
                 vital.error_class = Some("upstream_body".to_owned());
                 vital.latency_us = elapsed_us(started);
@@ -448,10 +482,74 @@ impl Gateway {
         self.recorder.record(vital);
         let mut out = Response::new(Body::from(bytes));
         *out.status_mut() = status;
-        if let Some(ct) = content_type {
-            out.headers_mut().insert(header::CONTENT_TYPE, ct);
-        }
+        out.headers_mut().extend(relayed);
         out
+    }
+}
+
+/// Upstream answer headers passed on to the client: the content type, and what SDKs use to
+/// back off and to report (`Retry-After`, `x-ratelimit-*`; the provider's own request id as
+/// `x-upstream-request-id`, since `x-request-id` is Vigil's).
+fn relayed_headers(upstream: &axum::http::HeaderMap) -> axum::http::HeaderMap {
+    let mut out = axum::http::HeaderMap::new();
+    for (name, value) in upstream {
+        let name_text = name.as_str();
+        if name == header::CONTENT_TYPE || name == header::RETRY_AFTER || name_text.starts_with("x-ratelimit-") {
+            out.append(name.clone(), value.clone());
+        } else if name_text == "x-request-id" {
+            out.insert(axum::http::HeaderName::from_static("x-upstream-request-id"), value.clone());
+        }
+    }
+    out
+}
+
+/// Records a call as `cancelled` if the future waiting on the provider is dropped (the
+/// client went away) before the call has its own outcome; disarmed once it does.
+struct CancelGuard<'a> {
+    vital: Option<Vital>,
+    recorder: &'a Recorder,
+    started: Instant,
+}
+
+impl<'a> CancelGuard<'a> {
+    fn new(vital: &Vital, recorder: &'a Recorder, started: Instant) -> Self {
+        CancelGuard { vital: Some(vital.clone()), recorder, started }
+    }
+
+    fn disarm(mut self) {
+        self.vital = None;
+    }
+}
+
+impl Drop for CancelGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(mut vital) = self.vital.take() {
+            vital.outcome = CallOutcome::Cancelled;
+            vital.error_class = Some("client_gone".to_owned());
+            vital.latency_us = elapsed_us(self.started);
+            self.recorder.record(vital);
+        }
+    }
+}
+
+/// Releases a breaker's half-open trial if the attempt is dropped before it has an outcome.
+struct AbandonOnDrop<'a> {
+    gateway: &'a Gateway,
+    provider: &'a ProviderConfig,
+    armed: bool,
+}
+
+impl AbandonOnDrop<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for AbandonOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.gateway.breaker(self.provider, Breaker::abandon);
+        }
     }
 }
 
@@ -474,7 +572,11 @@ fn is_retryable(status: StatusCode) -> bool {
 /// An upstream's `Retry-After` in seconds (the HTTP-date form is not used by providers).
 fn retry_after(headers: &axum::http::HeaderMap) -> Option<std::time::Duration> {
     let secs: f64 = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+    if secs.is_nan() || secs < 0.0 {
+        return None;
+    }
+    // Clamped before converting: a huge value would overflow a Duration.
+    Some(std::time::Duration::from_secs_f64(secs.min(RETRY_AFTER_MAX.as_secs_f64())))
 }
 
 fn base_vital(caller: &Caller, endpoint: &str) -> Vital {
@@ -609,6 +711,9 @@ struct Relay {
     pending: VecDeque<Bytes>,
     strip_usage: bool,
     done: bool,
+    /// The upstream ended without finishing its answer; after the pending events, the
+    /// client's stream is aborted.
+    truncated: bool,
     record: Option<StreamRecord>,
 }
 
@@ -671,6 +776,10 @@ impl Stream for Relay {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             if let Some(bytes) = self.pending.pop_front() {
+                if bytes.is_empty() && self.truncated {
+                    let message = "the provider's stream ended before the answer was complete";
+                    return Poll::Ready(Some(Err(std::io::Error::other(message))));
+                }
                 return Poll::Ready(Some(Ok(bytes)));
             }
             if self.done {
@@ -686,11 +795,15 @@ impl Stream for Relay {
                     }
                 },
                 Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(error = %without_url(&e), "upstream stream broke off");
+                    let reason = without_url(&e);
+                    tracing::warn!(error = %reason, "upstream stream broke off");
                     if let Some(record) = self.record.as_mut() {
                         record.vital.error_class = Some("interrupted".to_owned());
                     }
                     self.end(CallOutcome::Interrupted);
+                    // Abort the client's stream too, so it cannot take a truncated answer
+                    // for a complete one.
+                    return Poll::Ready(Some(Err(std::io::Error::other(reason))));
                 }
                 Poll::Ready(None) => {
                     if let Some(event) = self.scanner.finish() {
@@ -698,8 +811,46 @@ impl Stream for Relay {
                     }
                     let complete = self.record.as_ref().is_some_and(|r| r.answer.finished);
                     self.end(if complete { CallOutcome::Ok } else { CallOutcome::Interrupted });
+                    if !complete {
+                        // Relay what came, then abort: the client must see the truncation.
+                        self.pending.push_back(Bytes::new());
+                        self.truncated = true;
+                    }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_clamped_and_never_panics() {
+        let mut headers = axum::http::HeaderMap::new();
+        for (text, expected) in [
+            ("2", Some(std::time::Duration::from_secs(2))),
+            ("1e20", Some(RETRY_AFTER_MAX)),
+            ("-1", None),
+            ("NaN", None),
+            ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+        ] {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(text));
+            assert_eq!(retry_after(&headers), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn only_safe_headers_are_relayed() {
+        let mut upstream = axum::http::HeaderMap::new();
+        upstream.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        upstream.insert("x-ratelimit-remaining-requests", HeaderValue::from_static("9"));
+        upstream.insert("x-request-id", HeaderValue::from_static("req_123"));
+        upstream.insert(header::SET_COOKIE, HeaderValue::from_static("session=secret"));
+        let relayed = relayed_headers(&upstream);
+        assert_eq!(relayed.get("x-upstream-request-id").map(|v| v.as_bytes()), Some(&b"req_123"[..]));
+        assert!(relayed.contains_key("x-ratelimit-remaining-requests"));
+        assert!(!relayed.contains_key(header::SET_COOKIE) && !relayed.contains_key("x-request-id"));
     }
 }

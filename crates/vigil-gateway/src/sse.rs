@@ -19,6 +19,9 @@ pub struct Event {
 #[derive(Debug, Default)]
 pub struct Scanner {
     buf: BytesMut,
+    /// How much of `buf` is known to hold no terminator, so each byte is scanned once even
+    /// when a large event arrives in many small chunks.
+    scanned: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,10 +37,14 @@ impl Scanner {
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Event>, EventTooLarge> {
         self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(end) = find_event_end(&self.buf) {
+        // A terminator may straddle the old end: back up over its first two bytes.
+        let mut from = self.scanned.saturating_sub(2);
+        while let Some(end) = find_event_end(&self.buf[from..]).map(|e| e + from) {
             let raw = self.buf.split_to(end).freeze();
             events.push(Event { data: data_of(&raw), raw });
+            from = 0;
         }
+        self.scanned = self.buf.len();
         if self.buf.len() > SSE_EVENT_BYTES_MAX {
             return Err(EventTooLarge);
         }
@@ -47,9 +54,12 @@ impl Scanner {
     /// What is left when the stream ends: a final event without its blank line.
     pub fn finish(&mut self) -> Option<Event> {
         if self.buf.iter().all(u8::is_ascii_whitespace) {
+            self.buf.clear();
+            self.scanned = 0;
             return None;
         }
         let raw = self.buf.split().freeze();
+        self.scanned = 0;
         Some(Event { data: data_of(&raw), raw })
     }
 }

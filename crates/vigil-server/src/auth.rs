@@ -81,9 +81,22 @@ impl Principal {
     }
 }
 
+/// Whether `token` is the bootstrap admin key from the environment (constant time).
+pub fn is_env_admin_key(state: &AppState, token: &str) -> bool {
+    state
+        .env_admin_key
+        .as_ref()
+        .is_some_and(|expected| bool::from(Sha256Digest::of(token.as_bytes()).as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// Whether a bearer token is a Vigil credential rather than a caller's provider key.
+pub fn is_vigil_token(state: &AppState, token: &str) -> bool {
+    token.starts_with(vigil_core::id::API_KEY_PREFIX) || is_env_admin_key(state, token)
+}
+
 /// The key text the client sent, if any. On model-call routes a bearer token that is not a
-/// Vigil key is the caller's provider key, not a Vigil credential, and is ignored here.
-fn presented_key(headers: &HeaderMap, model_call: bool) -> Result<Option<&str>, ApiError> {
+/// Vigil credential is the caller's provider key, and is ignored here.
+fn presented_key<'h>(state: &AppState, headers: &'h HeaderMap, model_call: bool) -> Result<Option<&'h str>, ApiError> {
     if let Some(value) = headers.get("x-api-key") {
         let text = value.to_str().map_err(|_| ApiError::unauthorized("X-API-Key is not valid text"))?;
         return Ok(Some(text.trim()));
@@ -93,8 +106,7 @@ fn presented_key(headers: &HeaderMap, model_call: bool) -> Result<Option<&str>, 
     match text.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
             let token = token.trim();
-            let vigil_key = token.starts_with(vigil_core::id::API_KEY_PREFIX);
-            Ok((vigil_key || !model_call).then_some(token))
+            Ok((!model_call || is_vigil_token(state, token)).then_some(token))
         }
         _ => Err(ApiError::unauthorized("Authorization must be `Bearer <api key>`")),
     }
@@ -108,13 +120,11 @@ pub async fn identify(
     peer: IpAddr,
     model_call: bool,
 ) -> Result<Option<Principal>, ApiError> {
-    let Some(text) = presented_key(headers, model_call)? else {
+    let Some(text) = presented_key(state, headers, model_call)? else {
         let local = state.config.mode == Mode::Local && peer.is_loopback();
         return Ok(local.then_some(Principal::Local));
     };
-    if let Some(expected) = &state.env_admin_key
-        && bool::from(Sha256Digest::of(text.as_bytes()).as_bytes().ct_eq(expected.as_bytes()))
-    {
+    if is_env_admin_key(state, text) {
         return Ok(Some(Principal::EnvAdmin));
     }
     let invalid = || ApiError::unauthorized("invalid or revoked API key");

@@ -118,6 +118,7 @@ fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                     if let Some(limiter) = &state.limiter {
                         limiter.prune();
                     }
+                    state.gateway.prune();
                 }
             }
         }
@@ -148,11 +149,15 @@ pub async fn serve(
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
-        result = server => result?,
-        () = deadline => tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing anyway"),
-    }
+    let served = tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing anyway");
+            Ok(())
+        }
+    };
 
+    // Whatever ended serving, drain the vitals queue and close the store before returning.
     background.abort();
     state.gateway.recorder().shutdown();
     if let Err(e) = vitals_writer.await {
@@ -161,7 +166,7 @@ pub async fn serve(
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)??;
     tracing::info!("store flushed and closed");
-    Ok(())
+    served.map_err(ServerError::from)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use vigil_core::id::{API_KEY_PREFIX, RequestId};
+use vigil_core::id::RequestId;
 use vigil_core::page::PageRequest;
 use vigil_core::provenance::{Aggregation, Period};
 use vigil_gateway::fingerprint::{agent_id, agent_type};
@@ -16,6 +16,7 @@ use vigil_gateway::{Caller, openai_error};
 use vigil_store::VitalsFilter;
 
 use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, read, time_param};
+use crate::auth::is_vigil_token;
 use crate::observe::Received;
 use crate::state::AppState;
 
@@ -41,13 +42,19 @@ fn reported_cost(headers: &HeaderMap) -> Option<i64> {
 }
 
 /// Works out who is calling from the headers.
-fn caller(headers: &HeaderMap, peer: SocketAddr, request_id: Option<&RequestId>, received: Option<Received>) -> Caller {
-    // A bearer token that is not a Vigil key is the caller's own provider key.
+fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    request_id: Option<&RequestId>,
+    received: Option<Received>,
+) -> Caller {
+    // A bearer token that is not a Vigil credential is the caller's own provider key.
     let client_key = header_text(headers, header::AUTHORIZATION.as_str())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty() && !token.starts_with(API_KEY_PREFIX));
+        .filter(|token| !token.is_empty() && !is_vigil_token(state, token));
     let user_agent = header_text(headers, header::USER_AGENT.as_str());
     Caller {
         received: received.map_or_else(Instant::now, |r| r.0),
@@ -70,20 +77,30 @@ pub struct ModelCall {
     body: Bytes,
 }
 
-impl<S: Send + Sync> FromRequest<S> for ModelCall {
+impl FromRequest<AppState> for ModelCall {
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
         let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let request_id = req.extensions().get::<RequestId>().cloned();
         let received = req.extensions().get::<Received>().copied();
-        let caller = caller(req.headers(), peer, request_id.as_ref(), received);
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            let status = rejection.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "request_too_large" } else { "invalid_body" };
-            openai_error(status, "invalid_request_error", code, rejection.body_text())
-        })?;
+        let caller = caller(state, req.headers(), peer, request_id.as_ref(), received);
+        // Model calls have no API deadline (the provider's timeout bounds them), but the
+        // upload of the request body does: a trickling client cannot hold a connection.
+        let deadline = state.config.http.request_timeout;
+        let body = match tokio::time::timeout(deadline, Bytes::from_request(req, state)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(rejection)) => {
+                let status = rejection.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "request_too_large" } else { "invalid_body" };
+                return Err(openai_error(status, "invalid_request_error", code, rejection.body_text()));
+            }
+            Err(_) => {
+                let message = format!("the request body did not arrive within {} ms", deadline.as_millis());
+                return Err(openai_error(StatusCode::REQUEST_TIMEOUT, "invalid_request_error", "timeout", message));
+            }
+        };
         Ok(ModelCall { caller, body })
     }
 }
@@ -102,7 +119,7 @@ pub async fn models(
     received: Option<Extension<Received>>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = caller(&headers, peer, None, received.map(|e| e.0));
+    let caller = caller(&state, &headers, peer, None, received.map(|e| e.0));
     state.gateway.models(&caller).await
 }
 
