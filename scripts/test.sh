@@ -20,12 +20,12 @@ for banned in tokio axum hyper rusqlite; do
     fi
 done
 
-# The gateway tests drive Vigil with the official OpenAI Python SDK, pinned here.
+# The gateway tests drive Vigil with the official OpenAI and Anthropic Python SDKs, pinned here.
 venv=target/py-venv
-if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
-    echo "installing the OpenAI Python SDK into $venv" >&2
+if ! "$venv/bin/python" -c 'import openai, anthropic' >/dev/null 2>&1; then
+    echo "installing the OpenAI and Anthropic Python SDKs into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "openai==3.54.0"
+    "$venv/bin/pip" install -q "openai==3.54.0" "anthropic==2.12.0"
 fi
 export VIGIL_TEST_PYTHON="$PWD/$venv/bin/python"
 

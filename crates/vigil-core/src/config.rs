@@ -455,13 +455,13 @@ impl GatewayConfig {
         self.providers.iter().find(|p| p.name == name)
     }
 
-    /// The provider serving `model`: the first whose globs match, else the first without
-    /// globs.
-    pub fn provider_for(&self, model: &str) -> Option<&ProviderConfig> {
-        self.providers
-            .iter()
+    /// The provider of `kind` serving `model`: the first whose globs match, else the first
+    /// without globs.
+    pub fn provider_for(&self, model: &str, kind: ProviderKind) -> Option<&ProviderConfig> {
+        let of_kind = || self.providers.iter().filter(move |p| p.kind == kind);
+        of_kind()
             .find(|p| p.models.iter().any(|g| crate::glob::glob_match(g, model)))
-            .or_else(|| self.providers.iter().find(|p| p.models.is_empty()))
+            .or_else(|| of_kind().find(|p| p.models.is_empty()))
     }
 }
 
@@ -1068,8 +1068,10 @@ api_key_env = "OPENAI_API_KEY"
 "#;
         let config = load_with(Some(file), &[("OPENAI_API_KEY", "sk-test")]).expect("valid");
         let gw = &config.gateway;
-        assert_eq!(gw.provider_for("claude-sonnet-4-5").map(|p| p.name.as_str()), Some("anthropic"));
-        assert_eq!(gw.provider_for("gpt-4o").map(|p| p.name.as_str()), Some("openai"));
+        let by = |model: &str, kind| gw.provider_for(model, kind).map(|p| p.name.as_str());
+        assert_eq!(by("claude-sonnet-4-5", ProviderKind::Anthropic), Some("anthropic"));
+        assert_eq!(by("gpt-4o", ProviderKind::Openai), Some("openai"));
+        assert_eq!(by("gpt-4o", ProviderKind::Anthropic), None, "the Anthropic provider serves claude-* only");
         assert_eq!(gw.providers[0].base_url, "https://api.anthropic.com/v1", "trailing slash trimmed");
         assert_eq!(gw.providers[1].api_key.as_ref().map(Secret::expose), Some("sk-test"));
 

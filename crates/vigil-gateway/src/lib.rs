@@ -8,6 +8,7 @@
 //! [`fingerprint`] names the calling agent. [`recorder::Recorder`] writes vitals to the
 //! store in batches off the response path, dropping (and counting) rather than blocking.
 
+pub mod anthropic;
 pub mod breaker;
 pub mod fingerprint;
 pub mod mock;
@@ -18,5 +19,5 @@ pub mod proxy;
 pub mod recorder;
 pub mod sse;
 
-pub use proxy::{Caller, Gateway, GatewayError, openai_error};
+pub use proxy::{Caller, Gateway, GatewayError, anthropic_error, openai_error};
 pub use recorder::Recorder;

@@ -9,6 +9,8 @@
 //! - `slow-stream`: a stream that trickles a chunk every 100 ms for ten seconds;
 //! - `broken-stream`: a stream that stops mid-way without `[DONE]`.
 //!
+//! `/v1/messages` answers in Anthropic's shape (text plus one `search` tool use; usage 10 in,
+//! 4 of them cache reads on top, 7 out), streamed as typed events when asked.
 //! `/v1/embeddings` answers a three-number embedding with [`EMBEDDING_TOKENS`] of usage and
 //! `/v1/models` lists two models.
 
@@ -69,6 +71,7 @@ pub fn router(state: MockState) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", axum::routing::post(chat))
         .route("/v1/embeddings", axum::routing::post(embeddings))
+        .route("/v1/messages", axum::routing::post(messages))
         .route("/v1/models", axum::routing::get(models))
         .with_state(state)
 }
@@ -189,6 +192,60 @@ async fn embeddings(State(state): State<MockState>, headers: HeaderMap, Json(bod
         "model": body["model"],
         "usage": { "prompt_tokens": EMBEDDING_TOKENS, "total_tokens": EMBEDDING_TOKENS }
     }))
+}
+
+async fn messages(State(state): State<MockState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    state.record(&headers, &body);
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    let usage = json!({ "input_tokens": 10, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 0, "output_tokens": 7 });
+    if !body["stream"].as_bool().unwrap_or(false) {
+        return Json(json!({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": served(&model),
+            "content": [
+                { "type": "text", "text": "Hello world" },
+                { "type": "tool_use", "id": "toolu_1", "name": "search", "input": { "q": "x" } }
+            ],
+            "stop_reason": "tool_use", "stop_sequence": null, "usage": usage
+        }))
+        .into_response();
+    }
+    let events = [
+        (
+            "message_start",
+            json!({ "type": "message_start", "message": { "id": "msg_mock", "type": "message", "role": "assistant",
+            "model": served(&model), "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": { "input_tokens": 10, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 0, "output_tokens": 1 } } }),
+        ),
+        (
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }),
+        ),
+        (
+            "content_block_delta",
+            json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": "Hello" } }),
+        ),
+        (
+            "content_block_delta",
+            json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": " world" } }),
+        ),
+        ("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })),
+        (
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": 1, "content_block": { "type": "tool_use", "id": "toolu_1", "name": "search", "input": {} } }),
+        ),
+        (
+            "content_block_delta",
+            json!({ "type": "content_block_delta", "index": 1, "delta": { "type": "input_json_delta", "partial_json": "{\"q\": \"x\"}" } }),
+        ),
+        ("content_block_stop", json!({ "type": "content_block_stop", "index": 1 })),
+        (
+            "message_delta",
+            json!({ "type": "message_delta", "delta": { "stop_reason": "tool_use", "stop_sequence": null }, "usage": { "output_tokens": 7 } }),
+        ),
+        ("message_stop", json!({ "type": "message_stop" })),
+    ];
+    let text: String = events.iter().map(|(name, data)| format!("event: {name}\ndata: {data}\n\n")).collect();
+    sse_response(Body::from(text))
 }
 
 async fn models() -> Json<Value> {

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{Value, json};
-use vigil_core::config::{GatewayConfig, ProviderConfig};
+use vigil_core::config::{GatewayConfig, ProviderConfig, ProviderKind};
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
@@ -40,6 +40,9 @@ pub struct Caller {
     pub feature: Option<String>,
     pub user: Option<String>,
     pub client_ip: Option<std::net::IpAddr>,
+    /// The client's `anthropic-version` and `anthropic-beta` headers, passed on to Anthropic.
+    pub anthropic_version: Option<String>,
+    pub anthropic_beta: Option<String>,
     /// A cost the caller computed itself (`X-Vigil-Reported-Cost-Usd`), in nano-dollars; it
     /// wins over the price table.
     pub reported_cost_nanos: Option<i64>,
@@ -71,6 +74,36 @@ pub struct Gateway {
 /// Response header carrying Vigil's own time on the call, in microseconds.
 pub const OVERHEAD_HEADER: &str = "x-vigil-overhead-us";
 
+/// Which wire protocol a call speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    OpenAi,
+    Anthropic,
+}
+
+impl Dialect {
+    fn provider_kind(self) -> ProviderKind {
+        match self {
+            Dialect::OpenAi => ProviderKind::Openai,
+            Dialect::Anthropic => ProviderKind::Anthropic,
+        }
+    }
+
+    /// An error in this dialect's shape, which its SDKs turn into typed exceptions.
+    fn error(self, status: StatusCode, kind: &str, code: &str, message: impl Into<String>) -> Response {
+        match self {
+            Dialect::OpenAi => openai_error(status, kind, code, message),
+            Dialect::Anthropic => anthropic_error(status, kind, message),
+        }
+    }
+}
+
+/// An error in Anthropic's shape.
+pub fn anthropic_error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "type": "error", "error": { "type": kind, "message": message.into() } });
+    (status, axum::Json(body)).into_response()
+}
+
 /// One upstream API operation the gateway forwards.
 #[derive(Clone, Copy, Debug)]
 struct Endpoint {
@@ -80,10 +113,17 @@ struct Endpoint {
     path: &'static str,
     /// Whether the operation can stream.
     streams: bool,
+    dialect: Dialect,
 }
 
-const CHAT_COMPLETIONS: Endpoint = Endpoint { name: "chat.completions", path: "/chat/completions", streams: true };
-const EMBEDDINGS: Endpoint = Endpoint { name: "embeddings", path: "/embeddings", streams: false };
+const CHAT_COMPLETIONS: Endpoint =
+    Endpoint { name: "chat.completions", path: "/chat/completions", streams: true, dialect: Dialect::OpenAi };
+const EMBEDDINGS: Endpoint =
+    Endpoint { name: "embeddings", path: "/embeddings", streams: false, dialect: Dialect::OpenAi };
+const MESSAGES: Endpoint = Endpoint { name: "messages", path: "/messages", streams: true, dialect: Dialect::Anthropic };
+
+/// The Anthropic API version sent when the client names none.
+pub const ANTHROPIC_VERSION_DEFAULT: &str = "2023-06-01";
 
 /// An error in OpenAI's shape, which every OpenAI SDK knows how to read.
 pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: impl Into<String>) -> Response {
@@ -131,6 +171,11 @@ impl Gateway {
         self.forward(CHAT_COMPLETIONS, caller, body).await
     }
 
+    /// `POST /v1/messages` (Anthropic), streamed or not.
+    pub async fn messages(&self, caller: Caller, body: Bytes) -> Response {
+        self.forward(MESSAGES, caller, body).await
+    }
+
     /// `POST /v1/embeddings`.
     pub async fn embeddings(&self, caller: Caller, body: Bytes) -> Response {
         self.forward(EMBEDDINGS, caller, body).await
@@ -144,7 +189,7 @@ impl Gateway {
             vital.error_class = Some(code.to_owned());
             vital.latency_us = elapsed_us(started);
             self.recorder.record(vital.clone());
-            openai_error(status, "invalid_request_error", code, message)
+            endpoint.dialect.error(status, "invalid_request_error", code, message)
         };
         let mut value: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
@@ -153,7 +198,11 @@ impl Gateway {
                 return refuse(&mut vital, StatusCode::BAD_REQUEST, "invalid_json", message);
             }
         };
-        let facts = match RequestFacts::from_chat_request(&value) {
+        let facts = match endpoint.dialect {
+            Dialect::OpenAi => RequestFacts::from_chat_request(&value),
+            Dialect::Anthropic => crate::anthropic::request_facts(&value),
+        };
+        let facts = match facts {
             Ok(facts) => facts,
             Err(e) => return refuse(&mut vital, StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
         };
@@ -172,13 +221,13 @@ impl Gateway {
             self.recorder.record(vital);
             let kind =
                 if refusal.status == StatusCode::TOO_MANY_REQUESTS { "rate_limit_error" } else { "permission_error" };
-            let mut response = openai_error(refusal.status, kind, refusal.code, refusal.reason);
+            let mut response = endpoint.dialect.error(refusal.status, kind, refusal.code, refusal.reason);
             if let Some(secs) = refusal.retry_after_secs {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             return response;
         }
-        let Some(provider) = self.config.provider_for(&facts.model) else {
+        let Some(provider) = self.config.provider_for(&facts.model, endpoint.dialect.provider_kind()) else {
             let message = format!("no configured provider serves model {:?}", facts.model);
             return refuse(&mut vital, StatusCode::NOT_FOUND, "model_not_found", message);
         };
@@ -187,7 +236,7 @@ impl Gateway {
         // Ask for usage in the stream when the client did not, and drop the usage-only chunk
         // it adds on the way back, so every streamed call is measured. (Chunks then carry
         // `"usage": null`, which OpenAI's own streams also send and SDKs ignore.)
-        let inject_usage = facts.stream && !facts.client_wants_stream_usage;
+        let inject_usage = endpoint.dialect == Dialect::OpenAi && facts.stream && !facts.client_wants_stream_usage;
         let upstream_body = if inject_usage {
             // Add to the client's stream_options rather than replace them.
             match value.get_mut("stream_options").and_then(Value::as_object_mut) {
@@ -217,7 +266,7 @@ impl Gateway {
                         vital.status = StatusCode::BAD_GATEWAY.as_u16();
                         vital.error_class = Some(if timeout { "timeout" } else { "connect" }.to_owned());
                         let message = format!("upstream {provider} is unreachable: {reason}");
-                        openai_error(StatusCode::BAD_GATEWAY, "api_error", "upstream_unreachable", message)
+                        endpoint.dialect.error(StatusCode::BAD_GATEWAY, "api_error", "upstream_unreachable", message)
                     }
                     Failure::CircuitOpen { provider, retry_after } => {
                         vital.provider = provider.clone();
@@ -248,7 +297,7 @@ impl Gateway {
         let before = sent.duration_since(started);
 
         if !facts.stream || !status.is_success() {
-            let response = self.relay_whole(response, vital, started, &facts).await;
+            let response = self.relay_whole(response, vital, started, &facts, endpoint.dialect).await;
             return self.with_overhead(response, before, answered);
         }
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
@@ -257,6 +306,7 @@ impl Gateway {
             scanner: Scanner::new(),
             pending: VecDeque::new(),
             strip_usage: inject_usage,
+            dialect: endpoint.dialect,
             done: false,
             truncated: false,
             record: Some(StreamRecord {
@@ -292,7 +342,7 @@ impl Gateway {
     pub async fn models(&self, caller: &Caller) -> Response {
         let mut data: Vec<Value> = Vec::new();
         let mut reached = false;
-        for provider in self.config.providers.iter().filter(|p| p.kind == vigil_core::config::ProviderKind::Openai) {
+        for provider in self.config.providers.iter().filter(|p| p.kind == ProviderKind::Openai) {
             let mut request =
                 self.clients[&provider.name].get(format!("{}/models", provider.base_url)).timeout(provider.timeout);
             // Listing asks every provider, so only configured keys are used here.
@@ -439,8 +489,23 @@ impl Gateway {
             .timeout(provider.timeout)
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
-        if let Some(key) = self.key_for(provider, caller, routed) {
-            request = request.bearer_auth(key);
+        let key = self.key_for(provider, caller, routed);
+        match provider.kind {
+            ProviderKind::Openai => {
+                if let Some(key) = key {
+                    request = request.bearer_auth(key);
+                }
+            }
+            ProviderKind::Anthropic => {
+                if let Some(key) = key {
+                    request = request.header("x-api-key", key);
+                }
+                let version = caller.anthropic_version.as_deref().unwrap_or(ANTHROPIC_VERSION_DEFAULT);
+                request = request.header("anthropic-version", version);
+                if let Some(beta) = &caller.anthropic_beta {
+                    request = request.header("anthropic-beta", beta);
+                }
+            }
         }
         request.send().await
     }
@@ -451,6 +516,7 @@ impl Gateway {
         mut vital: Vital,
         started: Instant,
         facts: &RequestFacts,
+        dialect: Dialect,
     ) -> Response {
         let status = response.status();
         let relayed = relayed_headers(response.headers());
@@ -465,12 +531,16 @@ impl Gateway {
                 vital.error_class = Some("upstream_body".to_owned());
                 vital.latency_us = elapsed_us(started);
                 self.recorder.record(vital);
-                return openai_error(StatusCode::BAD_GATEWAY, "api_error", "upstream_interrupted", message);
+                return dialect.error(StatusCode::BAD_GATEWAY, "api_error", "upstream_interrupted", message);
             }
         };
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         if status.is_success() {
-            let answer = parsed.as_ref().map(Answer::from_completion).unwrap_or_default();
+            let answer = match (dialect, parsed.as_ref()) {
+                (Dialect::OpenAi, Some(body)) => Answer::from_completion(body),
+                (Dialect::Anthropic, Some(body)) => crate::anthropic::answer_from_message(body),
+                (_, None) => Answer::default(),
+            };
             vital.outcome = CallOutcome::Ok;
             finish_vital(&mut vital, &answer, facts.prompt_chars, true, &self.prices);
         } else {
@@ -710,6 +780,7 @@ struct Relay {
     scanner: Scanner,
     pending: VecDeque<Bytes>,
     strip_usage: bool,
+    dialect: Dialect,
     done: bool,
     /// The upstream ended without finishing its answer; after the pending events, the
     /// client's stream is aborted.
@@ -733,6 +804,15 @@ impl Relay {
             self.pending.push_back(event.raw);
             return;
         };
+        if self.dialect == Dialect::Anthropic {
+            let content = chunk.get("type").and_then(Value::as_str) == Some("content_block_delta");
+            if content && record.vital.ttft_us.is_none() {
+                record.vital.ttft_us = Some(elapsed_us(record.started));
+            }
+            crate::anthropic::add_event(&mut record.answer, &chunk);
+            self.pending.push_back(event.raw);
+            return;
+        }
         let has_choices = chunk.get("choices").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
         if has_choices && record.vital.ttft_us.is_none() {
             record.vital.ttft_us = Some(elapsed_us(record.started));

@@ -98,8 +98,11 @@ pub fn is_vigil_token(state: &AppState, token: &str) -> bool {
 /// Vigil credential is the caller's provider key, and is ignored here.
 fn presented_key<'h>(state: &AppState, headers: &'h HeaderMap, model_call: bool) -> Result<Option<&'h str>, ApiError> {
     if let Some(value) = headers.get("x-api-key") {
-        let text = value.to_str().map_err(|_| ApiError::unauthorized("X-API-Key is not valid text"))?;
-        return Ok(Some(text.trim()));
+        let text = value.to_str().map_err(|_| ApiError::unauthorized("X-API-Key is not valid text"))?.trim();
+        // Anthropic's SDKs send their provider key as X-API-Key.
+        if !model_call || is_vigil_token(state, text) {
+            return Ok(Some(text));
+        }
     }
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
     let text = value.to_str().map_err(|_| ApiError::unauthorized("Authorization header is not valid text"))?;

@@ -222,6 +222,12 @@ pub fn routes() -> Vec<Route> {
             .raw("application/json")
             .model_call()
             .to(gateway::chat_completions),
+        route(Method::POST, "/v1/messages", "gateway.messages", WRITE)
+            .summary("Anthropic-compatible messages, forwarded to the Anthropic provider serving the model")
+            .body::<serde_json::Value>()
+            .raw("application/json")
+            .model_call()
+            .to(gateway::messages),
         route(Method::POST, "/v1/embeddings", "gateway.embeddings", WRITE)
             .summary("OpenAI-compatible embeddings, forwarded to the provider serving the model")
             .body::<serde_json::Value>()

@@ -49,12 +49,16 @@ fn caller(
     request_id: Option<&RequestId>,
     received: Option<Received>,
 ) -> Caller {
-    // A bearer token that is not a Vigil credential is the caller's own provider key.
-    let client_key = header_text(headers, header::AUTHORIZATION.as_str())
+    // A bearer token (OpenAI's SDKs) or X-API-Key (Anthropic's) that is not a Vigil
+    // credential is the caller's own provider key.
+    let bearer = header_text(headers, header::AUTHORIZATION.as_str())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty() && !is_vigil_token(state, token));
+        .map(|(_, token)| token.trim());
+    let client_key = bearer
+        .into_iter()
+        .chain(header_text(headers, "x-api-key"))
+        .find(|token| !token.is_empty() && !is_vigil_token(state, token));
     let user_agent = header_text(headers, header::USER_AGENT.as_str());
     Caller {
         received: received.map_or_else(Instant::now, |r| r.0),
@@ -65,6 +69,8 @@ fn caller(
         feature: tag(headers, "x-vigil-feature"),
         user: tag(headers, "x-vigil-user"),
         client_ip: Some(peer.ip()),
+        anthropic_version: tag(headers, "anthropic-version"),
+        anthropic_beta: tag(headers, "anthropic-beta"),
         reported_cost_nanos: reported_cost(headers),
     }
 }
@@ -107,6 +113,10 @@ impl FromRequest<AppState> for ModelCall {
 
 pub async fn chat_completions(State(state): State<AppState>, call: ModelCall) -> Response {
     state.gateway.chat_completions(call.caller, call.body).await
+}
+
+pub async fn messages(State(state): State<AppState>, call: ModelCall) -> Response {
+    state.gateway.messages(call.caller, call.body).await
 }
 
 pub async fn embeddings(State(state): State<AppState>, call: ModelCall) -> Response {

@@ -484,13 +484,104 @@ fn broken_and_abandoned_streams_are_recorded() {
     assert_eq!(v["outcome"], "cancelled", "{v}");
 }
 
-/// The Python interpreter with the official `openai` package, installed by scripts/test.sh.
+/// The Python interpreter with the official `openai` and `anthropic` packages, installed
+/// by scripts/test.sh.
 fn sdk_python() -> String {
     let python = std::env::var("VIGIL_TEST_PYTHON")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/py-venv/bin/python").to_owned());
-    let ok = std::process::Command::new(&python).args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
-    assert!(ok, "{python} cannot import openai: run ./scripts/test.sh, which installs the pinned SDK");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import openai, anthropic"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{python} cannot import openai and anthropic: run ./scripts/test.sh, which installs the pinned SDKs");
     python
+}
+
+/// claude-sonnet-4* list price: 10 uncached + 4 cache-read input tokens, 7 output.
+const CLAUDE_COST: u64 = 10 * 3_000 + 4 * 300 + 7 * 15_000;
+
+fn anthropic_env(upstream: &str) -> Env {
+    let provider = format!(
+        "[[gateway.providers]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"{upstream}\"\napi_key_env = \"MOCK_PROVIDER_KEY\"\nmodels = [\"claude-*\"]\n"
+    );
+    gateway_env_with(upstream, "", &provider)
+}
+
+#[test]
+fn anthropic_messages_are_relayed_and_measured() {
+    let upstream = MockUpstream::start();
+    let env = anthropic_env(&upstream.url);
+    let server = env.start();
+    let body = json!({ "model": "claude-sonnet-4-5", "max_tokens": 64, "system": "You are terse.",
+                       "messages": [{ "role": "user", "content": "Say hello" }] });
+    let send = |stream: bool, agent: &str| {
+        let mut body = body.clone();
+        body["stream"] = json!(stream);
+        server
+            .client
+            .post(format!("{}/v1/messages", server.url))
+            .header("content-type", "application/json")
+            .header("x-api-key", "sk-ant-callers-own")
+            .header("anthropic-version", "2023-06-01")
+            .header("x-agent-id", agent)
+            .body(body.to_string())
+            .send()
+            .expect("send")
+    };
+    let whole: Value = send(false, "claude-whole").json().expect("json");
+    assert_eq!(whole["content"][0]["text"], "Hello world");
+    assert_eq!(upstream.last().authorization, None, "Anthropic gets x-api-key, not a bearer token");
+    let text = send(true, "claude-stream").text().expect("text");
+    assert!(text.contains("event: message_stop"), "{text}");
+
+    for agent in ["claude-whole", "claude-stream"] {
+        let v = &vitals(&server, agent, 1)[0];
+        assert_eq!(v["outcome"], "ok", "{v}");
+        assert_eq!(v["endpoint"], "messages");
+        assert_eq!(v["provider"], "claude");
+        assert_eq!(v["usage"]["input_tokens"], 14, "cache reads added back: {v}");
+        assert_eq!(v["usage"]["cached_tokens"], 4);
+        assert_eq!(v["usage"]["output_tokens"], 7);
+        assert_eq!(v["tool_names"], json!(["search"]));
+        assert_eq!(v["cost_nanos"], CLAUDE_COST);
+        assert!(v["system_prompt_sha256"].is_string());
+    }
+    // An Anthropic request never goes to an OpenAI-kind provider (the mock there serves
+    // any model): no Anthropic provider serves gpt-4o.
+    let wrong: Value = server
+        .client
+        .post(format!("{}/v1/messages", server.url))
+        .header("content-type", "application/json")
+        .body(json!({ "model": "gpt-4o", "max_tokens": 1, "messages": [] }).to_string())
+        .send()
+        .expect("send")
+        .json()
+        .expect("json");
+    assert_eq!(wrong["type"], "error", "Anthropic's error shape: {wrong}");
+    assert!(wrong["error"]["message"].as_str().is_some_and(|m| m.contains("gpt-4o")));
+}
+
+#[test]
+fn the_official_anthropic_sdk_works_unmodified() {
+    let python = sdk_python();
+    let upstream = MockUpstream::start();
+    let env = anthropic_env(&upstream.url);
+    let server = env.start();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/anthropic_sdk.py");
+    let out = std::process::Command::new(python).args([script, &server.url, "anthropic-agent"]).output().expect("run");
+    assert!(out.status.success(), "SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("summary json");
+    assert_eq!(seen["whole_text"], "Hello world");
+    assert_eq!(seen["whole_tools"], json!(["search"]));
+    assert_eq!(seen["streamed_text"], "Hello world");
+    assert_eq!(seen["streamed_tools"], json!(["search"]));
+    assert_eq!(seen["streamed_output_tokens"], 7);
+    let items = vitals(&server, "anthropic-agent", 2);
+    assert_eq!(items.len(), 2);
+    assert!(
+        items.iter().all(|v| v["agent_type"] == "anthropic-python" && v["cost_nanos"] == json!(CLAUDE_COST)),
+        "{items:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,171 @@
+//! What Vigil reads from Anthropic Messages traffic (`/v1/messages`): facts about the
+//! request, and usage, model and tool calls from the answer, whole or streamed as typed
+//! events. Pure functions over JSON values, producing the same [`RequestFacts`] and
+//! [`Answer`] as the OpenAI reader so everything downstream is shared.
+//!
+//! Anthropic counts `input_tokens` without the prompt-cache reads and writes; Vigil's
+//! `input_tokens` is the whole prompt, so those are added back (`cached_tokens` is the
+//! cache reads).
+
+use serde_json::Value;
+use vigil_core::digest::Sha256Hasher;
+use vigil_core::vitals::Usage;
+
+use crate::openai::{Answer, RequestError, RequestFacts};
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => {
+            blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
+    }
+}
+
+pub fn request_facts(body: &Value) -> Result<RequestFacts, RequestError> {
+    let object = body.as_object().ok_or(RequestError::NotObject)?;
+    let model =
+        object.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or(RequestError::MissingModel)?;
+    let messages = match object.get("messages") {
+        Some(Value::Array(messages)) => messages.as_slice(),
+        None => &[],
+        Some(_) => return Err(RequestError::Messages),
+    };
+    let system_prompt_sha256 = object.get("system").map(text_of).filter(|s| !s.is_empty()).map(|text| {
+        let mut hasher = Sha256Hasher::new();
+        hasher.update(text.as_bytes());
+        hasher.update(b"\0");
+        hasher.finish()
+    });
+    let prompt_chars = messages.iter().map(|m| m.get("content").map(text_of).unwrap_or_default().chars().count()).sum();
+    Ok(RequestFacts {
+        model: model.to_owned(),
+        stream: object.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        // Anthropic streams always carry usage.
+        client_wants_stream_usage: true,
+        system_prompt_sha256,
+        prompt_chars,
+    })
+}
+
+/// An Anthropic `usage` object as [`Usage`], or `None` if it is not an object.
+fn usage_of(usage: &Value) -> Option<Usage> {
+    usage.as_object()?;
+    let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let cache_read = count("cache_read_input_tokens");
+    Some(Usage {
+        input_tokens: count("input_tokens") + cache_read + count("cache_creation_input_tokens"),
+        output_tokens: count("output_tokens"),
+        cached_tokens: cache_read,
+        reasoning_tokens: 0,
+        estimated: false,
+    })
+}
+
+/// Reads a complete message.
+pub fn answer_from_message(body: &Value) -> Answer {
+    let mut answer = Answer {
+        model_served: body.get("model").and_then(Value::as_str).map(str::to_owned),
+        usage: body.get("usage").and_then(usage_of),
+        finished: true,
+        ..Answer::default()
+    };
+    for (i, block) in body.get("content").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                answer.output_chars += block.get("text").and_then(Value::as_str).map_or(0, |t| t.chars().count())
+            }
+            Some("tool_use") => {
+                let name = block.get("name").and_then(Value::as_str).map(str::to_owned);
+                answer.tool_calls.insert((0, i as u64), name);
+            }
+            _ => {}
+        }
+    }
+    answer
+}
+
+/// Reads one streamed event (its `data` JSON, whose `type` names the event).
+pub fn add_event(answer: &mut Answer, event: &Value) {
+    match event.get("type").and_then(Value::as_str) {
+        Some("message_start") => {
+            let message = event.get("message");
+            if answer.model_served.is_none() {
+                answer.model_served = message.and_then(|m| m.get("model")).and_then(Value::as_str).map(str::to_owned);
+            }
+            if let Some(usage) = message.and_then(|m| m.get("usage")).and_then(usage_of) {
+                answer.usage = Some(usage);
+            }
+        }
+        Some("content_block_start") => {
+            let block = event.get("content_block");
+            if block.and_then(|b| b.get("type")).and_then(Value::as_str) == Some("tool_use") {
+                let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let name = block.and_then(|b| b.get("name")).and_then(Value::as_str).map(str::to_owned);
+                answer.tool_calls.insert((0, index), name);
+            }
+        }
+        Some("content_block_delta") => {
+            if let Some(text) = event.pointer("/delta/text").and_then(Value::as_str) {
+                answer.output_chars += text.chars().count();
+            }
+        }
+        Some("message_delta") => {
+            // Output tokens here are cumulative; input counts arrived with message_start.
+            if let Some(output) = event.pointer("/usage/output_tokens").and_then(Value::as_u64) {
+                let usage = answer.usage.get_or_insert_with(Usage::default);
+                usage.output_tokens = output;
+            }
+        }
+        Some("message_stop") => answer.finished = true,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_and_streamed_agree() {
+        let whole = json!({
+            "type": "message", "model": "claude-sonnet-4-5-20250929", "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Hello"},
+                {"type": "tool_use", "id": "t1", "name": "search", "input": {}}
+            ],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 0, "output_tokens": 7}
+        });
+        let events = [
+            json!({"type": "message_start", "message": {"model": "claude-sonnet-4-5-20250929", "usage": {"input_tokens": 10, "cache_read_input_tokens": 4, "output_tokens": 1}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}),
+            json!({"type": "content_block_stop", "index": 0}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t1", "name": "search", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 7}}),
+            json!({"type": "message_stop"}),
+        ];
+        let mut streamed = Answer::default();
+        for event in &events {
+            add_event(&mut streamed, event);
+        }
+        let whole = answer_from_message(&whole);
+        assert_eq!(streamed.usage, whole.usage);
+        assert_eq!(whole.usage.map(|u| (u.input_tokens, u.cached_tokens, u.output_tokens)), Some((14, 4, 7)));
+        assert_eq!(streamed.tool_names(), whole.tool_names());
+        assert_eq!(streamed.tool_names(), ["search"]);
+        assert!(streamed.finished && whole.finished);
+    }
+
+    #[test]
+    fn system_prompt_and_errors() {
+        let facts = request_facts(&json!({"model": "claude-haiku-4-5", "system": "Be brief.", "messages": [{"role": "user", "content": "Hi"}]})).expect("valid");
+        assert!(facts.system_prompt_sha256.is_some());
+        assert_eq!(facts.prompt_chars, 2);
+        assert_eq!(request_facts(&json!({"messages": []})), Err(RequestError::MissingModel));
+    }
+}
