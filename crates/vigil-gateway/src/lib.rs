@@ -17,6 +17,7 @@ pub mod policy;
 pub mod price;
 pub mod proxy;
 pub mod recorder;
+pub mod responses;
 pub mod sse;
 
 pub use proxy::{Caller, Gateway, GatewayError, anthropic_error, openai_error};

@@ -11,6 +11,9 @@
 //!
 //! `/v1/messages` answers in Anthropic's shape (text plus one `search` tool use; usage 10 in,
 //! 4 of them cache reads on top, 7 out), streamed as typed events when asked.
+//! `/v1/responses` answers in the Responses API's shape (text plus one `search` function
+//! call, the chat usage above), streamed as typed events ending at `response.completed`
+//! with no `[DONE]`.
 //! `/v1/embeddings` answers a three-number embedding with [`EMBEDDING_TOKENS`] of usage and
 //! `/v1/models` lists two models.
 
@@ -72,6 +75,7 @@ pub fn router(state: MockState) -> axum::Router {
         .route("/v1/chat/completions", axum::routing::post(chat))
         .route("/v1/embeddings", axum::routing::post(embeddings))
         .route("/v1/messages", axum::routing::post(messages))
+        .route("/v1/responses", axum::routing::post(responses))
         .route("/v1/models", axum::routing::get(models))
         .with_state(state)
 }
@@ -245,6 +249,40 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, Json(body)
         ("message_stop", json!({ "type": "message_stop" })),
     ];
     let text: String = events.iter().map(|(name, data)| format!("event: {name}\ndata: {data}\n\n")).collect();
+    sse_response(Body::from(text))
+}
+
+async fn responses(State(state): State<MockState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    state.record(&headers, &body);
+    let model = served(body["model"].as_str().unwrap_or(""));
+    let usage = json!({ "input_tokens": USAGE.0, "input_tokens_details": { "cached_tokens": USAGE.2 },
+                        "output_tokens": USAGE.1, "output_tokens_details": { "reasoning_tokens": 0 },
+                        "total_tokens": USAGE.0 + USAGE.1 });
+    let message = json!({ "id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+                          "content": [{ "type": "output_text", "text": "Hello world", "annotations": [] }] });
+    let call = json!({ "id": "fc_1", "type": "function_call", "status": "completed", "name": "search",
+                       "arguments": "{\"q\":\"x\"}", "call_id": "call_1" });
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({ "id": "resp_mock", "object": "response", "created_at": 1_700_000_000, "status": status,
+                "model": model, "output": output, "usage": usage, "parallel_tool_calls": true, "tools": [],
+                "tool_choice": "auto", "text": { "format": { "type": "text" } } })
+    };
+    if !body["stream"].as_bool().unwrap_or(false) {
+        return Json(response("completed", json!([message, call]), usage)).into_response();
+    }
+    let events = [
+        json!({ "type": "response.created", "sequence_number": 0, "response": response("in_progress", json!([]), Value::Null) }),
+        json!({ "type": "response.output_item.added", "sequence_number": 1, "output_index": 0,
+                "item": { "id": "msg_1", "type": "message", "role": "assistant", "status": "in_progress", "content": [] } }),
+        json!({ "type": "response.output_text.delta", "sequence_number": 2, "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Hello", "logprobs": [] }),
+        json!({ "type": "response.output_text.delta", "sequence_number": 3, "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": " world", "logprobs": [] }),
+        json!({ "type": "response.output_item.done", "sequence_number": 4, "output_index": 0, "item": message }),
+        json!({ "type": "response.output_item.added", "sequence_number": 5, "output_index": 1, "item": call }),
+        json!({ "type": "response.output_item.done", "sequence_number": 6, "output_index": 1, "item": call }),
+        json!({ "type": "response.completed", "sequence_number": 7, "response": response("completed", json!([message, call]), usage) }),
+    ];
+    let text: String =
+        events.iter().map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or(""))).collect();
     sse_response(Body::from(text))
 }
 

@@ -77,14 +77,17 @@ pub const OVERHEAD_HEADER: &str = "x-vigil-overhead-us";
 /// Which wire protocol a call speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dialect {
+    /// Chat completions and embeddings.
     OpenAi,
+    /// OpenAI's Responses API: same provider and error shape, typed stream events.
+    OpenAiResponses,
     Anthropic,
 }
 
 impl Dialect {
     fn provider_kind(self) -> ProviderKind {
         match self {
-            Dialect::OpenAi => ProviderKind::Openai,
+            Dialect::OpenAi | Dialect::OpenAiResponses => ProviderKind::Openai,
             Dialect::Anthropic => ProviderKind::Anthropic,
         }
     }
@@ -92,7 +95,7 @@ impl Dialect {
     /// An error in this dialect's shape, which its SDKs turn into typed exceptions.
     fn error(self, status: StatusCode, kind: &str, code: &str, message: impl Into<String>) -> Response {
         match self {
-            Dialect::OpenAi => openai_error(status, kind, code, message),
+            Dialect::OpenAi | Dialect::OpenAiResponses => openai_error(status, kind, code, message),
             Dialect::Anthropic => anthropic_error(status, kind, message),
         }
     }
@@ -120,6 +123,8 @@ const CHAT_COMPLETIONS: Endpoint =
     Endpoint { name: "chat.completions", path: "/chat/completions", streams: true, dialect: Dialect::OpenAi };
 const EMBEDDINGS: Endpoint =
     Endpoint { name: "embeddings", path: "/embeddings", streams: false, dialect: Dialect::OpenAi };
+const RESPONSES: Endpoint =
+    Endpoint { name: "responses", path: "/responses", streams: true, dialect: Dialect::OpenAiResponses };
 const MESSAGES: Endpoint = Endpoint { name: "messages", path: "/messages", streams: true, dialect: Dialect::Anthropic };
 
 /// The Anthropic API version sent when the client names none.
@@ -171,6 +176,11 @@ impl Gateway {
         self.forward(CHAT_COMPLETIONS, caller, body).await
     }
 
+    /// `POST /v1/responses` (OpenAI's Responses API), streamed or not.
+    pub async fn responses(&self, caller: Caller, body: Bytes) -> Response {
+        self.forward(RESPONSES, caller, body).await
+    }
+
     /// `POST /v1/messages` (Anthropic), streamed or not.
     pub async fn messages(&self, caller: Caller, body: Bytes) -> Response {
         self.forward(MESSAGES, caller, body).await
@@ -200,6 +210,7 @@ impl Gateway {
         };
         let facts = match endpoint.dialect {
             Dialect::OpenAi => RequestFacts::from_chat_request(&value),
+            Dialect::OpenAiResponses => crate::responses::request_facts(&value),
             Dialect::Anthropic => crate::anthropic::request_facts(&value),
         };
         let facts = match facts {
@@ -538,6 +549,7 @@ impl Gateway {
         if status.is_success() {
             let answer = match (dialect, parsed.as_ref()) {
                 (Dialect::OpenAi, Some(body)) => Answer::from_completion(body),
+                (Dialect::OpenAiResponses, Some(body)) => crate::responses::answer_from_response(body),
                 (Dialect::Anthropic, Some(body)) => crate::anthropic::answer_from_message(body),
                 (_, None) => Answer::default(),
             };
@@ -804,12 +816,16 @@ impl Relay {
             self.pending.push_back(event.raw);
             return;
         };
-        if self.dialect == Dialect::Anthropic {
-            let content = chunk.get("type").and_then(Value::as_str) == Some("content_block_delta");
+        if self.dialect != Dialect::OpenAi {
+            let kind = chunk.get("type").and_then(Value::as_str);
+            let content = matches!(kind, Some("content_block_delta" | "response.output_text.delta"));
             if content && record.vital.ttft_us.is_none() {
                 record.vital.ttft_us = Some(elapsed_us(record.started));
             }
-            crate::anthropic::add_event(&mut record.answer, &chunk);
+            match self.dialect {
+                Dialect::Anthropic => crate::anthropic::add_event(&mut record.answer, &chunk),
+                _ => crate::responses::add_event(&mut record.answer, &chunk),
+            }
             self.pending.push_back(event.raw);
             return;
         }

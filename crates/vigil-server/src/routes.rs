@@ -222,6 +222,12 @@ pub fn routes() -> Vec<Route> {
             .raw("application/json")
             .model_call()
             .to(gateway::chat_completions),
+        route(Method::POST, "/v1/responses", "gateway.responses", WRITE)
+            .summary("OpenAI Responses API, forwarded to the provider serving the model")
+            .body::<serde_json::Value>()
+            .raw("application/json")
+            .model_call()
+            .to(gateway::responses),
         route(Method::POST, "/v1/messages", "gateway.messages", WRITE)
             .summary("Anthropic-compatible messages, forwarded to the Anthropic provider serving the model")
             .body::<serde_json::Value>()

@@ -115,6 +115,10 @@ pub async fn chat_completions(State(state): State<AppState>, call: ModelCall) ->
     state.gateway.chat_completions(call.caller, call.body).await
 }
 
+pub async fn responses(State(state): State<AppState>, call: ModelCall) -> Response {
+    state.gateway.responses(call.caller, call.body).await
+}
+
 pub async fn messages(State(state): State<AppState>, call: ModelCall) -> Response {
     state.gateway.messages(call.caller, call.body).await
 }

@@ -610,10 +610,20 @@ fn the_official_openai_sdk_works_unmodified() {
     assert_eq!(seen["embedding"], json!([0.25, -0.5, 1.0]));
     assert_eq!(seen["embedding_tokens"], EMBEDDING_TOKENS);
     assert_eq!(seen["model_ids"], json!(["gpt-4o", "text-embedding-3-small"]));
+    assert_eq!(seen["responses_text"], "Hello world");
+    assert_eq!(seen["responses_usage"], USAGE.0);
+    assert_eq!(seen["responses_stream_text"], "Hello world");
+    assert_eq!(seen["responses_stream_completed"], true, "a stream without [DONE] ends cleanly");
 
-    // Six model calls, all attributed to the agent the SDK named, with the SDK's family.
-    let items = vitals(&server, "sdk-agent", 6);
-    assert_eq!(items.len(), 6, "{items:?}");
+    // Eight model calls, all attributed to the agent the SDK named, with the SDK's family.
+    let items = vitals(&server, "sdk-agent", 8);
+    assert_eq!(items.len(), 8, "{items:?}");
+    let responses: Vec<&Value> = items.iter().filter(|v| v["endpoint"] == "responses").collect();
+    assert_eq!(responses.len(), 2);
+    assert!(
+        responses.iter().all(|v| v["outcome"] == "ok" && v["cost_nanos"] == json!(EXPECTED_COST)),
+        "streamed and whole Responses calls measure alike: {responses:?}"
+    );
     assert!(items.iter().all(|v| v["agent_type"] == "openai-python" && v["feature"] == "sdk-test"));
     let chats: Vec<&Value> =
         items.iter().filter(|v| v["outcome"] == "ok" && v["endpoint"] == "chat.completions").collect();

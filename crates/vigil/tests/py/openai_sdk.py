@@ -54,10 +54,22 @@ try:
 except openai.BadRequestError as e:
     bad_request = {"status": e.status_code, "message": str(e)}
 
+response = client.responses.create(model="gpt-4o", instructions="You are terse.", input="Say hello")
+responses_text, responses_completed = "", False
+for event in client.responses.create(model="gpt-4o", instructions="You are terse.", input="Say hello", stream=True):
+    if event.type == "response.output_text.delta":
+        responses_text += event.delta
+    elif event.type == "response.completed":
+        responses_completed = True
+
 embedding = client.embeddings.create(model="text-embedding-3-small", input="hello")
 model_ids = [m.id for m in client.models.list()]
 
 print(json.dumps({
+    "responses_text": response.output_text,
+    "responses_usage": response.usage.input_tokens if response.usage else None,
+    "responses_stream_text": responses_text,
+    "responses_stream_completed": responses_completed,
     "embedding": embedding.data[0].embedding,
     "embedding_tokens": embedding.usage.prompt_tokens,
     "model_ids": model_ids,
