@@ -8,43 +8,22 @@
 //! cache reads).
 
 use serde_json::Value;
-use vigil_core::digest::Sha256Hasher;
 use vigil_core::vitals::Usage;
 
-use crate::openai::{Answer, RequestError, RequestFacts};
-
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => {
-            blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
-    }
-}
+use crate::openai::{
+    Answer, RequestBody, RequestError, RequestFacts, object_model_messages, system_prompt_hash, text_of,
+};
 
 pub fn request_facts(body: &Value) -> Result<RequestFacts, RequestError> {
-    let object = body.as_object().ok_or(RequestError::NotObject)?;
-    let model =
-        object.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or(RequestError::MissingModel)?;
-    let messages = match object.get("messages") {
-        Some(Value::Array(messages)) => messages.as_slice(),
-        None => &[],
-        Some(_) => return Err(RequestError::Messages),
-    };
-    let system_prompt_sha256 = object.get("system").map(text_of).filter(|s| !s.is_empty()).map(|text| {
-        let mut hasher = Sha256Hasher::new();
-        hasher.update(text.as_bytes());
-        hasher.update(b"\0");
-        hasher.finish()
-    });
+    let RequestBody { object, model, messages } = object_model_messages(body)?;
+    let system = object.get("system").map(text_of).filter(|s| !s.is_empty());
     let prompt_chars = messages.iter().map(|m| m.get("content").map(text_of).unwrap_or_default().chars().count()).sum();
     Ok(RequestFacts {
         model: model.to_owned(),
         stream: object.get("stream").and_then(Value::as_bool).unwrap_or(false),
         // Anthropic streams always carry usage.
         client_wants_stream_usage: true,
-        system_prompt_sha256,
+        system_prompt_sha256: system_prompt_hash(system.as_deref()),
         prompt_chars,
     })
 }

@@ -34,7 +34,8 @@ pub enum RequestError {
     Messages,
 }
 
-fn text_of(content: &Value) -> String {
+/// The text of a message's content: a string, or the `text` of each part of an array.
+pub(crate) fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         // Content parts: [{"type": "text", "text": "..."}, ...]
@@ -45,25 +46,48 @@ fn text_of(content: &Value) -> String {
     }
 }
 
+/// The parts of a request body every dialect reads.
+pub(crate) struct RequestBody<'a> {
+    pub object: &'a serde_json::Map<String, Value>,
+    /// The required `model`.
+    pub model: &'a str,
+    /// `messages`, empty when absent.
+    pub messages: &'a [Value],
+}
+
+pub(crate) fn object_model_messages(body: &Value) -> Result<RequestBody<'_>, RequestError> {
+    let object = body.as_object().ok_or(RequestError::NotObject)?;
+    let model =
+        object.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or(RequestError::MissingModel)?;
+    let messages = match object.get("messages") {
+        Some(Value::Array(messages)) => messages.as_slice(),
+        None => &[],
+        Some(_) => return Err(RequestError::Messages),
+    };
+    Ok(RequestBody { object, model, messages })
+}
+
+/// The hash recorded for a system prompt: each part's text, NUL-terminated, in order.
+pub(crate) fn system_prompt_hash<'a>(parts: impl IntoIterator<Item = &'a str>) -> Option<Sha256Digest> {
+    let mut hasher = None::<Sha256Hasher>;
+    for part in parts {
+        let h = hasher.get_or_insert_with(Sha256Hasher::new);
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    hasher.map(Sha256Hasher::finish)
+}
+
 impl RequestFacts {
     pub fn from_chat_request(body: &Value) -> Result<Self, RequestError> {
-        let object = body.as_object().ok_or(RequestError::NotObject)?;
-        let model =
-            object.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or(RequestError::MissingModel)?;
-        let messages = match object.get("messages") {
-            Some(Value::Array(messages)) => messages.as_slice(),
-            None => &[],
-            Some(_) => return Err(RequestError::Messages),
-        };
-        let mut system = None::<Sha256Hasher>;
+        let RequestBody { object, model, messages } = object_model_messages(body)?;
+        let mut system_texts = Vec::new();
         let mut prompt_chars = 0;
         for message in messages {
             let text = message.get("content").map(text_of).unwrap_or_default();
             prompt_chars += text.chars().count();
             if matches!(message.get("role").and_then(Value::as_str), Some("system" | "developer")) {
-                let hasher = system.get_or_insert_with(Sha256Hasher::new);
-                hasher.update(text.as_bytes());
-                hasher.update(b"\0");
+                system_texts.push(text);
             }
         }
         Ok(RequestFacts {
@@ -73,7 +97,7 @@ impl RequestFacts {
                 .pointer("/stream_options/include_usage")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-            system_prompt_sha256: system.map(Sha256Hasher::finish),
+            system_prompt_sha256: system_prompt_hash(system_texts.iter().map(String::as_str)),
             prompt_chars,
         })
     }

@@ -5,10 +5,9 @@
 //! (`response.completed`, `.failed` or `.incomplete`) is what marks the answer finished.
 
 use serde_json::Value;
-use vigil_core::digest::Sha256Hasher;
 use vigil_core::vitals::Usage;
 
-use crate::openai::{Answer, RequestError, RequestFacts};
+use crate::openai::{Answer, RequestBody, RequestError, RequestFacts, object_model_messages, system_prompt_hash};
 
 fn text_of(input: &Value) -> String {
     match input {
@@ -26,16 +25,9 @@ fn text_of(input: &Value) -> String {
 }
 
 pub fn request_facts(body: &Value) -> Result<RequestFacts, RequestError> {
-    let object = body.as_object().ok_or(RequestError::NotObject)?;
-    let model =
-        object.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or(RequestError::MissingModel)?;
-    let system_prompt_sha256 =
-        object.get("instructions").and_then(Value::as_str).filter(|s| !s.is_empty()).map(|text| {
-            let mut hasher = Sha256Hasher::new();
-            hasher.update(text.as_bytes());
-            hasher.update(b"\0");
-            hasher.finish()
-        });
+    let RequestBody { object, model, .. } = object_model_messages(body)?;
+    let instructions = object.get("instructions").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let system_prompt_sha256 = system_prompt_hash(instructions);
     Ok(RequestFacts {
         model: model.to_owned(),
         stream: object.get("stream").and_then(Value::as_bool).unwrap_or(false),
