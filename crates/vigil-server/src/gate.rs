@@ -123,7 +123,8 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next) -> 
     let access = spec.map_or(Access::Scope(Scope::Read), |s| s.access);
     let action = spec.map_or("unrouted", |s| s.operation);
     let mutating = spec.map_or(is_mutating(req.method()), RouteSpec::audited);
-    let model_call = spec.is_some_and(|s| s.model_call);
+    // Unrouted `/v1/...` paths are refused in the provider's shape too.
+    let model_call = spec.map_or_else(|| crate::is_provider_path(req.uri().path()), |s| s.model_call);
     let deadline = state.config.http.request_timeout;
 
     let identity = identify(&state, req.headers(), peer.ip(), model_call).await;

@@ -50,6 +50,37 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether a path belongs to the provider-compatible API (`/v1/...`), whose clients are
+/// provider SDKs and get errors in the provider's shape.
+pub(crate) fn is_provider_path(path: &str) -> bool {
+    path.starts_with("/v1/")
+}
+
+async fn unknown_route(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if is_provider_path(uri.path()) {
+        let message = format!("Unknown request URL: {method} {}. See /api/v1/openapi.json.", uri.path());
+        return vigil_gateway::openai_error(
+            axum::http::StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            message,
+        );
+    }
+    ApiError::not_found("no such route; see /api/v1/openapi.json").into_response()
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    if is_provider_path(uri.path()) {
+        let message = format!("{method} is not supported on {}", uri.path());
+        return vigil_gateway::openai_error(status, "invalid_request_error", "method_not_allowed", message);
+    }
+    ApiError::new(status, "method_not_allowed", "this route does not accept that method; see /api/v1/openapi.json")
+        .into_response()
+}
+
 /// How often idle rate-limit buckets are dropped.
 const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -84,14 +115,8 @@ impl App {
             router = router.route(route.spec.path, route.handler);
         }
         let router = router
-            .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
-            .method_not_allowed_fallback(|| async {
-                ApiError::new(
-                    axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    "this route does not accept that method; see /api/v1/openapi.json",
-                )
-            })
+            .fallback(unknown_route)
+            .method_not_allowed_fallback(wrong_method)
             .layer(from_fn_with_state(state.clone(), gate::gate))
             .layer(from_fn_with_state(state.clone(), observe::observe))
             .layer(DefaultBodyLimit::max(body_limit))

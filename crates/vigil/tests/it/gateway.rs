@@ -438,6 +438,16 @@ fn bad_requests_get_openai_shaped_errors() {
         assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(json["error"]["type"].is_string(), "OpenAI's error shape");
     }
+    let unknown = server
+        .client
+        .post(format!("{}/v1/no-such-endpoint", server.url))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .expect("send");
+    assert_eq!(unknown.status().as_u16(), 404);
+    let json: Value = unknown.json().expect("json");
+    assert_eq!(json["error"]["code"], "unknown_url", "unknown routes too, in OpenAI's shape: {json}");
     let big = format!(
         r#"{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "{}"}}]}}"#,
         "x".repeat(33 * 1024 * 1024)
@@ -588,7 +598,15 @@ fn the_official_anthropic_sdk_works_unmodified() {
 fn the_official_openai_sdk_works_unmodified() {
     let python = sdk_python();
     let upstream = MockUpstream::start();
-    let env = gateway_env(&upstream.url);
+    // `down-*` models go to a dead provider; `fb-*` to another dead one that falls back to the mock.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}/v1", closed.local_addr().expect("addr"));
+    drop(closed);
+    let providers = format!(
+        "[[gateway.providers]]\nname = \"down\"\nkind = \"openai\"\nbase_url = \"{dead}\"\nmodels = [\"down-*\"]\n\n\
+         [[gateway.providers]]\nname = \"flaky-primary\"\nkind = \"openai\"\nbase_url = \"{dead}\"\nmodels = [\"fb-*\"]\nfallback = \"mock\"\n"
+    );
+    let env = gateway_env_with(&upstream.url, "", &providers);
     let server = env.start();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/openai_sdk.py");
     let out = std::process::Command::new(python)
@@ -615,9 +633,32 @@ fn the_official_openai_sdk_works_unmodified() {
     assert_eq!(seen["responses_stream_text"], "Hello world");
     assert_eq!(seen["responses_stream_completed"], true, "a stream without [DONE] ends cleanly");
 
-    // Eight model calls, all attributed to the agent the SDK named, with the SDK's family.
-    let items = vitals(&server, "sdk-agent", 8);
-    assert_eq!(items.len(), 8, "{items:?}");
+    assert_eq!(seen["upstream_down"]["status"], 502);
+    assert_eq!(seen["fallback_text"], "Hello world");
+    assert_eq!(seen["abandoned_after_chunks"], 1);
+    assert!(seen["broken_stream_error"].as_str().is_some_and(|e| !e.is_empty()), "{seen}");
+
+    // Twelve model calls, all attributed to the agent the SDK named, with the SDK's family.
+    let items = vitals(&server, "sdk-agent", 12);
+    assert_eq!(items.len(), 12, "{items:?}");
+    let by_model = |model: &str| items.iter().find(|v| v["model_requested"] == model).cloned().unwrap_or_default();
+    assert_eq!(by_model("down-model")["outcome"], "unreachable");
+    assert_eq!(
+        (by_model("fb-model")["outcome"].as_str(), by_model("fb-model")["provider"].as_str()),
+        (Some("ok"), Some("mock"))
+    );
+    assert_eq!(by_model("broken-stream")["outcome"], "interrupted");
+    // The abandoned stream is recorded once the server notices the closed connection.
+    let since = Instant::now();
+    let abandoned = loop {
+        let items = vitals(&server, "sdk-agent", 12);
+        let v = items.iter().find(|v| v["model_requested"] == "slow-stream").cloned();
+        if let Some(v) = v {
+            break v;
+        }
+        assert!(since.elapsed() < Duration::from_secs(5), "no vital for the abandoned stream");
+    };
+    assert_eq!(abandoned["outcome"], "cancelled");
     let responses: Vec<&Value> = items.iter().filter(|v| v["endpoint"] == "responses").collect();
     assert_eq!(responses.len(), 2);
     assert!(
@@ -625,8 +666,10 @@ fn the_official_openai_sdk_works_unmodified() {
         "streamed and whole Responses calls measure alike: {responses:?}"
     );
     assert!(items.iter().all(|v| v["agent_type"] == "openai-python" && v["feature"] == "sdk-test"));
-    let chats: Vec<&Value> =
-        items.iter().filter(|v| v["outcome"] == "ok" && v["endpoint"] == "chat.completions").collect();
+    let chats: Vec<&Value> = items
+        .iter()
+        .filter(|v| v["outcome"] == "ok" && v["endpoint"] == "chat.completions" && v["model_requested"] == "gpt-4o")
+        .collect();
     assert_eq!(chats.len(), 3);
     assert!(chats.iter().all(|v| v["cost_nanos"] == json!(EXPECTED_COST)), "{chats:?}");
     // The SDK's own key is not a Vigil key: in local mode it is ignored for identity and,

@@ -62,10 +62,37 @@ for event in client.responses.create(model="gpt-4o", instructions="You are terse
     elif event.type == "response.completed":
         responses_completed = True
 
+try:
+    client.chat.completions.create(model="down-model", messages=messages)
+    upstream_down = None
+except openai.APIStatusError as e:
+    upstream_down = {"status": e.status_code}
+
+fallback = client.chat.completions.create(model="fb-model", messages=messages)
+
+# Take one chunk of a slow stream, then hang up.
+abandoned = client.chat.completions.create(model="slow-stream", messages=messages, stream=True)
+chunks_taken = 0
+for _ in abandoned:
+    chunks_taken += 1
+    break
+abandoned.close()
+
+broken_error = None
+try:
+    for _ in client.chat.completions.create(model="broken-stream", messages=messages, stream=True):
+        pass
+except Exception as e:  # the SDK surfaces the aborted stream as an error
+    broken_error = type(e).__name__
+
 embedding = client.embeddings.create(model="text-embedding-3-small", input="hello")
 model_ids = [m.id for m in client.models.list()]
 
 print(json.dumps({
+    "upstream_down": upstream_down,
+    "fallback_text": fallback.choices[0].message.content,
+    "abandoned_after_chunks": chunks_taken,
+    "broken_stream_error": broken_error,
     "responses_text": response.output_text,
     "responses_usage": response.usage.input_tokens if response.usage else None,
     "responses_stream_text": responses_text,
