@@ -59,6 +59,21 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// Rows to fetch for this page: one more than it holds, to learn whether another follows.
+    pub fn fetch_limit(self) -> u64 {
+        u64::from(self.limit) + 1
+    }
+
+    /// Trims rows fetched with [`PageRequest::fetch_limit`] to the page, and returns the
+    /// cursor for the next page (after the last row kept) when there is one.
+    pub fn finish<T>(self, mut rows: Vec<T>, position: impl Fn(&T) -> i64) -> (Vec<T>, Option<Cursor>) {
+        let limit = self.limit as usize;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more { rows.last().map(|row| Cursor::after(position(row))) } else { None };
+        (rows, next)
+    }
+
     pub fn new(cursor: Option<&str>, limit: Option<u64>) -> Result<Self, PageError> {
         let after = cursor.map(Cursor::decode).transpose()?;
         let limit = match limit {
@@ -81,6 +96,15 @@ mod tests {
         assert_eq!(PageRequest::new(None, Some(0)), Err(PageError::Limit(0)));
         assert_eq!(PageRequest::new(None, Some(501)), Err(PageError::Limit(501)));
         assert_eq!(PageRequest::new(None, Some(500)).map(|p| p.limit), Ok(500));
+    }
+
+    #[test]
+    fn finish_trims_the_extra_row_and_points_past_the_last_kept() {
+        let page = PageRequest { after: None, limit: 2 };
+        assert_eq!(page.fetch_limit(), 3);
+        assert_eq!(page.finish(vec![9, 8, 7], |n| *n), (vec![9, 8], Some(Cursor::after(8))));
+        assert_eq!(page.finish(vec![9, 8], |n| *n), (vec![9, 8], None), "no extra row: last page");
+        assert_eq!(page.finish(Vec::<i64>::new(), |n| *n), (vec![], None));
     }
 
     #[test]

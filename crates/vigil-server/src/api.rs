@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use vigil_core::page::PageError;
+use vigil_core::page::{Cursor, PageError};
 use vigil_core::provenance::{Aggregation, Provenance};
 use vigil_core::time::Timestamp;
 use vigil_store::{Store, StoreError};
@@ -33,6 +33,13 @@ pub struct ListPage<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+impl<T> ListPage<T> {
+    /// A page of items and the cursor (if any) for the next one.
+    pub fn new((items, next): (Vec<T>, Option<Cursor>)) -> Self {
+        ListPage { items, next_cursor: next.map(Cursor::encode) }
+    }
 }
 
 /// Marks a response as already audited: its handler wrote the audit entry in the same

@@ -155,16 +155,13 @@ impl Store {
     /// Agents, most recently discovered first.
     pub fn list_agents(&self, page: PageRequest) -> Result<(Vec<AgentRecord>, Option<Cursor>)> {
         let after = if page.after.is_some() { "WHERE seq < ?" } else { "" };
-        let sql = format!("SELECT {COLUMNS} FROM agents {after} ORDER BY seq DESC LIMIT {}", u64::from(page.limit) + 1);
+        let sql = format!("SELECT {COLUMNS} FROM agents {after} ORDER BY seq DESC LIMIT {}", page.fetch_limit());
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let values: Vec<i64> = page.after.map(Cursor::position).into_iter().collect();
-            let mut items =
+            let items =
                 stmt.query_map(rusqlite::params_from_iter(values), from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            let more = items.len() > page.limit as usize;
-            items.truncate(page.limit as usize);
-            let next = if more { items.last().map(|a| Cursor::after(a.seq)) } else { None };
-            Ok((items, next))
+            Ok(page.finish(items, |a| a.seq))
         })
     }
 

@@ -237,10 +237,8 @@ fn list_sql(filter: &AuditFilter, page: PageRequest) -> (String, Vec<rusqlite::t
     let where_clause =
         if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
     // One extra row tells whether another page exists.
-    let sql = format!(
-        "SELECT {AUDIT_COLUMNS} FROM audit_log {where_clause} ORDER BY seq DESC LIMIT {}",
-        u64::from(page.limit) + 1
-    );
+    let sql =
+        format!("SELECT {AUDIT_COLUMNS} FROM audit_log {where_clause} ORDER BY seq DESC LIMIT {}", page.fetch_limit());
     (sql, values)
 }
 
@@ -256,11 +254,7 @@ impl Store {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(values), entry_from_row)?;
-            let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            let more = entries.len() > page.limit as usize;
-            entries.truncate(page.limit as usize);
-            let next = more.then(|| entries.last().map(|e| Cursor::after(e.seq))).flatten();
-            Ok((entries, next))
+            Ok(page.finish(rows.collect::<rusqlite::Result<Vec<_>>>()?, |e| e.seq))
         })
     }
 

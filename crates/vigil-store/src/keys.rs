@@ -129,7 +129,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
 fn list_page_sql(include_revoked: bool, page: PageRequest) -> (String, Vec<i64>) {
     let active = if include_revoked { "" } else { "AND revoked_at IS NULL" };
     let after = if page.after.is_some() { "AND rowid < ?" } else { "" };
-    let limit = u64::from(page.limit) + 1;
+    let limit = page.fetch_limit();
     let sql =
         format!("SELECT {KEY_COLUMNS}, rowid FROM api_keys WHERE 1 {active} {after} ORDER BY rowid DESC LIMIT {limit}");
     (sql, page.after.map(Cursor::position).into_iter().collect())
@@ -202,10 +202,7 @@ impl Store {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(values), |row| Ok((key_from_row(row)?, row.get::<_, i64>(6)?)))?;
-            let mut keys = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            let more = keys.len() > page.limit as usize;
-            keys.truncate(page.limit as usize);
-            let next = if more { keys.last().map(|(_, rowid)| Cursor::after(*rowid)) } else { None };
+            let (keys, next) = page.finish(rows.collect::<rusqlite::Result<Vec<_>>>()?, |(_, rowid)| *rowid);
             Ok((keys.into_iter().map(|(key, _)| key).collect(), next))
         })
     }

@@ -156,18 +156,12 @@ impl Store {
         }
         let where_clause =
             if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM vitals {where_clause} ORDER BY seq DESC LIMIT {}",
-            u64::from(page.limit) + 1
-        );
+        let sql = format!("SELECT {COLUMNS} FROM vitals {where_clause} ORDER BY seq DESC LIMIT {}", page.fetch_limit());
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let mut items =
+            let items =
                 stmt.query_map(rusqlite::params_from_iter(values), from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            let more = items.len() > page.limit as usize;
-            items.truncate(page.limit as usize);
-            let next = if more { items.last().map(|v| Cursor::after(v.seq)) } else { None };
-            Ok((items, next))
+            Ok(page.finish(items, |v| v.seq))
         })
     }
 }

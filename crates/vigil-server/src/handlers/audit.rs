@@ -34,8 +34,7 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
     let from = time_param("from", q.from.as_deref())?;
     let to = time_param("to", q.to.as_deref())?;
     let filter = AuditFilter { principal: q.principal, action: q.action, outcome: q.outcome, from, to };
-    let (items, next) = read(&state.store, page.limit, move |store| store.list_audit(&filter, page)).await?;
-    let data = ListPage { items, next_cursor: next.map(|c| c.encode()) };
+    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_audit(&filter, page)).await?);
     let mut body = envelope(data, Aggregation::List, SOURCE);
     if from.is_some() || to.is_some() {
         body.0.provenance = body.0.provenance.clone().with_period(Period { from, to });

@@ -159,9 +159,8 @@ pub async fn list_vitals(
     let from = time_param("from", q.from.as_deref())?;
     let to = time_param("to", q.to.as_deref())?;
     let filter = VitalsFilter { agent_id: q.agent_id, from, to };
-    let (items, next) = read(&state.store, page.limit, move |store| store.list_vitals(&filter, page)).await?;
-    let mut body =
-        envelope(ListPage { items, next_cursor: next.map(|c| c.encode()) }, Aggregation::List, "store:vitals");
+    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_vitals(&filter, page)).await?);
+    let mut body = envelope(data, Aggregation::List, "store:vitals");
     if from.is_some() || to.is_some() {
         body.0.provenance = body.0.provenance.clone().with_period(Period { from, to });
     }
@@ -182,8 +181,7 @@ pub async fn list_agents(
     ApiQuery(q): ApiQuery<AgentsQuery>,
 ) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let (items, next) = read(&state.store, page.limit, move |store| store.list_agents(page)).await?;
-    let data = ListPage { items, next_cursor: next.map(|c| c.encode()) };
+    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_agents(page)).await?);
     Ok(envelope(data, Aggregation::List, "store:agents").into_response())
 }
 

@@ -42,9 +42,9 @@ fn parse_id(text: &str) -> Result<KeyId, ApiError> {
 
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let (items, next) =
-        read(&state.store, page.limit, move |store| store.list_keys_page(q.include_revoked, page)).await?;
-    let data = ListPage { items, next_cursor: next.map(|c| c.encode()) };
+    let data = ListPage::new(
+        read(&state.store, page.limit, move |store| store.list_keys_page(q.include_revoked, page)).await?,
+    );
     Ok(envelope(data, Aggregation::List, SOURCE).into_response())
 }
 
