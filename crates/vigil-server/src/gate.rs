@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -35,7 +35,7 @@ use vigil_store::NewAuditEntry;
 
 use crate::api::ApiError;
 use crate::auth::{Principal, authorize, identify};
-use crate::routes::{Access, RouteSpec};
+use crate::routes::{Access, is_mutating};
 use crate::state::AppState;
 
 /// What a handler needs to write the audit entry for its request itself.
@@ -66,10 +66,6 @@ impl AuditContext {
 /// same transaction as its change.
 #[derive(Clone, Copy, Debug)]
 pub struct Audited;
-
-fn is_mutating(method: &Method) -> bool {
-    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
-}
 
 enum BodyError {
     TooLarge,
@@ -103,28 +99,49 @@ pub async fn gate(
     req: Request,
     next: Next,
 ) -> Response {
-    let audited = req
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|m| state.route(req.method(), m.as_str()))
-        .map_or(is_mutating(req.method()), RouteSpec::audited);
-    if !audited {
-        return handle(state, peer, req, next).await;
+    // Looked up once here: what the gate enforces for this request.
+    let route = RouteFacts::of(&state, &req);
+    if !route.audited {
+        return handle(state, peer, req, next, route).await;
     }
-    let task = tokio::spawn(handle(state, peer, req, next).instrument(tracing::Span::current()));
+    let task = tokio::spawn(handle(state, peer, req, next, route).instrument(tracing::Span::current()));
     task.await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "request task failed");
         ApiError::internal().into_response()
     })
 }
 
-async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next) -> Response {
-    let spec = req.extensions().get::<MatchedPath>().and_then(|m| state.route(req.method(), m.as_str()));
-    let access = spec.map_or(Access::Scope(Scope::Read), |s| s.access);
-    let action = spec.map_or("unrouted", |s| s.operation);
-    let mutating = spec.map_or(is_mutating(req.method()), RouteSpec::audited);
-    // Unrouted `/v1/...` paths are refused in the provider's shape too.
-    let model_call = spec.map_or_else(|| crate::is_provider_path(req.uri().path()), |s| s.model_call);
+/// The declared route's facts the gate needs, with defaults for unrouted requests.
+#[derive(Clone, Copy, Debug)]
+struct RouteFacts {
+    access: Access,
+    action: &'static str,
+    audited: bool,
+    model_call: bool,
+}
+
+impl RouteFacts {
+    fn of(state: &AppState, req: &Request) -> Self {
+        match req.extensions().get::<MatchedPath>().and_then(|m| state.route(req.method(), m.as_str())) {
+            Some(spec) => RouteFacts {
+                access: spec.access,
+                action: spec.operation,
+                audited: spec.audited(),
+                model_call: spec.model_call,
+            },
+            // Default-deny, and unrouted `/v1/...` paths are refused in the provider's shape.
+            None => RouteFacts {
+                access: Access::Scope(Scope::Read),
+                action: "unrouted",
+                audited: is_mutating(req.method()),
+                model_call: crate::is_provider_path(req.uri().path()),
+            },
+        }
+    }
+}
+
+async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next, route: RouteFacts) -> Response {
+    let RouteFacts { access, action, audited: mutating, model_call } = route;
     let deadline = state.config.http.request_timeout;
 
     let identity = identify(&state, req.headers(), peer.ip(), model_call).await;

@@ -61,8 +61,13 @@ impl RouteSpec {
     /// Whether requests to this route get an audit entry: every mutating request except
     /// model calls, which are recorded as vitals.
     pub fn audited(&self) -> bool {
-        matches!(self.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) && !self.model_call
+        is_mutating(&self.method) && !self.model_call
     }
+}
+
+/// Whether a method changes state (and so is audited, unless it is a model call).
+pub fn is_mutating(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
 
 /// A [`RouteSpec`] and the handler serving it.
