@@ -76,9 +76,22 @@ impl schemars::JsonSchema for Timestamp {
     }
 }
 
+/// Seconds to tell a caller to wait (`Retry-After`): rounded up, and at least 1.
+pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_at_least_a_second() {
+        use std::time::Duration;
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1_001)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+    }
 
     #[test]
     fn rfc3339_round_trip_keeps_micros() {

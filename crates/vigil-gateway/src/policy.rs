@@ -87,7 +87,7 @@ impl Policy {
         let limiter = self.agent_limiter.as_ref()?;
         let refused = limiter.check_key(&call.agent_id.to_owned()).err()?;
         let wait = refused.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let secs = vigil_core::time::retry_after_secs(wait);
         Some(Refusal {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: "agent_rate_limited",

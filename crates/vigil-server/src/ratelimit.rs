@@ -1,7 +1,5 @@
 //! Per-caller rate limiting: a token bucket per key id, or per IP for callers without one.
 
-use std::time::Duration;
-
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use vigil_core::config::RateLimitConfig;
@@ -21,10 +19,9 @@ impl Limiter {
 
     /// Takes a token for `key`, or says how many whole seconds to wait (at least 1).
     pub fn check(&self, key: &str) -> Result<(), u64> {
-        self.inner.check_key(&key.to_owned()).map_err(|not_until| {
-            let wait: Duration = not_until.wait_time_from(self.clock.now());
-            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-        })
+        self.inner
+            .check_key(&key.to_owned())
+            .map_err(|not_until| vigil_core::time::retry_after_secs(not_until.wait_time_from(self.clock.now())))
     }
 
     /// Forgets buckets that are full again, bounding memory under many distinct callers.
