@@ -40,9 +40,4 @@ impl Provenance {
     pub fn new(generated_at: Timestamp, aggregation: Aggregation, source: impl Into<String>) -> Self {
         Provenance { generated_at, aggregation, source: source.into(), tenant_id: None, period: None }
     }
-
-    pub fn with_period(mut self, period: Period) -> Self {
-        self.period = Some(period);
-        self
-    }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use vigil_core::page::{Cursor, PageError};
-use vigil_core::provenance::{Aggregation, Provenance};
+use vigil_core::provenance::{Aggregation, Period, Provenance};
 use vigil_core::time::Timestamp;
 use vigil_store::{Store, StoreError};
 
@@ -52,7 +52,24 @@ pub fn audited(response: impl IntoResponse) -> Response {
 
 /// Wraps `data` with a fresh provenance block.
 pub fn envelope<T: Serialize>(data: T, aggregation: Aggregation, source: &str) -> Json<Envelope<T>> {
-    Json(Envelope { data, provenance: Provenance::new(Timestamp::now(), aggregation, source) })
+    envelope_with_period(data, aggregation, source, None)
+}
+
+/// Like [`envelope`], for an answer covering `period`.
+pub fn envelope_with_period<T: Serialize>(
+    data: T,
+    aggregation: Aggregation,
+    source: &str,
+    period: Option<Period>,
+) -> Json<Envelope<T>> {
+    let mut provenance = Provenance::new(Timestamp::now(), aggregation, source);
+    provenance.period = period;
+    Json(Envelope { data, provenance })
+}
+
+/// The period of a listing filtered by the `from`/`to` query parameters, when either was given.
+pub fn window(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<Period> {
+    (from.is_some() || to.is_some()).then_some(Period { from, to })
 }
 
 /// An error answer. `code` is a stable snake_case identifier clients can branch on;

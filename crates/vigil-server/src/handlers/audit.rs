@@ -3,10 +3,10 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use vigil_core::page::PageRequest;
-use vigil_core::provenance::{Aggregation, Period};
+use vigil_core::provenance::Aggregation;
 use vigil_store::{AuditFilter, AuditOutcome};
 
-use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, read, time_param};
+use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, envelope_with_period, read, time_param, window};
 use crate::state::AppState;
 
 const SOURCE: &str = "store:audit_log";
@@ -35,11 +35,7 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
     let to = time_param("to", q.to.as_deref())?;
     let filter = AuditFilter { principal: q.principal, action: q.action, outcome: q.outcome, from, to };
     let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_audit(&filter, page)).await?);
-    let mut body = envelope(data, Aggregation::List, SOURCE);
-    if from.is_some() || to.is_some() {
-        body.0.provenance = body.0.provenance.clone().with_period(Period { from, to });
-    }
-    Ok(body.into_response())
+    Ok(envelope_with_period(data, Aggregation::List, SOURCE, window(from, to)).into_response())
 }
 
 pub async fn verify(State(state): State<AppState>) -> Result<Response, ApiError> {

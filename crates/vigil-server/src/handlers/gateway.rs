@@ -15,7 +15,7 @@ use vigil_gateway::fingerprint::{agent_id, agent_type};
 use vigil_gateway::{Caller, openai_error};
 use vigil_store::VitalsFilter;
 
-use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, read, time_param};
+use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, envelope_with_period, read, time_param, window};
 use crate::auth::is_vigil_token;
 use crate::observe::Received;
 use crate::state::AppState;
@@ -160,11 +160,7 @@ pub async fn list_vitals(
     let to = time_param("to", q.to.as_deref())?;
     let filter = VitalsFilter { agent_id: q.agent_id, from, to };
     let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_vitals(&filter, page)).await?);
-    let mut body = envelope(data, Aggregation::List, "store:vitals");
-    if from.is_some() || to.is_some() {
-        body.0.provenance = body.0.provenance.clone().with_period(Period { from, to });
-    }
-    Ok(body.into_response())
+    Ok(envelope_with_period(data, Aggregation::List, "store:vitals", window(from, to)).into_response())
 }
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -208,7 +204,5 @@ pub async fn stats(State(state): State<AppState>, ApiQuery(q): ApiQuery<StatsQue
         move || store.gateway_stats(from, to)
     })
     .await?;
-    let mut body = envelope(stats, Aggregation::Summary, "store:vitals");
-    body.0.provenance = body.0.provenance.clone().with_period(Period { from, to });
-    Ok(body.into_response())
+    Ok(envelope_with_period(stats, Aggregation::Summary, "store:vitals", Some(Period { from, to })).into_response())
 }
