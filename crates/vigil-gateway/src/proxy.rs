@@ -262,9 +262,9 @@ impl Gateway {
         };
 
         let sent = Instant::now();
-        let waiting = CancelGuard::new(&vital, &self.recorder, started);
+        let waiting = CancelGuard::hold(vital, &self.recorder, started);
         let (sent_result, retries) = self.send_resilient(provider, &caller, endpoint.path, upstream_body).await;
-        waiting.disarm();
+        let mut vital = waiting.release();
         vital.retries = retries;
         let (response, provider) = match sent_result {
             Ok(answered) => answered,
@@ -524,16 +524,16 @@ impl Gateway {
     async fn relay_whole(
         &self,
         response: reqwest::Response,
-        mut vital: Vital,
+        vital: Vital,
         started: Instant,
         facts: &RequestFacts,
         dialect: Dialect,
     ) -> Response {
         let status = response.status();
         let relayed = relayed_headers(response.headers());
-        let reading = CancelGuard::new(&vital, &self.recorder, started);
+        let reading = CancelGuard::hold(vital, &self.recorder, started);
         let read = read_capped(response).await;
-        reading.disarm();
+        let mut vital = reading.release();
         let bytes = match read {
             Ok(bytes) => bytes,
             Err(message) => {
@@ -585,8 +585,8 @@ fn relayed_headers(upstream: &axum::http::HeaderMap) -> axum::http::HeaderMap {
     out
 }
 
-/// Records a call as `cancelled` if the future waiting on the provider is dropped (the
-/// client went away) before the call has its own outcome; disarmed once it does.
+/// Holds a call's vital while waiting on the provider, and records it as `cancelled` if
+/// that wait is dropped (the client went away); `release` hands it back once the wait ends.
 struct CancelGuard<'a> {
     vital: Option<Vital>,
     recorder: &'a Recorder,
@@ -594,12 +594,12 @@ struct CancelGuard<'a> {
 }
 
 impl<'a> CancelGuard<'a> {
-    fn new(vital: &Vital, recorder: &'a Recorder, started: Instant) -> Self {
-        CancelGuard { vital: Some(vital.clone()), recorder, started }
+    fn hold(vital: Vital, recorder: &'a Recorder, started: Instant) -> Self {
+        CancelGuard { vital: Some(vital), recorder, started }
     }
 
-    fn disarm(mut self) {
-        self.vital = None;
+    fn release(mut self) -> Vital {
+        self.vital.take().unwrap_or_else(|| unreachable!("a held vital is taken only here or in drop"))
     }
 }
 
