@@ -145,6 +145,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("vigil {}", BUILD.version);
             println!("git revision: {}", BUILD.git_sha);
             println!("schema version: {}", vigil_store::migrations::head_version());
+            match std::env::current_exe().map_err(|e| e.to_string()).and_then(|exe| vigil_harness::sandbox::probe(&exe))
+            {
+                Ok(enforced) => {
+                    println!("plugin sandbox on this system:");
+                    for (name, protection) in enforced.entries() {
+                        let state = if protection.enforced { "enforced" } else { "NOT enforced" };
+                        println!("  {name:<10} {state}: {}", protection.detail);
+                    }
+                }
+                Err(why) => println!("plugin sandbox: unknown ({why})"),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -8,4 +8,5 @@ mod cli;
 mod crash;
 mod gateway;
 mod mock_upstream;
+mod sandbox;
 mod support;

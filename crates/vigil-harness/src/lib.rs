@@ -1,0 +1,8 @@
+//! The harness: running analysis plugins against an input, and proving what ran.
+//!
+//! [`sandbox`] runs one untrusted command under a policy (no network, a filesystem
+//! allowlist, rlimits, an unprivileged user, a seccomp filter) through the `vigil
+//! __sandbox-exec` helper, and reports truthfully what was enforced and what the command
+//! attempted.
+
+pub mod sandbox;

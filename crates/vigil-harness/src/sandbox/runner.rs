@@ -1,0 +1,254 @@
+//! The server's side of a sandboxed execution: start the helper, feed stdin, cap stdout and
+//! the stderr log, enforce the wall clock, and classify the ending.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::classify::{Ending, Verdict, classify};
+use super::{Enforcement, Exit, HELPER_SUBCOMMAND, HelperReport, POLICY_ENV, Policy};
+
+/// How much of the end of stderr is kept in memory to explain a failure.
+const STDERR_TAIL_BYTES: usize = 8 * 1024;
+/// How long to wait for the pipes to drain once the process group is gone.
+const DRAIN_MS: u64 = 2_000;
+
+/// Errors that prevent an execution from being attempted at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("cannot start the sandbox helper {helper}: {source}")]
+    Spawn {
+        helper: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the stderr log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A pool of user ids, one per concurrent execution, so a per-user process limit counts
+/// only that execution's processes.
+///
+/// Each pool takes a randomly placed block of `count` ids inside a range of
+/// [`UidPool::SPAN`] ids, and skips an id that still has processes, so two Vigil processes
+/// on one machine (a server and a `vigil run`) do not share a user by accident.
+#[derive(Debug)]
+pub struct UidPool {
+    free: Mutex<Vec<u32>>,
+}
+
+impl UidPool {
+    /// First id of the range: far above the ids distributions hand out.
+    pub const DEFAULT_BASE: u32 = 2_100_000_000;
+    /// Size of the range blocks are placed in.
+    pub const SPAN: u32 = 1 << 24;
+
+    pub fn new(base: u32, count: u32) -> Self {
+        let mut seed = [0u8; 4];
+        let _ = getrandom::fill(&mut seed);
+        let blocks = (Self::SPAN / count.max(1)).max(1);
+        let start = base.saturating_add((u32::from_le_bytes(seed) % blocks) * count);
+        UidPool { free: Mutex::new((start..start.saturating_add(count)).rev().collect()) }
+    }
+
+    fn acquire(self: &Arc<Self>) -> Option<UidLease> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let at = free.iter().rposition(|&uid| !super::helper::user_has_processes(uid))?;
+        let uid = free.remove(at);
+        Some(UidLease { pool: Arc::clone(self), uid })
+    }
+}
+
+struct UidLease {
+    pool: Arc<UidPool>,
+    uid: u32,
+}
+
+impl Drop for UidLease {
+    fn drop(&mut self) {
+        self.pool.free.lock().unwrap_or_else(|e| e.into_inner()).push(self.uid);
+    }
+}
+
+/// One command to run in the sandbox.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The policy; its `uid` is assigned by the runner.
+    pub policy: Policy,
+    /// Written to the command's stdin, which is then closed.
+    pub stdin: Vec<u8>,
+    pub wall: Duration,
+    pub stdout_cap_bytes: usize,
+    /// Where stderr is written, up to `stderr_cap_bytes`.
+    pub stderr_log: PathBuf,
+    pub stderr_cap_bytes: u64,
+}
+
+/// How one execution went.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub stdout: Vec<u8>,
+    /// Bytes the command wrote to stderr, including any beyond the log's cap.
+    pub stderr_bytes: u64,
+    pub stderr_truncated: bool,
+    pub enforced: Enforcement,
+    pub exit: Option<Exit>,
+    pub wall: Duration,
+    pub cpu_us: u64,
+    pub max_rss_kib: u64,
+}
+
+/// Starts sandboxed executions through the `vigil __sandbox-exec` helper.
+#[derive(Clone, Debug)]
+pub struct Runner {
+    helper: PathBuf,
+    uids: Arc<UidPool>,
+}
+
+impl Runner {
+    /// `helper` is the `vigil` binary (normally `std::env::current_exe()`).
+    pub fn new(helper: PathBuf, uids: UidPool) -> Self {
+        Runner { helper, uids: Arc::new(uids) }
+    }
+
+    pub async fn run(&self, job: Job) -> Result<Outcome, RunnerError> {
+        let Job { mut policy, stdin, wall, stdout_cap_bytes, stderr_log, stderr_cap_bytes } = job;
+        let lease = self.uids.acquire();
+        policy.uid = lease.as_ref().map(|l| l.uid);
+        let _ = std::fs::remove_file(&policy.report_path);
+        let log = tokio::fs::File::create(&stderr_log)
+            .await
+            .map_err(|source| RunnerError::Log { path: stderr_log.clone(), source })?;
+        let policy_json = serde_json::to_string(&policy).unwrap_or_default();
+
+        let started = Instant::now();
+        let mut child = Command::new(&self.helper)
+            .arg(HELPER_SUBCOMMAND)
+            .env_clear()
+            .env(POLICY_ENV, policy_json)
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| RunnerError::Spawn { helper: self.helper.clone(), source })?;
+        let group = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+
+        if let Some(mut pipe) = child.stdin.take() {
+            // A command that never reads its input must not block the runner.
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&stdin).await;
+            });
+        }
+        let (flood_tx, flood_rx) = tokio::sync::oneshot::channel();
+        let stdout = child.stdout.take().map(|pipe| tokio::spawn(read_capped(pipe, stdout_cap_bytes, flood_tx)));
+        let stderr = child.stderr.take().map(|pipe| tokio::spawn(log_capped(pipe, log, stderr_cap_bytes)));
+
+        let ending = tokio::select! {
+            _ = child.wait() => Ending::Exited,
+            () = tokio::time::sleep(wall) => Ending::WallClock,
+            Ok(()) = flood_rx => Ending::StdoutFlood,
+        };
+        if ending != Ending::Exited {
+            // The helper is alive (it has not been reaped), so its group id is still ours.
+            if let Some(group) = group {
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+        }
+        let elapsed = started.elapsed();
+        drop(lease);
+
+        let drain = Duration::from_millis(DRAIN_MS);
+        let stdout = match stdout {
+            Some(task) => tokio::time::timeout(drain, task).await.ok().and_then(Result::ok).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let (stderr_bytes, stderr_truncated, tail) = match stderr {
+            Some(task) => tokio::time::timeout(drain, task).await.ok().and_then(Result::ok).unwrap_or_default(),
+            None => Default::default(),
+        };
+
+        let report = read_report(&policy.report_path);
+        let tail = String::from_utf8_lossy(&tail);
+        let verdict = classify(ending, report.as_ref(), &tail, &policy.limits, wall, stdout_cap_bytes);
+        let report = report.unwrap_or_default();
+        Ok(Outcome {
+            verdict,
+            stdout,
+            stderr_bytes,
+            stderr_truncated,
+            enforced: report.enforced,
+            exit: report.exit,
+            wall: elapsed,
+            cpu_us: report.cpu_user_us + report.cpu_system_us,
+            max_rss_kib: report.max_rss_kib,
+        })
+    }
+}
+
+fn read_report(path: &Path) -> Option<HelperReport> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Reads up to `cap` bytes; on more, signals `flood` and stops reading.
+async fn read_capped(mut pipe: impl AsyncRead + Unpin, cap: usize, flood: tokio::sync::oneshot::Sender<()>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if kept.len() + n > cap {
+                    let _ = flood.send(());
+                    break;
+                }
+                kept.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    kept
+}
+
+/// Copies the stream into `log` up to `cap` bytes and keeps reading (so the command never
+/// blocks on a full pipe) while remembering the last few KiB. Returns the total byte count,
+/// whether the log was truncated, and the tail.
+async fn log_capped(mut pipe: impl AsyncRead + Unpin, mut log: tokio::fs::File, cap: u64) -> (u64, bool, Vec<u8>) {
+    let mut total = 0u64;
+    let mut tail: VecDeque<u8> = VecDeque::with_capacity(STDERR_TAIL_BYTES);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        let room = usize::try_from(cap.saturating_sub(total)).unwrap_or(usize::MAX).min(n);
+        if room > 0 && log.write_all(&chunk[..room]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+        for &b in chunk.iter().skip(n.saturating_sub(STDERR_TAIL_BYTES)) {
+            if tail.len() == STDERR_TAIL_BYTES {
+                tail.pop_front();
+            }
+            tail.push_back(b);
+        }
+    }
+    let _ = log.flush().await;
+    (total, total > cap, tail.into())
+}
