@@ -5,4 +5,6 @@
 //! __sandbox-exec` helper, and reports truthfully what was enforced and what the command
 //! attempted.
 
+pub mod format;
 pub mod sandbox;
+pub mod uploads;

@@ -38,6 +38,9 @@ use crate::auth::{Principal, authorize, identify};
 use crate::routes::{Access, is_mutating};
 use crate::state::AppState;
 
+/// How long an upload may take, body included. Its size cap bounds it too.
+pub const UPLOAD_DEADLINE: Duration = Duration::from_secs(60 * 60);
+
 /// What a handler needs to write the audit entry for its request itself.
 #[derive(Clone, Debug)]
 pub struct AuditContext {
@@ -118,6 +121,7 @@ struct RouteFacts {
     action: &'static str,
     audited: bool,
     model_call: bool,
+    streamed_body: bool,
 }
 
 impl RouteFacts {
@@ -128,6 +132,7 @@ impl RouteFacts {
                 action: spec.operation,
                 audited: spec.audited(),
                 model_call: spec.model_call,
+                streamed_body: spec.streamed_body,
             },
             // Default-deny, and unrouted `/v1/...` paths are refused in the provider's shape.
             None => RouteFacts {
@@ -135,14 +140,16 @@ impl RouteFacts {
                 action: "unrouted",
                 audited: is_mutating(req.method()),
                 model_call: crate::is_provider_path(req.uri().path()),
+                streamed_body: false,
             },
         }
     }
 }
 
 async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next, route: RouteFacts) -> Response {
-    let RouteFacts { access, action, audited: mutating, model_call } = route;
-    let deadline = state.config.http.request_timeout;
+    let RouteFacts { access, action, audited: mutating, model_call, streamed_body } = route;
+    // An upload of a large file takes longer than an API call; its size cap bounds it.
+    let deadline = if streamed_body { UPLOAD_DEADLINE } else { state.config.http.request_timeout };
 
     let identity = identify(&state, req.headers(), peer.ip(), model_call).await;
     let principal = identity.as_ref().ok().and_then(Option::as_ref).cloned();
@@ -154,7 +161,8 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next, rou
         body_sha256: Sha256Digest::of(b""),
     });
 
-    let admitted = admit_and_run(&state, req, peer, identity, Guard { access, model_call }, audit.clone(), next);
+    let admitted =
+        admit_and_run(&state, req, peer, identity, Guard { access, model_call, streamed_body }, audit.clone(), next);
     // Model calls are bounded by their provider's own timeout instead: a long generation
     // must not be cut off at the API's deadline.
     let (response, body_sha256) = if model_call {
@@ -192,6 +200,8 @@ struct Guard {
     access: Access,
     /// Refusals go out in the provider's error shape.
     model_call: bool,
+    /// The handler streams the body itself and records its hash.
+    streamed_body: bool,
 }
 
 /// Everything between identification and the handler. Returns the response and, for
@@ -205,7 +215,7 @@ async fn admit_and_run(
     audit: Option<AuditContext>,
     next: Next,
 ) -> (Response, Option<Sha256Digest>) {
-    let Guard { access, model_call } = guard;
+    let Guard { access, model_call, streamed_body } = guard;
     // Model-call clients are provider SDKs: refuse them in the provider's error shape.
     let render = |e: ApiError| if model_call { provider_error(e) } else { e.into_response() };
     // Callers with a valid key are limited per key; everyone else (no key, a bad key, or a
@@ -229,16 +239,21 @@ async fn admit_and_run(
     };
     let cap = state.config.http.max_body_bytes;
     if let Some(refusal) = refusal {
-        // Hash what the refused caller sent without keeping it.
+        // Hash what the refused caller sent without keeping it (an upload is not read at all).
         let digest = match audit {
-            Some(_) => read_body(req.into_body(), cap, false).await.ok().map(|(digest, _)| digest),
-            None => None,
+            Some(_) if !streamed_body => read_body(req.into_body(), cap, false).await.ok().map(|(digest, _)| digest),
+            _ => None,
         };
         return (render(refusal), digest);
     }
 
     let (mut req, body_sha256) = match audit {
         None => (req, None),
+        Some(audit) if streamed_body => {
+            let mut req = req;
+            req.extensions_mut().insert(audit);
+            (req, None)
+        }
         Some(mut audit) => {
             if declared_length(&req).is_some_and(|n| n > cap as u64) {
                 return (ApiError::payload_too_large(cap as u64).into_response(), None);

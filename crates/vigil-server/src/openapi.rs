@@ -62,6 +62,11 @@ pub fn document(specs: &[RouteSpec], version: &str) -> Value {
                 "requestBody".into(),
                 json!({ "required": true, "content": { "application/json": { "schema": body(&mut generator).to_value() } } }),
             );
+        } else if spec.streamed_body {
+            op.insert(
+                "requestBody".into(),
+                json!({ "required": true, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } }),
+            );
         }
         let content = match spec.answer {
             Answer::Json(schema) => json!({ "application/json": { "schema": schema(&mut generator).to_value() } }),

@@ -14,7 +14,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use vigil_core::scope::Scope;
 
 use crate::api::{Envelope, ListPage};
-use crate::handlers::{audit, gateway, health, keys, meta};
+use crate::handlers::{audit, gateway, health, keys, meta, uploads};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -55,6 +55,10 @@ pub struct RouteSpec {
     /// A model call through the gateway: recorded as a vital rather than an audit entry,
     /// and `Authorization: Bearer` may carry the caller's provider key instead of a Vigil key.
     pub model_call: bool,
+    /// The body is raw content streamed by the handler to storage (an upload), not a JSON
+    /// document: the gate neither buffers nor hashes it, the handler records the content's
+    /// hash in the audit entry, and the handler enforces its own size cap.
+    pub streamed_body: bool,
 }
 
 impl RouteSpec {
@@ -96,6 +100,7 @@ fn route(method: Method, path: &'static str, operation: &'static str, access: Ac
         query: None,
         answer: Answer::Raw("application/json"),
         model_call: false,
+        streamed_body: false,
     })
 }
 
@@ -132,6 +137,12 @@ impl RouteBuilder {
         self
     }
 
+    /// A raw body streamed to storage: see [`RouteSpec::streamed_body`].
+    fn streamed(mut self) -> Self {
+        self.0.streamed_body = true;
+        self
+    }
+
     fn raw(mut self, media_type: &'static str) -> Self {
         self.0.answer = Answer::Raw(media_type);
         self
@@ -143,6 +154,10 @@ impl RouteBuilder {
         let mut handler = on(filter, handler);
         if self.0.model_call {
             handler = handler.layer(DefaultBodyLimit::max(GATEWAY_BODY_BYTES_MAX));
+        }
+        if self.0.streamed_body {
+            // The handler streams to the blob store, which enforces the configured cap.
+            handler = handler.layer(DefaultBodyLimit::disable());
         }
         Route { spec: self.0, handler }
     }
@@ -250,6 +265,22 @@ pub fn routes() -> Vec<Route> {
             .raw("application/json")
             .model_call()
             .to(gateway::models),
+        route(Method::POST, "/api/v1/uploads", "uploads.create", WRITE)
+            .summary("Upload content (the raw body, streamed); `?name=` gives its file name. Content that already exists is reused, and the answer says so")
+            .status(201)
+            .query::<uploads::CreateQuery>()
+            .data::<uploads::Uploaded>()
+            .streamed()
+            .to(uploads::create),
+        route(Method::GET, "/api/v1/uploads", "uploads.list", READ)
+            .summary("Uploads, newest first")
+            .query::<uploads::ListQuery>()
+            .data::<ListPage<vigil_store::UploadRecord>>()
+            .to(uploads::list),
+        route(Method::GET, "/api/v1/uploads/{id}", "uploads.get", READ)
+            .summary("One upload")
+            .data::<vigil_store::UploadRecord>()
+            .to(uploads::get),
         route(Method::GET, "/api/v1/audit/verify", "audit.verify", ADMIN)
             .summary("Walk the audit hash chain and report the first break")
             .data::<vigil_store::AuditVerification>()

@@ -109,6 +109,88 @@ CREATE TABLE agents (
 ) STRICT;
 "#,
     },
+    Migration {
+        version: 3,
+        name: "harness: uploads, runs, plugin executions, lineage",
+        sql: r#"
+-- One row per distinct content; each attempt to upload it is its own row below.
+CREATE TABLE uploads (
+    id          TEXT PRIMARY KEY,
+    sha256      TEXT NOT NULL UNIQUE,
+    size_bytes  INTEGER NOT NULL,
+    file_name   TEXT NOT NULL,
+    format      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE upload_attempts (
+    id          TEXT PRIMARY KEY,
+    upload_id   TEXT NOT NULL REFERENCES uploads (id),
+    file_name   TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    by          TEXT NOT NULL,
+    reused      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX upload_attempts_upload ON upload_attempts (upload_id, at);
+
+CREATE TABLE runs (
+    id           TEXT PRIMARY KEY,
+    upload_id    TEXT NOT NULL REFERENCES uploads (id),
+    status       TEXT NOT NULL CHECK (status IN
+                     ('queued', 'running', 'completed', 'completed_with_errors', 'failed', 'canceled', 'crashed')),
+    seed         INTEGER NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    pipeline     TEXT,
+    plan         TEXT NOT NULL,
+    settings     TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    created_by   TEXT NOT NULL,
+    started_at   INTEGER,
+    finished_at  INTEGER,
+    heartbeat_at INTEGER,
+    owner_pid    INTEGER,
+    error        TEXT,
+    pinned       INTEGER NOT NULL DEFAULT 0,
+    dir          TEXT NOT NULL
+) STRICT;
+CREATE INDEX runs_fingerprint ON runs (fingerprint, status);
+CREATE INDEX runs_status ON runs (status);
+
+CREATE TABLE plugin_executions (
+    run_id        TEXT NOT NULL REFERENCES runs (id),
+    plugin_id     TEXT NOT NULL,
+    plugin_version TEXT NOT NULL,
+    layer         INTEGER NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN
+                      ('pending', 'running', 'ok', 'error', 'timeout', 'violation', 'skipped', 'cached', 'blocked')),
+    cache_key     TEXT NOT NULL,
+    cached_from   TEXT,
+    started_at    INTEGER,
+    finished_at   INTEGER,
+    duration_us   INTEGER,
+    cpu_us        INTEGER,
+    max_rss_kib   INTEGER,
+    error         TEXT,
+    violations    TEXT NOT NULL DEFAULT '[]',
+    enforced      TEXT,
+    PRIMARY KEY (run_id, plugin_id)
+) STRICT;
+CREATE INDEX plugin_executions_cache ON plugin_executions (cache_key, status);
+
+-- upload → dataset version → run → plugin result → artifact
+CREATE TABLE lineage (
+    seq       INTEGER PRIMARY KEY,
+    run_id    TEXT NOT NULL REFERENCES runs (id),
+    from_kind TEXT NOT NULL,
+    from_id   TEXT NOT NULL,
+    to_kind   TEXT NOT NULL,
+    to_id     TEXT NOT NULL,
+    relation  TEXT NOT NULL
+) STRICT;
+CREATE INDEX lineage_run ON lineage (run_id, seq);
+"#,
+    },
 ];
 
 /// The schema version this binary writes and expects.

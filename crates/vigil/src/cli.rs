@@ -59,7 +59,19 @@ enum Command {
     /// Validate the configuration and print the effective settings (secrets redacted).
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Print version, git revision and supported schema version.
+    /// Store a file as an upload (content-addressed; identical content is reused) and print
+    /// its id, sha256, size and detected format.
+    Upload {
+        file: PathBuf,
+        /// The name to record (defaults to the file's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print version, git revision, supported schema version and the plugin sandbox this
+    /// system enforces.
     Version,
     /// Run a mock OpenAI-compatible provider on loopback (for demos, tests and benchmarks).
     MockUpstream {
@@ -141,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::MockUpstream { listen, delay_ms } => mock_upstream(listen, delay_ms),
+        Command::Upload { file, name, json } => upload(&global, &file, name, json),
         Command::Version => {
             println!("vigil {}", BUILD.version);
             println!("git revision: {}", BUILD.git_sha);
@@ -277,6 +290,53 @@ fn cli_audit(action: &str, target: String, body: &serde_json::Value) -> NewAudit
         body_sha256: Sha256Digest::of(body.to_string().as_bytes()),
         status: 0,
     }
+}
+
+fn upload(global: &Global, file: &Path, name: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
+    let (config, store) = open_store(global, true)?;
+    let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
+    let opened = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = opened.metadata().map(|m| m.len()).unwrap_or(0);
+    let name =
+        name.unwrap_or_else(|| file.file_name().map_or_else(|| "upload".into(), |n| n.to_string_lossy().into_owned()));
+    let bar = progress_bar(size);
+    let target = format!("file:{name}");
+    let audit = |digest: Sha256Digest| NewAuditEntry {
+        principal: "cli".to_owned(),
+        action: "uploads.create".to_owned(),
+        target: target.clone(),
+        request_id: None,
+        body_sha256: digest,
+        status: 0,
+    };
+    let attempt =
+        vigil_harness::uploads::store_upload(&store, &blobs, bar.wrap_read(opened), &name, "cli", Some(&audit))
+            .with_context(|| format!("uploading {}", file.display()))?;
+    bar.finish_and_clear();
+    let u = &attempt.upload;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&attempt)?);
+    } else {
+        if attempt.reused {
+            eprintln!(
+                "matched existing content, reusing upload {} from {} (first uploaded as {:?})",
+                u.id,
+                u.created_at.to_rfc3339(),
+                u.file_name
+            );
+        }
+        println!("upload {}\nsha256 {}\nsize   {} bytes\nformat {}", u.id, u.sha256, u.size_bytes, u.format);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A byte-progress bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+        bar.set_style(style);
+    }
+    bar
 }
 
 fn keys(global: &Global, cmd: KeysCommand) -> anyhow::Result<ExitCode> {

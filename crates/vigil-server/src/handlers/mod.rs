@@ -6,3 +6,4 @@ pub mod gateway;
 pub mod health;
 pub mod keys;
 pub mod meta;
+pub mod uploads;

@@ -7,6 +7,7 @@ mod audit;
 mod cli;
 mod crash;
 mod gateway;
+mod harness;
 mod mock_upstream;
 mod sandbox;
 mod support;

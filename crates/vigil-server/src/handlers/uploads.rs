@@ -1,0 +1,127 @@
+//! `/api/v1/uploads`: content streamed into the blob store, one upload per distinct sha256.
+//!
+//! The body is never held in memory: it streams from the socket through a bridge into
+//! [`vigil_harness::uploads::store_upload`] on the blocking pool; the blob store hashes, caps
+//! and verifies it.
+//! The first bytes decide the detected format. Content that already exists is reused, and
+//! the answer says so in words as well as in `reused`; the attempt is recorded either way.
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+use vigil_core::page::PageRequest;
+use vigil_core::provenance::Aggregation;
+use vigil_store::UploadAttempt;
+
+use crate::api::{ApiError, ApiQuery, ListPage, audited, envelope, read};
+use crate::auth::Principal;
+use crate::gate::AuditContext;
+use crate::state::AppState;
+
+const SOURCE: &str = "store:uploads";
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateQuery {
+    /// The file name (its last path component is kept). Used for format detection too.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u64>,
+}
+
+/// The answer to an upload.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Uploaded {
+    #[serde(flatten)]
+    pub attempt: UploadAttempt,
+    /// What happened, in words: a new upload, or which earlier upload was reused.
+    pub message: String,
+}
+
+impl Uploaded {
+    pub fn new(attempt: UploadAttempt) -> Self {
+        let u = &attempt.upload;
+        let message = if attempt.reused {
+            format!(
+                "matched existing content, reusing upload {} from {} (first uploaded as {:?})",
+                u.id,
+                u.created_at.to_rfc3339(),
+                u.file_name
+            )
+        } else {
+            format!("stored new upload {} ({} bytes, {})", u.id, u.size_bytes, u.format)
+        };
+        Uploaded { attempt, message }
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(audit): Extension<AuditContext>,
+    ApiQuery(q): ApiQuery<CreateQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = BodyReader { inner: SyncIoBridge::new(StreamReader::new(stream)), failed: None };
+    let file_name = q.name.unwrap_or_else(|| "upload".to_owned());
+    let by = principal.label();
+    let (store, blobs) = (state.store.clone(), state.blobs.clone());
+    let (stored, body_error) = tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        let entry = |digest| {
+            let mut audit = audit.clone();
+            audit.body_sha256 = digest;
+            audit.entry(StatusCode::CREATED)
+        };
+        let stored = vigil_harness::uploads::store_upload(&store, &blobs, &mut reader, &file_name, &by, Some(&entry));
+        (stored, reader.failed)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    let attempt = match (stored, body_error) {
+        (Ok(attempt), _) => attempt,
+        // The client went away or sent a broken body: their problem, not a storage failure.
+        (Err(_), Some(why)) => {
+            return Err(ApiError::bad_request("invalid_body", format!("could not read the request body: {why}")));
+        }
+        (Err(e), None) => return Err(e.into()),
+    };
+    let answer = envelope(Uploaded::new(attempt), Aggregation::Detail, SOURCE);
+    Ok(audited((StatusCode::CREATED, answer)))
+}
+
+/// The request body as a blocking reader that remembers whether reading it failed.
+struct BodyReader<R> {
+    inner: R,
+    failed: Option<String>,
+}
+
+impl<R: Read> Read for BodyReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| self.failed = Some(e.to_string()))
+    }
+}
+
+pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
+    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_uploads_page(page)).await?);
+    Ok(envelope(data, Aggregation::List, SOURCE).into_response())
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let upload = read(&state.store, 1, move |store| store.get_upload(&id)).await?;
+    Ok(envelope(upload, Aggregation::Detail, SOURCE).into_response())
+}
