@@ -5,6 +5,10 @@
 //! __sandbox-exec` helper, and reports truthfully what was enforced and what the command
 //! attempted.
 
+pub mod builtin;
 pub mod format;
+pub mod manifest;
+pub mod plan;
+pub mod protocol;
 pub mod sandbox;
 pub mod uploads;

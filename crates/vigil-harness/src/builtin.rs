@@ -1,0 +1,588 @@
+//! Built-in plugins: Rust code shipped inside Vigil, run exactly like external plugins.
+//!
+//! A built-in runs as `vigil __plugin NAME` inside the same sandbox, reading the same
+//! [`Request`] on stdin and writing a [`Response`] on stdout, so it gets no privilege an
+//! external plugin would not. [`manifests`] declares them; [`main`] is the entry point the
+//! binary dispatches to.
+//!
+//! - `core.inspect` (ingest): the input's identity: encoding, line endings, line count, a
+//!   content hash independent of BOM and line endings (the dataset's `data_hash`), and
+//!   findings for mixed line endings, a missing final newline, NUL bytes, invalid UTF-8.
+//! - `core.text_profile` (profile): line-level checks of text and tables: blank, duplicate
+//!   and over-long lines, trailing whitespace, and for delimited tables rows whose field
+//!   count differs from the header's (ragged rows), each with the line numbers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+
+use serde_json::{Value, json};
+use vigil_core::digest::Sha256Hasher;
+
+use crate::format::Format;
+use crate::manifest::{Plugin, RawManifest, ValidateContext, validate};
+use crate::protocol::{
+    DatasetVersion, Evidence, Finding, MeasurementType, PROTOCOL_VERSION, Request, Response, ResponseStatus, Severity,
+};
+
+/// The hidden subcommand that runs a built-in plugin.
+pub const PLUGIN_SUBCOMMAND: &str = "__plugin";
+/// Largest request a built-in reads from stdin.
+const REQUEST_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// Row numbers cited per finding; the count is always complete.
+const EVIDENCE_ROWS_MAX: usize = 20;
+/// Longest line `core.text_profile` keeps in memory for duplicate detection.
+const LINE_BYTES_KEPT_MAX: usize = 4096;
+
+/// The built-in plugins' manifests, validated.
+pub fn manifests(vigil_version: &str) -> Vec<Plugin> {
+    let inspect = (
+        "id = \"core.inspect\"\nname = \"Inspect input\"\nversion = \"1.0.0\"\ntype = \"ingest\"\nbuiltin = \"inspect\"\n\
+         description = \"Encoding, line endings, line count and a canonical content hash of any input\"\n\
+         [budgets]\ntime_limit_ms = 600000\nmemory_mb = 256\n",
+        json!({ "type": "object", "additionalProperties": false }),
+    );
+    let profile = (
+        "id = \"core.text_profile\"\nname = \"Text and table lines\"\nversion = \"1.0.0\"\ntype = \"profile\"\n\
+         builtin = \"text_profile\"\ndepends_on = [\"core.inspect\"]\ninput_formats = [\"csv\", \"tsv\", \"text\", \"json\", \"ndjson\"]\n\
+         description = \"Blank, duplicate, long and ragged lines, with line numbers\"\n\
+         [budgets]\ntime_limit_ms = 600000\nmemory_mb = 1024\n",
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "long_line_bytes": { "type": "integer", "minimum": 1, "default": 10000 }
+            }
+        }),
+    );
+    [inspect, profile]
+        .into_iter()
+        .filter_map(|(toml_text, config_schema)| {
+            let raw: RawManifest = toml::from_str(toml_text).ok()?;
+            let cx =
+                ValidateContext { dir: None, inline_schemas: Some((config_schema, response_schema())), vigil_version };
+            validate(raw, &cx).ok()
+        })
+        .collect()
+}
+
+/// The output schema of the built-ins: the protocol's response shape.
+fn response_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": { "enum": ["ok", "error"] },
+            "findings": { "type": "array" },
+            "metrics": { "type": "object" }
+        }
+    })
+}
+
+/// Entry point of `vigil __plugin NAME`: request on stdin, response on stdout. Returns the
+/// process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let Some(name) = args.first() else {
+        eprintln!("usage: vigil __plugin NAME");
+        return 2;
+    };
+    let mut raw = String::new();
+    if let Err(e) = std::io::stdin().take(REQUEST_BYTES_MAX).read_to_string(&mut raw) {
+        eprintln!("cannot read the request: {e}");
+        return 2;
+    }
+    let request: Request = match serde_json::from_str(&raw) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("invalid request: {e}");
+            return 2;
+        }
+    };
+    if request.protocol != PROTOCOL_VERSION {
+        eprintln!("unsupported protocol version {}", request.protocol);
+        return 2;
+    }
+    let result = match name.as_str() {
+        "inspect" => inspect(&request),
+        "text_profile" => text_profile(&request),
+        other => Err(format!("no built-in plugin named {other:?}")),
+    };
+    let response = result.unwrap_or_else(|e| Response {
+        status: ResponseStatus::Error,
+        summary: String::new(),
+        error: Some(e),
+        findings: Vec::new(),
+        metrics: BTreeMap::new(),
+        artifacts: Vec::new(),
+        dataset: None,
+        sampling: None,
+        data: None,
+    });
+    let mut out = std::io::stdout().lock();
+    match serde_json::to_writer(&mut out, &response).and_then(|()| out.flush().map_err(serde_json::Error::io)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cannot write the response: {e}");
+            1
+        }
+    }
+}
+
+fn ok(summary: String, findings: Vec<Finding>, metrics: BTreeMap<String, Value>) -> Response {
+    Response {
+        status: ResponseStatus::Ok,
+        summary,
+        error: None,
+        findings,
+        metrics,
+        artifacts: Vec::new(),
+        dataset: None,
+        sampling: Some(json!({ "complete": true })),
+        data: None,
+    }
+}
+
+fn measured(kind: &str, title: String, severity: Severity, evidence: Evidence) -> Finding {
+    Finding {
+        kind: kind.to_owned(),
+        title,
+        severity,
+        measurement_type: Some(MeasurementType::Measured),
+        evidence: Some(evidence),
+        assumptions: Vec::new(),
+        value: None,
+    }
+}
+
+fn rows_evidence(rows: &[u64], values: BTreeMap<String, Value>) -> Evidence {
+    Evidence { columns: Vec::new(), rows: rows.iter().copied().take(EVIDENCE_ROWS_MAX).collect(), values }
+}
+
+/// Streaming facts about the bytes of an input.
+#[derive(Default)]
+struct ByteFacts {
+    bytes: u64,
+    lines: u64,
+    crlf: Vec<u64>,
+    crlf_count: u64,
+    lf_count: u64,
+    lf_lines: Vec<u64>,
+    nul_lines: Vec<u64>,
+    nul_count: u64,
+    invalid_utf8_lines: Vec<u64>,
+    invalid_utf8_count: u64,
+    ends_with_newline: bool,
+    bom: Option<&'static str>,
+}
+
+fn inspect(request: &Request) -> Result<Response, String> {
+    let file = std::fs::File::open(&request.input.path).map_err(|e| format!("cannot open the input: {e}"))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut facts = ByteFacts::default();
+    // The canonical hash: BOM dropped, CRLF read as LF, a final newline implied.
+    let mut canonical = Sha256Hasher::new();
+    let mut line = Vec::new();
+    let mut first = true;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(|e| format!("cannot read the input: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        facts.bytes += n as u64;
+        facts.lines += 1;
+        let number = facts.lines;
+        let mut content: &[u8] = &line;
+        if first {
+            first = false;
+            for (bom, name) in [(&b"\xEF\xBB\xBF"[..], "utf-8"), (b"\xFF\xFE", "utf-16le"), (b"\xFE\xFF", "utf-16be")] {
+                if content.starts_with(bom) {
+                    facts.bom = Some(name);
+                    content = &content[bom.len()..];
+                }
+            }
+        }
+        let had_newline = content.ends_with(b"\n");
+        facts.ends_with_newline = had_newline;
+        if had_newline {
+            content = &content[..content.len() - 1];
+            if content.ends_with(b"\r") {
+                content = &content[..content.len() - 1];
+                facts.crlf_count += 1;
+                push_capped(&mut facts.crlf, number);
+            } else {
+                facts.lf_count += 1;
+                push_capped(&mut facts.lf_lines, number);
+            }
+        }
+        if content.contains(&0) {
+            facts.nul_count += 1;
+            push_capped(&mut facts.nul_lines, number);
+        }
+        if facts.bom.is_none_or(|b| b == "utf-8") && std::str::from_utf8(content).is_err() {
+            facts.invalid_utf8_count += 1;
+            push_capped(&mut facts.invalid_utf8_lines, number);
+        }
+        canonical.update(content);
+        canonical.update(b"\n");
+    }
+    let format: Format = request.input.format.parse().unwrap_or(Format::Binary);
+    let is_text = !matches!(
+        format,
+        Format::Binary
+            | Format::Zip
+            | Format::Gzip
+            | Format::Xlsx
+            | Format::Parquet
+            | Format::Pdf
+            | Format::Wav
+            | Format::Flac
+            | Format::Mp3
+            | Format::Ogg
+    );
+    let data_hash = if is_text { canonical.finish().to_string() } else { request.input.sha256.clone() };
+
+    let mut findings = Vec::new();
+    if facts.bytes == 0 {
+        findings.push(measured(
+            "empty_input",
+            "The input is empty".into(),
+            Severity::High,
+            Evidence { values: BTreeMap::from([("bytes".to_owned(), json!(0))]), ..Evidence::default() },
+        ));
+    }
+    if is_text {
+        if facts.crlf_count > 0 && facts.lf_count > 0 {
+            let (minority, rows) =
+                if facts.crlf_count <= facts.lf_count { ("CRLF", &facts.crlf) } else { ("LF", &facts.lf_lines) };
+            findings.push(measured(
+                "mixed_line_endings",
+                format!("Mixed line endings: {} CRLF and {} LF lines", facts.crlf_count, facts.lf_count),
+                Severity::Low,
+                rows_evidence(
+                    rows,
+                    BTreeMap::from([
+                        ("crlf_lines".to_owned(), json!(facts.crlf_count)),
+                        ("lf_lines".to_owned(), json!(facts.lf_count)),
+                        ("rows_cited".to_owned(), json!(format!("lines ending in {minority}"))),
+                    ]),
+                ),
+            ));
+        }
+        if facts.bytes > 0 && !facts.ends_with_newline {
+            findings.push(measured(
+                "missing_final_newline",
+                "The last line has no line ending".into(),
+                Severity::Info,
+                rows_evidence(&[facts.lines], BTreeMap::new()),
+            ));
+        }
+        if facts.nul_count > 0 {
+            findings.push(measured(
+                "nul_bytes",
+                format!("{} lines contain NUL bytes", facts.nul_count),
+                Severity::Medium,
+                rows_evidence(&facts.nul_lines, BTreeMap::from([("lines".to_owned(), json!(facts.nul_count))])),
+            ));
+        }
+        if facts.invalid_utf8_count > 0 && facts.bom.is_some() {
+            findings.push(measured(
+                "invalid_utf8",
+                format!("{} lines are not valid UTF-8", facts.invalid_utf8_count),
+                Severity::Medium,
+                rows_evidence(
+                    &facts.invalid_utf8_lines,
+                    BTreeMap::from([("lines".to_owned(), json!(facts.invalid_utf8_count))]),
+                ),
+            ));
+        }
+    }
+    let encoding = match (facts.bom, facts.invalid_utf8_count) {
+        (Some(bom), _) => format!("{bom} with BOM"),
+        (None, 0) if is_text => "utf-8".to_owned(),
+        (None, _) if is_text => "latin-1 (not valid UTF-8)".to_owned(),
+        _ => "binary".to_owned(),
+    };
+    let line_ending = match (facts.crlf_count, facts.lf_count) {
+        (0, 0) => "none",
+        (_, 0) => "crlf",
+        (0, _) => "lf",
+        _ => "mixed",
+    };
+    let columns = if matches!(format, Format::Csv | Format::Tsv) { header_fields(request, format) } else { 0 };
+    let rows = if matches!(format, Format::Csv | Format::Tsv) { facts.lines.saturating_sub(1) } else { facts.lines };
+    let metrics = BTreeMap::from([
+        ("bytes".to_owned(), json!(facts.bytes)),
+        ("lines".to_owned(), json!(facts.lines)),
+        ("encoding".to_owned(), json!(encoding)),
+        ("line_ending".to_owned(), json!(line_ending)),
+        ("format".to_owned(), json!(format)),
+    ]);
+    let mut response = ok(
+        format!(
+            "{} input, {} bytes, {} lines, {encoding}, {line_ending} line endings",
+            format, facts.bytes, facts.lines
+        ),
+        findings,
+        metrics,
+    );
+    response.dataset = Some(DatasetVersion { data_hash, rows, columns });
+    Ok(response)
+}
+
+fn push_capped(rows: &mut Vec<u64>, row: u64) {
+    if rows.len() < EVIDENCE_ROWS_MAX {
+        rows.push(row);
+    }
+}
+
+fn delimiter_of(format: Format) -> u8 {
+    if format == Format::Tsv { b'\t' } else { b',' }
+}
+
+fn header_fields(request: &Request, format: Format) -> u64 {
+    let Ok(file) = std::fs::File::open(&request.input.path) else { return 0 };
+    let mut first = Vec::new();
+    if BufReader::new(file).take(1 << 20).read_until(b'\n', &mut first).is_err() {
+        return 0;
+    }
+    let delimiter = sniff_delimiter(&first).unwrap_or(delimiter_of(format));
+    fields(&first, delimiter) as u64
+}
+
+/// The delimiter a header line uses: the most frequent of `,` `\t` `;` `|` outside quotes.
+fn sniff_delimiter(line: &[u8]) -> Option<u8> {
+    [b',', b'\t', b';', b'|']
+        .into_iter()
+        .map(|d| (d, fields(line, d)))
+        .filter(|(_, n)| *n > 1)
+        .max_by_key(|(_, n)| *n)
+        .map(|(d, _)| d)
+}
+
+/// Fields on one line, honouring double quotes.
+fn fields(line: &[u8], delimiter: u8) -> usize {
+    let mut quoted = false;
+    let mut count = 1;
+    for &b in line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if b == delimiter && !quoted {
+            count += 1;
+        }
+    }
+    count
+}
+
+fn text_profile(request: &Request) -> Result<Response, String> {
+    let long_line = request.config.get("long_line_bytes").and_then(Value::as_u64).unwrap_or(10_000);
+    let format: Format = request.input.format.parse().unwrap_or(Format::Text);
+    let delimited = matches!(format, Format::Csv | Format::Tsv);
+    let file = std::fs::File::open(&request.input.path).map_err(|e| format!("cannot open the input: {e}"))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    let (mut blank, mut trailing, mut long, mut ragged) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut blank_n, mut trailing_n, mut long_n, mut ragged_n, mut dup_n) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut dup_rows = Vec::new();
+    let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut header: Option<(u8, usize)> = None;
+    let mut longest = 0usize;
+    let mut field_counts: BTreeMap<usize, u64> = BTreeMap::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(|e| format!("cannot read the input: {e}"))? == 0 {
+            break;
+        }
+        number += 1;
+        let mut content: &[u8] = &line;
+        if number == 1 && content.starts_with(b"\xEF\xBB\xBF") {
+            content = &content[3..];
+        }
+        while content.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            content = &content[..content.len() - 1];
+        }
+        longest = longest.max(content.len());
+        if content.iter().all(u8::is_ascii_whitespace) {
+            blank_n += 1;
+            push_capped(&mut blank, number);
+            continue;
+        }
+        if content.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            trailing_n += 1;
+            push_capped(&mut trailing, number);
+        }
+        if content.len() as u64 > long_line {
+            long_n += 1;
+            push_capped(&mut long, number);
+        }
+        if delimited {
+            match header {
+                None => {
+                    let d = sniff_delimiter(content).unwrap_or(delimiter_of(format));
+                    header = Some((d, fields(content, d)));
+                }
+                Some((d, expected)) => {
+                    let n = fields(content, d);
+                    *field_counts.entry(n).or_default() += 1;
+                    if n != expected {
+                        ragged_n += 1;
+                        push_capped(&mut ragged, number);
+                    }
+                }
+            }
+        }
+        if content.len() <= LINE_BYTES_KEPT_MAX {
+            match seen.get(content) {
+                Some(&earlier) => {
+                    dup_n += 1;
+                    if dup_rows.len() < EVIDENCE_ROWS_MAX {
+                        dup_rows.push((earlier, number));
+                    }
+                }
+                None => {
+                    seen.insert(content.to_vec(), number);
+                }
+            }
+        }
+    }
+
+    let mut findings = Vec::new();
+    let count = |n: u64| BTreeMap::from([("lines".to_owned(), json!(n))]);
+    if blank_n > 0 {
+        findings.push(measured(
+            "blank_lines",
+            format!("{blank_n} blank lines"),
+            Severity::Low,
+            rows_evidence(&blank, count(blank_n)),
+        ));
+    }
+    if dup_n > 0 {
+        let rows: Vec<u64> = dup_rows.iter().map(|(_, later)| *later).collect();
+        let pairs: Vec<Value> = dup_rows.iter().map(|(a, b)| json!([a, b])).collect();
+        let mut values = count(dup_n);
+        values.insert("first_seen_and_repeat".to_owned(), Value::Array(pairs));
+        let what = if delimited { "rows" } else { "lines" };
+        findings.push(measured(
+            if delimited { "duplicate_rows" } else { "duplicate_lines" },
+            format!("{dup_n} exact duplicate {what}"),
+            Severity::Medium,
+            rows_evidence(&rows, values),
+        ));
+    }
+    if trailing_n > 0 {
+        findings.push(measured(
+            "trailing_whitespace",
+            format!("{trailing_n} lines end in whitespace"),
+            Severity::Info,
+            rows_evidence(&trailing, count(trailing_n)),
+        ));
+    }
+    if long_n > 0 {
+        findings.push(measured(
+            "long_lines",
+            format!("{long_n} lines longer than {long_line} bytes"),
+            Severity::Low,
+            rows_evidence(&long, count(long_n)),
+        ));
+    }
+    if let (true, Some((_, expected))) = (ragged_n > 0, header) {
+        let mut values = count(ragged_n);
+        values.insert("header_fields".to_owned(), json!(expected));
+        values.insert(
+            "rows_by_field_count".to_owned(),
+            json!(field_counts.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>()),
+        );
+        findings.push(measured(
+            "ragged_rows",
+            format!("{ragged_n} rows do not have the header's {expected} fields"),
+            Severity::High,
+            rows_evidence(&ragged, values),
+        ));
+    }
+    let metrics = BTreeMap::from([
+        ("lines".to_owned(), json!(number)),
+        ("blank_lines".to_owned(), json!(blank_n)),
+        ("duplicate_lines".to_owned(), json!(dup_n)),
+        ("longest_line_bytes".to_owned(), json!(longest)),
+    ]);
+    let summary = if findings.is_empty() {
+        format!("{number} lines, no findings")
+    } else {
+        format!("{number} lines, {} findings", findings.len())
+    };
+    Ok(ok(summary, findings, metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{InputRef, PluginRef, RunContext, check_findings};
+
+    fn request(dir: &std::path::Path, content: &[u8], format: &str) -> Request {
+        let path = dir.join("input");
+        std::fs::write(&path, content).expect("write");
+        Request {
+            protocol: PROTOCOL_VERSION,
+            run: RunContext { run_id: "r".into(), fingerprint: "f".into() },
+            plugin: PluginRef { id: "p".into(), version: "1.0.0".into() },
+            config: json!({}),
+            input: InputRef {
+                path,
+                file_name: "x".into(),
+                format: format.into(),
+                sha256: "raw".into(),
+                size_bytes: content.len() as u64,
+            },
+            dependencies: BTreeMap::new(),
+            output_dir: dir.to_owned(),
+            scratch_dir: dir.to_owned(),
+            seed: 1,
+            budgets: Default::default(),
+        }
+    }
+
+    fn kinds(response: &Response) -> Vec<&str> {
+        response.findings.iter().map(|f| f.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn data_hash_ignores_bom_and_line_endings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hash = |content: &[u8]| {
+            inspect(&request(dir.path(), content, "csv")).expect("inspect").dataset.expect("dataset").data_hash
+        };
+        let lf = hash(b"id,amount\n1,2\n");
+        assert_eq!(lf, hash(b"id,amount\r\n1,2\r\n"));
+        assert_eq!(lf, hash(b"\xEF\xBB\xBFid,amount\n1,2"));
+        assert_ne!(lf, hash(b"id,amount\n1,3\n"));
+    }
+
+    #[test]
+    fn inspect_reports_line_level_facts_with_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let response = inspect(&request(dir.path(), b"a,b\r\n1,2\n3,4\n5,6", "csv")).expect("inspect");
+        assert_eq!(kinds(&response), ["mixed_line_endings", "missing_final_newline"]);
+        assert_eq!(response.findings[0].evidence.as_ref().map(|e| e.rows.clone()), Some(vec![1]));
+        assert_eq!(response.dataset.as_ref().map(|d| (d.rows, d.columns)), Some((3, 2)));
+        assert!(check_findings(&response.findings).is_ok());
+    }
+
+    #[test]
+    fn text_profile_finds_ragged_duplicate_and_blank_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = b"id,name,amount\n1,\"Smith, J\",10\n2,Lee,20\n\n2,Lee,20\n3,Kim\n";
+        let response = text_profile(&request(dir.path(), csv, "csv")).expect("profile");
+        assert_eq!(kinds(&response), ["blank_lines", "duplicate_rows", "ragged_rows"]);
+        let rows = |i: usize| response.findings[i].evidence.as_ref().map(|e| e.rows.clone()).unwrap_or_default();
+        assert_eq!(rows(0), [4]);
+        assert_eq!(rows(1), [5]);
+        assert_eq!(rows(2), [6]);
+        assert!(check_findings(&response.findings).is_ok());
+    }
+
+    #[test]
+    fn builtin_manifests_validate() {
+        let plugins = manifests("0.1.0");
+        assert_eq!(plugins.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["core.inspect", "core.text_profile"]);
+    }
+}
