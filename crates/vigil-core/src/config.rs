@@ -68,6 +68,8 @@ pub const ADMIN_KEY_LEN_MAX: usize = 512;
 pub const SECRET_FILE_BYTES_MAX: usize = 64 * 1024;
 pub const VITALS_QUEUE_MAX: u64 = 1_000_000;
 pub const UPSTREAM_TIMEOUT_MS_MAX: u64 = 3_600_000;
+pub const PARALLELISM_MAX: u64 = 64;
+pub const PLUGIN_OUTPUT_BYTES_MAX: u64 = 1 << 30;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,6 +82,37 @@ pub struct RawConfig {
     pub rate_limit: RawRateLimit,
     pub auth: RawAuth,
     pub gateway: RawGateway,
+    pub harness: RawHarness,
+}
+
+/// `[harness]`: plugins and runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHarness {
+    /// Folder of external plugins (one sub-folder with a `plugin.toml` each). Relative
+    /// paths are inside the data directory.
+    pub plugins_dir: String,
+    /// Plugins of one layer run at most this many at a time.
+    pub parallelism: u64,
+    /// Refuse to run a plugin unless every sandbox protection is enforced. Defaults to on
+    /// in production mode and off in local mode (where what was enforced is still recorded).
+    pub sandbox_strict: Option<bool>,
+    /// Largest response a plugin may write to stdout.
+    pub stdout_max_bytes: u64,
+    /// Largest stderr log kept per plugin execution.
+    pub stderr_max_bytes: u64,
+}
+
+impl Default for RawHarness {
+    fn default() -> Self {
+        RawHarness {
+            plugins_dir: "plugins".to_owned(),
+            parallelism: 2,
+            sandbox_strict: None,
+            stdout_max_bytes: 16 << 20,
+            stderr_max_bytes: 1 << 20,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -294,6 +327,11 @@ pub const SETTINGS: &[Setting] = &[
     setting("store.busy_timeout_ms", "VIGIL_STORE_BUSY_TIMEOUT_MS", ValueKind::Integer),
     setting("blobs.max_bytes", "VIGIL_BLOBS_MAX_BYTES", ValueKind::Integer),
     setting("http.max_body_bytes", "VIGIL_HTTP_MAX_BODY_BYTES", ValueKind::Integer),
+    setting("harness.plugins_dir", "VIGIL_HARNESS_PLUGINS_DIR", ValueKind::Text),
+    setting("harness.parallelism", "VIGIL_HARNESS_PARALLELISM", ValueKind::Integer),
+    setting("harness.sandbox_strict", "VIGIL_HARNESS_SANDBOX_STRICT", ValueKind::Boolean),
+    setting("harness.stdout_max_bytes", "VIGIL_HARNESS_STDOUT_MAX_BYTES", ValueKind::Integer),
+    setting("harness.stderr_max_bytes", "VIGIL_HARNESS_STDERR_MAX_BYTES", ValueKind::Integer),
     setting("http.request_timeout_ms", "VIGIL_HTTP_REQUEST_TIMEOUT_MS", ValueKind::Integer),
     setting("http.shutdown_grace_ms", "VIGIL_HTTP_SHUTDOWN_GRACE_MS", ValueKind::Integer),
     setting("rate_limit.enabled", "VIGIL_RATE_LIMIT_ENABLED", ValueKind::Boolean),
@@ -403,6 +441,18 @@ pub struct Config {
     /// A bootstrap admin key from the environment, in addition to keys in the store.
     pub admin_key: Option<Secret>,
     pub gateway: GatewayConfig,
+    pub harness: HarnessConfig,
+}
+
+/// Validated `[harness]`.
+#[derive(Clone, Debug, Serialize)]
+pub struct HarnessConfig {
+    /// As configured; relative paths are inside the data directory.
+    pub plugins_dir: std::path::PathBuf,
+    pub parallelism: usize,
+    pub sandbox_strict: bool,
+    pub stdout_max_bytes: usize,
+    pub stderr_max_bytes: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -757,6 +807,25 @@ impl RawConfig {
         };
 
         let gateway = validate_gateway(self.gateway, origins, sources, p);
+        check_range(p, origins, "harness.parallelism", self.harness.parallelism, 1..=PARALLELISM_MAX);
+        check_range(
+            p,
+            origins,
+            "harness.stdout_max_bytes",
+            self.harness.stdout_max_bytes,
+            1024..=PLUGIN_OUTPUT_BYTES_MAX,
+        );
+        check_range(p, origins, "harness.stderr_max_bytes", self.harness.stderr_max_bytes, 0..=PLUGIN_OUTPUT_BYTES_MAX);
+        if self.harness.plugins_dir.trim().is_empty() {
+            p.push(origins.problem("harness.plugins_dir", "must name a folder".to_owned()));
+        }
+        let harness = HarnessConfig {
+            plugins_dir: self.harness.plugins_dir.into(),
+            parallelism: usize::try_from(self.harness.parallelism).unwrap_or(1),
+            sandbox_strict: self.harness.sandbox_strict.unwrap_or(self.mode == Mode::Production),
+            stdout_max_bytes: usize::try_from(self.harness.stdout_max_bytes).unwrap_or(usize::MAX),
+            stderr_max_bytes: self.harness.stderr_max_bytes,
+        };
 
         if !problems.is_empty() {
             return Err(ConfigError { problems });
@@ -781,6 +850,7 @@ impl RawConfig {
             }),
             admin_key,
             gateway,
+            harness,
         })
     }
 }
@@ -1113,7 +1183,7 @@ api_key_env = "OPENAI_API_KEY"
     fn every_setting_is_a_real_key() {
         let defaults = toml::Value::try_from(RawConfig::default()).expect("serializes");
         for setting in SETTINGS {
-            if setting.key == "listen" || setting.key == "auth.admin_key" {
+            if ["listen", "auth.admin_key", "harness.sandbox_strict"].contains(&setting.key) {
                 continue; // optional, absent from the serialized defaults
             }
             let mut value = &defaults;

@@ -17,6 +17,7 @@ pub mod glob;
 pub mod id;
 pub mod page;
 pub mod provenance;
+pub mod run;
 pub mod scope;
 pub mod time;
 pub mod vitals;

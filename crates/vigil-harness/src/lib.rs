@@ -1,14 +1,24 @@
 //! The harness: running analysis plugins against an input, and proving what ran.
 //!
-//! [`sandbox`] runs one untrusted command under a policy (no network, a filesystem
-//! allowlist, rlimits, an unprivileged user, a seccomp filter) through the `vigil
-//! __sandbox-exec` helper, and reports truthfully what was enforced and what the command
-//! attempted.
+//! An upload ([`uploads`]) becomes a run: [`plan`] picks the plugins from the
+//! [`registry`] (built-ins from [`builtin`] plus plugin folders, each described by a
+//! [`manifest`]) and orders them in layers; [`runs::Harness`] fingerprints the run, executes
+//! each plugin through [`exec`] in the [`sandbox`] (speaking the JSON [`protocol`]), reuses
+//! identical earlier results, writes the [`report`] and records lineage. [`format`] detects
+//! what an input is; [`fsutil`] holds the atomic-write and containment helpers.
 
 pub mod builtin;
+pub mod doctor;
+pub mod exec;
 pub mod format;
+pub mod fsutil;
 pub mod manifest;
 pub mod plan;
 pub mod protocol;
+pub mod registry;
+pub mod report;
+pub mod runs;
 pub mod sandbox;
 pub mod uploads;
+
+pub use runs::{Harness, HarnessError, HarnessOptions, Prepared, RunEvent, RunRequest, Submitted};

@@ -70,6 +70,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run plugins on a file: plan (recommended for its type unless --pipeline names
+    /// plugins), execute in the sandbox, and write report.json and report.md.
+    Run {
+        file: PathBuf,
+        /// Comma-separated plugin ids to run (their dependencies come along).
+        #[arg(long, value_delimiter = ',')]
+        pipeline: Option<Vec<String>>,
+        /// Comma-separated plugin ids to leave out.
+        #[arg(long, value_delimiter = ',')]
+        deselect: Vec<String>,
+        /// The seed handed to every plugin (derived from the input when omitted).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Settings as JSON: {"plugin.id": {...}, ...}.
+        #[arg(long, value_name = "JSON")]
+        settings: Option<String>,
+        /// Run again even if an identical run completed; reuse no earlier results.
+        #[arg(long)]
+        fresh: bool,
+        /// Only show the plan.
+        #[arg(long)]
+        plan: bool,
+        /// Print the run as JSON at the end instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, inspect and check plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
     /// Print version, git revision, supported schema version and the plugin sandbox this
     /// system enforces.
     Version,
@@ -108,6 +137,23 @@ enum KeysCommand {
     Revoke {
         /// The key id (the 16 hex characters after `vgl_`).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// Every plugin: built-ins and the plugins folder.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One plugin's manifest, schemas, permissions and hashes.
+    Show { id: String },
+    /// Validate every manifest and schema, check dependencies for cycles, and run each
+    /// plugin's self-test in the sandbox. Exits 1 if anything is wrong.
+    Doctor {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -154,6 +200,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::MockUpstream { listen, delay_ms } => mock_upstream(listen, delay_ms),
         Command::Upload { file, name, json } => upload(&global, &file, name, json),
+        Command::Run { file, pipeline, deselect, seed, settings, fresh, plan, json } => {
+            let settings = match settings {
+                Some(text) => {
+                    serde_json::from_str(&text).context("--settings must be a JSON object of plugin id to settings")?
+                }
+                None => BTreeMap::new(),
+            };
+            let request =
+                vigil_harness::RunRequest { upload_id: String::new(), pipeline, deselect, settings, seed, fresh };
+            run_file(&global, &file, request, plan, json)
+        }
+        Command::Plugins(cmd) => plugins(&global, cmd),
         Command::Version => {
             println!("vigil {}", BUILD.version);
             println!("git revision: {}", BUILD.git_sha);
@@ -328,6 +386,182 @@ fn upload(global: &Global, file: &Path, name: Option<String>, json: bool) -> any
         println!("upload {}\nsha256 {}\nsize   {} bytes\nformat {}", u.id, u.sha256, u.size_bytes, u.format);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The harness settings for this data directory and configuration.
+pub fn harness_options(data: &Path, config: &Config) -> anyhow::Result<vigil_harness::HarnessOptions> {
+    Ok(vigil_harness::HarnessOptions {
+        data_dir: data.to_owned(),
+        plugins_dir: data.join(&config.harness.plugins_dir),
+        vigil_exe: std::env::current_exe().context("locating the vigil binary (the sandbox helper)")?,
+        vigil_version: BUILD.version.to_owned(),
+        parallelism: config.harness.parallelism,
+        strict: config.harness.sandbox_strict,
+        stdout_max_bytes: config.harness.stdout_max_bytes,
+        stderr_max_bytes: config.harness.stderr_max_bytes,
+    })
+}
+
+fn open_harness(global: &Global) -> anyhow::Result<vigil_harness::Harness> {
+    let (config, store) = open_store(global, true)?;
+    let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
+    Ok(vigil_harness::Harness::new(harness_options(&global.data, &config)?, store, blobs)?)
+}
+
+fn plugins(global: &Global, cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
+    let harness = open_harness(global)?;
+    let registry = harness.registry();
+    match cmd {
+        PluginsCommand::List { json } => {
+            if json {
+                let all: Vec<_> = registry.plugins().iter().map(|p| p.describe()).collect();
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                println!("{:<28} {:<9} {:<9} {:<12} depends on", "id", "version", "type", "source");
+                for p in registry.plugins() {
+                    let source = match &p.source {
+                        vigil_harness::manifest::Source::Builtin => "built-in".to_owned(),
+                        vigil_harness::manifest::Source::Folder(_) => "folder".to_owned(),
+                    };
+                    let kind = serde_json::to_value(p.kind)?.as_str().unwrap_or("").to_owned();
+                    println!("{:<28} {:<9} {:<9} {:<12} {}", p.id, p.version, kind, source, p.depends_on.join(", "));
+                }
+                for problem in registry.problems() {
+                    eprintln!("invalid: {problem}");
+                }
+            }
+        }
+        PluginsCommand::Show { id } => {
+            let plugin = registry.get(&id).with_context(|| format!("no plugin {id:?}; see `vigil plugins list`"))?;
+            println!("{}", serde_json::to_string_pretty(&plugin.describe())?);
+        }
+        PluginsCommand::Doctor { json } => {
+            let work = tempfile_dir(&global.data)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = runtime.block_on(harness.doctor(&work));
+            let _ = std::fs::remove_dir_all(&work);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{} plugins", report.plugins);
+                for problem in &report.invalid {
+                    println!("INVALID  {problem}");
+                }
+                for problem in &report.graph {
+                    println!("GRAPH    {problem}");
+                }
+                for test in &report.self_tests {
+                    let mark = if test.status.succeeded() { "ok" } else { "FAILED" };
+                    println!("{mark:<8} {:<28} {} {}", test.plugin_id, test.status, test.detail);
+                }
+            }
+            return Ok(if report.healthy() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh scratch folder inside the data directory (so the sandbox user can reach it).
+fn tempfile_dir(data: &Path) -> anyhow::Result<PathBuf> {
+    let dir = data.join("tmp").join(format!("doctor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn run_file(
+    global: &Global,
+    file: &Path,
+    mut request: vigil_harness::RunRequest,
+    plan_only: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let harness = open_harness(global)?;
+    harness.recover()?;
+    let opened = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let name = file.file_name().map_or_else(|| "input".into(), |n| n.to_string_lossy().into_owned());
+    let body = serde_json::json!({ "file": name, "pipeline": request.pipeline, "deselect": request.deselect, "seed": request.seed, "fresh": request.fresh });
+    let audit_upload = |digest: Sha256Digest| NewAuditEntry {
+        principal: "cli".to_owned(),
+        action: "uploads.create".to_owned(),
+        target: format!("file:{name}"),
+        request_id: None,
+        body_sha256: digest,
+        status: 0,
+    };
+    let attempt = vigil_harness::uploads::store_upload(
+        harness.store(),
+        harness.blobs(),
+        opened,
+        &name,
+        "cli",
+        Some(&audit_upload),
+    )?;
+    request.upload_id = attempt.upload.id.clone();
+    if plan_only {
+        let prepared = harness.prepare(&request)?;
+        println!("{}", serde_json::to_string_pretty(&prepared)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let audit = cli_audit("runs.create", format!("upload:{}", attempt.upload.id), &body);
+    let submitted = harness.submit(&request, "cli", Some(&audit))?;
+    let run = if submitted.reused {
+        eprintln!("{}", submitted.message);
+        submitted.run
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let plan: vigil_harness::plan::Plan = serde_json::from_value(submitted.run.plan.clone())?;
+        let bar = ProgressBar::new(plan.steps.len() as u64);
+        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} plugins {elapsed} {msg}") {
+            bar.set_style(style);
+        }
+        let mut events = harness.subscribe(&submitted.run.id);
+        let run_id = submitted.run.id.clone();
+        runtime.block_on(async {
+            let watcher = {
+                let bar = bar.clone();
+                async move {
+                    let Some(events) = events.as_mut() else { return };
+                    while let Ok(event) = events.recv().await {
+                        match event {
+                            vigil_harness::RunEvent::PluginStarted { plugin_id, .. } => bar.set_message(plugin_id),
+                            vigil_harness::RunEvent::PluginFinished { plugin_id, status, .. } => {
+                                bar.inc(1);
+                                bar.println(format!("  {plugin_id}: {status}"));
+                            }
+                            vigil_harness::RunEvent::RunFinished { .. } => break,
+                            _ => {}
+                        }
+                    }
+                }
+            };
+            let (result, ()) = tokio::join!(harness.execute(&run_id), watcher);
+            bar.finish_and_clear();
+            result
+        })?
+    };
+    let executions = harness.store().list_executions(&run.id)?;
+    let dir = harness.run_dir(&run);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "run": run, "executions": executions, "dir": dir }))?
+        );
+    } else {
+        println!("run {} {}", run.id, run.status);
+        for e in &executions {
+            let detail = e.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+            println!("  {:<28} {}{detail}", e.plugin_id, e.status);
+        }
+        let report: Option<serde_json::Value> =
+            std::fs::read(dir.join("report.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(report) = report {
+            let findings = report["findings"].as_array().map_or(0, Vec::len);
+            println!("{findings} findings");
+        }
+        println!("report: {}", dir.join("report.md").display());
+    }
+    Ok(if run.status == vigil_core::run::RunStatus::Completed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// A byte-progress bar on stderr (hidden when stderr is not a terminal).

@@ -22,6 +22,8 @@ pub enum Ending {
     WallClock,
     /// The command wrote more than the stdout cap; the runner killed the process group.
     StdoutFlood,
+    /// The run was canceled; the runner killed the process group.
+    Canceled,
 }
 
 /// The kind of protection a violation ran into.
@@ -83,6 +85,7 @@ pub fn classify(
             let reason = format!("wrote more than {stdout_cap_bytes} bytes to stdout; the process group was killed");
             return Verdict::Violation(violation(ViolationKind::Output, reason));
         }
+        Ending::Canceled => return Verdict::Error("canceled while running; the process group was killed".to_owned()),
         Ending::Exited => {}
     }
     let Some(report) = report else {

@@ -93,6 +93,8 @@ pub struct Job {
     /// Where stderr is written, up to `stderr_cap_bytes`.
     pub stderr_log: PathBuf,
     pub stderr_cap_bytes: u64,
+    /// Becomes `true` to stop the command early (the process group is killed).
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// How one execution went.
@@ -124,7 +126,7 @@ impl Runner {
     }
 
     pub async fn run(&self, job: Job) -> Result<Outcome, RunnerError> {
-        let Job { mut policy, stdin, wall, stdout_cap_bytes, stderr_log, stderr_cap_bytes } = job;
+        let Job { mut policy, stdin, wall, stdout_cap_bytes, stderr_log, stderr_cap_bytes, cancel } = job;
         let lease = self.uids.acquire();
         policy.uid = lease.as_ref().map(|l| l.uid);
         let _ = std::fs::remove_file(&policy.report_path);
@@ -161,6 +163,7 @@ impl Runner {
             _ = child.wait() => Ending::Exited,
             () = tokio::time::sleep(wall) => Ending::WallClock,
             Ok(()) = flood_rx => Ending::StdoutFlood,
+            () = canceled(cancel) => Ending::Canceled,
         };
         if ending != Ending::Exited {
             // The helper is alive (it has not been reaped), so its group id is still ours.
@@ -197,6 +200,18 @@ impl Runner {
             cpu_us: report.cpu_user_us + report.cpu_system_us,
             max_rss_kib: report.max_rss_kib,
         })
+    }
+}
+
+/// Resolves when `cancel` turns `true`; never, without one.
+async fn canceled(cancel: Option<tokio::sync::watch::Receiver<bool>>) {
+    match cancel {
+        Some(mut rx) => {
+            if rx.wait_for(|c| *c).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 

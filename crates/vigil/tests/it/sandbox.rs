@@ -62,6 +62,7 @@ impl Sandbox {
             stdout_cap_bytes: 1 << 20,
             stderr_log: self.path("exec/stderr.log"),
             stderr_cap_bytes: 64 * 1024,
+            cancel: None,
         }
     }
 

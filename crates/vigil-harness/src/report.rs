@@ -1,0 +1,292 @@
+//! The run's report: `report.json` (checked against `schemas/report.schema.json`),
+//! `report.md` for people, and `evaluation.json`.
+//!
+//! `report.json` holds only what follows from the input, the plugins, their settings and
+//! the seed: no durations, no cache hits, no paths. So two runs of the same work give the
+//! same bytes once `run.id` and `run.created_at` are normalized. Each finding gets a
+//! `finding_id` derived from its content (plugin, kind, title, evidence, value), so the
+//! same finding keeps its id across runs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+use vigil_core::digest::Sha256Digest;
+use vigil_core::run::ExecStatus;
+
+use crate::manifest::Schema;
+use crate::plan::Plan;
+use crate::protocol::{Finding, MeasurementType, Response};
+
+/// The report schema shipped with Vigil.
+pub const REPORT_SCHEMA: &str = include_str!("../schemas/report.schema.json");
+
+fn report_schema() -> Result<&'static Schema, String> {
+    static SCHEMA: OnceLock<Result<Schema, String>> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let doc: Value = serde_json::from_str(REPORT_SCHEMA).map_err(|e| format!("report schema: {e}"))?;
+            Schema::compile(doc)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Checks a report against the report schema, with every problem listed.
+pub fn validate(report: &Value) -> Result<(), String> {
+    report_schema()?.check(report).map_err(|problems| format!("report.json is invalid: {}", problems.join("; ")))
+}
+
+/// Everything a report is made from.
+#[derive(Debug)]
+pub struct ReportInput<'a> {
+    pub run_id: &'a str,
+    pub fingerprint: &'a str,
+    pub seed: u64,
+    pub vigil_version: &'a str,
+    pub created_at: &'a str,
+    pub upload: &'a vigil_store::UploadRecord,
+    pub plan: &'a Plan,
+    /// Per planned plugin: how it ended.
+    pub results: BTreeMap<String, PluginResult>,
+}
+
+/// How one planned plugin ended, for the report.
+#[derive(Debug)]
+pub struct PluginResult {
+    pub status: ExecStatus,
+    pub error: Option<String>,
+    pub violations: Vec<Value>,
+    /// The response, when the plugin succeeded.
+    pub response: Option<Response>,
+}
+
+/// A finding's id: the first 16 hex digits of the sha256 of its canonical content.
+pub fn finding_id(plugin_id: &str, finding: &Finding) -> String {
+    let canonical = json!({
+        "plugin_id": plugin_id,
+        "kind": finding.kind,
+        "title": finding.title,
+        "evidence": finding.evidence,
+        "value": finding.value,
+    });
+    Sha256Digest::of(canonical.to_string().as_bytes()).to_string()[..16].to_owned()
+}
+
+/// Builds `report.json`.
+pub fn build(input: &ReportInput<'_>) -> Value {
+    let mut findings = Vec::new();
+    let mut metrics = serde_json::Map::new();
+    let mut plugins = Vec::new();
+    let mut dataset = Value::Null;
+    for step in &input.plan.steps {
+        let Some(PluginResult { status, error, violations, response }) = input.results.get(&step.plugin_id) else {
+            continue;
+        };
+        // A reused result is reported as what it was; the reuse itself is run metadata.
+        let shown = if *status == ExecStatus::Cached { ExecStatus::Ok } else { *status };
+        plugins.push(json!({
+            "plugin_id": step.plugin_id,
+            "version": step.version,
+            "status": shown,
+            "summary": response.as_ref().map(|r| r.summary.clone()).unwrap_or_default(),
+            "error": error,
+            "violations": violations,
+            "sampling": response.as_ref().and_then(|r| r.sampling.clone()),
+        }));
+        let Some(response) = response.as_ref().filter(|_| status.succeeded()) else { continue };
+        if !response.metrics.is_empty() {
+            metrics.insert(step.plugin_id.clone(), json!(response.metrics));
+        }
+        if let (Value::Null, Some(d)) = (&dataset, &response.dataset) {
+            dataset =
+                json!({ "data_hash": d.data_hash, "rows": d.rows, "columns": d.columns, "plugin_id": step.plugin_id });
+        }
+        for finding in &response.findings {
+            let mut value = serde_json::to_value(finding).unwrap_or(Value::Null);
+            if let Some(object) = value.as_object_mut() {
+                object.insert("finding_id".into(), json!(finding_id(&step.plugin_id, finding)));
+                object.insert("plugin_id".into(), json!(step.plugin_id));
+                if object.get("evidence").is_some_and(Value::is_null) {
+                    object.remove("evidence");
+                }
+            }
+            findings.push(value);
+        }
+    }
+    // Most severe first; ties in plan order, then by id, so the order is stable.
+    findings.sort_by(|a, b| {
+        let rank = |f: &Value| match f["severity"].as_str() {
+            Some("high") => 0,
+            Some("medium") => 1,
+            Some("low") => 2,
+            _ => 3,
+        };
+        rank(a).cmp(&rank(b)).then_with(|| a["finding_id"].as_str().cmp(&b["finding_id"].as_str()))
+    });
+    let u = input.upload;
+    json!({
+        "schema": "vigil.report/1",
+        "run": {
+            "id": input.run_id,
+            "fingerprint": input.fingerprint,
+            "seed": input.seed,
+            "vigil_version": input.vigil_version,
+            "created_at": input.created_at,
+        },
+        "input": {
+            "upload_id": u.id,
+            "file_name": u.file_name,
+            "format": u.format,
+            "sha256": u.sha256,
+            "size_bytes": u.size_bytes,
+            "dataset": dataset,
+        },
+        "plan": input.plan.steps.iter().map(|s| json!({
+            "plugin_id": s.plugin_id, "version": s.version, "layer": s.layer, "reason": s.reason,
+        })).collect::<Vec<_>>(),
+        "plugins": plugins,
+        "findings": findings,
+        "metrics": metrics,
+        "evaluation": evaluation(),
+    })
+}
+
+/// `evaluation.json`: which declared known issues were found and which were missed. No
+/// dataset kind declares known issues yet, which the file says rather than omitting.
+pub fn evaluation() -> Value {
+    json!({ "status": "no_known_issues_declared", "expected": [], "found": [], "missed": [] })
+}
+
+/// `report.md`: the same report for people.
+pub fn markdown(report: &Value) -> String {
+    let mut md = String::new();
+    let input = &report["input"];
+    let run = &report["run"];
+    let _ = writeln!(md, "# Report: {}\n", input["file_name"].as_str().unwrap_or("input"));
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(
+        md,
+        "| Input | `{}` ({}, {} bytes) |",
+        input["file_name"].as_str().unwrap_or(""),
+        input["format"].as_str().unwrap_or(""),
+        input["size_bytes"]
+    );
+    let _ = writeln!(md, "| sha256 | `{}` |", input["sha256"].as_str().unwrap_or(""));
+    if let Some(d) = input["dataset"].as_object() {
+        let _ = writeln!(
+            md,
+            "| Dataset | {} rows × {} columns, data hash `{}` |",
+            d["rows"],
+            d["columns"],
+            d["data_hash"].as_str().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        md,
+        "| Run | `{}`, seed {}, fingerprint `{}` |",
+        run["id"].as_str().unwrap_or(""),
+        run["seed"],
+        run["fingerprint"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(md, "| Vigil | {} |\n", run["vigil_version"].as_str().unwrap_or(""));
+
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    let modeled = findings.iter().filter(|f| f["measurement_type"] == "modeled").count();
+    let _ = writeln!(md, "## Findings ({})\n", findings.len());
+    if modeled > 0 {
+        let _ = writeln!(md, "> {modeled} of these findings are **modeled**, not measured: read their assumptions.\n");
+    }
+    if findings.is_empty() {
+        let _ = writeln!(md, "No findings: every plugin that ran found nothing to report.\n");
+    }
+    for f in &findings {
+        let marker = if f["measurement_type"] == "modeled" { " (modeled)" } else { "" };
+        let _ = writeln!(
+            md,
+            "- **{}** {}{} — `{}` from {} (id `{}`)",
+            f["severity"].as_str().unwrap_or(""),
+            f["title"].as_str().unwrap_or(""),
+            marker,
+            f["kind"].as_str().unwrap_or(""),
+            f["plugin_id"].as_str().unwrap_or(""),
+            f["finding_id"].as_str().unwrap_or("")
+        );
+        if let Some(evidence) = f.get("evidence") {
+            let mut parts = Vec::new();
+            if let Some(cols) = evidence["columns"].as_array().filter(|c| !c.is_empty()) {
+                parts.push(format!("columns {}", join(cols)));
+            }
+            if let Some(rows) = evidence["rows"].as_array().filter(|r| !r.is_empty()) {
+                parts.push(format!("rows {}", join(rows)));
+            }
+            if let Some(values) = evidence["values"].as_object().filter(|v| !v.is_empty()) {
+                parts.push(format!("values {}", Value::Object(values.clone())));
+            }
+            let _ = writeln!(md, "  - evidence: {}", parts.join("; "));
+        }
+        if let Some(assumptions) = f["assumptions"].as_array().filter(|a| !a.is_empty()) {
+            let _ = writeln!(md, "  - assumptions: {}", join(assumptions));
+        }
+    }
+    let _ = writeln!(md, "\n## Plugins\n\n| plugin | version | status | summary |\n|---|---|---|---|");
+    for p in report["plugins"].as_array().into_iter().flatten() {
+        let detail = p["error"].as_str().map_or_else(|| p["summary"].as_str().unwrap_or("").to_owned(), str::to_owned);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            p["plugin_id"].as_str().unwrap_or(""),
+            p["version"].as_str().unwrap_or(""),
+            p["status"].as_str().unwrap_or(""),
+            detail.replace('|', "\\|")
+        );
+    }
+    let _ = writeln!(md, "\n## Plan\n");
+    for s in report["plan"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "- layer {}: `{}` {} — {}",
+            s["layer"],
+            s["plugin_id"].as_str().unwrap_or(""),
+            s["version"].as_str().unwrap_or(""),
+            s["reason"].as_str().unwrap_or("")
+        );
+    }
+    md
+}
+
+fn join(values: &[Value]) -> String {
+    values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether a finding's measurement type is `measured`.
+pub fn is_measured(f: &Finding) -> bool {
+    f.measurement_type == Some(MeasurementType::Measured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_compiles_and_refuses_undisciplined_findings() {
+        let schema = report_schema().expect("schema");
+        let finding = |f: Value| {
+            json!({
+                "schema": "vigil.report/1",
+                "run": { "id": "r", "fingerprint": "0".repeat(64), "seed": 1, "vigil_version": "0.1.0", "created_at": "t" },
+                "input": { "upload_id": "u", "file_name": "f", "format": "csv", "sha256": "0".repeat(64), "size_bytes": 1, "dataset": null },
+                "plan": [], "plugins": [], "findings": [f], "metrics": {}, "evaluation": { "status": "x" },
+            })
+        };
+        let good = json!({"finding_id": "0123456789abcdef", "plugin_id": "p", "kind": "k", "title": "t", "severity": "low", "measurement_type": "measured", "evidence": {"rows": [1]}});
+        assert!(schema.check(&finding(good.clone())).is_ok());
+        let mut bare = good.clone();
+        bare.as_object_mut().map(|o| o.remove("evidence"));
+        assert!(schema.check(&finding(bare)).is_err(), "measured without evidence");
+        let mut unmarked = good;
+        unmarked.as_object_mut().map(|o| o.remove("measurement_type"));
+        assert!(schema.check(&finding(unmarked)).is_err(), "no measurement type");
+    }
+}

@@ -1,0 +1,850 @@
+//! Runs: plan, fingerprint, execute layer by layer, report, finalize; cancel, retry and
+//! crash recovery.
+//!
+//! [`Harness`] is the service the server and the CLI share. [`Harness::prepare`] turns a
+//! [`RunRequest`] into a plan, a seed, normalized settings, a fingerprint and a cache key
+//! per plugin, all pure functions of the input, the plugins and the settings.
+//! [`Harness::submit`] records the run (or, unless `fresh`, returns the completed run with
+//! the same fingerprint) and [`Harness::execute`] runs it:
+//!
+//! 1. the run folder is `runs/.partial/<id>/` until the run ends, and `run_manifest.json`
+//!    is the first thing written in it;
+//! 2. plugins run by topological layer, at most `parallelism` at once; a plugin whose
+//!    dependency did not succeed is `skipped`; one whose cache key matches an earlier
+//!    successful execution reuses that result (`cached`);
+//! 3. `report.json`, `report.md` and `evaluation.json` are written; the run is
+//!    `completed` only if they all exist and every plugin succeeded;
+//! 4. the folder is renamed to `runs/<id>/` and lineage is recorded.
+//!
+//! A process that dies mid-run leaves the run `running` with a dead owner: at start-up
+//! [`Harness::recover`] marks it `crashed`, and [`Harness::retry`] re-runs what did not
+//! succeed, in the same folder.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, broadcast, watch};
+use vigil_core::digest::Sha256Digest;
+use vigil_core::run::{ExecStatus, RunStatus, outcome};
+use vigil_store::{
+    BlobStore, ExecutionEnd, LineageEdge, NewAuditEntry, NewExecution, NewRun, RunRecord, Store, StoreError,
+    UploadRecord,
+};
+
+use crate::exec::{self, ExecConfig, ExecSpec, exec_dir};
+use crate::format::Format;
+use crate::fsutil::{link_or_copy, link_tree, write_atomic};
+use crate::plan::{Plan, PlanError, plan};
+use crate::protocol::{DependencyRef, InputRef, Response, RunContext};
+use crate::registry::Registry;
+use crate::report;
+use crate::sandbox::{Runner, UidPool};
+
+/// Events buffered per run for live watchers; a slow watcher misses the oldest.
+const EVENTS_BUFFER: usize = 1024;
+/// Seeds stay below 2^53 so every JSON reader holds them exactly.
+const SEED_MASK: u64 = (1 << 53) - 1;
+/// The files a run must have written to be `completed`.
+pub const REQUIRED_ARTIFACTS: [&str; 3] = ["report.json", "report.md", "evaluation.json"];
+
+/// What can go wrong with a run request.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<StoreError> for HarnessError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => HarnessError::NotFound(what),
+            other => HarnessError::Store(other),
+        }
+    }
+}
+
+/// A request to run plugins on an upload.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub upload_id: String,
+    /// Plugin ids to run (their dependencies come along). Omit for the recommended plan:
+    /// every plugin that applies to the input.
+    #[serde(default)]
+    pub pipeline: Option<Vec<String>>,
+    /// Plugins to leave out (and everything that depends on them).
+    #[serde(default)]
+    pub deselect: Vec<String>,
+    /// Settings per plugin id, each checked against that plugin's config schema.
+    #[serde(default)]
+    pub settings: BTreeMap<String, Value>,
+    /// The seed handed to every plugin; derived from the input when omitted.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Run again even if an identical run completed, and reuse no earlier plugin results.
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+/// A request turned into everything that defines the run.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct Prepared {
+    pub plan: Plan,
+    pub seed: u64,
+    pub fingerprint: String,
+    /// Settings of every planned plugin (empty objects where none were given).
+    pub settings: BTreeMap<String, Value>,
+    /// Per planned plugin: the key under which its result can be reused.
+    pub cache_keys: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub upload: Option<UploadRecord>,
+}
+
+/// The answer to a submission.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct Submitted {
+    pub run: RunRecord,
+    /// An identical run had completed; it is returned instead of running again.
+    pub reused: bool,
+    pub message: String,
+}
+
+/// Something that happened in a run, for live watchers.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunEvent {
+    Plan { run_id: String, plan: Plan },
+    PluginStarted { run_id: String, plugin_id: String, layer: u32 },
+    PluginFinished { run_id: String, plugin_id: String, status: ExecStatus, error: Option<String>, duration_ms: u64 },
+    Log { run_id: String, plugin_id: String, line: String },
+    Progress { run_id: String, done: usize, total: usize },
+    RunFinished { run_id: String, status: RunStatus, report: Option<String> },
+}
+
+/// Settings for [`Harness::new`].
+#[derive(Clone, Debug)]
+pub struct HarnessOptions {
+    pub data_dir: PathBuf,
+    pub plugins_dir: PathBuf,
+    pub vigil_exe: PathBuf,
+    pub vigil_version: String,
+    pub parallelism: usize,
+    pub strict: bool,
+    pub stdout_max_bytes: usize,
+    pub stderr_max_bytes: u64,
+}
+
+struct Active {
+    cancel: watch::Sender<bool>,
+    events: broadcast::Sender<RunEvent>,
+}
+
+struct Inner {
+    store: Store,
+    blobs: BlobStore,
+    runs_dir: PathBuf,
+    plugins_dir: PathBuf,
+    vigil_version: String,
+    parallelism: usize,
+    registry: RwLock<Arc<Registry>>,
+    runner: Runner,
+    exec: ExecConfig,
+    active: Mutex<HashMap<String, Active>>,
+}
+
+/// The harness service. Cheap to clone.
+#[derive(Clone)]
+pub struct Harness(Arc<Inner>);
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness").field("runs_dir", &self.0.runs_dir).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Harness {
+    pub fn new(options: HarnessOptions, store: Store, blobs: BlobStore) -> Result<Harness, HarnessError> {
+        let runs_dir = options.data_dir.join("runs");
+        std::fs::create_dir_all(runs_dir.join(".partial"))
+            .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", runs_dir.display())))?;
+        let registry = Registry::load(&options.plugins_dir, &options.vigil_version);
+        let uids = UidPool::new(UidPool::DEFAULT_BASE, u32::try_from(options.parallelism.max(1) * 2).unwrap_or(8));
+        Ok(Harness(Arc::new(Inner {
+            store,
+            blobs,
+            runs_dir,
+            plugins_dir: options.plugins_dir,
+            vigil_version: options.vigil_version,
+            parallelism: options.parallelism.max(1),
+            registry: RwLock::new(Arc::new(registry)),
+            runner: Runner::new(options.vigil_exe.clone(), uids),
+            exec: ExecConfig {
+                vigil_exe: options.vigil_exe,
+                strict: options.strict,
+                stdout_max_bytes: options.stdout_max_bytes,
+                stderr_max_bytes: options.stderr_max_bytes,
+            },
+            active: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.0.registry.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Re-reads the plugins folder.
+    pub fn reload_plugins(&self) -> Arc<Registry> {
+        let fresh = Arc::new(Registry::load(&self.0.plugins_dir, &self.0.vigil_version));
+        *self.0.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&fresh);
+        fresh
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.0.blobs
+    }
+
+    /// Validates every plugin and runs each one's self-test in folders under `work`.
+    pub async fn doctor(&self, work: &Path) -> crate::doctor::DoctorReport {
+        let registry = self.reload_plugins();
+        crate::doctor::doctor(&registry, &self.0.runner, &self.0.exec, work).await
+    }
+
+    /// The folder of a run: finalized, or still partial.
+    pub fn run_dir(&self, run: &RunRecord) -> PathBuf {
+        let done = self.0.runs_dir.join(&run.dir);
+        if done.is_dir() { done } else { self.partial_dir(&run.id) }
+    }
+
+    fn partial_dir(&self, id: &str) -> PathBuf {
+        self.0.runs_dir.join(".partial").join(id)
+    }
+
+    /// Plans a request without running it: the plan, seed, fingerprint and cache keys.
+    pub fn prepare(&self, request: &RunRequest) -> Result<Prepared, HarnessError> {
+        let upload = self.0.store.get_upload(&request.upload_id)?;
+        let format: Format = upload.format.parse().unwrap_or(Format::Binary);
+        let registry = self.registry();
+        let plan = plan(&registry.candidates(format), format, request.pipeline.as_deref(), &request.deselect)?;
+        for id in request.settings.keys() {
+            if plan.step(id).is_none() {
+                return Err(HarnessError::Invalid(format!("settings given for {id:?}, which is not in the plan")));
+            }
+        }
+        let mut settings = BTreeMap::new();
+        for step in &plan.steps {
+            let plugin = registry
+                .get(&step.plugin_id)
+                .ok_or_else(|| HarnessError::NotFound(format!("plugin {}", step.plugin_id)))?;
+            let config = request.settings.get(&step.plugin_id).cloned().unwrap_or_else(|| json!({}));
+            plugin.config_schema.check(&config).map_err(|problems| {
+                HarnessError::Invalid(format!("settings for {}: {}", step.plugin_id, problems.join("; ")))
+            })?;
+            settings.insert(step.plugin_id.clone(), config);
+        }
+        let seed = request.seed.unwrap_or_else(|| {
+            let digest = Sha256Digest::of(format!("seed:{}", upload.sha256).as_bytes());
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&digest.as_bytes()[..8]);
+            u64::from_le_bytes(bytes)
+        }) & SEED_MASK;
+        let identities: Vec<Value> =
+            plan.steps.iter().filter_map(|s| registry.get(&s.plugin_id)).map(|p| p.identity()).collect();
+        let fingerprint = Sha256Digest::of(
+            json!({
+                "input": { "sha256": upload.sha256 },
+                "plugins": identities,
+                "settings": settings,
+                "seed": seed,
+                "vigil_version": self.0.vigil_version,
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .to_string();
+        let mut cache_keys: BTreeMap<String, String> = BTreeMap::new();
+        for step in &plan.steps {
+            let plugin = registry.get(&step.plugin_id).map(|p| p.identity()).unwrap_or(Value::Null);
+            let deps: BTreeMap<&str, &str> =
+                step.depends_on.iter().filter_map(|d| cache_keys.get(d).map(|k| (d.as_str(), k.as_str()))).collect();
+            let key = Sha256Digest::of(
+                json!({
+                    "plugin": plugin,
+                    "input_sha256": upload.sha256,
+                    "settings": settings[&step.plugin_id],
+                    "seed": seed,
+                    "dependencies": deps,
+                })
+                .to_string()
+                .as_bytes(),
+            )
+            .to_string();
+            cache_keys.insert(step.plugin_id.clone(), key);
+        }
+        Ok(Prepared { plan, seed, fingerprint, settings, cache_keys, upload: Some(upload) })
+    }
+
+    /// Records a run and starts it on the runtime, unless an identical run completed and
+    /// `fresh` is not set: then that run is returned.
+    pub fn submit(
+        &self,
+        request: &RunRequest,
+        by: &str,
+        audit: Option<&NewAuditEntry>,
+    ) -> Result<Submitted, HarnessError> {
+        let prepared = self.prepare(request)?;
+        if !request.fresh
+            && let Some(earlier) = self.0.store.completed_run_with_fingerprint(&prepared.fingerprint)?
+        {
+            if let Some(entry) = audit {
+                self.0.store.append_audit(entry)?;
+            }
+            let message = format!(
+                "identical input, plugins and settings: reusing run {} from {} (submit with fresh=true to run again)",
+                earlier.id,
+                earlier.created_at.to_rfc3339()
+            );
+            return Ok(Submitted { run: earlier, reused: true, message });
+        }
+        let run = self.create(&prepared, request, by, audit)?;
+        let message = format!(
+            "run {} queued: {} plugins in {} layers",
+            run.id,
+            prepared.plan.steps.len(),
+            prepared.plan.layers().len()
+        );
+        Ok(Submitted { run, reused: false, message })
+    }
+
+    fn create(
+        &self,
+        prepared: &Prepared,
+        request: &RunRequest,
+        by: &str,
+        audit: Option<&NewAuditEntry>,
+    ) -> Result<RunRecord, HarnessError> {
+        let plan_json = serde_json::to_value(&prepared.plan).unwrap_or(Value::Null);
+        let settings = json!({ "plugins": prepared.settings, "fresh": request.fresh });
+        let steps = prepared
+            .plan
+            .steps
+            .iter()
+            .map(|s| NewExecution {
+                plugin_id: &s.plugin_id,
+                plugin_version: &s.version,
+                layer: s.layer,
+                cache_key: prepared.cache_keys.get(&s.plugin_id).map_or("", String::as_str),
+            })
+            .collect();
+        let new = NewRun {
+            upload_id: &request.upload_id,
+            seed: prepared.seed,
+            fingerprint: &prepared.fingerprint,
+            pipeline: request.pipeline.as_deref(),
+            plan: &plan_json,
+            settings: &settings,
+            created_by: by,
+            steps,
+        };
+        let run = self.0.store.create_run(&new, audit)?;
+        self.activate(&run.id);
+        Ok(run)
+    }
+
+    fn activate(&self, run_id: &str) -> (watch::Receiver<bool>, broadcast::Sender<RunEvent>) {
+        let mut active = lock(&self.0.active);
+        let entry = active
+            .entry(run_id.to_owned())
+            .or_insert_with(|| Active { cancel: watch::channel(false).0, events: broadcast::channel(EVENTS_BUFFER).0 });
+        (entry.cancel.subscribe(), entry.events.clone())
+    }
+
+    /// Live events of a run that is queued or running here.
+    pub fn subscribe(&self, run_id: &str) -> Option<broadcast::Receiver<RunEvent>> {
+        lock(&self.0.active).get(run_id).map(|a| a.events.subscribe())
+    }
+
+    /// Asks a run to stop: running plugins are killed, the rest skipped. A run that is
+    /// queued but not executing here (left by another process) is marked canceled directly.
+    pub fn cancel(&self, run_id: &str, audit: Option<&NewAuditEntry>) -> Result<RunRecord, HarnessError> {
+        let run = self.0.store.get_run(run_id)?;
+        if run.status.is_final() {
+            return Err(HarnessError::Conflict(format!("run {run_id} already ended ({})", run.status)));
+        }
+        let signalled = lock(&self.0.active).get(run_id).map(|a| a.cancel.send(true).is_ok()).unwrap_or(false);
+        if signalled {
+            if let Some(entry) = audit {
+                self.0.store.append_audit(entry)?;
+            }
+            return Ok(run);
+        }
+        Ok(self.0.store.set_run_status(run_id, RunStatus::Canceled, Some("canceled"), audit)?)
+    }
+
+    /// Queues the plugins of a run that did not succeed to run again, keeping the results
+    /// of those that did.
+    pub fn retry(&self, run_id: &str, audit: Option<&NewAuditEntry>) -> Result<RunRecord, HarnessError> {
+        let run = self.0.store.get_run(run_id)?;
+        if !run.status.is_retryable() {
+            return Err(HarnessError::Conflict(format!(
+                "run {run_id} is {}; only failed, canceled, crashed or partly failed runs can be retried",
+                run.status
+            )));
+        }
+        let run = self.0.store.set_run_status(run_id, RunStatus::Queued, None, audit)?;
+        self.activate(run_id);
+        Ok(run)
+    }
+
+    /// Marks runs left `queued` or `running` by a process that is gone as `crashed`.
+    /// Returns their ids.
+    pub fn recover(&self) -> Result<Vec<String>, HarnessError> {
+        let mut crashed = Vec::new();
+        for run in self.0.store.unfinished_runs()? {
+            let owner_alive = run.owner_pid.is_some_and(process_alive);
+            let ours = lock(&self.0.active).contains_key(&run.id);
+            if !owner_alive && !ours {
+                let why = match run.owner_pid {
+                    Some(pid) => format!("the process running it (pid {pid}) ended before the run finished"),
+                    None => "it was queued by a process that ended before starting it".to_owned(),
+                };
+                self.0.store.set_run_status(&run.id, RunStatus::Crashed, Some(&why), None)?;
+                crashed.push(run.id);
+            }
+        }
+        Ok(crashed)
+    }
+
+    /// Executes a queued run to the end and returns its final record.
+    pub async fn execute(&self, run_id: &str) -> Result<RunRecord, HarnessError> {
+        let (cancel, events) = self.activate(run_id);
+        let result = self.execute_inner(run_id, cancel, &events).await;
+        let final_record = match result {
+            Ok(run) => Ok(run),
+            Err(e) => {
+                let why = e.to_string();
+                tracing::error!(run_id, error = %why, "run failed");
+                self.0.store.set_run_status(run_id, RunStatus::Failed, Some(&why), None).map_err(HarnessError::from)
+            }
+        };
+        if let Ok(run) = &final_record {
+            let report =
+                run.status.is_final().then(|| self.0.runs_dir.join(&run.dir).join("report.md").display().to_string());
+            let _ = events.send(RunEvent::RunFinished { run_id: run_id.to_owned(), status: run.status, report });
+        }
+        lock(&self.0.active).remove(run_id);
+        final_record
+    }
+
+    async fn execute_inner(
+        &self,
+        run_id: &str,
+        cancel: watch::Receiver<bool>,
+        events: &broadcast::Sender<RunEvent>,
+    ) -> Result<RunRecord, HarnessError> {
+        let store = &self.0.store;
+        let run = store.get_run(run_id)?;
+        if run.status != RunStatus::Queued {
+            return Err(HarnessError::Conflict(format!("run {run_id} is {}, not queued", run.status)));
+        }
+        let upload = store.get_upload(&run.upload_id)?;
+        let plan: Plan = serde_json::from_value(run.plan.clone())
+            .map_err(|e| HarnessError::Invalid(format!("stored plan of run {run_id} is unreadable: {e}")))?;
+        let settings = run.settings["plugins"].clone();
+        let fresh = run.settings["fresh"].as_bool().unwrap_or(false);
+        let registry = self.registry();
+
+        // A finished run being retried goes back to its partial folder until it ends again.
+        let dir = self.partial_dir(run_id);
+        let done = self.0.runs_dir.join(&run.dir);
+        if done.is_dir() {
+            std::fs::rename(&done, &dir)
+                .map_err(|e| HarnessError::Io(format!("cannot reopen {}: {e}", done.display())))?;
+        }
+        std::fs::create_dir_all(dir.join("input"))
+            .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        store.set_run_status(run_id, RunStatus::Running, None, None)?;
+
+        let identities: BTreeMap<&str, Value> = plan
+            .steps
+            .iter()
+            .map(|s| (s.plugin_id.as_str(), registry.get(&s.plugin_id).map(|p| p.identity()).unwrap_or(Value::Null)))
+            .collect();
+        let manifest = json!({
+            "run_id": run.id,
+            "fingerprint": run.fingerprint,
+            "seed": run.seed,
+            "vigil_version": self.0.vigil_version,
+            "created_at": run.created_at.to_rfc3339(),
+            "input": { "upload_id": upload.id, "file_name": upload.file_name, "format": upload.format, "sha256": upload.sha256, "size_bytes": upload.size_bytes },
+            "plan": plan,
+            "settings": settings,
+            "plugins": identities,
+        });
+        write_atomic(&dir.join("run_manifest.json"), &serde_json::to_vec_pretty(&manifest).unwrap_or_default())
+            .map_err(HarnessError::Io)?;
+        let _ = events.send(RunEvent::Plan { run_id: run_id.to_owned(), plan: plan.clone() });
+
+        let digest: Sha256Digest = upload
+            .sha256
+            .parse()
+            .map_err(|_| HarnessError::Invalid(format!("upload {} has a malformed sha256", upload.id)))?;
+        let input_path = dir.join("input").join(&upload.file_name);
+        link_or_copy(&self.0.blobs.path_of(&digest), &input_path).map_err(HarnessError::Io)?;
+        let input = InputRef {
+            path: input_path,
+            file_name: upload.file_name.clone(),
+            format: upload.format.clone(),
+            sha256: upload.sha256.clone(),
+            size_bytes: upload.size_bytes,
+        };
+
+        let mut statuses: BTreeMap<String, ExecStatus> =
+            store.list_executions(run_id)?.into_iter().map(|e| (e.plugin_id, e.status)).collect();
+        let total = plan.steps.len();
+        let semaphore = Arc::new(Semaphore::new(self.0.parallelism));
+        let context = RunContext { run_id: run.id.clone(), fingerprint: run.fingerprint.clone() };
+
+        for layer in plan.layers() {
+            let mut tasks = Vec::new();
+            for plugin_id in layer {
+                if statuses.get(plugin_id).is_some_and(|s| s.succeeded()) {
+                    continue;
+                }
+                let step = plan
+                    .step(plugin_id)
+                    .cloned()
+                    .ok_or_else(|| HarnessError::Invalid(format!("{plugin_id} is not in the plan")))?;
+                let blocker =
+                    step.depends_on.iter().find(|d| !statuses.get(*d).is_some_and(|s| s.succeeded())).cloned();
+                let reason = if *cancel.borrow() {
+                    Some("the run was canceled before it started".to_owned())
+                } else {
+                    blocker.map(|d| format!("dependency {d} did not succeed"))
+                };
+                if let Some(reason) = reason {
+                    let end = ExecutionEnd {
+                        status: Some(ExecStatus::Skipped),
+                        error: Some(reason.clone()),
+                        ..ExecutionEnd::default()
+                    };
+                    store.finish_execution(run_id, plugin_id, &end)?;
+                    statuses.insert(plugin_id.to_owned(), ExecStatus::Skipped);
+                    let _ = events.send(RunEvent::PluginFinished {
+                        run_id: run_id.to_owned(),
+                        plugin_id: plugin_id.to_owned(),
+                        status: ExecStatus::Skipped,
+                        error: Some(reason),
+                        duration_ms: 0,
+                    });
+                    continue;
+                }
+                let Some(plugin) = registry.get(plugin_id).cloned() else {
+                    let why = format!("plugin {plugin_id} is no longer installed");
+                    store.finish_execution(
+                        run_id,
+                        plugin_id,
+                        &ExecutionEnd { status: Some(ExecStatus::Error), error: Some(why), ..ExecutionEnd::default() },
+                    )?;
+                    statuses.insert(plugin_id.to_owned(), ExecStatus::Error);
+                    continue;
+                };
+                if plugin.identity() != identities[plugin_id] {
+                    let why = format!("plugin {plugin_id} changed since the run was planned; submit a new run");
+                    store.finish_execution(
+                        run_id,
+                        plugin_id,
+                        &ExecutionEnd { status: Some(ExecStatus::Error), error: Some(why), ..ExecutionEnd::default() },
+                    )?;
+                    statuses.insert(plugin_id.to_owned(), ExecStatus::Error);
+                    continue;
+                }
+                let dependencies = step
+                    .depends_on
+                    .iter()
+                    .map(|d| {
+                        let dep_dir = exec_dir(&dir, d);
+                        (
+                            d.clone(),
+                            DependencyRef {
+                                response_path: dep_dir.join("response.json"),
+                                artifacts_dir: dep_dir.join("artifacts"),
+                            },
+                        )
+                    })
+                    .collect();
+                let spec_parts = (plugin, dependencies, settings.get(plugin_id).cloned().unwrap_or_else(|| json!({})));
+                let this = self.clone();
+                let (semaphore, input, context, dir, events, cancel) = (
+                    Arc::clone(&semaphore),
+                    input.clone(),
+                    context.clone(),
+                    dir.clone(),
+                    events.clone(),
+                    cancel.clone(),
+                );
+                let (run_id, seed, layer_no) = (run_id.to_owned(), run.seed, step.layer);
+                tasks.push(tokio::spawn(async move {
+                    let _permit = semaphore.acquire_owned().await;
+                    let (plugin, dependencies, config) = spec_parts;
+                    let status = this
+                        .run_plugin(
+                            &run_id,
+                            layer_no,
+                            &plugin,
+                            &dir,
+                            input,
+                            dependencies,
+                            config,
+                            seed,
+                            context,
+                            fresh,
+                            cancel,
+                            &events,
+                        )
+                        .await;
+                    (plugin.id, status)
+                }));
+            }
+            for task in tasks {
+                match task.await {
+                    Ok((plugin_id, Ok(status))) => {
+                        statuses.insert(plugin_id, status);
+                    }
+                    Ok((_, Err(e))) => return Err(e),
+                    Err(e) => return Err(HarnessError::Io(format!("a plugin task failed: {e}"))),
+                }
+            }
+            let done = statuses.values().filter(|s| !matches!(s, ExecStatus::Pending | ExecStatus::Running)).count();
+            let _ = events.send(RunEvent::Progress { run_id: run_id.to_owned(), done, total });
+        }
+
+        let canceled = *cancel.borrow();
+        let report_written = self.write_report(&run, &upload, &plan, &dir)?;
+        let edges = self.lineage(&run, &upload, &plan, &dir, &statuses);
+        store.clear_lineage(run_id)?;
+        store.add_lineage(run_id, &edges)?;
+        let ordered: Vec<ExecStatus> =
+            plan.steps.iter().map(|s| statuses.get(&s.plugin_id).copied().unwrap_or(ExecStatus::Pending)).collect();
+        let status = if canceled { RunStatus::Canceled } else { outcome(&ordered, report_written) };
+        let error = match status {
+            RunStatus::Completed => None,
+            RunStatus::Canceled => Some("canceled".to_owned()),
+            _ if !report_written => Some("the report could not be written".to_owned()),
+            _ => {
+                let failed: Vec<&str> = plan
+                    .steps
+                    .iter()
+                    .filter(|s| !statuses.get(&s.plugin_id).is_some_and(|x| x.succeeded()))
+                    .map(|s| s.plugin_id.as_str())
+                    .collect();
+                Some(format!("did not succeed: {}", failed.join(", ")))
+            }
+        };
+        // Finalize: the folder appears under its own name only once everything is written.
+        let final_dir = self.0.runs_dir.join(&run.dir);
+        std::fs::rename(&dir, &final_dir)
+            .map_err(|e| HarnessError::Io(format!("cannot finalize {}: {e}", final_dir.display())))?;
+        let _ = std::fs::File::open(&self.0.runs_dir).and_then(|d| d.sync_all());
+        Ok(store.set_run_status(run_id, status, error.as_deref(), None)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_plugin(
+        &self,
+        run_id: &str,
+        layer: u32,
+        plugin: &crate::manifest::Plugin,
+        dir: &Path,
+        input: InputRef,
+        dependencies: BTreeMap<String, DependencyRef>,
+        config: Value,
+        seed: u64,
+        run: RunContext,
+        fresh: bool,
+        cancel: watch::Receiver<bool>,
+        events: &broadcast::Sender<RunEvent>,
+    ) -> Result<ExecStatus, HarnessError> {
+        let store = &self.0.store;
+        let executions = store.list_executions(run_id)?;
+        let cache_key =
+            executions.iter().find(|e| e.plugin_id == plugin.id).map(|e| e.cache_key.clone()).unwrap_or_default();
+        store.start_execution(run_id, &plugin.id)?;
+        let _ = events.send(RunEvent::PluginStarted { run_id: run_id.to_owned(), plugin_id: plugin.id.clone(), layer });
+
+        if !fresh && let Some((from_run, from_dir)) = store.cached_execution(&cache_key, run_id)? {
+            let source = exec_dir(&self.0.runs_dir.join(&from_dir), &plugin.id);
+            let target = exec_dir(dir, &plugin.id);
+            let _ = std::fs::remove_dir_all(&target);
+            let reused = link_tree(&source, &target);
+            if reused.is_ok() && target.join("response.json").is_file() {
+                let end = ExecutionEnd {
+                    status: Some(ExecStatus::Cached),
+                    cached_from: Some(from_run.clone()),
+                    duration_us: Some(0),
+                    ..ExecutionEnd::default()
+                };
+                store.finish_execution(run_id, &plugin.id, &end)?;
+                let _ = events.send(RunEvent::PluginFinished {
+                    run_id: run_id.to_owned(),
+                    plugin_id: plugin.id.clone(),
+                    status: ExecStatus::Cached,
+                    error: None,
+                    duration_ms: 0,
+                });
+                return Ok(ExecStatus::Cached);
+            }
+        }
+
+        let spec = ExecSpec { plugin, run_dir: dir, input, dependencies, config, seed, run, cancel: Some(cancel) };
+        let result = exec::execute(&self.0.runner, &self.0.exec, spec).await;
+        let end = ExecutionEnd {
+            status: Some(result.status),
+            cached_from: None,
+            duration_us: Some(u64::try_from(result.duration.as_micros()).unwrap_or(u64::MAX)),
+            cpu_us: result.cpu_us,
+            max_rss_kib: result.max_rss_kib,
+            error: result.error.clone(),
+            violations: Some(serde_json::to_value(&result.violations).unwrap_or(Value::Null)),
+            enforced: result.enforced.as_ref().and_then(|e| serde_json::to_value(e).ok()),
+        };
+        store.finish_execution(run_id, &plugin.id, &end)?;
+        let _ = events.send(RunEvent::PluginFinished {
+            run_id: run_id.to_owned(),
+            plugin_id: plugin.id.clone(),
+            status: result.status,
+            error: result.error,
+            duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+        });
+        Ok(result.status)
+    }
+
+    /// Writes `report.json`, `report.md` and `evaluation.json`. Returns whether all three
+    /// exist afterwards.
+    fn write_report(
+        &self,
+        run: &RunRecord,
+        upload: &UploadRecord,
+        plan: &Plan,
+        dir: &Path,
+    ) -> Result<bool, HarnessError> {
+        let executions = self.0.store.list_executions(&run.id)?;
+        let mut results = BTreeMap::new();
+        for e in executions {
+            let response: Option<Response> = e
+                .status
+                .succeeded()
+                .then(|| std::fs::read(exec_dir(dir, &e.plugin_id).join("response.json")).ok())
+                .flatten()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            let violations = e.violations.as_array().cloned().unwrap_or_default();
+            let result = report::PluginResult { status: e.status, error: e.error.clone(), violations, response };
+            results.insert(e.plugin_id.clone(), result);
+        }
+        let input = report::ReportInput {
+            run_id: &run.id,
+            fingerprint: &run.fingerprint,
+            seed: run.seed,
+            vigil_version: &self.0.vigil_version,
+            created_at: &run.created_at.to_rfc3339(),
+            upload,
+            plan,
+            results,
+        };
+        let report_json = report::build(&input);
+        report::validate(&report_json).map_err(HarnessError::Invalid)?;
+        let pretty = serde_json::to_vec_pretty(&report_json).unwrap_or_default();
+        write_atomic(&dir.join("report.json"), &pretty).map_err(HarnessError::Io)?;
+        write_atomic(&dir.join("report.md"), report::markdown(&report_json).as_bytes()).map_err(HarnessError::Io)?;
+        let evaluation = serde_json::to_vec_pretty(&report::evaluation()).unwrap_or_default();
+        write_atomic(&dir.join("evaluation.json"), &evaluation).map_err(HarnessError::Io)?;
+        Ok(REQUIRED_ARTIFACTS.iter().all(|name| dir.join(name).is_file()))
+    }
+
+    fn lineage(
+        &self,
+        run: &RunRecord,
+        upload: &UploadRecord,
+        plan: &Plan,
+        dir: &Path,
+        statuses: &BTreeMap<String, ExecStatus>,
+    ) -> Vec<LineageEdge> {
+        let edge = |fk: &str, fi: &str, tk: &str, ti: &str, rel: &str| LineageEdge {
+            from_kind: fk.to_owned(),
+            from_id: fi.to_owned(),
+            to_kind: tk.to_owned(),
+            to_id: ti.to_owned(),
+            relation: rel.to_owned(),
+        };
+        let mut edges = Vec::new();
+        let mut dataset: Option<String> = None;
+        for step in &plan.steps {
+            if !statuses.get(&step.plugin_id).is_some_and(|s| s.succeeded()) {
+                continue;
+            }
+            let response: Option<Response> = std::fs::read(exec_dir(dir, &step.plugin_id).join("response.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if dataset.is_none()
+                && let Some(d) = response.as_ref().and_then(|r| r.dataset.as_ref())
+            {
+                dataset = Some(d.data_hash.clone());
+            }
+            let result_id = format!("{}/{}", run.id, step.plugin_id);
+            edges.push(edge("run", &run.id, "plugin_result", &result_id, "produced"));
+            for artifact in response.iter().flat_map(|r| &r.artifacts) {
+                edges.push(edge(
+                    "plugin_result",
+                    &result_id,
+                    "artifact",
+                    &format!("plugins/{}/artifacts/{}", step.plugin_id, artifact.path),
+                    "wrote",
+                ));
+            }
+        }
+        let mut head = Vec::new();
+        match &dataset {
+            Some(hash) => {
+                head.push(edge("upload", &upload.id, "dataset_version", hash, "ingested_as"));
+                head.push(edge("dataset_version", hash, "run", &run.id, "input_of"));
+            }
+            None => head.push(edge("upload", &upload.id, "run", &run.id, "input_of")),
+        }
+        for name in REQUIRED_ARTIFACTS {
+            edges.push(edge("run", &run.id, "artifact", name, "wrote"));
+        }
+        head.extend(edges);
+        head
+    }
+}
+
+/// Whether another process with this pid exists (signal 0 probes without sending
+/// anything). Our own pid counts as gone: a run recorded under it by an earlier process
+/// (a restarted container reuses pids) is not running here unless it is active.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid == i32::try_from(std::process::id()).unwrap_or(0) {
+        return false;
+    }
+    matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Ok(()) | Err(nix::errno::Errno::EPERM))
+}
