@@ -123,7 +123,7 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
     if let Err(e) = write_atomic(&dir.join("request.json"), &request_json) {
         return ExecResult::failed(ExecStatus::Error, e, started);
     }
-    let policy = match policy(config, &spec, &dir, &scratch, &artifacts) {
+    let policy = match policy(runner, config, &spec, &dir, &scratch, &artifacts) {
         Ok(policy) => policy,
         Err(e) => return ExecResult::failed(ExecStatus::Blocked, e, started),
     };
@@ -220,6 +220,7 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
 
 /// The sandbox policy for one execution.
 fn policy(
+    runner: &Runner,
     config: &ExecConfig,
     spec: &ExecSpec<'_>,
     dir: &Path,
@@ -245,6 +246,11 @@ fn policy(
                     return Err("a built-in plugin without a built-in entry point".into());
                 }
             };
+            if runner.drops_user() {
+                crate::fsutil::reachable_by_others(&folder).map_err(|e| {
+                    format!("the sandbox user cannot read the plugin's folder: {e}; make it readable (chmod -R o+rX)")
+                })?;
+            }
             read_paths.push(folder.clone());
             // Words naming files in the plugin's folder become absolute paths, so
             // `["python3", "plugin.py"]` works from the scratch folder.

@@ -65,6 +65,26 @@ pub fn link_tree(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that a user with no relation to the owner could reach `path`: every folder on
+/// the way is searchable by others, and `path` itself readable (and searchable, for a
+/// folder). The sandbox's unprivileged user needs this for plugin folders and runs.
+pub fn reachable_by_others(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let resolved = fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = fs::metadata(&resolved).map_err(|e| format!("{}: {e}", resolved.display()))?;
+    let needed = if meta.is_dir() { 0o005 } else { 0o004 };
+    if meta.permissions().mode() & needed != needed {
+        return Err(format!("{} is not readable by other users", resolved.display()));
+    }
+    for ancestor in resolved.ancestors().skip(1) {
+        let mode = fs::metadata(ancestor).map_err(|e| format!("{}: {e}", ancestor.display()))?.permissions().mode();
+        if mode & 0o001 == 0 {
+            return Err(format!("{} cannot be entered by other users (mode {:o})", ancestor.display(), mode & 0o777));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,7 +185,20 @@ impl Harness {
         std::fs::create_dir_all(runs_dir.join(".partial"))
             .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", runs_dir.display())))?;
         let registry = Registry::load(&options.plugins_dir, &options.vigil_version);
-        let uids = UidPool::new(UidPool::DEFAULT_BASE, u32::try_from(options.parallelism.max(1) * 2).unwrap_or(8));
+        // Plugins run as users of their own only if such a user can reach the run folders;
+        // otherwise they keep the server's user, and every execution records that.
+        let uids = match crate::fsutil::reachable_by_others(&runs_dir) {
+            Ok(()) => {
+                Some(UidPool::new(UidPool::DEFAULT_BASE, u32::try_from(options.parallelism.max(1) * 2).unwrap_or(8)))
+            }
+            Err(why) => {
+                tracing::warn!(
+                    reason = %why,
+                    "plugins will run as the server's own user: an unprivileged sandbox user could not reach the run folders"
+                );
+                None
+            }
+        };
         Ok(Harness(Arc::new(Inner {
             store,
             blobs,

@@ -96,7 +96,13 @@ pub struct App {
 impl App {
     /// Builds the router and starts the vitals writer (so it must run inside a tokio
     /// runtime). In production mode, refuses to start without an admin key.
-    pub fn new(config: Config, store: Store, blobs: BlobStore, build: BuildInfo) -> Result<App, ServerError> {
+    pub fn new(
+        config: Config,
+        store: Store,
+        blobs: BlobStore,
+        harness: vigil_harness::Harness,
+        build: BuildInfo,
+    ) -> Result<App, ServerError> {
         if config.mode == Mode::Production && config.admin_key.is_none() && !store.has_active_admin_key()? {
             return Err(ServerError::NoAdminKey);
         }
@@ -106,7 +112,16 @@ impl App {
         let (recorder, vitals_writer) =
             vigil_gateway::Recorder::start(store.clone(), config.gateway.vitals_queue, metrics.vitals_dropped.clone());
         let gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())?;
-        let state = AppState::new(config, store, blobs, build, &specs, metrics, gateway);
+        // Runs left behind by a process that died are crashed, and can be retried.
+        match harness.recover() {
+            Ok(crashed) if !crashed.is_empty() => {
+                tracing::warn!(?crashed, "runs left running by a dead process are marked crashed")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not check for crashed runs"),
+        }
+        let services = state::Services { gateway, harness };
+        let state = AppState::new(config, store, blobs, build, &specs, metrics, services);
         state.keys.refresh(&state.store)?;
         let body_limit = state.config.http.max_body_bytes;
 
@@ -212,7 +227,18 @@ mod tests {
         let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store");
         let blobs = BlobStore::open(&dir.path().join("blobs"), 1 << 20).expect("blobs");
         let build = BuildInfo { version: "test", git_sha: "test" };
-        let app = App::new(Config::default(), store, blobs, build).expect("app");
+        let options = vigil_harness::HarnessOptions {
+            data_dir: dir.path().to_owned(),
+            plugins_dir: dir.path().join("plugins"),
+            vigil_exe: std::env::current_exe().expect("exe"),
+            vigil_version: "0.1.0".to_owned(),
+            parallelism: 1,
+            strict: false,
+            stdout_max_bytes: 1 << 20,
+            stderr_max_bytes: 1 << 20,
+        };
+        let harness = vigil_harness::Harness::new(options, store.clone(), blobs.clone()).expect("harness");
+        let app = App::new(Config::default(), store, blobs, harness, build).expect("app");
         (dir, app)
     }
 

@@ -14,7 +14,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use vigil_core::scope::Scope;
 
 use crate::api::{Envelope, ListPage};
-use crate::handlers::{audit, gateway, health, keys, meta, uploads};
+use crate::handlers::{audit, gateway, health, keys, meta, runs, uploads};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -281,6 +281,54 @@ pub fn routes() -> Vec<Route> {
             .summary("One upload")
             .data::<vigil_store::UploadRecord>()
             .to(uploads::get),
+        route(Method::POST, "/api/v1/runs/plan", "runs.plan", WRITE)
+            .summary("Preview a run without starting it: the plan (with why each plugin was selected), seed, fingerprint and cache keys")
+            .body::<vigil_harness::RunRequest>()
+            .data::<vigil_harness::Prepared>()
+            .to(runs::plan),
+        route(Method::POST, "/api/v1/runs", "runs.create", WRITE)
+            .summary("Start a run on an upload; an identical completed run is returned instead (200) unless `fresh`")
+            .status(201)
+            .body::<vigil_harness::RunRequest>()
+            .data::<vigil_harness::Submitted>()
+            .to(runs::create),
+        route(Method::GET, "/api/v1/runs", "runs.list", READ)
+            .summary("Runs, newest first, optionally by status")
+            .query::<runs::ListQuery>()
+            .data::<ListPage<vigil_store::RunRecord>>()
+            .to(runs::list),
+        route(Method::GET, "/api/v1/runs/{id}", "runs.get", READ)
+            .summary("One run with its plugin executions (status, duration, CPU time, peak memory, violations)")
+            .data::<runs::RunDetail>()
+            .to(runs::get),
+        route(Method::POST, "/api/v1/runs/{id}/cancel", "runs.cancel", WRITE)
+            .summary("Cancel a queued or running run: running plugins are killed, the rest skipped")
+            .data::<vigil_store::RunRecord>()
+            .to(runs::cancel),
+        route(Method::POST, "/api/v1/runs/{id}/retry", "runs.retry", WRITE)
+            .summary("Re-run the plugins of a failed, crashed, canceled or partly failed run that did not succeed")
+            .data::<vigil_store::RunRecord>()
+            .to(runs::retry),
+        route(Method::GET, "/api/v1/runs/{id}/lineage", "runs.lineage", READ)
+            .summary("Lineage edges: upload → dataset version → run → plugin result → artifact")
+            .data::<Vec<vigil_store::LineageEdge>>()
+            .to(runs::lineage),
+        route(Method::GET, "/api/v1/runs/{id}/report", "runs.report", READ)
+            .summary("The run's report.json")
+            .data::<serde_json::Value>()
+            .to(runs::report),
+        route(Method::GET, "/api/v1/runs/{id}/events", "runs.events", READ)
+            .summary("Server-sent events: the run's state, then plan, plugin started/finished, progress, until it ends")
+            .raw("text/event-stream")
+            .to(runs::events),
+        route(Method::GET, "/api/v1/plugins", "plugins.list", READ)
+            .summary("Every plugin (built-in and from the plugins folder), and manifests that failed validation")
+            .data::<serde_json::Value>()
+            .to(runs::list_plugins),
+        route(Method::GET, "/api/v1/plugins/{id}", "plugins.get", READ)
+            .summary("One plugin: manifest, schemas, budgets, permissions, hashes")
+            .data::<serde_json::Value>()
+            .to(runs::get_plugin),
         route(Method::GET, "/api/v1/audit/verify", "audit.verify", ADMIN)
             .summary("Walk the audit hash chain and report the first break")
             .data::<vigil_store::AuditVerification>()

@@ -22,6 +22,13 @@ pub struct BuildInfo {
     pub git_sha: &'static str,
 }
 
+/// The engines the handlers drive: the gateway (model calls) and the harness (runs).
+#[derive(Debug)]
+pub(crate) struct Services {
+    pub gateway: vigil_gateway::Gateway,
+    pub harness: vigil_harness::Harness,
+}
+
 /// Cheap to clone; everything lives behind one `Arc`.
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Shared>);
@@ -38,6 +45,7 @@ pub struct Shared {
     pub env_admin_key: Option<Sha256Digest>,
     pub keys: KeyCache,
     pub gateway: vigil_gateway::Gateway,
+    pub harness: vigil_harness::Harness,
     /// The last readiness result and when it was taken (see `handlers::health::ready`).
     pub readiness: tokio::sync::Mutex<Option<(Instant, Vec<crate::handlers::health::Check>)>>,
     pub started: Instant,
@@ -54,13 +62,15 @@ impl AppState {
         build: BuildInfo,
         specs: &[RouteSpec],
         metrics: Metrics,
-        gateway: vigil_gateway::Gateway,
+        services: Services,
     ) -> Self {
+        let Services { gateway, harness } = services;
         let limiter = config.rate_limit.map(Limiter::new);
         let env_admin_key = config.admin_key.as_ref().map(|k| Sha256Digest::of(k.expose().as_bytes()));
         AppState(Arc::new(Shared {
             metrics,
             gateway,
+            harness,
             openapi: crate::openapi::document(specs, build.version),
             specs: specs.iter().fold(HashMap::new(), |mut map, spec| {
                 map.entry(spec.path).or_insert_with(Vec::new).push(spec.clone());

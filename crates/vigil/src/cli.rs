@@ -291,7 +291,9 @@ fn serve(global: &Global) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = App::new(config, store, blobs, BUILD)?;
+        let harness =
+            vigil_harness::Harness::new(harness_options(&global.data, &config)?, store.clone(), blobs.clone())?;
+        let app = App::new(config, store, blobs, harness, BUILD)?;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let local = listener.local_addr()?;
         tracing::info!(%local, mode = mode.as_str(), data = %global.data.display(), "vigil listening");

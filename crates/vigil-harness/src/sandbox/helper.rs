@@ -77,7 +77,9 @@ pub fn main(args: &[String]) -> ! {
 fn execute(policy: &Policy, report_file: &mut File) -> i32 {
     let mut report = HelperReport::default();
     let outcome = confine(policy, &mut report.enforced).and_then(|()| {
-        let missing = report.enforced.missing();
+        let mut missing = report.enforced.missing();
+        // A network the manifest asked for is a permission, not a missing protection.
+        missing.retain(|name| !(policy.network && *name == "network"));
         if policy.strict && !missing.is_empty() {
             return Err(format!("strict sandbox: not enforced on this system: {}", missing.join(", ")));
         }
@@ -170,7 +172,9 @@ fn confine(policy: &Policy, enforced: &mut Enforcement) -> Result<(), String> {
             nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setresuid: {e}"))?;
             Protection::on(format!("runs as unprivileged user {uid}"))
         }
-        None if is_root => Protection::off("runs as root: no sandbox user was assigned"),
+        None if is_root => Protection::off(
+            "runs as root: no sandbox user was assigned (the run folders are not reachable by other users)",
+        ),
         None => Protection::on(format!("runs as the server's own unprivileged user {}", Uid::effective())),
     };
 

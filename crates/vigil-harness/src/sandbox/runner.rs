@@ -116,18 +116,25 @@ pub struct Outcome {
 #[derive(Clone, Debug)]
 pub struct Runner {
     helper: PathBuf,
-    uids: Arc<UidPool>,
+    /// `None`: commands keep the server's user (see [`Runner::new`]).
+    uids: Option<Arc<UidPool>>,
 }
 
 impl Runner {
-    /// `helper` is the `vigil` binary (normally `std::env::current_exe()`).
-    pub fn new(helper: PathBuf, uids: UidPool) -> Self {
-        Runner { helper, uids: Arc::new(uids) }
+    /// `helper` is the `vigil` binary (normally `std::env::current_exe()`). With `uids`,
+    /// a helper started as root runs each command as a user of its own from the pool.
+    pub fn new(helper: PathBuf, uids: Option<UidPool>) -> Self {
+        Runner { helper, uids: uids.map(Arc::new) }
+    }
+
+    /// Whether commands run as users of their own (when the helper starts as root).
+    pub fn drops_user(&self) -> bool {
+        self.uids.is_some() && nix::unistd::Uid::effective().is_root()
     }
 
     pub async fn run(&self, job: Job) -> Result<Outcome, RunnerError> {
         let Job { mut policy, stdin, wall, stdout_cap_bytes, stderr_log, stderr_cap_bytes, cancel } = job;
-        let lease = self.uids.acquire();
+        let lease = self.uids.as_ref().and_then(UidPool::acquire);
         policy.uid = lease.as_ref().map(|l| l.uid);
         let _ = std::fs::remove_file(&policy.report_path);
         let log = tokio::fs::File::create(&stderr_log)

@@ -6,4 +6,5 @@ pub mod gateway;
 pub mod health;
 pub mod keys;
 pub mod meta;
+pub mod runs;
 pub mod uploads;

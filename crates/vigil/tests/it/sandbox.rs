@@ -27,7 +27,8 @@ impl Sandbox {
             std::fs::create_dir(root.join(sub)).expect("mkdir");
             std::fs::set_permissions(root.join(sub), std::fs::Permissions::from_mode(0o777)).expect("chmod");
         }
-        let runner = Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_vigil")), UidPool::new(UidPool::DEFAULT_BASE, 4));
+        let runner =
+            Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_vigil")), Some(UidPool::new(UidPool::DEFAULT_BASE, 4)));
         Sandbox { _dir: dir, root, runner }
     }
 

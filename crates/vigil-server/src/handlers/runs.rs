@@ -1,0 +1,240 @@
+//! `/api/v1/runs` and `/api/v1/plugins`: plan, submit, watch, cancel and retry runs; read
+//! their executions, lineage and report; list plugins.
+//!
+//! A submitted run executes on its own task, so the request returns as soon as the run is
+//! recorded. Watchers follow it over `GET /api/v1/runs/{id}/events` (server-sent events):
+//! the current state first, then live events until the run ends.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde_json::{Value, json};
+use vigil_core::page::PageRequest;
+use vigil_core::provenance::Aggregation;
+use vigil_core::run::RunStatus;
+use vigil_harness::{HarnessError, RunEvent, RunRequest};
+use vigil_store::{ExecutionRecord, RunRecord};
+
+use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, audited, blocking, envelope, read};
+use crate::auth::Principal;
+use crate::gate::AuditContext;
+use crate::state::AppState;
+
+const SOURCE: &str = "store:runs";
+
+/// How often an idle event stream sends a keep-alive comment.
+const EVENTS_KEEPALIVE: Duration = Duration::from_secs(15);
+
+impl From<HarnessError> for ApiError {
+    fn from(e: HarnessError) -> Self {
+        match e {
+            HarnessError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            HarnessError::Invalid(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+            }
+            HarnessError::Plan(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plan", e.to_string()),
+            HarnessError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            HarnessError::Store(e) => e.into(),
+            HarnessError::Io(message) => {
+                tracing::error!(error = %message, "harness failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// Runs harness work (storage, files) on the blocking pool.
+async fn harness_call<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HarnessError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(_) => Err(ApiError::internal()),
+    }
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<RunStatus>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u64>,
+}
+
+/// A run with its plugin executions.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct RunDetail {
+    pub run: RunRecord,
+    pub executions: Vec<ExecutionRecord>,
+}
+
+/// Starts executing a queued run on its own task.
+fn spawn_execution(state: &AppState, run_id: String) {
+    let harness = state.harness.clone();
+    tokio::spawn(async move {
+        if let Err(e) = harness.execute(&run_id).await {
+            tracing::error!(run_id, error = %e, "run did not execute");
+        }
+    });
+}
+
+pub async fn plan(State(state): State<AppState>, ApiJson(request): ApiJson<RunRequest>) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let prepared = harness_call(move || harness.prepare(&request)).await?;
+    Ok(envelope(prepared, Aggregation::Detail, "harness:plan").into_response())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(audit): Extension<AuditContext>,
+    ApiJson(request): ApiJson<RunRequest>,
+) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let by = principal.label();
+    let submitted = harness_call(move || {
+        let entry = audit.entry(StatusCode::CREATED);
+        harness.submit(&request, &by, Some(&entry))
+    })
+    .await?;
+    if !submitted.reused {
+        spawn_execution(&state, submitted.run.id.clone());
+    }
+    let status = if submitted.reused { StatusCode::OK } else { StatusCode::CREATED };
+    Ok(audited((status, envelope(submitted, Aggregation::Detail, SOURCE))))
+}
+
+pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
+    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_runs_page(q.status, page)).await?);
+    Ok(envelope(data, Aggregation::List, SOURCE).into_response())
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let detail = blocking(move || {
+        let run = store.get_run(&id)?;
+        let executions = store.list_executions(&id)?;
+        Ok(RunDetail { run, executions })
+    })
+    .await?;
+    Ok(envelope(detail, Aggregation::Detail, SOURCE).into_response())
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(audit): Extension<AuditContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let run = harness_call(move || harness.cancel(&id, Some(&audit.entry(StatusCode::OK)))).await?;
+    Ok(audited(envelope(run, Aggregation::Detail, SOURCE)))
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    Extension(audit): Extension<AuditContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let run_id = id.clone();
+    let run = harness_call(move || harness.retry(&run_id, Some(&audit.entry(StatusCode::OK)))).await?;
+    spawn_execution(&state, id);
+    Ok(audited(envelope(run, Aggregation::Detail, SOURCE)))
+}
+
+pub async fn lineage(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let edges = blocking(move || {
+        store.get_run(&id)?;
+        store.list_lineage(&id)
+    })
+    .await?;
+    Ok(envelope(edges, Aggregation::List, "store:lineage").into_response())
+}
+
+pub async fn report(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let report = harness_call(move || {
+        let run = harness.store().get_run(&id)?;
+        let path = harness.run_dir(&run).join("report.json");
+        let bytes = std::fs::read(&path).map_err(|_| HarnessError::NotFound(format!("report of run {id}")))?;
+        serde_json::from_slice::<Value>(&bytes).map_err(|e| HarnessError::Io(format!("{}: {e}", path.display())))
+    })
+    .await?;
+    Ok(envelope(report, Aggregation::Detail, "run:report.json").into_response())
+}
+
+pub async fn events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    // Subscribe before reading the state, so nothing happens unseen in between.
+    let live = state.harness.subscribe(&id);
+    let store = state.store.clone();
+    let run_id = id.clone();
+    let detail = blocking(move || {
+        let run = store.get_run(&run_id)?;
+        let executions = store.list_executions(&run_id)?;
+        Ok(RunDetail { run, executions })
+    })
+    .await?;
+    let snapshot = Event::default().event("state").json_data(&detail).unwrap_or_default();
+    let finished = detail.run.status.is_final() || live.is_none();
+    let first = stream::iter([Ok::<_, Infallible>(snapshot)]);
+    let body: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = match live {
+        Some(rx) if !finished => Box::pin(first.chain(live_events(rx))),
+        _ => {
+            let end = json!({ "event": "run_finished", "run_id": id, "status": detail.run.status });
+            let last = Event::default().event("run_finished").json_data(end).unwrap_or_default();
+            Box::pin(first.chain(stream::iter([Ok(last)])))
+        }
+    };
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(EVENTS_KEEPALIVE)).into_response())
+}
+
+/// Live events until the run finishes (a lagging watcher is told how many it missed).
+fn live_events(rx: tokio::sync::broadcast::Receiver<RunEvent>) -> impl Stream<Item = Result<Event, Infallible>> + Send {
+    stream::unfold((rx, false), |(mut rx, done)| async move {
+        if done {
+            return None;
+        }
+        match rx.recv().await {
+            Ok(event) => {
+                let name = match &event {
+                    RunEvent::Plan { .. } => "plan",
+                    RunEvent::PluginStarted { .. } => "plugin_started",
+                    RunEvent::PluginFinished { .. } => "plugin_finished",
+                    RunEvent::Log { .. } => "log",
+                    RunEvent::Progress { .. } => "progress",
+                    RunEvent::RunFinished { .. } => "run_finished",
+                };
+                let last = matches!(event, RunEvent::RunFinished { .. });
+                let sse = Event::default().event(name).json_data(&event).unwrap_or_default();
+                Some((Ok(sse), (rx, last)))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                let sse = Event::default().event("lagged").data(format!("{missed} events were dropped"));
+                Some((Ok(sse), (rx, false)))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    })
+}
+
+pub async fn list_plugins(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let registry = state.harness.registry();
+    let plugins: Vec<Value> = registry.plugins().iter().map(|p| p.describe()).collect();
+    let invalid: Vec<String> = registry.problems().iter().map(ToString::to_string).collect();
+    Ok(envelope(json!({ "items": plugins, "invalid": invalid }), Aggregation::List, "harness:plugins").into_response())
+}
+
+pub async fn get_plugin(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let registry = state.harness.registry();
+    let plugin = registry.get(&id).ok_or_else(|| ApiError::not_found(format!("plugin {id} not found")))?;
+    Ok(envelope(plugin.describe(), Aggregation::Detail, "harness:plugins").into_response())
+}
