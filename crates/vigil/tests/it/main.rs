@@ -9,5 +9,6 @@ mod crash;
 mod gateway;
 mod harness;
 mod mock_upstream;
+mod runs;
 mod sandbox;
 mod support;

@@ -1,0 +1,363 @@
+//! Runs through the real binary: every execution status, violations recorded per plugin,
+//! determinism, idempotency, caching, lineage, live events, cancel, and crash recovery
+//! (kill -9 mid-run, restart, `crashed`, retry completes it).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Env, Server, reply};
+
+const ORDERS: &[u8] = b"id,name,amount\n1,Ada,10\n2,Lee,20\n\n2,Lee,20\n3,Kim\n";
+
+/// An environment whose data and plugin folders an unprivileged sandbox user can reach.
+fn env_with_plugins(plugins: &[(&str, &str, &str)]) -> (Env, PathBuf) {
+    let mut env = Env::new();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dir = env.dir.path().join("plugins");
+    for (name, manifest, script) in plugins {
+        let folder = dir.join(name);
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        std::fs::write(folder.join("plugin.toml"), manifest).expect("manifest");
+        std::fs::write(folder.join("plugin.py"), script).expect("script");
+    }
+    env.set("VIGIL_HARNESS_PLUGINS_DIR", dir.display().to_string());
+    (env, dir)
+}
+
+fn python_plugin(id: &str, extra: &str) -> String {
+    format!(
+        "id = {id:?}\nname = {id:?}\nversion = \"1.0.0\"\ntype = \"analysis\"\nentrypoint = [\"python3\", \"plugin.py\"]\n{extra}\n"
+    )
+}
+
+fn upload(server: &Server, name: &str, body: &[u8]) -> String {
+    let resp = server
+        .client
+        .post(format!("{}/api/v1/uploads?name={name}", server.url))
+        .body(body.to_vec())
+        .send()
+        .expect("upload");
+    let reply = reply(resp);
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply.body["data"]["upload"]["id"].as_str().expect("id").to_owned()
+}
+
+fn submit(server: &Server, request: Value) -> crate::support::Reply {
+    server.post("/api/v1/runs", None, &request.to_string())
+}
+
+/// Polls a run until it ends; returns its detail (run and executions).
+fn wait(server: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let detail = server.get(&format!("/api/v1/runs/{id}"), None).body["data"].clone();
+        let status = detail["run"]["status"].as_str().unwrap_or("").to_owned();
+        if !["queued", "running"].contains(&status.as_str()) {
+            return detail;
+        }
+        assert!(Instant::now() < deadline, "run {id} did not finish: {detail}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn execution<'a>(detail: &'a Value, plugin: &str) -> &'a Value {
+    detail["executions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["plugin_id"] == plugin))
+        .unwrap_or_else(|| panic!("no execution of {plugin} in {detail}"))
+}
+
+fn run_dir(env: &Env, id: &str) -> PathBuf {
+    env.data().join("runs").join(id)
+}
+
+/// report.json with the run's id and time replaced, for byte comparisons.
+fn normalized_report(path: &Path) -> String {
+    let mut report: Value = serde_json::from_slice(&std::fs::read(path).expect("report.json")).expect("json");
+    report["run"]["id"] = json!("RUN");
+    report["run"]["created_at"] = json!("TIME");
+    serde_json::to_string_pretty(&report).expect("json")
+}
+
+#[test]
+fn a_csv_run_completes_with_an_evidenced_report_and_lineage() {
+    let (env, _) = env_with_plugins(&[]);
+    let server = env.start();
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+
+    let plan = server.post("/api/v1/runs/plan", None, &json!({ "upload_id": upload_id }).to_string());
+    assert_eq!(plan.status, 200, "{:?}", plan.body);
+    let steps = plan.body["data"]["plan"]["steps"].as_array().expect("steps").clone();
+    assert_eq!(
+        steps.iter().map(|s| s["plugin_id"].as_str().unwrap_or("")).collect::<Vec<_>>(),
+        ["core.inspect", "core.text_profile"]
+    );
+    assert_eq!(steps[1]["reason"], "recommended for csv input");
+    assert_eq!(steps[1]["layer"], 1);
+
+    let created = submit(&server, json!({ "upload_id": upload_id }));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(created.body["data"]["run"]["fingerprint"], plan.body["data"]["fingerprint"]);
+    let detail = wait(&server, &id);
+    assert_eq!(detail["run"]["status"], "completed", "{detail}");
+    for plugin in ["core.inspect", "core.text_profile"] {
+        let e = execution(&detail, plugin);
+        assert_eq!(e["status"], "ok");
+        assert!(e["duration_us"].as_u64().is_some_and(|d| d > 0), "{e}");
+        assert!(e["max_rss_kib"].as_u64().is_some_and(|m| m > 0), "{e}");
+        assert_eq!(e["enforced"]["filesystem"]["enforced"], true, "{e}");
+        assert_eq!(e["enforced"]["network"]["enforced"], true, "{e}");
+    }
+
+    let dir = run_dir(&env, &id);
+    for name in ["run_manifest.json", "report.json", "report.md", "evaluation.json", "input/orders.csv"] {
+        assert!(dir.join(name).is_file(), "{name} missing");
+    }
+    assert_eq!(std::fs::read_dir(env.data().join("runs/.partial")).expect("partial").count(), 0, "finalized");
+    let report = server.get(&format!("/api/v1/runs/{id}/report"), None).body["data"].clone();
+    let kinds: Vec<&str> =
+        report["findings"].as_array().expect("findings").iter().map(|f| f["kind"].as_str().unwrap_or("")).collect();
+    assert_eq!(kinds, ["ragged_rows", "duplicate_rows", "blank_lines"]);
+    let ragged = &report["findings"][0];
+    assert_eq!(ragged["measurement_type"], "measured");
+    assert_eq!(ragged["evidence"]["rows"], json!([6]));
+    assert_eq!(ragged["finding_id"].as_str().map(str::len), Some(16));
+    assert_eq!(report["input"]["dataset"]["rows"], 5);
+    let markdown = std::fs::read_to_string(dir.join("report.md")).expect("md");
+    assert!(markdown.contains("rows 6"), "{markdown}");
+
+    let lineage = server.get(&format!("/api/v1/runs/{id}/lineage"), None).body["data"].clone();
+    let edges: Vec<(String, String)> = lineage
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| (e["from_kind"].as_str().unwrap_or("").to_owned(), e["to_kind"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    for expected in
+        [("upload", "dataset_version"), ("dataset_version", "run"), ("run", "plugin_result"), ("run", "artifact")]
+    {
+        assert!(edges.contains(&(expected.0.to_owned(), expected.1.to_owned())), "{expected:?} missing from {edges:?}");
+    }
+}
+
+#[test]
+fn identical_work_is_reused_fresh_runs_are_byte_identical_and_results_are_cached() {
+    let (env, _) = env_with_plugins(&[]);
+    let server = env.start();
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+    let first = submit(&server, json!({ "upload_id": upload_id }));
+    let first_id = first.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    wait(&server, &first_id);
+
+    let again = submit(&server, json!({ "upload_id": upload_id }));
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(again.body["data"]["reused"], true);
+    assert_eq!(again.body["data"]["run"]["id"], first_id.as_str());
+    assert!(again.body["data"]["message"].as_str().is_some_and(|m| m.contains(&first_id)));
+
+    let fresh = submit(&server, json!({ "upload_id": upload_id, "fresh": true }));
+    assert_eq!(fresh.status, 201);
+    let fresh_id = fresh.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &fresh_id);
+    assert_eq!(execution(&detail, "core.text_profile")["status"], "ok", "fresh runs reuse nothing");
+    assert_eq!(
+        normalized_report(&run_dir(&env, &first_id).join("report.json")),
+        normalized_report(&run_dir(&env, &fresh_id).join("report.json")),
+        "same input, plugins, settings and seed: same report"
+    );
+
+    // A different plan (inspect alone) is new work, but its inspect step is identical.
+    let partial = submit(&server, json!({ "upload_id": upload_id, "pipeline": ["core.inspect"] }));
+    assert_eq!(partial.status, 201);
+    let partial_id = partial.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &partial_id);
+    assert_eq!(detail["run"]["status"], "completed");
+    let inspect = execution(&detail, "core.inspect");
+    assert_eq!(inspect["status"], "cached", "{inspect}");
+    assert!(inspect["cached_from"].as_str().is_some());
+
+    // Another seed is other work.
+    let seeded = submit(&server, json!({ "upload_id": upload_id, "seed": 7 }));
+    assert_eq!(seeded.status, 201);
+    assert_ne!(seeded.body["data"]["run"]["fingerprint"], first.body["data"]["run"]["fingerprint"]);
+}
+
+#[test]
+fn bad_run_requests_are_refused_with_the_reason() {
+    let (env, _) = env_with_plugins(&[]);
+    let server = env.start();
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+    let unknown = submit(&server, json!({ "upload_id": upload_id, "pipeline": ["no.such"] }));
+    assert_eq!(unknown.status, 422);
+    assert!(unknown.body["error"]["message"].as_str().is_some_and(|m| m.contains("no.such")));
+    let settings = submit(
+        &server,
+        json!({ "upload_id": upload_id, "settings": { "core.text_profile": { "long_line_bytes": 0 } } }),
+    );
+    assert_eq!(settings.status, 422);
+    assert!(
+        settings.body["error"]["message"].as_str().is_some_and(|m| m.contains("core.text_profile")),
+        "{:?}",
+        settings.body
+    );
+    assert_eq!(submit(&server, json!({ "upload_id": "upl_missing" })).status, 404);
+    let deselected = server.post(
+        "/api/v1/runs/plan",
+        None,
+        &json!({ "upload_id": upload_id, "deselect": ["core.inspect"] }).to_string(),
+    );
+    assert_eq!(deselected.status, 422, "nothing left to run: {:?}", deselected.body);
+}
+
+#[test]
+fn each_plugin_gets_its_own_status_and_violations_are_recorded_with_reasons() {
+    let plugins = [
+        ("net", python_plugin("bad.net", ""), "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)\n"),
+        ("writer", python_plugin("bad.writer", ""), "open('/etc/vigil-pwned', 'w').write('x')\n"),
+        ("slow", python_plugin("bad.slow", "[budgets]\ntime_limit_ms = 500"), "while True:\n    pass\n"),
+        ("crash", python_plugin("bad.crash", ""), "raise SystemExit('cannot parse column 3')\n"),
+        ("liar", python_plugin("bad.liar", ""), "print('not json')\n"),
+        (
+            "sloppy",
+            python_plugin("bad.sloppy", ""),
+            "import json\nprint(json.dumps({'status': 'ok', 'findings': [{'kind': 'x', 'title': 'y', 'severity': 'low', 'measurement_type': 'measured'}]}))\n",
+        ),
+        ("after", python_plugin("bad.after", "depends_on = [\"bad.crash\"]"), "print('{\"status\": \"ok\"}')\n"),
+    ];
+    let specs: Vec<(&str, &str, &str)> = plugins.iter().map(|(n, m, s)| (*n, m.as_str(), *s)).collect();
+    let (env, _) = env_with_plugins(&specs);
+    let server = env.start();
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+    let pipeline =
+        ["core.inspect", "bad.net", "bad.writer", "bad.slow", "bad.crash", "bad.liar", "bad.sloppy", "bad.after"];
+    let created = submit(&server, json!({ "upload_id": upload_id, "pipeline": pipeline }));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &id);
+    assert_eq!(detail["run"]["status"], "completed_with_errors", "{detail}");
+
+    let check = |plugin: &str, status: &str, needle: &str| {
+        let e = execution(&detail, plugin);
+        assert_eq!(e["status"], status, "{plugin}: {e}");
+        let error = e["error"].as_str().unwrap_or("");
+        assert!(error.contains(needle), "{plugin}: {error:?} should mention {needle:?}");
+    };
+    check("core.inspect", "ok", "");
+    check("bad.net", "violation", "network permission");
+    check("bad.writer", "violation", "denied access outside its allowlist");
+    check("bad.slow", "timeout", "500 ms");
+    check("bad.crash", "error", "cannot parse column 3");
+    check("bad.liar", "error", "not JSON");
+    check("bad.sloppy", "error", "needs evidence");
+    check("bad.after", "skipped", "dependency bad.crash did not succeed");
+    assert_eq!(execution(&detail, "bad.net")["violations"][0]["kind"], "network");
+    assert_eq!(execution(&detail, "bad.slow")["violations"][0]["kind"], "time");
+    assert!(!Path::new("/etc/vigil-pwned").exists());
+
+    // The report lists every plugin's outcome; the stderr log is kept beside it.
+    let report = server.get(&format!("/api/v1/runs/{id}/report"), None).body["data"].clone();
+    let statuses: Vec<(String, String)> = report["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .map(|p| (p["plugin_id"].as_str().unwrap_or("").to_owned(), p["status"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert!(statuses.contains(&("bad.net".to_owned(), "violation".to_owned())), "{statuses:?}");
+    let log = std::fs::read_to_string(run_dir(&env, &id).join("plugins/bad.crash/stderr.log")).expect("log");
+    assert!(log.contains("cannot parse column 3"), "{log}");
+
+    // Retrying re-runs only what did not succeed; the outcome is the same.
+    let retried = server.post(&format!("/api/v1/runs/{id}/retry"), None, "");
+    assert_eq!(retried.status, 200, "{:?}", retried.body);
+    let detail = wait(&server, &id);
+    assert_eq!(detail["run"]["status"], "completed_with_errors");
+    assert_eq!(execution(&detail, "core.inspect")["status"], "ok");
+}
+
+const SLEEPY: &str = "import json, sys, time\nrequest = json.load(sys.stdin)\ntime.sleep(float(request['config'].get('seconds', 3)))\nprint(json.dumps({'status': 'ok', 'summary': 'slept'}))\n";
+
+#[test]
+fn a_run_is_watched_live_and_can_be_canceled() {
+    let manifest = python_plugin("slow.sleep", "depends_on = [\"core.inspect\"]");
+    let (env, _) = env_with_plugins(&[("sleep", &manifest, SLEEPY)]);
+    let server = env.start();
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+
+    // Live events for a short run: state first, then the plugins, then the end.
+    let quick = submit(
+        &server,
+        json!({ "upload_id": upload_id, "pipeline": ["slow.sleep"], "settings": { "slow.sleep": { "seconds": 0.3 } } }),
+    );
+    let id = quick.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let text = server
+        .client
+        .get(format!("{}/api/v1/runs/{id}/events", server.url))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .expect("events")
+        .text()
+        .expect("stream ends with the run");
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events.first(), Some(&"state"), "{text}");
+    assert!(events.contains(&"plugin_finished"), "{text}");
+    assert_eq!(events.last(), Some(&"run_finished"), "{text}");
+
+    let slow = submit(
+        &server,
+        json!({ "upload_id": upload_id, "pipeline": ["slow.sleep"], "settings": { "slow.sleep": { "seconds": 30 } } }),
+    );
+    let id = slow.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while execution(&server.get(&format!("/api/v1/runs/{id}"), None).body["data"], "slow.sleep")["status"] != "running"
+    {
+        assert!(Instant::now() < deadline, "the plugin never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let canceled = server.post(&format!("/api/v1/runs/{id}/cancel"), None, "");
+    assert_eq!(canceled.status, 200, "{:?}", canceled.body);
+    let detail = wait(&server, &id);
+    assert!(started.elapsed() < Duration::from_secs(10), "the running plugin was killed");
+    assert_eq!(detail["run"]["status"], "canceled");
+    assert_eq!(execution(&detail, "slow.sleep")["status"], "skipped");
+    assert_eq!(server.post(&format!("/api/v1/runs/{id}/cancel"), None, "").status, 409, "already ended");
+}
+
+#[test]
+fn a_run_killed_with_the_server_is_crashed_after_restart_and_retry_completes_it() {
+    let manifest = python_plugin("slow.sleep", "");
+    let (env, _) = env_with_plugins(&[("sleep", &manifest, SLEEPY)]);
+    let server = env.start();
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+    let created = submit(
+        &server,
+        json!({ "upload_id": upload_id, "pipeline": ["core.inspect", "slow.sleep"], "settings": { "slow.sleep": { "seconds": 2 } } }),
+    );
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while execution(&server.get(&format!("/api/v1/runs/{id}"), None).body["data"], "slow.sleep")["status"] != "running"
+    {
+        assert!(Instant::now() < deadline, "the plugin never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.kill();
+
+    let server = env.start();
+    let detail = server.get(&format!("/api/v1/runs/{id}"), None).body["data"].clone();
+    assert_eq!(detail["run"]["status"], "crashed", "{detail}");
+    assert!(detail["run"]["error"].as_str().is_some_and(|e| e.contains("ended before the run finished")));
+    assert!(env.data().join("runs/.partial").join(&id).join("run_manifest.json").is_file(), "partial work is kept");
+    assert_eq!(execution(&detail, "core.inspect")["status"], "ok");
+
+    let retried = server.post(&format!("/api/v1/runs/{id}/retry"), None, "");
+    assert_eq!(retried.status, 200, "{:?}", retried.body);
+    let started = Instant::now();
+    let detail = wait(&server, &id);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(detail["run"]["status"], "completed", "{detail}");
+    assert!(run_dir(&env, &id).join("report.json").is_file());
+}
