@@ -315,6 +315,7 @@ fn policy(
         },
         uid: None,
         strict: config.strict,
+        netns: None,
         report_path: dir.join("sandbox-report.json"),
     })
 }

@@ -41,6 +41,9 @@ const LANDLOCK_ABI: ABI = ABI::V7;
 
 /// Entry point of `vigil __sandbox-exec`. Never returns.
 pub fn main(args: &[String]) -> ! {
+    if args.iter().any(|a| a == "--hold-netns") {
+        hold_network_namespace();
+    }
     if args.iter().any(|a| a == "--probe") {
         let enforced = probe();
         let json = serde_json::to_string(&enforced).unwrap_or_default();
@@ -71,6 +74,21 @@ pub fn main(args: &[String]) -> ! {
         let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), Signal::SIGKILL);
     }
     std::process::exit(code)
+}
+
+/// `vigil __sandbox-exec --hold-netns`: moves into a new, empty network namespace, says
+/// `ready` on stdout, and keeps the namespace alive until stdin closes (the runner that
+/// started it dropped it or died). Sandboxed commands join this namespace.
+fn hold_network_namespace() -> ! {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
+        eprintln!("vigil __sandbox-exec --hold-netns: {e}");
+        std::process::exit(HELPER_SETUP_FAILED);
+    }
+    println!("ready");
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    std::process::exit(0)
 }
 
 /// Confines this process, runs the command and writes the report. Returns the exit code.
@@ -137,6 +155,7 @@ fn probe() -> Enforcement {
         limits: Limits::default(),
         uid: Some(super::UidPool::DEFAULT_BASE),
         strict: false,
+        netns: None,
         report_path: root.join("unused"),
     };
     let mut enforced = Enforcement::default();
@@ -153,7 +172,11 @@ fn confine(policy: &Policy, enforced: &mut Enforcement) -> Result<(), String> {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let is_root = Uid::effective().is_root();
 
-    let netns = if policy.network { None } else { Some(new_network_namespace(is_root)) };
+    let netns = match (policy.network, &policy.netns) {
+        (true, _) => None,
+        (false, Some(path)) => Some(join_network_namespace(path).or_else(|_| new_network_namespace(is_root))),
+        (false, None) => Some(new_network_namespace(is_root)),
+    };
 
     let drop_to = policy.uid.filter(|_| is_root).map(|id| (Uid::from_raw(id), Gid::from_raw(id)));
     if let Some((uid, gid)) = drop_to {
@@ -192,6 +215,13 @@ fn confine(policy: &Policy, enforced: &mut Enforcement) -> Result<(), String> {
         network_protection(netns, landlock_tcp, socket_filter)
     };
     Ok(())
+}
+
+/// Joins the runner's empty network namespace.
+fn join_network_namespace(path: &Path) -> Result<&'static str, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))?;
+    Ok("network namespace (shared, empty)")
 }
 
 /// Puts the process in a new, empty network namespace (only a loopback that is down).

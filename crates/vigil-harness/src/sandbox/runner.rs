@@ -118,13 +118,66 @@ pub struct Runner {
     helper: PathBuf,
     /// `None`: commands keep the server's user (see [`Runner::new`]).
     uids: Option<Arc<UidPool>>,
+    /// The process holding an empty network namespace for commands to join.
+    netns: Option<Arc<NetnsHolder>>,
+}
+
+/// A `vigil __sandbox-exec --hold-netns` child; it exits when this is dropped (its stdin
+/// closes) or when the server dies (its parent-death signal).
+#[derive(Debug)]
+struct NetnsHolder {
+    child: Mutex<std::process::Child>,
+    path: PathBuf,
+}
+
+impl NetnsHolder {
+    fn start(helper: &Path) -> Result<NetnsHolder, String> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(helper)
+            .args([HELPER_SUBCOMMAND, "--hold-netns"])
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        std::io::BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the namespace holder did not start (no permission for network namespaces?)".to_owned());
+        }
+        let path = PathBuf::from(format!("/proc/{}/ns/net", child.id()));
+        Ok(NetnsHolder { child: Mutex::new(child), path })
+    }
+}
+
+impl Drop for NetnsHolder {
+    fn drop(&mut self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        drop(child.stdin.take());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 impl Runner {
     /// `helper` is the `vigil` binary (normally `std::env::current_exe()`). With `uids`,
     /// a helper started as root runs each command as a user of its own from the pool.
+    ///
+    /// When it may, the runner keeps one empty network namespace that commands join, which
+    /// saves creating one per command; without it each command gets a fresh one.
     pub fn new(helper: PathBuf, uids: Option<UidPool>) -> Self {
-        Runner { helper, uids: uids.map(Arc::new) }
+        let netns = match NetnsHolder::start(&helper) {
+            Ok(holder) => Some(Arc::new(holder)),
+            Err(why) => {
+                tracing::debug!(reason = %why, "each sandboxed command creates its own network namespace");
+                None
+            }
+        };
+        Runner { helper, uids: uids.map(Arc::new), netns }
     }
 
     /// Whether commands run as users of their own (when the helper starts as root).
@@ -136,6 +189,9 @@ impl Runner {
         let Job { mut policy, stdin, wall, stdout_cap_bytes, stderr_log, stderr_cap_bytes, cancel } = job;
         let lease = self.uids.as_ref().and_then(UidPool::acquire);
         policy.uid = lease.as_ref().map(|l| l.uid);
+        if policy.netns.is_none() {
+            policy.netns = self.netns.as_ref().map(|h| h.path.clone());
+        }
         let _ = std::fs::remove_file(&policy.report_path);
         let log = tokio::fs::File::create(&stderr_log)
             .await

@@ -56,6 +56,7 @@ impl Sandbox {
                 limits: Limits { memory_bytes: 256 << 20, cpu_seconds: 10, processes: 16, ..Limits::default() },
                 uid: None,
                 strict: true,
+                netns: None,
                 report_path: self.path("exec/report.json"),
             },
             stdin: br#"{"hello": "world"}"#.to_vec(),
