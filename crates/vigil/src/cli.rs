@@ -453,7 +453,11 @@ fn plugins(global: &Global, cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
                     println!("GRAPH    {problem}");
                 }
                 for test in &report.self_tests {
-                    let mark = if test.status.succeeded() { "ok" } else { "FAILED" };
+                    let mark = match test.status {
+                        s if s.succeeded() => "ok",
+                        vigil_core::run::ExecStatus::Skipped => "WARN",
+                        _ => "FAILED",
+                    };
                     println!("{mark:<8} {:<28} {} {}", test.plugin_id, test.status, test.detail);
                 }
             }

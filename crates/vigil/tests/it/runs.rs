@@ -361,3 +361,68 @@ fn a_run_killed_with_the_server_is_crashed_after_restart_and_retry_completes_it(
     assert_eq!(detail["run"]["status"], "completed", "{detail}");
     assert!(run_dir(&env, &id).join("report.json").is_file());
 }
+
+/// Copies a folder (files only), keeping it readable by the sandbox user.
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The Rust example plugin's binary, built if the workspace build did not make it.
+fn rust_example_binary() -> PathBuf {
+    let dir = Path::new(crate::support::BIN).parent().expect("target dir").to_owned();
+    let binary = dir.join("line-lengths");
+    if !binary.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "vigil-example-line-lengths"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building the Rust example plugin failed");
+    }
+    binary
+}
+
+#[test]
+fn the_example_plugins_in_python_and_rust_run_and_pass_their_self_tests() {
+    let (env, plugins) = env_with_plugins(&[]);
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugins");
+    copy_folder(&examples.join("python-word-stats"), &plugins.join("python-word-stats"));
+    let rust = plugins.join("rust-line-lengths");
+    std::fs::create_dir_all(rust.join("bin")).expect("bin");
+    std::fs::copy(examples.join("rust-line-lengths/plugin.toml"), rust.join("plugin.toml")).expect("manifest");
+    copy_folder(&examples.join("rust-line-lengths/fixtures"), &rust.join("fixtures"));
+    std::fs::copy(rust_example_binary(), rust.join("bin/line-lengths")).expect("binary");
+
+    let doctor = env.run(&["plugins", "doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.status.success(), "{text}\n{}", String::from_utf8_lossy(&doctor.stderr));
+    assert!(text.contains("example.word_stats") && text.contains("4 plugins"), "{text}");
+
+    let server = env.start();
+    let upload_id = upload(&server, "notes.txt", b"one two three\nbuffalo buffalo buffalo buffalo\n\nshort\n");
+    let created = submit(&server, json!({ "upload_id": upload_id, "settings": { "example.line_lengths": {} } }));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &id);
+    assert_eq!(detail["run"]["status"], "completed", "{detail}");
+    for plugin in ["core.inspect", "core.text_profile", "example.word_stats", "example.line_lengths"] {
+        assert_eq!(execution(&detail, plugin)["status"], "ok", "{plugin}: {detail}");
+    }
+    let report = server.get(&format!("/api/v1/runs/{id}/report"), None).body["data"].clone();
+    assert_eq!(report["metrics"]["example.word_stats"]["words"], 8, "{report}");
+    assert_eq!(report["metrics"]["example.line_lengths"]["lines"], 4, "{report}");
+    let repeated =
+        report["findings"].as_array().expect("findings").iter().find(|f| f["kind"] == "repeated_word").cloned();
+    assert_eq!(repeated.map(|f| f["evidence"]["rows"].clone()), Some(json!([2])));
+    let artifact = run_dir(&env, &id).join("plugins/example.word_stats/artifacts/word_counts.json");
+    let counts: Value = serde_json::from_slice(&std::fs::read(artifact).expect("artifact")).expect("json");
+    assert_eq!(counts["buffalo"], 4);
+}
