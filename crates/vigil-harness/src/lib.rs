@@ -7,7 +7,9 @@
 //! identical earlier results, writes the [`report`] and records lineage. [`format`] detects
 //! what an input is; [`fsutil`] holds the atomic-write and containment helpers.
 
+pub mod artifacts;
 pub mod builtin;
+pub mod bundle;
 pub mod doctor;
 pub mod exec;
 pub mod format;

@@ -184,6 +184,13 @@ impl Harness {
         let runs_dir = options.data_dir.join("runs");
         std::fs::create_dir_all(runs_dir.join(".partial"))
             .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", runs_dir.display())))?;
+        // Plugins work in other folders: every path they are given must be absolute.
+        let runs_dir = std::fs::canonicalize(&runs_dir)
+            .map_err(|e| HarnessError::Io(format!("cannot resolve {}: {e}", runs_dir.display())))?;
+        let options = HarnessOptions {
+            plugins_dir: std::path::absolute(&options.plugins_dir).unwrap_or(options.plugins_dir),
+            ..options
+        };
         let registry = Registry::load(&options.plugins_dir, &options.vigil_version);
         // Plugins run as users of their own only if such a user can reach the run folders;
         // otherwise they keep the server's user, and every execution records that.
@@ -247,6 +254,12 @@ impl Harness {
     pub fn run_dir(&self, run: &RunRecord) -> PathBuf {
         let done = self.0.runs_dir.join(&run.dir);
         if done.is_dir() { done } else { self.partial_dir(&run.id) }
+    }
+
+    /// A folder for temporary files (bundles being built, replays), inside the data
+    /// directory so the sandbox user can reach it.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.0.runs_dir.parent().unwrap_or(&self.0.runs_dir).join("tmp")
     }
 
     fn partial_dir(&self, id: &str) -> PathBuf {

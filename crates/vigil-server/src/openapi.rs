@@ -32,6 +32,7 @@ pub fn document(specs: &[RouteSpec], version: &str) -> Value {
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| name.trim_start_matches('*'))
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
             .collect();
         if let Some(query) = spec.query {
@@ -79,7 +80,7 @@ pub fn document(specs: &[RouteSpec], version: &str) -> Value {
         responses.insert("5XX".into(), error);
         op.insert("responses".into(), Value::Object(responses));
 
-        let entry = paths.entry(spec.path.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        let entry = paths.entry(document_path(spec.path)).or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(methods) = entry {
             methods.insert(spec.method.as_str().to_ascii_lowercase(), Value::Object(op));
         }
@@ -111,4 +112,9 @@ fn resolve(schema: &schemars::Schema, generator: &schemars::SchemaGenerator) -> 
         Some(name) => generator.definitions().get(&name).cloned().unwrap_or(value),
         None => value,
     }
+}
+
+/// A route path as OpenAPI writes it: axum's catch-all `{*rest}` is the parameter `{rest}`.
+pub fn document_path(path: &str) -> String {
+    path.replace("{*", "{")
 }

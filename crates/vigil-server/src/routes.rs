@@ -321,6 +321,19 @@ pub fn routes() -> Vec<Route> {
             .summary("Server-sent events: the run's state, then plan, plugin started/finished, progress, until it ends")
             .raw("text/event-stream")
             .to(runs::events),
+        route(Method::GET, "/api/v1/runs/{id}/artifacts", "runs.artifacts", READ)
+            .summary("Index of the run's files (manifest, input, requests, responses, logs, artifacts, reports)")
+            .data::<Vec<vigil_harness::artifacts::ArtifactEntry>>()
+            .to(runs::artifacts),
+        route(Method::GET, "/api/v1/runs/{id}/artifacts/{*path}", "runs.artifact", READ)
+            .summary("One file of a run: no traversal or link escapes, size-capped (X-Vigil-Truncated), secrets redacted by default")
+            .query::<runs::ArtifactQuery>()
+            .raw("application/octet-stream")
+            .to(runs::artifact),
+        route(Method::GET, "/api/v1/runs/{id}/bundle.zip", "runs.bundle", READ)
+            .summary("The run as a zip that `vigil replay` reproduces elsewhere: its folder and its plugins' sources")
+            .raw("application/zip")
+            .to(runs::bundle),
         route(Method::GET, "/api/v1/plugins", "plugins.list", READ)
             .summary("Every plugin (built-in and from the plugins folder), and manifests that failed validation")
             .data::<serde_json::Value>()

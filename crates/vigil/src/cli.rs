@@ -99,6 +99,21 @@ enum Command {
     /// List, inspect and check plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Write a finished run as a zip (its folder and its plugins' sources) that `vigil
+    /// replay` reproduces elsewhere.
+    Bundle {
+        run_id: String,
+        /// The zip to write (must not exist).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Re-run a bundled run here and check that its fingerprint and findings match.
+    /// Exits 1 if anything differs.
+    Replay {
+        bundle: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print version, git revision, supported schema version and the plugin sandbox this
     /// system enforces.
     Version,
@@ -212,6 +227,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run_file(&global, &file, request, plan, json)
         }
         Command::Plugins(cmd) => plugins(&global, cmd),
+        Command::Bundle { run_id, output } => bundle(&global, &run_id, &output),
+        Command::Replay { bundle, json } => replay(&global, &bundle, json),
         Command::Version => {
             println!("vigil {}", BUILD.version);
             println!("git revision: {}", BUILD.git_sha);
@@ -467,9 +484,63 @@ fn plugins(global: &Global, cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn bundle(global: &Global, run_id: &str, output: &Path) -> anyhow::Result<ExitCode> {
+    let harness = open_harness(global)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .open(output)
+        .with_context(|| format!("creating {} (it must not exist)", output.display()))?;
+    if let Err(e) = vigil_harness::bundle::write_bundle(&harness, run_id, file) {
+        let _ = std::fs::remove_file(output);
+        return Err(e.into());
+    }
+    eprintln!("wrote {}", output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replay(global: &Global, bundle: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let (config, store) = open_store(global, true)?;
+    let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
+    let options = harness_options(&global.data, &config)?;
+    let work = tempfile_dir(&global.data)?;
+    let file = std::fs::File::open(bundle).with_context(|| format!("opening {}", bundle.display()))?;
+    let unpacked = vigil_harness::bundle::unpack(file, &work, config.blobs.max_bytes.saturating_mul(4));
+    let outcome = unpacked.and_then(|()| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| vigil_harness::HarnessError::Io(e.to_string()))?;
+        runtime.block_on(vigil_harness::bundle::replay(store, blobs, options, &work))
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    let outcome = outcome?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        let mark = |ok: bool| if ok { "matches" } else { "DIFFERS" };
+        println!("replayed run {} as {} ({})", outcome.original_run, outcome.replay_run, outcome.status);
+        println!(
+            "fingerprint {}: {} / {}",
+            mark(outcome.fingerprint_matches),
+            outcome.original_fingerprint,
+            outcome.replay_fingerprint
+        );
+        println!(
+            "findings    {}: {} missing, {} new",
+            mark(outcome.missing_findings.is_empty() && outcome.extra_findings.is_empty()),
+            outcome.missing_findings.len(),
+            outcome.extra_findings.len()
+        );
+        println!("report.json {}", mark(outcome.report_matches));
+    }
+    Ok(if outcome.matches() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
 /// A fresh scratch folder inside the data directory (so the sandbox user can reach it).
 fn tempfile_dir(data: &Path) -> anyhow::Result<PathBuf> {
-    let dir = data.join("tmp").join(format!("doctor-{}", std::process::id()));
+    let dir = data.join("tmp").join(format!("work-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)

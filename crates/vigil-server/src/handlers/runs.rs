@@ -226,6 +226,96 @@ fn live_events(rx: tokio::sync::broadcast::Receiver<RunEvent>) -> impl Stream<It
     })
 }
 
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactQuery {
+    /// Bytes to return at most (default 1 MiB, at most 64 MiB); a longer file is cut and
+    /// `X-Vigil-Truncated: true` says so.
+    pub max_bytes: Option<u64>,
+    /// Replace secrets (bearer tokens, API keys, cookies, passwords) with `[REDACTED]`
+    /// (default true); `X-Vigil-Redactions` counts them.
+    pub redact: Option<bool>,
+}
+
+/// Default size of an artifact read.
+const ARTIFACT_READ_BYTES_DEFAULT: u64 = 1 << 20;
+
+pub async fn artifacts(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let entries = harness_call(move || {
+        let run = harness.store().get_run(&id)?;
+        vigil_harness::artifacts::index(&harness.run_dir(&run))
+    })
+    .await?;
+    Ok(envelope(entries, Aggregation::List, "run:files").into_response())
+}
+
+pub async fn artifact(
+    State(state): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<ArtifactQuery>,
+) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let max_bytes = q.max_bytes.unwrap_or(ARTIFACT_READ_BYTES_DEFAULT);
+    let redact = q.redact.unwrap_or(true);
+    let name = path.clone();
+    let read = harness_call(move || {
+        let run = harness.store().get_run(&id)?;
+        vigil_harness::artifacts::read(&harness.run_dir(&run), &path, max_bytes, redact)
+    })
+    .await?;
+    let media = match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("json") => "application/json",
+        Some("md") => "text/markdown; charset=utf-8",
+        Some("txt" | "log" | "csv" | "tsv") => "text/plain; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    };
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, media.to_owned()),
+        (axum::http::HeaderName::from_static("x-vigil-total-bytes"), read.total_bytes.to_string()),
+        (axum::http::HeaderName::from_static("x-vigil-truncated"), read.truncated.to_string()),
+        (axum::http::HeaderName::from_static("x-vigil-redactions"), read.redactions.to_string()),
+        // A run's files are data, never a page to render.
+        (axum::http::header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'".to_owned()),
+        (axum::http::HeaderName::from_static("x-content-type-options"), "nosniff".to_owned()),
+    ];
+    Ok((headers, read.bytes).into_response())
+}
+
+pub async fn bundle(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let run_id = id.clone();
+    let file = harness_call(move || {
+        let tmp = harness.tmp_dir();
+        std::fs::create_dir_all(&tmp).map_err(|e| HarnessError::Io(format!("{}: {e}", tmp.display())))?;
+        let path = tmp.join(format!("bundle-{run_id}-{}.zip", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| HarnessError::Io(format!("{}: {e}", path.display())))?;
+        // Unlinked at once: the open file is all the response needs, and nothing is left
+        // behind if the client goes away.
+        let _ = std::fs::remove_file(&path);
+        let mut file = file;
+        vigil_harness::bundle::write_bundle(&harness, &run_id, &mut file)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| HarnessError::Io(e.to_string()))?;
+        Ok(file)
+    })
+    .await?;
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "application/zip".to_owned()),
+        (axum::http::header::CONTENT_LENGTH, length.to_string()),
+        (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}.zip\"")),
+    ];
+    Ok((headers, axum::body::Body::from_stream(stream)).into_response())
+}
+
 pub async fn list_plugins(State(state): State<AppState>) -> Result<Response, ApiError> {
     let registry = state.harness.registry();
     let plugins: Vec<Value> = registry.plugins().iter().map(|p| p.describe()).collect();

@@ -426,3 +426,107 @@ fn the_example_plugins_in_python_and_rust_run_and_pass_their_self_tests() {
     let counts: Value = serde_json::from_slice(&std::fs::read(artifact).expect("artifact")).expect("json");
     assert_eq!(counts["buffalo"], 4);
 }
+
+const LEAKY: &str = "import json, os, sys\nrequest = json.load(sys.stdin)\nopen(os.path.join(request['output_dir'], 'trace.log'), 'w').write('POST /v1/chat\\nAuthorization: Bearer sk-abcdefghijklmnopqrstuvwxyz123456\\n' + 'x' * 5000)\nprint(json.dumps({'status': 'ok', 'artifacts': [{'path': 'trace.log'}]}))\n";
+
+#[test]
+fn artifacts_are_served_safely_and_a_bundle_replays_elsewhere() {
+    let manifest = python_plugin("leaky.trace", "");
+    let (env, _) = env_with_plugins(&[("leaky", &manifest, LEAKY)]);
+    let server = env.start();
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+    let created = submit(&server, json!({ "upload_id": upload_id }));
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(wait(&server, &id)["run"]["status"], "completed");
+
+    let index = server.get(&format!("/api/v1/runs/{id}/artifacts"), None).body["data"].clone();
+    let paths: Vec<&str> = index.as_array().expect("index").iter().filter_map(|e| e["path"].as_str()).collect();
+    for expected in [
+        "report.json",
+        "run_manifest.json",
+        "plugins/leaky.trace/artifacts/trace.log",
+        "plugins/core.inspect/stderr.log",
+    ] {
+        assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
+    }
+    assert!(!paths.iter().any(|p| p.contains("/scratch/")), "scratch is not a result: {paths:?}");
+
+    let get = |path: &str| {
+        server.client.get(format!("{}/api/v1/runs/{id}/artifacts/{path}", server.url)).send().expect("get")
+    };
+    let trace = get("plugins/leaky.trace/artifacts/trace.log?max_bytes=100");
+    assert_eq!(trace.status(), 200);
+    assert_eq!(trace.headers()["x-vigil-truncated"], "true");
+    assert_eq!(trace.headers()["x-vigil-total-bytes"], "5072");
+    assert_eq!(trace.headers()["x-vigil-redactions"], "1");
+    let text = trace.text().expect("text");
+    assert!(text.contains("Authorization: [REDACTED]") && !text.contains("sk-abcdef"), "{text}");
+    let raw = get("plugins/leaky.trace/artifacts/trace.log?redact=false&max_bytes=100").text().expect("text");
+    assert!(raw.contains("sk-abcdef"), "redaction can be turned off: {raw}");
+
+    assert_eq!(get("..%2F..%2Fvigil.db").status(), 422, "traversal is refused");
+    assert_eq!(get("%2Fetc%2Fpasswd").status(), 422, "absolute paths are refused");
+    std::os::unix::fs::symlink("/etc/passwd", run_dir(&env, &id).join("escape")).expect("symlink");
+    assert_eq!(get("escape").status(), 422, "a link out of the run is refused");
+    assert_eq!(get("plugins/leaky.trace/scratch/tmp").status(), 404);
+    assert_eq!(get("no-such-file").status(), 404);
+    std::fs::remove_file(run_dir(&env, &id).join("escape")).expect("rm");
+
+    // The bundle carries the external plugin's source, so another machine can replay it.
+    let zip = server.client.get(format!("{}/api/v1/runs/{id}/bundle.zip", server.url)).send().expect("bundle");
+    assert_eq!(zip.status(), 200);
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    let bytes = zip.bytes().expect("bytes");
+    let bundle_path = env.dir.path().join("run.zip");
+    std::fs::write(&bundle_path, &bytes).expect("write bundle");
+
+    let elsewhere = Env::new();
+    std::fs::set_permissions(elsewhere.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = elsewhere.run(&["replay", bundle_path.to_str().expect("utf-8"), "--json"]);
+    let outcome: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{outcome}");
+    assert_eq!(outcome["fingerprint_matches"], true);
+    assert_eq!(outcome["report_matches"], true);
+    assert_eq!(outcome["status"], "completed");
+    assert_ne!(outcome["replay_run"], id.as_str());
+
+    // A tampered bundle is caught: the findings no longer match.
+    let work = env.dir.path().join("tampered");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let mut archive = zip_entries(&bytes);
+    for (name, content) in archive.iter_mut() {
+        if name == "report.json" {
+            let mut report: Value = serde_json::from_slice(content).expect("report");
+            report["findings"][0]["finding_id"] = json!("0000000000000000");
+            *content = serde_json::to_vec_pretty(&report).expect("json");
+        }
+    }
+    let tampered = env.dir.path().join("tampered.zip");
+    write_zip(&tampered, &archive);
+    let out = elsewhere.run(&["replay", tampered.to_str().expect("utf-8"), "--json"]);
+    assert!(!out.status.success(), "a replay that differs exits 1");
+    let outcome: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(outcome["missing_findings"], json!(["0000000000000000"]));
+}
+
+fn zip_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+    (0..archive.len())
+        .map(|i| {
+            let mut entry = archive.by_index(i).expect("entry");
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut content).expect("read");
+            (entry.name().expect("name").into_owned(), content)
+        })
+        .collect()
+}
+
+fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).expect("create"));
+    for (name, content) in entries {
+        zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).expect("start");
+        std::io::Write::write_all(&mut zip, content).expect("write");
+    }
+    zip.finish().expect("finish");
+}
