@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod exec;
 pub mod format;
 pub mod fsutil;
+pub mod gc;
 pub mod manifest;
 pub mod plan;
 pub mod protocol;

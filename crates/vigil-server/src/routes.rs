@@ -309,6 +309,19 @@ pub fn routes() -> Vec<Route> {
             .summary("Re-run the plugins of a failed, crashed, canceled or partly failed run that did not succeed")
             .data::<vigil_store::RunRecord>()
             .to(runs::retry),
+        route(Method::POST, "/api/v1/runs/{id}/pin", "runs.pin", WRITE)
+            .summary("Pin a run: retention never removes it, nor what it uses")
+            .data::<vigil_store::RunRecord>()
+            .to(runs::pin),
+        route(Method::POST, "/api/v1/runs/{id}/unpin", "runs.unpin", WRITE)
+            .summary("Unpin a run: retention may remove it once it is old enough")
+            .data::<vigil_store::RunRecord>()
+            .to(runs::unpin),
+        route(Method::POST, "/api/v1/gc", "gc.run", ADMIN)
+            .summary("Remove unpinned runs older than an age, and uploads and blobs nothing uses; tombstones and audit entries record each removal")
+            .body::<runs::GcRequest>()
+            .data::<serde_json::Value>()
+            .to(runs::gc),
         route(Method::GET, "/api/v1/runs/{id}/lineage", "runs.lineage", READ)
             .summary("Lineage edges: upload → dataset version → run → plugin result → artifact")
             .data::<Vec<vigil_store::LineageEdge>>()

@@ -206,6 +206,42 @@ impl BlobStore {
         }
     }
 
+    /// Every stored blob: its digest, size and last modification time. Files whose names are
+    /// not digests are skipped.
+    pub fn list(&self) -> Result<Vec<(Sha256Digest, u64, SystemTime)>> {
+        let mut out = Vec::new();
+        let top = self.root.join("sha256");
+        let fanouts = fs::read_dir(&top).map_err(StoreError::io(format!("listing {}", top.display())))?;
+        for fanout in fanouts.flatten() {
+            let Ok(entries) = fs::read_dir(fanout.path()) else { continue };
+            for entry in entries.flatten() {
+                let Some(digest) = entry.file_name().to_str().and_then(|n| n.parse::<Sha256Digest>().ok()) else {
+                    continue;
+                };
+                if let Ok(meta) = entry.metadata() {
+                    out.push((digest, meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+                }
+            }
+        }
+        out.sort_by_key(|(d, _, _)| *d.as_bytes());
+        Ok(out)
+    }
+
+    /// Deletes a blob; returns its size, or 0 if it was not stored.
+    pub fn remove(&self, digest: &Sha256Digest) -> Result<u64> {
+        let path = self.path_of(digest);
+        let size = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(StoreError::Io { context: format!("reading {}", path.display()), source: e }),
+        };
+        fs::remove_file(&path).map_err(StoreError::io(format!("removing {}", path.display())))?;
+        if let Some(fanout) = path.parent() {
+            fsync_dir(fanout)?;
+        }
+        Ok(size)
+    }
+
     /// Re-hashes a stored blob and checks it still matches its address.
     pub fn verify(&self, digest: &Sha256Digest) -> Result<bool> {
         let path = self.path_of(digest);

@@ -35,7 +35,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAud
 pub use blob::{BlobInfo, BlobStore};
 pub use db::{Store, StoreOptions};
 pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};
-pub use runs::{ExecutionEnd, ExecutionRecord, LineageEdge, NewExecution, NewRun, RunRecord};
+pub use runs::{ExecutionEnd, ExecutionRecord, LineageEdge, NewExecution, NewRun, RunRecord, Tombstone};
 pub use uploads::{NewUpload, UploadAttempt, UploadRecord};
 pub use vigil_core::config::Durability;
 pub use vitals::{StoredVital, VitalsFilter};

@@ -189,6 +189,18 @@ CREATE TABLE lineage (
     relation  TEXT NOT NULL
 ) STRICT;
 CREATE INDEX lineage_run ON lineage (run_id, seq);
+
+-- What garbage collection removed, so a removed run or upload is explained, not just gone.
+CREATE TABLE tombstones (
+    seq        INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL CHECK (kind IN ('run', 'upload', 'blob')),
+    id         TEXT NOT NULL,
+    removed_at INTEGER NOT NULL,
+    removed_by TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    detail     TEXT NOT NULL
+) STRICT;
+CREATE INDEX tombstones_id ON tombstones (id);
 "#,
     },
 ];

@@ -433,3 +433,165 @@ impl Store {
         })
     }
 }
+
+/// A record of something garbage collection removed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct Tombstone {
+    pub kind: String,
+    pub id: String,
+    pub removed_at: Timestamp,
+    pub removed_by: String,
+    pub reason: String,
+    pub detail: Value,
+}
+
+fn insert_tombstone(
+    tx: &rusqlite::Transaction<'_>,
+    kind: &str,
+    id: &str,
+    by: &str,
+    reason: &str,
+    detail: &Value,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO tombstones (kind, id, removed_at, removed_by, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![kind, id, Timestamp::now().as_unix_micros(), by, reason, detail.to_string()],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Finished, unpinned runs created before `cutoff`: what garbage collection may remove.
+    pub fn collectable_runs(&self, cutoff: Timestamp) -> Result<Vec<RunRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE pinned = 0 AND created_at < ?1
+                 AND status NOT IN ('queued', 'running') ORDER BY created_at"
+            ))?;
+            let rows = stmt.query_map([cutoff.as_unix_micros()], run_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// How many runs are pinned.
+    pub fn pinned_run_count(&self) -> Result<u64> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row("SELECT COUNT(*) FROM runs WHERE pinned = 1", [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    /// Removes a run's rows (the run, its executions and lineage), leaving a tombstone and
+    /// `audit`, in one transaction. Refuses a pinned or unfinished run.
+    pub fn remove_run(&self, id: &str, by: &str, reason: &str, audit: Option<&NewAuditEntry>) -> Result<Tombstone> {
+        self.write(|tx| {
+            let run = get_run_in(tx, id)?;
+            if run.pinned {
+                return Err(StoreError::Conflict(format!("run {id} is pinned")));
+            }
+            if !run.status.is_final() {
+                return Err(StoreError::Conflict(format!("run {id} is {}", run.status)));
+            }
+            let detail = serde_json::json!({
+                "upload_id": run.upload_id, "fingerprint": run.fingerprint, "status": run.status,
+                "created_at": run.created_at.to_rfc3339(), "seed": run.seed,
+            });
+            tx.execute("DELETE FROM lineage WHERE run_id = ?1", [id])?;
+            tx.execute("DELETE FROM plugin_executions WHERE run_id = ?1", [id])?;
+            tx.execute("DELETE FROM runs WHERE id = ?1", [id])?;
+            insert_tombstone(tx, "run", id, by, reason, &detail)?;
+            if let Some(entry) = audit {
+                append_in(tx, entry)?;
+            }
+            Ok(Tombstone {
+                kind: "run".into(),
+                id: id.to_owned(),
+                removed_at: Timestamp::now(),
+                removed_by: by.to_owned(),
+                reason: reason.to_owned(),
+                detail,
+            })
+        })
+    }
+
+    /// Uploads created before `cutoff` that no remaining run uses: (id, sha256, size).
+    pub fn collectable_uploads(&self, cutoff: Timestamp) -> Result<Vec<(String, String, u64)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT u.id, u.sha256, u.size_bytes FROM uploads u WHERE u.created_at < ?1
+                 AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.upload_id = u.id) ORDER BY u.created_at",
+            )?;
+            let rows = stmt.query_map([cutoff.as_unix_micros()], |r| {
+                Ok((r.get(0)?, r.get(1)?, u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0)))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Removes an upload and its attempts, leaving a tombstone and `audit`. Refuses one a
+    /// run still uses.
+    pub fn remove_upload(&self, id: &str, by: &str, reason: &str, audit: Option<&NewAuditEntry>) -> Result<Tombstone> {
+        self.write(|tx| {
+            let used: bool =
+                tx.query_row("SELECT EXISTS (SELECT 1 FROM runs WHERE upload_id = ?1)", [id], |r| r.get(0))?;
+            if used {
+                return Err(StoreError::Conflict(format!("upload {id} is used by a run")));
+            }
+            let (sha, size, name): (String, i64, String) = tx
+                .query_row("SELECT sha256, size_bytes, file_name FROM uploads WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("upload {id}")))?;
+            let detail = serde_json::json!({ "sha256": sha, "size_bytes": size, "file_name": name });
+            tx.execute("DELETE FROM upload_attempts WHERE upload_id = ?1", [id])?;
+            tx.execute("DELETE FROM uploads WHERE id = ?1", [id])?;
+            insert_tombstone(tx, "upload", id, by, reason, &detail)?;
+            if let Some(entry) = audit {
+                append_in(tx, entry)?;
+            }
+            Ok(Tombstone {
+                kind: "upload".into(),
+                id: id.to_owned(),
+                removed_at: Timestamp::now(),
+                removed_by: by.to_owned(),
+                reason: reason.to_owned(),
+                detail,
+            })
+        })
+    }
+
+    /// Records a removed blob.
+    pub fn tombstone_blob(&self, sha256: &str, size: u64, by: &str, reason: &str) -> Result<()> {
+        self.write(|tx| insert_tombstone(tx, "blob", sha256, by, reason, &serde_json::json!({ "size_bytes": size })))
+    }
+
+    /// Whether any upload holds this content.
+    pub fn blob_in_use(&self, sha256: &str) -> Result<bool> {
+        self.read(|conn| {
+            Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM uploads WHERE sha256 = ?1)", [sha256], |r| r.get(0))?)
+        })
+    }
+
+    /// The newest tombstone of `id`, if it was removed.
+    pub fn tombstone(&self, id: &str) -> Result<Option<Tombstone>> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT kind, id, removed_at, removed_by, reason, detail FROM tombstones WHERE id = ?1 ORDER BY seq DESC LIMIT 1",
+                    [id],
+                    |r| {
+                        Ok(Tombstone {
+                            kind: r.get(0)?,
+                            id: r.get(1)?,
+                            removed_at: Timestamp::from_unix_micros(r.get(2)?),
+                            removed_by: r.get(3)?,
+                            reason: r.get(4)?,
+                            detail: json(5, &r.get::<_, String>(5)?)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+}

@@ -107,6 +107,22 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Keep a run forever: `vigil gc` never removes a pinned run (or what it uses).
+    Pin { run_id: String },
+    /// Let `vigil gc` remove a run again once it is old enough.
+    Unpin { run_id: String },
+    /// Remove unpinned runs older than an age, and the uploads and blobs nothing uses any
+    /// more. Each removal leaves a tombstone and an audit entry.
+    Gc {
+        /// Age such as 30d, 12h, 90m.
+        #[arg(long, value_parser = vigil_harness::gc::parse_age)]
+        older_than: std::time::Duration,
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-run a bundled run here and check that its fingerprint and findings match.
     /// Exits 1 if anything differs.
     Replay {
@@ -228,6 +244,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Plugins(cmd) => plugins(&global, cmd),
         Command::Bundle { run_id, output } => bundle(&global, &run_id, &output),
+        Command::Pin { run_id } => pin(&global, &run_id, true),
+        Command::Unpin { run_id } => pin(&global, &run_id, false),
+        Command::Gc { older_than, dry_run, json } => gc(&global, older_than, dry_run, json),
         Command::Replay { bundle, json } => replay(&global, &bundle, json),
         Command::Version => {
             println!("vigil {}", BUILD.version);
@@ -497,6 +516,37 @@ fn bundle(global: &Global, run_id: &str, output: &Path) -> anyhow::Result<ExitCo
         return Err(e.into());
     }
     eprintln!("wrote {}", output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pin(global: &Global, run_id: &str, pinned: bool) -> anyhow::Result<ExitCode> {
+    let (_, store) = open_store(global, false)?;
+    let action = if pinned { "runs.pin" } else { "runs.unpin" };
+    let audit = cli_audit(action, format!("run:{run_id}"), &serde_json::json!({ "pinned": pinned }));
+    let run = store.set_run_pinned(run_id, pinned, Some(&audit))?;
+    eprintln!("run {} is {}", run.id, if run.pinned { "pinned: gc will keep it" } else { "unpinned" });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gc(global: &Global, older_than: std::time::Duration, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let harness = open_harness(global)?;
+    let body = serde_json::json!({ "older_than_secs": older_than.as_secs(), "dry_run": dry_run });
+    let audit = |target: &str| cli_audit("gc.remove", target.to_owned(), &body);
+    let report = vigil_harness::gc::collect(&harness, older_than, "cli", dry_run, &audit)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let verb = if dry_run { "would remove" } else { "removed" };
+        println!(
+            "{verb} {} runs, {} uploads, {} blobs ({} bytes); kept {} pinned runs; cutoff {}",
+            report.runs_removed.len(),
+            report.uploads_removed.len(),
+            report.blobs_removed.len(),
+            report.bytes_freed,
+            report.pinned_runs_kept,
+            report.cutoff
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -119,13 +119,91 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let store = state.store.clone();
+    let run_id = id.clone();
     let detail = blocking(move || {
-        let run = store.get_run(&id)?;
-        let executions = store.list_executions(&id)?;
+        let run = store.get_run(&run_id)?;
+        let executions = store.list_executions(&run_id)?;
         Ok(RunDetail { run, executions })
     })
+    .await;
+    match detail {
+        Ok(detail) => Ok(envelope(detail, Aggregation::Detail, SOURCE).into_response()),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Err(gone_or(&state, &id, e).await),
+        Err(e) => Err(e),
+    }
+}
+
+/// A removed run answers 410 with its tombstone instead of a bare 404.
+async fn gone_or(state: &AppState, id: &str, not_found: ApiError) -> ApiError {
+    let store = state.store.clone();
+    let key = id.to_owned();
+    match blocking(move || store.tombstone(&key)).await {
+        Ok(Some(t)) => ApiError::new(
+            StatusCode::GONE,
+            "removed",
+            format!("{} {id} was removed by {} at {}: {}", t.kind, t.removed_by, t.removed_at.to_rfc3339(), t.reason),
+        )
+        .with_details(json!({ "tombstone": t })),
+        _ => not_found,
+    }
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcRequest {
+    /// Age such as `30d`, `12h`, `90m`: unpinned runs older than this are removed.
+    pub older_than: String,
+    /// Only report what would be removed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+pub async fn pin(
+    State(state): State<AppState>,
+    Extension(audit): Extension<AuditContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_pinned(state, audit, id, true).await
+}
+
+pub async fn unpin(
+    State(state): State<AppState>,
+    Extension(audit): Extension<AuditContext>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_pinned(state, audit, id, false).await
+}
+
+async fn set_pinned(state: AppState, audit: AuditContext, id: String, pinned: bool) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let run = blocking(move || store.set_run_pinned(&id, pinned, Some(&audit.entry(StatusCode::OK)))).await?;
+    Ok(audited(envelope(run, Aggregation::Detail, SOURCE)))
+}
+
+pub async fn gc(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(audit): Extension<AuditContext>,
+    ApiJson(request): ApiJson<GcRequest>,
+) -> Result<Response, ApiError> {
+    let older_than = vigil_harness::gc::parse_age(&request.older_than)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e))?;
+    let harness = state.harness.clone();
+    let by = principal.label();
+    let report = harness_call(move || {
+        let entry = |target: &str| {
+            let mut context = audit.clone();
+            context.action = "gc.remove";
+            context.target = target.to_owned();
+            context.entry(StatusCode::OK)
+        };
+        vigil_harness::gc::collect(&harness, older_than, &by, request.dry_run, &entry)
+    })
     .await?;
-    Ok(envelope(detail, Aggregation::Detail, SOURCE).into_response())
+    // Each removal carries its own audit entry; a dry run or an empty collection is
+    // recorded by the gate.
+    let response = envelope(report, Aggregation::Summary, "harness:gc").into_response();
+    Ok(response)
 }
 
 pub async fn cancel(

@@ -530,3 +530,56 @@ fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
     }
     zip.finish().expect("finish");
 }
+
+#[test]
+fn gc_removes_old_unpinned_runs_and_unused_content_and_never_a_pinned_run() {
+    let (env, _) = env_with_plugins(&[]);
+    let server = env.start();
+    let kept_upload = upload(&server, "kept.csv", ORDERS);
+    let gone_upload = upload(&server, "gone.csv", b"a,b\n1,2\n");
+    let idle_upload = upload(&server, "idle.csv", b"x\n1\n");
+    let run_of = |upload_id: &str| {
+        let created = submit(&server, json!({ "upload_id": upload_id }));
+        let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+        wait(&server, &id);
+        id
+    };
+    let pinned = run_of(&kept_upload);
+    let removed = run_of(&gone_upload);
+    assert_eq!(server.post(&format!("/api/v1/runs/{pinned}/pin"), None, "").body["data"]["pinned"], true);
+
+    let dry = server.post("/api/v1/gc", None, &json!({ "older_than": "0s", "dry_run": true }).to_string());
+    assert_eq!(dry.status, 200, "{:?}", dry.body);
+    assert_eq!(dry.body["data"]["runs_removed"], json!([removed]));
+    assert!(run_dir(&env, &removed).is_dir(), "a dry run removes nothing");
+
+    let out = env.run(&["gc", "--older-than", "0s", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["runs_removed"], json!([removed]));
+    assert_eq!(report["pinned_runs_kept"], 1);
+    let uploads = report["uploads_removed"].as_array().expect("uploads").clone();
+    assert!(uploads.contains(&json!(gone_upload)) && uploads.contains(&json!(idle_upload)), "{report}");
+    assert!(!uploads.contains(&json!(kept_upload)), "the pinned run's upload stays");
+    assert_eq!(report["blobs_removed"].as_array().map(Vec::len), Some(2));
+
+    // The pinned run and everything it uses are intact.
+    assert_eq!(server.get(&format!("/api/v1/runs/{pinned}"), None).status, 200);
+    assert!(run_dir(&env, &pinned).join("report.json").is_file());
+    assert_eq!(server.get(&format!("/api/v1/uploads/{kept_upload}"), None).status, 200);
+    // The removed run is explained, not just gone.
+    assert!(!run_dir(&env, &removed).exists());
+    let gone = server.get(&format!("/api/v1/runs/{removed}"), None);
+    assert_eq!(gone.status, 410, "{:?}", gone.body);
+    assert_eq!(gone.body["error"]["details"]["tombstone"]["kind"], "run");
+    let audit = server.get("/api/v1/audit?action=gc.remove", None).body["data"]["items"].clone();
+    let targets: Vec<&str> = audit.as_array().expect("items").iter().filter_map(|e| e["target"].as_str()).collect();
+    assert!(targets.contains(&format!("run:{removed}").as_str()), "{targets:?}");
+    assert_eq!(env.run(&["audit", "verify"]).status.code(), Some(0));
+
+    // Unpinned, it goes too.
+    assert_eq!(server.post(&format!("/api/v1/runs/{pinned}/unpin"), None, "").status, 200);
+    let again = server.post("/api/v1/gc", None, &json!({ "older_than": "0s" }).to_string());
+    assert_eq!(again.body["data"]["runs_removed"], json!([pinned]));
+    assert_eq!(server.post("/api/v1/gc", None, &json!({ "older_than": "soon" }).to_string()).status, 422);
+}
