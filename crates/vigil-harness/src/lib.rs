@@ -15,6 +15,7 @@ pub mod exec;
 pub mod format;
 pub mod fsutil;
 pub mod gc;
+pub mod install;
 pub mod manifest;
 pub mod plan;
 pub mod protocol;

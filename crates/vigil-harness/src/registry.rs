@@ -11,17 +11,47 @@ use crate::plan::{Candidate, PlanError, layer};
 /// Plugin folders scanned at most.
 const PLUGIN_FOLDERS_MAX: usize = 1_000;
 
+/// An installed bundle to load: its folder, and whether it is enabled.
+#[derive(Clone, Debug)]
+pub struct InstalledFolder {
+    pub folder: std::path::PathBuf,
+    pub enabled: bool,
+    pub approved: bool,
+}
+
 /// The loaded plugins and the manifests that failed to load.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     plugins: Vec<Plugin>,
     problems: Vec<ManifestErrors>,
+    /// Installed plugins: (enabled, permissions approved). Built-ins and plugins-folder
+    /// plugins are enabled by being there.
+    installed: std::collections::HashMap<String, (bool, bool)>,
 }
 
 impl Registry {
     /// Loads the built-ins and the plugins under `dir` (which may not exist).
     pub fn load(dir: &Path, vigil_version: &str) -> Registry {
-        let mut registry = Registry { plugins: crate::builtin::manifests(vigil_version), problems: Vec::new() };
+        Registry::load_with(dir, &[], vigil_version)
+    }
+
+    /// Loads the built-ins, the installed bundles, then the plugins under `dir`. An id
+    /// already taken is a problem for the later one.
+    pub fn load_with(dir: &Path, installed: &[InstalledFolder], vigil_version: &str) -> Registry {
+        let mut registry = Registry { plugins: crate::builtin::manifests(vigil_version), ..Registry::default() };
+        for bundle in installed {
+            match load_folder(&bundle.folder, vigil_version) {
+                Ok(plugin) if registry.get(&plugin.id).is_some() => registry.problems.push(ManifestErrors {
+                    location: bundle.folder.join(MANIFEST_FILE).display().to_string(),
+                    problems: vec![format!("id: {:?} is already taken by another plugin", plugin.id)],
+                }),
+                Ok(plugin) => {
+                    registry.installed.insert(plugin.id.clone(), (bundle.enabled, bundle.approved));
+                    registry.plugins.push(plugin);
+                }
+                Err(e) => registry.problems.push(e),
+            }
+        }
         let Ok(entries) = std::fs::read_dir(dir) else { return registry };
         let mut folders: Vec<_> =
             entries.flatten().map(|e| e.path()).filter(|p| p.join(MANIFEST_FILE).is_file()).collect();
@@ -52,6 +82,17 @@ impl Registry {
         self.plugins.iter().find(|p| p.id == id)
     }
 
+    /// Whether a plugin may run: built-ins and plugins-folder plugins always; installed
+    /// ones once their permissions are approved and they are enabled.
+    pub fn enabled(&self, id: &str) -> bool {
+        self.installed.get(id).is_none_or(|(enabled, _)| *enabled)
+    }
+
+    /// For installed plugins: (enabled, permissions approved).
+    pub fn install_state(&self, id: &str) -> Option<(bool, bool)> {
+        self.installed.get(id).copied()
+    }
+
     /// The planner's view of every plugin for an input of `format`.
     pub fn candidates(&self, format: Format) -> Vec<Candidate<'_>> {
         self.plugins
@@ -61,7 +102,7 @@ impl Registry {
                 version: &p.version,
                 depends_on: &p.depends_on,
                 applies: p.applies_to(format),
-                enabled: true,
+                enabled: self.enabled(&p.id),
             })
             .collect()
     }
@@ -90,7 +131,8 @@ impl Registry {
     }
 }
 
-fn load_folder(folder: &Path, vigil_version: &str) -> Result<Plugin, ManifestErrors> {
+/// Loads and validates the plugin in `folder`.
+pub fn load_folder(folder: &Path, vigil_version: &str) -> Result<Plugin, ManifestErrors> {
     let path = folder.join(MANIFEST_FILE);
     let fail = |problem: String| ManifestErrors { location: path.display().to_string(), problems: vec![problem] };
     let text = read_capped(&path).map_err(fail)?;

@@ -153,6 +153,7 @@ struct Active {
 }
 
 struct Inner {
+    data_dir: PathBuf,
     store: Store,
     blobs: BlobStore,
     runs_dir: PathBuf,
@@ -160,6 +161,8 @@ struct Inner {
     vigil_version: String,
     parallelism: usize,
     registry: RwLock<Arc<Registry>>,
+    /// The store's plugins version the registry was loaded at (see `Store::plugins_version`).
+    registry_version: Mutex<String>,
     runner: Runner,
     exec: ExecConfig,
     active: Mutex<HashMap<String, Active>>,
@@ -191,7 +194,8 @@ impl Harness {
             plugins_dir: std::path::absolute(&options.plugins_dir).unwrap_or(options.plugins_dir),
             ..options
         };
-        let registry = Registry::load(&options.plugins_dir, &options.vigil_version);
+        let data_dir = runs_dir.parent().map_or_else(|| options.data_dir.clone(), Path::to_owned);
+        let registry = load_registry(&store, &data_dir, &options.plugins_dir, &options.vigil_version);
         // Plugins run as users of their own only if such a user can reach the run folders;
         // otherwise they keep the server's user, and every execution records that.
         let uids = match crate::fsutil::reachable_by_others(&runs_dir) {
@@ -207,6 +211,7 @@ impl Harness {
             }
         };
         Ok(Harness(Arc::new(Inner {
+            data_dir,
             store,
             blobs,
             runs_dir,
@@ -214,6 +219,7 @@ impl Harness {
             vigil_version: options.vigil_version,
             parallelism: options.parallelism.max(1),
             registry: RwLock::new(Arc::new(registry)),
+            registry_version: Mutex::new(String::new()),
             runner: Runner::new(options.vigil_exe.clone(), uids),
             exec: ExecConfig {
                 vigil_exe: options.vigil_exe,
@@ -225,19 +231,37 @@ impl Harness {
         })))
     }
 
+    /// The plugins, reloaded first if installed plugins changed (in this process or another).
     pub fn registry(&self) -> Arc<Registry> {
+        if let Ok(version) = self.0.store.plugins_version() {
+            let mut seen = lock(&self.0.registry_version);
+            if *seen != version {
+                *seen = version;
+                drop(seen);
+                return self.reload_plugins();
+            }
+        }
         Arc::clone(&self.0.registry.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Re-reads the plugins folder.
+    /// Re-reads the installed plugins and the plugins folder.
     pub fn reload_plugins(&self) -> Arc<Registry> {
-        let fresh = Arc::new(Registry::load(&self.0.plugins_dir, &self.0.vigil_version));
+        let fresh =
+            Arc::new(load_registry(&self.0.store, &self.0.data_dir, &self.0.plugins_dir, &self.0.vigil_version));
         *self.0.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&fresh);
         fresh
     }
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.0.data_dir
+    }
+
+    pub fn vigil_version(&self) -> &str {
+        &self.0.vigil_version
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -862,6 +886,25 @@ impl Harness {
         head.extend(edges);
         head
     }
+}
+
+/// The registry: built-ins, the active install of every installed plugin, the plugins folder.
+fn load_registry(store: &Store, data_dir: &Path, plugins_dir: &Path, vigil_version: &str) -> Registry {
+    let installed = match store.installed_plugins() {
+        Ok(all) => all
+            .into_iter()
+            .map(|p| crate::registry::InstalledFolder {
+                folder: crate::install::installed_dir(data_dir).join(&p.active.bundle_sha256),
+                enabled: p.enabled,
+                approved: p.active.approved_at.is_some(),
+            })
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read installed plugins");
+            Vec::new()
+        }
+    };
+    Registry::load_with(plugins_dir, &installed, vigil_version)
 }
 
 /// Whether another process with this pid exists (signal 0 probes without sending

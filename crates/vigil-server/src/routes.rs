@@ -355,6 +355,28 @@ pub fn routes() -> Vec<Route> {
             .summary("One plugin: manifest, schemas, budgets, permissions, hashes")
             .data::<serde_json::Value>()
             .to(runs::get_plugin),
+        route(Method::POST, "/api/v1/plugins/install", "plugins.install", ADMIN)
+            .summary("Install or update a plugin from an uploaded zip; disabled until its permissions are approved")
+            .status(201)
+            .body::<runs::InstallRequest>()
+            .data::<vigil_store::InstalledPlugin>()
+            .to(runs::install_plugin),
+        route(Method::POST, "/api/v1/plugins/{id}/approve", "plugins.approve", ADMIN)
+            .summary("Approve the permissions the plugin's active install asks for")
+            .data::<vigil_store::InstalledPlugin>()
+            .to(runs::approve_plugin),
+        route(Method::POST, "/api/v1/plugins/{id}/enable", "plugins.enable", ADMIN)
+            .summary("Let an installed plugin run (its permissions must be approved)")
+            .data::<vigil_store::InstalledPlugin>()
+            .to(runs::enable_plugin),
+        route(Method::POST, "/api/v1/plugins/{id}/disable", "plugins.disable", ADMIN)
+            .summary("Stop an installed plugin from running")
+            .data::<vigil_store::InstalledPlugin>()
+            .to(runs::disable_plugin),
+        route(Method::POST, "/api/v1/plugins/{id}/rollback", "plugins.rollback", ADMIN)
+            .summary("Return an installed plugin to its previous install")
+            .data::<vigil_store::InstalledPlugin>()
+            .to(runs::rollback_plugin),
         route(Method::GET, "/api/v1/audit/verify", "audit.verify", ADMIN)
             .summary("Walk the audit hash chain and report the first break")
             .data::<vigil_store::AuditVerification>()

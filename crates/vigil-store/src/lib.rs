@@ -24,6 +24,7 @@ mod db;
 pub mod doctor;
 pub mod keys;
 pub mod migrations;
+pub mod plugins;
 pub mod runs;
 pub mod uploads;
 pub mod vitals;
@@ -35,6 +36,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAud
 pub use blob::{BlobInfo, BlobStore};
 pub use db::{Store, StoreOptions};
 pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};
+pub use plugins::{InstalledPlugin, PluginInstall};
 pub use runs::{ExecutionEnd, ExecutionRecord, LineageEdge, NewExecution, NewRun, RunRecord, Tombstone};
 pub use uploads::{NewUpload, UploadAttempt, UploadRecord};
 pub use vigil_core::config::Durability;

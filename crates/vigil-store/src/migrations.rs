@@ -201,6 +201,29 @@ CREATE TABLE tombstones (
     detail     TEXT NOT NULL
 ) STRICT;
 CREATE INDEX tombstones_id ON tombstones (id);
+
+-- Installed plugin bundles, content-addressed by the hash of their folder.
+CREATE TABLE plugin_installs (
+    seq           INTEGER PRIMARY KEY,
+    plugin_id     TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    bundle_sha256 TEXT NOT NULL,
+    permissions   TEXT NOT NULL,
+    installed_at  INTEGER NOT NULL,
+    installed_by  TEXT NOT NULL,
+    approved_at   INTEGER,
+    approved_by   TEXT,
+    UNIQUE (plugin_id, bundle_sha256)
+) STRICT;
+
+-- Which install of each plugin is active, whether it is enabled, and what a rollback
+-- returns to.
+CREATE TABLE plugin_state (
+    plugin_id        TEXT PRIMARY KEY,
+    active_install   INTEGER NOT NULL REFERENCES plugin_installs (seq),
+    previous_install INTEGER REFERENCES plugin_installs (seq),
+    enabled          INTEGER NOT NULL
+) STRICT;
 "#,
     },
 ];

@@ -186,6 +186,17 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Install (or update) a plugin from a folder or a zip. It stays disabled until its
+    /// permissions are approved, unless an earlier install asked for the same ones.
+    Install { path: PathBuf },
+    /// Approve the permissions the active install of a plugin asks for.
+    Approve { id: String },
+    /// Let an installed plugin run (its permissions must be approved).
+    Enable { id: String },
+    /// Stop an installed plugin from running.
+    Disable { id: String },
+    /// Return an installed plugin to the install before the current one.
+    Rollback { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -449,7 +460,36 @@ fn open_harness(global: &Global) -> anyhow::Result<vigil_harness::Harness> {
 fn plugins(global: &Global, cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
     let harness = open_harness(global)?;
     let registry = harness.registry();
+    let change =
+        |action: &str, id: &str| cli_audit(action, format!("plugin:{id}"), &serde_json::json!({ "plugin": id }));
+    let show_state = |state: vigil_store::InstalledPlugin| {
+        let approved = if state.active.approved_at.is_some() { "approved" } else { "NOT approved" };
+        let enabled = if state.enabled { "enabled" } else { "disabled" };
+        println!(
+            "{} {} (bundle {}): permissions {} {approved}; {enabled}",
+            state.active.plugin_id,
+            state.active.version,
+            &state.active.bundle_sha256[..12],
+            state.active.permissions
+        );
+    };
     match cmd {
+        PluginsCommand::Install { path } => {
+            let audit = cli_audit("plugins.install", format!("path:{}", path.display()), &serde_json::json!({}));
+            show_state(vigil_harness::install::install(&harness, &path, "cli", Some(&audit))?);
+        }
+        PluginsCommand::Approve { id } => {
+            show_state(harness.store().approve_plugin(&id, "cli", Some(&change("plugins.approve", &id)))?)
+        }
+        PluginsCommand::Enable { id } => {
+            show_state(harness.store().set_plugin_enabled(&id, true, Some(&change("plugins.enable", &id)))?)
+        }
+        PluginsCommand::Disable { id } => {
+            show_state(harness.store().set_plugin_enabled(&id, false, Some(&change("plugins.disable", &id)))?)
+        }
+        PluginsCommand::Rollback { id } => {
+            show_state(harness.store().rollback_plugin(&id, Some(&change("plugins.rollback", &id)))?)
+        }
         PluginsCommand::List { json } => {
             if json {
                 let all: Vec<_> = registry.plugins().iter().map(|p| p.describe()).collect();
@@ -457,9 +497,12 @@ fn plugins(global: &Global, cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{:<28} {:<9} {:<9} {:<12} depends on", "id", "version", "type", "source");
                 for p in registry.plugins() {
-                    let source = match &p.source {
-                        vigil_harness::manifest::Source::Builtin => "built-in".to_owned(),
-                        vigil_harness::manifest::Source::Folder(_) => "folder".to_owned(),
+                    let source = match (&p.source, registry.install_state(&p.id)) {
+                        (vigil_harness::manifest::Source::Builtin, _) => "built-in",
+                        (_, Some((true, _))) => "installed",
+                        (_, Some((false, true))) => "disabled",
+                        (_, Some((false, false))) => "unapproved",
+                        (vigil_harness::manifest::Source::Folder(_), None) => "folder",
                     };
                     let kind = serde_json::to_value(p.kind)?.as_str().unwrap_or("").to_owned();
                     println!("{:<28} {:<9} {:<9} {:<12} {}", p.id, p.version, kind, source, p.depends_on.join(", "));

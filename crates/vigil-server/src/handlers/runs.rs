@@ -394,9 +394,19 @@ pub async fn bundle(State(state): State<AppState>, Path(id): Path<String>) -> Re
     Ok((headers, axum::body::Body::from_stream(stream)).into_response())
 }
 
+/// A plugin's manifest with whether it may run.
+fn describe(registry: &vigil_harness::registry::Registry, plugin: &vigil_harness::manifest::Plugin) -> Value {
+    let mut value = plugin.describe();
+    let (enabled, approved) = registry.install_state(&plugin.id).unwrap_or((true, true));
+    value["enabled"] = json!(enabled);
+    value["permissions_approved"] = json!(approved);
+    value["installed"] = json!(registry.install_state(&plugin.id).is_some());
+    value
+}
+
 pub async fn list_plugins(State(state): State<AppState>) -> Result<Response, ApiError> {
     let registry = state.harness.registry();
-    let plugins: Vec<Value> = registry.plugins().iter().map(|p| p.describe()).collect();
+    let plugins: Vec<Value> = registry.plugins().iter().map(|p| describe(&registry, p)).collect();
     let invalid: Vec<String> = registry.problems().iter().map(ToString::to_string).collect();
     Ok(envelope(json!({ "items": plugins, "invalid": invalid }), Aggregation::List, "harness:plugins").into_response())
 }
@@ -404,5 +414,83 @@ pub async fn list_plugins(State(state): State<AppState>) -> Result<Response, Api
 pub async fn get_plugin(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let registry = state.harness.registry();
     let plugin = registry.get(&id).ok_or_else(|| ApiError::not_found(format!("plugin {id} not found")))?;
-    Ok(envelope(plugin.describe(), Aggregation::Detail, "harness:plugins").into_response())
+    Ok(envelope(describe(&registry, plugin), Aggregation::Detail, "harness:plugins").into_response())
 }
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallRequest {
+    /// An upload holding a zip of the plugin folder.
+    pub upload_id: String,
+}
+
+pub async fn install_plugin(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(audit): Extension<AuditContext>,
+    ApiJson(request): ApiJson<InstallRequest>,
+) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let by = principal.label();
+    let installed = harness_call(move || {
+        let upload = harness.store().get_upload(&request.upload_id)?;
+        let digest: vigil_core::digest::Sha256Digest =
+            upload.sha256.parse().map_err(|_| HarnessError::Invalid("upload has a malformed hash".into()))?;
+        let path = harness.blobs().path_of(&digest);
+        vigil_harness::install::install(&harness, &path, &by, Some(&audit.entry(StatusCode::CREATED)))
+    })
+    .await?;
+    Ok(audited((StatusCode::CREATED, envelope(installed, Aggregation::Detail, "store:plugin_installs"))))
+}
+
+/// What an installed-plugin change does.
+#[derive(Clone, Copy, Debug)]
+enum PluginChange {
+    Approve,
+    Enable,
+    Disable,
+    Rollback,
+}
+
+async fn change_plugin(
+    state: AppState,
+    principal: Principal,
+    audit: AuditContext,
+    id: String,
+    change: PluginChange,
+) -> Result<Response, ApiError> {
+    let harness = state.harness.clone();
+    let by = principal.label();
+    let installed = harness_call(move || {
+        let entry = audit.entry(StatusCode::OK);
+        let store = harness.store();
+        let result = match change {
+            PluginChange::Approve => store.approve_plugin(&id, &by, Some(&entry)),
+            PluginChange::Enable => store.set_plugin_enabled(&id, true, Some(&entry)),
+            PluginChange::Disable => store.set_plugin_enabled(&id, false, Some(&entry)),
+            PluginChange::Rollback => store.rollback_plugin(&id, Some(&entry)),
+        }?;
+        harness.reload_plugins();
+        Ok(result)
+    })
+    .await?;
+    Ok(audited(envelope(installed, Aggregation::Detail, "store:plugin_installs")))
+}
+
+macro_rules! plugin_change {
+    ($name:ident, $change:expr) => {
+        pub async fn $name(
+            State(state): State<AppState>,
+            Extension(principal): Extension<Principal>,
+            Extension(audit): Extension<AuditContext>,
+            Path(id): Path<String>,
+        ) -> Result<Response, ApiError> {
+            change_plugin(state, principal, audit, id, $change).await
+        }
+    };
+}
+
+plugin_change!(approve_plugin, PluginChange::Approve);
+plugin_change!(enable_plugin, PluginChange::Enable);
+plugin_change!(disable_plugin, PluginChange::Disable);
+plugin_change!(rollback_plugin, PluginChange::Rollback);

@@ -583,3 +583,96 @@ fn gc_removes_old_unpinned_runs_and_unused_content_and_never_a_pinned_run() {
     assert_eq!(again.body["data"]["runs_removed"], json!([pinned]));
     assert_eq!(server.post("/api/v1/gc", None, &json!({ "older_than": "soon" }).to_string()).status, 422);
 }
+
+fn zip_folder(folder: &Path) -> Vec<u8> {
+    let mut entries = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            if entry.file_type().expect("type").is_dir() {
+                walk(root, &entry.path(), out);
+            } else {
+                let name = entry.path().strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
+                out.push((name, std::fs::read(entry.path()).expect("read")));
+            }
+        }
+    }
+    walk(folder, folder, &mut entries);
+    let path = folder.with_extension("zip");
+    write_zip(&path, &entries);
+    std::fs::read(path).expect("zip")
+}
+
+#[test]
+fn installed_plugins_stay_disabled_until_approved_and_can_be_updated_and_rolled_back() {
+    let (env, _) = env_with_plugins(&[]);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugins/python-word-stats");
+    let out = env.run(&["plugins", "install", example.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT approved; disabled"));
+
+    let server = env.start();
+    let listed = server.get("/api/v1/plugins/example.word_stats", None).body["data"].clone();
+    assert_eq!((listed["enabled"].clone(), listed["permissions_approved"].clone()), (json!(false), json!(false)));
+    let text = upload(&server, "notes.txt", b"buffalo buffalo buffalo buffalo\n");
+    let plan =
+        server.post("/api/v1/runs/plan", None, &json!({ "upload_id": text }).to_string()).body["data"]["plan"].clone();
+    assert!(
+        plan["excluded"]
+            .as_array()
+            .expect("excluded")
+            .contains(&json!({ "plugin_id": "example.word_stats", "reason": "disabled" })),
+        "{plan}"
+    );
+    let named = submit(&server, json!({ "upload_id": text, "pipeline": ["example.word_stats"] }));
+    assert_eq!(named.status, 422, "{:?}", named.body);
+
+    let early = server.post("/api/v1/plugins/example.word_stats/enable", None, "");
+    assert_eq!(early.status, 409, "{:?}", early.body);
+    assert!(early.body["error"]["message"].as_str().is_some_and(|m| m.contains("approve them first")));
+    assert_eq!(server.post("/api/v1/plugins/example.word_stats/approve", None, "").status, 200);
+    assert_eq!(server.post("/api/v1/plugins/example.word_stats/enable", None, "").body["data"]["enabled"], true);
+    let run = submit(&server, json!({ "upload_id": text, "pipeline": ["example.word_stats"] }));
+    assert_eq!(run.status, 201, "{:?}", run.body);
+    let id = run.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(wait(&server, &id)["run"]["status"], "completed");
+
+    // An update asking for the same permissions stays approved and enabled.
+    let v2 = env.dir.path().join("word-stats-v2");
+    copy_folder(&example, &v2);
+    let manifest = std::fs::read_to_string(v2.join("plugin.toml"))
+        .expect("manifest")
+        .replace("version = \"1.0.0\"", "version = \"1.1.0\"");
+    std::fs::write(v2.join("plugin.toml"), manifest).expect("write");
+    let zip_id = upload(&server, "word-stats-v2.zip", &zip_folder(&v2));
+    let updated = server.post("/api/v1/plugins/install", None, &json!({ "upload_id": zip_id }).to_string());
+    assert_eq!(updated.status, 201, "{:?}", updated.body);
+    assert_eq!(updated.body["data"]["active"]["version"], "1.1.0");
+    assert_eq!(updated.body["data"]["enabled"], true, "same permissions, already approved");
+
+    // One asking for the network is disabled until someone approves that.
+    let v3 = env.dir.path().join("word-stats-v3");
+    copy_folder(&v2, &v3);
+    let manifest = std::fs::read_to_string(v3.join("plugin.toml"))
+        .expect("manifest")
+        .replace("version = \"1.1.0\"", "version = \"2.0.0\"")
+        .replace("network = false", "network = true");
+    std::fs::write(v3.join("plugin.toml"), manifest).expect("write");
+    let zip_id = upload(&server, "word-stats-v3.zip", &zip_folder(&v3));
+    let risky = server.post("/api/v1/plugins/install", None, &json!({ "upload_id": zip_id }).to_string());
+    assert_eq!(risky.body["data"]["active"]["version"], "2.0.0");
+    assert_eq!(risky.body["data"]["enabled"], false, "new permissions need approval: {:?}", risky.body);
+    assert_eq!(server.get("/api/v1/plugins/example.word_stats", None).body["data"]["version"], "2.0.0");
+
+    // Rolling back returns to 1.1.0, which was approved, so it runs again.
+    let rolled = server.post("/api/v1/plugins/example.word_stats/rollback", None, "");
+    assert_eq!(rolled.body["data"]["active"]["version"], "1.1.0", "{:?}", rolled.body);
+    assert_eq!(rolled.body["data"]["enabled"], false, "rollback does not enable on its own");
+    assert_eq!(server.post("/api/v1/plugins/example.word_stats/enable", None, "").body["data"]["enabled"], true);
+    assert_eq!(server.get("/api/v1/plugins/example.word_stats", None).body["data"]["version"], "1.1.0");
+
+    let audit = server.get("/api/v1/audit?limit=100", None).body["data"]["items"].clone();
+    let actions: Vec<&str> = audit.as_array().expect("items").iter().filter_map(|e| e["action"].as_str()).collect();
+    for action in ["plugins.install", "plugins.approve", "plugins.enable", "plugins.rollback"] {
+        assert!(actions.contains(&action), "{action} not audited: {actions:?}");
+    }
+}
