@@ -331,7 +331,7 @@ pub fn routes() -> Vec<Route> {
             .data::<serde_json::Value>()
             .to(runs::report),
         route(Method::GET, "/api/v1/runs/{id}/events", "runs.events", READ)
-            .summary("Server-sent events: the run's state, then plan, plugin started/finished, progress, until it ends")
+            .summary("Live events (server-sent events, or a WebSocket on upgrade): the run's state, then plan, plugin started/finished, progress, until it ends")
             .raw("text/event-stream")
             .to(runs::events),
         route(Method::GET, "/api/v1/runs/{id}/artifacts", "runs.artifacts", READ)

@@ -8,6 +8,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -250,7 +251,26 @@ pub async fn report(State(state): State<AppState>, Path(id): Path<String>) -> Re
     Ok(envelope(report, Aggregation::Detail, "run:report.json").into_response())
 }
 
-pub async fn events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// `GET /api/v1/runs/{id}/events`: server-sent events, or a WebSocket when the request
+/// asks to upgrade. Either way: the run's state first, then live events until it ends.
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let wants_websocket = req
+        .headers()
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if wants_websocket {
+        let (mut parts, _) = req.into_parts();
+        let upgrade =
+            <WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state)
+                .await
+                .map_err(|r| ApiError::bad_request("invalid_upgrade", r.body_text()))?;
+        return websocket_events(state, id, upgrade).await;
+    }
     // Subscribe before reading the state, so nothing happens unseen in between.
     let live = state.harness.subscribe(&id);
     let store = state.store.clone();
@@ -273,6 +293,52 @@ pub async fn events(State(state): State<AppState>, Path(id): Path<String>) -> Re
         }
     };
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(EVENTS_KEEPALIVE)).into_response())
+}
+
+async fn websocket_events(state: AppState, id: String, upgrade: WebSocketUpgrade) -> Result<Response, ApiError> {
+    let live = state.harness.subscribe(&id);
+    let store = state.store.clone();
+    let run_id = id.clone();
+    let detail = blocking(move || {
+        let run = store.get_run(&run_id)?;
+        let executions = store.list_executions(&run_id)?;
+        Ok(RunDetail { run, executions })
+    })
+    .await?;
+    let finished = detail.run.status.is_final() || live.is_none();
+    let status = detail.run.status;
+    let snapshot = json!({ "event": "state", "run": detail.run, "executions": detail.executions }).to_string();
+    Ok(upgrade.on_upgrade(move |mut socket| async move {
+        if socket.send(Message::Text(snapshot.into())).await.is_err() {
+            return;
+        }
+        match live {
+            Some(mut rx) if !finished => loop {
+                let text = match rx.recv().await {
+                    Ok(event) => {
+                        let last = matches!(event, RunEvent::RunFinished { .. });
+                        let text = serde_json::to_string(&event).unwrap_or_default();
+                        if socket.send(Message::Text(text.into())).await.is_err() || last {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        json!({ "event": "lagged", "missed": missed }).to_string()
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            },
+            _ => {
+                let end = json!({ "event": "run_finished", "run_id": id, "status": status }).to_string();
+                let _ = socket.send(Message::Text(end.into())).await;
+            }
+        }
+        let _ = socket.send(Message::Close(None)).await;
+    }))
 }
 
 /// Live events until the run finishes (a lagging watcher is told how many it missed).

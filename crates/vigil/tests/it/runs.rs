@@ -306,6 +306,25 @@ fn a_run_is_watched_live_and_can_be_canceled() {
     assert!(events.contains(&"plugin_finished"), "{text}");
     assert_eq!(events.last(), Some(&"run_finished"), "{text}");
 
+    // The same events over a WebSocket on the same path.
+    let ws_run = submit(
+        &server,
+        json!({ "upload_id": upload_id, "pipeline": ["slow.sleep"], "settings": { "slow.sleep": { "seconds": 0.4 } } }),
+    );
+    let id = ws_run.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let ws_url = format!("{}/api/v1/runs/{id}/events", server.url.replacen("http://", "ws://", 1));
+    let (mut socket, _) = tungstenite::connect(ws_url.as_str()).expect("websocket");
+    let mut kinds = Vec::new();
+    while let Ok(message) = socket.read() {
+        if let tungstenite::Message::Text(text) = message {
+            let event: Value = serde_json::from_str(text.as_str()).expect("json");
+            kinds.push(event["event"].as_str().unwrap_or("").to_owned());
+        }
+    }
+    assert_eq!(kinds.first().map(String::as_str), Some("state"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "plugin_finished"), "{kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("run_finished"), "{kinds:?}");
+
     let slow = submit(
         &server,
         json!({ "upload_id": upload_id, "pipeline": ["slow.sleep"], "settings": { "slow.sleep": { "seconds": 30 } } }),
