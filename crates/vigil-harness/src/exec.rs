@@ -35,6 +35,8 @@ pub struct ExecConfig {
     pub strict: bool,
     pub stdout_max_bytes: usize,
     pub stderr_max_bytes: u64,
+    /// The database file, for plugins that declare `database_read`.
+    pub database: Option<PathBuf>,
 }
 
 /// One plugin to execute.
@@ -268,6 +270,16 @@ fn policy(
         }
     };
     let mut write_paths = vec![scratch.to_owned(), artifacts.to_owned()];
+    // `database_read`: the database and its WAL, readable only (open it read-only).
+    let mut database = None;
+    if plugin.permissions.database_read
+        && let Some(db) = &config.database
+    {
+        for suffix in ["", "-wal", "-shm"] {
+            read_paths.push(PathBuf::from(format!("{}{suffix}", db.display())));
+        }
+        database = Some(db.display().to_string());
+    }
     for (paths, target) in
         [(&plugin.permissions.fs_read, &mut read_paths), (&plugin.permissions.fs_write, &mut write_paths)]
     {
@@ -297,6 +309,10 @@ fn policy(
         ("VIGIL_PLUGIN_ID".to_owned(), plugin.id.clone()),
         ("VIGIL_PROTOCOL".to_owned(), PROTOCOL_VERSION.to_string()),
     ];
+    let mut env = env;
+    if let Some(db) = database {
+        env.push(("VIGIL_DATABASE".to_owned(), db));
+    }
     let budgets = plugin.budgets;
     Ok(Policy {
         program,

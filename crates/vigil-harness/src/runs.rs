@@ -196,6 +196,7 @@ impl Harness {
         };
         let data_dir = runs_dir.parent().map_or_else(|| options.data_dir.clone(), Path::to_owned);
         let registry = load_registry(&store, &data_dir, &options.plugins_dir, &options.vigil_version);
+        let database = Some(data_dir.join(vigil_store::DATABASE_FILE)).filter(|p| p.is_file());
         // Plugins run as users of their own only if such a user can reach the run folders;
         // otherwise they keep the server's user, and every execution records that.
         let uids = match crate::fsutil::reachable_by_others(&runs_dir) {
@@ -226,6 +227,7 @@ impl Harness {
                 strict: options.strict,
                 stdout_max_bytes: options.stdout_max_bytes,
                 stderr_max_bytes: options.stderr_max_bytes,
+                database,
             },
             active: Mutex::new(HashMap::new()),
         })))

@@ -695,3 +695,42 @@ fn installed_plugins_stay_disabled_until_approved_and_can_be_updated_and_rolled_
         assert!(actions.contains(&action), "{action} not audited: {actions:?}");
     }
 }
+
+const DB_READER: &str = "import json, os, sqlite3, sys\nrequest = json.load(sys.stdin)\npath = os.environ.get('VIGIL_DATABASE') or request['config']['path']\ndb = sqlite3.connect(f'file:{path}?mode=ro', uri=True)\nn = db.execute('SELECT COUNT(*) FROM uploads').fetchone()[0]\nprint(json.dumps({'status': 'ok', 'metrics': {'uploads': n}}))\n";
+
+#[test]
+fn database_reads_need_the_permission_and_an_unreadable_plugin_is_blocked() {
+    let with = python_plugin("db.allowed", "[permissions]\ndatabase_read = true");
+    let without = python_plugin("db.denied", "");
+    let locked = python_plugin("locked.plugin", "");
+    let (env, plugins) = env_with_plugins(&[
+        ("allowed", &with, DB_READER),
+        (
+            "denied",
+            &without,
+            "import json, sys\nrequest = json.load(sys.stdin)\nprint(open(request['config']['path'], 'rb').read(16))\n",
+        ),
+        ("locked", &locked, "print('{\"status\": \"ok\"}')\n"),
+    ]);
+    std::fs::set_permissions(plugins.join("locked"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let server = env.start();
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+    let db = env.db().display().to_string();
+    let created = submit(
+        &server,
+        json!({ "upload_id": upload_id, "pipeline": ["db.allowed", "db.denied", "locked.plugin"], "settings": { "db.denied": { "path": db } } }),
+    );
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &id);
+    assert_eq!(execution(&detail, "db.allowed")["status"], "ok", "{detail}");
+    assert_eq!(execution(&detail, "db.denied")["status"], "violation", "{detail}");
+    assert_eq!(execution(&detail, "db.denied")["violations"][0]["kind"], "filesystem");
+    if nix::unistd::Uid::effective().is_root() {
+        let blocked = execution(&detail, "locked.plugin");
+        assert_eq!(blocked["status"], "blocked", "{blocked}");
+        assert!(blocked["error"].as_str().is_some_and(|e| e.contains("cannot read the plugin's folder")), "{blocked}");
+    }
+    let report = server.get(&format!("/api/v1/runs/{id}/report"), None).body["data"].clone();
+    assert_eq!(report["metrics"]["db.allowed"]["uploads"], 1);
+}
