@@ -75,6 +75,7 @@ async fn startup(vigil: &Path, root: &Path, iterations: usize) {
         stderr_log: root.join("stderr.log"),
         stderr_cap_bytes: 1 << 16,
         cancel: None,
+        on_stderr_line: None,
     };
     // Warm the page cache and the binary.
     for _ in 0..10 {

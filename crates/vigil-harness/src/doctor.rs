@@ -143,6 +143,7 @@ async fn self_test(registry: &Registry, plugin: &Plugin, runner: &Runner, config
             seed: 0,
             run: RunContext { run_id: "self-test".into(), fingerprint: "self-test".into() },
             cancel: None,
+            on_stderr_line: None,
         };
         let result = exec::execute(runner, config, spec).await;
         if !result.status.succeeded() {

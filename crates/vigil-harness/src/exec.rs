@@ -40,7 +40,6 @@ pub struct ExecConfig {
 }
 
 /// One plugin to execute.
-#[derive(Debug)]
 pub struct ExecSpec<'a> {
     pub plugin: &'a Plugin,
     pub run_dir: &'a Path,
@@ -50,6 +49,14 @@ pub struct ExecSpec<'a> {
     pub seed: u64,
     pub run: RunContext,
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Receives the plugin's stderr lines as they come (live log events).
+    pub on_stderr_line: Option<crate::sandbox::LineSink>,
+}
+
+impl std::fmt::Debug for ExecSpec<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecSpec").field("plugin", &self.plugin.id).field("run", &self.run).finish_non_exhaustive()
+    }
 }
 
 /// How an execution went.
@@ -137,6 +144,7 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
         stderr_log: dir.join("stderr.log"),
         stderr_cap_bytes: config.stderr_max_bytes,
         cancel: spec.cancel.clone(),
+        on_stderr_line: spec.on_stderr_line.clone(),
     };
     let outcome = match runner.run(job).await {
         Ok(outcome) => outcome,

@@ -768,7 +768,27 @@ impl Harness {
             }
         }
 
-        let spec = ExecSpec { plugin, run_dir: dir, input, dependencies, config, seed, run, cancel: Some(cancel) };
+        let sink: crate::sandbox::LineSink = {
+            let (events, run_id, plugin_id) = (events.clone(), run_id.to_owned(), plugin.id.clone());
+            Arc::new(move |line: &str| {
+                let _ = events.send(RunEvent::Log {
+                    run_id: run_id.clone(),
+                    plugin_id: plugin_id.clone(),
+                    line: line.to_owned(),
+                });
+            })
+        };
+        let spec = ExecSpec {
+            plugin,
+            run_dir: dir,
+            input,
+            dependencies,
+            config,
+            seed,
+            run,
+            cancel: Some(cancel),
+            on_stderr_line: Some(sink),
+        };
         let result = exec::execute(&self.0.runner, &self.0.exec, spec).await;
         let end = ExecutionEnd {
             status: Some(result.status),

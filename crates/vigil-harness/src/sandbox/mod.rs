@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use classify::{Ending, Verdict, Violation, ViolationKind, classify};
-pub use runner::{Job, Outcome, Runner, RunnerError, UidPool};
+pub use runner::{Job, LineSink, Outcome, Runner, RunnerError, UidPool};
 
 /// The environment variable carrying the JSON [`Policy`] to `vigil __sandbox-exec`.
 pub const POLICY_ENV: &str = "VIGIL_SANDBOX_POLICY";

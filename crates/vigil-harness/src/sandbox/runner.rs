@@ -17,6 +17,14 @@ use super::{Enforcement, Exit, HELPER_SUBCOMMAND, HelperReport, POLICY_ENV, Poli
 
 /// How much of the end of stderr is kept in memory to explain a failure.
 const STDERR_TAIL_BYTES: usize = 8 * 1024;
+/// Lines of stderr forwarded live per execution (the log file keeps the rest).
+const LOG_LINES_MAX: usize = 1_000;
+/// Longest stderr line forwarded live.
+const LOG_LINE_BYTES_MAX: usize = 4 * 1024;
+
+/// Receives each stderr line as it is written (for live progress).
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// How long to wait for the pipes to drain once the process group is gone.
 const DRAIN_MS: u64 = 2_000;
 
@@ -75,6 +83,12 @@ struct UidLease {
     uid: u32,
 }
 
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("policy", &self.policy).field("wall", &self.wall).finish_non_exhaustive()
+    }
+}
+
 impl Drop for UidLease {
     fn drop(&mut self) {
         self.pool.free.lock().unwrap_or_else(|e| e.into_inner()).push(self.uid);
@@ -82,7 +96,7 @@ impl Drop for UidLease {
 }
 
 /// One command to run in the sandbox.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Job {
     /// The policy; its `uid` is assigned by the runner.
     pub policy: Policy,
@@ -95,6 +109,8 @@ pub struct Job {
     pub stderr_cap_bytes: u64,
     /// Becomes `true` to stop the command early (the process group is killed).
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Called with each stderr line as it arrives (the first thousand).
+    pub on_stderr_line: Option<LineSink>,
 }
 
 /// How one execution went.
@@ -186,7 +202,8 @@ impl Runner {
     }
 
     pub async fn run(&self, job: Job) -> Result<Outcome, RunnerError> {
-        let Job { mut policy, stdin, wall, stdout_cap_bytes, stderr_log, stderr_cap_bytes, cancel } = job;
+        let Job { mut policy, stdin, wall, stdout_cap_bytes, stderr_log, stderr_cap_bytes, cancel, on_stderr_line } =
+            job;
         let lease = self.uids.as_ref().and_then(UidPool::acquire);
         policy.uid = lease.as_ref().map(|l| l.uid);
         if policy.netns.is_none() {
@@ -220,7 +237,8 @@ impl Runner {
         }
         let (flood_tx, flood_rx) = tokio::sync::oneshot::channel();
         let stdout = child.stdout.take().map(|pipe| tokio::spawn(read_capped(pipe, stdout_cap_bytes, flood_tx)));
-        let stderr = child.stderr.take().map(|pipe| tokio::spawn(log_capped(pipe, log, stderr_cap_bytes)));
+        let stderr =
+            child.stderr.take().map(|pipe| tokio::spawn(log_capped(pipe, log, stderr_cap_bytes, on_stderr_line)));
 
         let ending = tokio::select! {
             _ = child.wait() => Ending::Exited,
@@ -305,16 +323,36 @@ async fn read_capped(mut pipe: impl AsyncRead + Unpin, cap: usize, flood: tokio:
 /// Copies the stream into `log` up to `cap` bytes and keeps reading (so the command never
 /// blocks on a full pipe) while remembering the last few KiB. Returns the total byte count,
 /// whether the log was truncated, and the tail.
-async fn log_capped(mut pipe: impl AsyncRead + Unpin, mut log: tokio::fs::File, cap: u64) -> (u64, bool, Vec<u8>) {
+async fn log_capped(
+    mut pipe: impl AsyncRead + Unpin,
+    mut log: tokio::fs::File,
+    cap: u64,
+    on_line: Option<LineSink>,
+) -> (u64, bool, Vec<u8>) {
     let mut total = 0u64;
     let mut tail: VecDeque<u8> = VecDeque::with_capacity(STDERR_TAIL_BYTES);
     let mut buf = vec![0u8; 16 * 1024];
+    let mut line = Vec::new();
+    let mut lines_sent = 0usize;
     loop {
         let n = match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         let chunk = &buf[..n];
+        if let Some(sink) = &on_line {
+            for &b in chunk {
+                if b == b'\n' {
+                    if lines_sent < LOG_LINES_MAX {
+                        sink(&String::from_utf8_lossy(&line));
+                        lines_sent += 1;
+                    }
+                    line.clear();
+                } else if line.len() < LOG_LINE_BYTES_MAX {
+                    line.push(b);
+                }
+            }
+        }
         let room = usize::try_from(cap.saturating_sub(total)).unwrap_or(usize::MAX).min(n);
         if room > 0 && log.write_all(&chunk[..room]).await.is_err() {
             break;

@@ -278,7 +278,7 @@ fn each_plugin_gets_its_own_status_and_violations_are_recorded_with_reasons() {
     assert_eq!(execution(&detail, "core.inspect")["status"], "ok");
 }
 
-const SLEEPY: &str = "import json, sys, time\nrequest = json.load(sys.stdin)\ntime.sleep(float(request['config'].get('seconds', 3)))\nprint(json.dumps({'status': 'ok', 'summary': 'slept'}))\n";
+const SLEEPY: &str = "import json, sys, time\nrequest = json.load(sys.stdin)\nprint('going to sleep', file=sys.stderr, flush=True)\ntime.sleep(float(request['config'].get('seconds', 3)))\nprint(json.dumps({'status': 'ok', 'summary': 'slept'}))\n";
 
 #[test]
 fn a_run_is_watched_live_and_can_be_canceled() {
@@ -304,6 +304,7 @@ fn a_run_is_watched_live_and_can_be_canceled() {
     let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(events.first(), Some(&"state"), "{text}");
     assert!(events.contains(&"plugin_finished"), "{text}");
+    assert!(text.contains("going to sleep"), "stderr lines arrive as log events: {text}");
     assert_eq!(events.last(), Some(&"run_finished"), "{text}");
 
     // The same events over a WebSocket on the same path.

@@ -65,6 +65,7 @@ impl Sandbox {
             stderr_log: self.path("exec/stderr.log"),
             stderr_cap_bytes: 64 * 1024,
             cancel: None,
+            on_stderr_line: None,
         }
     }
 
