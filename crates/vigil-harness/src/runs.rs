@@ -594,43 +594,26 @@ impl Harness {
                 } else {
                     blocker.map(|d| format!("dependency {d} did not succeed"))
                 };
-                if let Some(reason) = reason {
-                    let end = ExecutionEnd {
-                        status: Some(ExecStatus::Skipped),
-                        error: Some(reason.clone()),
-                        ..ExecutionEnd::default()
-                    };
-                    store.finish_execution(run_id, plugin_id, &end)?;
-                    statuses.insert(plugin_id.to_owned(), ExecStatus::Skipped);
-                    let _ = events.send(RunEvent::PluginFinished {
-                        run_id: run_id.to_owned(),
-                        plugin_id: plugin_id.to_owned(),
-                        status: ExecStatus::Skipped,
-                        error: Some(reason),
-                        duration_ms: 0,
-                    });
-                    continue;
-                }
-                let Some(plugin) = registry.get(plugin_id).cloned() else {
-                    let why = format!("plugin {plugin_id} is no longer installed");
-                    store.finish_execution(
-                        run_id,
-                        plugin_id,
-                        &ExecutionEnd { status: Some(ExecStatus::Error), error: Some(why), ..ExecutionEnd::default() },
-                    )?;
-                    statuses.insert(plugin_id.to_owned(), ExecStatus::Error);
-                    continue;
+                // Reasons not to start it at all, each recorded like an ending.
+                let refusal = match (reason, registry.get(plugin_id)) {
+                    (Some(reason), _) => Some((ExecStatus::Skipped, reason)),
+                    (None, None) => Some((ExecStatus::Error, format!("plugin {plugin_id} is no longer installed"))),
+                    (None, Some(p)) if p.identity() != identities[plugin_id] => Some((
+                        ExecStatus::Error,
+                        format!("plugin {plugin_id} changed since the run was planned; submit a new run"),
+                    )),
+                    (None, Some(_)) if !registry.enabled(plugin_id) => Some((
+                        ExecStatus::Blocked,
+                        format!("plugin {plugin_id} was disabled after the run was planned"),
+                    )),
+                    (None, Some(_)) => None,
                 };
-                if plugin.identity() != identities[plugin_id] {
-                    let why = format!("plugin {plugin_id} changed since the run was planned; submit a new run");
-                    store.finish_execution(
-                        run_id,
-                        plugin_id,
-                        &ExecutionEnd { status: Some(ExecStatus::Error), error: Some(why), ..ExecutionEnd::default() },
-                    )?;
-                    statuses.insert(plugin_id.to_owned(), ExecStatus::Error);
+                if let Some((status, why)) = refusal {
+                    settle(store, events, run_id, plugin_id, status, why)?;
+                    statuses.insert(plugin_id.to_owned(), status);
                     continue;
                 }
+                let Some(plugin) = registry.get(plugin_id).cloned() else { continue };
                 let dependencies = step
                     .depends_on
                     .iter()
@@ -908,6 +891,27 @@ impl Harness {
         head.extend(edges);
         head
     }
+}
+
+/// Ends an execution that never started, recording why and telling watchers.
+fn settle(
+    store: &Store,
+    events: &broadcast::Sender<RunEvent>,
+    run_id: &str,
+    plugin_id: &str,
+    status: ExecStatus,
+    why: String,
+) -> Result<(), HarnessError> {
+    let end = ExecutionEnd { status: Some(status), error: Some(why.clone()), ..ExecutionEnd::default() };
+    store.finish_execution(run_id, plugin_id, &end)?;
+    let _ = events.send(RunEvent::PluginFinished {
+        run_id: run_id.to_owned(),
+        plugin_id: plugin_id.to_owned(),
+        status,
+        error: Some(why),
+        duration_ms: 0,
+    });
+    Ok(())
 }
 
 /// The registry: built-ins, the active install of every installed plugin, the plugins folder.

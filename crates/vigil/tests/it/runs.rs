@@ -102,6 +102,7 @@ fn a_csv_run_completes_with_an_evidenced_report_and_lineage() {
     assert_eq!(created.status, 201, "{:?}", created.body);
     let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
     assert_eq!(created.body["data"]["run"]["fingerprint"], plan.body["data"]["fingerprint"]);
+    assert_eq!(created.body["data"]["run"]["status"], "queued");
     let detail = wait(&server, &id);
     assert_eq!(detail["run"]["status"], "completed", "{detail}");
     for plugin in ["core.inspect", "core.text_profile"] {
@@ -270,6 +271,13 @@ fn each_plugin_gets_its_own_status_and_violations_are_recorded_with_reasons() {
     let log = std::fs::read_to_string(run_dir(&env, &id).join("plugins/bad.crash/stderr.log")).expect("log");
     assert!(log.contains("cannot parse column 3"), "{log}");
 
+    // A run in which nothing succeeds has failed.
+    let hopeless = submit(&server, json!({ "upload_id": upload_id, "pipeline": ["bad.crash", "bad.after"] }));
+    let hopeless_id = hopeless.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let failed = wait(&server, &hopeless_id);
+    assert_eq!(failed["run"]["status"], "failed", "{failed}");
+    assert!(failed["run"]["error"].as_str().is_some_and(|e| e.contains("bad.crash")), "{failed}");
+
     // Retrying re-runs only what did not succeed; the outcome is the same.
     let retried = server.post(&format!("/api/v1/runs/{id}/retry"), None, "");
     assert_eq!(retried.status, 200, "{:?}", retried.body);
@@ -364,6 +372,7 @@ fn a_run_killed_with_the_server_is_crashed_after_restart_and_retry_completes_it(
         assert!(Instant::now() < deadline, "the plugin never started");
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(server.get(&format!("/api/v1/runs/{id}"), None).body["data"]["run"]["status"], "running");
     server.kill();
 
     let server = env.start();
