@@ -10,14 +10,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
-# Invariant: the pure core stays pure (no async runtime, no HTTP, no SQL). The first
+# Invariant: the pure crates stay pure (no async runtime, no HTTP, no SQL). The first
 # check proves the query itself works, so a broken `cargo tree` cannot pass silently.
-cargo tree -p vigil-core -e normal -i serde >/dev/null
-for banned in tokio axum hyper rusqlite; do
-    if cargo tree -p vigil-core -e normal -i "$banned" >/dev/null 2>&1; then
-        echo "invariant broken: vigil-core depends on $banned" >&2
-        exit 1
-    fi
+for pure in vigil-core vigil-immune; do
+    cargo tree -p "$pure" -e normal -i serde >/dev/null
+    for banned in tokio axum hyper rusqlite; do
+        if cargo tree -p "$pure" -e normal -i "$banned" >/dev/null 2>&1; then
+            echo "invariant broken: $pure depends on $banned" >&2
+            exit 1
+        fi
+    done
 done
 
 # The gateway tests drive Vigil with the official OpenAI and Anthropic Python SDKs, pinned here.

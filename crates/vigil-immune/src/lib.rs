@@ -1,0 +1,17 @@
+//! The immune system's deterministic core: no clock, no IO, no async.
+//!
+//! Everything here is a plain function of timestamped inputs, so a recorded event stream
+//! replays to exactly the same decisions and property tests can drive it.
+//!
+//! - [`baseline::Baseline`]: per agent and metric, an exponentially weighted mean and
+//!   variance with a warm-up, a half-life, drift tracking, and acceleration or reset after
+//!   healing.
+//! - [`sentinel`]: judges one observation against its baseline, with a standard-deviation
+//!   floor and a cap on the reported deviation; each [`sentinel::Anomaly`] explains itself.
+//! - [`lifecycle::Lifecycle`]: an agent's state (healthy → suspected → draining →
+//!   quarantined → healing → probation → healthy, or exhausted) moved only through the
+//!   legal transitions in [`lifecycle::TRANSITIONS`], with its history.
+
+pub mod baseline;
+pub mod lifecycle;
+pub mod sentinel;

@@ -1,0 +1,189 @@
+//! Judging one observation against its baseline.
+//!
+//! The deviation is `(value - mean) / spread`, where the spread is the baseline's standard
+//! deviation but never below a floor (an absolute one, and a share of the mean), so a
+//! metric that has been perfectly constant does not call every tiny change an anomaly. The
+//! reported deviation is capped, so one absurd value cannot dominate later arithmetic. An
+//! observation is anomalous when the baseline is warm and the deviation reaches the
+//! threshold; a change of system-prompt hash is an anomaly of its own.
+
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::{Baseline, BaselineConfig};
+
+/// The metrics a baseline is kept for, per agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    LatencyMs,
+    InputTokens,
+    OutputTokens,
+    ToolCalls,
+    CostUsd,
+    Retries,
+    Errors,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 7] = [
+        Metric::LatencyMs,
+        Metric::InputTokens,
+        Metric::OutputTokens,
+        Metric::ToolCalls,
+        Metric::CostUsd,
+        Metric::Retries,
+        Metric::Errors,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::LatencyMs => "latency_ms",
+            Metric::InputTokens => "input_tokens",
+            Metric::OutputTokens => "output_tokens",
+            Metric::ToolCalls => "tool_calls",
+            Metric::CostUsd => "cost_usd",
+            Metric::Retries => "retries",
+            Metric::Errors => "errors",
+        }
+    }
+}
+
+/// How the sentinel judges.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SentinelConfig {
+    /// Deviations (in spreads) at which an observation is anomalous.
+    pub threshold: f64,
+    /// The spread is at least this much, in the metric's unit.
+    pub floor_absolute: f64,
+    /// The spread is at least this share of the mean.
+    pub floor_relative: f64,
+    /// Deviations are reported up to this size.
+    pub max_deviation: f64,
+}
+
+impl Default for SentinelConfig {
+    fn default() -> Self {
+        SentinelConfig { threshold: 4.0, floor_absolute: 1.0, floor_relative: 0.05, max_deviation: 1_000.0 }
+    }
+}
+
+/// What the sentinel found wrong with one observation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Anomaly {
+    Metric { metric: Metric, value: f64, mean: f64, spread: f64, deviation: f64 },
+    PromptChanged { from: String, to: String },
+}
+
+impl Anomaly {
+    /// The anomaly in words: metric, value, baseline and deviation.
+    pub fn explain(&self) -> String {
+        match self {
+            Anomaly::Metric { metric, value, mean, spread, deviation } => format!(
+                "{} was {value:.3}, against a baseline of {mean:.3} ± {spread:.3}: {deviation:+.1} deviations",
+                metric.as_str()
+            ),
+            Anomaly::PromptChanged { from, to } => {
+                format!("the system prompt changed (sha256 {} → {})", short(from), short(to))
+            }
+        }
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// The spread a baseline is judged with: its standard deviation, floored.
+pub fn spread(baseline: &Baseline, config: &SentinelConfig) -> f64 {
+    baseline.std_dev().max(config.floor_absolute).max(config.floor_relative * baseline.mean.abs())
+}
+
+/// Judges `value` of `metric` against `baseline`. `None` while the baseline warms up, or
+/// when the value is within the threshold.
+pub fn check(
+    metric: Metric,
+    value: f64,
+    baseline: &Baseline,
+    baseline_config: &BaselineConfig,
+    config: &SentinelConfig,
+) -> Option<Anomaly> {
+    if !value.is_finite() || !baseline.is_warm(baseline_config) {
+        return None;
+    }
+    let spread = spread(baseline, config);
+    let deviation = ((value - baseline.mean) / spread).clamp(-config.max_deviation, config.max_deviation);
+    (deviation.abs() >= config.threshold).then_some(Anomaly::Metric {
+        metric,
+        value,
+        mean: baseline.mean,
+        spread,
+        deviation,
+    })
+}
+
+/// A changed system prompt: `known` is the hash the agent has used so far.
+pub fn check_prompt(known: Option<&str>, seen: Option<&str>) -> Option<Anomaly> {
+    match (known, seen) {
+        (Some(from), Some(to)) if from != to => {
+            Some(Anomaly::PromptChanged { from: from.to_owned(), to: to.to_owned() })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn learned(values: impl IntoIterator<Item = f64>) -> Baseline {
+        let mut b = Baseline::default();
+        for v in values {
+            b.update(v, &BaselineConfig::default());
+        }
+        b
+    }
+
+    #[test]
+    fn a_spike_is_anomalous_and_explains_itself() {
+        let b = learned((0..100).map(|i| 200.0 + f64::from(i % 10)));
+        let config = SentinelConfig::default();
+        assert_eq!(check(Metric::LatencyMs, 206.0, &b, &BaselineConfig::default(), &config), None);
+        let anomaly = check(Metric::LatencyMs, 2_000.0, &b, &BaselineConfig::default(), &config).expect("spike");
+        let text = anomaly.explain();
+        assert!(text.starts_with("latency_ms was 2000.000, against a baseline of 20"), "{text}");
+        assert!(text.contains("deviations"), "{text}");
+    }
+
+    #[test]
+    fn a_constant_metric_needs_more_than_a_tiny_change() {
+        // Zero variance: the floor keeps 1 tool call more from being a 10^9-sigma event.
+        let b = learned(std::iter::repeat_n(2.0, 50));
+        let config = SentinelConfig::default();
+        assert_eq!(check(Metric::ToolCalls, 3.0, &b, &BaselineConfig::default(), &config), None);
+        let loop_ = check(Metric::ToolCalls, 40.0, &b, &BaselineConfig::default(), &config).expect("tool loop");
+        let Anomaly::Metric { deviation, .. } = loop_ else { panic!("metric anomaly") };
+        assert!((deviation - 38.0).abs() < 1e-9, "{deviation}");
+    }
+
+    #[test]
+    fn deviation_is_capped_and_warm_up_is_silent() {
+        let b = learned((0..30).map(f64::from));
+        let config = SentinelConfig { max_deviation: 50.0, ..SentinelConfig::default() };
+        let Some(Anomaly::Metric { deviation, .. }) =
+            check(Metric::CostUsd, 1e12, &b, &BaselineConfig::default(), &config)
+        else {
+            panic!("anomaly")
+        };
+        assert_eq!(deviation, 50.0);
+        let cold = learned([1.0, 1.0]);
+        assert_eq!(check(Metric::CostUsd, 1e12, &cold, &BaselineConfig::default(), &config), None);
+    }
+
+    #[test]
+    fn prompt_changes() {
+        assert!(check_prompt(Some("aaaa"), Some("bbbb")).is_some_and(|a| a.explain().contains("aaaa → bbbb")));
+        assert_eq!(check_prompt(Some("aaaa"), Some("aaaa")), None);
+        assert_eq!(check_prompt(None, Some("aaaa")), None);
+    }
+}
