@@ -11,7 +11,9 @@
 //! - [`lifecycle::Lifecycle`]: an agent's state (healthy → suspected → draining →
 //!   quarantined → healing → probation → healthy, or exhausted) moved only through the
 //!   legal transitions in [`lifecycle::TRANSITIONS`], with its history.
+//! - [`nab`]: the Numenta Anomaly Benchmark scorer the detectors are measured with.
 
 pub mod baseline;
 pub mod lifecycle;
+pub mod nab;
 pub mod sentinel;
