@@ -14,7 +14,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use vigil_core::scope::Scope;
 
 use crate::api::{Envelope, ListPage};
-use crate::handlers::{audit, gateway, health, keys, meta, runs, uploads};
+use crate::handlers::{audit, gateway, health, ingest, keys, meta, runs, uploads};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -222,6 +222,11 @@ pub fn routes() -> Vec<Route> {
             .query::<gateway::VitalsQuery>()
             .data::<ListPage<vigil_store::StoredVital>>()
             .to(gateway::list_vitals),
+        route(Method::POST, "/api/v1/ingest", "vitals.ingest", WRITE)
+            .summary("Record model calls an agent reports itself: a batch of up to 10,000 vitals, each validated on its own")
+            .body::<ingest::IngestBatch>()
+            .data::<ingest::IngestResult>()
+            .to(ingest::ingest),
         route(Method::GET, "/api/v1/agents", "agents.list", READ)
             .summary("Discovered agents: first and last seen, calls, errors, models, addresses")
             .query::<gateway::AgentsQuery>()

@@ -265,3 +265,48 @@ fn openapi_documents_every_route_with_schemas() {
     assert!(audit_params.contains(&"cursor") && audit_params.contains(&"outcome"), "{audit_params:?}");
     assert_eq!(doc["components"]["securitySchemes"]["apiKey"]["name"], "X-API-Key");
 }
+
+#[test]
+fn ingested_vitals_are_stored_and_discovered_and_bad_items_are_named() {
+    let mut env = Env::new();
+    env.key("admin", "admin");
+    let writer = env.key("agent-sdk", "write");
+    let reader = env.key("viewer", "read");
+    env.set("VIGIL_MODE", "production");
+    let server = env.start();
+    let batch = serde_json::json!({ "vitals": [
+        { "agent_id": "planner", "model": "gpt-4o-mini", "latency_ms": 812.5, "input_tokens": 120, "output_tokens": 40,
+          "tool_names": ["search", "search"], "cost_usd": 0.0012, "system_prompt_sha256": "ab".repeat(32) },
+        { "agent_id": "planner", "latency_ms": 90, "error": "rate_limit", "retries": 2 },
+        { "agent_id": "writer", "latency_ms": "slow" },
+        { "latency_ms": 5 }
+    ]});
+    assert_eq!(
+        server.post("/api/v1/ingest", Some(&reader), &batch.to_string()).status,
+        403,
+        "a read key cannot report"
+    );
+    let reply = server.post("/api/v1/ingest", Some(&writer), &batch.to_string());
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let data = &reply.body["data"];
+    assert_eq!((data["accepted"].as_u64(), data["rejected"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        data["errors"][0],
+        serde_json::json!({ "index": 2, "field": "latency_ms", "message": data["errors"][0]["message"] })
+    );
+    assert_eq!(data["errors"][1]["field"], "agent_id");
+
+    let vitals = server.get("/api/v1/vitals?agent_id=planner", Some(&reader)).body["data"]["items"].clone();
+    let vitals = vitals.as_array().expect("items");
+    assert_eq!(vitals.len(), 2, "{vitals:?}");
+    let agent = server.get("/api/v1/agents/planner", Some(&reader)).body["data"].clone();
+    assert_eq!((agent["calls"].as_u64(), agent["errors"].as_u64()), (Some(2), Some(1)), "{agent}");
+
+    let nothing = server.post(
+        "/api/v1/ingest",
+        Some(&writer),
+        &serde_json::json!({ "vitals": [{ "latency_ms": 1 }] }).to_string(),
+    );
+    assert_eq!(nothing.status, 422);
+    assert_eq!(nothing.body["error"]["details"]["errors"][0]["field"], "agent_id");
+}

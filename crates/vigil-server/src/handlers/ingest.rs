@@ -1,0 +1,235 @@
+//! `POST /api/v1/ingest`: vitals reported by agents themselves (an SDK, a sidecar), for
+//! calls that did not pass through the gateway.
+//!
+//! A batch is validated item by item: the good items are stored (and update discovery like
+//! gateway calls do), each bad one is answered with its index, field and reason, and a
+//! batch with nothing good is refused as a whole (422).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use vigil_core::digest::Sha256Digest;
+use vigil_core::provenance::Aggregation;
+use vigil_core::time::Timestamp;
+use vigil_core::vitals::{CallOutcome, Usage, Vital};
+
+use crate::api::{ApiError, ApiJson, blocking, envelope};
+use crate::state::AppState;
+
+/// Items one batch may carry.
+pub const INGEST_ITEMS_MAX: usize = 10_000;
+/// Longest identifier or tag accepted.
+const FIELD_LEN_MAX: usize = 256;
+/// Tool names kept per call.
+const TOOL_NAMES_MAX: usize = 64;
+/// A reported call may be at most this far in the future (clock skew).
+const FUTURE_SKEW_US: i64 = 5 * 60 * 1_000_000;
+
+/// A batch of reported calls.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBatch {
+    /// Up to 10,000 items; each is checked on its own (see [`IngestItem`]).
+    pub vitals: Vec<Value>,
+}
+
+/// One reported model call.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestItem {
+    pub agent_id: String,
+    /// RFC 3339; defaults to when Vigil received it.
+    pub at: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub latency_ms: f64,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cached_tokens: u64,
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+    #[serde(default)]
+    pub tool_calls: u32,
+    #[serde(default)]
+    pub tool_names: Vec<String>,
+    /// Cost in US dollars, if the agent knows it.
+    pub cost_usd: Option<f64>,
+    #[serde(default)]
+    pub retries: u32,
+    /// An error class when the call failed (e.g. `rate_limit`, `timeout`).
+    pub error: Option<String>,
+    /// sha256 (hex) of the system prompt.
+    pub system_prompt_sha256: Option<String>,
+    pub feature: Option<String>,
+    pub user: Option<String>,
+}
+
+/// What happened to a batch.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct IngestResult {
+    pub accepted: usize,
+    pub rejected: usize,
+    /// One per rejected item: `{index, field, message}`.
+    pub errors: Vec<Value>,
+}
+
+/// Turns one item into a vital, or says which field is wrong.
+pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, String)> {
+    let item: IngestItem = serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // A missing or unknown field is reported at the item itself; name it.
+        let named = message.split('`').nth(1).map(str::to_owned);
+        let field = if path == "." { named.unwrap_or_default() } else { path };
+        (field, message)
+    })?;
+    let text = |field: &str, value: &str| -> Result<(), (String, String)> {
+        if value.trim().is_empty() || value.len() > FIELD_LEN_MAX {
+            return Err((field.to_owned(), format!("must be 1 to {FIELD_LEN_MAX} characters")));
+        }
+        Ok(())
+    };
+    text("agent_id", &item.agent_id)?;
+    for (field, value) in [
+        ("model", &item.model),
+        ("provider", &item.provider),
+        ("error", &item.error),
+        ("feature", &item.feature),
+        ("user", &item.user),
+    ] {
+        if let Some(v) = value {
+            text(field, v)?;
+        }
+    }
+    if !item.latency_ms.is_finite() || item.latency_ms < 0.0 || item.latency_ms > 86_400_000.0 {
+        return Err(("latency_ms".into(), "must be between 0 and 86400000 (one day)".into()));
+    }
+    let at = match &item.at {
+        Some(t) => Timestamp::parse_rfc3339(t).map_err(|e| ("at".to_owned(), e.to_string()))?,
+        None => received,
+    };
+    if at.as_unix_micros() > received.as_unix_micros() + FUTURE_SKEW_US {
+        return Err(("at".into(), "is more than five minutes in the future".into()));
+    }
+    let cost_nanos = match item.cost_usd {
+        Some(c) if !c.is_finite() || !(0.0..=1_000_000.0).contains(&c) => {
+            return Err(("cost_usd".into(), "must be between 0 and 1000000".into()));
+        }
+        Some(c) => Some((c * 1e9).round() as i64),
+        None => None,
+    };
+    if item.cached_tokens > item.input_tokens || item.reasoning_tokens > item.output_tokens {
+        return Err((
+            "cached_tokens".into(),
+            "cached tokens are part of input tokens, reasoning tokens part of output tokens".into(),
+        ));
+    }
+    let system_prompt_sha256 = item
+        .system_prompt_sha256
+        .as_deref()
+        .map(|h| {
+            h.parse::<Sha256Digest>()
+                .map_err(|_| ("system_prompt_sha256".to_owned(), "must be 64 hex digits".to_owned()))
+        })
+        .transpose()?;
+    if item.tool_names.len() > TOOL_NAMES_MAX || item.tool_names.iter().any(|n| n.is_empty() || n.len() > FIELD_LEN_MAX)
+    {
+        return Err((
+            "tool_names".into(),
+            format!("at most {TOOL_NAMES_MAX} names of 1 to {FIELD_LEN_MAX} characters"),
+        ));
+    }
+    let failed = item.error.is_some();
+    Ok(Vital {
+        at,
+        request_id: None,
+        agent_id: item.agent_id,
+        agent_type: "ingest".to_owned(),
+        provider: item.provider.unwrap_or_else(|| "unknown".to_owned()),
+        endpoint: "ingest".to_owned(),
+        model_served: item.model.clone(),
+        model_requested: item.model,
+        streamed: false,
+        status: if failed { 500 } else { 200 },
+        outcome: if failed { CallOutcome::UpstreamError } else { CallOutcome::Ok },
+        latency_us: (item.latency_ms * 1000.0).round() as u64,
+        ttft_us: None,
+        usage: Some(Usage {
+            input_tokens: item.input_tokens,
+            output_tokens: item.output_tokens,
+            cached_tokens: item.cached_tokens,
+            reasoning_tokens: item.reasoning_tokens,
+            estimated: false,
+        }),
+        tool_calls: item.tool_calls.max(u32::try_from(item.tool_names.len()).unwrap_or(u32::MAX)),
+        tool_names: item.tool_names,
+        unpriced: cost_nanos.is_none(),
+        cost_reported: cost_nanos.is_some(),
+        cost_nanos,
+        retries: item.retries,
+        error_class: item.error,
+        system_prompt_sha256,
+        feature: item.feature,
+        user: item.user,
+        client_ip: None,
+    })
+}
+
+pub async fn ingest(State(state): State<AppState>, ApiJson(batch): ApiJson<IngestBatch>) -> Result<Response, ApiError> {
+    if batch.vitals.len() > INGEST_ITEMS_MAX {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_items",
+            format!("a batch holds at most {INGEST_ITEMS_MAX} vitals, this one {}", batch.vitals.len()),
+        ));
+    }
+    let received = Timestamp::now();
+    let mut vitals = Vec::with_capacity(batch.vitals.len());
+    let mut errors = Vec::new();
+    for (index, raw) in batch.vitals.iter().enumerate() {
+        match to_vital(raw, received) {
+            Ok(v) => vitals.push(v),
+            Err((field, message)) => errors.push(json!({ "index": index, "field": field, "message": message })),
+        }
+    }
+    if vitals.is_empty() && !errors.is_empty() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_vitals", "no item in the batch is valid")
+            .with_details(json!({ "errors": errors })));
+    }
+    let accepted = vitals.len();
+    let store = state.store.clone();
+    blocking(move || store.insert_vitals(&vitals)).await?;
+    let result = IngestResult { accepted, rejected: errors.len(), errors };
+    Ok(envelope(result, Aggregation::Summary, "store:vitals").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_checked_field_by_field() {
+        let now = Timestamp::now();
+        let good = json!({ "agent_id": "a1", "latency_ms": 120.5, "input_tokens": 10, "output_tokens": 5, "cost_usd": 0.002, "tool_names": ["search"] });
+        let v = to_vital(&good, now).expect("valid");
+        assert_eq!((v.latency_us, v.cost_nanos, v.tool_calls, v.unpriced), (120_500, Some(2_000_000), 1, false));
+        let cases = [
+            (json!({ "latency_ms": 1 }), "agent_id"),
+            (json!({ "agent_id": "a", "latency_ms": -1 }), "latency_ms"),
+            (json!({ "agent_id": "a", "latency_ms": 1, "at": "yesterday" }), "at"),
+            (json!({ "agent_id": "a", "latency_ms": 1, "cost_usd": -3 }), "cost_usd"),
+            (json!({ "agent_id": "a", "latency_ms": 1, "input_tokens": "many" }), "input_tokens"),
+            (json!({ "agent_id": "a", "latency_ms": 1, "system_prompt_sha256": "abc" }), "system_prompt_sha256"),
+            (json!({ "agent_id": "", "latency_ms": 1 }), "agent_id"),
+            (json!({ "agent_id": "a", "latency_ms": 1, "surprise": true }), "surprise"),
+        ];
+        for (raw, field) in cases {
+            let (got, message) = to_vital(&raw, now).expect_err("invalid");
+            assert_eq!(got, field, "{raw}: {message}");
+        }
+    }
+}
