@@ -76,6 +76,18 @@ pub struct RunDetail {
     pub executions: Vec<ExecutionRecord>,
 }
 
+/// A run with its executions, read on the blocking pool.
+async fn run_detail(state: &AppState, id: &str) -> Result<RunDetail, ApiError> {
+    let store = state.store.clone();
+    let id = id.to_owned();
+    blocking(move || {
+        let run = store.get_run(&id)?;
+        let executions = store.list_executions(&id)?;
+        Ok(RunDetail { run, executions })
+    })
+    .await
+}
+
 /// Starts executing a queued run on its own task.
 fn spawn_execution(state: &AppState, run_id: String) {
     let harness = state.harness.clone();
@@ -119,14 +131,7 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    let run_id = id.clone();
-    let detail = blocking(move || {
-        let run = store.get_run(&run_id)?;
-        let executions = store.list_executions(&run_id)?;
-        Ok(RunDetail { run, executions })
-    })
-    .await;
+    let detail = run_detail(&state, &id).await;
     match detail {
         Ok(detail) => Ok(envelope(detail, Aggregation::Detail, SOURCE).into_response()),
         Err(e) if e.status == StatusCode::NOT_FOUND => Err(gone_or(&state, &id, e).await),
@@ -273,14 +278,7 @@ pub async fn events(
     }
     // Subscribe before reading the state, so nothing happens unseen in between.
     let live = state.harness.subscribe(&id);
-    let store = state.store.clone();
-    let run_id = id.clone();
-    let detail = blocking(move || {
-        let run = store.get_run(&run_id)?;
-        let executions = store.list_executions(&run_id)?;
-        Ok(RunDetail { run, executions })
-    })
-    .await?;
+    let detail = run_detail(&state, &id).await?;
     let snapshot = Event::default().event("state").json_data(&detail).unwrap_or_default();
     let finished = detail.run.status.is_final() || live.is_none();
     let first = stream::iter([Ok::<_, Infallible>(snapshot)]);
@@ -297,14 +295,7 @@ pub async fn events(
 
 async fn websocket_events(state: AppState, id: String, upgrade: WebSocketUpgrade) -> Result<Response, ApiError> {
     let live = state.harness.subscribe(&id);
-    let store = state.store.clone();
-    let run_id = id.clone();
-    let detail = blocking(move || {
-        let run = store.get_run(&run_id)?;
-        let executions = store.list_executions(&run_id)?;
-        Ok(RunDetail { run, executions })
-    })
-    .await?;
+    let detail = run_detail(&state, &id).await?;
     let finished = detail.run.status.is_final() || live.is_none();
     let status = detail.run.status;
     let snapshot = json!({ "event": "state", "run": detail.run, "executions": detail.executions }).to_string();
