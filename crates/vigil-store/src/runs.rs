@@ -445,19 +445,28 @@ pub struct Tombstone {
     pub detail: Value,
 }
 
+/// Writes a tombstone and returns it as written (one timestamp for both).
 fn insert_tombstone(
     tx: &rusqlite::Transaction<'_>,
     kind: &str,
     id: &str,
     by: &str,
     reason: &str,
-    detail: &Value,
-) -> Result<()> {
+    detail: Value,
+) -> Result<Tombstone> {
+    let removed_at = Timestamp::now();
     tx.execute(
         "INSERT INTO tombstones (kind, id, removed_at, removed_by, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![kind, id, Timestamp::now().as_unix_micros(), by, reason, detail.to_string()],
+        params![kind, id, removed_at.as_unix_micros(), by, reason, detail.to_string()],
     )?;
-    Ok(())
+    Ok(Tombstone {
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+        removed_at,
+        removed_by: by.to_owned(),
+        reason: reason.to_owned(),
+        detail,
+    })
 }
 
 impl Store {
@@ -499,18 +508,11 @@ impl Store {
             tx.execute("DELETE FROM lineage WHERE run_id = ?1", [id])?;
             tx.execute("DELETE FROM plugin_executions WHERE run_id = ?1", [id])?;
             tx.execute("DELETE FROM runs WHERE id = ?1", [id])?;
-            insert_tombstone(tx, "run", id, by, reason, &detail)?;
+            let tombstone = insert_tombstone(tx, "run", id, by, reason, detail)?;
             if let Some(entry) = audit {
                 append_in(tx, entry)?;
             }
-            Ok(Tombstone {
-                kind: "run".into(),
-                id: id.to_owned(),
-                removed_at: Timestamp::now(),
-                removed_by: by.to_owned(),
-                reason: reason.to_owned(),
-                detail,
-            })
+            Ok(tombstone)
         })
     }
 
@@ -546,24 +548,19 @@ impl Store {
             let detail = serde_json::json!({ "sha256": sha, "size_bytes": size, "file_name": name });
             tx.execute("DELETE FROM upload_attempts WHERE upload_id = ?1", [id])?;
             tx.execute("DELETE FROM uploads WHERE id = ?1", [id])?;
-            insert_tombstone(tx, "upload", id, by, reason, &detail)?;
+            let tombstone = insert_tombstone(tx, "upload", id, by, reason, detail)?;
             if let Some(entry) = audit {
                 append_in(tx, entry)?;
             }
-            Ok(Tombstone {
-                kind: "upload".into(),
-                id: id.to_owned(),
-                removed_at: Timestamp::now(),
-                removed_by: by.to_owned(),
-                reason: reason.to_owned(),
-                detail,
-            })
+            Ok(tombstone)
         })
     }
 
     /// Records a removed blob.
     pub fn tombstone_blob(&self, sha256: &str, size: u64, by: &str, reason: &str) -> Result<()> {
-        self.write(|tx| insert_tombstone(tx, "blob", sha256, by, reason, &serde_json::json!({ "size_bytes": size })))
+        self.write(|tx| {
+            insert_tombstone(tx, "blob", sha256, by, reason, serde_json::json!({ "size_bytes": size })).map(drop)
+        })
     }
 
     /// Whether any upload holds this content.
