@@ -49,7 +49,7 @@ pub struct ReportInput<'a> {
     pub upload: &'a vigil_store::UploadRecord,
     pub plan: &'a Plan,
     /// Per planned plugin: how it ended.
-    pub results: BTreeMap<String, PluginResult>,
+    pub results: &'a BTreeMap<String, PluginResult>,
 }
 
 /// How one planned plugin ended, for the report.

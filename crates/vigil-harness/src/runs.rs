@@ -571,8 +571,11 @@ impl Harness {
             size_bytes: upload.size_bytes,
         };
 
+        let executions = store.list_executions(run_id)?;
+        let cache_keys: BTreeMap<String, String> =
+            executions.iter().map(|e| (e.plugin_id.clone(), e.cache_key.clone())).collect();
         let mut statuses: BTreeMap<String, ExecStatus> =
-            store.list_executions(run_id)?.into_iter().map(|e| (e.plugin_id, e.status)).collect();
+            executions.into_iter().map(|e| (e.plugin_id, e.status)).collect();
         let total = plan.steps.len();
         let semaphore = Arc::new(Semaphore::new(self.0.parallelism));
         let context = RunContext { run_id: run.id.clone(), fingerprint: run.fingerprint.clone() };
@@ -639,6 +642,7 @@ impl Harness {
                     cancel.clone(),
                 );
                 let (run_id, seed, layer_no) = (run_id.to_owned(), run.seed, step.layer);
+                let cache_key = cache_keys.get(plugin_id).cloned().unwrap_or_default();
                 tasks.push(tokio::spawn(async move {
                     let _permit = semaphore.acquire_owned().await;
                     let (plugin, dependencies, config) = spec_parts;
@@ -647,6 +651,7 @@ impl Harness {
                             &run_id,
                             layer_no,
                             &plugin,
+                            &cache_key,
                             &dir,
                             input,
                             dependencies,
@@ -675,8 +680,9 @@ impl Harness {
         }
 
         let canceled = *cancel.borrow();
-        let report_written = self.write_report(&run, &upload, &plan, &dir)?;
-        let edges = self.lineage(&run, &upload, &plan, &dir, &statuses);
+        let results = self.plugin_results(&run.id, &dir)?;
+        let report_written = self.write_report(&run, &upload, &plan, &dir, &results)?;
+        let edges = lineage(&run, &upload, &plan, &results);
         store.clear_lineage(run_id)?;
         store.add_lineage(run_id, &edges)?;
         let ordered: Vec<ExecStatus> =
@@ -710,6 +716,7 @@ impl Harness {
         run_id: &str,
         layer: u32,
         plugin: &crate::manifest::Plugin,
+        cache_key: &str,
         dir: &Path,
         input: InputRef,
         dependencies: BTreeMap<String, DependencyRef>,
@@ -721,13 +728,10 @@ impl Harness {
         events: &broadcast::Sender<RunEvent>,
     ) -> Result<ExecStatus, HarnessError> {
         let store = &self.0.store;
-        let executions = store.list_executions(run_id)?;
-        let cache_key =
-            executions.iter().find(|e| e.plugin_id == plugin.id).map(|e| e.cache_key.clone()).unwrap_or_default();
         store.start_execution(run_id, &plugin.id)?;
         let _ = events.send(RunEvent::PluginStarted { run_id: run_id.to_owned(), plugin_id: plugin.id.clone(), layer });
 
-        if !fresh && let Some((from_run, from_dir)) = store.cached_execution(&cache_key, run_id)? {
+        if !fresh && let Some((from_run, from_dir)) = store.cached_execution(cache_key, run_id)? {
             let source = exec_dir(&self.0.runs_dir.join(&from_dir), &plugin.id);
             let target = exec_dir(dir, &plugin.id);
             let _ = std::fs::remove_dir_all(&target);
@@ -794,18 +798,11 @@ impl Harness {
         Ok(result.status)
     }
 
-    /// Writes `report.json`, `report.md` and `evaluation.json`. Returns whether all three
-    /// exist afterwards.
-    fn write_report(
-        &self,
-        run: &RunRecord,
-        upload: &UploadRecord,
-        plan: &Plan,
-        dir: &Path,
-    ) -> Result<bool, HarnessError> {
-        let executions = self.0.store.list_executions(&run.id)?;
+    /// How each plugin of a run ended, with the responses of those that succeeded (read
+    /// once, for the report and the lineage).
+    fn plugin_results(&self, run_id: &str, dir: &Path) -> Result<BTreeMap<String, report::PluginResult>, HarnessError> {
         let mut results = BTreeMap::new();
-        for e in executions {
+        for e in self.0.store.list_executions(run_id)? {
             let response: Option<Response> = e
                 .status
                 .succeeded()
@@ -816,6 +813,19 @@ impl Harness {
             let result = report::PluginResult { status: e.status, error: e.error.clone(), violations, response };
             results.insert(e.plugin_id.clone(), result);
         }
+        Ok(results)
+    }
+
+    /// Writes `report.json`, `report.md` and `evaluation.json`. Returns whether all three
+    /// exist afterwards.
+    fn write_report(
+        &self,
+        run: &RunRecord,
+        upload: &UploadRecord,
+        plan: &Plan,
+        dir: &Path,
+        results: &BTreeMap<String, report::PluginResult>,
+    ) -> Result<bool, HarnessError> {
         let input = report::ReportInput {
             run_id: &run.id,
             fingerprint: &run.fingerprint,
@@ -835,62 +845,58 @@ impl Harness {
         write_atomic(&dir.join("evaluation.json"), &evaluation).map_err(HarnessError::Io)?;
         Ok(REQUIRED_ARTIFACTS.iter().all(|name| dir.join(name).is_file()))
     }
+}
 
-    fn lineage(
-        &self,
-        run: &RunRecord,
-        upload: &UploadRecord,
-        plan: &Plan,
-        dir: &Path,
-        statuses: &BTreeMap<String, ExecStatus>,
-    ) -> Vec<LineageEdge> {
-        let edge = |fk: &str, fi: &str, tk: &str, ti: &str, rel: &str| LineageEdge {
-            from_kind: fk.to_owned(),
-            from_id: fi.to_owned(),
-            to_kind: tk.to_owned(),
-            to_id: ti.to_owned(),
-            relation: rel.to_owned(),
-        };
-        let mut edges = Vec::new();
-        let mut dataset: Option<String> = None;
-        for step in &plan.steps {
-            if !statuses.get(&step.plugin_id).is_some_and(|s| s.succeeded()) {
-                continue;
-            }
-            let response: Option<Response> = std::fs::read(exec_dir(dir, &step.plugin_id).join("response.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            if dataset.is_none()
-                && let Some(d) = response.as_ref().and_then(|r| r.dataset.as_ref())
-            {
-                dataset = Some(d.data_hash.clone());
-            }
-            let result_id = format!("{}/{}", run.id, step.plugin_id);
-            edges.push(edge("run", &run.id, "plugin_result", &result_id, "produced"));
-            for artifact in response.iter().flat_map(|r| &r.artifacts) {
-                edges.push(edge(
-                    "plugin_result",
-                    &result_id,
-                    "artifact",
-                    &format!("plugins/{}/artifacts/{}", step.plugin_id, artifact.path),
-                    "wrote",
-                ));
-            }
+/// The run's lineage: upload → dataset version (when an ingest plugin reported one) → run
+/// → plugin result → artifact.
+fn lineage(
+    run: &RunRecord,
+    upload: &UploadRecord,
+    plan: &Plan,
+    results: &BTreeMap<String, report::PluginResult>,
+) -> Vec<LineageEdge> {
+    let edge = |fk: &str, fi: &str, tk: &str, ti: &str, rel: &str| LineageEdge {
+        from_kind: fk.to_owned(),
+        from_id: fi.to_owned(),
+        to_kind: tk.to_owned(),
+        to_id: ti.to_owned(),
+        relation: rel.to_owned(),
+    };
+    let mut edges = Vec::new();
+    let mut dataset: Option<String> = None;
+    for step in &plan.steps {
+        let Some(result) = results.get(&step.plugin_id).filter(|r| r.status.succeeded()) else { continue };
+        let response = result.response.as_ref();
+        if dataset.is_none()
+            && let Some(d) = response.and_then(|r| r.dataset.as_ref())
+        {
+            dataset = Some(d.data_hash.clone());
         }
-        let mut head = Vec::new();
-        match &dataset {
-            Some(hash) => {
-                head.push(edge("upload", &upload.id, "dataset_version", hash, "ingested_as"));
-                head.push(edge("dataset_version", hash, "run", &run.id, "input_of"));
-            }
-            None => head.push(edge("upload", &upload.id, "run", &run.id, "input_of")),
+        let result_id = format!("{}/{}", run.id, step.plugin_id);
+        edges.push(edge("run", &run.id, "plugin_result", &result_id, "produced"));
+        for artifact in response.into_iter().flat_map(|r| &r.artifacts) {
+            edges.push(edge(
+                "plugin_result",
+                &result_id,
+                "artifact",
+                &format!("plugins/{}/artifacts/{}", step.plugin_id, artifact.path),
+                "wrote",
+            ));
         }
-        for name in REQUIRED_ARTIFACTS {
-            edges.push(edge("run", &run.id, "artifact", name, "wrote"));
-        }
-        head.extend(edges);
-        head
     }
+    let mut head = Vec::new();
+    match &dataset {
+        Some(hash) => {
+            head.push(edge("upload", &upload.id, "dataset_version", hash, "ingested_as"));
+            head.push(edge("dataset_version", hash, "run", &run.id, "input_of"));
+        }
+        None => head.push(edge("upload", &upload.id, "run", &run.id, "input_of")),
+    }
+    for name in REQUIRED_ARTIFACTS {
+        edges.push(edge("run", &run.id, "artifact", name, "wrote"));
+    }
+    head.extend(edges);
+    head
 }
 
 /// Ends an execution that never started, recording why and telling watchers.
