@@ -235,15 +235,15 @@ impl Runner {
                 let _ = pipe.write_all(&stdin).await;
             });
         }
-        let (flood_tx, flood_rx) = tokio::sync::oneshot::channel();
+        let (flood_tx, mut flood_rx) = tokio::sync::oneshot::channel();
         let stdout = child.stdout.take().map(|pipe| tokio::spawn(read_capped(pipe, stdout_cap_bytes, flood_tx)));
         let stderr =
             child.stderr.take().map(|pipe| tokio::spawn(log_capped(pipe, log, stderr_cap_bytes, on_stderr_line)));
 
-        let ending = tokio::select! {
+        let mut ending = tokio::select! {
             _ = child.wait() => Ending::Exited,
             () = tokio::time::sleep(wall) => Ending::WallClock,
-            Ok(()) = flood_rx => Ending::StdoutFlood,
+            Ok(()) = &mut flood_rx => Ending::StdoutFlood,
             () = canceled(cancel) => Ending::Canceled,
         };
         if ending != Ending::Exited {
@@ -252,6 +252,10 @@ impl Runner {
                 let _ = killpg(group, Signal::SIGKILL);
             }
             let _ = child.wait().await;
+        } else if flood_rx.try_recv().is_ok() {
+            // The flood is signalled before the stdout pipe closes, so a command that then
+            // died of the closed pipe (and won the race above) still flooded.
+            ending = Ending::StdoutFlood;
         }
         let elapsed = started.elapsed();
         drop(lease);
