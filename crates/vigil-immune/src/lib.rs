@@ -11,9 +11,20 @@
 //! - [`lifecycle::Lifecycle`]: an agent's state (healthy → suspected → draining →
 //!   quarantined → healing → probation → healthy, or exhausted) moved only through the
 //!   legal transitions in [`lifecycle::TRANSITIONS`], with its history.
+//! - [`diagnosis`]: ranked hypotheses with confidence and evidence from an episode of
+//!   anomalies, adjusted by operator feedback.
+//! - [`correlation`]: one agent, part of the fleet, or the whole fleet (an external cause).
+//! - [`healing`]: the action ladder per diagnosis and the fleet's immune memory.
+//! - [`engine::Engine`]: all of the above as one deterministic state machine fed
+//!   timestamped [`engine::Input`]s, returning [`engine::Decision`]s; serializable for
+//!   snapshots and replay.
 //! - [`nab`]: the Numenta Anomaly Benchmark scorer the detectors are measured with.
 
 pub mod baseline;
+pub mod correlation;
+pub mod diagnosis;
+pub mod engine;
+pub mod healing;
 pub mod lifecycle;
 pub mod nab;
 pub mod sentinel;

@@ -30,7 +30,7 @@ pub enum State {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
-    /// The sentinel found an anomaly (or, in probation, the cure did not hold).
+    /// The sentinel found an anomaly (in probation: the cure did not hold).
     Anomaly,
     /// A suspicion cleared: the following observations were normal.
     Cleared,
@@ -38,6 +38,9 @@ pub enum Event {
     Confirmed,
     /// In-flight work finished.
     Drained,
+    /// While it drained, correlation found most of the fleet anomalous too: the cause is
+    /// outside the agent, which goes back to being watched.
+    CauseExternal,
     /// A healing action started.
     HealStarted,
     /// The action was applied; probation begins.
@@ -60,13 +63,13 @@ pub enum Event {
 pub const TRANSITIONS: &[(State, Event, State)] = &[
     (State::Healthy, Event::Anomaly, State::Suspected),
     (State::Suspected, Event::Cleared, State::Healthy),
-    (State::Suspected, Event::Anomaly, State::Suspected),
     (State::Suspected, Event::Confirmed, State::Draining),
     (State::Draining, Event::Drained, State::Quarantined),
+    (State::Draining, Event::CauseExternal, State::Suspected),
     (State::Quarantined, Event::HealStarted, State::Healing),
     (State::Healing, Event::HealApplied, State::Probation),
     (State::Healing, Event::HealFailed, State::Quarantined),
-    (State::Healing, Event::LadderExhausted, State::Exhausted),
+    (State::Quarantined, Event::LadderExhausted, State::Exhausted),
     (State::Probation, Event::ProbationPassed, State::Healthy),
     (State::Probation, Event::ProbationFailed, State::Quarantined),
     (State::Probation, Event::Anomaly, State::Quarantined),
@@ -132,6 +135,13 @@ impl Lifecycle {
         &self.history
     }
 
+    /// Keeps only the newest `max` transitions of the history.
+    pub fn trim_history(&mut self, max: usize) {
+        if self.history.len() > max {
+            self.history.drain(..self.history.len() - max);
+        }
+    }
+
     /// Applies `event` at `at_us`, or refuses it and changes nothing.
     pub fn apply(&mut self, event: Event, at_us: i64) -> Result<State, IllegalTransition> {
         let to = next(self.state, event).ok_or(IllegalTransition { state: self.state, event })?;
@@ -146,11 +156,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const EVENTS: [Event; 12] = [
+    const EVENTS: [Event; 13] = [
         Event::Anomaly,
         Event::Cleared,
         Event::Confirmed,
         Event::Drained,
+        Event::CauseExternal,
         Event::HealStarted,
         Event::HealApplied,
         Event::HealFailed,
@@ -236,7 +247,7 @@ mod tests {
         /// Whatever happens, the lifecycle only ever moves along the table, its history
         /// replays to its state, and an operator can always bring the agent back.
         #[test]
-        fn any_event_sequence_stays_on_the_table(events in proptest::collection::vec(0usize..12, 0..200)) {
+        fn any_event_sequence_stays_on_the_table(events in proptest::collection::vec(0usize..13, 0..200)) {
             let mut life = Lifecycle::default();
             for (t, &i) in events.iter().enumerate() {
                 let before = life.state();

@@ -46,6 +46,25 @@ impl Metric {
             Metric::Errors => "errors",
         }
     }
+
+    /// The absolute spread floor the engine judges this metric with, in its unit: below
+    /// it, a change is too small to matter whatever the history (a latency wobble of a few
+    /// milliseconds, a cent of a cent). Retries and errors are counted over the agent's last
+    /// few calls, so a floor of one half needs a burst, not a single failure.
+    pub fn floor(self) -> f64 {
+        match self {
+            Metric::LatencyMs => 50.0,
+            Metric::InputTokens | Metric::OutputTokens => 20.0,
+            Metric::ToolCalls => 1.0,
+            Metric::CostUsd => 0.000_5,
+            Metric::Retries | Metric::Errors => 0.5,
+        }
+    }
+
+    /// Position in [`Metric::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// How the sentinel judges.
@@ -71,8 +90,22 @@ impl Default for SentinelConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Anomaly {
-    Metric { metric: Metric, value: f64, mean: f64, spread: f64, deviation: f64 },
-    PromptChanged { from: String, to: String },
+    Metric {
+        metric: Metric,
+        value: f64,
+        mean: f64,
+        spread: f64,
+        deviation: f64,
+    },
+    PromptChanged {
+        from: String,
+        to: String,
+    },
+    /// The call's input carried a prompt-injection signal.
+    Injection {
+        score: f64,
+        patterns: Vec<String>,
+    },
 }
 
 impl Anomaly {
@@ -86,12 +119,18 @@ impl Anomaly {
             Anomaly::PromptChanged { from, to } => {
                 format!("the system prompt changed (sha256 {} → {})", short(from), short(to))
             }
+            Anomaly::Injection { score, patterns } if patterns.is_empty() => {
+                format!("the input carried a prompt-injection signal of {score:.2}")
+            }
+            Anomaly::Injection { score, patterns } => {
+                format!("the input carried a prompt-injection signal of {score:.2} ({})", patterns.join(", "))
+            }
         }
     }
 }
 
 fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+    hash.get(..12).unwrap_or(hash)
 }
 
 /// The spread a baseline is judged with: its standard deviation, floored.
