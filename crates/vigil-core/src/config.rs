@@ -83,6 +83,63 @@ pub struct RawConfig {
     pub auth: RawAuth,
     pub gateway: RawGateway,
     pub harness: RawHarness,
+    pub immune: RawImmune,
+}
+
+/// `[immune]`: baselines, detection, healing and approvals.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawImmune {
+    /// Watch agents and heal them. Off: vitals are still recorded, nothing is judged.
+    pub enabled: bool,
+    /// Calls after which an old call weighs half in a baseline.
+    pub half_life_calls: u64,
+    /// Calls a baseline learns before it judges.
+    pub warmup_calls: u64,
+    /// Deviations (in standard deviations, floored) at which a value is anomalous.
+    pub threshold: f64,
+    /// Healing actions at least this severe (1 throttle … 4 reset agent) wait for a
+    /// person's approval; 5 means never.
+    pub approval_min_severity: u64,
+    /// Normal calls that pass probation after a healing action.
+    pub probation_calls: u64,
+    /// How long a confirmed agent drains (in-flight calls finish) before quarantine.
+    pub drain_grace_ms: u64,
+    /// Share of active agents anomalous together that makes a fleet-wide (external) cause.
+    pub fleet_share: f64,
+    /// Window for correlating agents, in seconds.
+    pub correlation_window_secs: u64,
+    /// Calls per minute a throttled agent keeps.
+    pub throttle_calls_per_minute: u64,
+    /// How long a throttle or a tool revocation stands, in seconds.
+    pub restriction_secs: u64,
+    /// How long the quarantine action keeps an agent isolated before probation.
+    pub quarantine_cooldown_ms: u64,
+    /// How often the engine's state is saved, in seconds.
+    pub snapshot_every_secs: u64,
+    /// How long an agent's control URL has to answer a healing action.
+    pub control_timeout_ms: u64,
+}
+
+impl Default for RawImmune {
+    fn default() -> Self {
+        RawImmune {
+            enabled: true,
+            half_life_calls: 50,
+            warmup_calls: 20,
+            threshold: 4.0,
+            approval_min_severity: 3,
+            probation_calls: 10,
+            drain_grace_ms: 2_000,
+            fleet_share: 0.5,
+            correlation_window_secs: 60,
+            throttle_calls_per_minute: 6,
+            restriction_secs: 3_600,
+            quarantine_cooldown_ms: 60_000,
+            snapshot_every_secs: 60,
+            control_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// `[harness]`: plugins and runs.
@@ -332,6 +389,12 @@ pub const SETTINGS: &[Setting] = &[
     setting("harness.sandbox_strict", "VIGIL_HARNESS_SANDBOX_STRICT", ValueKind::Boolean),
     setting("harness.stdout_max_bytes", "VIGIL_HARNESS_STDOUT_MAX_BYTES", ValueKind::Integer),
     setting("harness.stderr_max_bytes", "VIGIL_HARNESS_STDERR_MAX_BYTES", ValueKind::Integer),
+    setting("immune.enabled", "VIGIL_IMMUNE_ENABLED", ValueKind::Boolean),
+    setting("immune.approval_min_severity", "VIGIL_IMMUNE_APPROVAL_MIN_SEVERITY", ValueKind::Integer),
+    setting("immune.probation_calls", "VIGIL_IMMUNE_PROBATION_CALLS", ValueKind::Integer),
+    setting("immune.drain_grace_ms", "VIGIL_IMMUNE_DRAIN_GRACE_MS", ValueKind::Integer),
+    setting("immune.quarantine_cooldown_ms", "VIGIL_IMMUNE_QUARANTINE_COOLDOWN_MS", ValueKind::Integer),
+    setting("immune.snapshot_every_secs", "VIGIL_IMMUNE_SNAPSHOT_EVERY_SECS", ValueKind::Integer),
     setting("http.request_timeout_ms", "VIGIL_HTTP_REQUEST_TIMEOUT_MS", ValueKind::Integer),
     setting("http.shutdown_grace_ms", "VIGIL_HTTP_SHUTDOWN_GRACE_MS", ValueKind::Integer),
     setting("rate_limit.enabled", "VIGIL_RATE_LIMIT_ENABLED", ValueKind::Boolean),
@@ -442,6 +505,26 @@ pub struct Config {
     pub admin_key: Option<Secret>,
     pub gateway: GatewayConfig,
     pub harness: HarnessConfig,
+    pub immune: ImmuneConfig,
+}
+
+/// Validated `[immune]`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImmuneConfig {
+    pub enabled: bool,
+    pub half_life_calls: u64,
+    pub warmup_calls: u64,
+    pub threshold: f64,
+    pub approval_min_severity: u8,
+    pub probation_calls: u32,
+    pub drain_grace: Duration,
+    pub fleet_share: f64,
+    pub correlation_window: Duration,
+    pub throttle_calls_per_minute: NonZeroU32,
+    pub restriction: Duration,
+    pub quarantine_cooldown: Duration,
+    pub snapshot_every: Duration,
+    pub control_timeout: Duration,
 }
 
 /// Validated `[harness]`.
@@ -827,6 +910,8 @@ impl RawConfig {
             stderr_max_bytes: self.harness.stderr_max_bytes,
         };
 
+        let immune = validate_immune(self.immune, origins, p);
+
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -851,7 +936,47 @@ impl RawConfig {
             admin_key,
             gateway,
             harness,
+            immune,
         })
+    }
+}
+
+fn validate_immune(raw: RawImmune, origins: &Origins, p: &mut Vec<Problem>) -> ImmuneConfig {
+    check_range(p, origins, "immune.half_life_calls", raw.half_life_calls, 1..=1_000_000);
+    check_range(p, origins, "immune.warmup_calls", raw.warmup_calls, 1..=1_000_000);
+    check_range(p, origins, "immune.approval_min_severity", raw.approval_min_severity, 1..=5);
+    check_range(p, origins, "immune.probation_calls", raw.probation_calls, 1..=100_000);
+    check_range(p, origins, "immune.drain_grace_ms", raw.drain_grace_ms, 0..=3_600_000);
+    check_range(p, origins, "immune.correlation_window_secs", raw.correlation_window_secs, 1..=86_400);
+    check_range(p, origins, "immune.throttle_calls_per_minute", raw.throttle_calls_per_minute, 1..=1_000_000);
+    check_range(p, origins, "immune.restriction_secs", raw.restriction_secs, 1..=30 * 86_400);
+    check_range(p, origins, "immune.quarantine_cooldown_ms", raw.quarantine_cooldown_ms, 0..=86_400_000);
+    check_range(p, origins, "immune.snapshot_every_secs", raw.snapshot_every_secs, 1..=86_400);
+    check_range(p, origins, "immune.control_timeout_ms", raw.control_timeout_ms, 100..=600_000);
+    if !(raw.threshold.is_finite() && (1.0..=100.0).contains(&raw.threshold)) {
+        p.push(origins.problem("immune.threshold", format!("must be between 1 and 100, got {}", raw.threshold)));
+    }
+    if !(raw.fleet_share.is_finite() && raw.fleet_share > 0.0 && raw.fleet_share <= 1.0) {
+        p.push(
+            origins.problem("immune.fleet_share", format!("must be above 0 and at most 1, got {}", raw.fleet_share)),
+        );
+    }
+    ImmuneConfig {
+        enabled: raw.enabled,
+        half_life_calls: raw.half_life_calls,
+        warmup_calls: raw.warmup_calls,
+        threshold: raw.threshold,
+        approval_min_severity: u8::try_from(raw.approval_min_severity).unwrap_or(5),
+        probation_calls: u32::try_from(raw.probation_calls).unwrap_or(u32::MAX),
+        drain_grace: Duration::from_millis(raw.drain_grace_ms),
+        fleet_share: raw.fleet_share,
+        correlation_window: Duration::from_secs(raw.correlation_window_secs),
+        throttle_calls_per_minute: NonZeroU32::new(u32::try_from(raw.throttle_calls_per_minute).unwrap_or(u32::MAX))
+            .unwrap_or(NonZeroU32::MIN),
+        restriction: Duration::from_secs(raw.restriction_secs),
+        quarantine_cooldown: Duration::from_millis(raw.quarantine_cooldown_ms),
+        snapshot_every: Duration::from_secs(raw.snapshot_every_secs),
+        control_timeout: Duration::from_millis(raw.control_timeout_ms),
     }
 }
 

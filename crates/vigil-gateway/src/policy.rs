@@ -19,6 +19,8 @@ pub struct CallFacts<'a> {
     pub agent_id: &'a str,
     pub model: &'a str,
     pub endpoint: &'a str,
+    /// The request offers the model tools to call.
+    pub offers_tools: bool,
 }
 
 /// Why a call was refused.
@@ -103,7 +105,7 @@ mod tests {
     use std::num::NonZeroU32;
 
     fn facts<'a>(agent: &'a str, model: &'a str) -> CallFacts<'a> {
-        CallFacts { agent_id: agent, model, endpoint: "chat.completions" }
+        CallFacts { agent_id: agent, model, endpoint: "chat.completions", offers_tools: false }
     }
 
     #[test]

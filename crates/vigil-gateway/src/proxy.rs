@@ -224,7 +224,8 @@ impl Gateway {
         vital.model_requested = Some(facts.model.clone());
         vital.streamed = facts.stream;
         vital.system_prompt_sha256 = facts.system_prompt_sha256;
-        let call = CallFacts { agent_id: &caller.agent_id, model: &facts.model, endpoint: endpoint.name };
+        let offers_tools = value.get("tools").and_then(Value::as_array).is_some_and(|tools| !tools.is_empty());
+        let call = CallFacts { agent_id: &caller.agent_id, model: &facts.model, endpoint: endpoint.name, offers_tools };
         if let Some(refusal) = self.policy.check(&call) {
             vital.status = refusal.status.as_u16();
             vital.error_class = Some(format!("policy:{}", refusal.code));

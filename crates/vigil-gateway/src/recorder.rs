@@ -20,12 +20,23 @@ pub const VITALS_BATCH_MAX: usize = 512;
 /// much of the call (plus the write itself).
 pub const VITALS_BATCH_WINDOW: Duration = Duration::from_millis(25);
 
+/// Something else that wants to see every vital as it is recorded (the immune system).
+/// Called on the response path, so it must not block.
+pub type VitalTap = std::sync::Arc<dyn Fn(&Vital) + Send + Sync>;
+
 /// The sending side: cheap to clone, never blocks.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Vital>,
     dropped: Counter,
     stop: watch::Sender<bool>,
+    tap: Option<VitalTap>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").field("tapped", &self.tap.is_some()).finish_non_exhaustive()
+    }
 }
 
 impl Recorder {
@@ -34,10 +45,19 @@ impl Recorder {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(write_batches(store, rx, stop_rx, dropped.clone()));
-        (Recorder { tx, dropped, stop }, task)
+        (Recorder { tx, dropped, stop, tap: None }, task)
+    }
+
+    /// Shows every recorded vital to `tap` too.
+    pub fn with_tap(mut self, tap: VitalTap) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     pub fn record(&self, vital: Vital) {
+        if let Some(tap) = &self.tap {
+            tap(&vital);
+        }
         if self.tx.try_send(vital).is_err() {
             self.dropped.inc();
         }

@@ -506,6 +506,21 @@ impl Engine {
         &self.feedback
     }
 
+    /// Healing actions started and not yet reported on: (action id, agent, action,
+    /// incident, diagnosis). After a restart these are run again.
+    pub fn running(&self) -> Vec<(String, String, Action, String, Diagnosis)> {
+        self.running
+            .iter()
+            .filter_map(|(action_id, agent_id)| {
+                let agent = self.agents.get(agent_id)?;
+                let Waiting::Action { action, .. } = &agent.waiting else { return None };
+                let incident_id = agent.incident_id.clone()?;
+                let diagnosis = self.incidents.get(&incident_id).map_or(Diagnosis::Unknown, Incident::diagnosis);
+                Some((action_id.clone(), agent_id.clone(), *action, incident_id, diagnosis))
+            })
+            .collect()
+    }
+
     /// When the engine next needs a [`Input::Tick`], if it waits for time at all.
     pub fn next_deadline(&self) -> Option<i64> {
         self.draining.values().min().copied()

@@ -18,6 +18,7 @@
 //! - [`engine::Engine`]: all of the above as one deterministic state machine fed
 //!   timestamped [`engine::Input`]s, returning [`engine::Decision`]s; serializable for
 //!   snapshots and replay.
+//! - [`replay`]: the replay file format and a replayer that checks recorded decisions.
 //! - [`nab`]: the Numenta Anomaly Benchmark scorer the detectors are measured with.
 
 pub mod baseline;
@@ -27,4 +28,5 @@ pub mod engine;
 pub mod healing;
 pub mod lifecycle;
 pub mod nab;
+pub mod replay;
 pub mod sentinel;

@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod gate;
 pub mod handlers;
+pub mod immune;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
@@ -111,7 +112,14 @@ impl App {
         let metrics = metrics::Metrics::new(build);
         let (recorder, vitals_writer) =
             vigil_gateway::Recorder::start(store.clone(), config.gateway.vitals_queue, metrics.vitals_dropped.clone());
-        let gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())?;
+        // Every recorded call is also judged by the immune system, which the gateway obeys.
+        let immune = immune::Immune::start(store.clone(), config.immune.clone(), metrics.immune_dropped.clone())?;
+        let tap = immune.clone();
+        let recorder =
+            recorder.with_tap(std::sync::Arc::new(move |vital: &vigil_core::vitals::Vital| tap.observe(vital)));
+        let mut gateway =
+            vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())?;
+        gateway.add_guard(immune.guard());
         // Runs left behind by a process that died are crashed, and can be retried.
         match harness.recover() {
             Ok(crashed) if !crashed.is_empty() => {
@@ -120,7 +128,7 @@ impl App {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not check for crashed runs"),
         }
-        let services = state::Services { gateway, harness };
+        let services = state::Services { gateway, harness, immune };
         let state = AppState::new(config, store, blobs, build, &specs, metrics, services);
         state.keys.refresh(&state.store)?;
         let body_limit = state.config.http.max_body_bytes;
@@ -203,6 +211,7 @@ pub async fn serve(
     if let Err(e) = vitals_writer.await {
         tracing::error!(error = %e, "vitals writer failed");
     }
+    state.immune.shutdown().await;
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)??;
     tracing::info!("store flushed and closed");

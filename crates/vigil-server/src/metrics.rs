@@ -42,6 +42,8 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// Vitals lost because storage fell behind (the queue was full) or a write failed.
     pub vitals_dropped: Counter,
+    /// Observations the immune system could not take because its queue was full.
+    pub immune_dropped: Counter,
     /// Time the gateway adds to a model call (everything but waiting for the provider).
     pub gateway_overhead: Histogram,
 }
@@ -60,6 +62,7 @@ impl Metrics {
         let audit_failures = Counter::default();
         let rate_limited = Counter::default();
         let vitals_dropped = Counter::default();
+        let immune_dropped = Counter::default();
         // 10 µs to ~0.3 s.
         let gateway_overhead = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
         let build_info = Family::<BuildLabels, Gauge>::default();
@@ -74,12 +77,26 @@ impl Metrics {
             vitals_dropped.clone(),
         );
         registry.register(
+            "immune_observations_dropped",
+            "Calls the immune system did not judge because its queue was full",
+            immune_dropped.clone(),
+        );
+        registry.register(
             "gateway_overhead_seconds",
             "Time Vigil adds to a model call, excluding the provider",
             gateway_overhead.clone(),
         );
         registry.register("build_info", "Version of the running binary", build_info);
-        Metrics { registry, requests, latency, audit_failures, rate_limited, vitals_dropped, gateway_overhead }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            audit_failures,
+            rate_limited,
+            vitals_dropped,
+            immune_dropped,
+            gateway_overhead,
+        }
     }
 
     pub fn observe_request(&self, labels: HttpLabels, seconds: f64) {

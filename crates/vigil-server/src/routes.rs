@@ -14,7 +14,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use vigil_core::scope::Scope;
 
 use crate::api::{Envelope, ListPage};
-use crate::handlers::{audit, gateway, health, ingest, keys, meta, runs, uploads};
+use crate::handlers::{audit, gateway, health, immune, ingest, keys, meta, runs, uploads};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -236,6 +236,71 @@ pub fn routes() -> Vec<Route> {
             .summary("One discovered agent")
             .data::<vigil_store::AgentRecord>()
             .to(gateway::get_agent),
+        route(Method::GET, "/api/v1/immune/agents", "immune.agents.list", READ)
+            .summary("Agents as the immune system sees them: lifecycle state, incident, pending approval, probation")
+            .query::<immune::AgentsQuery>()
+            .data::<ListPage<immune::AgentHealth>>()
+            .to(immune::list_agents),
+        route(Method::GET, "/api/v1/immune/agents/{id}", "immune.agents.get", READ)
+            .summary("One agent's health: baselines per metric, lifecycle history, control URL")
+            .data::<immune::AgentDetail>()
+            .to(immune::get_agent),
+        route(Method::POST, "/api/v1/immune/agents/{id}/quarantine", "immune.agents.quarantine", WRITE)
+            .summary("Isolate an agent by hand: the gateway refuses its calls until it is released")
+            .data::<immune::CommandResult>()
+            .to(immune::quarantine),
+        route(Method::POST, "/api/v1/immune/agents/{id}/release", "immune.agents.release", ADMIN)
+            .summary("Return a quarantined or exhausted agent to service; closes its incident")
+            .data::<immune::CommandResult>()
+            .to(immune::release),
+        route(Method::PUT, "/api/v1/immune/agents/{id}/control", "immune.agents.control", WRITE)
+            .summary("Register the URL where an agent receives healing actions (reset memory, switch model, reset)")
+            .body::<immune::ControlBody>()
+            .data::<vigil_store::ControlUrl>()
+            .to(immune::set_control),
+        route(Method::GET, "/api/v1/immune/incidents", "immune.incidents.list", READ)
+            .summary("Incidents, newest first: agents, top diagnosis, status")
+            .query::<immune::IncidentsQuery>()
+            .data::<ListPage<immune::IncidentSummary>>()
+            .to(immune::list_incidents),
+        route(Method::GET, "/api/v1/immune/incidents/{id}", "immune.incidents.get", READ)
+            .summary("One incident: ranked hypotheses with evidence, healing attempts, feedback, timeline")
+            .data::<vigil_immune::engine::Incident>()
+            .to(immune::get_incident),
+        route(Method::POST, "/api/v1/immune/incidents/{id}/feedback", "immune.incidents.feedback", WRITE)
+            .summary("Confirm or refute a diagnosis; future confidence in it moves accordingly")
+            .body::<immune::FeedbackBody>()
+            .data::<immune::CommandResult>()
+            .to(immune::feedback),
+        route(Method::GET, "/api/v1/immune/approvals", "immune.approvals.list", READ)
+            .summary("Healing actions waiting for (or given) a person's decision, newest first")
+            .query::<immune::ApprovalsQuery>()
+            .data::<ListPage<vigil_immune::engine::Approval>>()
+            .to(immune::list_approvals),
+        route(Method::GET, "/api/v1/immune/approvals/{id}", "immune.approvals.get", READ)
+            .summary("One approval")
+            .data::<vigil_immune::engine::Approval>()
+            .to(immune::get_approval),
+        route(Method::POST, "/api/v1/immune/approvals/{id}/approve", "immune.approvals.approve", ADMIN)
+            .summary("Approve a pending healing action: it runs now")
+            .data::<immune::CommandResult>()
+            .to(immune::approve),
+        route(Method::POST, "/api/v1/immune/approvals/{id}/reject", "immune.approvals.reject", ADMIN)
+            .summary("Reject a pending healing action: the agent stays quarantined")
+            .data::<immune::CommandResult>()
+            .to(immune::reject),
+        route(Method::POST, "/api/v1/immune/approvals/{id}/heal-now", "immune.approvals.heal_now", ADMIN)
+            .summary("Run a rejected healing action after all")
+            .data::<immune::CommandResult>()
+            .to(immune::heal_now),
+        route(Method::GET, "/api/v1/immune/memory", "immune.memory", READ)
+            .summary("Immune memory: healing success per diagnosis and action across agents, and diagnosis feedback")
+            .data::<immune::Memory>()
+            .to(immune::memory),
+        route(Method::GET, "/api/v1/immune/export", "immune.export", ADMIN)
+            .summary("The replay file (NDJSON): the oldest kept engine snapshot and every input logged after it, with its decisions")
+            .raw("application/x-ndjson")
+            .to(immune::export),
         route(Method::GET, "/api/v1/gateway/stats", "gateway.stats", READ)
             .summary("Calls, errors, tokens and cost over a window, with the models in use")
             .query::<gateway::StatsQuery>()

@@ -22,11 +22,13 @@ pub struct BuildInfo {
     pub git_sha: &'static str,
 }
 
-/// The engines the handlers drive: the gateway (model calls) and the harness (runs).
+/// The engines the handlers drive: the gateway (model calls), the harness (runs) and the
+/// immune system (agents' health).
 #[derive(Debug)]
 pub(crate) struct Services {
     pub gateway: vigil_gateway::Gateway,
     pub harness: vigil_harness::Harness,
+    pub immune: Arc<crate::immune::Immune>,
 }
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -46,6 +48,7 @@ pub struct Shared {
     pub keys: KeyCache,
     pub gateway: vigil_gateway::Gateway,
     pub harness: vigil_harness::Harness,
+    pub immune: Arc<crate::immune::Immune>,
     /// The last readiness result and when it was taken (see `handlers::health::ready`).
     pub readiness: tokio::sync::Mutex<Option<(Instant, Vec<crate::handlers::health::Check>)>>,
     pub started: Instant,
@@ -64,13 +67,14 @@ impl AppState {
         metrics: Metrics,
         services: Services,
     ) -> Self {
-        let Services { gateway, harness } = services;
+        let Services { gateway, harness, immune } = services;
         let limiter = config.rate_limit.map(Limiter::new);
         let env_admin_key = config.admin_key.as_ref().map(|k| Sha256Digest::of(k.expose().as_bytes()));
         AppState(Arc::new(Shared {
             metrics,
             gateway,
             harness,
+            immune,
             openapi: crate::openapi::document(specs, build.version),
             specs: specs.iter().fold(HashMap::new(), |mut map, spec| {
                 map.entry(spec.path).or_insert_with(Vec::new).push(spec.clone());

@@ -5,7 +5,8 @@
 //! wait for writers. Schema changes are ordered [`migrations`] recorded in
 //! `schema_migrations`; a database newer than this binary is refused rather than guessed at.
 //! On top sit the tables the foundation needs: API keys ([`keys`]), stored only as salted
-//! hashes, and the append-only, hash-chained audit log ([`audit`]). [`doctor`] inspects a
+//! hashes, and the append-only, hash-chained audit log ([`audit`]); vitals and agents,
+//! harness runs and plugins, and the immune engine's input log and snapshots ([`immune`]). [`doctor`] inspects a
 //! database without changing it and [`backup`] copies one while it is in use.
 //!
 //! The boundary is deliberately narrow: callers use domain methods (`create_key`,
@@ -22,6 +23,7 @@ pub mod backup;
 pub mod blob;
 mod db;
 pub mod doctor;
+pub mod immune;
 pub mod keys;
 pub mod migrations;
 pub mod plugins;
@@ -35,6 +37,7 @@ pub use agents::{AgentRecord, GatewayStats, ModelStats};
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAuditEntry};
 pub use blob::{BlobInfo, BlobStore};
 pub use db::{Store, StoreOptions};
+pub use immune::{ControlUrl, ImmuneLogEntry, ImmuneSnapshot};
 pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};
 pub use plugins::{InstalledPlugin, PluginInstall};
 pub use runs::{ExecutionEnd, ExecutionRecord, LineageEdge, NewExecution, NewRun, RunRecord, Tombstone};

@@ -226,6 +226,35 @@ CREATE TABLE plugin_state (
 ) STRICT;
 "#,
     },
+    Migration {
+        version: 4,
+        name: "immune system: input log, snapshots, control URLs",
+        sql: r#"
+-- Every input the immune engine accepted, in order, with the decisions it made: the
+-- engine's state is the latest snapshot plus the inputs logged after it.
+CREATE TABLE immune_log (
+    seq        INTEGER PRIMARY KEY,
+    at_us      INTEGER NOT NULL,
+    input      TEXT NOT NULL,
+    decisions  TEXT NOT NULL
+) STRICT;
+
+-- The engine's whole state after the input `seq`.
+CREATE TABLE immune_snapshots (
+    seq        INTEGER PRIMARY KEY,
+    taken_at   INTEGER NOT NULL,
+    state      TEXT NOT NULL
+) STRICT;
+
+-- Where an agent receives healing actions.
+CREATE TABLE immune_controls (
+    agent_id      TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    registered_by TEXT NOT NULL
+) STRICT;
+"#,
+    },
 ];
 
 /// The schema version this binary writes and expects.

@@ -99,6 +99,9 @@ enum Command {
     /// List, inspect and check plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// The immune system: export its input log, replay one.
+    #[command(subcommand)]
+    Immune(ImmuneCommand),
     /// Write a finished run as a zip (its folder and its plugins' sources) that `vigil
     /// replay` reproduces elsewhere.
     Bundle {
@@ -168,6 +171,27 @@ enum KeysCommand {
     Revoke {
         /// The key id (the 16 hex characters after `vgl_`).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImmuneCommand {
+    /// Write the replay file: the oldest kept engine snapshot, then every input logged
+    /// after it with the decisions it led to (NDJSON).
+    Export {
+        /// The file to write (must not exist); standard output when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Feed a replay file to a fresh engine and check every recorded decision follows from
+    /// the inputs alone. Exits 1 if any differs.
+    Replay {
+        file: PathBuf,
+        /// Print the recomputed decisions (NDJSON) instead of a summary.
+        #[arg(long)]
+        decisions: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -259,6 +283,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpin { run_id } => pin(&global, &run_id, false),
         Command::Gc { older_than, dry_run, json } => gc(&global, older_than, dry_run, json),
         Command::Replay { bundle, json } => replay(&global, &bundle, json),
+        Command::Immune(cmd) => immune(&global, cmd),
         Command::Version => {
             println!("vigil {}", BUILD.version);
             println!("git revision: {}", BUILD.git_sha);
@@ -629,6 +654,77 @@ fn replay(global: &Global, bundle: &Path, json: bool) -> anyhow::Result<ExitCode
         println!("report.json {}", mark(outcome.report_matches));
     }
     Ok(if outcome.matches() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn immune(global: &Global, cmd: ImmuneCommand) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, Write};
+    match cmd {
+        ImmuneCommand::Export { output } => {
+            let (_, store) = open_store(global, false)?;
+            let lines = match output {
+                Some(path) => {
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    let lines = vigil_server::immune::export(&store, &mut out)?;
+                    out.flush().with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {lines} logged inputs to {}", path.display());
+                    lines
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    let lines = vigil_server::immune::export(&store, &mut out)?;
+                    out.flush()?;
+                    lines
+                }
+            };
+            tracing::debug!(lines, "immune log exported");
+            Ok(ExitCode::SUCCESS)
+        }
+        ImmuneCommand::Replay { file, decisions, json } => {
+            let config = load_config(global)?;
+            let reader = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let mut replayer = vigil_immune::replay::Replayer::new(vigil_server::immune::engine_config(&config.immune));
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for line in std::io::BufReader::new(reader).lines() {
+                let line = line.with_context(|| format!("reading {}", file.display()))?;
+                let recomputed = replayer.line(&line).with_context(|| format!("replaying {}", file.display()))?;
+                if decisions {
+                    for d in recomputed {
+                        writeln!(out, "{}", serde_json::to_string(&d)?)?;
+                    }
+                }
+            }
+            out.flush()?;
+            let summary = replayer.summary();
+            if json {
+                println!("{}", serde_json::to_string_pretty(summary)?);
+            } else if !decisions {
+                if let Some(seq) = summary.started_from_snapshot {
+                    println!("started from the snapshot after input {seq}");
+                }
+                println!(
+                    "replayed {} inputs: {} decisions; {} compared with the recorded ones, {} differ",
+                    summary.inputs, summary.decisions, summary.compared, summary.mismatches
+                );
+                for m in &summary.first_mismatches {
+                    println!(
+                        "line {} (seq {:?}): recorded {} decisions, replayed {}",
+                        m.line,
+                        m.seq,
+                        m.recorded.len(),
+                        m.replayed.len()
+                    );
+                    println!("  recorded: {}", serde_json::to_string(&m.recorded)?);
+                    println!("  replayed: {}", serde_json::to_string(&m.replayed)?);
+                }
+            }
+            Ok(if summary.mismatches == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
 }
 
 /// A fresh scratch folder inside the data directory (so the sandbox user can reach it).

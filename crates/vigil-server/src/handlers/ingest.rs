@@ -202,7 +202,10 @@ pub async fn ingest(State(state): State<AppState>, ApiJson(batch): ApiJson<Inges
     }
     let accepted = vitals.len();
     let store = state.store.clone();
-    blocking(move || store.insert_vitals(&vitals)).await?;
+    let vitals = blocking(move || store.insert_vitals(&vitals).map(|()| vitals)).await?;
+    for vital in &vitals {
+        state.immune.observe(vital);
+    }
     let result = IngestResult { accepted, rejected: errors.len(), errors };
     Ok(envelope(result, Aggregation::Summary, "store:vitals").into_response())
 }

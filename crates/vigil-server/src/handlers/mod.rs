@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod gateway;
 pub mod health;
+pub mod immune;
 pub mod ingest;
 pub mod keys;
 pub mod meta;

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod gateway;
 mod harness;
+mod immune;
 mod mock_upstream;
 mod runs;
 mod sandbox;

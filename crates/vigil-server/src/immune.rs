@@ -1,0 +1,790 @@
+//! The immune system at work: the pure [`Engine`] driven by one task, its inputs logged,
+//! its state snapshotted, and its decisions carried out.
+//!
+//! Every vital (from the gateway's recorder tap and from `/api/v1/ingest`) becomes an
+//! observation on a bounded queue (full: dropped and counted, never slowing a call).
+//! Operator commands and executor results travel the same queue, so the engine sees one
+//! ordered stream. The task stamps each input with the time, applies it, appends the
+//! accepted inputs and their decisions to `immune_log` (before acting on them), then acts:
+//!
+//! - lifecycle transitions update [`ImmuneGuard`], the gateway's [`CallGuard`], which
+//!   refuses the calls of draining, quarantined, healing and exhausted agents with the
+//!   reason, and enforces throttles and tool revocations;
+//! - `execute` decisions run on an [`Executor`]: the gateway itself (throttle, revoke
+//!   tools, quarantine cool-down), or the agent's registered control URL (reset memory,
+//!   switch model, reset agent); the result comes back as an input;
+//! - decisions the engine made on its own are audit entries (principal `immune`).
+//!
+//! At start the state is the newest snapshot plus the log after it (a restart mid-incident
+//! resumes it, and actions that were running are run again); at shutdown, and every
+//! `snapshot_every`, a snapshot is written.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{mpsc, oneshot};
+use vigil_core::config::ImmuneConfig;
+use vigil_core::digest::Sha256Digest;
+use vigil_core::time::Timestamp;
+use vigil_core::vitals::{CallOutcome, Vital};
+use vigil_gateway::policy::{CallFacts, CallGuard, Refusal};
+use vigil_immune::baseline::BaselineConfig;
+use vigil_immune::correlation::CorrelationConfig;
+use vigil_immune::diagnosis::Diagnosis;
+use vigil_immune::engine::{Decision, DecisionKind, Engine, EngineConfig, EngineError, Input, Observation, Stamped};
+use vigil_immune::healing::Action;
+use vigil_immune::lifecycle::{Event, State};
+use vigil_immune::sentinel::SentinelConfig;
+use vigil_store::{ImmuneLogEntry, NewAuditEntry, Store, StoreError};
+
+/// Inputs waiting for the engine.
+const QUEUE: usize = 65_536;
+/// Most inputs applied (and logged) together.
+const BATCH_MAX: usize = 2_048;
+/// Log entries read at once while restoring.
+const RESTORE_PAGE: usize = 10_000;
+
+/// The engine's settings from `[immune]`.
+pub fn engine_config(config: &ImmuneConfig) -> EngineConfig {
+    let defaults = EngineConfig::default();
+    EngineConfig {
+        baseline: BaselineConfig {
+            half_life: config.half_life_calls as f64,
+            warmup: config.warmup_calls,
+            ..BaselineConfig::default()
+        },
+        sentinel: SentinelConfig { threshold: config.threshold, ..SentinelConfig::default() },
+        correlation: CorrelationConfig {
+            window_us: i64::try_from(config.correlation_window.as_micros()).unwrap_or(i64::MAX),
+            fleet_share: config.fleet_share,
+            ..CorrelationConfig::default()
+        },
+        drain_grace_us: i64::try_from(config.drain_grace.as_micros()).unwrap_or(i64::MAX),
+        probation_calls: config.probation_calls,
+        approval_min_severity: config.approval_min_severity,
+        ..defaults
+    }
+}
+
+/// What the engine sees of a recorded call; `None` for calls that say nothing about the
+/// agent (refused by Vigil itself, or abandoned by the client).
+pub fn observation(vital: &Vital) -> Option<Observation> {
+    if matches!(vital.outcome, CallOutcome::Refused | CallOutcome::Cancelled) {
+        return None;
+    }
+    let usage = vital.usage.unwrap_or_default();
+    Some(Observation {
+        agent_id: vital.agent_id.clone(),
+        latency_ms: vital.latency_us as f64 / 1_000.0,
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        tool_calls: vital.tool_calls,
+        tool_names: vital.tool_names.clone(),
+        cost_usd: vital.cost_nanos.map(|n| n as f64 / 1e9),
+        retries: vital.retries,
+        error: vital.outcome != CallOutcome::Ok || vital.error_class.is_some(),
+        prompt_sha256: vital.system_prompt_sha256.map(|d| d.to_string()),
+        injection: 0.0,
+        injection_patterns: Vec::new(),
+    })
+}
+
+/// Why the immune system refused an operator's command.
+#[derive(Debug, thiserror::Error)]
+pub enum ImmuneError {
+    #[error(transparent)]
+    Refused(#[from] EngineError),
+    #[error("the immune system is off ([immune] enabled = false)")]
+    Disabled,
+    #[error("the immune system is not running")]
+    Stopped,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Command {
+    Observe(Observation),
+    /// An operator's input; answered once it is logged.
+    Operator(Input, oneshot::Sender<Result<Vec<Decision>, ImmuneError>>),
+    /// An executor's result.
+    Result(Input),
+    /// Log, snapshot and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A restriction on one agent's calls.
+#[derive(Debug, Default)]
+struct Restriction {
+    /// A lifecycle state that refuses calls, and why.
+    refused: Option<(State, String)>,
+    /// Until when, and the spacing between calls.
+    throttle: Option<(Instant, Duration)>,
+    /// When the next throttled call may go.
+    next_call: Option<Instant>,
+    tools_revoked_until: Option<Instant>,
+}
+
+impl Restriction {
+    fn is_empty(&self, now: Instant) -> bool {
+        self.refused.is_none()
+            && self.throttle.is_none_or(|(until, _)| until <= now)
+            && self.tools_revoked_until.is_none_or(|until| until <= now)
+    }
+}
+
+/// The gateway's enforcement of the immune system's decisions.
+#[derive(Debug, Default)]
+pub struct ImmuneGuard {
+    agents: RwLock<HashMap<String, Mutex<Restriction>>>,
+    /// Whether any agent is restricted: the common case costs one atomic load per call.
+    any: AtomicBool,
+}
+
+impl ImmuneGuard {
+    fn update(&self, agent_id: &str, f: impl FnOnce(&mut Restriction)) {
+        let now = Instant::now();
+        let mut agents = self.agents.write().unwrap_or_else(|e| e.into_inner());
+        let slot = agents.entry(agent_id.to_owned()).or_default();
+        let restriction = slot.get_mut().unwrap_or_else(|e| e.into_inner());
+        f(restriction);
+        if restriction.is_empty(now) {
+            agents.remove(agent_id);
+        }
+        agents.retain(|_, r| !r.get_mut().is_ok_and(|r| r.is_empty(now)));
+        self.any.store(!agents.is_empty(), Ordering::Release);
+    }
+
+    /// Follows the lifecycle: states that refuse calls refuse them, others lift that.
+    pub fn set_state(&self, agent_id: &str, state: State, reason: String) {
+        self.update(agent_id, |r| r.refused = (!state.accepts_calls()).then_some((state, reason)));
+    }
+
+    pub fn throttle(&self, agent_id: &str, per_minute: u32, for_: Duration) {
+        let spacing = Duration::from_secs(60) / per_minute.max(1);
+        self.update(agent_id, |r| {
+            r.throttle = Some((Instant::now() + for_, spacing));
+            r.next_call = None;
+        });
+    }
+
+    pub fn revoke_tools(&self, agent_id: &str, for_: Duration) {
+        self.update(agent_id, |r| r.tools_revoked_until = Some(Instant::now() + for_));
+    }
+
+    /// Lifts everything (an operator released the agent).
+    pub fn clear(&self, agent_id: &str) {
+        self.update(agent_id, |r| *r = Restriction::default());
+    }
+}
+
+impl CallGuard for ImmuneGuard {
+    fn check(&self, call: &CallFacts<'_>) -> Option<Refusal> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let agents = self.agents.read().unwrap_or_else(|e| e.into_inner());
+        let mut r = agents.get(call.agent_id)?.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((state, reason)) = &r.refused {
+            let (status, code, retry) = match state {
+                State::Draining => (StatusCode::SERVICE_UNAVAILABLE, "agent_draining", Some(5)),
+                State::Healing => (StatusCode::SERVICE_UNAVAILABLE, "agent_healing", Some(5)),
+                State::Exhausted => (StatusCode::FORBIDDEN, "agent_exhausted", None),
+                _ => (StatusCode::FORBIDDEN, "agent_quarantined", None),
+            };
+            return Some(Refusal { status, code, reason: reason.clone(), retry_after_secs: retry });
+        }
+        let now = Instant::now();
+        if call.offers_tools && r.tools_revoked_until.is_some_and(|until| now < until) {
+            return Some(Refusal {
+                status: StatusCode::FORBIDDEN,
+                code: "agent_tools_revoked",
+                reason: format!(
+                    "the immune system revoked tools for agent {:?}; send the request without \"tools\"",
+                    call.agent_id
+                ),
+                retry_after_secs: None,
+            });
+        }
+        let (until, spacing) = r.throttle?;
+        if now >= until {
+            return None;
+        }
+        match r.next_call {
+            Some(next) if now < next => {
+                let secs = vigil_core::time::retry_after_secs(next - now);
+                Some(Refusal {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    code: "agent_throttled",
+                    reason: format!(
+                        "the immune system throttled agent {:?} to one call every {} s; retry in {secs} s",
+                        call.agent_id,
+                        spacing.as_secs_f64()
+                    ),
+                    retry_after_secs: Some(secs),
+                })
+            }
+            _ => {
+                r.next_call = Some(now + spacing);
+                None
+            }
+        }
+    }
+}
+
+/// Runs healing actions.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    store: Store,
+    guard: Arc<ImmuneGuard>,
+    config: ImmuneConfig,
+    http: reqwest::Client,
+}
+
+/// What an agent's control URL receives.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ControlRequest<'a> {
+    pub action_id: &'a str,
+    pub agent_id: &'a str,
+    pub incident_id: &'a str,
+    pub action: Action,
+    pub diagnosis: Diagnosis,
+}
+
+impl Executor {
+    /// Carries out `action`; `(ok, detail)`.
+    pub async fn run(&self, request: ControlRequest<'_>) -> (bool, String) {
+        let c = &self.config;
+        match request.action {
+            Action::Throttle => {
+                let per_minute = c.throttle_calls_per_minute.get();
+                self.guard.throttle(request.agent_id, per_minute, c.restriction);
+                (true, format!("gateway: throttled to {per_minute} calls per minute for {} s", c.restriction.as_secs()))
+            }
+            Action::RevokeTools => {
+                self.guard.revoke_tools(request.agent_id, c.restriction);
+                (true, format!("gateway: calls offering tools refused for {} s", c.restriction.as_secs()))
+            }
+            Action::Quarantine => {
+                tokio::time::sleep(c.quarantine_cooldown).await;
+                (true, format!("gateway: held in quarantine for {} ms", c.quarantine_cooldown.as_millis()))
+            }
+            Action::ResetMemory | Action::SwitchModel | Action::ResetAgent => self.control(&request).await,
+        }
+    }
+
+    /// Sends the action to the agent's control URL.
+    async fn control(&self, request: &ControlRequest<'_>) -> (bool, String) {
+        let store = self.store.clone();
+        let agent = request.agent_id.to_owned();
+        let url = match tokio::task::spawn_blocking(move || store.control_url(&agent)).await {
+            Ok(Ok(Some(control))) => control.url,
+            Ok(Ok(None)) => {
+                return (
+                    false,
+                    format!(
+                        "no executor can {} agent {:?}: it has no control URL (PUT /api/v1/immune/agents/{{id}}/control)",
+                        request.action.as_str(),
+                        request.agent_id
+                    ),
+                );
+            }
+            Ok(Err(e)) => return (false, format!("could not read the control URL: {e}")),
+            Err(e) => return (false, format!("could not read the control URL: {e}")),
+        };
+        let sent = self.http.post(&url).timeout(self.config.control_timeout).json(request).send().await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                (true, format!("control URL {url} answered {}", response.status().as_u16()))
+            }
+            Ok(response) => (false, format!("control URL {url} answered {}", response.status().as_u16())),
+            Err(e) if e.is_timeout() => (
+                false,
+                format!("control URL {url} did not answer within {} ms", self.config.control_timeout.as_millis()),
+            ),
+            Err(e) => (false, format!("control URL {url} could not be reached: {e}")),
+        }
+    }
+}
+
+/// The running immune system; cheap to share.
+#[derive(Debug)]
+pub struct Immune {
+    engine: Arc<Mutex<Engine>>,
+    tx: mpsc::Sender<Command>,
+    guard: Arc<ImmuneGuard>,
+    dropped: Counter,
+    enabled: bool,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Immune {
+    /// Restores the engine (newest snapshot plus the log after it) and starts its task.
+    /// Must run inside a tokio runtime.
+    pub fn start(store: Store, config: ImmuneConfig, dropped: Counter) -> Result<Arc<Immune>, StoreError> {
+        let guard = Arc::new(ImmuneGuard::default());
+        let (engine, seq) = restore(&store, engine_config(&config))?;
+        for (id, agent) in engine.agents() {
+            if !agent.state().accepts_calls() {
+                guard.set_state(id, agent.state(), refusal_reason(&engine, id, agent.state()));
+            }
+        }
+        let running = engine.running();
+        let engine = Arc::new(Mutex::new(engine));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let executor = Executor {
+            store: store.clone(),
+            guard: guard.clone(),
+            config: config.clone(),
+            http: reqwest::Client::builder().build().unwrap_or_default(),
+        };
+        let worker = Worker { engine: engine.clone(), store, executor, tx: tx.clone(), seq, config: config.clone() };
+        // Actions a previous process started and never reported on are run again.
+        if config.enabled {
+            for (action_id, agent_id, action, incident_id, diagnosis) in running {
+                worker.spawn_action(action_id, agent_id, action, incident_id, diagnosis);
+            }
+        }
+        let task = if config.enabled { Some(tokio::spawn(worker.run(rx))) } else { None };
+        Ok(Arc::new(Immune { engine, tx, guard, dropped, enabled: config.enabled, task: Mutex::new(task) }))
+    }
+
+    pub fn guard(&self) -> Arc<ImmuneGuard> {
+        self.guard.clone()
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Queues a recorded call for judgement; never blocks.
+    pub fn observe(&self, vital: &Vital) {
+        if !self.enabled {
+            return;
+        }
+        if let Some(o) = observation(vital)
+            && self.tx.try_send(Command::Observe(o)).is_err()
+        {
+            self.dropped.inc();
+        }
+    }
+
+    /// Applies an operator's input; answers once it is logged.
+    pub async fn operate(&self, input: Input) -> Result<Vec<Decision>, ImmuneError> {
+        if !self.enabled {
+            return Err(ImmuneError::Disabled);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Command::Operator(input, reply)).await.map_err(|_| ImmuneError::Stopped)?;
+        answer.await.map_err(|_| ImmuneError::Stopped)?
+    }
+
+    /// Reads the engine's state.
+    pub fn read<T>(&self, f: impl FnOnce(&Engine) -> T) -> T {
+        f(&self.engine.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Logs what is queued, writes a snapshot and stops the task.
+    pub async fn shutdown(&self) {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(task) = task else { return };
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Command::Shutdown(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "immune task failed");
+        }
+    }
+}
+
+/// Writes the replay file: the oldest kept snapshot (if any), then every logged input
+/// after it with its decisions, one JSON object per line (`vigil_immune::replay::Line`).
+pub fn export(store: &Store, out: &mut impl std::io::Write) -> Result<u64, StoreError> {
+    let io = |source: std::io::Error| StoreError::Io { context: "writing the immune export".to_owned(), source };
+    let mut seq = 0;
+    if let Some(snapshot) = store.immune_snapshot(false)? {
+        writeln!(out, "{{\"seq\":{},\"snapshot\":{}}}", snapshot.seq, snapshot.state).map_err(io)?;
+        seq = snapshot.seq;
+    }
+    let mut lines = 0;
+    loop {
+        let page = store.immune_log_after(seq, RESTORE_PAGE)?;
+        let Some(last) = page.last() else { break };
+        seq = last.seq;
+        for e in &page {
+            writeln!(out, "{{\"seq\":{},\"input\":{},\"decisions\":{}}}", e.seq, e.input, e.decisions).map_err(io)?;
+            lines += 1;
+        }
+    }
+    Ok(lines)
+}
+
+/// The newest snapshot plus every logged input after it.
+fn restore(store: &Store, config: EngineConfig) -> Result<(Engine, i64), StoreError> {
+    let snapshot = store.immune_snapshot(true)?;
+    let (mut engine, mut seq) = match snapshot {
+        Some(s) => match serde_json::from_str::<Engine>(&s.state) {
+            Ok(engine) => (engine, s.seq),
+            Err(e) => {
+                tracing::error!(error = %e, seq = s.seq, "the immune snapshot does not parse; relearning from the log");
+                (Engine::new(config.clone()), 0)
+            }
+        },
+        None => (Engine::new(config.clone()), 0),
+    };
+    let (mut replayed, mut differing) = (0u64, 0u64);
+    loop {
+        let page = store.immune_log_after(seq, RESTORE_PAGE)?;
+        let Some(last) = page.last() else { break };
+        seq = last.seq;
+        for entry in &page {
+            let Ok(input) = serde_json::from_str::<Stamped>(&entry.input) else {
+                tracing::warn!(seq = entry.seq, "skipping an immune log entry that does not parse");
+                continue;
+            };
+            replayed += 1;
+            match engine.apply(&input) {
+                Ok(decisions) => {
+                    if serde_json::to_string(&decisions).ok().as_deref() != Some(entry.decisions.as_str()) {
+                        differing += 1;
+                    }
+                }
+                Err(e) => {
+                    differing += 1;
+                    tracing::warn!(seq = entry.seq, error = %e, "a logged immune input was refused on restore");
+                }
+            }
+        }
+    }
+    if differing > 0 {
+        tracing::warn!(replayed, differing, "restoring the immune state: some replayed decisions differ from the log");
+    } else if replayed > 0 {
+        tracing::info!(replayed, "immune state restored from its snapshot and log");
+    }
+    engine.set_config(config);
+    Ok((engine, seq.max(store.last_immune_seq()?)))
+}
+
+/// The reason a refused call is given.
+fn refusal_reason(engine: &Engine, agent_id: &str, state: State) -> String {
+    let incident = engine.agent(agent_id).and_then(|a| a.incident_id.as_deref()).and_then(|i| engine.incident(i));
+    let why =
+        incident.map(|i| format!(" (incident {}: {})", i.incident_id, i.diagnosis().as_str())).unwrap_or_default();
+    let what = match state {
+        State::Draining => "is draining before quarantine",
+        State::Healing => "is being healed",
+        State::Exhausted => "exhausted its healing ladder and waits for an operator",
+        _ => "is quarantined",
+    };
+    format!("the immune system refuses calls from agent {agent_id:?}: it {what}{why}")
+}
+
+/// The engine task.
+struct Worker {
+    engine: Arc<Mutex<Engine>>,
+    store: Store,
+    executor: Executor,
+    tx: mpsc::Sender<Command>,
+    seq: i64,
+    config: ImmuneConfig,
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut snapshot_tick = tokio::time::interval(self.config.snapshot_every);
+        snapshot_tick.tick().await;
+        let mut snapshot_seq = self.seq;
+        loop {
+            let deadline = self.engine.lock().unwrap_or_else(|e| e.into_inner()).next_deadline();
+            let wait = deadline.map(|at| {
+                let now = Timestamp::now().as_unix_micros();
+                Duration::from_micros(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+            });
+            let mut commands = Vec::new();
+            tokio::select! {
+                command = rx.recv() => match command {
+                    Some(command) => commands.push(command),
+                    None => break,
+                },
+                () = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {
+                    self.apply(vec![Command::Result(Input::Tick)]).await;
+                    continue;
+                }
+                _ = snapshot_tick.tick() => {
+                    if self.seq != snapshot_seq {
+                        self.snapshot().await;
+                        snapshot_seq = self.seq;
+                    }
+                    continue;
+                }
+            }
+            while commands.len() < BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(command) => commands.push(command),
+                    Err(_) => break,
+                }
+            }
+            if let Some(done) = self.apply(commands).await {
+                self.snapshot().await;
+                let _ = done.send(());
+                return;
+            }
+        }
+        self.snapshot().await;
+    }
+
+    /// Applies a batch, logs what was accepted, then acts on it. Returns the shutdown
+    /// request if the batch held one.
+    async fn apply(&mut self, commands: Vec<Command>) -> Option<oneshot::Sender<()>> {
+        let mut log = Vec::new();
+        let mut acts = Vec::new();
+        let mut replies = Vec::new();
+        let mut shutdown = None;
+        {
+            let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+            for command in commands {
+                let (input, reply) = match command {
+                    Command::Observe(o) => (Input::Observe(o), None),
+                    Command::Result(input) => (input, None),
+                    Command::Operator(input, reply) => (input, Some(reply)),
+                    Command::Shutdown(done) => {
+                        shutdown = Some(done);
+                        continue;
+                    }
+                };
+                let stamped = Stamped { at_us: Timestamp::now().as_unix_micros(), input };
+                match engine.apply(&stamped) {
+                    Ok(decisions) => {
+                        self.seq += 1;
+                        let entry = ImmuneLogEntry {
+                            seq: self.seq,
+                            at_us: stamped.at_us,
+                            input: serde_json::to_string(&stamped).unwrap_or_default(),
+                            decisions: serde_json::to_string(&decisions).unwrap_or_default(),
+                        };
+                        log.push(entry);
+                        for d in &decisions {
+                            if let Some(act) = act_for(&engine, d) {
+                                acts.push(act);
+                            }
+                        }
+                        if let Some(reply) = reply {
+                            replies.push((reply, Ok(decisions)));
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(reply) = reply {
+                            replies.push((reply, Err(ImmuneError::Refused(e))));
+                        } else {
+                            tracing::debug!(error = %e, "the immune engine refused an input");
+                        }
+                    }
+                }
+            }
+        }
+        let store = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || store.append_immune_log(&log)).await;
+        let failed = match written {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = &failed {
+            tracing::error!(error = %e, "could not log immune inputs; a restart may not restore them");
+        }
+        for act in acts {
+            self.act(act);
+        }
+        for (reply, result) in replies {
+            let _ = reply.send(result);
+        }
+        shutdown
+    }
+
+    async fn snapshot(&self) {
+        let (state, seq) = {
+            let engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+            (serde_json::to_string(&*engine), self.seq)
+        };
+        let Ok(state) = state else { return };
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.save_immune_snapshot(seq, &state)).await {
+            Ok(Ok(())) => tracing::debug!(seq, "immune snapshot saved"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not save the immune snapshot"),
+            Err(e) => tracing::error!(error = %e, "could not save the immune snapshot"),
+        }
+    }
+
+    fn act(&self, act: Act) {
+        match act {
+            Act::State { agent_id, state, reason, released } => {
+                if released {
+                    self.executor.guard.clear(&agent_id);
+                }
+                self.executor.guard.set_state(&agent_id, state, reason);
+            }
+            Act::Execute { action_id, agent_id, action, incident_id, diagnosis } => {
+                self.spawn_action(action_id, agent_id, action, incident_id, diagnosis);
+            }
+            Act::Audit { action, target, decision } => {
+                let entry = NewAuditEntry {
+                    principal: "immune".to_owned(),
+                    action: action.to_owned(),
+                    target,
+                    request_id: None,
+                    body_sha256: Sha256Digest::of(decision.as_bytes()),
+                    status: 0,
+                };
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = store.append_audit(&entry) {
+                        tracing::error!(error = %e, "could not audit an immune decision");
+                    }
+                });
+            }
+        }
+    }
+
+    fn spawn_action(
+        &self,
+        action_id: String,
+        agent_id: String,
+        action: Action,
+        incident_id: String,
+        diagnosis: Diagnosis,
+    ) {
+        let executor = self.executor.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let request = ControlRequest {
+                action_id: &action_id,
+                agent_id: &agent_id,
+                incident_id: &incident_id,
+                action,
+                diagnosis,
+            };
+            let (ok, detail) = executor.run(request).await;
+            tracing::info!(%agent_id, action = action.as_str(), ok, %detail, "healing action finished");
+            let _ = tx.send(Command::Result(Input::ActionResult { action_id, ok, detail })).await;
+        });
+    }
+}
+
+/// Something to do about a decision, once it is logged.
+enum Act {
+    State { agent_id: String, state: State, reason: String, released: bool },
+    Execute { action_id: String, agent_id: String, action: Action, incident_id: String, diagnosis: Diagnosis },
+    Audit { action: &'static str, target: String, decision: String },
+}
+
+fn act_for(engine: &Engine, decision: &Decision) -> Option<Act> {
+    let audit = |action: &'static str, target: String| {
+        Some(Act::Audit { action, target, decision: serde_json::to_string(decision).unwrap_or_default() })
+    };
+    match &decision.kind {
+        DecisionKind::Transition { agent_id, to, event, .. } => Some(Act::State {
+            agent_id: agent_id.clone(),
+            state: *to,
+            reason: refusal_reason(engine, agent_id, *to),
+            released: *event == Event::OperatorRelease,
+        }),
+        DecisionKind::Execute { action_id, agent_id, action, incident_id, diagnosis } => Some(Act::Execute {
+            action_id: action_id.clone(),
+            agent_id: agent_id.clone(),
+            action: *action,
+            incident_id: incident_id.clone(),
+            diagnosis: *diagnosis,
+        }),
+        DecisionKind::IncidentOpened { incident_id, .. } => {
+            audit("immune.incident_opened", format!("/api/v1/immune/incidents/{incident_id}"))
+        }
+        DecisionKind::IncidentClosed { incident_id, .. } => {
+            audit("immune.incident_closed", format!("/api/v1/immune/incidents/{incident_id}"))
+        }
+        DecisionKind::ApprovalRequested { approval_id, .. } => {
+            audit("immune.approval_requested", format!("/api/v1/immune/approvals/{approval_id}"))
+        }
+        DecisionKind::ActionFinished { action_id, incident_id, .. } => {
+            audit("immune.action_finished", format!("/api/v1/immune/incidents/{incident_id}#{action_id}"))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(agent: &'a str, tools: bool) -> CallFacts<'a> {
+        CallFacts { agent_id: agent, model: "m", endpoint: "chat.completions", offers_tools: tools }
+    }
+
+    #[test]
+    fn the_guard_follows_the_lifecycle_and_enforces_restrictions() {
+        let guard = ImmuneGuard::default();
+        assert!(guard.check(&facts("a", true)).is_none());
+        guard.set_state("a", State::Quarantined, "quarantined: inc-1".into());
+        let refusal = guard.check(&facts("a", false)).expect("refused");
+        assert_eq!(
+            (refusal.status, refusal.code, refusal.reason.as_str()),
+            (StatusCode::FORBIDDEN, "agent_quarantined", "quarantined: inc-1")
+        );
+        assert!(guard.check(&facts("b", false)).is_none());
+        guard.set_state("a", State::Probation, String::new());
+        assert!(guard.check(&facts("a", false)).is_none());
+        assert!(!guard.any.load(Ordering::Acquire), "nothing left to enforce");
+
+        guard.revoke_tools("a", Duration::from_secs(60));
+        assert_eq!(guard.check(&facts("a", true)).map(|r| r.code), Some("agent_tools_revoked"));
+        assert!(guard.check(&facts("a", false)).is_none());
+
+        guard.throttle("a", 1, Duration::from_secs(60));
+        assert!(guard.check(&facts("a", false)).is_none(), "the first call goes");
+        let throttled = guard.check(&facts("a", false)).expect("throttled");
+        assert_eq!((throttled.code, throttled.retry_after_secs.is_some()), ("agent_throttled", true));
+        guard.clear("a");
+        assert!(guard.check(&facts("a", true)).is_none());
+        assert!(!guard.any.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn refused_and_cancelled_calls_are_not_observed() {
+        let mut vital = Vital {
+            at: Timestamp::now(),
+            request_id: None,
+            agent_id: "a".into(),
+            agent_type: "t".into(),
+            provider: "p".into(),
+            endpoint: "chat.completions".into(),
+            model_requested: None,
+            model_served: None,
+            streamed: false,
+            status: 200,
+            outcome: CallOutcome::Ok,
+            latency_us: 1_500,
+            ttft_us: None,
+            usage: None,
+            tool_calls: 2,
+            tool_names: vec!["x".into()],
+            cost_nanos: Some(2_000_000),
+            unpriced: false,
+            cost_reported: false,
+            retries: 1,
+            error_class: None,
+            system_prompt_sha256: None,
+            feature: None,
+            user: None,
+            client_ip: None,
+        };
+        let o = observation(&vital).expect("observed");
+        assert_eq!((o.latency_ms, o.cost_usd, o.error, o.tool_calls), (1.5, Some(0.002), false, 2));
+        vital.outcome = CallOutcome::Refused;
+        assert!(observation(&vital).is_none());
+        vital.outcome = CallOutcome::Unreachable;
+        assert!(observation(&vital).is_some_and(|o| o.error));
+    }
+}
