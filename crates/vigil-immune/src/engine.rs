@@ -646,12 +646,19 @@ impl Engine {
         let mut anomalies = Vec::new();
         for (metric, value) in Metric::ALL.into_iter().zip(values) {
             let Some(value) = value else { continue };
-            let sentinel = SentinelConfig { floor_absolute: metric.floor(), ..config.sentinel };
+            let log = metric.log_scale();
+            let sentinel = SentinelConfig {
+                floor_absolute: metric.floor(),
+                floor_relative: if log { 0.0 } else { config.sentinel.floor_relative },
+                ..config.sentinel
+            };
             let baseline = &agent.baselines[metric.index()];
-            if let Some(anomaly) = sentinel::check(metric, value, baseline, &config.baseline, &sentinel)
-                && matches!(anomaly, Anomaly::Metric { deviation, .. } if deviation > 0.0)
+            if let Some(Anomaly::Metric { mean, spread, deviation, .. }) =
+                sentinel::check(metric, metric.judged(value), baseline, &config.baseline, &sentinel)
+                && deviation > 0.0
             {
-                anomalies.push(anomaly);
+                let (mean, spread) = if log { (mean.exp(), spread.exp()) } else { (mean, spread) };
+                anomalies.push(Anomaly::Metric { metric, value, mean, spread, deviation, multiplicative: log });
             }
         }
         if let Some(seen) = &o.prompt_sha256 {
@@ -669,7 +676,7 @@ impl Engine {
         if !anomalous {
             for (metric, value) in Metric::ALL.into_iter().zip(values) {
                 if let Some(value) = value {
-                    agent.baselines[metric.index()].update(value, &config.baseline);
+                    agent.baselines[metric.index()].update(metric.judged(value), &config.baseline);
                 }
             }
         }

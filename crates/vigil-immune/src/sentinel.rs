@@ -47,17 +47,33 @@ impl Metric {
         }
     }
 
-    /// The absolute spread floor the engine judges this metric with, in its unit: below
-    /// it, a change is too small to matter whatever the history (a latency wobble of a few
-    /// milliseconds, a cent of a cent). Retries and errors are counted over the agent's last
-    /// few calls, so a floor of one half needs a burst, not a single failure.
+    /// Whether the engine judges this metric on a log scale. Latency, token counts and cost
+    /// are positive and vary by factors (their spread is skewed, log-normal rather than
+    /// normal), so a baseline of their logarithm makes "four deviations" mean the same rarity
+    /// for every agent, and a fault that multiplies them stands out however large the agent.
+    pub fn log_scale(self) -> bool {
+        matches!(self, Metric::LatencyMs | Metric::InputTokens | Metric::OutputTokens | Metric::CostUsd)
+    }
+
+    /// The value the engine learns and judges: the logarithm for [`Metric::log_scale`]
+    /// metrics (of at least one unit: 1 ms, 1 token, a micro-dollar), the value otherwise.
+    pub fn judged(self, value: f64) -> f64 {
+        match self {
+            Metric::CostUsd => value.max(1e-6).ln(),
+            m if m.log_scale() => value.max(1.0).ln(),
+            _ => value,
+        }
+    }
+
+    /// The spread floor the engine judges this metric with, on its judged scale: below it,
+    /// a change is too small to matter whatever the history. On the log scale 0.1 is about
+    /// 10 %; retries and errors are counted over the agent's last few calls, so a floor of
+    /// one half needs a burst, not a single failure; a tool call more is one unit.
     pub fn floor(self) -> f64 {
         match self {
-            Metric::LatencyMs => 50.0,
-            Metric::InputTokens | Metric::OutputTokens => 20.0,
+            m if m.log_scale() => 0.1,
             Metric::ToolCalls => 1.0,
-            Metric::CostUsd => 0.000_5,
-            Metric::Retries | Metric::Errors => 0.5,
+            _ => 0.5,
         }
     }
 
@@ -90,12 +106,17 @@ impl Default for SentinelConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Anomaly {
+    /// `value` is in the metric's unit. On a log scale (`multiplicative`), `mean` is the
+    /// baseline's geometric mean in that unit and `spread` a factor (×/÷); otherwise both are
+    /// in the unit. `deviation` is in spreads on the judged scale.
     Metric {
         metric: Metric,
         value: f64,
         mean: f64,
         spread: f64,
         deviation: f64,
+        #[serde(default)]
+        multiplicative: bool,
     },
     PromptChanged {
         from: String,
@@ -112,8 +133,12 @@ impl Anomaly {
     /// The anomaly in words: metric, value, baseline and deviation.
     pub fn explain(&self) -> String {
         match self {
-            Anomaly::Metric { metric, value, mean, spread, deviation } => format!(
+            Anomaly::Metric { metric, value, mean, spread, deviation, multiplicative: false } => format!(
                 "{} was {value:.3}, against a baseline of {mean:.3} ± {spread:.3}: {deviation:+.1} deviations",
+                metric.as_str()
+            ),
+            Anomaly::Metric { metric, value, mean, spread, deviation, multiplicative: true } => format!(
+                "{} was {value:.3}, against a typical {mean:.3} (×/÷ {spread:.2}): {deviation:+.1} deviations",
                 metric.as_str()
             ),
             Anomaly::PromptChanged { from, to } => {
@@ -158,6 +183,7 @@ pub fn check(
         mean: baseline.mean,
         spread,
         deviation,
+        multiplicative: false,
     })
 }
 

@@ -121,7 +121,8 @@ fn healthy_agents_open_no_incidents() {
     // A rare outlier may raise a suspicion; normal calls clear it, and none is confirmed.
     assert!(suspicions <= 5, "{suspicions} suspicions in 10k healthy calls");
     assert_eq!(run.engine.incidents().count(), 0);
-    let b = run.engine.agent("agent-0").map(|a| a.baseline(Metric::LatencyMs).mean);
+    // Latency is learned on a log scale: its baseline is the geometric mean.
+    let b = run.engine.agent("agent-0").map(|a| a.baseline(Metric::LatencyMs).mean.exp());
     assert!(b.is_some_and(|m| (m - 800.0).abs() < 40.0), "{b:?}");
 }
 

@@ -69,13 +69,16 @@ pub struct AgentHealth {
     pub failed_actions: Vec<Action>,
 }
 
-/// One learned baseline.
+/// One learned baseline, in the metric's unit.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BaselineView {
     pub metric: Metric,
     pub samples: u64,
+    /// Learned on the logarithm (latency, tokens, cost): `mean` is then the geometric mean
+    /// and `spread` a factor (×/÷); otherwise the mean and the standard deviation.
+    pub log_scale: bool,
     pub mean: f64,
-    pub std_dev: f64,
+    pub spread: f64,
     /// Recent level against the long-run one, in standard deviations.
     pub drift: f64,
     pub warm: bool,
@@ -155,11 +158,13 @@ pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) ->
                 .into_iter()
                 .map(|metric| {
                     let b = a.baseline(metric);
+                    let log_scale = metric.log_scale();
                     BaselineView {
                         metric,
                         samples: b.samples,
-                        mean: b.mean,
-                        std_dev: b.std_dev(),
+                        log_scale,
+                        mean: if log_scale { b.mean.exp() } else { b.mean },
+                        spread: if log_scale { b.std_dev().exp() } else { b.std_dev() },
                         drift: b.drift(),
                         warm: b.is_warm(&config),
                     }
