@@ -62,7 +62,7 @@ pub struct Usage {
 }
 
 /// One model call.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Vital {
     pub at: Timestamp,
     pub request_id: Option<String>,
@@ -97,4 +97,8 @@ pub struct Vital {
     pub user: Option<String>,
     /// The caller's address as Vigil saw it.
     pub client_ip: Option<String>,
+    /// Strength (0 to 1) of a prompt-injection signal in the call's newest input, when any
+    /// rule matched, and the rules that did.
+    pub injection_score: Option<f64>,
+    pub injection_rules: Vec<String>,
 }

@@ -25,6 +25,7 @@ pub fn request_facts(body: &Value) -> Result<RequestFacts, RequestError> {
         client_wants_stream_usage: true,
         system_prompt_sha256: system_prompt_hash(system.as_deref()),
         prompt_chars,
+        newest_input: crate::openai::newest_turn(messages.iter()),
     })
 }
 

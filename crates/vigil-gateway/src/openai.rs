@@ -19,6 +19,49 @@ pub struct RequestFacts {
     pub system_prompt_sha256: Option<Sha256Digest>,
     /// Characters of message text, for estimating input tokens when no usage arrives.
     pub prompt_chars: usize,
+    /// The text of the newest turn (the messages after the last assistant one: the user's,
+    /// and tool results), capped at [`NEWEST_INPUT_MAX`] bytes; scanned for injections.
+    pub newest_input: String,
+}
+
+/// Bytes of the newest turn kept for the injection scan.
+pub const NEWEST_INPUT_MAX: usize = 8 * 1024;
+
+/// The newest turn's text: messages from the end back to the last `assistant` one, in
+/// order, including tool results nested in content blocks (Anthropic `tool_result`).
+pub(crate) fn newest_turn<'a>(messages: impl DoubleEndedIterator<Item = &'a Value>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut size = 0;
+    for message in messages.rev() {
+        if message.get("role").and_then(Value::as_str) == Some("assistant") {
+            break;
+        }
+        let mut text = message.get("content").map(text_of).unwrap_or_default();
+        for block in message.get("content").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(inner) = block.get("content") {
+                text.push('\n');
+                text.push_str(&text_of(inner));
+            }
+        }
+        if let Some(output) = message.get("output").and_then(Value::as_str) {
+            text.push_str(output);
+        }
+        size += text.len();
+        parts.push(text);
+        if size >= NEWEST_INPUT_MAX {
+            break;
+        }
+    }
+    parts.reverse();
+    let mut joined = parts.join("\n");
+    if joined.len() > NEWEST_INPUT_MAX {
+        let mut end = NEWEST_INPUT_MAX;
+        while !joined.is_char_boundary(end) {
+            end -= 1;
+        }
+        joined.truncate(end);
+    }
+    joined
 }
 
 /// Why a request body cannot be forwarded.
@@ -99,6 +142,7 @@ impl RequestFacts {
                 .unwrap_or(false),
             system_prompt_sha256: system_prompt_hash(system_texts.iter().map(String::as_str)),
             prompt_chars,
+            newest_input: newest_turn(messages.iter()),
         })
     }
 }
@@ -204,6 +248,23 @@ pub fn estimate_usage(prompt_chars: usize, output_chars: usize) -> Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_turn_is_what_came_after_the_assistant() {
+        let messages = serde_json::json!([
+            { "role": "system", "content": "You are terse." },
+            { "role": "user", "content": "old question" },
+            { "role": "assistant", "content": "old answer" },
+            { "role": "user", "content": [{ "type": "text", "text": "new question" }] },
+            { "role": "tool", "content": "tool output" },
+            { "role": "user", "content": [{ "type": "tool_result", "tool_use_id": "t", "content": [{ "type": "text", "text": "nested result" }] }] }
+        ]);
+        let messages = messages.as_array().expect("array");
+        assert_eq!(newest_turn(messages.iter()), "new question\ntool output\n\nnested result");
+        let huge = serde_json::json!([{ "role": "user", "content": "é".repeat(NEWEST_INPUT_MAX) }]);
+        let capped = newest_turn(huge.as_array().expect("array").iter());
+        assert!(capped.len() <= NEWEST_INPUT_MAX && capped.starts_with('é'));
+    }
     use serde_json::json;
 
     #[test]

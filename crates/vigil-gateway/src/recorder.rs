@@ -167,6 +167,8 @@ mod tests {
             feature: None,
             user: None,
             client_ip: None,
+            injection_score: None,
+            injection_rules: Vec::new(),
         }
     }
 

@@ -35,6 +35,11 @@ pub fn request_facts(body: &Value) -> Result<RequestFacts, RequestError> {
         client_wants_stream_usage: true,
         system_prompt_sha256,
         prompt_chars: object.get("input").map(text_of).unwrap_or_default().chars().count(),
+        newest_input: match object.get("input") {
+            Some(Value::Array(items)) => crate::openai::newest_turn(items.iter()),
+            Some(other) => text_of(other),
+            None => String::new(),
+        },
     })
 }
 

@@ -14,6 +14,8 @@
 //! - [`diagnosis`]: ranked hypotheses with confidence and evidence from an episode of
 //!   anomalies, adjusted by operator feedback.
 //! - [`correlation`]: one agent, part of the fleet, or the whole fleet (an external cause).
+//! - [`injection`]: a lexical prompt-injection signal (with decoding of hidden text) that
+//!   the gateway computes per call and diagnosis weighs.
 //! - [`healing`]: the action ladder per diagnosis and the fleet's immune memory.
 //! - [`engine::Engine`]: all of the above as one deterministic state machine fed
 //!   timestamped [`engine::Input`]s, returning [`engine::Decision`]s; serializable for
@@ -26,6 +28,7 @@ pub mod correlation;
 pub mod diagnosis;
 pub mod engine;
 pub mod healing;
+pub mod injection;
 pub mod lifecycle;
 pub mod nab;
 pub mod replay;

@@ -88,8 +88,8 @@ pub fn observation(vital: &Vital) -> Option<Observation> {
         retries: vital.retries,
         error: vital.outcome != CallOutcome::Ok || vital.error_class.is_some(),
         prompt_sha256: vital.system_prompt_sha256.map(|d| d.to_string()),
-        injection: 0.0,
-        injection_patterns: Vec::new(),
+        injection: vital.injection_score.unwrap_or(0.0),
+        injection_patterns: vital.injection_rules.clone(),
     })
 }
 
@@ -779,6 +779,8 @@ mod tests {
             feature: None,
             user: None,
             client_ip: None,
+            injection_score: None,
+            injection_rules: Vec::new(),
         };
         let o = observation(&vital).expect("observed");
         assert_eq!((o.latency_ms, o.cost_usd, o.error, o.tool_calls), (1.5, Some(0.002), false, 2));

@@ -255,6 +255,14 @@ CREATE TABLE immune_controls (
 ) STRICT;
 "#,
     },
+    Migration {
+        version: 5,
+        name: "vitals: prompt-injection signal",
+        sql: r#"
+ALTER TABLE vitals ADD COLUMN injection_score REAL;
+ALTER TABLE vitals ADD COLUMN injection_rules TEXT;
+"#,
+    },
 ];
 
 /// The schema version this binary writes and expects.

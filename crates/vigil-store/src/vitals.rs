@@ -8,7 +8,7 @@ use vigil_core::vitals::{CallOutcome, Usage, Vital};
 use crate::{Result, Store};
 
 /// A stored vital with its position, for paging.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct StoredVital {
     pub seq: i64,
     #[serde(flatten)]
@@ -26,7 +26,7 @@ pub struct VitalsFilter {
 const COLUMNS: &str = "seq, at, request_id, agent_id, agent_type, provider, endpoint, model_requested, model_served, \
      streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, reasoning_tokens, \
      usage_estimated, tool_calls, tool_names, cost_nanos, unpriced, cost_reported, retries, error_class, system_prompt_sha256, \
-     feature, user_tag, client_ip";
+     feature, user_tag, client_ip, injection_score, injection_rules";
 
 fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -77,6 +77,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredVital> {
             feature: row.get(27)?,
             user: row.get(28)?,
             client_ip: row.get(29)?,
+            injection_score: row.get(30)?,
+            injection_rules: match row.get::<_, Option<String>>(31)? {
+                Some(rules) => serde_json::from_str(&rules).map_err(|e| bad(31, e.to_string()))?,
+                None => Vec::new(),
+            },
         },
     })
 }
@@ -89,9 +94,10 @@ impl Store {
                 "INSERT INTO vitals (at, request_id, agent_id, agent_type, provider, endpoint, model_requested,
                     model_served, streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens,
                     cached_tokens, reasoning_tokens, usage_estimated, tool_calls, tool_names, cost_nanos, unpriced,
-                    cost_reported, retries, error_class, system_prompt_sha256, feature, user_tag, client_ip)
+                    cost_reported, retries, error_class, system_prompt_sha256, feature, user_tag, client_ip,
+                    injection_score, injection_rules)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                    ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
+                    ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
             )?;
             for v in vitals {
                 let usage = v.usage.as_ref();
@@ -125,6 +131,9 @@ impl Store {
                     v.feature,
                     v.user,
                     v.client_ip,
+                    v.injection_score,
+                    (!v.injection_rules.is_empty())
+                        .then(|| serde_json::to_string(&v.injection_rules).unwrap_or_else(|_| "[]".to_owned())),
                 ])?;
             }
             crate::agents::record_calls(tx, vitals)?;
@@ -205,6 +214,8 @@ mod tests {
             feature: Some("chat".into()),
             user: None,
             client_ip: Some("127.0.0.1".into()),
+            injection_score: Some(0.9),
+            injection_rules: vec!["override".into()],
         }
     }
 

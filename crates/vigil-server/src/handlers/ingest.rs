@@ -23,6 +23,8 @@ pub const INGEST_ITEMS_MAX: usize = 10_000;
 const FIELD_LEN_MAX: usize = 256;
 /// Tool names kept per call.
 const TOOL_NAMES_MAX: usize = 64;
+/// Largest `input_text` scanned for injections.
+const INPUT_TEXT_MAX: usize = 8 * 1024;
 /// A reported call may be at most this far in the future (clock skew).
 const FUTURE_SKEW_US: i64 = 5 * 60 * 1_000_000;
 
@@ -66,6 +68,9 @@ pub struct IngestItem {
     pub system_prompt_sha256: Option<String>,
     pub feature: Option<String>,
     pub user: Option<String>,
+    /// The newest input the call sent (the user's message, tool results), up to 8 KiB:
+    /// scanned for prompt injection, never stored.
+    pub input_text: Option<String>,
 }
 
 /// What happened to a batch.
@@ -143,6 +148,10 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
             format!("at most {TOOL_NAMES_MAX} names of 1 to {FIELD_LEN_MAX} characters"),
         ));
     }
+    if item.input_text.as_ref().is_some_and(|t| t.len() > INPUT_TEXT_MAX) {
+        return Err(("input_text".into(), format!("must be at most {INPUT_TEXT_MAX} bytes")));
+    }
+    let signal = item.input_text.as_deref().map(vigil_immune::injection::scan).unwrap_or_default();
     let failed = item.error.is_some();
     Ok(Vital {
         at,
@@ -176,6 +185,8 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
         feature: item.feature,
         user: item.user,
         client_ip: None,
+        injection_score: (signal.score > 0.0).then_some(signal.score),
+        injection_rules: signal.matched,
     })
 }
 

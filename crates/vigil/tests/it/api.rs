@@ -19,7 +19,7 @@ fn success_bodies_carry_data_and_provenance() {
     }
     let version = server.get("/api/v1/version", None).body;
     assert_eq!(version["data"]["mode"], "local");
-    assert_eq!(version["data"]["schema_version"], 4);
+    assert_eq!(version["data"]["schema_version"], vigil_store::migrations::head_version());
     assert!(version["data"]["git_sha"].as_str().is_some_and(|s| !s.is_empty()));
 }
 
