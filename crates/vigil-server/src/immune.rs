@@ -372,6 +372,12 @@ impl Immune {
         }
     }
 
+    /// Whether `n` more observations fit in the queue with a tenth of it to spare; receivers
+    /// of bulk input answer "retry later" when not.
+    pub fn has_room(&self, n: usize) -> bool {
+        !self.enabled || self.tx.capacity() >= n.saturating_add(QUEUE / 10)
+    }
+
     /// Applies an operator's input; answers once it is logged.
     pub async fn operate(&self, input: Input) -> Result<Vec<Decision>, ImmuneError> {
         if !self.enabled {

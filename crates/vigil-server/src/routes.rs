@@ -14,7 +14,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use vigil_core::scope::Scope;
 
 use crate::api::{Envelope, ListPage};
-use crate::handlers::{audit, gateway, health, immune, ingest, keys, meta, runs, uploads};
+use crate::handlers::{audit, gateway, health, immune, ingest, keys, meta, otlp, runs, uploads};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -236,6 +236,10 @@ pub fn routes() -> Vec<Route> {
             .summary("One discovered agent")
             .data::<vigil_store::AgentRecord>()
             .to(gateway::get_agent),
+        route(Method::POST, "/v1/traces", "otlp.traces", WRITE)
+            .summary("OTLP/HTTP trace receiver (protobuf or JSON, gzip): GenAI and OpenInference model-call spans become vitals; partial success names rejected spans")
+            .raw("application/x-protobuf")
+            .to(otlp::traces),
         route(Method::GET, "/api/v1/immune/agents", "immune.agents.list", READ)
             .summary("Agents as the immune system sees them: lifecycle state, incident, pending approval, probation")
             .query::<immune::AgentsQuery>()

@@ -8,5 +8,6 @@ pub mod immune;
 pub mod ingest;
 pub mod keys;
 pub mod meta;
+pub mod otlp;
 pub mod runs;
 pub mod uploads;

@@ -10,6 +10,7 @@ mod gateway;
 mod harness;
 mod immune;
 mod mock_upstream;
+mod otlp;
 mod runs;
 mod sandbox;
 mod support;

@@ -1,0 +1,137 @@
+//! `POST /v1/traces`: an OTLP/HTTP trace receiver. OpenTelemetry SDKs and collectors export
+//! here (protobuf or JSON on the same path, optionally gzipped); the model-call spans become
+//! vitals, stored and judged like gateway calls (see [`crate::otlp`]).
+//!
+//! Answers follow OTLP/HTTP: the request's content type; 200 with a partial success naming
+//! rejected spans; 400 for a body that is not an export; 413 when the body (after
+//! decompression) exceeds [`DECOMPRESSED_MAX`]; 415 for other content types or encodings;
+//! 429 with `Retry-After` while too many exports are being written at once and 503 while
+//! the immune system's queue is nearly full (back-pressure the exporters retry on); errors
+//! carry a `google.rpc.Status`.
+
+use std::io::Read;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+use vigil_core::time::Timestamp;
+
+use crate::otlp::{self, Encoding};
+use crate::state::AppState;
+
+/// Largest export accepted once decompressed (OTLP recommends 20 MiB).
+pub const DECOMPRESSED_MAX: usize = 20 * 1024 * 1024;
+/// Exports written at the same time; more are told to retry.
+const WRITERS: usize = 4;
+static WRITING: Semaphore = Semaphore::const_new(WRITERS);
+
+fn answer(status: StatusCode, encoding: Encoding, body: Vec<u8>, retry_after: Option<u64>) -> Response {
+    let content_type = match encoding {
+        Encoding::Protobuf => "application/x-protobuf",
+        Encoding::Json => "application/json",
+    };
+    let mut response = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    if let Some(secs) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn error(status: StatusCode, encoding: Encoding, message: &str, retry_after: Option<u64>) -> Response {
+    // google.rpc.Code: 3 invalid argument, 8 resource exhausted, 14 unavailable.
+    let code = match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => 8,
+        StatusCode::SERVICE_UNAVAILABLE => 14,
+        _ => 3,
+    };
+    answer(status, encoding, otlp::status_body(code, message, encoding), retry_after)
+}
+
+pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    let encoding = match content_type.as_deref() {
+        Some("application/x-protobuf") => Encoding::Protobuf,
+        Some("application/json") => Encoding::Json,
+        other => {
+            let message = format!("OTLP/HTTP takes application/x-protobuf or application/json, not {other:?}");
+            return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, Encoding::Json, &message, None);
+        }
+    };
+    let compression = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim);
+    let body = match compression {
+        None | Some("" | "identity") => {
+            if body.len() > DECOMPRESSED_MAX {
+                return error(StatusCode::PAYLOAD_TOO_LARGE, encoding, "the export is larger than 20 MiB", None);
+            }
+            body.to_vec()
+        }
+        Some(e) if e.eq_ignore_ascii_case("gzip") => {
+            let mut out = Vec::new();
+            let read = flate2::read::GzDecoder::new(&body[..]).take(DECOMPRESSED_MAX as u64 + 1).read_to_end(&mut out);
+            match read {
+                Err(e) => {
+                    return error(StatusCode::BAD_REQUEST, encoding, &format!("the gzip body is corrupt: {e}"), None);
+                }
+                Ok(n) if n > DECOMPRESSED_MAX => {
+                    let message = "the export is larger than 20 MiB once decompressed";
+                    return error(StatusCode::PAYLOAD_TOO_LARGE, encoding, message, None);
+                }
+                Ok(_) => out,
+            }
+        }
+        Some(other) => {
+            let message = format!("Content-Encoding {other:?} is not supported; use gzip or none");
+            return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, encoding, &message, None);
+        }
+    };
+    let request = match otlp::decode(&body, encoding) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, encoding, &e.to_string(), None),
+    };
+    let mapped = otlp::to_vitals(&request, Timestamp::now());
+    if !mapped.vitals.is_empty() {
+        if !state.immune.has_room(mapped.vitals.len()) {
+            let message = "the immune system is catching up; retry shortly";
+            return error(StatusCode::SERVICE_UNAVAILABLE, encoding, message, Some(1));
+        }
+        let Ok(_permit) = WRITING.try_acquire() else {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                encoding,
+                "too many exports are being written; retry shortly",
+                Some(1),
+            );
+        };
+        let store = state.store.clone();
+        let vitals = mapped.vitals;
+        let written = tokio::task::spawn_blocking(move || store.insert_vitals(&vitals).map(|()| vitals)).await;
+        match written {
+            Ok(Ok(vitals)) => vitals.iter().for_each(|v| state.immune.observe(v)),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "could not store OTLP vitals");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    encoding,
+                    "storage is unavailable; retry shortly",
+                    Some(1),
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing OTLP vitals failed");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    encoding,
+                    "storage is unavailable; retry shortly",
+                    Some(1),
+                );
+            }
+        }
+    }
+    let message = if mapped.rejected > 0 { mapped.reasons.join("; ") } else { String::new() };
+    answer(StatusCode::OK, encoding, otlp::response(mapped.rejected, message, encoding), None)
+}

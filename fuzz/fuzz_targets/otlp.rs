@@ -1,0 +1,23 @@
+//! OTLP/HTTP trace exports: any bytes, as protobuf or as JSON, decode to an export or an
+//! error, and any export maps to vitals without panicking; every vital is well formed.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vigil_core::time::Timestamp;
+use vigil_server::otlp::{Encoding, decode, to_vitals};
+
+fuzz_target!(|data: &[u8]| {
+    for encoding in [Encoding::Protobuf, Encoding::Json] {
+        if let Ok(request) = decode(data, encoding) {
+            let mapped = to_vitals(&request, Timestamp::from_unix_micros(1_700_000_000_000_000));
+            for v in &mapped.vitals {
+                assert!(!v.agent_id.is_empty() && v.agent_id.chars().count() <= 256);
+                assert!(v.injection_score.is_none_or(|s| (0.0..=0.99).contains(&s)));
+                if let Some(u) = v.usage {
+                    assert!(u.cached_tokens <= u.input_tokens && u.reasoning_tokens <= u.output_tokens);
+                }
+            }
+            assert!(mapped.reasons.len() <= 5);
+        }
+    }
+});
