@@ -27,6 +27,10 @@ pub fn document(specs: &[RouteSpec], version: &str) -> Value {
                 op.insert("x-vigil-scope".into(), json!(scope.as_str()));
             }
         }
+        if spec.model_call {
+            // Answers (errors included) come in the model provider's shape, not Vigil's.
+            op.insert("x-vigil-model-call".into(), json!(true));
+        }
 
         let mut parameters: Vec<Value> = spec
             .path

@@ -44,7 +44,8 @@ fn production_mode_guards_every_registered_route() {
             guarded += 1;
 
             // Model-call routes answer in the provider's (OpenAI's) error shape.
-            let model_call = path.starts_with("/v1/");
+            let model_call = op["x-vigil-model-call"] == json!(true);
+            assert_eq!(model_call, path.starts_with("/v1/") && path != "/v1/traces", "{what}: model calls are /v1/");
             let (unauthorized, forbidden) =
                 if model_call { ("invalid_api_key", "insufficient_scope") } else { ("unauthorized", "forbidden") };
             let anonymous = server.request(&method, &url, None, body);
