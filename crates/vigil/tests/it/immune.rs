@@ -254,3 +254,32 @@ fn a_restart_mid_incident_restores_the_state() {
     assert_ne!(call_through_gateway(&server, "b").error_code(), "agent_quarantined");
     assert!(server.stop().success());
 }
+
+/// clients/python: buffered batches with an API key, a retry after a 503, a refused item
+/// reported back, and the calls stored and judged (an injected input included).
+#[test]
+fn the_python_client_reports_calls_with_buffering_and_retries() {
+    let env = env();
+    let key = env.key("py-agent", "write");
+    let server = env.start();
+    let python = std::env::var("VIGIL_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/client_test.py");
+    let out = std::process::Command::new(python).args([script, &server.url, &key]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let flaky = summary["flaky_requests"].as_array().expect("requests");
+    assert_eq!(flaky.len(), 2, "one 503, then the retry: {summary}");
+    assert!(flaky.iter().all(|r| r["key"] == "vgl_test" && r["items"] == 3));
+    assert_eq!(summary["flaky_stats"]["retries"], 1);
+    assert_eq!(summary["stats"]["accepted"], 60, "{summary}");
+    assert_eq!(summary["stats"]["rejected"], 1);
+    assert!(summary["problems"][0]["errors"][0]["field"] == "latency_ms", "{summary}");
+
+    let a = wait_for("all calls judged", || {
+        let a = agent(&server, "py-agent");
+        (a["observations"] == 60).then_some(a)
+    });
+    assert_ne!(a["state"], "healthy", "the injected input was caught: {a}");
+    let incident = server.get(&format!("/api/v1/immune/incidents/{}", a["incident_id"].as_str().unwrap_or("")), None);
+    assert_eq!(incident.body["data"]["hypotheses"][0]["diagnosis"], "prompt_injection", "{:?}", incident.body);
+}
