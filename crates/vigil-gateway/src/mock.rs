@@ -9,6 +9,12 @@
 //! - `slow-stream`: a stream that trickles a chunk every 100 ms for ten seconds;
 //! - `broken-stream`: a stream that stops mid-way without `[DONE]`.
 //!
+//! - a request whose `metadata` carries `mock_*` keys (the simulated fleet of `vigil demo`)
+//!   is answered as a provider under that load would: `mock_latency_ms` of delay,
+//!   `mock_status` as the HTTP status (an error in OpenAI's shape), usage counted from the
+//!   prompt's length (about four characters a token) and `mock_output_tokens`, and
+//!   `mock_tool_calls` calls of `mock_tool` when the request offers tools.
+//!
 //! `/v1/messages` answers in Anthropic's shape (text plus one `search` tool use; usage 10 in,
 //! 4 of them cache reads on top, 7 out), streamed as typed events when asked.
 //! `/v1/responses` answers in the Responses API's shape (text plus one `search` function
@@ -151,10 +157,55 @@ fn error(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> R
         .into_response()
 }
 
+/// A simulated provider's answer to a request carrying `metadata.mock_*` directives.
+async fn simulated(body: &Value, metadata: &serde_json::Map<String, Value>) -> Response {
+    let number = |key: &str| metadata.get(key).and_then(|v| v.as_str()?.parse::<u64>().ok().or_else(|| v.as_u64()));
+    if let Some(ms) = number("mock_latency_ms") {
+        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+    }
+    if let Some(status) = number("mock_status").and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
+        && !status.is_success()
+    {
+        return error(status, "the simulated provider is failing", "server_error", None);
+    }
+    let model = body["model"].as_str().unwrap_or("");
+    let prompt_chars: usize = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str())
+        .map(|c| c.chars().count())
+        .sum();
+    let prompt_tokens = prompt_chars as u64 / 4 + 8;
+    let completion_tokens = number("mock_output_tokens").unwrap_or(200);
+    let offers_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    let tool = metadata.get("mock_tool").and_then(Value::as_str).unwrap_or("search");
+    let calls = if offers_tools { number("mock_tool_calls").unwrap_or(0).min(64) } else { 0 };
+    let tool_calls: Vec<Value> = (0..calls)
+        .map(|i| json!({ "id": format!("call_{i}"), "type": "function", "function": { "name": tool, "arguments": "{}" } }))
+        .collect();
+    let mut message = json!({ "role": "assistant", "content": "Done." });
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    Json(json!({
+        "id": "chatcmpl-sim", "object": "chat.completion", "created": 1_700_000_000, "model": served(model),
+        "choices": [{ "index": 0, "message": message, "finish_reason": if calls > 0 { "tool_calls" } else { "stop" } }],
+        "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                   "total_tokens": prompt_tokens + completion_tokens }
+    }))
+    .into_response()
+}
+
 async fn chat(State(state): State<MockState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     state.record(&headers, &body);
     if !state.delay.is_zero() {
         tokio::time::sleep(state.delay).await;
+    }
+    if let Some(metadata) =
+        body.get("metadata").and_then(Value::as_object).filter(|m| m.keys().any(|k| k.starts_with("mock_")))
+    {
+        return simulated(&body, metadata).await;
     }
     let model = body["model"].as_str().unwrap_or("").to_owned();
     let stream = body["stream"].as_bool().unwrap_or(false);

@@ -290,6 +290,8 @@ impl Gateway {
                         vital.provider = provider.clone();
                         vital.status = StatusCode::SERVICE_UNAVAILABLE.as_u16();
                         vital.error_class = Some("circuit_open".to_owned());
+                        // The provider is failing: the agent's call failed because of it.
+                        vital.outcome = CallOutcome::Unreachable;
                         let secs = retry_after.as_secs().max(1);
                         let message =
                             format!("upstream {provider} is failing; its circuit breaker is open for {secs} s");

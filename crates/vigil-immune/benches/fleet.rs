@@ -122,6 +122,7 @@ fn healthy(rng: &mut Rng, id: &str, p: &Profile) -> Observation {
         prompt_sha256: Some(p.prompt.clone()),
         injection: if rng.next() < 0.01 { 0.2 * rng.next() } else { 0.0 },
         injection_patterns: Vec::new(),
+        started_us: None,
     }
 }
 

@@ -1,16 +1,22 @@
 //! Correlation: is one agent sick, or is the whole fleet reacting to the same outside cause?
 //!
-//! [`Correlator`] remembers which agents were seen and which were anomalous, by time. When
-//! an agent's suspicion is about to be confirmed, [`Correlator::verdict`] counts the agents
-//! anomalous within the window among those active in it: one agent is
-//! [`Verdict::AgentSpecific`]; several but less than the fleet share is
+//! [`Correlator`] remembers which agents were seen, and which showed which symptom (an
+//! anomalous metric), by time. When an agent's suspicion is about to be confirmed,
+//! [`Correlator::verdict`] counts, for each of its symptoms, the agents that showed the same
+//! symptom within the window, among those active in it, and takes the largest count: one
+//! agent is [`Verdict::AgentSpecific`]; several but less than the fleet share is
 //! [`Verdict::PartialFleet`]; at least the share (and the minimum count) is
 //! [`Verdict::FleetWide`], an external cause such as a provider outage, which must not be
-//! "healed" agent by agent.
+//! "healed" agent by agent. Matching symptoms matters: three agents with three unrelated
+//! faults in the same minute are three incidents, not an outage. Injection signals and
+//! prompt changes are never symptoms here: many agents injected at once is an attack on
+//! the fleet, not a cause to excuse.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::sentinel::Metric;
 
 /// How correlation judges.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -38,11 +44,11 @@ pub enum Verdict {
     FleetWide { agents: u32, active: u32 },
 }
 
-/// Last-seen and last-anomalous times per agent.
+/// Last-seen times per agent, and last times per agent and symptom.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Correlator {
     seen: BTreeMap<String, i64>,
-    anomalous: BTreeMap<String, i64>,
+    symptoms: BTreeMap<Metric, BTreeMap<String, i64>>,
 }
 
 impl Correlator {
@@ -50,23 +56,27 @@ impl Correlator {
         bump(&mut self.seen, agent, at_us);
     }
 
-    pub fn saw_anomaly(&mut self, agent: &str, at_us: i64) {
+    /// `agent` showed `metric` as anomalous at `at_us`.
+    pub fn saw_symptom(&mut self, agent: &str, metric: Metric, at_us: i64) {
         bump(&mut self.seen, agent, at_us);
-        bump(&mut self.anomalous, agent, at_us);
+        bump(self.symptoms.entry(metric).or_default(), agent, at_us);
     }
 
-    /// Forgets agents not seen for a window (bounds memory; they no longer count anyway).
+    /// Forgets what is older than a window (bounds memory; it no longer counts anyway).
     pub fn prune(&mut self, now_us: i64, config: &CorrelationConfig) {
         let since = now_us.saturating_sub(config.window_us);
         self.seen.retain(|_, t| *t >= since);
-        self.anomalous.retain(|_, t| *t >= since);
+        for agents in self.symptoms.values_mut() {
+            agents.retain(|_, t| *t >= since);
+        }
+        self.symptoms.retain(|_, agents| !agents.is_empty());
     }
 
-    /// The verdict at `now_us`.
-    pub fn verdict(&self, now_us: i64, config: &CorrelationConfig) -> Verdict {
+    /// The verdict at `now_us` for an agent showing `symptoms`.
+    pub fn verdict(&self, now_us: i64, symptoms: &[Metric], config: &CorrelationConfig) -> Verdict {
         let since = now_us.saturating_sub(config.window_us);
         let active = count(&self.seen, since);
-        let agents = count(&self.anomalous, since);
+        let agents = symptoms.iter().filter_map(|m| self.symptoms.get(m)).map(|a| count(a, since)).max().unwrap_or(0);
         if agents <= 1 {
             Verdict::AgentSpecific
         } else if agents >= config.fleet_min_agents && f64::from(agents) >= config.fleet_share * f64::from(active) {
@@ -94,6 +104,8 @@ fn count(map: &BTreeMap<String, i64>, since: i64) -> u32 {
 mod tests {
     use super::*;
 
+    const LATENCY: &[Metric] = &[Metric::LatencyMs];
+
     #[test]
     fn specific_partial_and_fleet_wide() {
         let config = CorrelationConfig::default();
@@ -101,29 +113,47 @@ mod tests {
         for i in 0..10 {
             c.saw(&format!("agent-{i}"), 1_000);
         }
-        c.saw_anomaly("agent-0", 2_000);
-        assert_eq!(c.verdict(2_000, &config), Verdict::AgentSpecific);
-        c.saw_anomaly("agent-1", 2_100);
-        c.saw_anomaly("agent-2", 2_200);
-        assert_eq!(c.verdict(2_200, &config), Verdict::PartialFleet { agents: 3, active: 10 });
+        c.saw_symptom("agent-0", Metric::LatencyMs, 2_000);
+        assert_eq!(c.verdict(2_000, LATENCY, &config), Verdict::AgentSpecific);
+        c.saw_symptom("agent-1", Metric::LatencyMs, 2_100);
+        c.saw_symptom("agent-2", Metric::LatencyMs, 2_200);
+        assert_eq!(c.verdict(2_200, LATENCY, &config), Verdict::PartialFleet { agents: 3, active: 10 });
         for i in 3..6 {
-            c.saw_anomaly(&format!("agent-{i}"), 2_300);
+            c.saw_symptom(&format!("agent-{i}"), Metric::LatencyMs, 2_300);
         }
-        assert_eq!(c.verdict(2_300, &config), Verdict::FleetWide { agents: 6, active: 10 });
+        assert_eq!(c.verdict(2_300, LATENCY, &config), Verdict::FleetWide { agents: 6, active: 10 });
         // A window later, only what happens then counts.
         let later = 2_300 + config.window_us + 1;
-        c.saw_anomaly("agent-7", later);
-        assert_eq!(c.verdict(later, &config), Verdict::AgentSpecific);
+        c.saw_symptom("agent-7", Metric::LatencyMs, later);
+        assert_eq!(c.verdict(later, LATENCY, &config), Verdict::AgentSpecific);
         c.prune(later, &config);
         assert_eq!(c.seen.len(), 1);
+    }
+
+    #[test]
+    fn unrelated_symptoms_are_not_a_fleet() {
+        let config = CorrelationConfig::default();
+        let mut c = Correlator::default();
+        for (agent, metric) in
+            [("a", Metric::LatencyMs), ("b", Metric::InputTokens), ("c", Metric::ToolCalls), ("d", Metric::CostUsd)]
+        {
+            c.saw_symptom(agent, metric, 10);
+        }
+        assert_eq!(c.verdict(10, &[Metric::ToolCalls], &config), Verdict::AgentSpecific);
+        c.saw_symptom("b", Metric::LatencyMs, 11);
+        c.saw_symptom("c", Metric::LatencyMs, 11);
+        assert_eq!(
+            c.verdict(11, &[Metric::ToolCalls, Metric::LatencyMs], &config),
+            Verdict::FleetWide { agents: 3, active: 4 }
+        );
     }
 
     #[test]
     fn two_agents_are_never_a_fleet() {
         let config = CorrelationConfig::default();
         let mut c = Correlator::default();
-        c.saw_anomaly("a", 1);
-        c.saw_anomaly("b", 1);
-        assert_eq!(c.verdict(1, &config), Verdict::PartialFleet { agents: 2, active: 2 });
+        c.saw_symptom("a", Metric::Errors, 1);
+        c.saw_symptom("b", Metric::Errors, 1);
+        assert_eq!(c.verdict(1, &[Metric::Errors], &config), Verdict::PartialFleet { agents: 2, active: 2 });
     }
 }

@@ -89,6 +89,11 @@ pub struct Episode {
 const EPISODE_NAMES_MAX: usize = 32;
 
 impl Episode {
+    /// The metrics that were anomalous (the symptoms correlation matches across agents).
+    pub fn symptoms(&self) -> Vec<Metric> {
+        self.deviations.iter().filter(|(_, d)| **d > 0.0).map(|(m, _)| *m).collect()
+    }
+
     pub fn deviation(&self, metric: Metric) -> f64 {
         self.deviations.get(&metric).copied().unwrap_or(0.0)
     }

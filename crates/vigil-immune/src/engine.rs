@@ -47,7 +47,9 @@ pub struct EngineConfig {
     /// Anomalous observations among the last `confirm_window` that confirm a suspicion.
     pub confirm_anomalies: u32,
     pub confirm_window: u32,
-    /// A deviation this large confirms at once.
+    /// A deviation this large confirms at once (for what the agent itself sends and does:
+    /// tokens, tool calls, cost; not latency, errors or retries, which a provider outage
+    /// causes too).
     pub severe_deviation: f64,
     /// An injection signal at least this strong is an anomaly.
     pub injection_threshold: f64,
@@ -109,6 +111,10 @@ pub struct Observation {
     /// Strength of a prompt-injection signal in the call's input, 0 to 1.
     pub injection: f64,
     pub injection_patterns: Vec<String>,
+    /// When the call started (microseconds since the epoch), when known. A call that
+    /// started before an agent's probation neither judges nor teaches it: it was made
+    /// before the cure.
+    pub started_us: Option<i64>,
 }
 
 /// What can happen.
@@ -350,10 +356,22 @@ pub enum EngineError {
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Waiting {
     Nothing,
-    Drain { until_us: i64 },
-    Approval { approval_id: String },
-    Action { action_id: String, action: Action },
-    Probation { action: Action, normal: u32 },
+    Drain {
+        until_us: i64,
+    },
+    Approval {
+        approval_id: String,
+    },
+    Action {
+        action_id: String,
+        action: Action,
+    },
+    /// `since_us`: when probation began; calls that started earlier do not judge the cure.
+    Probation {
+        action: Action,
+        normal: u32,
+        since_us: i64,
+    },
 }
 
 /// Calls remembered per agent for the windowed metrics (retries, errors).
@@ -630,8 +648,13 @@ impl Engine {
         agent.recent.push_back((o.error, o.retries));
         let state = agent.state();
         // Isolated agents' calls (reported by ingest while the gateway refuses them) neither
-        // teach nor judge.
+        // teach nor judge, and neither do calls begun before the cure.
         if !matches!(state, State::Healthy | State::Suspected | State::Probation) {
+            return;
+        }
+        if let (Waiting::Probation { since_us, .. }, Some(started)) = (&agent.waiting, o.started_us)
+            && started < *since_us
+        {
             return;
         }
         let values = [
@@ -688,7 +711,12 @@ impl Engine {
         if anomalous {
             agent.anomalies += 1;
             agent.normal_streak = 0;
-            self.correlator.saw_anomaly(&o.agent_id, now);
+            self.correlator.saw(&o.agent_id, now);
+            for a in &anomalies {
+                if let Anomaly::Metric { metric, .. } = a {
+                    self.correlator.saw_symptom(&o.agent_id, *metric, now);
+                }
+            }
         } else {
             agent.normal_streak = agent.normal_streak.saturating_add(1);
             self.correlator.saw(&o.agent_id, now);
@@ -711,8 +739,14 @@ impl Engine {
                 }
             }
         }
+        // Latency, errors and retries are also what a provider outage looks like: however
+        // large, they wait for a second anomaly (and so for the rest of the fleet to show
+        // the same) before confirming. What an agent sends and does is its own.
         let severe = anomalies.iter().any(|a| match a {
-            Anomaly::Metric { deviation, .. } => *deviation >= config.severe_deviation,
+            Anomaly::Metric { metric, deviation, .. } => {
+                *deviation >= config.severe_deviation
+                    && !matches!(metric, Metric::LatencyMs | Metric::Errors | Metric::Retries)
+            }
             Anomaly::Injection { score, .. } => *score >= config.severe_injection,
             Anomaly::PromptChanged { .. } => false,
         });
@@ -750,7 +784,8 @@ impl Engine {
         if !severe && recent < self.config.confirm_anomalies {
             return;
         }
-        let verdict = self.correlator.verdict(out.at_us, &self.config.correlation);
+        let symptoms = agent.episode.as_ref().map(Episode::symptoms).unwrap_or_default();
+        let verdict = self.correlator.verdict(out.at_us, &symptoms, &self.config.correlation);
         if let Verdict::FleetWide { .. } = verdict {
             self.join_fleet_incident(id, verdict, out);
             return;
@@ -848,7 +883,8 @@ impl Engine {
             agent.waiting = Waiting::Nothing;
             // The rest of the fleet may have caught up while this agent drained: a fleet-wide
             // cause is not healed agent by agent.
-            let verdict = self.correlator.verdict(out.at_us, &self.config.correlation);
+            let symptoms = agent.episode.as_ref().map(Episode::symptoms).unwrap_or_default();
+            let verdict = self.correlator.verdict(out.at_us, &symptoms, &self.config.correlation);
             if let Verdict::FleetWide { .. } = verdict
                 && let Some(own) = agent.incident_id.take()
             {
@@ -958,7 +994,7 @@ impl Engine {
                 let samples = self.config.accelerate_samples;
                 agent.baselines.iter_mut().for_each(|b| b.accelerate(samples));
             }
-            agent.waiting = Waiting::Probation { action, normal: 0 };
+            agent.waiting = Waiting::Probation { action, normal: 0, since_us: out.at_us };
             agent.flags.clear();
             self.transition(&id, Event::HealApplied, out);
         } else {
@@ -980,7 +1016,7 @@ impl Engine {
 
     fn probation_step(&mut self, id: &str, anomalous: bool, out: &mut Out) {
         let Some(agent) = self.agents.get_mut(id) else { return };
-        let Waiting::Probation { action, normal } = agent.waiting.clone() else { return };
+        let Waiting::Probation { action, normal, since_us } = agent.waiting.clone() else { return };
         let incident_id = agent.incident_id.clone().unwrap_or_default();
         let diagnosis = self.incidents.get(&incident_id).map_or(Diagnosis::Unknown, Incident::diagnosis);
         if anomalous {
@@ -997,7 +1033,7 @@ impl Engine {
         let normal =
             if warm && agent.baseline(Metric::LatencyMs).is_warm(&self.config.baseline) { normal + 1 } else { normal };
         if normal < self.config.probation_calls {
-            agent.waiting = Waiting::Probation { action, normal };
+            agent.waiting = Waiting::Probation { action, normal, since_us };
             return;
         }
         agent.waiting = Waiting::Nothing;

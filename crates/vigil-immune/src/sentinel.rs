@@ -134,12 +134,17 @@ impl Anomaly {
     pub fn explain(&self) -> String {
         match self {
             Anomaly::Metric { metric, value, mean, spread, deviation, multiplicative: false } => format!(
-                "{} was {value:.3}, against a baseline of {mean:.3} ± {spread:.3}: {deviation:+.1} deviations",
-                metric.as_str()
+                "{} was {}, against a baseline of {} ± {}: {deviation:+.1} deviations",
+                metric.as_str(),
+                number(*value),
+                number(*mean),
+                number(*spread)
             ),
             Anomaly::Metric { metric, value, mean, spread, deviation, multiplicative: true } => format!(
-                "{} was {value:.3}, against a typical {mean:.3} (×/÷ {spread:.2}): {deviation:+.1} deviations",
-                metric.as_str()
+                "{} was {}, against a typical {} (×/÷ {spread:.2}): {deviation:+.1} deviations",
+                metric.as_str(),
+                number(*value),
+                number(*mean)
             ),
             Anomaly::PromptChanged { from, to } => {
                 format!("the system prompt changed (sha256 {} → {})", short(from), short(to))
@@ -151,6 +156,23 @@ impl Anomaly {
                 format!("the input carried a prompt-injection signal of {score:.2} ({})", patterns.join(", "))
             }
         }
+    }
+}
+
+/// A number with the digits that matter: whole above 100, cents of a unit above 1, three
+/// significant digits below (a cost of 0.000271 dollars reads as 2.71e-4).
+fn number(x: f64) -> String {
+    let a = x.abs();
+    if a == 0.0 || !a.is_finite() {
+        format!("{x}")
+    } else if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else if a >= 0.01 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.2e}")
     }
 }
 
@@ -216,7 +238,7 @@ mod tests {
         assert_eq!(check(Metric::LatencyMs, 206.0, &b, &BaselineConfig::default(), &config), None);
         let anomaly = check(Metric::LatencyMs, 2_000.0, &b, &BaselineConfig::default(), &config).expect("spike");
         let text = anomaly.explain();
-        assert!(text.starts_with("latency_ms was 2000.000, against a baseline of 20"), "{text}");
+        assert!(text.starts_with("latency_ms was 2000, against a baseline of 20"), "{text}");
         assert!(text.contains("deviations"), "{text}");
     }
 

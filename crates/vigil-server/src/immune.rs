@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use vigil_core::config::ImmuneConfig;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::time::Timestamp;
@@ -45,6 +45,8 @@ use vigil_store::{ImmuneLogEntry, NewAuditEntry, Store, StoreError};
 const QUEUE: usize = 65_536;
 /// Most inputs applied (and logged) together.
 const BATCH_MAX: usize = 2_048;
+/// Decisions buffered for each live subscriber (a slow one misses the oldest).
+const EVENTS: usize = 4_096;
 /// Log entries read at once while restoring.
 const RESTORE_PAGE: usize = 10_000;
 
@@ -90,6 +92,7 @@ pub fn observation(vital: &Vital) -> Option<Observation> {
         prompt_sha256: vital.system_prompt_sha256.map(|d| d.to_string()),
         injection: vital.injection_score.unwrap_or(0.0),
         injection_patterns: vital.injection_rules.clone(),
+        started_us: Some(vital.at.as_unix_micros()),
     })
 }
 
@@ -318,6 +321,7 @@ pub struct Immune {
     guard: Arc<ImmuneGuard>,
     dropped: Counter,
     enabled: bool,
+    events: broadcast::Sender<Decision>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -341,7 +345,16 @@ impl Immune {
             config: config.clone(),
             http: reqwest::Client::builder().build().unwrap_or_default(),
         };
-        let worker = Worker { engine: engine.clone(), store, executor, tx: tx.clone(), seq, config: config.clone() };
+        let (events, _) = broadcast::channel(EVENTS);
+        let worker = Worker {
+            engine: engine.clone(),
+            store,
+            executor,
+            tx: tx.clone(),
+            seq,
+            config: config.clone(),
+            events: events.clone(),
+        };
         // Actions a previous process started and never reported on are run again.
         if config.enabled {
             for (action_id, agent_id, action, incident_id, diagnosis) in running {
@@ -349,7 +362,7 @@ impl Immune {
             }
         }
         let task = if config.enabled { Some(tokio::spawn(worker.run(rx))) } else { None };
-        Ok(Arc::new(Immune { engine, tx, guard, dropped, enabled: config.enabled, task: Mutex::new(task) }))
+        Ok(Arc::new(Immune { engine, tx, guard, dropped, enabled: config.enabled, events, task: Mutex::new(task) }))
     }
 
     pub fn guard(&self) -> Arc<ImmuneGuard> {
@@ -370,6 +383,11 @@ impl Immune {
         {
             self.dropped.inc();
         }
+    }
+
+    /// Every decision from now on, as the engine makes it (after it is logged).
+    pub fn subscribe(&self) -> broadcast::Receiver<Decision> {
+        self.events.subscribe()
     }
 
     /// Whether `n` more observations fit in the queue with a tenth of it to spare; receivers
@@ -497,6 +515,7 @@ struct Worker {
     tx: mpsc::Sender<Command>,
     seq: i64,
     config: ImmuneConfig,
+    events: broadcast::Sender<Decision>,
 }
 
 impl Worker {
@@ -548,6 +567,7 @@ impl Worker {
     async fn apply(&mut self, commands: Vec<Command>) -> Option<oneshot::Sender<()>> {
         let mut log = Vec::new();
         let mut acts = Vec::new();
+        let mut published = Vec::new();
         let mut replies = Vec::new();
         let mut shutdown = None;
         {
@@ -578,6 +598,7 @@ impl Worker {
                                 acts.push(act);
                             }
                         }
+                        published.extend(decisions.iter().cloned());
                         if let Some(reply) = reply {
                             replies.push((reply, Ok(decisions)));
                         }
@@ -604,6 +625,11 @@ impl Worker {
         }
         for act in acts {
             self.act(act);
+        }
+        if self.events.receiver_count() > 0 {
+            for d in published {
+                let _ = self.events.send(d);
+            }
         }
         for (reply, result) in replies {
             let _ = reply.send(result);

@@ -15,7 +15,7 @@ use vigil_core::scope::Scope;
 use vigil_server::{App, BuildInfo};
 use vigil_store::{BlobStore, DATABASE_FILE, NewAuditEntry, Store, StoreOptions};
 
-const BUILD: BuildInfo = BuildInfo { version: env!("CARGO_PKG_VERSION"), git_sha: env!("VIGIL_GIT_SHA") };
+pub(crate) const BUILD: BuildInfo = BuildInfo { version: env!("CARGO_PKG_VERSION"), git_sha: env!("VIGIL_GIT_SHA") };
 
 /// Vigil: observe, heal, run and govern AI workloads on your own machines.
 ///
@@ -99,6 +99,31 @@ enum Command {
     /// List, inspect and check plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Watch the immune system work: a real Vigil in front of a mock provider, a fleet of
+    /// simulated agents calling through the gateway, and one fault after another (latency
+    /// spike, token blow-up, tool loop, cost overrun, prompt injection, provider outage),
+    /// with detection, diagnosis, approvals, healing and probation printed as they happen.
+    /// Exits 1 unless every fault was diagnosed as expected.
+    Demo {
+        /// Simulated agents (at least 6).
+        #[arg(long, default_value_t = 6)]
+        agents: usize,
+        /// Run the whole scenario in about half a minute.
+        #[arg(long)]
+        fast: bool,
+        /// Stop after the scenario instead of serving until Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+        /// Print only the summary, as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Leave approvals to you (the API or console) instead of approving after a pause.
+        #[arg(long)]
+        manual_approvals: bool,
+        /// Where Vigil listens.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
     /// The immune system: export its input log, replay one.
     #[command(subcommand)]
     Immune(ImmuneCommand),
@@ -284,6 +309,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc { older_than, dry_run, json } => gc(&global, older_than, dry_run, json),
         Command::Replay { bundle, json } => replay(&global, &bundle, json),
         Command::Immune(cmd) => immune(&global, cmd),
+        Command::Demo { agents, fast, exit, json, manual_approvals, listen } => {
+            if !json {
+                init_logging_quiet();
+            }
+            crate::demo::run(crate::demo::DemoOptions {
+                agents,
+                fast,
+                exit,
+                json,
+                auto_approve: !manual_approvals,
+                listen,
+            })
+        }
         Command::Version => {
             println!("vigil {}", BUILD.version);
             println!("git revision: {}", BUILD.git_sha);
@@ -345,6 +383,13 @@ fn open_store(global: &Global, create: bool) -> anyhow::Result<(Config, Store)> 
     let store = if create { Store::open(&path, options) } else { Store::open_existing(&path, options) };
     let store = store.with_context(|| format!("opening {}", path.display()))?;
     Ok((config, store))
+}
+
+/// Warnings and errors only (the demo prints its own story).
+fn init_logging_quiet() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn init_logging() {

@@ -282,19 +282,25 @@ fn a_fleet_wide_outage_is_an_external_cause_and_nobody_is_healed() {
         }
     }
     let mut all = Vec::new();
+    let slow = |a: &str, rng: &mut Rng| Observation { latency_ms: 30_000.0, error: true, ..healthy(a, rng) };
+    // The first agent calls twice before anyone else: it is confirmed as a case of its own
+    // and starts draining.
+    for _ in 0..2 {
+        all.extend(run.observe(slow("agent-0", &mut rng)));
+    }
+    assert_eq!(run.state("agent-0"), State::Draining);
     for _ in 0..3 {
-        for a in &agents {
-            let slow = Observation { latency_ms: 30_000.0, error: true, ..healthy(a, &mut rng) };
-            all.extend(run.observe(slow));
+        for a in &agents[1..] {
+            all.extend(run.observe(slow(a, &mut rng)));
         }
     }
     all.extend(run.drain());
     assert!(executed(&all).is_none() && requested(&all).is_none(), "{all:?}");
     assert!(agents.iter().all(|a| run.state(a) == State::Suspected));
     let incidents: Vec<&Incident> = run.engine.incidents().collect();
-    // The first agent to be confirmed may precede the correlation; every later one joins.
+    // Every agent ends up in the one fleet incident, the early one handed over at its drain.
     let fleet = incidents.iter().find(|i| i.diagnosis() == Diagnosis::ExternalCause).expect("fleet incident");
-    assert!(fleet.agents.len() >= agents.len() - 1, "{:?}", fleet.agents);
+    assert_eq!(fleet.agents.len(), agents.len(), "{:?}", fleet.agents);
     let fleet_id = fleet.incident_id.clone();
     for _ in 0..10 {
         for a in &agents {
@@ -308,7 +314,7 @@ fn a_fleet_wide_outage_is_an_external_cause_and_nobody_is_healed() {
     // Agents confirmed before the fleet caught up were handed over to the fleet incident.
     let handed: Vec<IncidentStatus> =
         run.engine.incidents().filter(|i| i.incident_id != fleet_id).map(|i| i.status).collect();
-    assert!(!handed.is_empty() && handed.iter().all(|s| *s == IncidentStatus::External), "{handed:?}");
+    assert_eq!(handed, [IncidentStatus::External]);
 }
 
 #[test]
@@ -480,4 +486,25 @@ proptest! {
         }
         prop_assert_eq!(replay, engine);
     }
+}
+
+#[test]
+fn calls_begun_before_the_cure_do_not_judge_it() {
+    let mut rng = Rng(29);
+    let mut run = Run::new(EngineConfig::default());
+    run.learn("slow", 40, &mut rng);
+    run.observe(looping("slow", &mut rng));
+    let d = run.drain();
+    let (action_id, _) = executed(&d).expect("healing");
+    let before_cure = run.at_us;
+    run.apply(Input::ActionResult { action_id, ok: true, detail: String::new() });
+    assert_eq!(run.state("slow"), State::Probation);
+    // A loop call that was already in flight when the cure was applied finishes now.
+    let in_flight = Observation { started_us: Some(before_cure), ..looping("slow", &mut rng) };
+    assert!(run.observe(in_flight).is_empty());
+    assert_eq!(run.state("slow"), State::Probation);
+    // One begun after the cure does judge it.
+    let after = Observation { started_us: Some(run.at_us + 1), ..looping("slow", &mut rng) };
+    run.observe(after);
+    assert_eq!(run.state("slow"), State::Quarantined);
 }

@@ -292,6 +292,7 @@ fallback = "mock"
     assert_eq!(body["error"]["code"], "upstream_circuit_open");
     let v = &vitals(&server, "agent-breaker", 3)[0];
     assert_eq!(v["error_class"], "circuit_open");
+    assert_eq!(v["outcome"], "unreachable", "an upstream failure, not Vigil's refusal");
 }
 
 #[test]

@@ -283,3 +283,29 @@ fn the_python_client_reports_calls_with_buffering_and_retries() {
     let incident = server.get(&format!("/api/v1/immune/incidents/{}", a["incident_id"].as_str().unwrap_or("")), None);
     assert_eq!(incident.body["data"]["hypotheses"][0]["diagnosis"], "prompt_injection", "{:?}", incident.body);
 }
+
+/// `vigil demo`: a live fleet through the real gateway, every injected fault detected and
+/// diagnosed as expected, the single-agent ones healed (approvals given along the way) and
+/// the provider outage recognised as an external cause that nobody is healed for.
+#[test]
+fn the_demo_detects_diagnoses_and_heals_every_injected_fault() {
+    let env = Env::new();
+    let out = env.run(&["demo", "--fast", "--exit", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_str(&text).expect("summary json");
+    let faults = summary["faults"].as_array().expect("faults");
+    assert_eq!(faults.len(), 6);
+    for f in faults {
+        assert_eq!(f["diagnosis"], f["expected"], "{f}");
+        if f["fault"] == "provider_outage" {
+            assert_eq!(f["actions"], json!([]), "an outage is not healed agent by agent: {f}");
+            assert_eq!(f["outcome"], "recovered", "{f}");
+        } else {
+            assert_eq!(f["outcome"], "healed", "{f}");
+            assert_eq!(f["cured"], true, "{f}");
+        }
+    }
+    let approved = faults.iter().any(|f| f["actions"].as_array().is_some_and(|a| a.contains(&json!("reset_memory"))));
+    assert!(approved, "the token blow-up's memory reset waited for, and got, an approval");
+}
