@@ -37,7 +37,15 @@ pub fn request_facts(body: &Value) -> Result<RequestFacts, RequestError> {
         prompt_chars: object.get("input").map(text_of).unwrap_or_default().chars().count(),
         newest_input: match object.get("input") {
             Some(Value::Array(items)) => crate::openai::newest_turn(items.iter()),
-            Some(other) => text_of(other),
+            Some(other) => {
+                let mut text = text_of(other);
+                let mut end = text.len().min(crate::openai::NEWEST_INPUT_MAX);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+                text
+            }
             None => String::new(),
         },
     })

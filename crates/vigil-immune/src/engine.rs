@@ -69,6 +69,9 @@ pub struct EngineConfig {
     pub closed_incidents_max: usize,
     /// Transitions kept per agent.
     pub history_max: usize,
+    /// A healthy agent unseen this long (microseconds) is forgotten, baselines and all; if
+    /// it comes back it relearns. Bounds the state when callers invent agent ids.
+    pub agent_idle_us: i64,
 }
 
 impl Default for EngineConfig {
@@ -89,6 +92,7 @@ impl Default for EngineConfig {
             accelerate_samples: 50,
             closed_incidents_max: 1_000,
             history_max: 200,
+            agent_idle_us: 7 * 24 * 3_600 * 1_000_000,
         }
     }
 }
@@ -246,6 +250,17 @@ impl Incident {
     pub fn diagnosis(&self) -> Diagnosis {
         self.hypotheses.first().map_or(Diagnosis::Unknown, |h| h.diagnosis)
     }
+
+    /// The diagnosis healing follows: the most likely one that has a ladder. An external
+    /// cause ranked first for a quarantined agent (only part of the fleet was affected)
+    /// must not leave it with nothing to try.
+    pub fn healing_diagnosis(&self) -> Diagnosis {
+        self.hypotheses
+            .iter()
+            .map(|h| h.diagnosis)
+            .find(|d| !crate::healing::ladder(*d).is_empty())
+            .unwrap_or(Diagnosis::Unknown)
+    }
 }
 
 /// How a closed incident is summed up in its closing decision.
@@ -379,6 +394,7 @@ const RECENT_CALLS: usize = 5;
 
 /// Everything the engine knows about one agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct AgentState {
     pub lifecycle: Lifecycle,
     /// One per [`Metric`], in [`Metric::ALL`] order.
@@ -445,8 +461,10 @@ impl AgentState {
     }
 }
 
-/// The immune system's whole state.
+/// The immune system's whole state. Fields added later default when an older snapshot
+/// is restored.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct Engine {
     config: EngineConfig,
     now_us: i64,
@@ -469,6 +487,8 @@ pub struct Engine {
     observed: u64,
 }
 
+/// Operator verdicts kept per incident (the newest).
+const FEEDBACK_MAX: usize = 100;
 /// The observations between correlation prunes.
 const PRUNE_EVERY: u64 = 4_096;
 
@@ -533,7 +553,8 @@ impl Engine {
                 let agent = self.agents.get(agent_id)?;
                 let Waiting::Action { action, .. } = &agent.waiting else { return None };
                 let incident_id = agent.incident_id.clone()?;
-                let diagnosis = self.incidents.get(&incident_id).map_or(Diagnosis::Unknown, Incident::diagnosis);
+                let diagnosis =
+                    self.incidents.get(&incident_id).map_or(Diagnosis::Unknown, Incident::healing_diagnosis);
                 Some((action_id.clone(), agent_id.clone(), *action, incident_id, diagnosis))
             })
             .collect()
@@ -559,6 +580,9 @@ impl Engine {
             Input::Feedback { incident_id, diagnosis, confirmed, by } => {
                 self.feedback.record(*diagnosis, *confirmed);
                 if let Some(incident) = self.incidents.get_mut(incident_id) {
+                    if incident.feedback.len() >= FEEDBACK_MAX {
+                        incident.feedback.remove(0);
+                    }
                     incident.feedback.push((*diagnosis, *confirmed, by.clone()));
                 }
                 out.push(DecisionKind::FeedbackRecorded {
@@ -596,13 +620,15 @@ impl Engine {
                 }
             }
             Input::Approve { approval_id, .. } => {
-                approval(approval_id, ApprovalStatus::Pending, "only a pending one is approved")
+                approval(approval_id, ApprovalStatus::Pending, "only a pending one is approved")?;
+                self.approval_still_applies(approval_id)
             }
             Input::Reject { approval_id, .. } => {
                 approval(approval_id, ApprovalStatus::Pending, "only a pending one is rejected")
             }
             Input::HealNow { approval_id, .. } => {
-                approval(approval_id, ApprovalStatus::Rejected, "heal-now applies to a rejected one")
+                approval(approval_id, ApprovalStatus::Rejected, "heal-now applies to a rejected one")?;
+                self.approval_still_applies(approval_id)
             }
             Input::Feedback { incident_id, .. } => {
                 if self.incidents.contains_key(incident_id) {
@@ -632,20 +658,41 @@ impl Engine {
         }
     }
 
+    /// An approval's action may start only while its agent is still quarantined in the same
+    /// incident and waits for nothing else (not after a release and a new infection).
+    fn approval_still_applies(&self, approval_id: &str) -> Result<(), EngineError> {
+        let Some(approval) = self.approvals.get(approval_id) else {
+            return Err(EngineError::UnknownApproval(approval_id.to_owned()));
+        };
+        let agent = self.agents.get(&approval.agent_id);
+        let state = agent.map_or(State::Healthy, AgentState::state);
+        let same_incident = agent.and_then(|a| a.incident_id.as_deref()) == Some(approval.incident_id.as_str());
+        let free = agent.is_some_and(|a| match &a.waiting {
+            Waiting::Nothing => true,
+            Waiting::Approval { approval_id: waiting } => waiting == approval_id,
+            _ => false,
+        });
+        if state == State::Quarantined && same_incident && free {
+            Ok(())
+        } else {
+            Err(EngineError::WrongState {
+                agent: approval.agent_id.clone(),
+                state,
+                wanted: "healed by this approval (it belongs to an earlier incident, or the agent moved on)",
+            })
+        }
+    }
+
     fn observe(&mut self, o: &Observation, out: &mut Out) {
         let now = out.at_us;
-        let config = &self.config;
         self.observed += 1;
         if self.observed.is_multiple_of(PRUNE_EVERY) {
-            self.correlator.prune(now, &config.correlation);
+            self.prune(now);
         }
+        let config = &self.config;
         let agent = self.agents.entry(o.agent_id.clone()).or_default();
         agent.observations += 1;
         agent.last_seen_us = now;
-        if agent.recent.len() == RECENT_CALLS {
-            agent.recent.pop_front();
-        }
-        agent.recent.push_back((o.error, o.retries));
         let state = agent.state();
         // Isolated agents' calls (reported by ingest while the gateway refuses them) neither
         // teach nor judge, and neither do calls begun before the cure.
@@ -657,6 +704,10 @@ impl Engine {
         {
             return;
         }
+        if agent.recent.len() == RECENT_CALLS {
+            agent.recent.pop_front();
+        }
+        agent.recent.push_back((o.error, o.retries));
         let values = [
             Some(o.latency_ms),
             Some(o.input_tokens as f64),
@@ -777,15 +828,26 @@ impl Engine {
     fn maybe_confirm(&mut self, id: &str, severe: bool, out: &mut Out) {
         let Some(agent) = self.agents.get(id) else { return };
         if agent.incident_id.is_some() {
-            // Already part of the open fleet incident.
-            return;
+            // Part of the fleet incident: an outage explains its latency and errors, never
+            // an injection. Then it leaves the fleet incident and is judged on its own.
+            let injected = agent.episode.as_ref().is_some_and(|e| e.injection >= self.config.injection_threshold);
+            if !injected {
+                return;
+            }
+            self.leave_fleet_incident(id, out);
         }
+        let Some(agent) = self.agents.get(id) else { return };
         let recent = agent.flags.iter().filter(|f| **f).count() as u32;
         if !severe && recent < self.config.confirm_anomalies {
             return;
         }
         let symptoms = agent.episode.as_ref().map(Episode::symptoms).unwrap_or_default();
-        let verdict = self.correlator.verdict(out.at_us, &symptoms, &self.config.correlation);
+        let injected = agent.episode.as_ref().is_some_and(|e| e.injection >= self.config.injection_threshold);
+        let verdict = match self.correlator.verdict(out.at_us, &symptoms, &self.config.correlation) {
+            // An injected agent is its own case whatever else the fleet shows.
+            Verdict::FleetWide { .. } if injected => Verdict::AgentSpecific,
+            verdict => verdict,
+        };
         if let Verdict::FleetWide { .. } = verdict {
             self.join_fleet_incident(id, verdict, out);
             return;
@@ -811,7 +873,7 @@ impl Engine {
         out: &mut Out,
     ) -> String {
         self.next_incident += 1;
-        let incident_id = format!("inc-{:06}", self.next_incident);
+        let incident_id = format!("inc-{:010}", self.next_incident);
         out.push(DecisionKind::IncidentOpened {
             incident_id: incident_id.clone(),
             agent_id: agent_id.to_owned(),
@@ -838,11 +900,16 @@ impl Engine {
 
     /// A fleet-wide anomaly: one incident for all, an external cause, nobody healed.
     fn join_fleet_incident(&mut self, id: &str, verdict: Verdict, out: &mut Out) {
-        let open = self.fleet_incident.clone().filter(|f| self.incidents.contains_key(f));
+        let open = self
+            .fleet_incident
+            .clone()
+            .filter(|f| self.incidents.get(f).is_some_and(|i| i.status == IncidentStatus::Open));
         let incident_id = match open {
             Some(incident_id) => {
                 if let Some(incident) = self.incidents.get_mut(&incident_id) {
-                    incident.agents.push(id.to_owned());
+                    if !incident.agents.iter().any(|a| a == id) {
+                        incident.agents.push(id.to_owned());
+                    }
                     incident.verdict = verdict;
                 }
                 out.push(DecisionKind::IncidentJoined { incident_id: incident_id.clone(), agent_id: id.to_owned() });
@@ -884,8 +951,10 @@ impl Engine {
             // The rest of the fleet may have caught up while this agent drained: a fleet-wide
             // cause is not healed agent by agent.
             let symptoms = agent.episode.as_ref().map(Episode::symptoms).unwrap_or_default();
+            let injected = agent.episode.as_ref().is_some_and(|e| e.injection >= self.config.injection_threshold);
             let verdict = self.correlator.verdict(out.at_us, &symptoms, &self.config.correlation);
             if let Verdict::FleetWide { .. } = verdict
+                && !injected
                 && let Some(own) = agent.incident_id.take()
             {
                 self.transition(&id, Event::CauseExternal, out);
@@ -896,14 +965,27 @@ impl Engine {
             self.transition(&id, Event::Drained, out);
             self.plan_next(&id, out);
         }
-        self.correlator.prune(out.at_us, &self.config.correlation);
+        self.prune(out.at_us);
+    }
+
+    /// Forgets correlation older than its window and healthy agents idle for
+    /// `agent_idle_us`.
+    fn prune(&mut self, now_us: i64) {
+        self.correlator.prune(now_us, &self.config.correlation);
+        let since = now_us.saturating_sub(self.config.agent_idle_us);
+        self.agents.retain(|_, a| {
+            a.last_seen_us >= since
+                || a.state() != State::Healthy
+                || a.incident_id.is_some()
+                || !matches!(a.waiting, Waiting::Nothing)
+        });
     }
 
     /// From quarantine: the next action on the ladder, its approval, or exhaustion.
     fn plan_next(&mut self, id: &str, out: &mut Out) {
         let Some(agent) = self.agents.get(id) else { return };
         let Some(incident) = agent.incident_id.as_ref().and_then(|i| self.incidents.get(i)) else { return };
-        let diagnosis = incident.diagnosis();
+        let diagnosis = incident.healing_diagnosis();
         let incident_id = incident.incident_id.clone();
         match next_action(diagnosis, &agent.failed, &self.memory) {
             None => {
@@ -912,7 +994,7 @@ impl Engine {
             }
             Some(action) if action.severity() >= self.config.approval_min_severity => {
                 self.next_approval += 1;
-                let approval_id = format!("apr-{:06}", self.next_approval);
+                let approval_id = format!("apr-{:010}", self.next_approval);
                 self.approvals.insert(
                     approval_id.clone(),
                     Approval {
@@ -945,7 +1027,7 @@ impl Engine {
 
     fn start_action(&mut self, id: &str, incident_id: &str, action: Action, diagnosis: Diagnosis, out: &mut Out) {
         self.next_action += 1;
-        let action_id = format!("act-{:06}", self.next_action);
+        let action_id = format!("act-{:010}", self.next_action);
         self.running.insert(action_id.clone(), id.to_owned());
         if let Some(agent) = self.agents.get_mut(id) {
             agent.waiting = Waiting::Action { action_id: action_id.clone(), action };
@@ -995,12 +1077,15 @@ impl Engine {
                 agent.baselines.iter_mut().for_each(|b| b.accelerate(samples));
             }
             agent.waiting = Waiting::Probation { action, normal: 0, since_us: out.at_us };
+            // Probation judges the calls after the cure only: errors and retries from before
+            // it do not count against it.
             agent.flags.clear();
+            agent.recent.clear();
             self.transition(&id, Event::HealApplied, out);
         } else {
             agent.waiting = Waiting::Nothing;
             agent.failed.push(action);
-            let diagnosis = self.incidents.get(&incident_id).map_or(Diagnosis::Unknown, Incident::diagnosis);
+            let diagnosis = self.incidents.get(&incident_id).map_or(Diagnosis::Unknown, Incident::healing_diagnosis);
             self.memory.record(diagnosis, action, false);
             if let Some(attempt) = self.attempt_mut(&incident_id, action_id) {
                 attempt.cured = Some(false);
@@ -1018,7 +1103,7 @@ impl Engine {
         let Some(agent) = self.agents.get_mut(id) else { return };
         let Waiting::Probation { action, normal, since_us } = agent.waiting.clone() else { return };
         let incident_id = agent.incident_id.clone().unwrap_or_default();
-        let diagnosis = self.incidents.get(&incident_id).map_or(Diagnosis::Unknown, Incident::diagnosis);
+        let diagnosis = self.incidents.get(&incident_id).map_or(Diagnosis::Unknown, Incident::healing_diagnosis);
         if anomalous {
             agent.waiting = Waiting::Nothing;
             agent.failed.push(action);
@@ -1091,11 +1176,23 @@ impl Engine {
 
     fn operator_quarantine(&mut self, id: &str, by: &str, out: &mut Out) {
         self.withdraw(id, by, out);
+        // An agent taken out of the fleet incident by hand no longer holds it open.
+        if self.is_in_fleet_incident(id) {
+            self.leave_fleet_incident(id, out);
+        }
         self.transition(id, Event::OperatorQuarantine, out);
+    }
+
+    fn is_in_fleet_incident(&self, id: &str) -> bool {
+        let own = self.agents.get(id).and_then(|a| a.incident_id.as_deref());
+        own.is_some() && own == self.fleet_incident.as_deref()
     }
 
     fn operator_release(&mut self, id: &str, by: &str, out: &mut Out) {
         self.withdraw(id, by, out);
+        if self.is_in_fleet_incident(id) {
+            self.leave_fleet_incident(id, out);
+        }
         let incident_id = self.agents.get_mut(id).and_then(|a| {
             a.failed.clear();
             a.episode = None;

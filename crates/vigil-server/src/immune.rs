@@ -238,6 +238,15 @@ impl CallGuard for ImmuneGuard {
     }
 }
 
+/// A URL without what may be a credential: user info, query and fragment.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if scheme.is_empty() { format!("{host}/{path}") } else { format!("{scheme}://{host}/{path}") }
+}
+
 /// Runs healing actions.
 #[derive(Clone, Debug)]
 pub struct Executor {
@@ -299,6 +308,8 @@ impl Executor {
             Err(e) => return (false, format!("could not read the control URL: {e}")),
         };
         let sent = self.http.post(&url).timeout(self.config.control_timeout).json(request).send().await;
+        // Details land in incident timelines anyone with a read key sees: no credentials.
+        let url = redact_url(&url);
         match sent {
             Ok(response) if response.status().is_success() => {
                 (true, format!("control URL {url} answered {}", response.status().as_u16()))
@@ -331,7 +342,8 @@ impl Immune {
     pub fn start(store: Store, config: ImmuneConfig, dropped: Counter) -> Result<Arc<Immune>, StoreError> {
         let guard = Arc::new(ImmuneGuard::default());
         let (engine, seq) = restore(&store, engine_config(&config))?;
-        for (id, agent) in engine.agents() {
+        // Switched off, nothing is enforced: no agent stays refused with no way to release it.
+        for (id, agent) in engine.agents().filter(|_| config.enabled) {
             if !agent.state().accepts_calls() {
                 guard.set_state(id, agent.state(), refusal_reason(&engine, id, agent.state()));
             }
@@ -343,7 +355,8 @@ impl Immune {
             store: store.clone(),
             guard: guard.clone(),
             config: config.clone(),
-            http: reqwest::Client::builder().build().unwrap_or_default(),
+            // A control URL answers itself: redirects are not followed.
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
         };
         let (events, _) = broadcast::channel(EVENTS);
         let worker = Worker {
@@ -426,39 +439,35 @@ impl Immune {
 }
 
 /// Writes the replay file: the oldest kept snapshot (if any), then every logged input
-/// after it with its decisions, one JSON object per line (`vigil_immune::replay::Line`).
+/// after it with its decisions, one JSON object per line (`vigil_immune::replay::Line`),
+/// read in one transaction.
 pub fn export(store: &Store, out: &mut impl std::io::Write) -> Result<u64, StoreError> {
-    let io = |source: std::io::Error| StoreError::Io { context: "writing the immune export".to_owned(), source };
-    let mut seq = 0;
-    if let Some(snapshot) = store.immune_snapshot(false)? {
-        writeln!(out, "{{\"seq\":{},\"snapshot\":{}}}", snapshot.seq, snapshot.state).map_err(io)?;
-        seq = snapshot.seq;
-    }
-    let mut lines = 0;
-    loop {
-        let page = store.immune_log_after(seq, RESTORE_PAGE)?;
-        let Some(last) = page.last() else { break };
-        seq = last.seq;
-        for e in &page {
-            writeln!(out, "{{\"seq\":{},\"input\":{},\"decisions\":{}}}", e.seq, e.input, e.decisions).map_err(io)?;
-            lines += 1;
-        }
-    }
-    Ok(lines)
+    store.export_immune(&mut |line| writeln!(out, "{line}"))
 }
 
 /// The newest snapshot plus every logged input after it.
 fn restore(store: &Store, config: EngineConfig) -> Result<(Engine, i64), StoreError> {
-    let snapshot = store.immune_snapshot(true)?;
-    let (mut engine, mut seq) = match snapshot {
-        Some(s) => match serde_json::from_str::<Engine>(&s.state) {
-            Ok(engine) => (engine, s.seq),
-            Err(e) => {
-                tracing::error!(error = %e, seq = s.seq, "the immune snapshot does not parse; relearning from the log");
-                (Engine::new(config.clone()), 0)
+    // The newest snapshot that parses; the log reaches back to the oldest kept one.
+    let mut restored = None;
+    for s in store.immune_snapshots()? {
+        match serde_json::from_str::<Engine>(&s.state) {
+            Ok(engine) => {
+                restored = Some((engine, s.seq));
+                break;
             }
-        },
-        None => (Engine::new(config.clone()), 0),
+            Err(e) => {
+                tracing::error!(error = %e, seq = s.seq, "an immune snapshot does not parse; trying an older one")
+            }
+        }
+    }
+    let (mut engine, mut seq) = match restored {
+        Some(found) => found,
+        None => {
+            if store.immune_snapshot(false)?.is_some() {
+                tracing::error!("no immune snapshot parses: the immune state starts over and agents relearn");
+            }
+            (Engine::new(config.clone()), 0)
+        }
     };
     let (mut replayed, mut differing) = (0u64, 0u64);
     loop {
@@ -621,7 +630,9 @@ impl Worker {
             Err(e) => Some(e.to_string()),
         };
         if let Some(e) = &failed {
-            tracing::error!(error = %e, "could not log immune inputs; a restart may not restore them");
+            tracing::error!(error = %e, "could not log immune inputs; saving a snapshot instead");
+            // The snapshot holds the state these inputs led to, so a restart still restores it.
+            self.snapshot().await;
         }
         for act in acts {
             self.act(act);
@@ -657,9 +668,22 @@ impl Worker {
                 if released {
                     self.executor.guard.clear(&agent_id);
                 }
+                if matches!(state, State::Quarantined | State::Exhausted) && !released {
+                    // Isolating an agent is an act of governance: on the record.
+                    self.act(Act::Audit {
+                        action: if state == State::Quarantined { "immune.quarantined" } else { "immune.exhausted" },
+                        target: format!("/api/v1/immune/agents/{agent_id}"),
+                        decision: reason.clone(),
+                    });
+                }
                 self.executor.guard.set_state(&agent_id, state, reason);
             }
             Act::Execute { action_id, agent_id, action, incident_id, diagnosis } => {
+                self.act(Act::Audit {
+                    action: "immune.execute",
+                    target: format!("/api/v1/immune/incidents/{incident_id}#{action_id}"),
+                    decision: format!("{} for {agent_id} ({})", action.as_str(), diagnosis.as_str()),
+                });
                 self.spawn_action(action_id, agent_id, action, incident_id, diagnosis);
             }
             Act::Audit { action, target, decision } => {
@@ -781,6 +805,13 @@ mod tests {
         guard.clear("a");
         assert!(guard.check(&facts("a", true)).is_none());
         assert!(!guard.any.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn control_urls_lose_their_credentials_in_details() {
+        assert_eq!(redact_url("https://user:pw@agent.example:9000/ctl?token=abc#x"), "https://agent.example:9000/ctl");
+        assert_eq!(redact_url("http://10.0.0.5/control/a"), "http://10.0.0.5/control/a");
+        assert_eq!(redact_url("http://host"), "http://host/");
     }
 
     #[test]

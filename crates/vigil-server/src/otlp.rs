@@ -287,6 +287,11 @@ pub struct Mapped {
 
 /// Reasons kept for the partial-success message.
 const REASONS_MAX: usize = 5;
+/// Spans mapped per export; the rest are rejected (a 20 MiB export of empty spans would
+/// otherwise be millions of them).
+pub const SPANS_MAX: usize = 100_000;
+/// Attributes a span, or its resource, may carry to be read.
+pub const ATTRIBUTES_MAX: usize = 1_024;
 /// Longest identifier or tag taken from a span.
 const FIELD_LEN_MAX: usize = 256;
 /// Inference operations (GenAI `gen_ai.operation.name`).
@@ -342,11 +347,20 @@ impl<'a> Attributes<'a> {
 /// Turns the model-call spans of an export into vitals.
 pub fn to_vitals(request: &proto::ExportTraceServiceRequest, received: Timestamp) -> Mapped {
     let mut mapped = Mapped::default();
+    let mut seen = 0;
     for rs in &request.resource_spans {
         let resource = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+            seen += 1;
             let attrs = Attributes { span: &span.attributes, resource };
-            match span_to_vital(span, &attrs, received) {
+            let outcome = if seen > SPANS_MAX {
+                Some(Err(format!("more than {SPANS_MAX} spans in one export")))
+            } else if span.attributes.len() > ATTRIBUTES_MAX || resource.len() > ATTRIBUTES_MAX {
+                Some(Err(format!("more than {ATTRIBUTES_MAX} attributes on the span or its resource")))
+            } else {
+                span_to_vital(span, &attrs, received)
+            };
+            match outcome {
                 Some(Ok(vital)) => mapped.vitals.push(vital),
                 Some(Err(reason)) => {
                     mapped.rejected += 1;

@@ -249,7 +249,7 @@ pub fn routes() -> Vec<Route> {
             .summary("One agent's health: baselines per metric, lifecycle history, control URL")
             .data::<immune::AgentDetail>()
             .to(immune::get_agent),
-        route(Method::POST, "/api/v1/immune/agents/{id}/quarantine", "immune.agents.quarantine", WRITE)
+        route(Method::POST, "/api/v1/immune/agents/{id}/quarantine", "immune.agents.quarantine", ADMIN)
             .summary("Isolate an agent by hand: the gateway refuses its calls until it is released")
             .data::<immune::CommandResult>()
             .to(immune::quarantine),
@@ -257,7 +257,7 @@ pub fn routes() -> Vec<Route> {
             .summary("Return a quarantined or exhausted agent to service; closes its incident")
             .data::<immune::CommandResult>()
             .to(immune::release),
-        route(Method::PUT, "/api/v1/immune/agents/{id}/control", "immune.agents.control", WRITE)
+        route(Method::PUT, "/api/v1/immune/agents/{id}/control", "immune.agents.control", ADMIN)
             .summary("Register the URL where an agent receives healing actions (reset memory, switch model, reset)")
             .body::<immune::ControlBody>()
             .data::<vigil_store::ControlUrl>()
@@ -271,7 +271,7 @@ pub fn routes() -> Vec<Route> {
             .summary("One incident: ranked hypotheses with evidence, healing attempts, feedback, timeline")
             .data::<vigil_immune::engine::Incident>()
             .to(immune::get_incident),
-        route(Method::POST, "/api/v1/immune/incidents/{id}/feedback", "immune.incidents.feedback", WRITE)
+        route(Method::POST, "/api/v1/immune/incidents/{id}/feedback", "immune.incidents.feedback", ADMIN)
             .summary("Confirm or refute a diagnosis; future confidence in it moves accordingly")
             .body::<immune::FeedbackBody>()
             .data::<immune::CommandResult>()

@@ -102,6 +102,55 @@ impl Store {
         })
     }
 
+    /// Every kept snapshot, newest first (a restore falls back to older ones).
+    pub fn immune_snapshots(&self) -> Result<Vec<ImmuneSnapshot>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT seq, taken_at, state FROM immune_snapshots ORDER BY seq DESC")?;
+            let rows = stmt.query_map([], |row| {
+                Ok(ImmuneSnapshot {
+                    seq: row.get(0)?,
+                    taken_at: Timestamp::from_unix_micros(row.get(1)?),
+                    state: row.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// The replay file in one read transaction, so a snapshot taken meanwhile cannot prune
+    /// the log out from under it: `line` gets the oldest kept snapshot (as `{"seq", "snapshot"}`)
+    /// and then every logged input after it (`{"seq", "input", "decisions"}`), one JSON
+    /// text each. Returns the number of inputs.
+    pub fn export_immune(&self, line: &mut dyn FnMut(String) -> std::io::Result<()>) -> Result<u64> {
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let io = crate::StoreError::io("writing the immune export");
+            let oldest: Option<(i64, String)> = tx
+                .query_row("SELECT seq, state FROM immune_snapshots ORDER BY seq ASC LIMIT 1", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let start = match oldest {
+                Some((seq, state)) => {
+                    line(format!("{{\"seq\":{seq},\"snapshot\":{state}}}")).map_err(io)?;
+                    seq
+                }
+                None => 0,
+            };
+            let mut stmt = tx.prepare("SELECT seq, input, decisions FROM immune_log WHERE seq > ?1 ORDER BY seq")?;
+            let mut rows = stmt.query([start])?;
+            let mut inputs = 0;
+            while let Some(row) = rows.next()? {
+                let (seq, input, decisions): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                line(format!("{{\"seq\":{seq},\"input\":{input},\"decisions\":{decisions}}}"))
+                    .map_err(crate::StoreError::io("writing the immune export"))?;
+                inputs += 1;
+            }
+            Ok(inputs)
+        })
+    }
+
     /// The newest snapshot, or the oldest kept one (the start of a complete export).
     pub fn immune_snapshot(&self, newest: bool) -> Result<Option<ImmuneSnapshot>> {
         let order = if newest { "DESC" } else { "ASC" };

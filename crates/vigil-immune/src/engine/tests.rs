@@ -508,3 +508,103 @@ fn calls_begun_before_the_cure_do_not_judge_it() {
     run.observe(after);
     assert_eq!(run.state("slow"), State::Quarantined);
 }
+
+/// Errors from before a cure do not fail its probation (a throttle for failing tools can
+/// pass).
+#[test]
+fn errors_before_the_cure_do_not_fail_probation() {
+    let mut rng = Rng(31);
+    let mut run = Run::new(EngineConfig::default());
+    run.learn("t", 40, &mut rng);
+    for _ in 0..3 {
+        run.observe(Observation { error: true, retries: 3, latency_ms: 9_000.0, ..healthy("t", &mut rng) });
+    }
+    let d = run.drain();
+    let (action_id, action) = executed(&d).expect("a mild action");
+    assert_eq!(action, Action::Throttle);
+    run.apply(Input::ActionResult { action_id, ok: true, detail: String::new() });
+    for _ in 0..run.engine.config().probation_calls {
+        run.observe(healthy("t", &mut rng));
+    }
+    assert_eq!(run.state("t"), State::Healthy);
+    assert_eq!(run.engine.memory().get(Diagnosis::ToolInstability, Action::Throttle).successes, 1);
+}
+
+/// A rejected approval of an earlier incident cannot heal the agent's next one.
+#[test]
+fn a_stale_approval_cannot_run_against_a_later_incident() {
+    let mut rng = Rng(37);
+    let mut run = Run::new(EngineConfig::default());
+    run.learn("m", 40, &mut rng);
+    let bloated = |rng: &mut Rng| Observation { input_tokens: 30_000, ..healthy("m", rng) };
+    run.observe(bloated(&mut rng));
+    let (old, _) = requested(&run.drain()).expect("approval");
+    run.apply(Input::Reject { approval_id: old.clone(), by: "ops".into() });
+    run.apply(Input::Release { agent_id: "m".into(), by: "ops".into() });
+    run.learn("m", 5, &mut rng);
+    run.observe(bloated(&mut rng));
+    let (new, _) = requested(&run.drain()).expect("a new approval");
+    let stale =
+        run.engine.apply(&Stamped { at_us: run.at_us, input: Input::HealNow { approval_id: old, by: "x".into() } });
+    assert!(matches!(stale, Err(EngineError::WrongState { .. })), "{stale:?}");
+    assert_eq!(run.engine.approval(&new).map(|a| a.status), Some(ApprovalStatus::Pending));
+}
+
+/// The fleet incident survives one member's release, lets an injected member go to be
+/// judged on its own, and never lists an agent twice.
+#[test]
+fn fleet_incident_membership() {
+    let mut rng = Rng(41);
+    let mut run = Run::new(EngineConfig::default());
+    let agents: Vec<String> = (0..6).map(|i| format!("f-{i}")).collect();
+    for _ in 0..30 {
+        for a in &agents {
+            run.observe(healthy(a, &mut rng));
+        }
+    }
+    for _ in 0..3 {
+        for a in &agents {
+            run.observe(Observation { latency_ms: 20_000.0, error: true, ..healthy(a, &mut rng) });
+        }
+    }
+    let fleet = run.engine.incidents().find(|i| i.diagnosis() == Diagnosis::ExternalCause).cloned().expect("fleet");
+    assert_eq!(fleet.agents.len(), agents.len());
+    run.apply(Input::Quarantine { agent_id: "f-0".into(), by: "ops".into() });
+    run.apply(Input::Release { agent_id: "f-0".into(), by: "ops".into() });
+    assert_eq!(run.engine.incident(&fleet.incident_id).map(|i| i.status), Some(IncidentStatus::Open));
+    let hit = Observation { injection: 0.95, ..healthy("f-1", &mut rng) };
+    run.observe(hit);
+    assert_eq!(run.state("f-1"), State::Draining, "an injection is never excused by an outage");
+    let own = run.engine.agent("f-1").and_then(|a| a.incident_id.clone()).expect("own incident");
+    assert_ne!(own, fleet.incident_id);
+    assert_eq!(run.engine.incident(&own).map(Incident::diagnosis), Some(Diagnosis::PromptInjection));
+}
+
+/// Healing follows the best diagnosis that has a ladder; idle healthy agents are forgotten.
+#[test]
+fn healing_never_starts_from_an_empty_ladder_and_idle_agents_go() {
+    let incident = Incident {
+        incident_id: "inc-1".into(),
+        agents: vec!["a".into()],
+        verdict: Verdict::PartialFleet { agents: 2, active: 2 },
+        hypotheses: vec![
+            Hypothesis { diagnosis: Diagnosis::ExternalCause, confidence: 0.6, evidence: vec![] },
+            Hypothesis { diagnosis: Diagnosis::ToolInstability, confidence: 0.55, evidence: vec![] },
+        ],
+        status: IncidentStatus::Open,
+        opened_at_us: 0,
+        closed_at_us: None,
+        attempts: vec![],
+        feedback: vec![],
+        timeline: vec![],
+    };
+    assert_eq!(incident.healing_diagnosis(), Diagnosis::ToolInstability);
+
+    let mut rng = Rng(43);
+    let config = EngineConfig { agent_idle_us: 60_000_000, ..EngineConfig::default() };
+    let mut run = Run::new(config);
+    run.learn("old", 5, &mut rng);
+    run.at_us += 120_000_000;
+    run.apply(Input::Tick);
+    assert!(run.engine.agent("old").is_none());
+}

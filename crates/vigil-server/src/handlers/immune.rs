@@ -116,6 +116,21 @@ fn page(cursor: Option<&str>, limit: Option<u64>) -> Result<PageRequest, ApiErro
     Ok(PageRequest::new(cursor, limit)?)
 }
 
+/// The number in an id such as `inc-0000000042`.
+fn id_number(id: &str) -> i64 {
+    id.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Items newest first, after the cursor (the number of the last id of the previous page),
+/// one page of them: new items arriving meanwhile shift nothing.
+fn paged_by_id<T>(items: impl Iterator<Item = T>, id: impl Fn(&T) -> &str, page: PageRequest) -> ListPage<T> {
+    let before = page.after.map(|c| c.position());
+    let rows: Vec<T> =
+        items.filter(|t| before.is_none_or(|b| id_number(id(t)) < b)).take(page.fetch_limit() as usize).collect();
+    let (rows, next) = page.finish(rows, |t| id_number(id(t)));
+    ListPage::new((rows, next))
+}
+
 /// Items after the cursor (an index into `items`), one page of them.
 fn paged<T>(items: impl Iterator<Item = T>, page: PageRequest) -> ListPage<T> {
     let start = page.after.map_or(0, |c| usize::try_from(c.position()).unwrap_or(0) + 1);
@@ -179,7 +194,10 @@ pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) ->
         return Err(ApiError::not_found(format!("the immune system has not seen agent {id:?}")));
     };
     let store = state.store.clone();
-    detail.control_url = blocking(move || store.control_url(&id)).await?;
+    detail.control_url = blocking(move || store.control_url(&id)).await?.map(|mut c| {
+        c.url = crate::immune::redact_url(&c.url);
+        c
+    });
     Ok(envelope(detail, Aggregation::Detail, SOURCE).into_response())
 }
 
@@ -286,9 +304,10 @@ pub async fn list_incidents(
     ApiQuery(q): ApiQuery<IncidentsQuery>,
 ) -> Result<Response, ApiError> {
     let page = page(q.cursor.as_deref(), q.limit)?;
-    let data = state
-        .immune
-        .read(|engine| paged(engine.incidents().filter(|i| q.status.is_none_or(|s| i.status == s)).map(summary), page));
+    let data = state.immune.read(|engine| {
+        let items = engine.incidents().filter(|i| q.status.is_none_or(|s| i.status == s)).map(summary);
+        paged_by_id(items, |i: &IncidentSummary| i.incident_id.as_str(), page)
+    });
     Ok(envelope(data, Aggregation::List, SOURCE).into_response())
 }
 
@@ -336,9 +355,10 @@ pub async fn list_approvals(
     ApiQuery(q): ApiQuery<ApprovalsQuery>,
 ) -> Result<Response, ApiError> {
     let page = page(q.cursor.as_deref(), q.limit)?;
-    let data: ListPage<Approval> = state
-        .immune
-        .read(|engine| paged(engine.approvals().filter(|a| q.status.is_none_or(|s| a.status == s)).cloned(), page));
+    let data: ListPage<Approval> = state.immune.read(|engine| {
+        let items = engine.approvals().filter(|a| q.status.is_none_or(|s| a.status == s)).cloned();
+        paged_by_id(items, |a: &Approval| a.approval_id.as_str(), page)
+    });
     Ok(envelope(data, Aggregation::List, SOURCE).into_response())
 }
 

@@ -5,7 +5,7 @@
 //! Answers follow OTLP/HTTP: the request's content type; 200 with a partial success naming
 //! rejected spans; 400 for a body that is not an export; 413 when the body (after
 //! decompression) exceeds [`DECOMPRESSED_MAX`]; 415 for other content types or encodings;
-//! 429 with `Retry-After` while too many exports are being written at once and 503 while
+//! 429 with `Retry-After` while too many exports are being processed at once and 503 while
 //! the immune system's queue is nearly full (back-pressure the exporters retry on); errors
 //! carry a `google.rpc.Status`.
 
@@ -62,51 +62,59 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Byt
             return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, Encoding::Json, &message, None);
         }
     };
-    let compression = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim);
-    let body = match compression {
-        None | Some("" | "identity") => {
-            if body.len() > DECOMPRESSED_MAX {
-                return error(StatusCode::PAYLOAD_TOO_LARGE, encoding, "the export is larger than 20 MiB", None);
-            }
-            body.to_vec()
-        }
-        Some(e) if e.eq_ignore_ascii_case("gzip") => {
-            let mut out = Vec::new();
-            let read = flate2::read::GzDecoder::new(&body[..]).take(DECOMPRESSED_MAX as u64 + 1).read_to_end(&mut out);
-            match read {
-                Err(e) => {
-                    return error(StatusCode::BAD_REQUEST, encoding, &format!("the gzip body is corrupt: {e}"), None);
+    let compression = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
+    // One permit covers the whole export, decompression and decoding included: concurrent
+    // exports cannot multiply the memory and CPU a large one takes.
+    let Ok(_permit) = WRITING.try_acquire() else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            encoding,
+            "too many exports are being processed; retry shortly",
+            Some(1),
+        );
+    };
+    let work = tokio::task::spawn_blocking(move || -> Result<otlp::Mapped, (StatusCode, String)> {
+        let body = match compression.as_deref() {
+            None | Some("" | "identity") => {
+                if body.len() > DECOMPRESSED_MAX {
+                    return Err((StatusCode::PAYLOAD_TOO_LARGE, "the export is larger than 20 MiB".to_owned()));
                 }
-                Ok(n) if n > DECOMPRESSED_MAX => {
-                    let message = "the export is larger than 20 MiB once decompressed";
-                    return error(StatusCode::PAYLOAD_TOO_LARGE, encoding, message, None);
-                }
-                Ok(_) => out,
+                body.to_vec()
             }
-        }
-        Some(other) => {
-            let message = format!("Content-Encoding {other:?} is not supported; use gzip or none");
-            return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, encoding, &message, None);
+            Some(e) if e.eq_ignore_ascii_case("gzip") => {
+                let mut out = Vec::new();
+                let read =
+                    flate2::read::GzDecoder::new(&body[..]).take(DECOMPRESSED_MAX as u64 + 1).read_to_end(&mut out);
+                match read {
+                    Err(e) => return Err((StatusCode::BAD_REQUEST, format!("the gzip body is corrupt: {e}"))),
+                    Ok(n) if n > DECOMPRESSED_MAX => {
+                        let message = "the export is larger than 20 MiB once decompressed".to_owned();
+                        return Err((StatusCode::PAYLOAD_TOO_LARGE, message));
+                    }
+                    Ok(_) => out,
+                }
+            }
+            Some(other) => {
+                let message = format!("Content-Encoding {other:?} is not supported; use gzip or none");
+                return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, message));
+            }
+        };
+        let request = otlp::decode(&body, encoding).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        Ok(otlp::to_vitals(&request, Timestamp::now()))
+    });
+    let mapped = match work.await {
+        Ok(Ok(mapped)) => mapped,
+        Ok(Err((status, message))) => return error(status, encoding, &message, None),
+        Err(e) => {
+            tracing::error!(error = %e, "decoding an OTLP export failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, encoding, "the export could not be read", None);
         }
     };
-    let request = match otlp::decode(&body, encoding) {
-        Ok(request) => request,
-        Err(e) => return error(StatusCode::BAD_REQUEST, encoding, &e.to_string(), None),
-    };
-    let mapped = otlp::to_vitals(&request, Timestamp::now());
     if !mapped.vitals.is_empty() {
         if !state.immune.has_room(mapped.vitals.len()) {
             let message = "the immune system is catching up; retry shortly";
             return error(StatusCode::SERVICE_UNAVAILABLE, encoding, message, Some(1));
         }
-        let Ok(_permit) = WRITING.try_acquire() else {
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                encoding,
-                "too many exports are being written; retry shortly",
-                Some(1),
-            );
-        };
         let store = state.store.clone();
         let vitals = mapped.vitals;
         let written = tokio::task::spawn_blocking(move || store.insert_vitals(&vitals).map(|()| vitals)).await;
