@@ -1,6 +1,8 @@
-//! Benchmark (not a test): the sentinel's per-metric detector on the Numenta Anomaly
-//! Benchmark, streamed one value at a time, scored with `vigil_immune::nab` in all three
-//! profiles, beside a windowed-Gaussian detector (NAB's reference baseline) in the same run.
+//! Benchmark (not a test): Vigil's per-metric detectors on the Numenta Anomaly Benchmark,
+//! streamed one value at a time, scored with `vigil_immune::nab` in all three profiles: the
+//! context detector (`vigil_immune::stream`), the sentinel's EWMA deviation, and beside them
+//! a windowed-Gaussian detector (NAB's reference baseline) in the same run. Each detector is
+//! told the series' probationary period, as NAB tells its detectors.
 //!
 //! `scripts/bench-nab.sh` runs it; `NAB_DIR` points at the data (default
 //! `../shared/data/nab` from the repository root).
@@ -9,8 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use vigil_immune::baseline::{Baseline, BaselineConfig};
-use vigil_immune::nab::{PROFILES, Series, score_corpus};
+use vigil_immune::nab::{PROFILES, Series, probation, score_corpus};
 use vigil_immune::sentinel::{SentinelConfig, spread};
+use vigil_immune::stream::{ContextConfig, ContextDetector};
 
 /// Anomaly scores per row for one detector.
 type Detector = fn(&[f64]) -> Vec<f64>;
@@ -36,6 +39,13 @@ fn sentinel(values: &[f64]) -> Vec<f64> {
             score
         })
         .collect()
+}
+
+/// The context detector with its defaults, learning over NAB's probationary period.
+fn context(values: &[f64]) -> Vec<f64> {
+    let config = ContextConfig { learn: probation(values.len()), ..ContextConfig::default() };
+    let mut detector = ContextDetector::new(config);
+    values.iter().map(|&v| detector.push(v)).collect()
 }
 
 /// NAB's windowed Gaussian: how far the value is from the mean of the previous 6400
@@ -80,9 +90,11 @@ fn main() {
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nab"));
     let files = load(&dir);
     assert!(!files.is_empty(), "no NAB series under {}", dir.display());
-    let thresholds: Vec<f64> = (1..=200).map(|i| f64::from(i) / 200.0).collect();
-    let detectors: [(&str, Detector); 2] =
-        [("vigil_sentinel_ewma", sentinel), ("windowed_gaussian", windowed_gaussian)];
+    // Coarse steps over the whole scale, fine ones near the top where conformal scores sit.
+    let mut thresholds: Vec<f64> = (1..=200).map(|i| f64::from(i) / 200.0).collect();
+    thresholds.extend((1..100).map(|i| 0.99 + f64::from(i) * 0.0001));
+    let detectors: [(&str, Detector); 3] =
+        [("vigil_context_knn", context), ("vigil_sentinel_ewma", sentinel), ("windowed_gaussian", windowed_gaussian)];
     for (name, detect) in detectors {
         let corpus: Vec<Series> = files
             .iter()

@@ -21,6 +21,8 @@
 //!   timestamped [`engine::Input`]s, returning [`engine::Decision`]s; serializable for
 //!   snapshots and replay.
 //! - [`replay`]: the replay file format and a replayer that checks recorded decisions.
+//! - [`stream`]: a context detector for a metric's time series (k nearest trajectories,
+//!   conformal scores, rest periods), for anomalies of shape the sentinel cannot see.
 //! - [`nab`]: the Numenta Anomaly Benchmark scorer the detectors are measured with.
 
 pub mod baseline;
@@ -33,3 +35,4 @@ pub mod lifecycle;
 pub mod nab;
 pub mod replay;
 pub mod sentinel;
+pub mod stream;
