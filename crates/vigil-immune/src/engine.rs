@@ -730,6 +730,7 @@ impl Engine {
             if let Some(Anomaly::Metric { mean, spread, deviation, .. }) =
                 sentinel::check(metric, metric.judged(value), baseline, &config.baseline, &sentinel)
                 && deviation > 0.0
+                && value - if log { mean.exp() } else { mean } >= metric.min_excess()
             {
                 let (mean, spread) = if log { (mean.exp(), spread.exp()) } else { (mean, spread) };
                 anomalies.push(Anomaly::Metric { metric, value, mean, spread, deviation, multiplicative: log });

@@ -77,6 +77,19 @@ impl Metric {
         }
     }
 
+    /// The smallest rise, in the metric's unit, that can be anomalous however steady the
+    /// baseline: a call 40 µs slower than a sub-millisecond normal is many deviations on a
+    /// log scale and means nothing. 100 ms, 50 tokens, a hundredth of a cent; one tool
+    /// call, retry or error.
+    pub fn min_excess(self) -> f64 {
+        match self {
+            Metric::LatencyMs => 100.0,
+            Metric::InputTokens | Metric::OutputTokens => 50.0,
+            Metric::CostUsd => 0.000_1,
+            Metric::ToolCalls | Metric::Retries | Metric::Errors => 1.0,
+        }
+    }
+
     /// Position in [`Metric::ALL`].
     pub fn index(self) -> usize {
         self as usize

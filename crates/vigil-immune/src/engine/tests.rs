@@ -608,3 +608,23 @@ fn healing_never_starts_from_an_empty_ladder_and_idle_agents_go() {
     run.apply(Input::Tick);
     assert!(run.engine.agent("old").is_none());
 }
+
+/// A fast, steady agent (sub-millisecond calls, as against a local model or under a load
+/// test) is not sick because one call took a millisecond longer.
+#[test]
+fn tiny_absolute_changes_are_not_anomalies() {
+    let mut rng = Rng(47);
+    let mut run = Run::new(EngineConfig::default());
+    for _ in 0..200 {
+        let fast = Observation { latency_ms: 0.3 + 0.01 * rng.next(), ..healthy("fast", &mut rng) };
+        run.observe(fast);
+    }
+    for _ in 0..20 {
+        let d = run.observe(Observation { latency_ms: 3.0, ..healthy("fast", &mut rng) });
+        assert!(d.is_empty(), "{d:?}");
+    }
+    assert_eq!(run.state("fast"), State::Healthy);
+    // A rise that matters still is one.
+    run.observe(Observation { latency_ms: 900.0, ..healthy("fast", &mut rng) });
+    assert_eq!(run.state("fast"), State::Suspected);
+}
