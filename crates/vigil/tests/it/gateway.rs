@@ -743,7 +743,16 @@ fn an_injected_prompt_is_detected_and_the_agent_isolated_then_cured() {
     let rules: Vec<&str> = v["injection_rules"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     assert!(rules.contains(&"override") && rules.contains(&"addresses_the_ai"), "{rules:?}");
 
-    // Isolated at once: draining, then quarantined and healed by revoking tools.
+    // Isolated at once: draining, then quarantined and healed by revoking tools. (The
+    // engine judges off the call path: wait until it has.)
+    let since = Instant::now();
+    let isolated = ["draining", "quarantined", "healing", "probation"];
+    while !isolated
+        .contains(&server.get("/api/v1/immune/agents/victim", None).body["data"]["state"].as_str().unwrap_or(""))
+    {
+        assert!(since.elapsed() < Duration::from_secs(10), "the injection was never judged");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let refused = call(&server, &request(false, false, "gpt-4o"), "victim");
     assert!([403, 503].contains(&refused.status().as_u16()));
     let body: Value = refused.json().expect("json");

@@ -366,10 +366,17 @@ fn a_run_killed_with_the_server_is_crashed_after_restart_and_retry_completes_it(
         json!({ "upload_id": upload_id, "pipeline": ["core.inspect", "slow.sleep"], "settings": { "slow.sleep": { "seconds": 2 } } }),
     );
     let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    // Kill once the quick plugin has finished (its result must survive) and the slow one
+    // is mid-way; the two may run side by side, so wait for both.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while execution(&server.get(&format!("/api/v1/runs/{id}"), None).body["data"], "slow.sleep")["status"] != "running"
-    {
-        assert!(Instant::now() < deadline, "the plugin never started");
+    loop {
+        let detail = server.get(&format!("/api/v1/runs/{id}"), None).body["data"].clone();
+        if execution(&detail, "slow.sleep")["status"] == "running"
+            && execution(&detail, "core.inspect")["status"] == "ok"
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the plugins never reached the point to crash at: {detail}");
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(server.get(&format!("/api/v1/runs/{id}"), None).body["data"]["run"]["status"], "running");
