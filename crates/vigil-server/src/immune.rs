@@ -745,7 +745,8 @@ fn act_for(engine: &Engine, decision: &Decision) -> Option<Act> {
         DecisionKind::Transition { agent_id, to, event, .. } => Some(Act::State {
             agent_id: agent_id.clone(),
             state: *to,
-            reason: refusal_reason(engine, agent_id, *to),
+            // Only refusing states carry a reason; the guard drops it otherwise.
+            reason: if to.accepts_calls() { String::new() } else { refusal_reason(engine, agent_id, *to) },
             released: *event == Event::OperatorRelease,
         }),
         DecisionKind::Execute { action_id, agent_id, action, incident_id, diagnosis } => Some(Act::Execute {

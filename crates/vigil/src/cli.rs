@@ -311,7 +311,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Immune(cmd) => immune(&global, cmd),
         Command::Demo { agents, fast, exit, json, manual_approvals, listen } => {
             if !json {
-                init_logging_quiet();
+                init_logging("warn");
             }
             crate::demo::run(crate::demo::DemoOptions {
                 agents,
@@ -385,22 +385,17 @@ fn open_store(global: &Global, create: bool) -> anyhow::Result<(Config, Store)> 
     Ok((config, store))
 }
 
-/// Warnings and errors only (the demo prints its own story).
-fn init_logging_quiet() {
+/// Logs to stderr, filtered by `VIGIL_LOG` or else `default` (`warn` for the demo, which
+/// prints its own story).
+fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
 fn serve(global: &Global) -> anyhow::Result<ExitCode> {
-    init_logging();
+    init_logging("info");
     let (config, store) = open_store(global, true)?;
     let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
     let listen = config.listen;

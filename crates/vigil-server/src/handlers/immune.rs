@@ -112,10 +112,6 @@ fn health(engine: &vigil_immune::engine::Engine, id: &str, a: &vigil_immune::eng
     }
 }
 
-fn page(cursor: Option<&str>, limit: Option<u64>) -> Result<PageRequest, ApiError> {
-    Ok(PageRequest::new(cursor, limit)?)
-}
-
 /// The number in an id such as `inc-0000000042`.
 fn id_number(id: &str) -> i64 {
     id.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
@@ -152,7 +148,7 @@ pub async fn list_agents(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<AgentsQuery>,
 ) -> Result<Response, ApiError> {
-    let page = page(q.cursor.as_deref(), q.limit)?;
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
     let data = state.immune.read(|engine| {
         let items = engine
             .agents()
@@ -303,7 +299,7 @@ pub async fn list_incidents(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<IncidentsQuery>,
 ) -> Result<Response, ApiError> {
-    let page = page(q.cursor.as_deref(), q.limit)?;
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
     let data = state.immune.read(|engine| {
         let items = engine.incidents().filter(|i| q.status.is_none_or(|s| i.status == s)).map(summary);
         paged_by_id(items, |i: &IncidentSummary| i.incident_id.as_str(), page)
@@ -354,7 +350,7 @@ pub async fn list_approvals(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ApprovalsQuery>,
 ) -> Result<Response, ApiError> {
-    let page = page(q.cursor.as_deref(), q.limit)?;
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
     let data: ListPage<Approval> = state.immune.read(|engine| {
         let items = engine.approvals().filter(|a| q.status.is_none_or(|s| a.status == s)).cloned();
         paged_by_id(items, |a: &Approval| a.approval_id.as_str(), page)
