@@ -5,7 +5,10 @@
 #      synthetic fleets with labelled injected faults, one line per seed — detection
 #      precision/recall/F1, diagnosis top-1, delay in the agent's calls, false positives per
 #      10k healthy calls — and the engine's own throughput in process (observations/s).
-#   2. Ingest throughput: batches of 1,000 vitals POSTed to a release `vigil serve` with wrk,
+#   2. Rhythm (crates/vigil-immune/benches/rhythm.rs): runaways of ordinary calls in a
+#      fleet over two simulated weeks — recall (all, loud), precision, delay in minutes,
+#      false incidents.
+#   3. Ingest throughput: batches of 1,000 vitals POSTed to a release `vigil serve` with wrk,
 #      once with the immune system judging and logging every call and once with it off
 #      (`VIGIL_IMMUNE_ENABLED=false`, the in-run reference: same HTTP, parsing and vitals
 #      storage). The ratio is what the immune system costs the ingest path.
@@ -21,6 +24,12 @@ echo "== fleet accuracy and engine throughput ($seeds seeds)"
 cargo bench --locked -q -p vigil-immune --bench fleet --no-run 2>/dev/null
 for seed in $(seq 1 "$seeds"); do
     FLEET_SEED=$seed cargo bench --locked -q -p vigil-immune --bench fleet 2>/dev/null | grep '^{'
+done
+
+echo "== rhythm: runaways of ordinary calls over 14 simulated days ($seeds seeds)"
+cargo bench --locked -q -p vigil-immune --bench rhythm --no-run 2>/dev/null
+for seed in $(seq 1 "$seeds"); do
+    RHYTHM_SEED=$seed cargo bench --locked -q -p vigil-immune --bench rhythm 2>/dev/null | grep '^{'
 done
 
 echo "== POST /api/v1/ingest, batches of 1000"

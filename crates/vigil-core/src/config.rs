@@ -119,6 +119,12 @@ pub struct RawImmune {
     pub snapshot_every_secs: u64,
     /// How long an agent's control URL has to answer a healing action.
     pub control_timeout_ms: u64,
+    /// Judge each agent's calls and tokens per bucket against its daily shape.
+    pub rhythm: bool,
+    /// Length of a rhythm bucket, in seconds.
+    pub rhythm_bucket_secs: u64,
+    /// Buckets a rhythm learns before it judges (two days of the default buckets).
+    pub rhythm_learn_buckets: u64,
 }
 
 impl Default for RawImmune {
@@ -138,6 +144,9 @@ impl Default for RawImmune {
             quarantine_cooldown_ms: 60_000,
             snapshot_every_secs: 60,
             control_timeout_ms: 10_000,
+            rhythm: true,
+            rhythm_bucket_secs: 300,
+            rhythm_learn_buckets: 576,
         }
     }
 }
@@ -395,6 +404,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("immune.drain_grace_ms", "VIGIL_IMMUNE_DRAIN_GRACE_MS", ValueKind::Integer),
     setting("immune.quarantine_cooldown_ms", "VIGIL_IMMUNE_QUARANTINE_COOLDOWN_MS", ValueKind::Integer),
     setting("immune.snapshot_every_secs", "VIGIL_IMMUNE_SNAPSHOT_EVERY_SECS", ValueKind::Integer),
+    setting("immune.rhythm", "VIGIL_IMMUNE_RHYTHM", ValueKind::Boolean),
+    setting("immune.rhythm_bucket_secs", "VIGIL_IMMUNE_RHYTHM_BUCKET_SECS", ValueKind::Integer),
     setting("http.request_timeout_ms", "VIGIL_HTTP_REQUEST_TIMEOUT_MS", ValueKind::Integer),
     setting("http.shutdown_grace_ms", "VIGIL_HTTP_SHUTDOWN_GRACE_MS", ValueKind::Integer),
     setting("rate_limit.enabled", "VIGIL_RATE_LIMIT_ENABLED", ValueKind::Boolean),
@@ -525,6 +536,9 @@ pub struct ImmuneConfig {
     pub quarantine_cooldown: Duration,
     pub snapshot_every: Duration,
     pub control_timeout: Duration,
+    pub rhythm: bool,
+    pub rhythm_bucket: Duration,
+    pub rhythm_learn_buckets: usize,
 }
 
 /// Validated `[harness]`.
@@ -953,6 +967,8 @@ fn validate_immune(raw: RawImmune, origins: &Origins, p: &mut Vec<Problem>) -> I
     check_range(p, origins, "immune.quarantine_cooldown_ms", raw.quarantine_cooldown_ms, 0..=86_400_000);
     check_range(p, origins, "immune.snapshot_every_secs", raw.snapshot_every_secs, 1..=86_400);
     check_range(p, origins, "immune.control_timeout_ms", raw.control_timeout_ms, 100..=600_000);
+    check_range(p, origins, "immune.rhythm_bucket_secs", raw.rhythm_bucket_secs, 1..=86_400);
+    check_range(p, origins, "immune.rhythm_learn_buckets", raw.rhythm_learn_buckets, 100..=100_000);
     if !(raw.threshold.is_finite() && (1.0..=100.0).contains(&raw.threshold)) {
         p.push(origins.problem("immune.threshold", format!("must be between 1 and 100, got {}", raw.threshold)));
     }
@@ -977,6 +993,9 @@ fn validate_immune(raw: RawImmune, origins: &Origins, p: &mut Vec<Problem>) -> I
         quarantine_cooldown: Duration::from_millis(raw.quarantine_cooldown_ms),
         snapshot_every: Duration::from_secs(raw.snapshot_every_secs),
         control_timeout: Duration::from_millis(raw.control_timeout_ms),
+        rhythm: raw.rhythm,
+        rhythm_bucket: Duration::from_secs(raw.rhythm_bucket_secs),
+        rhythm_learn_buckets: usize::try_from(raw.rhythm_learn_buckets).unwrap_or(usize::MAX),
     }
 }
 

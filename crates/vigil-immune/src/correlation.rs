@@ -1,7 +1,7 @@
 //! Correlation: is one agent sick, or is the whole fleet reacting to the same outside cause?
 //!
-//! [`Correlator`] remembers which agents were seen, and which showed which symptom (an
-//! anomalous metric), by time. When an agent's suspicion is about to be confirmed,
+//! [`Correlator`] remembers which agents were seen, and which showed which [`Symptom`] (an
+//! anomalous per-call metric or a surging rate), by time. When an agent's suspicion is about to be confirmed,
 //! [`Correlator::verdict`] counts, for each of its symptoms, the agents that showed the same
 //! symptom within the window, among those active in it, and takes the largest count: one
 //! agent is [`Verdict::AgentSpecific`]; several but less than the fleet share is
@@ -16,13 +16,49 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rhythm::Rate;
 use crate::sentinel::Metric;
+
+/// What correlation matches across agents. Serialized as the metric's or rate's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Symptom {
+    Metric(Metric),
+    /// A fleet whose call rate surges together is under load, not sick.
+    Rate(Rate),
+}
+
+impl Symptom {
+    fn window_us(self, config: &CorrelationConfig) -> i64 {
+        match self {
+            Symptom::Metric(_) => config.window_us,
+            Symptom::Rate(_) => config.window_us.max(config.rate_window_us),
+        }
+    }
+}
+
+impl From<Metric> for Symptom {
+    fn from(metric: Metric) -> Self {
+        Symptom::Metric(metric)
+    }
+}
+
+impl From<Rate> for Symptom {
+    fn from(rate: Rate) -> Self {
+        Symptom::Rate(rate)
+    }
+}
 
 /// How correlation judges.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct CorrelationConfig {
     /// How far back agents count as active or anomalous together (microseconds).
     pub window_us: i64,
+    /// How far back a surging rate counts (microseconds). A surge describes a whole rhythm
+    /// bucket and is seen only when the bucket closes, so this covers two buckets: agents
+    /// surging together have all shown it by the time the first one's surge is sustained.
+    pub rate_window_us: i64,
     /// Share of the active agents that makes an anomaly fleet-wide.
     pub fleet_share: f64,
     /// Fewest anomalous agents for a fleet-wide verdict.
@@ -31,7 +67,7 @@ pub struct CorrelationConfig {
 
 impl Default for CorrelationConfig {
     fn default() -> Self {
-        CorrelationConfig { window_us: 60_000_000, fleet_share: 0.5, fleet_min_agents: 3 }
+        CorrelationConfig { window_us: 60_000_000, rate_window_us: 600_000_000, fleet_share: 0.5, fleet_min_agents: 3 }
     }
 }
 
@@ -48,7 +84,7 @@ pub enum Verdict {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Correlator {
     seen: BTreeMap<String, i64>,
-    symptoms: BTreeMap<Metric, BTreeMap<String, i64>>,
+    symptoms: BTreeMap<Symptom, BTreeMap<String, i64>>,
 }
 
 impl Correlator {
@@ -56,27 +92,33 @@ impl Correlator {
         bump(&mut self.seen, agent, at_us);
     }
 
-    /// `agent` showed `metric` as anomalous at `at_us`.
-    pub fn saw_symptom(&mut self, agent: &str, metric: Metric, at_us: i64) {
+    /// `agent` showed `symptom` at `at_us`.
+    pub fn saw_symptom(&mut self, agent: &str, symptom: impl Into<Symptom>, at_us: i64) {
         bump(&mut self.seen, agent, at_us);
-        bump(self.symptoms.entry(metric).or_default(), agent, at_us);
+        bump(self.symptoms.entry(symptom.into()).or_default(), agent, at_us);
     }
 
     /// Forgets what is older than a window (bounds memory; it no longer counts anyway).
     pub fn prune(&mut self, now_us: i64, config: &CorrelationConfig) {
         let since = now_us.saturating_sub(config.window_us);
         self.seen.retain(|_, t| *t >= since);
-        for agents in self.symptoms.values_mut() {
+        for (symptom, agents) in &mut self.symptoms {
+            let since = now_us.saturating_sub(symptom.window_us(config));
             agents.retain(|_, t| *t >= since);
         }
         self.symptoms.retain(|_, agents| !agents.is_empty());
     }
 
     /// The verdict at `now_us` for an agent showing `symptoms`.
-    pub fn verdict(&self, now_us: i64, symptoms: &[Metric], config: &CorrelationConfig) -> Verdict {
+    pub fn verdict(&self, now_us: i64, symptoms: &[Symptom], config: &CorrelationConfig) -> Verdict {
         let since = now_us.saturating_sub(config.window_us);
         let active = count(&self.seen, since);
-        let agents = symptoms.iter().filter_map(|m| self.symptoms.get(m)).map(|a| count(a, since)).max().unwrap_or(0);
+        let agents = symptoms
+            .iter()
+            .filter_map(|s| Some((self.symptoms.get(s)?, now_us.saturating_sub(s.window_us(config)))))
+            .map(|(agents, since)| count(agents, since))
+            .max()
+            .unwrap_or(0);
         if agents <= 1 {
             Verdict::AgentSpecific
         } else if agents >= config.fleet_min_agents && f64::from(agents) >= config.fleet_share * f64::from(active) {
@@ -104,7 +146,7 @@ fn count(map: &BTreeMap<String, i64>, since: i64) -> u32 {
 mod tests {
     use super::*;
 
-    const LATENCY: &[Metric] = &[Metric::LatencyMs];
+    const LATENCY: &[Symptom] = &[Symptom::Metric(Metric::LatencyMs)];
 
     #[test]
     fn specific_partial_and_fleet_wide() {
@@ -139,11 +181,11 @@ mod tests {
         {
             c.saw_symptom(agent, metric, 10);
         }
-        assert_eq!(c.verdict(10, &[Metric::ToolCalls], &config), Verdict::AgentSpecific);
+        assert_eq!(c.verdict(10, &[Metric::ToolCalls.into()], &config), Verdict::AgentSpecific);
         c.saw_symptom("b", Metric::LatencyMs, 11);
         c.saw_symptom("c", Metric::LatencyMs, 11);
         assert_eq!(
-            c.verdict(11, &[Metric::ToolCalls, Metric::LatencyMs], &config),
+            c.verdict(11, &[Metric::ToolCalls.into(), Metric::LatencyMs.into()], &config),
             Verdict::FleetWide { agents: 3, active: 4 }
         );
     }
@@ -154,6 +196,22 @@ mod tests {
         let mut c = Correlator::default();
         c.saw_symptom("a", Metric::Errors, 1);
         c.saw_symptom("b", Metric::Errors, 1);
-        assert_eq!(c.verdict(1, &[Metric::Errors], &config), Verdict::PartialFleet { agents: 2, active: 2 });
+        assert_eq!(c.verdict(1, &[Metric::Errors.into()], &config), Verdict::PartialFleet { agents: 2, active: 2 });
+    }
+
+    #[test]
+    fn rate_symptoms_match_rates_and_serialize_by_name() {
+        let config = CorrelationConfig::default();
+        let mut c = Correlator::default();
+        for agent in ["a", "b", "c"] {
+            c.saw_symptom(agent, Rate::CallRate, 5);
+        }
+        c.saw_symptom("d", Metric::ToolCalls, 5);
+        assert_eq!(c.verdict(5, &[Rate::CallRate.into()], &config), Verdict::FleetWide { agents: 3, active: 4 });
+        assert_eq!(c.verdict(5, &[Metric::ToolCalls.into()], &config), Verdict::AgentSpecific);
+        let json = serde_json::to_value(&c).expect("json");
+        assert!(json["symptoms"]["call_rate"].is_object() && json["symptoms"]["tool_calls"].is_object(), "{json}");
+        let back: Correlator = serde_json::from_value(json).expect("parses");
+        assert_eq!(back, c);
     }
 }

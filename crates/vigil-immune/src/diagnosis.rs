@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::correlation::Verdict;
+use crate::correlation::{Symptom, Verdict};
+use crate::rhythm::{Rate, Surge};
 use crate::sentinel::Metric;
 
 /// What can be wrong with an agent.
@@ -83,15 +84,34 @@ pub struct Episode {
     pub injection_patterns: Vec<String>,
     /// Tool calls per tool name during the episode (capped in size).
     pub tools: BTreeMap<String, u32>,
+    /// The strongest sustained surge per rate.
+    #[serde(default)]
+    pub rates: BTreeMap<Rate, Surge>,
 }
 
 /// Names of tools kept per episode, and injection patterns.
 const EPISODE_NAMES_MAX: usize = 32;
 
 impl Episode {
-    /// The metrics that were anomalous (the symptoms correlation matches across agents).
-    pub fn symptoms(&self) -> Vec<Metric> {
-        self.deviations.iter().filter(|(_, d)| **d > 0.0).map(|(m, _)| *m).collect()
+    /// The metrics that were anomalous and the rates that surged (the symptoms correlation
+    /// matches across agents).
+    pub fn symptoms(&self) -> Vec<Symptom> {
+        let metrics = self.deviations.iter().filter(|(_, d)| **d > 0.0).map(|(m, _)| Symptom::Metric(*m));
+        metrics.chain(self.rates.keys().map(|r| Symptom::Rate(*r))).collect()
+    }
+
+    pub fn note_surge(&mut self, surge: &Surge) {
+        match self.rates.get(&surge.rate) {
+            Some(kept) if kept.factor() >= surge.factor() => {}
+            _ => {
+                self.rates.insert(surge.rate, *surge);
+            }
+        }
+    }
+
+    /// A surge's strength, 0 to 1: twice the expected rate is 0.25, five times 1.
+    fn surge_strength(&self, rate: Rate) -> f64 {
+        self.rates.get(&rate).map_or(0.0, |s| ((s.factor() - 1.0) / 4.0).clamp(0.0, 1.0))
     }
 
     pub fn deviation(&self, metric: Metric) -> f64 {
@@ -204,6 +224,24 @@ pub fn diagnose(episode: &Episode, verdict: &Verdict, threshold: f64, feedback: 
         let confidence = if episode.injection >= 0.5 { 0.4 } else { 0.6 + 0.1 * behaviour.len() as f64 };
         found.push((Diagnosis::PromptDrift, confidence, evidence));
     }
+    let surge = |r: Rate| {
+        episode.rates.get(&r).map(|x| {
+            format!(
+                "{} {:.1}× what similar moments had ({} against {:.0} per bucket, {} buckets running), each call ordinary",
+                r.as_str(),
+                x.factor(),
+                x.value,
+                x.expected,
+                x.buckets
+            )
+        })
+    };
+    let calls_surged = episode.rates.contains_key(&Rate::CallRate);
+    if let Some(evidence) = surge(Rate::TokenRate).filter(|_| !calls_surged && s(Metric::CostUsd) == 0.0) {
+        // The spend per minute rose with the calls steady and no call alone anomalous: the
+        // calls grew a little each, which adds up.
+        found.push((Diagnosis::CostOverrun, 0.5 + 0.3 * episode.surge_strength(Rate::TokenRate), vec![evidence]));
+    }
     if s(Metric::CostUsd) > 0.0 {
         let tokens = s(Metric::InputTokens).max(s(Metric::OutputTokens));
         let mut evidence = vec![dev(Metric::CostUsd)];
@@ -216,9 +254,14 @@ pub fn diagnose(episode: &Episode, verdict: &Verdict, threshold: f64, feedback: 
         };
         found.push((Diagnosis::CostOverrun, confidence, evidence));
     }
-    if s(Metric::ToolCalls) > 0.0 {
-        let mut evidence = vec![dev(Metric::ToolCalls)];
-        let mut confidence = 0.5 + 0.3 * s(Metric::ToolCalls);
+    if s(Metric::ToolCalls) > 0.0 || calls_surged {
+        let mut evidence: Vec<String> = surge(Rate::CallRate).into_iter().collect();
+        if s(Metric::ToolCalls) > 0.0 {
+            evidence.insert(0, dev(Metric::ToolCalls));
+        }
+        // Calling far more often than this hour usually sees is what a loop that re-plans
+        // with short prompts looks like, however ordinary each call.
+        let mut confidence = 0.5 + 0.3 * s(Metric::ToolCalls).max(episode.surge_strength(Rate::CallRate));
         if let Some((name, share)) = episode.dominant_tool().filter(|(_, share)| *share >= 0.6) {
             evidence.push(format!("{:.0}% of tool calls went to {name:?}", share * 100.0));
             confidence += 0.15;
@@ -330,6 +373,18 @@ mod tests {
         assert_eq!(top(&outage, &specific), Diagnosis::ToolInstability);
 
         assert_eq!(top(&Episode::default(), &specific), Diagnosis::Unknown);
+
+        let surge = |rate, value| Surge { rate, value, expected: 10.0, score: 0.999, buckets: 2, bucket_secs: 300.0 };
+        let mut busy = Episode::default();
+        busy.note_surge(&surge(Rate::CallRate, 60.0));
+        busy.note_surge(&surge(Rate::TokenRate, 50.0));
+        let ranked = diagnose(&busy, &specific, 4.0, &Feedback::default());
+        assert_eq!(ranked[0].diagnosis, Diagnosis::InfiniteLoop, "{ranked:?}");
+        assert!(ranked[0].evidence[0].starts_with("call_rate 6.0×"), "{ranked:?}");
+        let mut spending = Episode::default();
+        spending.note_surge(&surge(Rate::TokenRate, 40.0));
+        assert_eq!(top(&spending, &specific), Diagnosis::CostOverrun);
+        assert_eq!(spending.symptoms(), vec![Symptom::Rate(Rate::TokenRate)]);
     }
 
     #[test]

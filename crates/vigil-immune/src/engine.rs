@@ -7,10 +7,13 @@
 //! caller's job, which reports back with another input. So a recorded stream of inputs
 //! replays to exactly the same decisions, and the whole state serializes for snapshots.
 //!
-//! Per agent the engine keeps a baseline per [`Metric`], the lifecycle, the system-prompt
-//! hash and the current episode. The path of an infection:
+//! Per agent the engine keeps a baseline per [`Metric`], its call and token rhythm
+//! ([`crate::rhythm`]), the lifecycle, the system-prompt hash and the current episode. The
+//! path of an infection:
 //!
-//! 1. An anomalous observation makes a healthy agent *suspected* (calls still flow).
+//! 1. An anomalous observation makes a healthy agent *suspected* (calls still flow). A
+//!    rate that surged against the agent's daily shape for `rhythm.sustain` buckets counts
+//!    as an anomaly of the call that closed the bucket.
 //! 2. `confirm_anomalies` anomalous observations among the last `confirm_window` (or one
 //!    severe one) confirm it, unless correlation finds most of the fleet anomalous: then one
 //!    fleet incident records an external cause and no agent is touched.
@@ -35,6 +38,7 @@ use crate::correlation::{CorrelationConfig, Correlator, Verdict};
 use crate::diagnosis::{Diagnosis, Episode, Feedback, Hypothesis, diagnose};
 use crate::healing::{Action, ImmuneMemory, next_action};
 use crate::lifecycle::{Event, Lifecycle, State};
+use crate::rhythm::{Rhythm, RhythmConfig};
 use crate::sentinel::{self, Anomaly, Metric, SentinelConfig};
 
 /// How the engine decides.
@@ -44,6 +48,8 @@ pub struct EngineConfig {
     pub baseline: BaselineConfig,
     pub sentinel: SentinelConfig,
     pub correlation: CorrelationConfig,
+    /// Per-agent call and token rates against their daily shape.
+    pub rhythm: RhythmConfig,
     /// Anomalous observations among the last `confirm_window` that confirm a suspicion.
     pub confirm_anomalies: u32,
     pub confirm_window: u32,
@@ -80,6 +86,7 @@ impl Default for EngineConfig {
             baseline: BaselineConfig::default(),
             sentinel: SentinelConfig::default(),
             correlation: CorrelationConfig::default(),
+            rhythm: RhythmConfig::default(),
             confirm_anomalies: 2,
             confirm_window: 3,
             severe_deviation: 12.0,
@@ -411,6 +418,8 @@ pub struct AgentState {
     recent: VecDeque<(bool, u32)>,
     /// Whether each of the last `confirm_window` observations was anomalous.
     flags: VecDeque<bool>,
+    /// Calls and tokens per bucket, judged against the agent's daily shape.
+    rhythm: Rhythm,
     normal_streak: u32,
     waiting: Waiting,
 }
@@ -429,6 +438,7 @@ impl Default for AgentState {
             episode: None,
             recent: VecDeque::with_capacity(RECENT_CALLS),
             flags: VecDeque::new(),
+            rhythm: Rhythm::default(),
             normal_streak: 0,
             waiting: Waiting::Nothing,
         }
@@ -708,6 +718,11 @@ impl Engine {
             agent.recent.pop_front();
         }
         agent.recent.push_back((o.error, o.retries));
+        let surges = if config.rhythm.enabled {
+            agent.rhythm.record(now, o.input_tokens.saturating_add(o.output_tokens), &config.rhythm)
+        } else {
+            Vec::new()
+        };
         let values = [
             Some(o.latency_ms),
             Some(o.input_tokens as f64),
@@ -747,6 +762,7 @@ impl Engine {
         if o.injection >= config.injection_threshold {
             anomalies.push(Anomaly::Injection { score: o.injection, patterns: o.injection_patterns.clone() });
         }
+        anomalies.extend(surges.iter().filter(|s| s.sustained(&config.rhythm)).map(|s| Anomaly::Rhythm(*s)));
         let anomalous = !anomalies.is_empty();
         if !anomalous {
             for (metric, value) in Metric::ALL.into_iter().zip(values) {
@@ -773,6 +789,11 @@ impl Engine {
             agent.normal_streak = agent.normal_streak.saturating_add(1);
             self.correlator.saw(&o.agent_id, now);
         }
+        // Every surging bucket is a symptom, sustained or not yet: when a whole fleet's rate
+        // rises together, the others have shown it by the time the first one confirms.
+        for s in &surges {
+            self.correlator.saw_symptom(&o.agent_id, s.rate, now);
+        }
         if state == State::Healthy && !anomalous {
             return;
         }
@@ -788,6 +809,7 @@ impl Engine {
                     Anomaly::Metric { metric, deviation, .. } => episode.note_deviation(*metric, *deviation),
                     Anomaly::PromptChanged { .. } => episode.prompt_changed = true,
                     Anomaly::Injection { score, patterns } => episode.note_injection(*score, patterns),
+                    Anomaly::Rhythm(surge) => episode.note_surge(surge),
                 }
             }
         }
@@ -801,6 +823,8 @@ impl Engine {
             }
             Anomaly::Injection { score, .. } => *score >= config.severe_injection,
             Anomaly::PromptChanged { .. } => false,
+            // Sustained over several buckets already.
+            Anomaly::Rhythm(_) => true,
         });
         let cleared = !anomalous && agent.normal_streak >= config.clear_after;
         if cleared && state == State::Suspected {

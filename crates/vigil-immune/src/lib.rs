@@ -23,6 +23,8 @@
 //! - [`replay`]: the replay file format and a replayer that checks recorded decisions.
 //! - [`stream`]: a context detector for a metric's time series (k nearest trajectories,
 //!   conformal scores, rest periods), for anomalies of shape the sentinel cannot see.
+//! - [`rhythm`]: each agent's calls and tokens per bucket judged by that detector against
+//!   its daily shape and weekly peaks, so a runaway of ordinary calls is still caught.
 //! - [`nab`]: the Numenta Anomaly Benchmark scorer the detectors are measured with.
 
 pub mod baseline;
@@ -34,5 +36,6 @@ pub mod injection;
 pub mod lifecycle;
 pub mod nab;
 pub mod replay;
+pub mod rhythm;
 pub mod sentinel;
 pub mod stream;

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::{Baseline, BaselineConfig};
+use crate::rhythm::Surge;
 
 /// The metrics a baseline is kept for, per agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
@@ -140,6 +141,9 @@ pub enum Anomaly {
         score: f64,
         patterns: Vec<String>,
     },
+    /// The agent's rate of calls or tokens surged against its daily shape
+    /// ([`crate::rhythm`]), bucket after bucket.
+    Rhythm(Surge),
 }
 
 impl Anomaly {
@@ -168,8 +172,24 @@ impl Anomaly {
             Anomaly::Injection { score, patterns } => {
                 format!("the input carried a prompt-injection signal of {score:.2} ({})", patterns.join(", "))
             }
+            Anomaly::Rhythm(s) => format!(
+                "{} was {} {} per {}, where similar moments had {} ({:.1}×, score {:.3}), {} buckets running",
+                s.rate.as_str(),
+                number(s.value),
+                s.rate.unit(),
+                duration(s.bucket_secs),
+                number(s.expected),
+                s.factor(),
+                s.score,
+                s.buckets
+            ),
         }
     }
+}
+
+/// A bucket length in words: "5 min", "90 s".
+fn duration(secs: f64) -> String {
+    if secs >= 60.0 && (secs % 60.0) == 0.0 { format!("{} min", secs / 60.0) } else { format!("{secs} s") }
 }
 
 /// A number with the digits that matter: whole above 100, cents of a unit above 1, three

@@ -14,6 +14,11 @@
 //! against) and then keeps both sets sliding. Cost per value: `learn / 2` distances of
 //! `window` numbers.
 //!
+//! The reference trajectories are all windows of the same series, so the state is that
+//! series' recent stretch (about `learn / 2 + 2 * window` normalized values) and the recent
+//! distances, stored as `f32` and serialized packed: a few kilobytes per series, which
+//! matters when every agent of a fleet keeps one in every snapshot.
+//!
 //! Measured on the Numenta Anomaly Benchmark (`benches/nab.rs`); this is the k-nearest-
 //! neighbour conformal approach of Burnaev and Ishimtsev (KNN-CAD), implemented from its
 //! description.
@@ -29,7 +34,7 @@ pub struct ContextConfig {
     pub window: usize,
     /// Nearest trajectories summed into a distance.
     pub neighbours: usize,
-    /// Values learned before the first score.
+    /// Values learned before the first score (at least `2 * (window + neighbours + 1)`).
     pub learn: usize,
     /// The score at which an alarm is raised.
     pub alarm: f64,
@@ -43,40 +48,54 @@ impl Default for ContextConfig {
     }
 }
 
+/// How one value was judged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Judgement {
+    /// The anomaly score in [0, 1].
+    pub score: f64,
+    /// What the nearest trajectories had where this value is (the mean of their last
+    /// values, in the series' unit): what the value "should" have been.
+    pub expected: f64,
+}
+
 /// The detector's state for one series.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContextDetector {
     config: ContextConfig,
-    /// Raw values until learning is done; afterwards unused.
+    /// Raw values until learning is done; then empty.
+    #[serde(with = "packed")]
+    #[schemars(with = "String")]
     learning: Vec<f64>,
+    learned: bool,
     low: f64,
     range: f64,
-    /// The last `window` normalized values.
-    recent: VecDeque<f64>,
-    reference: VecDeque<Vec<f64>>,
-    /// Trajectories waiting `window` values before they join the reference (so a
-    /// trajectory is never compared with one overlapping it).
-    pending: VecDeque<Vec<f64>>,
-    distances: VecDeque<f64>,
+    /// Normalized values, newest last; `first` is the position of the oldest in the series.
+    #[serde(with = "packed")]
+    #[schemars(with = "String")]
+    history: VecDeque<f32>,
+    first: u64,
+    /// Distances of the recent trajectories to their neighbours, newest last.
+    #[serde(with = "packed")]
+    #[schemars(with = "String")]
+    distances: VecDeque<f32>,
     quiet: usize,
 }
 
 impl ContextDetector {
     pub fn new(config: ContextConfig) -> Self {
-        let config = ContextConfig {
-            window: config.window.max(2),
-            neighbours: config.neighbours.max(1),
-            learn: config.learn.max(2 * config.window.max(2) + config.neighbours.max(1) + 4),
-            ..config
-        };
+        let window = config.window.max(2);
+        let neighbours = config.neighbours.max(1);
+        // Enough that the first half holds more reference trajectories than neighbours.
+        let learn = config.learn.max(2 * (window + neighbours + 1));
+        let config = ContextConfig { window, neighbours, learn, ..config };
         ContextDetector {
             config,
-            learning: Vec::with_capacity(config.learn),
+            learning: Vec::new(),
+            learned: false,
             low: 0.0,
             range: 1.0,
-            recent: VecDeque::with_capacity(config.window),
-            reference: VecDeque::new(),
-            pending: VecDeque::new(),
+            history: VecDeque::new(),
+            first: 0,
             distances: VecDeque::new(),
             quiet: 0,
         }
@@ -86,28 +105,53 @@ impl ContextDetector {
         &self.config
     }
 
+    /// Whether the learning period is over (scores can be non-zero).
+    pub fn is_learned(&self) -> bool {
+        self.learned
+    }
+
     /// Takes the next value; its anomaly score in [0, 1] (0 while learning, during a rest
     /// period, and for non-finite values).
     pub fn push(&mut self, value: f64) -> f64 {
+        self.judge_next(value).map_or(0.0, |j| j.score)
+    }
+
+    /// Takes the next value and says how it was judged: `None` while learning, during a
+    /// rest period and for non-finite values.
+    pub fn judge_next(&mut self, value: f64) -> Option<Judgement> {
         if !value.is_finite() {
-            return 0.0;
+            return None;
         }
-        if self.learning.len() < self.config.learn {
+        if !self.learned {
             self.learning.push(value);
             if self.learning.len() == self.config.learn {
                 self.finish_learning();
             }
-            return 0.0;
+            return None;
         }
-        let score = self.judge(value, true);
+        let judgement = self.judge(value, true);
         if self.quiet > 0 {
             self.quiet -= 1;
-            return 0.0;
+            return None;
         }
-        if score >= self.config.alarm {
+        if judgement.score >= self.config.alarm {
             self.quiet = self.config.rest.unwrap_or(self.config.learn / 5);
         }
-        score
+        Some(judgement)
+    }
+
+    /// How `value` would be judged as the next value, without taking it (rest periods
+    /// aside): `None` while learning and for non-finite values. A caller that finds it anomalous can then teach
+    /// the detector something else in its place ([`ContextDetector::judge_next`] with the
+    /// expected value), so an anomaly does not become part of what is normal.
+    pub fn peek(&mut self, value: f64) -> Option<Judgement> {
+        if !self.learned || !value.is_finite() {
+            return None;
+        }
+        self.history.push_back(self.normalize(value));
+        let (alpha, expected) = self.nearest();
+        self.history.pop_back();
+        Some(Judgement { score: self.rank(f64::from(alpha)), expected: self.low + expected * self.range })
     }
 
     /// Normalizes by the learned range and builds the reference and distance sets from the
@@ -117,63 +161,76 @@ impl ContextDetector {
         let (low, high) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
         self.low = low;
         self.range = (high - low).max(1e-9);
+        self.learned = true;
         let half = values.len() / 2;
         for (i, &v) in values.iter().enumerate() {
             if i < half {
-                self.remember(v);
+                self.history.push_back(self.normalize(v));
             } else {
                 self.judge(v, false);
             }
         }
-        self.learning = values;
     }
 
-    /// Adds a value to the trajectory and the reference set (learning only).
-    fn remember(&mut self, value: f64) {
-        self.advance(value);
-        if self.recent.len() == self.config.window {
-            self.reference.push_back(self.recent.iter().copied().collect());
-        }
-    }
-
-    fn advance(&mut self, value: f64) {
-        if self.recent.len() == self.config.window {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((value - self.low) / self.range);
+    fn normalize(&self, value: f64) -> f32 {
+        ((value - self.low) / self.range) as f32
     }
 
     /// Scores the trajectory ending at `value` and slides the sets along.
-    fn judge(&mut self, value: f64, scored: bool) -> f64 {
-        self.advance(value);
-        if self.recent.len() < self.config.window || self.reference.len() <= self.config.neighbours {
-            return 0.0;
-        }
-        let trajectory: Vec<f64> = self.recent.iter().copied().collect();
-        let mut d: Vec<f64> = self
-            .reference
-            .iter()
-            .map(|r| r.iter().zip(&trajectory).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
-            .collect();
-        let k = self.config.neighbours.min(d.len() - 1);
-        d.select_nth_unstable_by(k, f64::total_cmp);
-        let alpha: f64 = d[..k].iter().sum();
-        let score = if scored { self.rank(alpha) } else { 0.0 };
-        let cap = self.config.learn - self.config.learn / 2;
+    ///
+    /// With `t` the value's position in the series, the reference trajectories are those
+    /// ending from `window - 1` (or the last `learn / 2` of them) up to the end of the first
+    /// half, or up to `t - window - 1` once that is later: never one overlapping the
+    /// trajectory judged.
+    fn judge(&mut self, value: f64, scored: bool) -> Judgement {
+        let ContextConfig { window, learn, .. } = self.config;
+        self.history.push_back(self.normalize(value));
+        let t = self.first + self.history.len() as u64 - 1;
+        let (window64, half) = (window as u64, (learn / 2) as u64);
+        let (alpha, expected) = self.nearest();
+        let score = if scored { self.rank(f64::from(alpha)) } else { 0.0 };
         self.distances.push_back(alpha);
-        if self.distances.len() > cap {
+        if self.distances.len() > learn - learn / 2 {
             self.distances.pop_front();
         }
-        self.pending.push_back(trajectory);
-        if self.pending.len() > self.config.window
-            && let Some(old) = self.pending.pop_front()
-        {
-            self.reference.push_back(old);
-            if self.reference.len() > self.config.learn / 2 {
-                self.reference.pop_front();
-            }
+        // The next value's oldest reference trajectory starts here at the earliest.
+        let next_hi = (half - 1).max((t + 1).saturating_sub(window64 + 1));
+        let keep_from = ((window64 - 1).max((next_hi + 1).saturating_sub(half)) + 1 - window64).min(t + 2 - window64);
+        while self.first < keep_from {
+            self.history.pop_front();
+            self.first += 1;
         }
-        score
+        Judgement { score, expected: self.low + expected * self.range }
+    }
+
+    /// The summed distance from the trajectory ending at the newest value to its nearest
+    /// reference trajectories, and the mean of their last values (normalized).
+    fn nearest(&self) -> (f32, f64) {
+        let ContextConfig { window, neighbours, learn, .. } = self.config;
+        let t = self.first + self.history.len() as u64 - 1;
+        let (window64, half) = (window as u64, (learn / 2) as u64);
+        let hi = (half - 1).max(t.saturating_sub(window64 + 1));
+        let lo = (window64 - 1).max((hi + 1).saturating_sub(half));
+        let at = |pos: u64| (pos - self.first) as usize;
+        let current = at(t + 1 - window64);
+        let mut d: Vec<(f32, u64)> = (lo..=hi)
+            .map(|end| {
+                let start = at(end + 1 - window64);
+                let sum: f64 = (0..window)
+                    .map(|i| {
+                        let diff = f64::from(self.history[start + i]) - f64::from(self.history[current + i]);
+                        diff * diff
+                    })
+                    .sum();
+                (sum as f32, end)
+            })
+            .collect();
+        let k = neighbours.min(d.len() - 1);
+        d.select_nth_unstable_by(k, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let alpha: f64 = d[..k].iter().map(|(x, _)| f64::from(*x)).sum();
+        let alpha = alpha as f32;
+        let expected = d[..k].iter().map(|(_, end)| f64::from(self.history[at(*end)])).sum::<f64>() / k as f64;
+        (alpha, expected)
     }
 
     /// The share of recent distances `alpha` exceeds (ties count half); beyond all of them,
@@ -182,13 +239,78 @@ impl ContextDetector {
         // Distances closer than this are equal (rounding, not a difference of shape).
         const SAME: f64 = 1e-9;
         let m = self.distances.len().max(1) as f64;
-        let below = self.distances.iter().filter(|d| **d < alpha - SAME).count();
+        let below = self.distances.iter().filter(|d| f64::from(**d) < alpha - SAME).count();
         if below == self.distances.len() {
-            let max = self.distances.iter().copied().fold(0.0, f64::max).max(1e-12);
+            let max = self.distances.iter().map(|d| f64::from(*d)).fold(0.0, f64::max).max(1e-12);
             return 1.0 - 0.5 / m * (max / alpha).min(1.0);
         }
-        let equal = self.distances.iter().filter(|d| (**d - alpha).abs() <= SAME).count() as f64;
+        let equal = self.distances.iter().filter(|d| (f64::from(**d) - alpha).abs() <= SAME).count() as f64;
         (below as f64 + 0.5 * equal) / m
+    }
+}
+
+/// Floats serialized as base64 of their little-endian bytes: exact, and a third the size
+/// of JSON numbers.
+mod packed {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub trait Float: Copy {
+        const SIZE: usize;
+        fn put(self, out: &mut Vec<u8>);
+        fn get(bytes: &[u8]) -> Self;
+    }
+
+    impl Float for f32 {
+        const SIZE: usize = 4;
+        fn put(self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.to_le_bytes());
+        }
+        fn get(bytes: &[u8]) -> Self {
+            let mut b = [0; 4];
+            b.copy_from_slice(bytes);
+            f32::from_le_bytes(b)
+        }
+    }
+
+    impl Float for f64 {
+        const SIZE: usize = 8;
+        fn put(self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.to_le_bytes());
+        }
+        fn get(bytes: &[u8]) -> Self {
+            let mut b = [0; 8];
+            b.copy_from_slice(bytes);
+            f64::from_le_bytes(b)
+        }
+    }
+
+    pub fn serialize<'a, T, C, S>(values: &'a C, serializer: S) -> Result<S::Ok, S::Error>
+    where
+        T: Float + 'a,
+        &'a C: IntoIterator<Item = &'a T>,
+        S: Serializer,
+    {
+        let mut bytes = Vec::new();
+        for v in values {
+            v.put(&mut bytes);
+        }
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, T, C, D>(deserializer: D) -> Result<C, D::Error>
+    where
+        T: Float,
+        C: FromIterator<T>,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(deserializer)?;
+        let bytes = STANDARD.decode(text).map_err(D::Error::custom)?;
+        if !bytes.len().is_multiple_of(T::SIZE) {
+            return Err(D::Error::custom(format!("{} bytes is not a whole number of floats", bytes.len())));
+        }
+        Ok(bytes.chunks_exact(T::SIZE).map(T::get).collect())
     }
 }
 
@@ -239,6 +361,34 @@ mod tests {
             let v = wave(i) + if i == 330 { 40.0 } else { 0.0 };
             assert_eq!(a.push(v), b.push(v));
         }
+    }
+
+    #[test]
+    fn peeking_judges_like_taking_and_changes_nothing() {
+        let mut d = ContextDetector::new(config());
+        for i in 0..240 {
+            assert_eq!(d.peek(wave(i)), None, "nothing to peek at while learning");
+            d.push(wave(i));
+        }
+        for i in 240..300 {
+            d.push(wave(i));
+        }
+        let mut compared = 0;
+        for i in 300..360 {
+            let v = wave(i) + if i == 330 { 40.0 } else { 0.0 };
+            let before = d.clone();
+            let peeked = d.peek(v);
+            assert_eq!(d, before);
+            // Rest periods hold what `judge_next` reports; `peek` judges regardless.
+            if let Some(taken) = d.judge_next(v) {
+                assert_eq!(peeked, Some(taken));
+                compared += 1;
+            }
+        }
+        assert!(compared > 20, "{compared}");
+        let state = serde_json::to_string(&d).expect("json");
+        // learn 240 → 120 reference windows of 12, 120 distances: a few hundred floats.
+        assert!(state.len() < 2_500, "{} bytes: {state}", state.len());
     }
 
     proptest! {

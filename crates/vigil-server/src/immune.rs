@@ -38,7 +38,9 @@ use vigil_immune::diagnosis::Diagnosis;
 use vigil_immune::engine::{Decision, DecisionKind, Engine, EngineConfig, EngineError, Input, Observation, Stamped};
 use vigil_immune::healing::Action;
 use vigil_immune::lifecycle::{Event, State};
+use vigil_immune::rhythm::RhythmConfig;
 use vigil_immune::sentinel::SentinelConfig;
+use vigil_immune::stream::ContextConfig;
 use vigil_store::{ImmuneLogEntry, NewAuditEntry, Store, StoreError};
 
 /// Inputs waiting for the engine.
@@ -53,6 +55,7 @@ const RESTORE_PAGE: usize = 10_000;
 /// The engine's settings from `[immune]`.
 pub fn engine_config(config: &ImmuneConfig) -> EngineConfig {
     let defaults = EngineConfig::default();
+    let bucket_us = i64::try_from(config.rhythm_bucket.as_micros()).unwrap_or(i64::MAX);
     EngineConfig {
         baseline: BaselineConfig {
             half_life: config.half_life_calls as f64,
@@ -63,7 +66,15 @@ pub fn engine_config(config: &ImmuneConfig) -> EngineConfig {
         correlation: CorrelationConfig {
             window_us: i64::try_from(config.correlation_window.as_micros()).unwrap_or(i64::MAX),
             fleet_share: config.fleet_share,
+            // Surges are seen as buckets close: two buckets back.
+            rate_window_us: bucket_us.saturating_mul(2),
             ..CorrelationConfig::default()
+        },
+        rhythm: RhythmConfig {
+            enabled: config.rhythm,
+            bucket_us,
+            context: ContextConfig { learn: config.rhythm_learn_buckets, ..defaults.rhythm.context },
+            ..defaults.rhythm
         },
         drain_grace_us: i64::try_from(config.drain_grace.as_micros()).unwrap_or(i64::MAX),
         probation_calls: config.probation_calls,

@@ -628,3 +628,85 @@ fn tiny_absolute_changes_are_not_anomalies() {
     run.observe(Observation { latency_ms: 900.0, ..healthy("fast", &mut rng) });
     assert_eq!(run.state("fast"), State::Suspected);
 }
+
+/// Four agents working office hours for three days (so their rhythm is learned and judged
+/// for a day), then an hour in which `surge(agent)` multiplies each agent's calls. Returns
+/// the engine and the decisions of that hour; the three days decide nothing.
+fn rhythm_fleet(surge: impl Fn(usize) -> u32) -> (Engine, Vec<Decision>) {
+    const MINUTE: i64 = 60_000_000;
+    let mut rng = Rng(17);
+    let mut engine = Engine::new(EngineConfig::default());
+    let day0 = 1_700_000_000_000_000 / (24 * 60 * MINUTE) * (24 * 60 * MINUTE);
+    let start = 3 * 24 * 60 + 10 * 60;
+    let mut surged = Vec::new();
+    for minute in 0..start + 60 {
+        let hour = (minute / 60) % 24;
+        let mut calls = Vec::new();
+        for agent in 0..4 {
+            let base = if (9..17).contains(&hour) { 8.0 } else { 1.5 };
+            let mut n = (base * (0.7 + 0.6 * rng.next())).round() as i64;
+            if minute >= start {
+                n *= i64::from(surge(agent));
+            }
+            for k in 0..n {
+                calls.push((day0 + minute * MINUTE + k * (MINUTE / n) + agent as i64 * 1_000, agent));
+            }
+        }
+        calls.sort_unstable();
+        for (at_us, agent) in calls {
+            let input = Stamped { at_us, input: Input::Observe(healthy(&format!("agent-{agent}"), &mut rng)) };
+            let decisions = engine.apply(&input).expect("accepted");
+            if minute < start {
+                let opened = decisions.iter().any(|d| matches!(d.kind, DecisionKind::IncidentOpened { .. }));
+                assert!(!opened, "an ordinary day opened an incident at minute {minute}: {decisions:?}");
+            } else {
+                surged.extend(decisions);
+            }
+        }
+        if minute >= start {
+            let tick = Stamped { at_us: day0 + (minute + 1) * MINUTE - 1, input: Input::Tick };
+            surged.extend(engine.apply(&tick).expect("tick"));
+        }
+    }
+    (engine, surged)
+}
+
+#[test]
+fn an_agent_calling_five_times_as_often_is_a_loop_even_when_each_call_is_ordinary() {
+    let (engine, decisions) = rhythm_fleet(|agent| if agent == 0 { 5 } else { 1 });
+    let incidents: Vec<&Incident> = engine.incidents().collect();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let incident = incidents[0];
+    assert_eq!(incident.agents, ["agent-0"]);
+    assert_eq!(incident.diagnosis(), Diagnosis::InfiniteLoop, "{:?}", incident.hypotheses);
+    assert!(incident.hypotheses[0].evidence.iter().any(|e| e.starts_with("call_rate")), "{:?}", incident.hypotheses);
+    // Caught within three five-minute buckets of the loop starting.
+    assert!(incident.opened_at_us % (24 * 3_600_000_000) < (10 * 60 + 15) * 60_000_000, "{}", incident.opened_at_us);
+    let explained = decisions.iter().any(|d| match &d.kind {
+        DecisionKind::Anomalies { anomalies, .. } => {
+            anomalies.iter().any(|a| matches!(a, Anomaly::Rhythm(_)) && a.explain().contains("per 5 min"))
+        }
+        _ => false,
+    });
+    assert!(explained, "{decisions:?}");
+    assert_ne!(engine.agent("agent-0").map(AgentState::state), Some(State::Healthy));
+    assert!((1..4).all(|i| engine.agent(&format!("agent-{i}")).map(AgentState::state) == Some(State::Healthy)));
+}
+
+#[test]
+fn a_whole_fleet_busier_at_once_is_load_not_a_loop() {
+    let (engine, _) = rhythm_fleet(|_| 4);
+    let incidents: Vec<&Incident> = engine.incidents().collect();
+    assert!(!incidents.is_empty(), "the surge is noticed");
+    let fleet = incidents.iter().find(|i| i.diagnosis() == Diagnosis::ExternalCause).expect("one external incident");
+    assert!(fleet.agents.len() >= 3, "{:?}", fleet.agents);
+    assert!(
+        incidents.iter().all(|i| i.diagnosis() == Diagnosis::ExternalCause || i.status == IncidentStatus::External),
+        "{incidents:?}"
+    );
+    assert!(engine.approvals().next().is_none() && engine.running().is_empty(), "nobody is healed");
+    for i in 0..4 {
+        let state = engine.agent(&format!("agent-{i}")).map(AgentState::state);
+        assert!(matches!(state, Some(State::Healthy | State::Suspected)), "agent-{i} is {state:?}");
+    }
+}
