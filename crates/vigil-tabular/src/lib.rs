@@ -1,0 +1,13 @@
+//! The tabular statistics pack: what an analyst's ERP export (orders, invoices, ledger
+//! lines, vendors) goes through to become a report they can cite.
+//!
+//! It owns reading a table (encodings, dialects, type inference with evidence, a canonical
+//! content hash), profiling it, the analyses (outliers, Benford, volume by period,
+//! referential checks, PII) and the report. It is its own crate so the rest of Vigil builds
+//! and tests without it; the harness runs it as built-in plugins.
+//!
+//! Built so far:
+//! - [`value`]: strict, allocation-free readers for one cell (numbers with thousands
+//!   separators, currency and percent strings, booleans, dates and date-times).
+
+pub mod value;
