@@ -9,5 +9,8 @@
 //! Built so far:
 //! - [`value`]: strict, allocation-free readers for one cell (numbers with thousands
 //!   separators, currency and percent strings, booleans, dates and date-times).
+//! - [`sniff`]: a file's encoding (UTF-8, with BOM, UTF-16, Latin-1), decoded as a stream,
+//!   and its dialect (delimiter, header), each with the evidence for the choice.
 
+pub mod sniff;
 pub mod value;
