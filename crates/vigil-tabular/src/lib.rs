@@ -11,6 +11,22 @@
 //!   separators, currency and percent strings, booleans, dates and date-times).
 //! - [`sniff`]: a file's encoding (UTF-8, with BOM, UTF-16, Latin-1), decoded as a stream,
 //!   and its dialect (delimiter, header), each with the evidence for the choice.
+//! - [`read`]: the delimited-file reader, parallel over chunks cut at record boundaries,
+//!   with malformed rows counted by line number and a cap on record length.
+//! - [`infer`]: each column's kind and role, decided from every value, with evidence.
+//! - [`table`]: the typed, columnar table and its canonical content hash.
+//! - [`ingest`]: all of the above from a path or stream to a [`Dataset`].
+//! - [`pii`]: personal data recognised in a cell, and redaction.
 
+pub mod infer;
+pub mod ingest;
+mod par;
+pub mod pii;
+pub mod read;
 pub mod sniff;
+pub mod table;
 pub mod value;
+
+pub use ingest::{Dataset, IngestError, IngestOptions, ingest_delimited, ingest_path};
+pub use sniff::Chosen;
+pub use table::{Column, Kind, Role, Values};

@@ -192,6 +192,15 @@ const CURRENCIES: [&str; 14] = ["US$", "$", "€", "£", "¥", "₹", "USD", "EU
 /// An amount with a currency symbol or code (`$1,234.50`, `-€12`, `1.234,50 €`, `USD 12`,
 /// `(1,234.00)` in accounting notation with a symbol): the value and the symbol.
 pub fn parse_currency(cell: &str, mark: DecimalMark) -> Option<(f64, &'static str)> {
+    match parse_amount(cell, mark)? {
+        (value, Some(symbol)) => Some((value, symbol)),
+        (_, None) => None,
+    }
+}
+
+/// An amount in a money column: with a currency symbol or code, or without, including
+/// accounting negatives (`(12.00)`). The value and the symbol if there was one.
+pub fn parse_amount(cell: &str, mark: DecimalMark) -> Option<(f64, Option<&'static str>)> {
     let mut t = cell.trim();
     let mut negative = false;
     let mut found: Option<&'static str> = None;
@@ -214,9 +223,8 @@ pub fn parse_currency(cell: &str, mark: DecimalMark) -> Option<(f64, &'static st
             t = rest.trim();
         }
     }
-    let symbol = found?;
     let n = parse_number(t, mark)?;
-    Some((if negative { -n.value } else { n.value }, symbol))
+    Some((if negative { -n.value } else { n.value }, found))
 }
 
 /// A percentage (`12.5%`, `-3 %`): the fraction (0.125).

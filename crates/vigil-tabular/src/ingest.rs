@@ -1,0 +1,191 @@
+//! Ingest: from a file to a typed [`Dataset`] with its canonical hash and every problem
+//! found on the way.
+//!
+//! Delimited text goes through [`sniff`](crate::sniff) (encoding, dialect), the parallel
+//! reader ([`read`](crate::read)) and per-column inference ([`infer`](crate::infer)),
+//! with columns typed in parallel and each raw column freed once typed.
+
+use std::fs::File;
+use std::io::{self, Cursor, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::infer::{self, Context};
+use crate::par;
+use crate::read::{self, Problems, ReadOptions};
+use crate::sniff::{self, Chosen, DecodingReader, Dialect, Encoding};
+use crate::table::{Column, data_hash};
+
+/// Why a file could not be read as a table.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("reading the input failed: {0}")]
+    Read(#[source] io::Error),
+    #[error("the file is empty: it has no header and no rows")]
+    Empty,
+    #[error("this is not a text table: {0}")]
+    Binary(String),
+    #[error("the first record is longer than the {cap}-byte record cap (is this really a delimited file?)")]
+    FirstRecordTooLong { cap: usize },
+    #[error("a reader thread stopped before the input was read")]
+    WorkerGone,
+}
+
+/// How to ingest; every choice left `None` is detected from the file.
+#[derive(Clone, Debug, Default)]
+pub struct IngestOptions {
+    pub encoding: Option<Encoding>,
+    pub delimiter: Option<u8>,
+    pub header: Option<bool>,
+    /// Record cap, threads, block size, examples kept.
+    pub read: ReadOptions,
+}
+
+/// A table read from a file, typed, with how it was read and what was wrong with it.
+#[derive(Debug)]
+pub struct Dataset {
+    pub encoding: Chosen<Encoding>,
+    pub dialect: Dialect,
+    pub rows: usize,
+    pub columns: Vec<Column>,
+    /// Rows not in the table and lines with problems, with line numbers.
+    pub problems: Problems,
+    /// Header names that were empty or repeated, and the names they were given.
+    pub renamed: Vec<(String, String)>,
+    /// The canonical hash of the typed content (see [`data_hash`]).
+    pub data_hash: String,
+}
+
+impl Dataset {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Row and column counts, kinds and roles with evidence, and problems: what a dataset
+    /// version records.
+    pub fn summary(&self) -> Summary<'_> {
+        Summary {
+            rows: self.rows,
+            columns: self.columns.len(),
+            data_hash: &self.data_hash,
+            encoding: &self.encoding,
+            dialect: &self.dialect,
+            schema: self
+                .columns
+                .iter()
+                .map(|c| ColumnSummary {
+                    name: &c.name,
+                    kind: &c.kind,
+                    role: &c.role,
+                    missing: c.validity.missing_count(),
+                })
+                .collect(),
+            problems: &self.problems,
+            renamed: &self.renamed,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary<'a> {
+    pub rows: usize,
+    pub columns: usize,
+    pub data_hash: &'a str,
+    pub encoding: &'a Chosen<Encoding>,
+    pub dialect: &'a Dialect,
+    pub schema: Vec<ColumnSummary<'a>>,
+    pub problems: &'a Problems,
+    pub renamed: &'a [(String, String)],
+}
+
+#[derive(Debug, Serialize)]
+pub struct ColumnSummary<'a> {
+    pub name: &'a str,
+    pub kind: &'a Chosen<crate::table::Kind>,
+    pub role: &'a Chosen<crate::table::Role>,
+    pub missing: usize,
+}
+
+/// Bytes of the file's start used to detect its encoding and dialect.
+const SNIFF_BYTES: usize = 64 * 1024;
+
+/// Ingests a delimited text file (CSV, TSV, TXT).
+pub fn ingest_path(path: &Path, options: &IngestOptions) -> Result<Dataset, IngestError> {
+    let file = File::open(path).map_err(|source| IngestError::Open { path: path.to_owned(), source })?;
+    ingest_delimited(file, options)
+}
+
+/// Ingests delimited text from a stream.
+pub fn ingest_delimited(mut input: impl Read, options: &IngestOptions) -> Result<Dataset, IngestError> {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    (&mut input).take(SNIFF_BYTES as u64).read_to_end(&mut head).map_err(IngestError::Read)?;
+    if head.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    let encoding = match options.encoding {
+        Some(value) => Chosen { value, evidence: "given".into() },
+        None => sniff::detect_encoding(&head),
+    };
+    let mut sample = String::new();
+    DecodingReader::new(Cursor::new(&head), encoding.value)
+        .read_to_string(&mut sample)
+        .or_else(|_| {
+            // Invalid UTF-8 in the sample: sniff on what it says, the reader counts it.
+            sample = String::from_utf8_lossy(&head).into_owned();
+            Ok::<_, io::Error>(0)
+        })
+        .map_err(IngestError::Read)?;
+    refuse_binary(&head, &sample)?;
+    let mut dialect = sniff::detect_dialect(&sample);
+    if let Some(d) = options.delimiter {
+        dialect.delimiter = Chosen { value: char::from(d), evidence: "given".into() };
+    }
+    if let Some(h) = options.header {
+        dialect.header = Chosen { value: h, evidence: "given".into() };
+    }
+    let read_options = ReadOptions {
+        delimiter: u8::try_from(dialect.delimiter.value).unwrap_or(b','),
+        quote: u8::try_from(dialect.quote).unwrap_or(b'"'),
+        header: dialect.header.value,
+        ..options.read.clone()
+    };
+    let whole = Cursor::new(head).chain(input);
+    let raw = match encoding.value {
+        Encoding::Utf8 => read::read_delimited(whole, &read_options)?,
+        other => read::read_delimited(DecodingReader::new(whole, other), &read_options)?,
+    };
+    let rows = raw.rows;
+    let context = Context { delimiter: read_options.delimiter };
+    let threads = read_options.threads;
+    let columns = par::map_owned(raw.names.into_iter().zip(raw.columns).collect(), threads, |(name, chunks)| {
+        infer::column(name, chunks, rows, context)
+    });
+    let data_hash = data_hash(&columns, rows, threads);
+    Ok(Dataset { encoding, dialect, rows, columns, problems: raw.problems, renamed: raw.renamed, data_hash })
+}
+
+/// Stops binary files (archives, images, executables) before they are read as text.
+fn refuse_binary(head: &[u8], sample: &str) -> Result<(), IngestError> {
+    const MAGIC: [(&[u8], &str); 5] = [
+        (b"PK\x03\x04", "a ZIP archive (an XLSX workbook is one; read it as XLSX)"),
+        (b"\x1f\x8b", "a gzip stream"),
+        (b"%PDF", "a PDF document"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\x7fELF", "an executable"),
+    ];
+    if let Some((_, what)) = MAGIC.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Err(IngestError::Binary(format!("it starts like {what}")));
+    }
+    let chars = sample.chars().count().max(1);
+    let control = sample.chars().filter(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')).count();
+    if sample.contains('\0') || control * 20 > chars {
+        return Err(IngestError::Binary(format!(
+            "{control} of the first {chars} characters are control characters{}",
+            if sample.contains('\0') { ", including NUL" } else { "" }
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,629 @@
+//! Reading a delimited file into raw columns, in parallel, in one pass over a stream.
+//!
+//! The calling thread reads blocks and cuts them at record boundaries with a small state
+//! machine that follows the CSV quoting rules exactly as the `csv-core` tokenizer does
+//! (a quote opens a quoted field only at the start of a field; `""` inside one is a
+//! quote), so a newline inside a quoted field never splits a chunk. Worker threads
+//! tokenize the chunks with `csv-core` into per-chunk raw columns. Nothing is held twice:
+//! a block becomes raw columns and is dropped.
+//!
+//! Rows whose field count differs from the header's are not part of the table: they are
+//! counted and reported with their line numbers. A record longer than the cap is skipped
+//! without being held (a 2 GB line costs one block of memory), and reported the same way.
+
+use std::io::Read;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use serde::Serialize;
+
+use crate::IngestError;
+
+/// How to read a delimited file.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    pub delimiter: u8,
+    pub quote: u8,
+    pub header: bool,
+    /// The longest record accepted, in bytes; longer ones are skipped and reported.
+    pub max_record_bytes: usize,
+    /// Worker threads tokenizing chunks.
+    pub threads: usize,
+    /// Bytes read per block (a chunk is at least this, cut at a record boundary).
+    pub block_bytes: usize,
+    /// Line numbers kept per kind of problem (all are counted).
+    pub max_examples: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            delimiter: b',',
+            quote: b'"',
+            header: true,
+            max_record_bytes: 16 << 20,
+            threads: crate::par::default_threads(),
+            block_bytes: 4 << 20,
+            max_examples: 20,
+        }
+    }
+}
+
+/// Rows that are not in the table, and why.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Problems {
+    /// Rows with more or fewer fields than the header.
+    pub ragged: Counted<RaggedRow>,
+    /// Records longer than the cap, skipped.
+    pub too_long: Counted<LongRecord>,
+    /// Lines holding bytes that are not UTF-8 (each such byte became U+FFFD).
+    pub invalid_utf8: Counted<u64>,
+    /// Empty lines, skipped.
+    pub blank_lines: u64,
+}
+
+impl Problems {
+    /// Rows left out of the table.
+    pub fn rows_left_out(&self) -> u64 {
+        self.ragged.count + self.too_long.count
+    }
+
+    fn absorb(&mut self, other: Problems, line_offset: u64, max_examples: usize) {
+        self.ragged.absorb(other.ragged, max_examples, |r| RaggedRow { line: r.line + line_offset, ..r });
+        self.too_long.absorb(other.too_long, max_examples, |r| LongRecord { line: r.line + line_offset, ..r });
+        self.invalid_utf8.absorb(other.invalid_utf8, max_examples, |l| l + line_offset);
+        self.blank_lines += other.blank_lines;
+    }
+}
+
+/// A count with the first few examples.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Counted<T> {
+    pub count: u64,
+    pub examples: Vec<T>,
+}
+
+impl<T> Default for Counted<T> {
+    fn default() -> Self {
+        Counted { count: 0, examples: Vec::new() }
+    }
+}
+
+impl<T> Counted<T> {
+    fn add(&mut self, example: T, max_examples: usize) {
+        self.count += 1;
+        if self.examples.len() < max_examples {
+            self.examples.push(example);
+        }
+    }
+
+    fn absorb(&mut self, other: Counted<T>, max_examples: usize, shift: impl Fn(T) -> T) {
+        self.count += other.count;
+        let room = max_examples.saturating_sub(self.examples.len());
+        self.examples.extend(other.examples.into_iter().take(room).map(shift));
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RaggedRow {
+    /// 1-based line of the file where the row starts.
+    pub line: u64,
+    pub fields: usize,
+    pub expected: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LongRecord {
+    pub line: u64,
+    /// Bytes skipped (the record and its line ending).
+    pub bytes: u64,
+}
+
+/// One column of one chunk, as text: field `i` is `bytes[ends[i-1]..ends[i]]`.
+#[derive(Debug, Default)]
+pub(crate) struct RawColumn {
+    pub bytes: Vec<u8>,
+    pub ends: Vec<u32>,
+}
+
+impl RawColumn {
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let end = end as usize;
+            let field = &self.bytes[start..end];
+            start = end;
+            // Chunks are valid UTF-8 (invalid bytes were replaced) and fields end at
+            // delimiters, which are ASCII.
+            std::str::from_utf8(field).unwrap_or_default()
+        })
+    }
+}
+
+/// A table as text, in column-major chunks of rows.
+#[derive(Debug)]
+pub(crate) struct RawTable {
+    pub names: Vec<String>,
+    /// `columns[c][k]` is column `c` of chunk `k`.
+    pub columns: Vec<Vec<RawColumn>>,
+    pub rows: usize,
+    pub problems: Problems,
+    /// Header names that were empty or repeated, and what they became.
+    pub renamed: Vec<(String, String)>,
+}
+
+/// The quoting state of the boundary scanner, mirroring `csv-core`'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scan {
+    StartField,
+    InField,
+    InQuoted,
+    /// A quote inside a quoted field: the end of it, or the first of `""`.
+    QuoteInQuoted,
+}
+
+/// Cuts a stream at record boundaries.
+struct Splitter {
+    delimiter: u8,
+    quote: u8,
+    state: Scan,
+}
+
+impl Splitter {
+    /// Advances over `bytes`; the index just past the last record-ending `\n`.
+    fn scan(&mut self, bytes: &[u8]) -> Option<usize> {
+        let quoted = matches!(self.state, Scan::InQuoted | Scan::QuoteInQuoted);
+        if !quoted && memchr::memchr(self.quote, bytes).is_none() {
+            // No quotes: every newline ends a record.
+            let last = memchr::memrchr(b'\n', bytes);
+            if let Some(&b) = bytes.last() {
+                self.state = if b == b'\n' || b == self.delimiter { Scan::StartField } else { Scan::InField };
+            }
+            return last.map(|i| i + 1);
+        }
+        let mut last = None;
+        let mut next = 0;
+        for i in memchr::memchr3_iter(self.quote, self.delimiter, b'\n', bytes) {
+            if i > next {
+                self.other();
+            }
+            next = i + 1;
+            let b = bytes[i];
+            self.state = match (self.state, b) {
+                (Scan::InQuoted, q) if q == self.quote => Scan::QuoteInQuoted,
+                (Scan::InQuoted, _) => Scan::InQuoted,
+                (Scan::QuoteInQuoted, q) if q == self.quote => Scan::InQuoted,
+                (Scan::StartField, q) if q == self.quote => Scan::InQuoted,
+                (Scan::InField, q) if q == self.quote => Scan::InField,
+                (_, b'\n') => {
+                    last = Some(i + 1);
+                    Scan::StartField
+                }
+                (_, _) => Scan::StartField,
+            };
+        }
+        if bytes.len() > next {
+            self.other();
+        }
+        last
+    }
+
+    /// A byte that is not a quote, delimiter or newline.
+    fn other(&mut self) {
+        self.state = match self.state {
+            Scan::StartField | Scan::InField | Scan::QuoteInQuoted => Scan::InField,
+            Scan::InQuoted => Scan::InQuoted,
+        };
+    }
+}
+
+/// A piece of the input, in order, once read.
+enum Piece {
+    /// Whole records, tokenized by a worker.
+    Records(Chunk),
+    /// A record over the cap, skipped: its newlines and size.
+    TooLong { newlines: u64, bytes: u64 },
+}
+
+/// What a worker made of one chunk of records.
+struct Chunk {
+    columns: Vec<RawColumn>,
+    rows: usize,
+    /// Newlines in the chunk (so the next one's line numbers can be known).
+    newlines: u64,
+    problems: Problems,
+}
+
+/// Reads `input` (UTF-8) into raw columns.
+pub(crate) fn read_delimited(mut input: impl Read, options: &ReadOptions) -> Result<RawTable, IngestError> {
+    let mut splitter = Splitter { delimiter: options.delimiter, quote: options.quote, state: Scan::StartField };
+    let mut buf = Vec::new();
+    let mut eof;
+    // Blank lines before the first record are not part of the table.
+    let mut line_base = 1;
+    let first_end = loop {
+        let scanned = buf.len();
+        eof = fill(&mut input, &mut buf, options.block_bytes)?;
+        if scanned == 0 {
+            let blank = buf.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(buf.len());
+            line_base += memchr::memchr_iter(b'\n', &buf[..blank]).count() as u64;
+            buf.drain(..blank);
+            if buf.is_empty() && !eof {
+                continue;
+            }
+        }
+        let from = scanned.min(buf.len());
+        if let Some(end) = first_boundary(&mut splitter, &buf[from..]) {
+            break from + end;
+        }
+        if eof {
+            break buf.len();
+        }
+        if buf.len() > options.max_record_bytes {
+            return Err(IngestError::FirstRecordTooLong { cap: options.max_record_bytes });
+        }
+    };
+    // The first record fixes the number of columns (and their names, if a header).
+    let first = tokenize_one(&buf[..first_end], options);
+    if first.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    let expected = first.len();
+    let (names, renamed) = if options.header {
+        column_names(first)
+    } else {
+        ((1..=expected).map(|i| format!("column_{i}")).collect(), Vec::new())
+    };
+    if options.header {
+        line_base += memchr::memchr_iter(b'\n', &buf[..first_end]).count() as u64;
+        buf.drain(..first_end);
+    }
+    // Scan again from the start of what is left, which is a record boundary.
+    splitter.state = Scan::StartField;
+
+    let threads = options.threads.max(1);
+    let (to_workers, from_reader) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 2);
+    let from_reader = Arc::new(Mutex::new(from_reader));
+    let (to_collector, done) = mpsc::channel::<(usize, Piece)>();
+    let mut skipped: Vec<(usize, Piece)> = Vec::new();
+
+    thread::scope(|s| {
+        for _ in 0..threads {
+            let from_reader = Arc::clone(&from_reader);
+            let to_collector = to_collector.clone();
+            s.spawn(move || {
+                loop {
+                    let next = from_reader.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((index, bytes)) = next else { return };
+                    let chunk = tokenize(bytes, expected, options);
+                    if to_collector.send((index, Piece::Records(chunk))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(to_collector);
+        let result = split(&mut input, &mut splitter, buf, eof, options, |index, piece| match piece {
+            Ok(bytes) => to_workers.send((index, bytes)).map_err(|_| IngestError::WorkerGone),
+            Err(skip) => {
+                skipped.push((index, skip));
+                Ok(())
+            }
+        });
+        drop(to_workers);
+        result
+    })?;
+
+    let mut pieces = skipped;
+    pieces.extend(done);
+    pieces.sort_unstable_by_key(|(i, _)| *i);
+    let mut problems = Problems::default();
+    let mut columns: Vec<Vec<RawColumn>> = (0..expected).map(|_| Vec::with_capacity(pieces.len())).collect();
+    let mut rows = 0;
+    let mut line = line_base;
+    for (_, piece) in pieces {
+        match piece {
+            Piece::Records(chunk) => {
+                problems.absorb(chunk.problems, line - 1, options.max_examples);
+                rows += chunk.rows;
+                line += chunk.newlines;
+                for (all, column) in columns.iter_mut().zip(chunk.columns) {
+                    all.push(column);
+                }
+            }
+            Piece::TooLong { newlines, bytes } => {
+                problems.too_long.add(LongRecord { line, bytes }, options.max_examples);
+                line += newlines;
+            }
+        }
+    }
+    Ok(RawTable { names, columns, rows, problems, renamed })
+}
+
+/// Cuts the input after `buf` into chunks of whole records of at least a block, handing
+/// each (or a skipped over-long record) to `emit` with its index.
+fn split(
+    input: &mut impl Read,
+    splitter: &mut Splitter,
+    mut buf: Vec<u8>,
+    mut eof: bool,
+    options: &ReadOptions,
+    mut emit: impl FnMut(usize, Result<Vec<u8>, Piece>) -> Result<(), IngestError>,
+) -> Result<(), IngestError> {
+    let mut index = 0;
+    let mut scanned = 0;
+    // The end of the last whole record in `buf[..scanned]`.
+    let mut boundary = None;
+    loop {
+        if let Some(end) = splitter.scan(&buf[scanned..]) {
+            boundary = Some(scanned + end);
+        }
+        scanned = buf.len();
+        if eof {
+            if !buf.is_empty() {
+                emit(index, Ok(buf))?;
+            }
+            return Ok(());
+        }
+        match boundary {
+            Some(end) if buf.len() >= options.block_bytes => {
+                let tail = buf.split_off(end);
+                emit(index, Ok(std::mem::replace(&mut buf, tail)))?;
+                index += 1;
+                scanned = buf.len();
+                boundary = None;
+            }
+            None if buf.len() > options.max_record_bytes => {
+                // One record longer than the cap: skip to its end without holding it.
+                let (newlines, bytes, rest, at_eof) = skip_record(input, splitter, &buf, options)?;
+                emit(index, Err(Piece::TooLong { newlines, bytes }))?;
+                index += 1;
+                buf = rest;
+                scanned = 0;
+                eof = at_eof;
+                continue;
+            }
+            _ => {}
+        }
+        eof = fill(input, &mut buf, options.block_bytes)?;
+    }
+}
+
+/// Reads until `buf` has grown by `block` bytes or the input ends; true at the end.
+fn fill(input: &mut impl Read, buf: &mut Vec<u8>, block: usize) -> Result<bool, IngestError> {
+    let start = buf.len();
+    buf.resize(start + block, 0);
+    let mut filled = start;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => {
+                buf.truncate(filled);
+                return Ok(true);
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(filled);
+                return Err(IngestError::Read(e));
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Skips a record that has outgrown the cap: `start` is its beginning, the rest is read
+/// and dropped a block at a time until its line ending. Returns its newlines (the ending
+/// included), its size, the bytes after it, and whether the input ended.
+fn skip_record(
+    input: &mut impl Read,
+    splitter: &mut Splitter,
+    start: &[u8],
+    options: &ReadOptions,
+) -> Result<(u64, u64, Vec<u8>, bool), IngestError> {
+    // `start` was scanned already and holds no boundary.
+    let mut newlines = memchr::memchr_iter(b'\n', start).count() as u64;
+    let mut bytes = start.len() as u64;
+    let mut block = Vec::with_capacity(options.block_bytes);
+    loop {
+        block.clear();
+        let eof = fill(input, &mut block, options.block_bytes)?;
+        if let Some(end) = first_boundary(splitter, &block) {
+            newlines += memchr::memchr_iter(b'\n', &block[..end]).count() as u64;
+            bytes += end as u64;
+            return Ok((newlines, bytes, block.split_off(end), eof));
+        }
+        newlines += memchr::memchr_iter(b'\n', &block).count() as u64;
+        bytes += block.len() as u64;
+        if eof {
+            return Ok((newlines, bytes, Vec::new(), true));
+        }
+    }
+}
+
+/// The end of the first record ending in `bytes`, leaving the scanner at the start of
+/// the next record.
+fn first_boundary(splitter: &mut Splitter, bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        if splitter.scan(&bytes[from..=i]).is_some() {
+            return Some(i + 1);
+        }
+        from = i + 1;
+    }
+    splitter.scan(&bytes[from..]);
+    None
+}
+
+/// The fields of the first record in `bytes`, as text (none for blank input).
+fn tokenize_one(bytes: &[u8], options: &ReadOptions) -> Vec<String> {
+    let mut reader = csv_reader(options);
+    // Room for every byte and every field: the tokenizer cannot run out.
+    let mut out = vec![0; bytes.len() + 1];
+    let mut ends = vec![0; bytes.len() + 1];
+    let (mut input, mut out_len, mut fields) = (bytes, 0, 0);
+    loop {
+        let (result, n_in, n_out, n_ends) = reader.read_record(input, &mut out[out_len..], &mut ends[fields..]);
+        input = &input[n_in..];
+        out_len += n_out;
+        fields += n_ends;
+        // Empty input tells the tokenizer the data ended, so this loop ends.
+        if !matches!(result, csv_core::ReadRecordResult::InputEmpty) {
+            break;
+        }
+    }
+    let mut start = 0;
+    ends[..fields]
+        .iter()
+        .map(|&end| {
+            let field = String::from_utf8_lossy(&out[start..end]).into_owned();
+            start = end;
+            field
+        })
+        .collect()
+}
+
+fn csv_reader(options: &ReadOptions) -> csv_core::Reader {
+    csv_core::ReaderBuilder::new().delimiter(options.delimiter).quote(options.quote).build()
+}
+
+/// Header names, trimmed; an empty one becomes `column_N` and a repeated one gets a
+/// suffix, so every column can be named.
+fn column_names(header: Vec<String>) -> (Vec<String>, Vec<(String, String)>) {
+    let mut names: Vec<String> = Vec::with_capacity(header.len());
+    let mut renamed = Vec::new();
+    for (i, raw) in header.into_iter().enumerate() {
+        let trimmed = raw.trim();
+        let mut name = if trimmed.is_empty() { format!("column_{}", i + 1) } else { trimmed.to_string() };
+        let mut n = 2;
+        while names.contains(&name) {
+            name = format!("{trimmed}_{n}");
+            n += 1;
+        }
+        if name != raw {
+            renamed.push((raw, name.clone()));
+        }
+        names.push(name);
+    }
+    (names, renamed)
+}
+
+/// Tokenizes one chunk of whole records.
+fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
+    let mut problems = Problems::default();
+    let bytes = valid_utf8(bytes, &mut problems, options.max_examples);
+    let mut columns: Vec<RawColumn> = (0..expected)
+        .map(|_| RawColumn {
+            bytes: Vec::with_capacity(bytes.len() / expected.max(1) + 16),
+            ends: Vec::with_capacity(bytes.len() / (expected.max(1) * 8)),
+        })
+        .collect();
+    let mut reader = csv_reader(options);
+    let mut out = vec![0u8; 64 * 1024];
+    let mut ends = vec![0usize; expected.max(1) + 8];
+    let mut rows = 0;
+    // Line numbers within the chunk, 1-based.
+    let mut line: u64 = 1;
+    let mut pos = 0;
+    let mut reader_line = reader.line();
+    loop {
+        // Skip blank lines ourselves so the record's starting line is known.
+        while pos < bytes.len() && matches!(bytes[pos], b'\n' | b'\r') {
+            if bytes[pos] == b'\n' {
+                line += 1;
+                if pos == 0
+                    || bytes[pos - 1] == b'\n'
+                    || (bytes[pos - 1] == b'\r' && pos >= 2 && bytes[pos - 2] == b'\n')
+                {
+                    problems.blank_lines += 1;
+                }
+            }
+            pos += 1;
+        }
+        let record_line = line;
+        let (mut out_len, mut fields) = (0, 0);
+        let done = loop {
+            let (result, n_in, n_out, n_ends) =
+                reader.read_record(&bytes[pos..], &mut out[out_len..], &mut ends[fields..]);
+            pos += n_in;
+            out_len += n_out;
+            fields += n_ends;
+            match result {
+                // The next call passes what is left, and empty input means the end.
+                csv_core::ReadRecordResult::InputEmpty => {}
+                csv_core::ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
+                csv_core::ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+                csv_core::ReadRecordResult::Record => break false,
+                csv_core::ReadRecordResult::End => break true,
+            }
+        };
+        let now = reader.line();
+        line += now - reader_line;
+        reader_line = now;
+        if done {
+            break;
+        }
+        if fields == expected {
+            let mut start = 0;
+            for (column, &end) in columns.iter_mut().zip(&ends[..fields]) {
+                push_field(column, &out[start..end]);
+                start = end;
+            }
+            rows += 1;
+        } else if fields == 1 && out[..out_len].iter().all(u8::is_ascii_whitespace) {
+            problems.blank_lines += 1;
+        } else {
+            problems.ragged.add(RaggedRow { line: record_line, fields, expected }, options.max_examples);
+        }
+    }
+    let newlines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+    Chunk { columns, rows, newlines, problems }
+}
+
+/// Appends a field; a CRLF inside a quoted field becomes LF, so the same text saved with
+/// either line ending reads the same.
+fn push_field(column: &mut RawColumn, field: &[u8]) {
+    if memchr::memchr(b'\r', field).is_some() {
+        let mut i = 0;
+        while i < field.len() {
+            if !(field[i] == b'\r' && field.get(i + 1) == Some(&b'\n')) {
+                column.bytes.push(field[i]);
+            }
+            i += 1;
+        }
+    } else {
+        column.bytes.extend_from_slice(field);
+    }
+    column.ends.push(column.bytes.len() as u32);
+}
+
+/// The chunk as UTF-8: bytes that are not become U+FFFD, counted per line.
+fn valid_utf8(bytes: Vec<u8>, problems: &mut Problems, max_examples: usize) -> Vec<u8> {
+    let Err(first) = std::str::from_utf8(&bytes) else { return bytes };
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let mut rest = &bytes[..];
+    let mut line = 1 + memchr::memchr_iter(b'\n', &bytes[..first.valid_up_to()]).count() as u64;
+    let mut last_line = 0;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.extend_from_slice(valid.as_bytes());
+                return out;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                out.extend_from_slice(valid);
+                if last_line != 0 {
+                    line += memchr::memchr_iter(b'\n', valid).count() as u64;
+                }
+                if line != last_line {
+                    problems.invalid_utf8.add(line, max_examples);
+                    last_line = line;
+                }
+                out.extend_from_slice(char::REPLACEMENT_CHARACTER.encode_utf8(&mut [0; 4]).as_bytes());
+                let bad = e.error_len().unwrap_or(after.len());
+                rest = &after[bad..];
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! A typed table held in columns: what ingest produces and every analysis reads.
+//!
+//! Values are stored by their storage type ([`Values`]) with a separate record of which
+//! cells are missing ([`Validity`]); what a column *means* (currency, percent, a date in
+//! day-first order, an identifier) is its [`Kind`], chosen by [`crate::infer`] with the
+//! evidence for the choice.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::sniff::Chosen;
+use crate::value::{DateOrder, DecimalMark};
+
+/// Which cells of a column hold a value. `None` in `missing` means none is missing, the
+/// common case, so complete columns cost nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Validity {
+    missing: Option<Vec<bool>>,
+    count: usize,
+}
+
+impl Validity {
+    /// Builds from one flag per row (true = missing).
+    pub fn from_missing(flags: Vec<bool>) -> Self {
+        let count = flags.iter().filter(|m| **m).count();
+        Validity { missing: (count > 0).then_some(flags), count }
+    }
+
+    pub fn is_missing(&self, row: usize) -> bool {
+        self.missing.as_ref().is_some_and(|m| m[row])
+    }
+
+    /// How many cells are missing.
+    pub fn missing_count(&self) -> usize {
+        self.count
+    }
+}
+
+/// A column of strings in one buffer: row `i` is `bytes[ends[i-1]..ends[i]]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Strings {
+    bytes: String,
+    ends: Vec<usize>,
+}
+
+impl Strings {
+    pub fn with_capacity(rows: usize, bytes: usize) -> Self {
+        Strings { bytes: String::with_capacity(bytes), ends: Vec::with_capacity(rows) }
+    }
+
+    pub fn push(&mut self, value: &str) {
+        self.bytes.push_str(value);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, row: usize) -> &str {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        &self.bytes[start..self.ends[row]]
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// A column's values by storage type; a missing cell holds a placeholder (0, false, "").
+#[derive(Clone, Debug, PartialEq)]
+pub enum Values {
+    /// Every cell is missing.
+    Empty(usize),
+    Boolean(Vec<bool>),
+    Integer(Vec<i64>),
+    /// Decimals, currency amounts and percentages (as fractions).
+    Float(Vec<f64>),
+    /// Days since 1970-01-01.
+    Date(Vec<i64>),
+    /// Nanoseconds since 1970-01-01T00:00:00 (UTC when the source gave an offset).
+    DateTime(Vec<i64>),
+    Text(Strings),
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Empty(n) => *n,
+            Values::Boolean(v) => v.len(),
+            Values::Integer(v) => v.len(),
+            Values::Float(v) => v.len(),
+            Values::Date(v) | Values::DateTime(v) => v.len(),
+            Values::Text(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a column means, with the format it was read in.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Kind {
+    /// No cell has a value.
+    Empty,
+    Boolean,
+    Integer {
+        decimal_mark: DecimalMark,
+        grouped: bool,
+    },
+    Decimal {
+        decimal_mark: DecimalMark,
+        grouped: bool,
+    },
+    /// Amounts with a currency symbol or code; `symbols` lists those seen.
+    Currency {
+        decimal_mark: DecimalMark,
+        symbols: Vec<String>,
+    },
+    /// Percent strings, stored as fractions (`12.5%` is 0.125).
+    Percent {
+        decimal_mark: DecimalMark,
+    },
+    Date {
+        order: DateOrder,
+        separator: char,
+    },
+    DateTime {
+        order: DateOrder,
+        separator: char,
+    },
+    /// Few distinct values, each repeated.
+    Category,
+    /// Free text.
+    Text,
+    /// Codes that name a thing (order numbers, zip codes with leading zeros): unique or
+    /// nearly, compared as strings, never summed.
+    Identifier,
+}
+
+impl Kind {
+    /// The name used in reports and in the canonical hash (the format is not part of it).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Empty => "empty",
+            Kind::Boolean => "boolean",
+            Kind::Integer { .. } => "integer",
+            Kind::Decimal { .. } => "decimal",
+            Kind::Currency { .. } => "currency",
+            Kind::Percent { .. } => "percent",
+            Kind::Date { .. } => "date",
+            Kind::DateTime { .. } => "datetime",
+            Kind::Category => "category",
+            Kind::Text => "text",
+            Kind::Identifier => "identifier",
+        }
+    }
+
+    /// Stored as strings.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Kind::Category | Kind::Text | Kind::Identifier)
+    }
+
+    /// A quantity that can be summed or averaged.
+    pub fn is_numeric(&self) -> bool {
+        matches!(self, Kind::Integer { .. } | Kind::Decimal { .. } | Kind::Currency { .. } | Kind::Percent { .. })
+    }
+}
+
+/// What a column is for in an analysis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Names a row or refers to another table's row.
+    Id,
+    /// Money or a quantity worth totalling.
+    Amount,
+    /// When something happened.
+    Date,
+    /// A grouping.
+    Category,
+    /// Words.
+    Text,
+    /// Personal data: never shown unredacted.
+    Pii,
+    /// A measurement without a more specific role.
+    Measure,
+    /// Nothing to analyse (an empty column).
+    None,
+}
+
+/// One column of a table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub kind: Chosen<Kind>,
+    pub role: Chosen<Role>,
+    pub values: Values,
+    pub validity: Validity,
+}
+
+impl Column {
+    /// The column's values as `f64` (integers, decimals, currency, percent, booleans as
+    /// 0/1, dates as days), `None` for a missing cell or a text column.
+    pub fn number(&self, row: usize) -> Option<f64> {
+        if self.validity.is_missing(row) {
+            return None;
+        }
+        match &self.values {
+            Values::Boolean(v) => Some(f64::from(u8::from(v[row]))),
+            Values::Integer(v) => Some(v[row] as f64),
+            Values::Float(v) => Some(v[row]),
+            Values::Date(v) | Values::DateTime(v) => Some(v[row] as f64),
+            Values::Empty(_) | Values::Text(_) => None,
+        }
+    }
+
+    /// The canonical hash of this column's typed content: kind name, then each cell.
+    fn content_hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.kind.value.name().as_bytes());
+        h.update([0]);
+        let rows = self.values.len();
+        // Missing cells are one tag byte; present ones a tag and their canonical bytes.
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        for row in 0..rows {
+            if self.validity.is_missing(row) {
+                buf.push(0);
+            } else {
+                buf.push(1);
+                match &self.values {
+                    Values::Empty(_) => {}
+                    Values::Boolean(v) => buf.push(u8::from(v[row])),
+                    Values::Integer(v) => buf.extend_from_slice(&v[row].to_le_bytes()),
+                    // +0.0 and -0.0 are the same amount.
+                    Values::Float(v) => buf.extend_from_slice(&(v[row] + 0.0).to_bits().to_le_bytes()),
+                    Values::Date(v) | Values::DateTime(v) => buf.extend_from_slice(&v[row].to_le_bytes()),
+                    Values::Text(s) => {
+                        let t = s.get(row);
+                        buf.extend_from_slice(&(t.len() as u64).to_le_bytes());
+                        buf.extend_from_slice(t.as_bytes());
+                    }
+                }
+            }
+            if buf.len() >= 60 * 1024 {
+                h.update(&buf);
+                buf.clear();
+            }
+        }
+        h.update(&buf);
+        h.finalize().into()
+    }
+}
+
+/// The canonical content hash of a table: column names, kinds and typed values, in order.
+/// It does not depend on how the file was written (line endings, quoting, delimiter,
+/// encoding, number or date format), only on what it says.
+pub fn data_hash(columns: &[Column], rows: usize, threads: usize) -> String {
+    let hashes = crate::par::map(columns, threads, Column::content_hash);
+    let mut h = Sha256::new();
+    h.update(b"vigil-table-v1\0");
+    h.update((columns.len() as u64).to_le_bytes());
+    h.update((rows as u64).to_le_bytes());
+    for (column, hash) in columns.iter().zip(hashes) {
+        h.update((column.name.len() as u64).to_le_bytes());
+        h.update(column.name.as_bytes());
+        h.update(hash);
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
