@@ -22,14 +22,16 @@ for pure in vigil-core vigil-immune; do
     done
 done
 
-# The gateway tests drive Vigil with the official OpenAI and Anthropic Python SDKs, and the
-# OTLP receiver test with the official OpenTelemetry SDK, all pinned here.
+# The gateway tests drive Vigil with the official OpenAI and Anthropic Python SDKs, the
+# OTLP receiver test with the official OpenTelemetry SDK, and the tabular pack's profile is
+# checked against pandas/numpy/scipy: all pinned here.
 venv=target/py-venv
-if ! "$venv/bin/python" -c 'import openai, anthropic, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1; then
-    echo "installing the OpenAI, Anthropic and OpenTelemetry Python SDKs into $venv" >&2
+if ! "$venv/bin/python" -c 'import openai, anthropic, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http, pandas, scipy' >/dev/null 2>&1; then
+    echo "installing the OpenAI, Anthropic and OpenTelemetry Python SDKs, pandas and scipy into $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "openai==3.54.0" "anthropic==2.12.0" \
-        "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.2"
+        "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.2" \
+        "pandas==3.1.1" "numpy==2.4.6" "scipy==1.17.1"
 fi
 export VIGIL_TEST_PYTHON="$PWD/$venv/bin/python"
 

@@ -361,7 +361,7 @@ fn text(chunks: &[RawColumn], rows: usize, decided: Option<Chosen<Kind>>) -> (Ch
     let bytes: usize = chunks.iter().map(|c| c.bytes.len()).sum();
     let mut strings = Strings::with_capacity(rows, bytes);
     let mut missing = Vec::with_capacity(rows);
-    let mut distinct: HashSet<&str> = HashSet::new();
+    let mut distinct: HashSet<&str, foldhash::fast::FixedState> = HashSet::default();
     let (mut present, mut with_space, mut with_digit, mut total_len) = (0usize, 0usize, 0usize, 0usize);
     for cell in chunks.iter().flat_map(RawColumn::iter) {
         if is_missing(cell) {
@@ -381,10 +381,10 @@ fn text(chunks: &[RawColumn], rows: usize, decided: Option<Chosen<Kind>>) -> (Ch
     let mean_len = total_len as f64 / present.max(1) as f64;
     let kind = if let Some(kind) = decided {
         kind
-    } else if d == present && present >= 2 && with_space == 0 && with_digit * 5 >= present * 4 {
+    } else if d * 100 >= present * 95 && present >= 2 && with_space == 0 && with_digit * 5 >= present * 4 {
         Chosen {
             value: Kind::Identifier,
-            evidence: format!("all {present} values are distinct codes without spaces, {with_digit} with digits"),
+            evidence: format!("{d} distinct codes in {present} cells, without spaces, {with_digit} with digits"),
         }
     } else if d <= 1000 && d * 2 <= present && mean_len <= 60.0 {
         Chosen {

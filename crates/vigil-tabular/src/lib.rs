@@ -17,11 +17,14 @@
 //! - [`table`]: the typed, columnar table and its canonical content hash.
 //! - [`ingest`]: all of the above from a path or stream to a [`Dataset`].
 //! - [`pii`]: personal data recognised in a cell, and redaction.
+//! - [`profile`]: exact per-column statistics and per-dataset structure (duplicates,
+//!   missingness, Pearson/Spearman/Cramér's V), defined as pandas/numpy/scipy define them.
 
 pub mod infer;
 pub mod ingest;
 mod par;
 pub mod pii;
+pub mod profile;
 pub mod read;
 pub mod sniff;
 pub mod table;
