@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Ingest + profile of a 1,000,000 x 20 ERP-like CSV: Vigil's tabular pack against pandas
+# (read_csv, describe, corr) and polars doing the same work, in one run, alternating runs
+# so machine noise hits all three alike. Prints median wall time, ratios and peak RSS.
+#
+#   ./scripts/bench-tabular.sh            # 1M rows, 3 runs each
+#   ROWS=200000 RUNS=5 ./scripts/bench-tabular.sh
+#
+# pandas, numpy and polars are installed (pinned) into target/bench-tabular-venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=${ROWS:-1000000}
+runs=${RUNS:-3}
+venv=target/bench-tabular-venv
+if ! "$venv/bin/python" -c 'import pandas, polars' >/dev/null 2>&1; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "pandas==3.1.1" "numpy==2.4.6" "polars==2.1.0"
+fi
+data=target/bench-tabular/erp-$rows.csv
+mkdir -p target/bench-tabular
+[ -s "$data" ] || "$venv/bin/python" scripts/tabular/gen_erp.py "$rows" "$data"
+cargo build -q --release -p vigil-tabular --example ingest
+echo "input: $data ($(du -h "$data" | cut -f1)), $(nproc) cores" >&2
+
+declare -A times mems
+for ((i = 0; i < runs; i++)); do
+    for tool in vigil pandas polars; do
+        if [ "$tool" = vigil ]; then
+            cmd=(target/release/examples/ingest "$data" --quiet)
+        else
+            cmd=("$venv/bin/python" scripts/tabular/peer.py "$tool" "$data")
+        fi
+        out=$( { /usr/bin/time -f "TIME %e %M" "${cmd[@]}" >/dev/null; } 2>&1 )
+        echo "$out" | grep -v "^TIME" >&2 || true
+        read -r _ secs kb <<<"$(echo "$out" | grep '^TIME')"
+        times[$tool]+="$secs "
+        mems[$tool]+="$kb "
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+v=$(echo "${times[vigil]}" | median)
+echo
+echo "| tool | median wall (s), $runs runs | vs Vigil | peak RSS (MB) |"
+echo "|---|---|---|---|"
+for tool in vigil pandas polars; do
+    t=$(echo "${times[$tool]}" | median)
+    m=$(echo "${mems[$tool]}" | median)
+    printf "| %s | %.2f | %.2fx | %d |\n" "$tool" "$t" "$(echo "$t / $v" | bc -l)" "$((m / 1024))"
+done
