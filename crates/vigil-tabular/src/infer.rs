@@ -473,7 +473,9 @@ fn pii_in(values: &Values, validity: &Validity) -> Option<(PiiKind, usize, usize
             _ => None,
         }
     };
-    cell(0).filter(|_| !values.is_empty())?;
+    if !matches!(values, Values::Text(_) | Values::Integer(_)) {
+        return None;
+    }
     let mut counts: HashMap<PiiKind, usize> = HashMap::new();
     let mut sampled = 0;
     let step = (values.len() / 2000).max(1);

@@ -657,26 +657,6 @@ fn ranks_by_row(values: &[Option<f64>], order: &[u32], keep: &[bool]) -> Vec<f64
     by_row
 }
 
-/// Ranks from 1, ties sharing their average rank.
-pub fn average_ranks(values: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_unstable_by(|&a, &b| values[a].total_cmp(&values[b]));
-    let mut ranks = vec![0.0; values.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i + 1;
-        while j < order.len() && values[order[j]] == values[order[i]] {
-            j += 1;
-        }
-        let rank = (i + j + 1) as f64 / 2.0;
-        for &k in &order[i..j] {
-            ranks[k] = rank;
-        }
-        i = j;
-    }
-    ranks
-}
-
 /// Dense codes for a category or boolean column, `None` where missing.
 fn category_codes(column: &Column) -> Vec<Option<u32>> {
     let mut dictionary: FastMap<&str, u32> = fast_map(0);
@@ -751,7 +731,8 @@ mod tests {
 
     #[test]
     fn ranks_share_ties() {
-        assert_eq!(average_ranks(&[10.0, 20.0, 10.0, 30.0]), vec![1.5, 3.0, 1.5, 4.0]);
+        let values = [Some(10.0), Some(20.0), Some(10.0), Some(30.0)];
+        assert_eq!(ranks_by_row(&values, &[0, 2, 1, 3], &[true; 4]), vec![1.5, 3.0, 1.5, 4.0]);
     }
 
     #[test]
