@@ -156,24 +156,23 @@ pub struct Correlations {
 
 /// Profiles every column and the table on up to `threads` threads.
 pub fn profile(columns: &[Column], rows: usize, threads: usize) -> Profile {
-    let profiles = par::map(columns, threads, column_profile);
+    let (profiles, ranked): (Vec<ColumnProfile>, Vec<Option<Ranked>>) =
+        par::map(columns, threads, column_profile).into_iter().unzip();
+    let ids: Vec<&Column> = columns.iter().filter(|c| c.role.value == Role::Id).collect();
     Profile {
         rows,
         duplicate_rows: duplicate_rows(columns, rows),
-        duplicate_keys: columns.iter().filter(|c| c.role.value == Role::Id).filter_map(duplicate_keys).collect(),
+        duplicate_keys: par::map(&ids, threads, |c| duplicate_keys(c)).into_iter().flatten().collect(),
         missingness: missingness(columns, rows),
-        correlations: correlations(columns, threads),
+        correlations: correlations(columns, &ranked, threads),
         columns: profiles,
         exact: true,
     }
 }
 
-/// The present values of a column as `f64`, in row order.
-fn present_numbers(column: &Column) -> Vec<f64> {
-    (0..column.values.len()).filter_map(|row| column.number(row)).collect()
-}
-
-fn column_profile(column: &Column) -> ColumnProfile {
+/// A column's statistics, and for numeric kinds the ranking its correlations use (both
+/// come from the one sort of its values).
+fn column_profile(column: &Column) -> (ColumnProfile, Option<Ranked>) {
     let missing = column.validity.missing_count();
     let mut profile = ColumnProfile {
         name: column.name.clone(),
@@ -187,6 +186,7 @@ fn column_profile(column: &Column) -> ColumnProfile {
         lengths: None,
         dates: None,
     };
+    let mut ranked = None;
     match &column.values {
         Values::Empty(_) => {}
         Values::Text(strings) => {
@@ -235,28 +235,79 @@ fn column_profile(column: &Column) -> ColumnProfile {
             };
             profile.dates = date_stats(&days);
         }
-        Values::Integer(ints) => {
-            // Distinct and top values on the integers themselves (exact beyond 2^53); the
-            // conversion to f64 keeps the order.
-            let mut exact: Vec<i64> =
-                (0..ints.len()).filter(|&r| !column.validity.is_missing(r)).map(|r| ints[r]).collect();
-            exact.sort_unstable();
-            let runs = runs(&exact);
+        Values::Integer(_) | Values::Float(_) => {
+            let sorted = Sorted::new(column);
+            let runs = runs(&sorted.keys);
             profile.distinct = runs.len();
-            profile.top = top(runs.iter().map(|&(v, n)| (v.to_string(), n)).collect());
-            let values: Vec<f64> = exact.iter().map(|&v| v as f64).collect();
+            // Integers are listed exactly, beyond 2^53 too.
+            let show = |key: u64| {
+                if sorted.integers { decode_integer(key).to_string() } else { format_number(decode_float(key)) }
+            };
+            profile.top = top(runs.iter().map(|&(key, n)| (show(key), n)).collect());
+            let values = sorted.values();
             profile.numeric = numeric_stats(&values);
-        }
-        Values::Float(_) => {
-            let mut values = present_numbers(column);
-            values.sort_unstable_by(f64::total_cmp);
-            let runs = runs_f64(&values);
-            profile.distinct = runs.len();
-            profile.top = top(runs.iter().map(|&(v, n)| (format_number(v), n)).collect());
-            profile.numeric = numeric_stats(&values);
+            if column.kind.value.is_numeric() {
+                ranked = Some(Ranked::new(sorted.rows, &values, column.values.len()));
+            }
         }
     }
-    profile
+    (profile, ranked)
+}
+
+/// A numeric column's present values in ascending order, as order-preserving keys, with
+/// the row each came from (ties in row order).
+struct Sorted {
+    keys: Vec<u64>,
+    rows: Vec<u32>,
+    /// The keys are integers rather than doubles.
+    integers: bool,
+}
+
+impl Sorted {
+    fn new(column: &Column) -> Self {
+        let validity = &column.validity;
+        let present = |r: &usize| !validity.is_missing(*r);
+        // Key and row packed in one integer, so the sort compares plain integers.
+        let pack = |key: u64, row: usize| (u128::from(key) << 32) | row as u128;
+        let (mut packed, integers): (Vec<u128>, bool) = match &column.values {
+            Values::Integer(v) => ((0..v.len()).filter(present).map(|r| pack(integer_key(v[r]), r)).collect(), true),
+            Values::Float(v) => ((0..v.len()).filter(present).map(|r| pack(float_key(v[r]), r)).collect(), false),
+            _ => (Vec::new(), false),
+        };
+        packed.sort_unstable();
+        // Rows are counted in u32: a table of 2^32 rows exhausts memory long before.
+        let keys = packed.iter().map(|p| (p >> 32) as u64).collect();
+        let rows = packed.iter().map(|p| *p as u32).collect();
+        Sorted { keys, rows, integers }
+    }
+
+    /// The values, ascending, as `f64`.
+    fn values(&self) -> Vec<f64> {
+        if self.integers {
+            self.keys.iter().map(|&k| decode_integer(k) as f64).collect()
+        } else {
+            self.keys.iter().map(|&k| decode_float(k)).collect()
+        }
+    }
+}
+
+/// An `i64` as a `u64` that sorts the same way.
+fn integer_key(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+fn decode_integer(key: u64) -> i64 {
+    (key ^ (1 << 63)) as i64
+}
+
+/// A finite `f64` as a `u64` that sorts the same way (-0.0 and 0.0 are one key).
+fn float_key(v: f64) -> u64 {
+    let bits = (v + 0.0).to_bits();
+    if bits >> 63 == 1 { !bits } else { bits | (1 << 63) }
+}
+
+fn decode_float(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
 }
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
@@ -282,12 +333,6 @@ fn runs<T: PartialEq + Copy>(sorted: &[T]) -> Vec<(T, usize)> {
         }
     }
     out
-}
-
-fn runs_f64(sorted: &[f64]) -> Vec<(f64, usize)> {
-    // -0.0 and 0.0 are one value.
-    let normal: Vec<f64> = sorted.iter().map(|v| v + 0.0).collect();
-    runs(&normal)
 }
 
 /// The most frequent first, ties in value order (the input's order must be by value or
@@ -462,39 +507,32 @@ fn duplicate_rows(columns: &[Column], rows: usize) -> DuplicateRows {
 }
 
 fn duplicate_keys(column: &Column) -> Option<DuplicateKeys> {
-    let hashes: Vec<Option<u64>> = (0..column.values.len())
-        .map(|row| (!column.validity.is_missing(row)).then(|| cell_hash(column, row)))
-        .collect();
-    let mut counts: FastMap<u64, u32> = fast_map(hashes.len());
-    for h in hashes.iter().flatten() {
-        *counts.entry(*h).or_default() += 1;
-    }
-    // Rows only for hashes seen more than once.
-    let mut seen: FastMap<u64, Vec<usize>> = fast_map(0);
-    for (row, h) in hashes.iter().enumerate() {
-        if let Some(h) = h
-            && counts[h] > 1
-        {
-            seen.entry(*h).or_default().push(row);
+    let rows = column.values.len();
+    let present = |r: usize| !column.validity.is_missing(r);
+    let grouped = match &column.values {
+        Values::Text(s) => key_groups((0..rows).map(|r| present(r).then(|| s.get(r))), rows),
+        Values::Integer(v) | Values::Date(v) | Values::DateTime(v) => {
+            key_groups((0..rows).map(|r| present(r).then_some(v[r])), rows)
         }
-    }
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for rows in seen.into_values().filter(|r| r.len() > 1) {
-        // Split a hash bucket into groups of truly equal values.
-        let mut pending = rows;
-        while let Some(&head) = pending.first() {
-            let (same, other): (Vec<usize>, Vec<usize>) =
-                pending.into_iter().partition(|&r| same_cell(column, head, r));
-            if same.len() > 1 {
-                groups.push(same);
-            }
-            pending = other;
-        }
-    }
-    if groups.is_empty() {
+        Values::Float(v) => key_groups((0..rows).map(|r| present(r).then(|| float_key(v[r]))), rows),
+        Values::Boolean(v) => key_groups((0..rows).map(|r| present(r).then_some(v[r])), rows),
+        Values::Empty(_) => return None,
+    };
+    let repeated: Vec<u32> = (0..grouped.sizes.len() as u32).filter(|&g| grouped.sizes[g as usize] > 1).collect();
+    if repeated.is_empty() {
         return None;
     }
-    groups.sort_unstable_by_key(|g| g[0]);
+    // Groups are numbered in order of their first row, so the first repeated groups are
+    // the earliest; one scan collects the rows of those.
+    let shown = &repeated[..repeated.len().min(EXAMPLES)];
+    let mut examples: Vec<Vec<usize>> = vec![Vec::new(); shown.len()];
+    for (row, &g) in grouped.of_row.iter().enumerate() {
+        if let Ok(i) = shown.binary_search(&g)
+            && examples[i].len() < EXAMPLES
+        {
+            examples[i].push(row);
+        }
+    }
     let text = |row: usize| match &column.values {
         Values::Text(s) => s.get(row).to_string(),
         Values::Integer(v) => v[row].to_string(),
@@ -502,14 +540,36 @@ fn duplicate_keys(column: &Column) -> Option<DuplicateKeys> {
     };
     Some(DuplicateKeys {
         column: column.name.clone(),
-        values: groups.len(),
-        rows: groups.iter().map(|g| g.len() - 1).sum(),
-        examples: groups
-            .iter()
-            .take(EXAMPLES)
-            .map(|g| (text(g[0]), g.iter().take(EXAMPLES).map(|r| r + 1).collect()))
-            .collect(),
+        values: repeated.len(),
+        rows: repeated.iter().map(|&g| grouped.sizes[g as usize] as usize - 1).sum(),
+        examples: examples.into_iter().map(|rows| (text(rows[0]), rows.iter().map(|r| r + 1).collect())).collect(),
     })
+}
+
+/// Rows grouped by equal keys.
+struct KeyGroups {
+    /// Each row's group (numbered in order of first appearance); `u32::MAX` where missing.
+    of_row: Vec<u32>,
+    /// Rows in each group.
+    sizes: Vec<u32>,
+}
+
+fn key_groups<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = Option<K>>, rows: usize) -> KeyGroups {
+    let mut ids: FastMap<K, u32> = fast_map(rows.min(1 << 20));
+    let mut sizes: Vec<u32> = Vec::new();
+    let of_row = keys
+        .map(|key| {
+            let Some(key) = key else { return u32::MAX };
+            let next = sizes.len() as u32;
+            let id = *ids.entry(key).or_insert(next);
+            if id == next {
+                sizes.push(0);
+            }
+            sizes[id as usize] += 1;
+            id
+        })
+        .collect();
+    KeyGroups { of_row, sizes }
 }
 
 fn missingness(columns: &[Column], rows: usize) -> Vec<MissingPattern> {
@@ -549,28 +609,34 @@ fn missingness(columns: &[Column], rows: usize) -> Vec<MissingPattern> {
     out
 }
 
-fn correlations(columns: &[Column], threads: usize) -> Correlations {
-    let numeric: Vec<&Column> = columns.iter().filter(|c| c.kind.value.is_numeric()).collect();
-    // Each column sorted once; a pair's ranks come from walking that order over the rows
-    // where both have a value, so no pair sorts again.
-    let prepared: Vec<Ranked> = par::map(&numeric, threads, |c| {
-        let values: Vec<Option<f64>> = (0..c.values.len()).map(|r| c.number(r)).collect();
-        let mut order: Vec<u32> = (0..values.len() as u32).filter(|&r| values[r as usize].is_some()).collect();
-        order.sort_unstable_by(|&a, &b| {
-            values[a as usize].unwrap_or_default().total_cmp(&values[b as usize].unwrap_or_default())
-        });
-        let present: Vec<bool> = values.iter().map(Option::is_some).collect();
-        let ranks = ranks_by_row(&values, &order, &present);
-        Ranked { present: order.len(), values, order, ranks }
-    });
+fn correlations(columns: &[Column], ranked: &[Option<Ranked>], threads: usize) -> Correlations {
+    let numeric: Vec<(&Column, &Ranked)> =
+        columns.iter().zip(ranked).filter_map(|(c, r)| Some((c, r.as_ref()?))).collect();
     let pairs: Vec<(usize, usize)> = (0..numeric.len()).flat_map(|i| (i..numeric.len()).map(move |j| (i, j))).collect();
     let results = par::map(&pairs, threads, |&(i, j)| {
-        let (x, y) = (&prepared[i], &prepared[j]);
-        let both: Vec<bool> = x.values.iter().zip(&y.values).map(|(a, b)| a.is_some() && b.is_some()).collect();
-        let pairs = both.iter().filter(|b| **b).count();
-        let (xs, ys): (Vec<f64>, Vec<f64>) =
-            x.values.iter().zip(&y.values).filter_map(|(a, b)| Some(((*a)?, (*b)?))).unzip();
-        (pearson(&xs, &ys), pearson(&x.ranks_over(&both, pairs), &y.ranks_over(&both, pairs)))
+        let ((x, rx), (y, ry)) = (numeric[i], numeric[j]);
+        // Over pairwise-complete rows, as pandas: with a cell missing on either side, the
+        // means and ranks are those of the rows both have.
+        let keep: Option<Vec<bool>> = match (x.validity.flags(), y.validity.flags()) {
+            (None, None) => None,
+            (a, b) => {
+                let missing = |flags: Option<&[bool]>, r: usize| flags.is_some_and(|f| f[r]);
+                Some((0..x.values.len()).map(|r| !missing(a, r) && !missing(b, r)).collect())
+            }
+        };
+        let keep = keep.as_deref();
+        let pearson = match (&x.values, &y.values) {
+            (Values::Float(a), Values::Float(b)) => correlate(a, b, keep),
+            (Values::Float(a), Values::Integer(b)) => correlate(a, b, keep),
+            (Values::Integer(a), Values::Float(b)) => correlate(a, b, keep),
+            (Values::Integer(a), Values::Integer(b)) => correlate(a, b, keep),
+            _ => None,
+        };
+        let spearman = match keep {
+            None => correlate(&rx.ranks2, &ry.ranks2, None),
+            Some(k) => correlate(&rx.ranks2_over(k), &ry.ranks2_over(k), keep),
+        };
+        (pearson, spearman)
     });
     let k = numeric.len();
     let mut pearson_m = vec![vec![None; k]; k];
@@ -581,17 +647,16 @@ fn correlations(columns: &[Column], threads: usize) -> Correlations {
 
     let categorical: Vec<&Column> =
         columns.iter().filter(|c| matches!(c.kind.value, Kind::Category | Kind::Boolean)).collect();
-    let codes: Vec<Vec<Option<u32>>> = categorical.iter().map(|c| category_codes(c)).collect();
+    let codes: Vec<Vec<u32>> = par::map(&categorical, threads, |c| category_codes(c));
+    let pairs: Vec<(usize, usize)> = (0..codes.len()).flat_map(|i| (i..codes.len()).map(move |j| (i, j))).collect();
+    let results = par::map(&pairs, threads, |&(i, j)| cramers_v(&codes[i], &codes[j]));
     let c = categorical.len();
     let mut cramers = vec![vec![None; c]; c];
-    for i in 0..c {
-        for j in i..c {
-            let v = cramers_v(&codes[i], &codes[j]);
-            (cramers[i][j], cramers[j][i]) = (v, v);
-        }
+    for (&(i, j), v) in pairs.iter().zip(results) {
+        (cramers[i][j], cramers[j][i]) = (v, v);
     }
     Correlations {
-        numeric: numeric.iter().map(|c| c.name.clone()).collect(),
+        numeric: numeric.iter().map(|(c, _)| c.name.clone()).collect(),
         pearson: pearson_m,
         spearman: spearman_m,
         categorical: categorical.iter().map(|c| c.name.clone()).collect(),
@@ -599,15 +664,56 @@ fn correlations(columns: &[Column], threads: usize) -> Correlations {
     }
 }
 
+/// A number a correlation reads.
+trait Real: Copy {
+    fn real(self) -> f64;
+}
+
+impl Real for f64 {
+    fn real(self) -> f64 {
+        self
+    }
+}
+
+impl Real for i64 {
+    fn real(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Real for u32 {
+    fn real(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+/// Pearson's r of two columns in row order over the rows in `keep` (every row if `None`).
+fn correlate<X: Real, Y: Real>(x: &[X], y: &[Y], keep: Option<&[bool]>) -> Option<f64> {
+    let pairs = x.iter().zip(y).map(|(a, b)| (a.real(), b.real()));
+    match keep {
+        None => pearson_of(pairs),
+        Some(keep) => pearson_of(pairs.zip(keep).filter(|(_, k)| **k).map(|(p, _)| p)),
+    }
+}
+
 /// Pearson's r; `None` with fewer than two pairs or a constant side.
 pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
-    if x.len() < 2 {
+    correlate(x, y, None)
+}
+
+/// Pearson's r of `(x, y)` pairs: means first, then the centred sums (two passes, so no
+/// cancellation between large sums).
+fn pearson_of(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> Option<f64> {
+    let (mut n, mut sum_x, mut sum_y) = (0usize, 0.0, 0.0);
+    for (a, b) in pairs.clone() {
+        (n, sum_x, sum_y) = (n + 1, sum_x + a, sum_y + b);
+    }
+    if n < 2 {
         return None;
     }
-    let n = x.len() as f64;
-    let (mx, my) = (pairwise_sum(x) / n, pairwise_sum(y) / n);
+    let (mx, my) = (sum_x / n as f64, sum_y / n as f64);
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in x.iter().zip(y) {
+    for (a, b) in pairs {
         let (dx, dy) = (a - mx, b - my);
         sxy += dx * dy;
         sxx += dx * dx;
@@ -619,69 +725,83 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
     Some((sxy / (sxx.sqrt() * syy.sqrt())).clamp(-1.0, 1.0))
 }
 
-/// A numeric column prepared for correlations: its values, the order of its present
-/// rows, and their average ranks by row.
+/// A numeric column ranked for Spearman's correlation.
 struct Ranked {
-    values: Vec<Option<f64>>,
+    /// Present rows in ascending value order.
     order: Vec<u32>,
-    ranks: Vec<f64>,
-    present: usize,
+    /// Where each run of equal values starts in `order`.
+    tie_starts: Vec<bool>,
+    /// Twice each row's average rank among the present values (so an integer); 0 where
+    /// missing.
+    ranks2: Vec<u32>,
 }
 
 impl Ranked {
-    /// Average ranks over the rows in `keep` (`kept` of them), in row order.
-    fn ranks_over(&self, keep: &[bool], kept: usize) -> Vec<f64> {
-        let ranks = if kept == self.present { &self.ranks } else { &ranks_by_row(&self.values, &self.order, keep) };
-        ranks.iter().zip(keep).filter(|(_, k)| **k).map(|(r, _)| *r).collect()
+    fn new(order: Vec<u32>, sorted: &[f64], rows: usize) -> Self {
+        let tie_starts: Vec<bool> = (0..sorted.len()).map(|k| k == 0 || sorted[k] != sorted[k - 1]).collect();
+        let ranks2 = doubled_ranks(&order, &tie_starts, None, rows);
+        Ranked { order, tie_starts, ranks2 }
+    }
+
+    /// Doubled average ranks among the rows in `keep` only.
+    fn ranks2_over(&self, keep: &[bool]) -> Vec<u32> {
+        doubled_ranks(&self.order, &self.tie_starts, Some(keep), keep.len())
     }
 }
 
-/// Average ranks of `values` over the rows in `keep`, by row (NaN elsewhere), from the
-/// column's sorted `order` of present rows.
-fn ranks_by_row(values: &[Option<f64>], order: &[u32], keep: &[bool]) -> Vec<f64> {
-    let kept: Vec<u32> = order.iter().copied().filter(|&r| keep[r as usize]).collect();
-    let mut by_row = vec![f64::NAN; values.len()];
-    let value = |k: usize| values[kept[k] as usize].unwrap_or_default();
-    let mut i = 0;
-    while i < kept.len() {
-        let mut j = i + 1;
-        while j < kept.len() && value(j) == value(i) {
-            j += 1;
+/// Twice the average rank of each row in `order` that `keep` holds (all if `None`), by
+/// row, 0 elsewhere: tied values share the mean of their ranks.
+fn doubled_ranks(order: &[u32], tie_starts: &[bool], keep: Option<&[bool]>, rows: usize) -> Vec<u32> {
+    let mut by_row = vec![0u32; rows];
+    let mut tied: Vec<u32> = Vec::new();
+    // Ranks before the current run of ties.
+    let mut before = 0u32;
+    let mut flush = |tied: &mut Vec<u32>, before: &mut u32| {
+        let len = tied.len() as u32;
+        // Ranks before+1 ..= before+len average to before + (len + 1) / 2.
+        for &r in tied.iter() {
+            by_row[r as usize] = 2 * *before + len + 1;
         }
-        let rank = (i + j + 1) as f64 / 2.0;
-        for &r in &kept[i..j] {
-            by_row[r as usize] = rank;
+        *before += len;
+        tied.clear();
+    };
+    for (&row, &starts) in order.iter().zip(tie_starts) {
+        if starts {
+            flush(&mut tied, &mut before);
         }
-        i = j;
+        if keep.is_none_or(|k| k[row as usize]) {
+            tied.push(row);
+        }
     }
+    flush(&mut tied, &mut before);
     by_row
 }
 
-/// Dense codes for a category or boolean column, `None` where missing.
-fn category_codes(column: &Column) -> Vec<Option<u32>> {
+/// Dense codes for a category or boolean column, `u32::MAX` where missing.
+fn category_codes(column: &Column) -> Vec<u32> {
     let mut dictionary: FastMap<&str, u32> = fast_map(0);
     (0..column.values.len())
         .map(|row| {
             if column.validity.is_missing(row) {
-                return None;
+                return u32::MAX;
             }
             match &column.values {
                 Values::Text(s) => {
                     let next = dictionary.len() as u32;
-                    Some(*dictionary.entry(s.get(row)).or_insert(next))
+                    *dictionary.entry(s.get(row)).or_insert(next)
                 }
-                Values::Boolean(v) => Some(u32::from(v[row])),
-                _ => None,
+                Values::Boolean(v) => u32::from(v[row]),
+                _ => u32::MAX,
             }
         })
         .collect()
 }
 
-/// Cramér's V of two category columns over rows where both have a value (no bias
-/// correction, as `scipy.stats.contingency.association`); `None` when either side has a
-/// single category.
-pub fn cramers_v(a: &[Option<u32>], b: &[Option<u32>]) -> Option<f64> {
-    let width = |codes: &[Option<u32>]| codes.iter().flatten().max().map_or(0, |m| *m as usize + 1);
+/// Cramér's V of two category columns (dense codes, `u32::MAX` for missing) over rows
+/// where both have a value (no bias correction, as `scipy.stats.contingency.association`);
+/// `None` when either side has a single category.
+pub fn cramers_v(a: &[u32], b: &[u32]) -> Option<f64> {
+    let width = |codes: &[u32]| codes.iter().filter(|c| **c != u32::MAX).max().map_or(0, |m| *m as usize + 1);
     let (r, c) = (width(a), width(b));
     if r.checked_mul(c).is_none_or(|cells| cells > 16 << 20) {
         return None;
@@ -689,9 +809,11 @@ pub fn cramers_v(a: &[Option<u32>], b: &[Option<u32>]) -> Option<f64> {
     let mut table = vec![0u32; r * c];
     let (mut rows, mut cols) = (vec![0u32; r], vec![0u32; c]);
     let mut n = 0u64;
-    for (x, y) in a.iter().zip(b) {
-        let (Some(x), Some(y)) = (x, y) else { continue };
-        let (x, y) = (*x as usize, *y as usize);
+    for (&x, &y) in a.iter().zip(b) {
+        if x == u32::MAX || y == u32::MAX {
+            continue;
+        }
+        let (x, y) = (x as usize, y as usize);
         table[x * c + y] += 1;
         rows[x] += 1;
         cols[y] += 1;
@@ -731,8 +853,34 @@ mod tests {
 
     #[test]
     fn ranks_share_ties() {
-        let values = [Some(10.0), Some(20.0), Some(10.0), Some(30.0)];
-        assert_eq!(ranks_by_row(&values, &[0, 2, 1, 3], &[true; 4]), vec![1.5, 3.0, 1.5, 4.0]);
+        // Values 10, 20, 10, 30 by row: sorted rows 0, 2, 1, 3 with rows 0 and 2 tied.
+        let (order, starts) = ([0, 2, 1, 3], [true, false, true, true]);
+        assert_eq!(doubled_ranks(&order, &starts, None, 4), vec![3, 6, 3, 8]);
+        // Without row 2, row 0 stands alone; row 3 is kept out and gets no rank.
+        let keep = [true, true, false, false];
+        assert_eq!(doubled_ranks(&order, &starts, Some(&keep), 4), vec![2, 4, 0, 0]);
+    }
+
+    #[test]
+    fn sort_keys_keep_the_order_of_values() {
+        let floats = [f64::MIN, -1e300, -2.5, -0.0, 0.0, 1e-300, 3.0, f64::MAX];
+        let keys: Vec<u64> = floats.iter().map(|&v| float_key(v)).collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{keys:?}");
+        assert_eq!(float_key(-0.0), float_key(0.0));
+        assert!(floats.iter().all(|&v| decode_float(float_key(v)) == v));
+        let ints = [i64::MIN, -7, 0, 7, i64::MAX];
+        assert!(ints.windows(2).all(|w| integer_key(w[0]) < integer_key(w[1])));
+        assert!(ints.iter().all(|&v| decode_integer(integer_key(v)) == v));
+    }
+
+    #[test]
+    fn pearson_over_kept_rows_only() {
+        let x = [1.0, 2.0, 3.0, 100.0];
+        let y = [2i64, 4, 6, -5];
+        assert!((correlate(&x, &y, Some(&[true, true, true, false])).expect("r") - 1.0).abs() < 1e-12);
+        assert!(correlate(&x, &y, None).expect("r") < 0.0);
+        assert_eq!(correlate(&x, &y, Some(&[true, false, false, false])), None);
+        assert_eq!(pearson(&[1.0, 1.0], &[2.0, 3.0]), None);
     }
 
     #[test]
@@ -747,11 +895,16 @@ mod tests {
 
     #[test]
     fn cramers_v_is_one_for_a_function_and_zero_for_independence() {
-        let a: Vec<Option<u32>> = (0..100).map(|i| Some(i % 4)).collect();
-        let b: Vec<Option<u32>> = (0..100).map(|i| Some((i % 4) * 10)).collect();
+        let a: Vec<u32> = (0..100).map(|i| i % 4).collect();
+        let b: Vec<u32> = (0..100).map(|i| (i % 4) * 10).collect();
         assert!((cramers_v(&a, &b).expect("v") - 1.0).abs() < 1e-12);
-        let c: Vec<Option<u32>> = (0..100).map(|i| Some(i / 2 % 2)).collect();
-        let d: Vec<Option<u32>> = (0..100).map(|i| Some(i % 2)).collect();
+        let c: Vec<u32> = (0..100).map(|i| i / 2 % 2).collect();
+        let d: Vec<u32> = (0..100).map(|i| i % 2).collect();
         assert!(cramers_v(&c, &d).expect("v").abs() < 1e-12);
+        // Missing cells (u32::MAX) are left out: what remains is a function again.
+        let mut e = b.clone();
+        e[3] = u32::MAX;
+        assert!((cramers_v(&a, &e).expect("v") - 1.0).abs() < 1e-12);
+        assert_eq!(cramers_v(&[1, 1, 1], &[0, 1, 2]), None);
     }
 }

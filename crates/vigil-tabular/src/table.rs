@@ -34,6 +34,11 @@ impl Validity {
     pub fn missing_count(&self) -> usize {
         self.count
     }
+
+    /// One flag per row (true = missing), or `None` when no cell is missing.
+    pub fn flags(&self) -> Option<&[bool]> {
+        self.missing.as_deref()
+    }
 }
 
 /// A column of strings in one buffer: row `i` is `bytes[ends[i-1]..ends[i]]`.
