@@ -16,8 +16,8 @@ use crate::read::RawColumn;
 use crate::sniff::Chosen;
 use crate::table::{Column, Kind, Role, Strings, Validity, Values};
 use crate::value::{
-    DateOrder, DecimalMark, is_missing, parse_amount, parse_bool, parse_datetime, parse_integer, parse_number,
-    parse_percent,
+    DateOrder, DecimalMark, MICROS_PER_DAY, is_missing, parse_amount, parse_bool, parse_datetime, parse_integer,
+    parse_number, parse_percent, trim,
 };
 
 /// What is known about the file that helps settle a column's ambiguities.
@@ -48,18 +48,23 @@ impl Viable {
     }
 }
 
-/// One pass over a column with every reader.
+/// One pass over a column with every reader, keeping the values the readers still in the
+/// running produce, so the column is parsed once.
 #[derive(Debug, Default)]
 struct Survey {
     present: usize,
     /// The first row with a value.
     first_row: usize,
+    /// One flag per row surveyed (true = missing).
+    missing: Vec<bool>,
     boolean: Viable,
     /// Per decimal mark: a plain number.
     number: [Viable; 2],
     /// Per decimal mark: no fraction or exponent, fits an `i64`.
     integer: [Viable; 2],
     grouped: [bool; 2],
+    /// A whole number beyond 2^53, which an `f64` does not hold exactly.
+    big_integer: bool,
     /// A value with leading zeros (`007`), and the first one seen.
     leading_zero: Option<(usize, String)>,
     /// Per decimal mark: a currency amount or a plain number.
@@ -78,9 +83,34 @@ struct Survey {
     order_decider: Option<(usize, String)>,
     /// A value read as a number under one mark that the other reads differently.
     mark_decider: Option<(usize, String)>,
+    /// Values kept while their reader is viable (a placeholder where missing): booleans,
+    /// numbers or amounts per decimal mark, days per date order, microseconds into the day.
+    booleans: Option<Vec<bool>>,
+    numbers: [Option<Vec<f64>>; 2],
+    days: [Option<Vec<i64>>; 3],
+    micros: Option<Vec<i64>>,
 }
 
+/// Values an `f64` holds exactly as integers.
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
 impl Survey {
+    fn new(rows: usize) -> Self {
+        // Reserved, not touched: untouched pages cost no memory.
+        fn keep<T>(rows: usize) -> Option<Vec<T>> {
+            Some(Vec::with_capacity(rows))
+        }
+        Survey {
+            year_first: true,
+            missing: Vec::with_capacity(rows),
+            booleans: keep(rows),
+            numbers: [keep(rows), keep(rows)],
+            days: [keep(rows), keep(rows), keep(rows)],
+            micros: keep(rows),
+            ..Survey::default()
+        }
+    }
+
     fn any_typed(&self) -> bool {
         self.boolean.ok()
             || self.number.iter().any(Viable::ok)
@@ -89,14 +119,46 @@ impl Survey {
             || self.date.iter().any(Viable::ok)
     }
 
+    /// A missing cell: placeholders in every kept column.
+    fn skip(&mut self) {
+        self.missing.push(true);
+        if let Some(kept) = &mut self.booleans {
+            kept.push(false);
+        }
+        for v in self.numbers.iter_mut().flatten() {
+            v.push(0.0);
+        }
+        for v in self.days.iter_mut().flatten().chain(&mut self.micros) {
+            v.push(0);
+        }
+    }
+
     fn look(&mut self, row: usize, cell: &str) {
+        self.missing.push(false);
         self.present += 1;
         if self.present == 1 {
             self.first_row = row;
         }
-        if self.boolean.ok() && parse_bool(cell).is_none() {
-            self.boolean.fail(row, cell);
+        if self.boolean.ok() {
+            match parse_bool(cell) {
+                Some(b) => {
+                    if let Some(kept) = &mut self.booleans {
+                        kept.push(b);
+                    }
+                }
+                None => {
+                    self.boolean.fail(row, cell);
+                    self.booleans = None;
+                }
+            }
         }
+        self.look_number(row, cell);
+        if self.date.iter().any(Viable::ok) {
+            self.look_date(row, cell);
+        }
+    }
+
+    fn look_number(&mut self, row: usize, cell: &str) {
         // A number without `,` or `.` reads the same under either mark.
         let ambiguous_mark = cell.bytes().any(|c| c == b',' || c == b'.');
         let mut numbers = [None, None];
@@ -108,14 +170,23 @@ impl Survey {
             let n = if m == 1 && parsed[0] && !ambiguous_mark { numbers[0] } else { parse_number(cell, mark) };
             numbers[m] = n;
             parsed[m] = true;
+            let mut value = None;
             match n {
                 Some(n) => {
+                    value = Some(n.value);
                     self.grouped[m] |= n.grouped;
                     if n.leading_zero && self.leading_zero.is_none() {
-                        self.leading_zero = Some((row, cell.trim().to_string()));
+                        self.leading_zero = Some((row, trim(cell).to_string()));
                     }
-                    if self.integer[m].ok() && (n.fractional || parse_integer(cell, mark).is_none()) {
-                        self.integer[m].fail(row, cell);
+                    if self.integer[m].ok() {
+                        if n.fractional {
+                            self.integer[m].fail(row, cell);
+                        } else if n.value.abs() >= EXACT_INTEGERS {
+                            self.big_integer = true;
+                            if parse_integer(cell, mark).is_none() {
+                                self.integer[m].fail(row, cell);
+                            }
+                        }
                     }
                 }
                 None => {
@@ -125,58 +196,118 @@ impl Survey {
             }
             if self.currency[m].ok() && n.is_none() {
                 match parse_amount(cell, mark) {
-                    Some((_, Some(symbol))) => {
-                        self.with_symbol[m] += 1;
-                        if !self.symbols.contains(&symbol) {
-                            self.symbols.push(symbol);
+                    Some((amount, symbol)) => {
+                        value = Some(amount);
+                        if let Some(symbol) = symbol {
+                            self.with_symbol[m] += 1;
+                            if !self.symbols.contains(&symbol) {
+                                self.symbols.push(symbol);
+                            }
                         }
                     }
-                    Some((_, None)) => {}
                     None => self.currency[m].fail(row, cell),
                 }
             }
             if self.percent[m].ok() && parse_percent(cell, mark).is_none() {
                 self.percent[m].fail(row, cell);
             }
+            // Plain numbers and amounts share the kept values (a percent column is read
+            // again, it is rare).
+            match value {
+                Some(v) if self.number[m].ok() || self.currency[m].ok() => {
+                    if let Some(kept) = &mut self.numbers[m] {
+                        kept.push(v);
+                    }
+                }
+                _ => self.numbers[m] = None,
+            }
         }
         if let [Some(a), Some(b)] = numbers
             && a.value != b.value
             && self.mark_decider.is_none()
         {
-            self.mark_decider = Some((row, cell.trim().to_string()));
+            self.mark_decider = Some((row, trim(cell).to_string()));
         }
-        if self.date.iter().any(Viable::ok) {
-            let year_first = cell.trim_start().bytes().take(4).filter(u8::is_ascii_digit).count() == 4;
-            self.year_first &= year_first;
-            let mut read_by = [false; 3];
-            for (o, order) in ORDERS.into_iter().enumerate() {
-                if !self.date[o].ok() {
-                    continue;
-                }
-                match parse_datetime(cell, order) {
-                    Some(d) => {
-                        read_by[o] = true;
-                        self.with_time |= d.nanos.is_some();
-                        self.separator.get_or_insert(d.separator);
+    }
+
+    fn look_date(&mut self, row: usize, cell: &str) {
+        let year_first = trim(cell).bytes().take(4).filter(u8::is_ascii_digit).count() == 4;
+        self.year_first &= year_first;
+        let mut read_by = [false; 3];
+        // A year-first date reads the same in every order: it is parsed once.
+        let mut year_first_reading = None;
+        // Any reading: the time of day does not depend on the order.
+        let mut reading = None;
+        for (o, order) in ORDERS.into_iter().enumerate() {
+            if !self.date[o].ok() {
+                continue;
+            }
+            let parsed = match year_first_reading {
+                Some(parsed) => parsed,
+                None => parse_datetime(cell, order),
+            };
+            if year_first {
+                year_first_reading = Some(parsed);
+            }
+            match parsed {
+                Some(d) => {
+                    read_by[o] = true;
+                    reading.get_or_insert(d);
+                    self.with_time |= d.nanos.is_some();
+                    self.separator.get_or_insert(d.separator);
+                    if let Some(kept) = &mut self.days[o] {
+                        kept.push(d.days);
                     }
-                    None => self.date[o].fail(row, cell),
+                }
+                None => {
+                    self.date[o].fail(row, cell);
+                    self.days[o] = None;
                 }
             }
-            if read_by[1] != read_by[2] && self.order_decider.is_none() {
-                self.order_decider = Some((row, cell.trim().to_string()));
-            }
         }
+        if read_by[1] != read_by[2] && self.order_decider.is_none() {
+            self.order_decider = Some((row, trim(cell).to_string()));
+        }
+        match (reading, &mut self.micros) {
+            (Some(d), Some(kept)) => kept.push(d.nanos.unwrap_or(0) / 1000),
+            (Some(_), None) => {}
+            (None, _) => self.micros = None,
+        }
+    }
+
+    /// The values of `kind` as kept while surveying, if they were.
+    fn take_values(&mut self, kind: &Kind) -> Option<Values> {
+        let mark = |m: DecimalMark| usize::from(m == DecimalMark::Comma);
+        Some(match *kind {
+            Kind::Boolean => Values::Boolean(self.booleans.take()?),
+            Kind::Integer { decimal_mark, .. } if !self.big_integer => {
+                // Whole numbers below 2^53: the f64 is the integer exactly.
+                Values::Integer(self.numbers[mark(decimal_mark)].take()?.into_iter().map(|v| v as i64).collect())
+            }
+            Kind::Decimal { decimal_mark, .. } | Kind::Currency { decimal_mark, .. } => {
+                Values::Float(self.numbers[mark(decimal_mark)].take()?)
+            }
+            Kind::Date { order, .. } => Values::Date(self.days[order as usize].take()?),
+            Kind::DateTime { order, .. } => {
+                let days = self.days[order as usize].take()?;
+                let micros = self.micros.take()?;
+                Values::DateTime(days.iter().zip(&micros).map(|(d, m)| d * MICROS_PER_DAY + m).collect())
+            }
+            _ => return None,
+        })
     }
 }
 
 /// Reads a raw column into a typed one, choosing its kind and role.
 pub(crate) fn column(name: String, chunks: Vec<RawColumn>, rows: usize, context: Context) -> Column {
-    let mut survey = Survey { year_first: true, ..Survey::default() };
+    let mut survey = Survey::new(rows);
     let mut row = 0;
     'chunks: for chunk in &chunks {
         for cell in chunk.iter() {
             row += 1;
-            if !is_missing(cell) {
+            if is_missing(cell) {
+                survey.skip();
+            } else {
                 survey.look(row, cell);
                 if !survey.any_typed() {
                     break 'chunks;
@@ -186,7 +317,12 @@ pub(crate) fn column(name: String, chunks: Vec<RawColumn>, rows: usize, context:
     }
     let (kind, values, validity) = match decide(&survey, context) {
         Some(kind) if !kind.value.is_text() => {
-            let (values, validity) = convert(&kind.value, &chunks, rows);
+            let (values, validity) = match survey.take_values(&kind.value) {
+                Some(values) if survey.missing.len() == rows => {
+                    (values, Validity::from_missing(std::mem::take(&mut survey.missing)))
+                }
+                _ => convert(&kind.value, &chunks, rows),
+            };
             (kind, values, validity)
         }
         Some(kind) => text(&chunks, rows, Some(kind)),
@@ -347,9 +483,7 @@ fn convert(kind: &Kind, chunks: &[RawColumn], rows: usize) -> (Values, Validity)
         Kind::Currency { decimal_mark, .. } => read!(Float, 0.0, |c| parse_amount(c, decimal_mark).map(|(v, _)| v)),
         Kind::Percent { decimal_mark } => read!(Float, 0.0, |c| parse_percent(c, decimal_mark)),
         Kind::Date { order, .. } => read!(Date, 0, |c| parse_datetime(c, order).map(|d| d.days)),
-        Kind::DateTime { order, .. } => read!(DateTime, 0, |c| {
-            parse_datetime(c, order).map(|d| d.days * 86_400_000_000_000 + d.nanos.unwrap_or(0))
-        }),
+        Kind::DateTime { order, .. } => read!(DateTime, 0, |c| parse_datetime(c, order).map(|d| d.micros())),
         Kind::Category | Kind::Text | Kind::Identifier => unreachable!("text kinds are read by text()"),
     };
     (values, Validity::from_missing(missing))

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::par;
 use crate::table::{Column, Kind, Role, Values};
-use crate::value::format_date;
+use crate::value::{MICROS_PER_DAY, format_date};
 
 /// A map with a fast, fixed-seed hash (the same results every run; keys are table
 /// content, hashed millions of times).
@@ -229,7 +229,7 @@ fn column_profile(column: &Column) -> (ColumnProfile, Option<Ranked>) {
             let days: Vec<i64> = if is_date {
                 runs.iter().map(|r| r.0).collect()
             } else {
-                let mut d: Vec<i64> = runs.iter().map(|r| r.0.div_euclid(NANOS_PER_DAY)).collect();
+                let mut d: Vec<i64> = runs.iter().map(|r| r.0.div_euclid(MICROS_PER_DAY)).collect();
                 d.dedup();
                 d
             };
@@ -310,11 +310,9 @@ fn decode_float(key: u64) -> f64 {
     f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
 }
 
-const NANOS_PER_DAY: i64 = 86_400_000_000_000;
-
-fn format_instant(nanos: i64) -> String {
-    let days = nanos.div_euclid(NANOS_PER_DAY);
-    let secs = nanos.rem_euclid(NANOS_PER_DAY) / 1_000_000_000;
+fn format_instant(micros: i64) -> String {
+    let days = micros.div_euclid(MICROS_PER_DAY);
+    let secs = micros.rem_euclid(MICROS_PER_DAY) / 1_000_000;
     format!("{}T{:02}:{:02}:{:02}", format_date(days), secs / 3600, secs / 60 % 60, secs % 60)
 }
 

@@ -87,7 +87,7 @@ pub enum Values {
     Float(Vec<f64>),
     /// Days since 1970-01-01.
     Date(Vec<i64>),
-    /// Nanoseconds since 1970-01-01T00:00:00 (UTC when the source gave an offset).
+    /// Microseconds since 1970-01-01T00:00:00 (UTC when the source gave an offset).
     DateTime(Vec<i64>),
     Text(Strings),
 }

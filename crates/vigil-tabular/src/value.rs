@@ -10,8 +10,20 @@
 const MISSING: [&str; 9] = ["", "na", "n/a", "nan", "null", "none", "nil", "-", "#n/a"];
 
 pub fn is_missing(cell: &str) -> bool {
-    let t = cell.trim();
+    let t = trim(cell);
     t.len() <= 4 && MISSING.iter().any(|m| t.eq_ignore_ascii_case(m))
+}
+
+/// `str::trim`, with a fast path for the usual cell that has no space at either end (the
+/// parsers run over every cell, and Unicode-aware trimming dominated them).
+pub fn trim(cell: &str) -> &str {
+    let bytes = cell.as_bytes();
+    let plain = |b: u8| b.is_ascii() && !b.is_ascii_whitespace();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) if plain(first) && plain(last) => cell,
+        (None, _) | (_, None) => cell,
+        _ => cell.trim(),
+    }
 }
 
 /// Which character separates the fractional part.
@@ -56,7 +68,7 @@ pub struct Number {
 /// `mark`, or a space, apostrophe or thin space, in groups of three), an optional fraction
 /// and exponent.
 pub fn parse_number(cell: &str, mark: DecimalMark) -> Option<Number> {
-    let t = cell.trim().as_bytes();
+    let t = trim(cell).as_bytes();
     let (negative, body) = match t.first()? {
         b'-' => (true, &t[1..]),
         b'+' => (false, &t[1..]),
@@ -180,7 +192,7 @@ pub fn parse_integer(cell: &str, mark: DecimalMark) -> Option<i64> {
         if n.fractional {
             return None;
         }
-        let digits: String = cell.trim().chars().filter(|c| c.is_ascii_digit() || *c == '-').collect();
+        let digits: String = trim(cell).chars().filter(|c| c.is_ascii_digit() || *c == '-').collect();
         return digits.parse().ok();
     }
     Some(n.value as i64)
@@ -201,7 +213,7 @@ pub fn parse_currency(cell: &str, mark: DecimalMark) -> Option<(f64, &'static st
 /// An amount in a money column: with a currency symbol or code, or without, including
 /// accounting negatives (`(12.00)`). The value and the symbol if there was one.
 pub fn parse_amount(cell: &str, mark: DecimalMark) -> Option<(f64, Option<&'static str>)> {
-    let mut t = cell.trim();
+    let mut t = trim(cell);
     let mut negative = false;
     let mut found: Option<&'static str> = None;
     // Parentheses, a minus sign and the symbol come in either order: `($12)`, `$(12)`,
@@ -229,13 +241,13 @@ pub fn parse_amount(cell: &str, mark: DecimalMark) -> Option<(f64, Option<&'stat
 
 /// A percentage (`12.5%`, `-3 %`): the fraction (0.125).
 pub fn parse_percent(cell: &str, mark: DecimalMark) -> Option<f64> {
-    let rest = cell.trim().strip_suffix('%')?;
+    let rest = trim(cell).strip_suffix('%')?;
     Some(parse_number(rest.trim_end(), mark)?.value / 100.0)
 }
 
 /// A boolean word: true/false, yes/no, y/n, t/f (any case). Not 0/1: those are integers.
 pub fn parse_bool(cell: &str) -> Option<bool> {
-    let t = cell.trim();
+    let t = trim(cell);
     const TRUE: [&str; 4] = ["true", "yes", "y", "t"];
     const FALSE: [&str; 4] = ["false", "no", "n", "f"];
     if TRUE.iter().any(|w| t.eq_ignore_ascii_case(w)) {
@@ -276,7 +288,7 @@ pub struct DateTime {
 /// date-time (`2024-03-31T14:05:09.123Z`, `2024-03-31 14:05`, with an optional offset),
 /// with day and month in `order` for the numeric forms other than year-first.
 pub fn parse_datetime(cell: &str, order: DateOrder) -> Option<DateTime> {
-    let t = cell.trim();
+    let t = trim(cell);
     let (date, time) = match t.find(['T', ' ']) {
         Some(i) => (&t[..i], Some(t[i + 1..].trim_start())),
         None => (t, None),
@@ -294,6 +306,16 @@ pub fn parse_datetime(cell: &str, order: DateOrder) -> Option<DateTime> {
 }
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+/// Microseconds in a day: date-times are stored in microseconds (as PostgreSQL does),
+/// which spans every four-digit year.
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+impl DateTime {
+    /// Microseconds since 1970-01-01T00:00:00 (sub-microsecond digits truncated).
+    pub fn micros(&self) -> i64 {
+        self.days * MICROS_PER_DAY + self.nanos.unwrap_or(0) / 1000
+    }
+}
 
 const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 
