@@ -156,13 +156,21 @@ pub struct Correlations {
 
 /// Profiles every column and the table on up to `threads` threads.
 pub fn profile(columns: &[Column], rows: usize, threads: usize) -> Profile {
-    let (profiles, ranked): (Vec<ColumnProfile>, Vec<Option<Ranked>>) =
-        par::map(columns, threads, column_profile).into_iter().unzip();
+    // Before the rankings below exist, to keep the peak of memory down.
     let ids: Vec<&Column> = columns.iter().filter(|c| c.role.value == Role::Id).collect();
+    let duplicate_keys = par::map(&ids, threads, |c| duplicate_keys(c)).into_iter().flatten().collect();
+    // Duplicate rows need one pass over the whole table: it runs beside the per-column
+    // work rather than after it.
+    let (duplicate_rows, (profiles, ranked)) = std::thread::scope(|s| {
+        let duplicates = s.spawn(|| duplicate_rows(columns, rows));
+        let per_column: (Vec<ColumnProfile>, Vec<Option<Ranked>>) =
+            par::map(columns, threads, column_profile).into_iter().unzip();
+        (duplicates.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), per_column)
+    });
     Profile {
         rows,
-        duplicate_rows: duplicate_rows(columns, rows),
-        duplicate_keys: par::map(&ids, threads, |c| duplicate_keys(c)).into_iter().flatten().collect(),
+        duplicate_rows,
+        duplicate_keys,
         missingness: missingness(columns, rows),
         correlations: correlations(columns, &ranked, threads),
         columns: profiles,
@@ -247,7 +255,7 @@ fn column_profile(column: &Column) -> (ColumnProfile, Option<Ranked>) {
             let values = sorted.values();
             profile.numeric = numeric_stats(&values);
             if column.kind.value.is_numeric() {
-                ranked = Some(Ranked::new(sorted.rows, &values, column.values.len()));
+                ranked = Some(Ranked::new(&sorted.rows, &values, column.values.len()));
             }
         }
     }
@@ -460,60 +468,52 @@ fn same_cell(column: &Column, a: usize, b: usize) -> bool {
     }
 }
 
-fn row_hashes(columns: &[Column], rows: usize) -> Vec<u64> {
-    let mut hashes = vec![0u64; rows];
-    for column in columns {
-        for (row, h) in hashes.iter_mut().enumerate() {
-            *h = (h.rotate_left(5) ^ cell_hash(column, row)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    hashes
-}
-
 fn duplicate_rows(columns: &[Column], rows: usize) -> DuplicateRows {
-    let hashes = row_hashes(columns, rows);
-    // The first row with each hash; rows whose hash matches a different row (a collision,
-    // about one in 10^7 tables of a million rows) are kept aside and compared in full.
-    let mut first: FastMap<u64, usize> = fast_map(rows);
-    let mut colliding: FastMap<u64, Vec<usize>> = fast_map(0);
-    let mut found = DuplicateRows::default();
+    // Each row's hash over every cell, packed with the row so one sort of plain integers
+    // brings equal hashes together in row order.
+    let mut packed: Vec<u128> = (0..rows as u128).collect();
+    for column in columns {
+        for (row, p) in packed.iter_mut().enumerate() {
+            let h = (*p >> 32) as u64;
+            let h = (h.rotate_left(5) ^ cell_hash(column, row)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            *p = (u128::from(h) << 32) | (*p & 0xFFFF_FFFF);
+        }
+    }
+    packed.sort_unstable();
     let same_row = |a: usize, b: usize| columns.iter().all(|c| same_cell(c, a, b));
-    for (row, h) in hashes.into_iter().enumerate() {
-        let earlier = match first.get(&h) {
-            None => {
-                first.insert(h, row);
-                continue;
-            }
-            Some(&e) if same_row(e, row) => Some(e),
-            Some(_) => {
-                let others = colliding.entry(h).or_default();
-                let e = others.iter().copied().find(|&e| same_row(e, row));
-                if e.is_none() {
-                    others.push(row);
-                }
-                e
-            }
-        };
-        if let Some(e) = earlier {
-            found.count += 1;
-            if found.examples.len() < EXAMPLES {
-                found.examples.push((row + 1, e + 1));
+    // `(row, earlier row)` for every row equal to an earlier one. Within a run of equal
+    // hashes, each row is compared with the first row of each content seen so far (more
+    // than one only when different rows collide, about once in 10^7 tables of 10^6 rows).
+    let mut duplicates: Vec<(usize, usize)> = Vec::new();
+    let mut firsts: Vec<usize> = Vec::new();
+    for run in packed.chunk_by(|a, b| a >> 32 == b >> 32).filter(|run| run.len() > 1) {
+        firsts.clear();
+        for row in run.iter().map(|p| (*p & 0xFFFF_FFFF) as usize) {
+            match firsts.iter().find(|&&first| same_row(first, row)) {
+                Some(&first) => duplicates.push((row, first)),
+                None => firsts.push(row),
             }
         }
     }
-    found
+    let count = duplicates.len();
+    if count > EXAMPLES {
+        duplicates.select_nth_unstable(EXAMPLES);
+        duplicates.truncate(EXAMPLES);
+    }
+    duplicates.sort_unstable();
+    DuplicateRows { count, examples: duplicates.into_iter().map(|(row, first)| (row + 1, first + 1)).collect() }
 }
 
 fn duplicate_keys(column: &Column) -> Option<DuplicateKeys> {
     let rows = column.values.len();
     let present = |r: usize| !column.validity.is_missing(r);
     let grouped = match &column.values {
-        Values::Text(s) => key_groups((0..rows).map(|r| present(r).then(|| s.get(r))), rows),
+        Values::Text(s) => key_groups((0..rows).map(|r| present(r).then(|| s.get(r)))),
         Values::Integer(v) | Values::Date(v) | Values::DateTime(v) => {
-            key_groups((0..rows).map(|r| present(r).then_some(v[r])), rows)
+            key_groups((0..rows).map(|r| present(r).then_some(v[r])))
         }
-        Values::Float(v) => key_groups((0..rows).map(|r| present(r).then(|| float_key(v[r]))), rows),
-        Values::Boolean(v) => key_groups((0..rows).map(|r| present(r).then_some(v[r])), rows),
+        Values::Float(v) => key_groups((0..rows).map(|r| present(r).then(|| float_key(v[r])))),
+        Values::Boolean(v) => key_groups((0..rows).map(|r| present(r).then_some(v[r]))),
         Values::Empty(_) => return None,
     };
     let repeated: Vec<u32> = (0..grouped.sizes.len() as u32).filter(|&g| grouped.sizes[g as usize] > 1).collect();
@@ -552,8 +552,8 @@ struct KeyGroups {
     sizes: Vec<u32>,
 }
 
-fn key_groups<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = Option<K>>, rows: usize) -> KeyGroups {
-    let mut ids: FastMap<K, u32> = fast_map(rows.min(1 << 20));
+fn key_groups<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = Option<K>>) -> KeyGroups {
+    let mut ids: FastMap<K, u32> = fast_map(0);
     let mut sizes: Vec<u32> = Vec::new();
     let of_row = keys
         .map(|key| {
@@ -687,11 +687,52 @@ impl Real for u32 {
 
 /// Pearson's r of two columns in row order over the rows in `keep` (every row if `None`).
 fn correlate<X: Real, Y: Real>(x: &[X], y: &[Y], keep: Option<&[bool]>) -> Option<f64> {
-    let pairs = x.iter().zip(y).map(|(a, b)| (a.real(), b.real()));
     match keep {
-        None => pearson_of(pairs),
-        Some(keep) => pearson_of(pairs.zip(keep).filter(|(_, k)| **k).map(|(p, _)| p)),
+        None => pearson_complete(x, y),
+        Some(keep) => {
+            let pairs = x.iter().zip(y).map(|(a, b)| (a.real(), b.real()));
+            pearson_of(pairs.zip(keep).filter(|(_, k)| **k).map(|(p, _)| p))
+        }
     }
+}
+
+/// Lanes summed independently in the loops over whole columns, so they pipeline.
+const LANES: usize = 4;
+
+/// [`pearson_of`] over every row: the same two passes, summed in lanes.
+fn pearson_complete<X: Real, Y: Real>(x: &[X], y: &[Y]) -> Option<f64> {
+    let n = x.len().min(y.len());
+    if n < 2 {
+        return None;
+    }
+    let (x, y) = (&x[..n], &y[..n]);
+    let [sum_x, sum_y, _] = in_lanes(n, |i| [x[i].real(), y[i].real(), 0.0]);
+    let (mx, my) = (sum_x / n as f64, sum_y / n as f64);
+    let [sxy, sxx, syy] = in_lanes(n, |i| {
+        let (dx, dy) = (x[i].real() - mx, y[i].real() - my);
+        [dx * dy, dx * dx, dy * dy]
+    });
+    if sxx == 0.0 || syy == 0.0 {
+        return None;
+    }
+    Some((sxy / (sxx.sqrt() * syy.sqrt())).clamp(-1.0, 1.0))
+}
+
+/// Three sums of `f(i)` over `0..n`, each accumulated in [`LANES`] independent lanes.
+fn in_lanes(n: usize, f: impl Fn(usize) -> [f64; 3]) -> [f64; 3] {
+    let mut acc = [[0.0; 3]; LANES];
+    let whole = n / LANES * LANES;
+    for base in (0..whole).step_by(LANES) {
+        for (lane, a) in acc.iter_mut().enumerate() {
+            let v = f(base + lane);
+            (a[0], a[1], a[2]) = (a[0] + v[0], a[1] + v[1], a[2] + v[2]);
+        }
+    }
+    let mut total = [0.0; 3];
+    for v in acc.into_iter().chain((whole..n).map(f)) {
+        (total[0], total[1], total[2]) = (total[0] + v[0], total[1] + v[1], total[2] + v[2]);
+    }
+    total
 }
 
 /// Pearson's r; `None` with fewer than two pairs or a constant side.
@@ -723,56 +764,64 @@ fn pearson_of(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> Option<f64> {
     Some((sxy / (sxx.sqrt() * syy.sqrt())).clamp(-1.0, 1.0))
 }
 
-/// A numeric column ranked for Spearman's correlation.
+/// A numeric column ranked for Spearman's correlation: twice each row's average rank
+/// among the present values (so an integer, at least 2), 0 where missing.
 struct Ranked {
-    /// Present rows in ascending value order.
-    order: Vec<u32>,
-    /// Where each run of equal values starts in `order`.
-    tie_starts: Vec<bool>,
-    /// Twice each row's average rank among the present values (so an integer); 0 where
-    /// missing.
     ranks2: Vec<u32>,
 }
 
 impl Ranked {
-    fn new(order: Vec<u32>, sorted: &[f64], rows: usize) -> Self {
-        let tie_starts: Vec<bool> = (0..sorted.len()).map(|k| k == 0 || sorted[k] != sorted[k - 1]).collect();
-        let ranks2 = doubled_ranks(&order, &tie_starts, None, rows);
-        Ranked { order, tie_starts, ranks2 }
+    /// From the column's present rows in ascending value `order`, and those `sorted` values.
+    fn new(order: &[u32], sorted: &[f64], rows: usize) -> Self {
+        let mut ranks2 = vec![0u32; rows];
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start + 1;
+            while end < order.len() && sorted[end] == sorted[start] {
+                end += 1;
+            }
+            // Ranks start+1 ..= end average to (start + end + 1) / 2.
+            let doubled = (start + end + 1) as u32;
+            for &row in &order[start..end] {
+                ranks2[row as usize] = doubled;
+            }
+            start = end;
+        }
+        Ranked { ranks2 }
     }
 
-    /// Doubled average ranks among the rows in `keep` only.
+    /// Doubled average ranks among the rows in `keep` only, 0 elsewhere.
     fn ranks2_over(&self, keep: &[bool]) -> Vec<u32> {
-        doubled_ranks(&self.order, &self.tie_starts, Some(keep), keep.len())
+        rerank(&self.ranks2, keep)
     }
 }
 
-/// Twice the average rank of each row in `order` that `keep` holds (all if `None`), by
-/// row, 0 elsewhere: tied values share the mean of their ranks.
-fn doubled_ranks(order: &[u32], tie_starts: &[bool], keep: Option<&[bool]>, rows: usize) -> Vec<u32> {
-    let mut by_row = vec![0u32; rows];
-    let mut tied: Vec<u32> = Vec::new();
-    // Ranks before the current run of ties.
-    let mut before = 0u32;
-    let mut flush = |tied: &mut Vec<u32>, before: &mut u32| {
-        let len = tied.len() as u32;
-        // Ranks before+1 ..= before+len average to before + (len + 1) / 2.
-        for &r in tied.iter() {
-            by_row[r as usize] = 2 * *before + len + 1;
-        }
-        *before += len;
-        tied.clear();
-    };
-    for (&row, &starts) in order.iter().zip(tie_starts) {
-        if starts {
-            flush(&mut tied, &mut before);
-        }
-        if keep.is_none_or(|k| k[row as usize]) {
-            tied.push(row);
-        }
+/// Doubled ranks among the rows in `keep`, from doubled ranks over a superset of them.
+/// Ranking the kept rows by their full rank ranks them by value with the same ties, and
+/// full ranks are small integers, so a counting pass does it in linear time.
+fn rerank(ranks2: &[u32], keep: &[bool]) -> Vec<u32> {
+    let top = ranks2.iter().copied().max().unwrap_or(0) as usize;
+    // below[v] ends as the number of kept rows whose rank is below v.
+    let mut below = vec![0u32; top + 2];
+    for (&r, _) in ranks2.iter().zip(keep).filter(|(r, k)| **k && **r > 0) {
+        below[r as usize + 1] += 1;
     }
-    flush(&mut tied, &mut before);
-    by_row
+    for v in 1..below.len() {
+        below[v] += below[v - 1];
+    }
+    ranks2
+        .iter()
+        .zip(keep)
+        .map(|(&r, &k)| {
+            if !k || r == 0 {
+                return 0;
+            }
+            // `lower` rows rank below; `tied` share this rank: doubled, their mean rank is
+            // 2 * lower + tied + 1.
+            let (lower, upto) = (below[r as usize], below[r as usize + 1]);
+            lower + upto + 1
+        })
+        .collect()
 }
 
 /// Dense codes for a category or boolean column, `u32::MAX` where missing.
@@ -852,11 +901,15 @@ mod tests {
     #[test]
     fn ranks_share_ties() {
         // Values 10, 20, 10, 30 by row: sorted rows 0, 2, 1, 3 with rows 0 and 2 tied.
-        let (order, starts) = ([0, 2, 1, 3], [true, false, true, true]);
-        assert_eq!(doubled_ranks(&order, &starts, None, 4), vec![3, 6, 3, 8]);
+        let ranked = Ranked::new(&[0, 2, 1, 3], &[10.0, 10.0, 20.0, 30.0], 4);
+        assert_eq!(ranked.ranks2, vec![3, 6, 3, 8]);
         // Without row 2, row 0 stands alone; row 3 is kept out and gets no rank.
-        let keep = [true, true, false, false];
-        assert_eq!(doubled_ranks(&order, &starts, Some(&keep), 4), vec![2, 4, 0, 0]);
+        assert_eq!(ranked.ranks2_over(&[true, true, false, false]), vec![2, 4, 0, 0]);
+        // Ties survive among kept rows, and missing rows (rank 0) stay out.
+        let ranked = Ranked { ranks2: vec![0, 5, 5, 5, 2, 9, 9] };
+        let keep = [true, true, true, false, true, true, true];
+        // Kept ranks in order: row 4 (1st), rows 1 and 2 (2nd and 3rd), rows 5 and 6.
+        assert_eq!(ranked.ranks2_over(&keep), vec![0, 5, 5, 0, 2, 9, 9]);
     }
 
     #[test]
