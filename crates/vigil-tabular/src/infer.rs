@@ -9,7 +9,6 @@
 //! quoting the value that decided it.
 
 use std::collections::HashMap;
-use std::collections::HashSet;
 
 use crate::pii::{self, PiiKind};
 use crate::read::RawColumn;
@@ -492,24 +491,36 @@ fn convert(kind: &Kind, chunks: &[RawColumn], rows: usize) -> (Values, Validity)
 /// A column no typed reader accepts, or codes that look like numbers: category,
 /// identifier or free text (unless `decided` already).
 fn text(chunks: &[RawColumn], rows: usize, decided: Option<Chosen<Kind>>) -> (Chosen<Kind>, Values, Validity) {
-    let bytes: usize = chunks.iter().map(|c| c.bytes.len()).sum();
-    let mut strings = Strings::with_capacity(rows, bytes);
     let mut missing = Vec::with_capacity(rows);
-    let mut distinct: HashSet<&str, foldhash::fast::FixedState> = HashSet::default();
+    let mut distinct: HashMap<&str, u32, foldhash::fast::FixedState> = HashMap::default();
+    // Each distinct value once and a code per row, while there are few enough for a
+    // category: a category column is stored that way.
+    let mut coded = Some((Strings::default(), Vec::with_capacity(rows)));
     let (mut present, mut with_space, mut with_digit, mut total_len) = (0usize, 0usize, 0usize, 0usize);
     for cell in chunks.iter().flat_map(RawColumn::iter) {
         if is_missing(cell) {
             missing.push(true);
-            strings.push("");
+            if let Some((_, codes)) = &mut coded {
+                codes.push(Strings::NONE);
+            }
             continue;
         }
         missing.push(false);
-        strings.push(cell);
         present += 1;
-        total_len += cell.chars().count();
-        with_space += usize::from(cell.trim().contains(char::is_whitespace));
+        total_len += if cell.is_ascii() { cell.len() } else { cell.chars().count() };
+        with_space += usize::from(trim(cell).contains(char::is_whitespace));
         with_digit += usize::from(cell.bytes().any(|c| c.is_ascii_digit()));
-        distinct.insert(cell);
+        let next = distinct.len() as u32;
+        let code = *distinct.entry(cell).or_insert(next);
+        if let Some((values, codes)) = &mut coded {
+            if code == next {
+                values.push(cell);
+            }
+            codes.push(code);
+            if values.len() > MAX_CATEGORIES {
+                coded = None;
+            }
+        }
     }
     let d = distinct.len();
     let mean_len = total_len as f64 / present.max(1) as f64;
@@ -520,7 +531,7 @@ fn text(chunks: &[RawColumn], rows: usize, decided: Option<Chosen<Kind>>) -> (Ch
             value: Kind::Identifier,
             evidence: format!("{d} distinct codes in {present} cells, without spaces, {with_digit} with digits"),
         }
-    } else if d <= 1000 && d * 2 <= present && mean_len <= 60.0 {
+    } else if d <= MAX_CATEGORIES && d * 2 <= present && mean_len <= 60.0 {
         Chosen {
             value: Kind::Category,
             evidence: format!("{d} distinct values over {present} cells (mean length {mean_len:.1})"),
@@ -533,8 +544,23 @@ fn text(chunks: &[RawColumn], rows: usize, decided: Option<Chosen<Kind>>) -> (Ch
             ),
         }
     };
+    let strings = match coded {
+        Some((values, codes)) if kind.value == Kind::Category => Strings::coded(values, codes),
+        _ => {
+            drop((coded, distinct));
+            let bytes: usize = chunks.iter().map(|c| c.bytes.len()).sum();
+            let mut strings = Strings::with_capacity(rows, bytes);
+            for (cell, missing) in chunks.iter().flat_map(RawColumn::iter).zip(&missing) {
+                strings.push(if *missing { "" } else { cell });
+            }
+            strings
+        }
+    };
     (kind, Values::Text(strings), Validity::from_missing(missing))
 }
+
+/// The most distinct values a category column has.
+const MAX_CATEGORIES: usize = 1000;
 
 /// Words in column names that say what a column is for.
 const ID_WORDS: [&str; 8] = ["id", "key", "no", "nr", "number", "num", "code", "ref"];

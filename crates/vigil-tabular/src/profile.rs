@@ -15,7 +15,7 @@ use std::hash::BuildHasher;
 use serde::Serialize;
 
 use crate::par;
-use crate::table::{Column, Kind, Role, Values};
+use crate::table::{Column, Kind, Role, Strings, Values};
 use crate::value::{MICROS_PER_DAY, format_date};
 
 /// A map with a fast, fixed-seed hash (the same results every run; keys are table
@@ -197,6 +197,25 @@ fn column_profile(column: &Column) -> (ColumnProfile, Option<Ranked>) {
     let mut ranked = None;
     match &column.values {
         Values::Empty(_) => {}
+        Values::Text(strings) if strings.codes().is_some() => {
+            let Some((codes, values)) = strings.codes() else { unreachable!("checked by the guard") };
+            let mut counts = vec![0usize; values.len()];
+            for &code in codes.iter().filter(|&&c| c != Strings::NONE) {
+                counts[code as usize] += 1;
+            }
+            let (mut min, mut max, mut total) = (usize::MAX, 0, 0usize);
+            let mut listed = Vec::with_capacity(counts.len());
+            for (value, n) in values.zip(counts).filter(|(_, n)| *n > 0) {
+                let len = value.chars().count();
+                (min, max, total) = (min.min(len), max.max(len), total + len * n);
+                listed.push((value.to_string(), n));
+            }
+            profile.distinct = listed.len();
+            profile.top = top(listed);
+            if profile.count > 0 {
+                profile.lengths = Some(LengthStats { min, max, mean: total as f64 / profile.count as f64 });
+            }
+        }
         Values::Text(strings) => {
             let mut counts: FastMap<&str, usize> = fast_map(0);
             let (mut min, mut max, mut total) = (usize::MAX, 0, 0usize);
@@ -448,7 +467,10 @@ fn cell_hash(column: &Column, row: usize) -> u64 {
             Values::Boolean(v) => h.write_u8(1 + u8::from(v[row])),
             Values::Integer(v) | Values::Date(v) | Values::DateTime(v) => h.write_i64(v[row]),
             Values::Float(v) => h.write_u64((v[row] + 0.0).to_bits()),
-            Values::Text(s) => h.write(s.get(row).as_bytes()),
+            Values::Text(s) => match s.codes() {
+                Some((codes, _)) => h.write_u32(codes[row]),
+                None => h.write(s.get(row).as_bytes()),
+            },
         }
     }
     h.finish()
@@ -464,7 +486,10 @@ fn same_cell(column: &Column, a: usize, b: usize) -> bool {
         Values::Boolean(v) => v[a] == v[b],
         Values::Integer(v) | Values::Date(v) | Values::DateTime(v) => v[a] == v[b],
         Values::Float(v) => v[a] == v[b],
-        Values::Text(s) => s.get(a) == s.get(b),
+        Values::Text(s) => match s.codes() {
+            Some((codes, _)) => codes[a] == codes[b],
+            None => s.get(a) == s.get(b),
+        },
     }
 }
 
@@ -645,7 +670,7 @@ fn correlations(columns: &[Column], ranked: &[Option<Ranked>], threads: usize) -
 
     let categorical: Vec<&Column> =
         columns.iter().filter(|c| matches!(c.kind.value, Kind::Category | Kind::Boolean)).collect();
-    let codes: Vec<Vec<u32>> = par::map(&categorical, threads, |c| category_codes(c));
+    let codes: Vec<std::borrow::Cow<'_, [u32]>> = par::map(&categorical, threads, |c| category_codes(c));
     let pairs: Vec<(usize, usize)> = (0..codes.len()).flat_map(|i| (i..codes.len()).map(move |j| (i, j))).collect();
     let results = par::map(&pairs, threads, |&(i, j)| cramers_v(&codes[i], &codes[j]));
     let c = categorical.len();
@@ -825,7 +850,12 @@ fn rerank(ranks2: &[u32], keep: &[bool]) -> Vec<u32> {
 }
 
 /// Dense codes for a category or boolean column, `u32::MAX` where missing.
-fn category_codes(column: &Column) -> Vec<u32> {
+fn category_codes(column: &Column) -> std::borrow::Cow<'_, [u32]> {
+    if let Values::Text(s) = &column.values
+        && let Some((codes, _)) = s.codes()
+    {
+        return codes.into();
+    }
     let mut dictionary: FastMap<&str, u32> = fast_map(0);
     (0..column.values.len())
         .map(|row| {
@@ -841,7 +871,8 @@ fn category_codes(column: &Column) -> Vec<u32> {
                 _ => u32::MAX,
             }
         })
-        .collect()
+        .collect::<Vec<u32>>()
+        .into()
 }
 
 /// Cramér's V of two category columns (dense codes, `u32::MAX` for missing) over rows

@@ -41,7 +41,8 @@ impl Validity {
     }
 }
 
-/// A column of strings in one buffer: row `i` is `bytes[end(i-1)..end(i)]`.
+/// A column of strings in one buffer: row `i` is `bytes[end(i-1)..end(i)]`; or, for a
+/// column of few distinct values (a category), each value once and a code per row.
 ///
 /// Ends are kept in 32 bits (half the memory of `usize` on the columns that dominate a
 /// table's size); the rare column past 4 GiB records the rows where the offset wrapped.
@@ -51,14 +52,27 @@ pub struct Strings {
     ends: Vec<u32>,
     /// Rows whose end passed another multiple of 2^32 bytes.
     wraps: Vec<usize>,
+    /// When coded: the strings above are the distinct values and row `i` holds value
+    /// `codes[i]` ([`Strings::NONE`] for a missing cell, read as "").
+    codes: Option<Vec<u32>>,
 }
 
 impl Strings {
+    /// The code of a missing cell in a coded column.
+    pub const NONE: u32 = u32::MAX;
+
     pub fn with_capacity(rows: usize, bytes: usize) -> Self {
-        Strings { bytes: String::with_capacity(bytes), ends: Vec::with_capacity(rows), wraps: Vec::new() }
+        Strings { bytes: String::with_capacity(bytes), ends: Vec::with_capacity(rows), ..Strings::default() }
     }
 
+    /// A coded column: `values` once each, and per row the index of its value.
+    pub fn coded(values: Strings, codes: Vec<u32>) -> Self {
+        Strings { codes: Some(codes), ..values }
+    }
+
+    /// Appends a row (to a column that is not coded).
     pub fn push(&mut self, value: &str) {
+        debug_assert!(self.codes.is_none(), "push onto a coded column");
         self.bytes.push_str(value);
         let end = self.bytes.len();
         while end >> 32 > self.wraps.len() {
@@ -68,25 +82,40 @@ impl Strings {
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.codes.as_ref().map_or(self.ends.len(), Vec::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
     }
 
-    fn end(&self, row: usize) -> usize {
-        let high = if self.wraps.is_empty() { 0 } else { self.wraps.partition_point(|&r| r <= row) };
-        (high << 32) | self.ends[row] as usize
+    fn end(&self, i: usize) -> usize {
+        let high = if self.wraps.is_empty() { 0 } else { self.wraps.partition_point(|&r| r <= i) };
+        (high << 32) | self.ends[i] as usize
+    }
+
+    /// The `i`-th stored string: a row's, or a coded column's `i`-th distinct value.
+    fn stored(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        &self.bytes[start..self.end(i)]
     }
 
     pub fn get(&self, row: usize) -> &str {
-        let start = if row == 0 { 0 } else { self.end(row - 1) };
-        &self.bytes[start..self.end(row)]
+        match &self.codes {
+            None => self.stored(row),
+            Some(codes) if codes[row] == Self::NONE => "",
+            Some(codes) => self.stored(codes[row] as usize),
+        }
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// For a coded column, the code of each row and the distinct values they index.
+    pub fn codes(&self) -> Option<(&[u32], impl ExactSizeIterator<Item = &str> + '_)> {
+        let codes = self.codes.as_deref()?;
+        Some((codes, (0..self.ends.len()).map(|i| self.stored(i))))
     }
 }
 
@@ -293,4 +322,37 @@ pub fn data_hash(columns: &[Column], rows: usize, threads: usize) -> String {
         h.update(hash);
     }
     format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_column(values: Strings, missing: Vec<bool>) -> Column {
+        Column {
+            name: "status".into(),
+            kind: Chosen { value: Kind::Category, evidence: String::new() },
+            role: Chosen { value: Role::Category, evidence: String::new() },
+            values: Values::Text(values),
+            validity: Validity::from_missing(missing),
+        }
+    }
+
+    #[test]
+    fn coded_strings_read_and_hash_as_plain_ones() {
+        let rows = ["open", "paid", "", "open", "void"];
+        let mut plain = Strings::default();
+        rows.iter().for_each(|r| plain.push(r));
+        let mut distinct = Strings::default();
+        ["open", "paid", "void"].iter().for_each(|r| distinct.push(r));
+        let coded = Strings::coded(distinct, vec![0, 1, Strings::NONE, 0, 2]);
+        assert_eq!(coded.len(), 5);
+        assert_eq!(coded.iter().collect::<Vec<_>>(), rows);
+        let (codes, values) = coded.codes().expect("coded");
+        assert_eq!((codes.len(), values.collect::<Vec<_>>()), (5, vec!["open", "paid", "void"]));
+        assert!(plain.codes().is_none());
+        let missing = vec![false, false, true, false, false];
+        let hash = |s: Strings| data_hash(&[text_column(s, missing.clone())], 5, 1);
+        assert_eq!(hash(plain), hash(coded));
+    }
 }
