@@ -507,9 +507,15 @@ fn text(chunks: &[RawColumn], rows: usize, decided: Option<Chosen<Kind>>) -> (Ch
         }
         missing.push(false);
         present += 1;
-        total_len += if cell.is_ascii() { cell.len() } else { cell.chars().count() };
-        with_space += usize::from(trim(cell).contains(char::is_whitespace));
-        with_digit += usize::from(cell.bytes().any(|c| c.is_ascii_digit()));
+        let inner = trim(cell);
+        if inner.is_ascii() {
+            total_len += cell.len();
+            with_space += usize::from(inner.bytes().any(|c| c.is_ascii_whitespace()));
+        } else {
+            total_len += cell.chars().count();
+            with_space += usize::from(inner.contains(char::is_whitespace));
+        }
+        with_digit += usize::from(inner.bytes().any(|c| c.is_ascii_digit()));
         let next = distinct.len() as u32;
         let code = *distinct.entry(cell).or_insert(next);
         if let Some((values, codes)) = &mut coded {

@@ -274,7 +274,7 @@ fn column_profile(column: &Column) -> (ColumnProfile, Option<Ranked>) {
             let values = sorted.values();
             profile.numeric = numeric_stats(&values);
             if column.kind.value.is_numeric() {
-                ranked = Some(Ranked::new(&sorted.rows, &values, column.values.len()));
+                ranked = Some(Ranked::new(column, &sorted.rows, &values));
             }
         }
     }
@@ -648,18 +648,30 @@ fn correlations(columns: &[Column], ranked: &[Option<Ranked>], threads: usize) -
             }
         };
         let keep = keep.as_deref();
-        let pearson = match (&x.values, &y.values) {
-            (Values::Float(a), Values::Float(b)) => correlate(a, b, keep),
-            (Values::Float(a), Values::Integer(b)) => correlate(a, b, keep),
-            (Values::Integer(a), Values::Float(b)) => correlate(a, b, keep),
-            (Values::Integer(a), Values::Integer(b)) => correlate(a, b, keep),
-            _ => None,
-        };
-        let spearman = match keep {
-            None => correlate(&rx.ranks2, &ry.ranks2, None),
-            Some(k) => correlate(&rx.ranks2_over(k), &ry.ranks2_over(k), keep),
-        };
-        (pearson, spearman)
+        macro_rules! on_values {
+            ($f:expr) => {
+                match (&x.values, &y.values) {
+                    (Values::Float(a), Values::Float(b)) => $f(a, b),
+                    (Values::Float(a), Values::Integer(b)) => $f(a, b),
+                    (Values::Integer(a), Values::Float(b)) => $f(a, b),
+                    (Values::Integer(a), Values::Integer(b)) => $f(a, b),
+                    _ => None,
+                }
+            };
+        }
+        match (keep, rx.whole, ry.whole) {
+            (None, Some(wx), Some(wy)) => (
+                on_values!(|a, b| pearson_complete(a, b, wx.values, wy.values)),
+                pearson_complete(&rx.ranks2, &ry.ranks2, wx.ranks, wy.ranks),
+            ),
+            _ => (
+                on_values!(|a, b| correlate(a, b, keep)),
+                match keep {
+                    None => correlate(&rx.ranks2, &ry.ranks2, None),
+                    Some(k) => correlate(&rx.ranks2_over(k), &ry.ranks2_over(k), keep),
+                },
+            ),
+        }
     });
     let k = numeric.len();
     let mut pearson_m = vec![vec![None; k]; k];
@@ -713,7 +725,7 @@ impl Real for u32 {
 /// Pearson's r of two columns in row order over the rows in `keep` (every row if `None`).
 fn correlate<X: Real, Y: Real>(x: &[X], y: &[Y], keep: Option<&[bool]>) -> Option<f64> {
     match keep {
-        None => pearson_complete(x, y),
+        None => pearson_complete(x, y, Moments::of(x), Moments::of(y)),
         Some(keep) => {
             let pairs = x.iter().zip(y).map(|(a, b)| (a.real(), b.real()));
             pearson_of(pairs.zip(keep).filter(|(_, k)| **k).map(|(p, _)| p))
@@ -724,38 +736,51 @@ fn correlate<X: Real, Y: Real>(x: &[X], y: &[Y], keep: Option<&[bool]>) -> Optio
 /// Lanes summed independently in the loops over whole columns, so they pipeline.
 const LANES: usize = 4;
 
-/// [`pearson_of`] over every row: the same two passes, summed in lanes.
-fn pearson_complete<X: Real, Y: Real>(x: &[X], y: &[Y]) -> Option<f64> {
-    let n = x.len().min(y.len());
-    if n < 2 {
-        return None;
-    }
-    let (x, y) = (&x[..n], &y[..n]);
-    let [sum_x, sum_y, _] = in_lanes(n, |i| [x[i].real(), y[i].real(), 0.0]);
-    let (mx, my) = (sum_x / n as f64, sum_y / n as f64);
-    let [sxy, sxx, syy] = in_lanes(n, |i| {
-        let (dx, dy) = (x[i].real() - mx, y[i].real() - my);
-        [dx * dy, dx * dx, dy * dy]
-    });
-    if sxx == 0.0 || syy == 0.0 {
-        return None;
-    }
-    Some((sxy / (sxx.sqrt() * syy.sqrt())).clamp(-1.0, 1.0))
+/// A whole column's mean and centred sum of squares, computed once for all the
+/// pairs it is in.
+#[derive(Clone, Copy, Debug)]
+struct Moments {
+    mean: f64,
+    squares: f64,
 }
 
-/// Three sums of `f(i)` over `0..n`, each accumulated in [`LANES`] independent lanes.
-fn in_lanes(n: usize, f: impl Fn(usize) -> [f64; 3]) -> [f64; 3] {
-    let mut acc = [[0.0; 3]; LANES];
+impl Moments {
+    fn of<X: Real>(x: &[X]) -> Self {
+        let n = x.len();
+        let [sum] = in_lanes(n, |i| [x[i].real()]);
+        let mean = sum / n.max(1) as f64;
+        let [squares] = in_lanes(n, |i| [(x[i].real() - mean) * (x[i].real() - mean)]);
+        Moments { mean, squares }
+    }
+}
+
+/// [`pearson_of`] over every row of two whole columns, from their [`Moments`]: the same
+/// centred sums, the cross term summed in lanes.
+fn pearson_complete<X: Real, Y: Real>(x: &[X], y: &[Y], mx: Moments, my: Moments) -> Option<f64> {
+    let n = x.len();
+    if n < 2 || y.len() != n || mx.squares == 0.0 || my.squares == 0.0 {
+        return None;
+    }
+    let [sxy] = in_lanes(n, |i| [(x[i].real() - mx.mean) * (y[i].real() - my.mean)]);
+    Some((sxy / (mx.squares.sqrt() * my.squares.sqrt())).clamp(-1.0, 1.0))
+}
+
+/// `N` sums of `f(i)` over `0..n`, each accumulated in [`LANES`] independent lanes.
+fn in_lanes<const N: usize>(n: usize, f: impl Fn(usize) -> [f64; N]) -> [f64; N] {
+    let mut acc = [[0.0; N]; LANES];
     let whole = n / LANES * LANES;
     for base in (0..whole).step_by(LANES) {
         for (lane, a) in acc.iter_mut().enumerate() {
-            let v = f(base + lane);
-            (a[0], a[1], a[2]) = (a[0] + v[0], a[1] + v[1], a[2] + v[2]);
+            for (sum, v) in a.iter_mut().zip(f(base + lane)) {
+                *sum += v;
+            }
         }
     }
-    let mut total = [0.0; 3];
+    let mut total = [0.0; N];
     for v in acc.into_iter().chain((whole..n).map(f)) {
-        (total[0], total[1], total[2]) = (total[0] + v[0], total[1] + v[1], total[2] + v[2]);
+        for (sum, v) in total.iter_mut().zip(v) {
+            *sum += v;
+        }
     }
     total
 }
@@ -793,11 +818,21 @@ fn pearson_of(pairs: impl Iterator<Item = (f64, f64)> + Clone) -> Option<f64> {
 /// among the present values (so an integer, at least 2), 0 where missing.
 struct Ranked {
     ranks2: Vec<u32>,
+    /// For a column without missing cells: the moments of its values and of its ranks.
+    whole: Option<Whole>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Whole {
+    values: Moments,
+    ranks: Moments,
 }
 
 impl Ranked {
-    /// From the column's present rows in ascending value `order`, and those `sorted` values.
-    fn new(order: &[u32], sorted: &[f64], rows: usize) -> Self {
+    /// From the column, its present rows in ascending value `order`, and those `sorted`
+    /// values.
+    fn new(column: &Column, order: &[u32], sorted: &[f64]) -> Self {
+        let rows = column.values.len();
         let mut ranks2 = vec![0u32; rows];
         let mut start = 0;
         while start < order.len() {
@@ -812,7 +847,13 @@ impl Ranked {
             }
             start = end;
         }
-        Ranked { ranks2 }
+        let values = match &column.values {
+            Values::Float(v) if column.validity.missing_count() == 0 => Some(Moments::of(v)),
+            Values::Integer(v) if column.validity.missing_count() == 0 => Some(Moments::of(v)),
+            _ => None,
+        };
+        let whole = values.map(|values| Whole { values, ranks: Moments::of(&ranks2) });
+        Ranked { ranks2, whole }
     }
 
     /// Doubled average ranks among the rows in `keep` only, 0 elsewhere.
@@ -919,6 +960,7 @@ pub fn cramers_v(a: &[u32], b: &[u32]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::DecimalMark;
 
     #[test]
     fn quantiles_interpolate_like_numpy() {
@@ -932,12 +974,25 @@ mod tests {
     #[test]
     fn ranks_share_ties() {
         // Values 10, 20, 10, 30 by row: sorted rows 0, 2, 1, 3 with rows 0 and 2 tied.
-        let ranked = Ranked::new(&[0, 2, 1, 3], &[10.0, 10.0, 20.0, 30.0], 4);
+        let column = Column {
+            name: "x".into(),
+            kind: crate::Chosen {
+                value: Kind::Decimal { decimal_mark: DecimalMark::Point, grouped: false },
+                evidence: String::new(),
+            },
+            role: crate::Chosen { value: Role::Measure, evidence: String::new() },
+            values: Values::Float(vec![10.0, 20.0, 10.0, 30.0]),
+            validity: crate::table::Validity::default(),
+        };
+        let ranked = Ranked::new(&column, &[0, 2, 1, 3], &[10.0, 10.0, 20.0, 30.0]);
         assert_eq!(ranked.ranks2, vec![3, 6, 3, 8]);
+        let whole = ranked.whole.expect("no cell is missing");
+        assert_eq!((whole.values.mean, whole.values.squares), (17.5, 275.0));
+        assert_eq!((whole.ranks.mean, whole.ranks.squares), (5.0, 18.0));
         // Without row 2, row 0 stands alone; row 3 is kept out and gets no rank.
         assert_eq!(ranked.ranks2_over(&[true, true, false, false]), vec![2, 4, 0, 0]);
         // Ties survive among kept rows, and missing rows (rank 0) stay out.
-        let ranked = Ranked { ranks2: vec![0, 5, 5, 5, 2, 9, 9] };
+        let ranked = Ranked { ranks2: vec![0, 5, 5, 5, 2, 9, 9], whole: None };
         let keep = [true, true, true, false, true, true, true];
         // Kept ranks in order: row 4 (1st), rows 1 and 2 (2nd and 3rd), rows 5 and 6.
         assert_eq!(ranked.ranks2_over(&keep), vec![0, 5, 5, 0, 2, 9, 9]);
