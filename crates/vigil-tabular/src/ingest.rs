@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::infer::{self, Context};
+use crate::json::{self, JsonLayout};
 use crate::par;
 use crate::read::{self, Problems, ReadOptions};
 use crate::sniff::{self, Chosen, DecodingReader, Dialect, Encoding};
@@ -32,11 +33,17 @@ pub enum IngestError {
     FirstRecordTooLong { cap: usize },
     #[error("a reader thread stopped before the input was read")]
     WorkerGone,
+    #[error("the JSON is malformed at line {line}, column {column}: {message}")]
+    Json { line: u64, column: u64, message: String },
+    #[error("a JSON record ending near line {line} is longer than the {cap}-byte record cap")]
+    RecordTooLong { cap: usize, line: u64 },
 }
 
 /// How to ingest; every choice left `None` is detected from the file.
 #[derive(Clone, Debug, Default)]
 pub struct IngestOptions {
+    /// Delimited text or JSON; detected from the content when not given.
+    pub format: Option<InputFormat>,
     pub encoding: Option<Encoding>,
     pub delimiter: Option<u8>,
     pub header: Option<bool>,
@@ -44,11 +51,28 @@ pub struct IngestOptions {
     pub read: ReadOptions,
 }
 
+/// A kind of text table [`ingest`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    Delimited,
+    Json,
+}
+
+/// How a file's table was laid out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Format {
+    /// CSV, TSV and the like, with the dialect found.
+    Delimited(Dialect),
+    /// JSON records: an array of objects or one per line.
+    Json { layout: JsonLayout },
+}
+
 /// A table read from a file, typed, with how it was read and what was wrong with it.
 #[derive(Debug)]
 pub struct Dataset {
     pub encoding: Chosen<Encoding>,
-    pub dialect: Dialect,
+    pub format: Chosen<Format>,
     pub rows: usize,
     pub columns: Vec<Column>,
     /// Rows not in the table and lines with problems, with line numbers.
@@ -72,7 +96,7 @@ impl Dataset {
             columns: self.columns.len(),
             data_hash: &self.data_hash,
             encoding: &self.encoding,
-            dialect: &self.dialect,
+            format: &self.format,
             schema: self
                 .columns
                 .iter()
@@ -95,7 +119,7 @@ pub struct Summary<'a> {
     pub columns: usize,
     pub data_hash: &'a str,
     pub encoding: &'a Chosen<Encoding>,
-    pub dialect: &'a Dialect,
+    pub format: &'a Chosen<Format>,
     pub schema: Vec<ColumnSummary<'a>>,
     pub problems: &'a Problems,
     pub renamed: &'a [(String, String)],
@@ -112,14 +136,20 @@ pub struct ColumnSummary<'a> {
 /// Bytes of the file's start used to detect its encoding and dialect.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-/// Ingests a delimited text file (CSV, TSV, TXT).
+/// Ingests a text table file: delimited (CSV, TSV, TXT) or JSON (an array of records or
+/// JSON Lines), told apart by content unless `options.format` says.
 pub fn ingest_path(path: &Path, options: &IngestOptions) -> Result<Dataset, IngestError> {
     let file = File::open(path).map_err(|source| IngestError::Open { path: path.to_owned(), source })?;
-    ingest_delimited(file, options)
+    ingest(file, options)
 }
 
-/// Ingests delimited text from a stream.
-pub fn ingest_delimited(mut input: impl Read, options: &IngestOptions) -> Result<Dataset, IngestError> {
+/// Ingests delimited text from a stream (whatever its content looks like).
+pub fn ingest_delimited(input: impl Read, options: &IngestOptions) -> Result<Dataset, IngestError> {
+    ingest(input, &IngestOptions { format: Some(InputFormat::Delimited), ..options.clone() })
+}
+
+/// Ingests a text table from a stream, as [`ingest_path`].
+pub fn ingest(mut input: impl Read, options: &IngestOptions) -> Result<Dataset, IngestError> {
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     (&mut input).take(SNIFF_BYTES as u64).read_to_end(&mut head).map_err(IngestError::Read)?;
     if head.is_empty() {
@@ -139,32 +169,53 @@ pub fn ingest_delimited(mut input: impl Read, options: &IngestOptions) -> Result
         })
         .map_err(IngestError::Read)?;
     refuse_binary(&head, &sample)?;
-    let mut dialect = sniff::detect_dialect(&sample);
-    if let Some(d) = options.delimiter {
-        dialect.delimiter = Chosen { value: char::from(d), evidence: "given".into() };
-    }
-    if let Some(h) = options.header {
-        dialect.header = Chosen { value: h, evidence: "given".into() };
-    }
-    let read_options = ReadOptions {
-        delimiter: u8::try_from(dialect.delimiter.value).unwrap_or(b','),
-        quote: u8::try_from(dialect.quote).unwrap_or(b'"'),
-        header: dialect.header.value,
-        ..options.read.clone()
+    let read_options = options.read.clone();
+    let layout = match options.format {
+        Some(InputFormat::Delimited) => None,
+        Some(InputFormat::Json) => Some(json::detect_layout(&sample).unwrap_or(JsonLayout::Lines)),
+        None => json::detect_layout(&sample),
     };
     let whole = Cursor::new(head).chain(input);
-    let raw = match encoding.value {
-        Encoding::Utf8 => read::read_delimited(whole, &read_options)?,
-        other => read::read_delimited(DecodingReader::new(whole, other), &read_options)?,
+    let (format, raw, context) = if let Some(layout) = layout {
+        let raw = match encoding.value {
+            Encoding::Utf8 => json::read_json(whole, layout, &read_options)?,
+            other => json::read_json(DecodingReader::new(whole, other), layout, &read_options)?,
+        };
+        let evidence = match (options.format, layout) {
+            (Some(_), _) => "given".to_string(),
+            (None, JsonLayout::Array) => "the text starts with '['".to_string(),
+            (None, JsonLayout::Lines) => "the first line is a JSON object".to_string(),
+        };
+        (Chosen { value: Format::Json { layout }, evidence }, raw, Context { delimiter: b',' })
+    } else {
+        let mut dialect = sniff::detect_dialect(&sample);
+        if let Some(d) = options.delimiter {
+            dialect.delimiter = Chosen { value: char::from(d), evidence: "given".into() };
+        }
+        if let Some(h) = options.header {
+            dialect.header = Chosen { value: h, evidence: "given".into() };
+        }
+        let read_options = ReadOptions {
+            delimiter: u8::try_from(dialect.delimiter.value).unwrap_or(b','),
+            quote: u8::try_from(dialect.quote).unwrap_or(b'"'),
+            header: dialect.header.value,
+            ..read_options
+        };
+        let raw = match encoding.value {
+            Encoding::Utf8 => read::read_delimited(whole, &read_options)?,
+            other => read::read_delimited(DecodingReader::new(whole, other), &read_options)?,
+        };
+        let evidence = if options.format.is_some() { "given" } else { "not JSON" };
+        let context = Context { delimiter: read_options.delimiter };
+        (Chosen { value: Format::Delimited(dialect), evidence: evidence.into() }, raw, context)
     };
     let rows = raw.rows;
-    let context = Context { delimiter: read_options.delimiter };
-    let threads = read_options.threads;
+    let threads = options.read.threads;
     let columns = par::map_owned(raw.names.into_iter().zip(raw.columns).collect(), threads, |(name, chunks)| {
         infer::column(name, chunks, rows, context)
     });
     let data_hash = data_hash(&columns, rows, threads);
-    Ok(Dataset { encoding, dialect, rows, columns, problems: raw.problems, renamed: raw.renamed, data_hash })
+    Ok(Dataset { encoding, format, rows, columns, problems: raw.problems, renamed: raw.renamed, data_hash })
 }
 
 /// Stops binary files (archives, images, executables) before they are read as text.

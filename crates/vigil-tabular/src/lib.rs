@@ -22,6 +22,7 @@
 
 pub mod infer;
 pub mod ingest;
+pub mod json;
 mod par;
 pub mod pii;
 pub mod profile;
@@ -30,6 +31,6 @@ pub mod sniff;
 pub mod table;
 pub mod value;
 
-pub use ingest::{Dataset, IngestError, IngestOptions, ingest_delimited, ingest_path};
+pub use ingest::{Dataset, Format, IngestError, IngestOptions, InputFormat, ingest, ingest_delimited, ingest_path};
 pub use sniff::Chosen;
 pub use table::{Column, Kind, Role, Values};

@@ -61,12 +61,14 @@ pub struct Problems {
     pub invalid_utf8: Counted<u64>,
     /// Empty lines, skipped.
     pub blank_lines: u64,
+    /// JSON records that do not parse or are not objects, left out.
+    pub malformed: Counted<crate::json::Malformed>,
 }
 
 impl Problems {
     /// Rows left out of the table.
     pub fn rows_left_out(&self) -> u64 {
-        self.ragged.count + self.too_long.count
+        self.ragged.count + self.too_long.count + self.malformed.count
     }
 
     fn absorb(&mut self, other: Problems, line_offset: u64, max_examples: usize) {
@@ -91,7 +93,7 @@ impl<T> Default for Counted<T> {
 }
 
 impl<T> Counted<T> {
-    fn add(&mut self, example: T, max_examples: usize) {
+    pub(crate) fn add(&mut self, example: T, max_examples: usize) {
         self.count += 1;
         if self.examples.len() < max_examples {
             self.examples.push(example);

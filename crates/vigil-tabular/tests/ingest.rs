@@ -9,7 +9,7 @@ use vigil_tabular::read::ReadOptions;
 use vigil_tabular::sniff::Encoding;
 use vigil_tabular::table::Kind;
 use vigil_tabular::value::{DateOrder, DecimalMark};
-use vigil_tabular::{Dataset, IngestError, IngestOptions, Role, Values, ingest_delimited, ingest_path};
+use vigil_tabular::{Dataset, Format, IngestError, IngestOptions, Role, Values, ingest_delimited, ingest_path};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -171,7 +171,8 @@ fn european_exports_read_with_comma_decimals_and_day_first_dates() {
     let data = ingest(&latin1).expect("latin-1");
     assert_eq!(data.encoding.value, Encoding::Latin1);
     assert_eq!(data.data_hash, utf8.data_hash);
-    assert_eq!(data.dialect.delimiter.value, ';');
+    let Format::Delimited(dialect) = &data.format.value else { panic!("delimited, not {:?}", data.format) };
+    assert_eq!(dialect.delimiter.value, ';');
     let betrag = data.column("Betrag").expect("Betrag");
     assert_eq!(betrag.kind.value, Kind::Decimal { decimal_mark: DecimalMark::Comma, grouped: true });
     assert_eq!((betrag.number(0), betrag.number(1), betrag.number(2)), (Some(1234.5), Some(-7.25), Some(1e6)));

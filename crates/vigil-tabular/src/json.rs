@@ -1,0 +1,477 @@
+//! JSON tables: an array of objects, or one object per line (NDJSON / JSON Lines), read
+//! as a stream into the same raw text columns delimited files give, so inference, the
+//! canonical hash and everything after are shared.
+//!
+//! Each record is parsed on its own and dropped once its cells are copied out; the file
+//! is never held whole. Columns are the union of the records' keys in order of first
+//! appearance (a record without a key has a missing cell there); nested objects are
+//! flattened to dotted names (`customer.id`), arrays kept as their JSON text. A line of
+//! JSON Lines that does not parse, or a record that is not an object, is counted and
+//! reported with its line number and left out; a syntax error inside an array cannot be
+//! resynchronised and stops the read with its line and column.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read};
+use std::rc::Rc;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::IngestError;
+use crate::read::{LongRecord, Problems, RawColumn, RawTable, ReadOptions};
+
+/// How the JSON holds its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonLayout {
+    /// `[{...}, {...}]`
+    Array,
+    /// One object per line.
+    Lines,
+}
+
+/// A record left out of the table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Malformed {
+    /// 1-based line of the record (for an array element, the line where it ends).
+    pub line: u64,
+    pub reason: String,
+}
+
+/// The layout of JSON text starting `sample` (after any byte-order mark), if it is JSON:
+/// an array, or lines whose first parses as an object.
+pub fn detect_layout(sample: &str) -> Option<JsonLayout> {
+    let start = sample.trim_start_matches('\u{feff}').trim_start();
+    if start.starts_with('[') {
+        return Some(JsonLayout::Array);
+    }
+    let first = start.lines().next()?;
+    (first.starts_with('{') && parse_line(first).is_ok_and(|r| r.is_ok())).then_some(JsonLayout::Lines)
+}
+
+/// Reads JSON records from UTF-8 text into raw columns.
+pub(crate) fn read_json(input: impl Read, layout: JsonLayout, options: &ReadOptions) -> Result<RawTable, IngestError> {
+    let mut builder = Builder::new(options.max_examples);
+    let mut reader = BufReader::with_capacity(1 << 16, input);
+    skip_bom(&mut reader).map_err(IngestError::Read)?;
+    match layout {
+        JsonLayout::Lines => read_lines(&mut reader, &mut builder, options.max_record_bytes)?,
+        JsonLayout::Array => {
+            let position = Rc::new(Position::default());
+            let counting = Counting { inner: reader, position: position.clone(), cap: options.max_record_bytes as u64 };
+            let mut de = serde_json::Deserializer::from_reader(counting);
+            let records = Records { builder: &mut builder, position: &position };
+            if let Err(e) = de.deserialize_seq(records).and_then(|()| de.end()) {
+                return Err(if position.over_cap.get() {
+                    IngestError::RecordTooLong { cap: options.max_record_bytes, line: position.lines.get() + 1 }
+                } else {
+                    json_error(&e)
+                });
+            }
+        }
+    }
+    Ok(builder.finish())
+}
+
+fn json_error(e: &serde_json::Error) -> IngestError {
+    match e.classify() {
+        serde_json::error::Category::Io => IngestError::Read(io::Error::other(e.to_string())),
+        serde_json::error::Category::Eof if e.line() == 1 && e.column() == 0 => IngestError::Empty,
+        _ => IngestError::Json { line: e.line() as u64, column: e.column() as u64, message: e.to_string() },
+    }
+}
+
+fn skip_bom(reader: &mut impl BufRead) -> io::Result<()> {
+    if reader.fill_buf()?.starts_with("\u{feff}".as_bytes()) {
+        reader.consume(3);
+    }
+    Ok(())
+}
+
+/// Where the array reader is: lines passed, and bytes since the current element began.
+#[derive(Debug, Default)]
+struct Position {
+    lines: Cell<u64>,
+    since_element: Cell<u64>,
+    over_cap: Cell<bool>,
+}
+
+/// A reader that keeps [`Position`] (serde_json reads through it a byte at a time, so the
+/// count is exact) and refuses to let one element grow past the record cap.
+struct Counting<R> {
+    inner: R,
+    position: Rc<Position>,
+    cap: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let p = &self.position;
+        p.lines.set(p.lines.get() + memchr::memchr_iter(b'\n', &buf[..n]).count() as u64);
+        p.since_element.set(p.since_element.get() + n as u64);
+        if p.since_element.get() > self.cap {
+            p.over_cap.set(true);
+            return Err(io::Error::other("a record is longer than the cap"));
+        }
+        Ok(n)
+    }
+}
+
+/// One line at a time, never holding more than `cap` bytes of one.
+fn read_lines(reader: &mut impl BufRead, builder: &mut Builder, cap: usize) -> Result<(), IngestError> {
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        number += 1;
+        let (read, too_long) = read_capped_line(reader, &mut line, cap).map_err(IngestError::Read)?;
+        if read == 0 {
+            return Ok(());
+        }
+        if too_long {
+            builder.problems.too_long.add(LongRecord { line: number, bytes: read }, builder.max_examples);
+            continue;
+        }
+        let text = match std::str::from_utf8(&line) {
+            Ok(text) => text.trim(),
+            Err(e) => {
+                builder.malformed(number, format!("not UTF-8 at byte {}", e.valid_up_to()));
+                continue;
+            }
+        };
+        if text.is_empty() {
+            builder.problems.blank_lines += 1;
+            continue;
+        }
+        match parse_line(text) {
+            Ok(Ok(cells)) => builder.record(cells),
+            Ok(Err(what)) => builder.malformed(number, not_a_record(what)),
+            Err(e) => builder.malformed(number, format!("not JSON: {e}")),
+        }
+    }
+}
+
+fn not_a_record(what: &str) -> String {
+    format!("{what} where a record (an object) belongs")
+}
+
+/// One JSON Lines record: its cells, or what it was instead of an object.
+fn parse_line(text: &str) -> Result<Record, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let record = RecordSeed.deserialize(&mut de)?;
+    de.end()?;
+    Ok(record)
+}
+
+/// Appends the next line (without its ending) to `line`, up to `cap` bytes; past that the
+/// rest of the line is skipped unread into memory. Returns the bytes the line took and
+/// whether it was over the cap.
+fn read_capped_line(reader: &mut impl BufRead, line: &mut Vec<u8>, cap: usize) -> io::Result<(u64, bool)> {
+    let mut total = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((total, total > cap as u64));
+        }
+        let (take, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if total + take as u64 <= cap as u64 + 1 {
+            line.extend_from_slice(&buf[..take]);
+        } else {
+            line.clear();
+        }
+        total += take as u64;
+        reader.consume(take);
+        if done {
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            return Ok((total, total > cap as u64 + 1));
+        }
+    }
+}
+
+/// The elements of a top-level array, each handed to the builder as it is parsed.
+struct Records<'a> {
+    builder: &'a mut Builder,
+    position: &'a Position,
+}
+
+impl<'de> Visitor<'de> for Records<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(record) = seq.next_element_seed(RecordSeed)? {
+            let line = self.position.lines.get() + 1;
+            match record {
+                Ok(cells) => self.builder.record(cells),
+                Err(what) => self.builder.malformed(line, not_a_record(what)),
+            }
+            self.position.since_element.set(0);
+        }
+        Ok(())
+    }
+}
+
+/// Reads one record as its cells in document order, nested objects flattened to dotted
+/// names; anything but an object gives what it was instead.
+struct RecordSeed;
+
+/// A record's `(name, text)` cells, or what the value was instead of an object.
+type Record = Result<Vec<(String, String)>, &'static str>;
+
+impl<'de> DeserializeSeed<'de> for RecordSeed {
+    type Value = Record;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
+        d.deserialize_any(RecordVisitor)
+    }
+}
+
+struct RecordVisitor;
+
+impl<'de> Visitor<'de> for RecordVisitor {
+    type Value = Record;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a record")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Record, M::Error> {
+        let mut cells = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value_seed(CellSeed { name: key, cells: &mut cells })?;
+        }
+        Ok(Ok(cells))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Record, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err("an array"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Record, E> {
+        Ok(Err("null"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Record, E> {
+        Ok(Err("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Record, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Record, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Record, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Record, E> {
+        Ok(Err("a string"))
+    }
+}
+
+/// One value of a record under `name`: a scalar becomes one cell (null an empty one),
+/// an object its flattened cells, an array one cell of its JSON text.
+struct CellSeed<'a> {
+    name: String,
+    cells: &'a mut Vec<(String, String)>,
+}
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl CellSeed<'_> {
+    fn cell(self, text: String) {
+        self.cells.push((self.name, text));
+    }
+}
+
+impl<'de> Visitor<'de> for CellSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.cell(String::new());
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.cell(v.to_string());
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.cell(v.to_string());
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.cell(v.to_string());
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // JSON's shortest form: `1.0` stays a decimal, `1e300` stays short.
+        self.cell(serde_json::Number::from_f64(v).map_or_else(String::new, |n| n.to_string()));
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.cell(v.to_string());
+        Ok(())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.cell(v);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        self.cell(value.to_string());
+        Ok(())
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let mut empty = true;
+        while let Some(key) = map.next_key::<String>()? {
+            empty = false;
+            let name = format!("{}.{key}", self.name);
+            map.next_value_seed(CellSeed { name, cells: self.cells })?;
+        }
+        if empty {
+            self.cell("{}".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Bytes a column chunk holds at most, so its offsets fit in `u32`.
+const CHUNK_BYTES: usize = 1 << 30;
+
+/// Raw columns built record by record.
+struct Builder {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+    /// Per column, its chunks; every column has `rows` cells at a record's end.
+    columns: Vec<Vec<RawColumn>>,
+    rows: usize,
+    problems: Problems,
+    max_examples: usize,
+    /// Cells of the record being added, by column.
+    cells: Vec<(usize, String)>,
+    renamed: Vec<(String, String)>,
+}
+
+impl Builder {
+    fn new(max_examples: usize) -> Self {
+        Builder {
+            names: Vec::new(),
+            index: HashMap::new(),
+            columns: Vec::new(),
+            rows: 0,
+            problems: Problems::default(),
+            max_examples,
+            cells: Vec::new(),
+            renamed: Vec::new(),
+        }
+    }
+
+    fn malformed(&mut self, line: u64, reason: String) {
+        self.problems.malformed.add(Malformed { line, reason }, self.max_examples);
+    }
+
+    fn record(&mut self, record: Vec<(String, String)>) {
+        let mut cells = std::mem::take(&mut self.cells);
+        cells.clear();
+        for (name, text) in record {
+            let column = self.column(&name);
+            cells.push((column, text));
+        }
+        // A name given twice (`{"a.b": 1, "a": {"b": 2}}`): the last wins, as in an object.
+        cells.sort_by_key(|(c, _)| *c);
+        cells.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                std::mem::swap(later, earlier);
+                true
+            } else {
+                false
+            }
+        });
+        let mut next = cells.iter().peekable();
+        for (c, chunks) in self.columns.iter_mut().enumerate() {
+            let cell = next.next_if(|(i, _)| *i == c).map_or("", |(_, text)| text.as_str());
+            push(chunks, cell);
+        }
+        self.rows += 1;
+        self.cells = cells;
+    }
+
+    /// The column for `name`, added (with a missing cell for every earlier row) if new.
+    fn column(&mut self, name: &str) -> usize {
+        if let Some(&c) = self.index.get(name) {
+            return c;
+        }
+        let c = self.names.len();
+        let shown = if name.is_empty() {
+            let given = format!("column_{}", c + 1);
+            self.renamed.push((String::new(), given.clone()));
+            given
+        } else {
+            name.to_string()
+        };
+        self.index.insert(name.to_string(), c);
+        self.names.push(shown);
+        let mut chunks = vec![RawColumn::default()];
+        for _ in 0..self.rows {
+            push(&mut chunks, "");
+        }
+        self.columns.push(chunks);
+        c
+    }
+
+    fn finish(self) -> RawTable {
+        RawTable {
+            names: self.names,
+            columns: self.columns,
+            rows: self.rows,
+            problems: self.problems,
+            renamed: self.renamed,
+        }
+    }
+}
+
+/// Appends a cell to a column's last chunk, starting a new chunk before offsets would
+/// pass `u32`.
+fn push(chunks: &mut Vec<RawColumn>, cell: &str) {
+    if chunks.last().is_none_or(|c| c.bytes.len() + cell.len() > CHUNK_BYTES) {
+        chunks.push(RawColumn::default());
+    }
+    if let Some(chunk) = chunks.last_mut() {
+        chunk.bytes.extend_from_slice(cell.as_bytes());
+        chunk.ends.push(chunk.bytes.len() as u32);
+    }
+}
