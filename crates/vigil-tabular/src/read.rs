@@ -266,6 +266,12 @@ pub(crate) fn read_delimited(mut input: impl Read, options: &ReadOptions) -> Res
             return Err(IngestError::FirstRecordTooLong { cap: options.max_record_bytes });
         }
     };
+    // However the blocks fell, a first record over the cap is refused.
+    let first_record =
+        buf[..first_end].strip_suffix(b"\n").map_or(&buf[..first_end], |r| r.strip_suffix(b"\r").unwrap_or(r));
+    if first_record.len() > options.max_record_bytes {
+        return Err(IngestError::FirstRecordTooLong { cap: options.max_record_bytes });
+    }
     // The first record fixes the number of columns (and their names, if a header).
     let first = tokenize_one(&buf[..first_end], options);
     if first.is_empty() {

@@ -321,3 +321,16 @@ proptest! {
         prop_assert_eq!(whole.data_hash, data.data_hash);
     }
 }
+
+#[test]
+fn a_first_record_over_the_cap_is_refused_whatever_the_block_size() {
+    let header = format!("{}\n1\n", "h".repeat(5000));
+    for block in [7, 1 << 20] {
+        let options = IngestOptions {
+            read: ReadOptions { block_bytes: block, max_record_bytes: 4096, ..ReadOptions::default() },
+            ..IngestOptions::default()
+        };
+        let result = ingest_delimited(Cursor::new(header.clone().into_bytes()), &options);
+        assert!(matches!(result, Err(IngestError::FirstRecordTooLong { cap: 4096 })), "block {block}: {result:?}");
+    }
+}
