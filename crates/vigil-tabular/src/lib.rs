@@ -13,13 +13,17 @@
 //!   and its dialect (delimiter, header), each with the evidence for the choice.
 //! - [`read`]: the delimited-file reader, parallel over chunks cut at record boundaries,
 //!   with malformed rows counted by line number and a cap on record length.
+//! - [`json`]: JSON arrays of records and JSON Lines, streamed into the same raw columns.
 //! - [`infer`]: each column's kind and role, decided from every value, with evidence.
 //! - [`table`]: the typed, columnar table and its canonical content hash.
 //! - [`ingest`]: all of the above from a path or stream to a [`Dataset`].
 //! - [`pii`]: personal data recognised in a cell, and redaction.
 //! - [`profile`]: exact per-column statistics and per-dataset structure (duplicates,
 //!   missingness, Pearson/Spearman/Cramér's V), defined as pandas/numpy/scipy define them.
+//! - [`analyses`]: outliers (IQR fences, robust z), Benford's first-digit test, volume by
+//!   period, referential checks between named columns, personal data findings (redacted).
 
+pub mod analyses;
 pub mod infer;
 pub mod ingest;
 pub mod json;

@@ -2,8 +2,9 @@
 
 Usage: reference.py FIXTURE COLUMNS_JSON
   FIXTURE       a fixture in tests/fixtures (read here with pandas, by its own rules)
-  COLUMNS_JSON  {"numeric": [...], "categorical": [...], "dates": [...]}: the columns the
-                Rust profile treats as such, so both sides compute the same matrices.
+  COLUMNS_JSON  {"numeric": [...], "categorical": [...], "dates": [...], "measured": [...],
+                "amounts": [...]}: the columns the Rust side treats as such, so both sides
+                compute the same matrices and analyses.
 Prints one JSON object. Run by tests/reference.rs with the interpreter scripts/test.sh
 installs pandas and scipy into.
 """
@@ -13,6 +14,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chisquare, median_abs_deviation
 from scipy.stats.contingency import association
 
 
@@ -84,6 +86,31 @@ def main():
         [sorted(c for c, m in zip(df.columns, key) if m), int(n)]
         for key, n in patterns.value_counts().items()
     )
+    # Analyses: outliers of the measured columns, Benford of the amount columns.
+    out["outliers"] = {}
+    for name in spec.get("measured", []):
+        v = df[name].dropna().astype(float)
+        q1, q3 = v.quantile(0.25), v.quantile(0.75)
+        low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+        median = v.median()
+        mad = float(median_abs_deviation(v.to_numpy()))
+        z = 0.6745 * (v - median) / mad if mad > 0 else None
+        out["outliers"][name] = {
+            "q1": float(q1), "q3": float(q3), "below": int((v < low).sum()), "above": int((v > high).sum()),
+            "median": float(median), "mad": mad, "flagged": None if z is None else int((z.abs() > 3.5).sum()),
+        }
+    out["benford"] = {}
+    p = np.log10(1 + 1 / np.arange(1, 10))
+    for name in spec.get("amounts", []):
+        v = df[name].dropna().astype(float)
+        v = v[v != 0].abs()
+        digits = np.array([int(f"{x:e}"[0]) for x in v])
+        observed = np.array([(digits == d).sum() for d in range(1, 10)])
+        result = chisquare(observed, f_exp=p * observed.sum())
+        out["benford"][name] = {
+            "observed": [int(o) for o in observed], "chi2": float(result.statistic), "p": float(result.pvalue),
+            "mad": float(np.abs(observed / observed.sum() - p).mean()),
+        }
     print(json.dumps(out))
 
 

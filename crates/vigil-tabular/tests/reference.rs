@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
+use vigil_tabular::analyses::{Plan, RobustZ, analyse};
 use vigil_tabular::profile::{Profile, profile};
 use vigil_tabular::{IngestOptions, ingest_path};
 
@@ -37,7 +38,13 @@ fn check(fixture: &str) -> (Profile, Value) {
     let data = ingest_path(&path, &IngestOptions::default()).expect("ingest");
     let p = profile(&data.columns, data.rows, 2);
     let dates: Vec<&str> = p.columns.iter().filter(|c| c.dates.is_some()).map(|c| c.name.as_str()).collect();
-    let spec = json!({"numeric": p.correlations.numeric, "categorical": p.correlations.categorical, "dates": dates});
+    let analyses = analyse(&data.columns, &Plan::default()).expect("analyses");
+    let measured: Vec<&str> = analyses.outliers.iter().map(|o| o.column.as_str()).collect();
+    let amounts: Vec<&str> = analyses.benford.iter().map(|b| b.column.as_str()).collect();
+    let spec = json!({
+        "numeric": p.correlations.numeric, "categorical": p.correlations.categorical, "dates": dates,
+        "measured": measured, "amounts": amounts,
+    });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference.py");
     let out = Command::new(python()).arg(script).arg(&path).arg(spec.to_string()).output().expect("run reference.py");
     assert!(out.status.success(), "reference.py: {}", String::from_utf8_lossy(&out.stderr));
@@ -119,6 +126,35 @@ fn check(fixture: &str) -> (Profile, Value) {
     let mut expected: Vec<Value> = reference["missing_patterns"].as_array().cloned().unwrap_or_default();
     expected.sort_by_key(|v| v.to_string());
     assert_eq!(patterns, expected, "{fixture} missingness patterns");
+
+    for o in &analyses.outliers {
+        let r = &reference["outliers"][&o.column];
+        let at = |what: &str| format!("{fixture} {} outliers: {what}", o.column);
+        assert_close(Some(o.iqr.q1), &r["q1"], &at("q1"));
+        assert_close(Some(o.iqr.q3), &r["q3"], &at("q3"));
+        assert_eq!(
+            (r["below"].as_u64(), r["above"].as_u64()),
+            (Some(o.iqr.below as u64), Some(o.iqr.above as u64)),
+            "{}",
+            at("fences")
+        );
+        match &o.robust_z {
+            RobustZ::Measured { median, mad, flagged, .. } => {
+                assert_close(Some(*median), &r["median"], &at("median"));
+                assert_close(Some(*mad), &r["mad"], &at("MAD"));
+                assert_eq!(r["flagged"], *flagged, "{}", at("robust z"));
+            }
+            RobustZ::NotApplicable { .. } => assert_eq!(r["mad"], 0.0, "{}", at("MAD")),
+        }
+    }
+    for b in &analyses.benford {
+        let r = &reference["benford"][&b.column];
+        let at = |what: &str| format!("{fixture} {} Benford: {what}", b.column);
+        assert_eq!(r["observed"], json!(b.observed), "{}", at("first digits"));
+        assert_close(Some(b.chi2), &r["chi2"], &at("chi2"));
+        assert_close(Some(b.p_value), &r["p"], &at("p-value"));
+        assert_close(Some(b.mad), &r["mad"], &at("MAD"));
+    }
     (p, reference)
 }
 
@@ -126,6 +162,17 @@ fn check(fixture: &str) -> (Profile, Value) {
 fn the_orders_profile_matches_pandas() {
     let (p, _) = check("orders.csv");
     assert_eq!(p.correlations.numeric, ["quantity", "amount", "amount_usd", "discount"]);
+    let analyses = analyse(
+        &ingest_path(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/orders.csv"),
+            &IngestOptions::default(),
+        )
+        .expect("ingest")
+        .columns,
+        &Plan::default(),
+    )
+    .expect("analyses");
+    assert!(analyses.benford.iter().any(|b| b.column == "amount_usd"), "amounts are tested against Benford");
     assert!(p.correlations.categorical.contains(&"status".to_string()));
     assert!(p.exact);
 }
