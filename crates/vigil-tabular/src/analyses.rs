@@ -121,7 +121,8 @@ pub fn outliers(column: &Column) -> Option<Outliers> {
     }
     let mut sorted: Vec<f64> = present.iter().map(|p| p.1).collect();
     sorted.sort_unstable_by(f64::total_cmp);
-    let (q1, median, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.5), quantile(&sorted, 0.75));
+    let (q1, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.75));
+    let (median, mad) = median_and_mad(&sorted);
     let spread = q3 - q1;
     let (lower_fence, upper_fence) = (q1 - IQR_FENCE * spread, q3 + IQR_FENCE * spread);
     let beyond = |v: f64| {
@@ -142,9 +143,6 @@ pub fn outliers(column: &Column) -> Option<Outliers> {
         above: outside.iter().filter(|f| f.value > upper_fence).count(),
         examples: farthest(outside),
     };
-    let mut deviations: Vec<f64> = sorted.iter().map(|v| (v - median).abs()).collect();
-    deviations.sort_unstable_by(f64::total_cmp);
-    let mad = quantile(&deviations, 0.5);
     let robust_z = if mad > 0.0 {
         let flagged: Vec<Flagged> = present
             .iter()
@@ -164,6 +162,15 @@ pub fn outliers(column: &Column) -> Option<Outliers> {
         }
     };
     Some(Outliers { column: column.name.clone(), values: present.len(), iqr, robust_z })
+}
+
+/// The median of sorted values and their median absolute deviation from it (unscaled,
+/// as `scipy.stats.median_abs_deviation`).
+fn median_and_mad(sorted: &[f64]) -> (f64, f64) {
+    let median = quantile(sorted, 0.5);
+    let mut deviations: Vec<f64> = sorted.iter().map(|v| (v - median).abs()).collect();
+    deviations.sort_unstable_by(f64::total_cmp);
+    (median, quantile(&deviations, 0.5))
 }
 
 /// The [`EXAMPLES`] farthest out, farthest first, ties by row.
@@ -281,7 +288,9 @@ pub struct Volume {
     pub period: Period,
     /// Every period from the first row's to the last's, empty ones included.
     pub periods: Vec<PeriodCount>,
-    /// Periods with a robust z-score of their row count above the threshold.
+    /// Periods whose row count has a robust z-score above the threshold (with more than
+    /// half the periods equal, the MAD is 0 and the mean absolute deviation stands in,
+    /// scaled by 1.2533 as for a normal distribution).
     pub spikes: Vec<PeriodCount>,
     /// Runs of empty periods between the first and the last.
     pub gaps: Vec<PeriodGap>,
@@ -294,6 +303,30 @@ pub enum Period {
     /// Weeks from Monday.
     Week,
     Month,
+}
+
+impl Period {
+    /// The period holding day `d` (days since 1970-01-01), numbered consecutively.
+    fn index(self, d: i64) -> i64 {
+        match self {
+            Period::Day => d,
+            // 1970-01-01 was a Thursday: week 0 starts on Monday 1969-12-29.
+            Period::Week => (d + 3).div_euclid(7),
+            Period::Month => {
+                let (y, m, _) = civil_from_days(d);
+                y * 12 + m - 1
+            }
+        }
+    }
+
+    /// The first day of period `i`.
+    fn start(self, i: i64) -> String {
+        match self {
+            Period::Day => format_date(i),
+            Period::Week => format_date(i * 7 - 3),
+            Period::Month => format_date(days_from_civil(i.div_euclid(12), i.rem_euclid(12) + 1, 1)),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -312,7 +345,8 @@ pub struct PeriodGap {
 }
 
 /// Volume by period of a date column: days up to a quarter's span, weeks up to two years,
-/// months beyond. `None` for other columns or without values.
+/// months beyond, coarser while more than half the periods would be empty. `None` for
+/// other columns or without values.
 pub fn volume(column: &Column) -> Option<Volume> {
     let days: Vec<i64> = match &column.values {
         Values::Date(v) => (0..v.len()).filter(|&r| !column.validity.is_missing(r)).map(|r| v[r]).collect(),
@@ -322,50 +356,45 @@ pub fn volume(column: &Column) -> Option<Volume> {
         _ => return None,
     };
     let (&first, &last) = (days.iter().min()?, days.iter().max()?);
-    let period = match last - first {
+    let mut period = match last - first {
         span if span <= 92 => Period::Day,
         span if span <= 731 => Period::Week,
         _ => Period::Month,
     };
-    // 1970-01-01 was a Thursday: day 0 of week index (d + 3) / 7 is Monday 1969-12-29.
-    let index = |d: i64| match period {
-        Period::Day => d,
-        Period::Week => (d + 3).div_euclid(7),
-        Period::Month => {
-            let (y, m, _) = civil_from_days(d);
-            y * 12 + m - 1
+    // Coarser periods while most are empty: weekly postings are counted by week, so the
+    // posting days are not mistaken for spikes.
+    let (lo, counts) = loop {
+        let lo = period.index(first);
+        let mut counts = vec![0usize; (period.index(last) - lo + 1) as usize];
+        for &d in &days {
+            counts[(period.index(d) - lo) as usize] += 1;
+        }
+        let empty = counts.iter().filter(|&&c| c == 0).count();
+        match period {
+            _ if empty * 2 <= counts.len() => break (lo, counts),
+            Period::Day => period = Period::Week,
+            Period::Week => period = Period::Month,
+            Period::Month => break (lo, counts),
         }
     };
-    let start = |i: i64| match period {
-        Period::Day => format_date(i),
-        Period::Week => format_date(i * 7 - 3),
-        Period::Month => format_date(days_from_civil(i.div_euclid(12), i.rem_euclid(12) + 1, 1)),
-    };
-    let (lo, hi) = (index(first), index(last));
-    let mut counts = vec![0usize; (hi - lo + 1) as usize];
-    for d in days {
-        counts[(index(d) - lo) as usize] += 1;
-    }
+    let start = |i: i64| period.start(i);
     let periods: Vec<PeriodCount> =
         counts.iter().enumerate().map(|(i, &rows)| PeriodCount { start: start(lo + i as i64), rows }).collect();
     let mut sorted: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
     sorted.sort_unstable_by(f64::total_cmp);
-    let median = quantile(&sorted, 0.5);
-    let mut deviations: Vec<f64> = sorted.iter().map(|c| (c - median).abs()).collect();
-    deviations.sort_unstable_by(f64::total_cmp);
-    let mad = quantile(&deviations, 0.5);
-    let spikes = periods
-        .iter()
-        .filter(|p| {
-            let excess = p.rows as f64 - median;
-            if mad > 0.0 {
-                0.6745 * excess / mad > ROBUST_Z_THRESHOLD
-            } else {
-                excess > 0.0 && p.rows as f64 > 2.0 * median
-            }
-        })
-        .cloned()
-        .collect();
+    let (median, mad) = median_and_mad(&sorted);
+    let mean_deviation = sorted.iter().map(|c| (c - median).abs()).sum::<f64>() / sorted.len() as f64;
+    let score = |rows: usize| {
+        let excess = rows as f64 - median;
+        if mad > 0.0 {
+            0.6745 * excess / mad
+        } else if mean_deviation > 0.0 {
+            excess / (1.2533 * mean_deviation)
+        } else {
+            0.0
+        }
+    };
+    let spikes = periods.iter().filter(|p| score(p.rows) > ROBUST_Z_THRESHOLD).cloned().collect();
     let mut gaps = Vec::new();
     let mut i = 0;
     while i < counts.len() {
@@ -406,6 +435,14 @@ fn key(column: &Column, row: usize) -> Option<Cow<'_, str>> {
         Values::Text(s) => s.get(row).into(),
         Values::Integer(v) => v[row].to_string().into(),
         Values::Date(v) => format_date(v[row]).into(),
+        Values::DateTime(v) => {
+            let (days, micros) = (v[row].div_euclid(MICROS_PER_DAY), v[row].rem_euclid(MICROS_PER_DAY));
+            let secs = micros / 1_000_000;
+            let fraction = micros % 1_000_000;
+            let time = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+            let time = if fraction > 0 { format!("{time}.{fraction:06}") } else { time };
+            format!("{}T{time}", format_date(days)).into()
+        }
         Values::Boolean(v) => v[row].to_string().into(),
         _ => column.number(row)?.to_string().into(),
     })
@@ -434,7 +471,9 @@ pub fn referential(child: &Column, parent: &Column) -> Referential {
             first.push(row + 1);
         }
     }
-    let examples = order.iter().take(EXAMPLES).map(|k| (k.to_string(), unmatched[k].clone())).collect();
+    // Personal data is shown by its shape only.
+    let show = |k: &str| if child.role.value == Role::Pii { pii::redact_any(k) } else { pii::shown(k) };
+    let examples = order.iter().take(EXAMPLES).map(|k| (show(k), unmatched[k].clone())).collect();
     Referential {
         child: child.name.clone(),
         parent: parent.name.clone(),
@@ -573,13 +612,18 @@ mod tests {
 
     #[test]
     fn volume_finds_spikes_and_empty_periods() {
-        // Days 0..60 with two rows each, ten rows on day 30, none on days 40..=44.
+        // Days 0..60 with two rows each, 30 rows on day 30, none on days 40..=44.
         let mut days: Vec<i64> = (0..60).filter(|d| !(40..45).contains(d)).flat_map(|d| [d, d]).collect();
-        days.extend([30; 8]);
+        days.extend([30; 28]);
         let v = volume(&column("booked", Role::Date, Values::Date(days), vec![])).expect("dates");
         assert_eq!((v.period, v.periods.len()), (Period::Day, 60));
-        assert_eq!(v.spikes, [PeriodCount { start: "1970-01-31".into(), rows: 10 }]);
+        assert_eq!(v.spikes, [PeriodCount { start: "1970-01-31".into(), rows: 30 }]);
         assert_eq!(v.gaps, [PeriodGap { from: "1970-02-10".into(), to: "1970-02-14".into(), periods: 5 }]);
+        // Postings on one day a week: more than half the days are empty, and the posting
+        // days are the pattern, not spikes.
+        let weekly: Vec<i64> = (0..13).flat_map(|w| [w * 7; 5]).collect();
+        let v = volume(&column("booked", Role::Date, Values::Date(weekly), vec![])).expect("dates");
+        assert_eq!((v.period, v.periods.len(), v.spikes.len()), (Period::Week, 13, 0));
         // Two years and more: months, starting on the first.
         let v = volume(&column("d", Role::Date, Values::Date(vec![0, 800, 1000]), vec![])).expect("dates");
         assert_eq!((v.period, v.periods[0].start.as_str()), (Period::Month, "1970-01-01"));

@@ -42,7 +42,7 @@ impl Viable {
 
     fn fail(&mut self, row: usize, cell: &str) {
         if self.failed_at.is_none() {
-            self.failed_at = Some((row, cell.chars().take(40).collect()));
+            self.failed_at = Some((row, pii::shown(cell)));
         }
     }
 }
@@ -175,7 +175,7 @@ impl Survey {
                     value = Some(n.value);
                     self.grouped[m] |= n.grouped;
                     if n.leading_zero && self.leading_zero.is_none() {
-                        self.leading_zero = Some((row, trim(cell).to_string()));
+                        self.leading_zero = Some((row, pii::shown(trim(cell))));
                     }
                     if self.integer[m].ok() {
                         if n.fractional {
@@ -225,7 +225,7 @@ impl Survey {
             && a.value != b.value
             && self.mark_decider.is_none()
         {
-            self.mark_decider = Some((row, trim(cell).to_string()));
+            self.mark_decider = Some((row, pii::shown(trim(cell))));
         }
     }
 
@@ -265,7 +265,7 @@ impl Survey {
             }
         }
         if read_by[1] != read_by[2] && self.order_decider.is_none() {
-            self.order_decider = Some((row, trim(cell).to_string()));
+            self.order_decider = Some((row, pii::shown(trim(cell))));
         }
         match (reading, &mut self.micros) {
             (Some(d), Some(kept)) => kept.push(d.nanos.unwrap_or(0) / 1000),
@@ -338,6 +338,9 @@ pub(crate) fn column(name: String, chunks: Vec<RawColumn>, rows: usize, context:
     };
     drop(chunks);
     let role = role(&name, &kind.value, &values, &validity);
+    // Evidence about a personal-data column quotes nothing of its values.
+    let kind =
+        if role.value == Role::Pii { Chosen { evidence: pii::redact_quoted(&kind.evidence), ..kind } } else { kind };
     Column { name, kind, role, values, validity }
 }
 

@@ -37,6 +37,8 @@ pub enum IngestError {
     Json { line: u64, column: u64, message: String },
     #[error("a JSON record ending near line {line} is longer than the {cap}-byte record cap")]
     RecordTooLong { cap: usize, line: u64 },
+    #[error("more than {limit} columns (by line {line}): is this really a table?")]
+    TooManyColumns { limit: usize, line: u64 },
 }
 
 /// How to ingest; every choice left `None` is detected from the file.

@@ -45,7 +45,10 @@ pub struct Malformed {
 /// an array, or lines whose first parses as an object.
 pub fn detect_layout(sample: &str) -> Option<JsonLayout> {
     let start = sample.trim_start_matches('\u{feff}').trim_start();
-    if start.starts_with('[') {
+    // `[` then a record or the end: a CSV header like `[Date],[Amount]` is not JSON.
+    if let Some(rest) = start.strip_prefix('[')
+        && (rest.trim_start().starts_with(['{', ']']) || rest.trim().is_empty())
+    {
         return Some(JsonLayout::Array);
     }
     let first = start.lines().next()?;
@@ -54,7 +57,7 @@ pub fn detect_layout(sample: &str) -> Option<JsonLayout> {
 
 /// Reads JSON records from UTF-8 text into raw columns.
 pub(crate) fn read_json(input: impl Read, layout: JsonLayout, options: &ReadOptions) -> Result<RawTable, IngestError> {
-    let mut builder = Builder::new(options.max_examples);
+    let mut builder = Builder::new(options.max_examples, options.max_columns);
     let mut reader = BufReader::with_capacity(1 << 16, input);
     skip_bom(&mut reader).map_err(IngestError::Read)?;
     match layout {
@@ -65,6 +68,9 @@ pub(crate) fn read_json(input: impl Read, layout: JsonLayout, options: &ReadOpti
             let mut de = serde_json::Deserializer::from_reader(counting);
             let records = Records { builder: &mut builder, position: &position };
             if let Err(e) = de.deserialize_seq(records).and_then(|()| de.end()) {
+                if let Some(stopped) = builder.failed.take() {
+                    return Err(stopped);
+                }
                 return Err(if position.over_cap.get() {
                     IngestError::RecordTooLong { cap: options.max_record_bytes, line: position.lines.get() + 1 }
                 } else {
@@ -148,7 +154,7 @@ fn read_lines(reader: &mut impl BufRead, builder: &mut Builder, cap: usize) -> R
             continue;
         }
         match parse_line(text) {
-            Ok(Ok(cells)) => builder.record(cells),
+            Ok(Ok(cells)) => builder.record(cells, number)?,
             Ok(Err(what)) => builder.malformed(number, not_a_record(what)),
             Err(e) => builder.malformed(number, format!("not JSON: {e}")),
         }
@@ -167,34 +173,48 @@ fn parse_line(text: &str) -> Result<Record, serde_json::Error> {
     Ok(record)
 }
 
-/// Appends the next line (without its ending) to `line`, up to `cap` bytes; past that the
-/// rest of the line is skipped unread into memory. Returns the bytes the line took and
-/// whether it was over the cap.
+/// Appends the next line (without its ending) to `line`, holding at most the cap and a
+/// CRLF; past that the rest of the line is skipped unread into memory. Returns the bytes
+/// the line took (ending included) and whether its content, without the ending, was over
+/// the cap.
 fn read_capped_line(reader: &mut impl BufRead, line: &mut Vec<u8>, cap: usize) -> io::Result<(u64, bool)> {
     let mut total = 0u64;
+    // The last two bytes passed, to measure the content without a CRLF or LF ending.
+    let mut tail = [0u8; 2];
+    let mut ended = false;
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            return Ok((total, total > cap as u64));
+            break;
         }
         let (take, done) = match memchr::memchr(b'\n', buf) {
             Some(i) => (i + 1, true),
             None => (buf.len(), false),
         };
-        if total + take as u64 <= cap as u64 + 1 {
+        if total + take as u64 <= cap as u64 + 2 {
             line.extend_from_slice(&buf[..take]);
         } else {
             line.clear();
         }
+        for &b in &buf[..take] {
+            tail = [tail[1], b];
+        }
         total += take as u64;
         reader.consume(take);
         if done {
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            return Ok((total, total > cap as u64 + 1));
+            ended = true;
+            break;
         }
     }
+    let ending = match (ended, tail) {
+        (true, [b'\r', b'\n']) if total >= 2 => 2,
+        (true, _) => 1,
+        (false, _) => 0,
+    };
+    if line.len() as u64 == total {
+        line.truncate(line.len() - ending as usize);
+    }
+    Ok((total, total - ending > cap as u64))
 }
 
 /// The elements of a top-level array, each handed to the builder as it is parsed.
@@ -214,7 +234,12 @@ impl<'de> Visitor<'de> for Records<'_> {
         while let Some(record) = seq.next_element_seed(RecordSeed)? {
             let line = self.position.lines.get() + 1;
             match record {
-                Ok(cells) => self.builder.record(cells),
+                Ok(cells) => {
+                    if let Err(e) = self.builder.record(cells, line) {
+                        self.builder.failed = Some(e);
+                        return Err(de::Error::custom("stopped"));
+                    }
+                }
                 Err(what) => self.builder.malformed(line, not_a_record(what)),
             }
             self.position.since_element.set(0);
@@ -381,14 +406,21 @@ struct Builder {
     rows: usize,
     problems: Problems,
     max_examples: usize,
+    max_columns: usize,
+    /// The line of the record being added.
+    line: u64,
     /// Cells of the record being added, by column.
     cells: Vec<(usize, String)>,
     renamed: Vec<(String, String)>,
+    /// Why the array reader stopped, when the builder stopped it.
+    failed: Option<IngestError>,
 }
 
 impl Builder {
-    fn new(max_examples: usize) -> Self {
+    fn new(max_examples: usize, max_columns: usize) -> Self {
         Builder {
+            max_columns,
+            line: 0,
             names: Vec::new(),
             index: HashMap::new(),
             columns: Vec::new(),
@@ -397,6 +429,7 @@ impl Builder {
             max_examples,
             cells: Vec::new(),
             renamed: Vec::new(),
+            failed: None,
         }
     }
 
@@ -404,11 +437,12 @@ impl Builder {
         self.problems.malformed.add(Malformed { line, reason }, self.max_examples);
     }
 
-    fn record(&mut self, record: Vec<(String, String)>) {
+    fn record(&mut self, record: Vec<(String, String)>, line: u64) -> Result<(), IngestError> {
+        self.line = line;
         let mut cells = std::mem::take(&mut self.cells);
         cells.clear();
         for (name, text) in record {
-            let column = self.column(&name);
+            let column = self.column(&name)?;
             cells.push((column, text));
         }
         // A name given twice (`{"a.b": 1, "a": {"b": 2}}`): the last wins, as in an object.
@@ -428,17 +462,28 @@ impl Builder {
         }
         self.rows += 1;
         self.cells = cells;
+        Ok(())
     }
 
     /// The column for `name`, added (with a missing cell for every earlier row) if new.
-    fn column(&mut self, name: &str) -> usize {
+    fn column(&mut self, name: &str) -> Result<usize, IngestError> {
         if let Some(&c) = self.index.get(name) {
-            return c;
+            return Ok(c);
         }
         let c = self.names.len();
-        let shown = if name.is_empty() {
-            let given = format!("column_{}", c + 1);
-            self.renamed.push((String::new(), given.clone()));
+        if c >= self.max_columns {
+            return Err(IngestError::TooManyColumns { limit: self.max_columns, line: self.line });
+        }
+        // An empty key, or one a renamed column already shows, gets a fresh name.
+        let shown = if name.is_empty() || self.names.iter().any(|n| n == name) {
+            let mut k = c + 1;
+            let base = if name.is_empty() { "column".to_string() } else { name.to_string() };
+            let mut given = format!("{base}_{k}");
+            while self.names.contains(&given) || self.index.contains_key(&given) {
+                k += 1;
+                given = format!("{base}_{k}");
+            }
+            self.renamed.push((name.to_string(), given.clone()));
             given
         } else {
             name.to_string()
@@ -450,7 +495,7 @@ impl Builder {
             push(&mut chunks, "");
         }
         self.columns.push(chunks);
-        c
+        Ok(c)
     }
 
     fn finish(self) -> RawTable {

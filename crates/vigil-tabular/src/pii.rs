@@ -5,6 +5,8 @@
 //! Luhn), so a column of order numbers is not mistaken for cards. Nothing here logs or
 //! returns the value itself except [`redact`], which keeps only enough to recognise it.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 /// A kind of personal data.
@@ -166,6 +168,73 @@ pub fn redact(kind: PiiKind, value: &str) -> String {
     }
 }
 
+/// Any value of a personal-data column, safe to show: redacted by its kind when it is
+/// recognisable, otherwise reduced to its first character (`M***`).
+pub fn redact_any(value: &str) -> String {
+    match classify(value) {
+        Some(kind) => redact(kind, value),
+        None => format!("{}***", first_char(value.trim())),
+    }
+}
+
+/// A value as it may appear in evidence: [`scrub`]bed, at most 40 characters.
+pub fn shown(value: &str) -> String {
+    scrub(value).chars().take(40).collect()
+}
+
+/// Text with the personal data it holds redacted: the whole value if it is some, else
+/// each whitespace-separated word that is (an address inside a free-text note).
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    if let Some(kind) = classify(text) {
+        return redact(kind, text).into();
+    }
+    if !text.split_whitespace().any(|w| classify(w).is_some()) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_start = rest.find(|c: char| !c.is_whitespace()).unwrap_or(rest.len());
+        out.push_str(&rest[..word_start]);
+        rest = &rest[word_start..];
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..word_end];
+        match classify(word) {
+            Some(kind) => out.push_str(&redact(kind, word)),
+            None => out.push_str(word),
+        }
+        rest = &rest[word_end..];
+    }
+    out.into()
+}
+
+/// `text` with the content of every double-quoted span (as `{:?}` writes strings)
+/// replaced by [`redact_any`]: evidence about a personal-data column, made safe.
+pub fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('"') {
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        // The closing quote is the first one not escaped by a backslash.
+        let mut escaped = false;
+        let close = after.char_indices().find_map(|(i, c)| {
+            let end = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            end.then_some(i)
+        });
+        let Some(close) = close else {
+            out.push_str(&redact_any(after));
+            return out;
+        };
+        out.push_str(&redact_any(&after[..close]));
+        out.push('"');
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn first_char(s: &str) -> String {
     s.chars().next().map(String::from).unwrap_or_default()
 }
@@ -199,5 +268,14 @@ mod tests {
         assert_eq!(redact(PiiKind::Card, "4111 1111 1111 1111"), "************1111");
         assert_eq!(redact(PiiKind::Iban, "GB82 WEST 1234 5698 7654 32"), "GB********************");
         assert!(!redact(PiiKind::Phone, "+44 20 7946 0958").contains("7946"));
+        assert_eq!(redact_any("Maria Schmidt"), "M***");
+        assert_eq!(shown("late delivery"), "late delivery");
+        assert_eq!(shown("ann@example.com"), "a***@e***.com");
+        assert_eq!(scrub("call ann@example.com  today"), "call a***@e***.com  today");
+        assert!(matches!(scrub("nothing here"), Cow::Borrowed("nothing here")));
+        let evidence = r#"whole numbers, but "0612345678" (row 1) has leading zeros; "a\"b" too"#;
+        let safe = redact_quoted(evidence);
+        assert!(!safe.contains("0612345678") && safe.contains("(row 1) has leading zeros"), "{safe}");
+        assert!(safe.ends_with("\" too"), "{safe}");
     }
 }

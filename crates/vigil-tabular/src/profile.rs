@@ -56,8 +56,8 @@ pub struct ColumnProfile {
     pub count: usize,
     pub missing: usize,
     pub distinct: usize,
-    /// The most frequent values (as text) with their counts, most frequent first; ties in
-    /// value order.
+    /// The most frequent values (as text; redacted for a personal-data column) with their
+    /// counts, most frequent first; ties by their text.
     pub top: Vec<(String, usize)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub numeric: Option<NumericStats>,
@@ -195,6 +195,19 @@ fn column_profile(column: &Column) -> (ColumnProfile, Option<Ranked>) {
         dates: None,
     };
     let mut ranked = None;
+    profile_values(column, &mut profile, &mut ranked);
+    // Personal data is listed by its shape only, also inside free text.
+    for (value, _) in &mut profile.top {
+        *value = if column.role.value == Role::Pii {
+            crate::pii::redact_any(value)
+        } else {
+            crate::pii::scrub(value).into_owned()
+        };
+    }
+    (profile, ranked)
+}
+
+fn profile_values(column: &Column, profile: &mut ColumnProfile, ranked: &mut Option<Ranked>) {
     match &column.values {
         Values::Empty(_) => {}
         Values::Text(strings) if strings.codes().is_some() => {
@@ -274,11 +287,10 @@ fn column_profile(column: &Column) -> (ColumnProfile, Option<Ranked>) {
             let values = sorted.values();
             profile.numeric = numeric_stats(&values);
             if column.kind.value.is_numeric() {
-                ranked = Some(Ranked::new(column, &sorted.rows, &values));
+                *ranked = Some(Ranked::new(column, &sorted.rows, &values));
             }
         }
     }
-    (profile, ranked)
 }
 
 /// A numeric column's present values in ascending order, as order-preserving keys, with
@@ -557,7 +569,7 @@ fn duplicate_keys(column: &Column) -> Option<DuplicateKeys> {
         }
     }
     let text = |row: usize| match &column.values {
-        Values::Text(s) => s.get(row).to_string(),
+        Values::Text(s) => crate::pii::scrub(s.get(row)).into_owned(),
         Values::Integer(v) => v[row].to_string(),
         _ => column.number(row).map(format_number).unwrap_or_default(),
     };

@@ -34,6 +34,8 @@ pub struct ReadOptions {
     pub block_bytes: usize,
     /// Line numbers kept per kind of problem (all are counted).
     pub max_examples: usize,
+    /// The most columns a table may have (a header or JSON keys past it are refused).
+    pub max_columns: usize,
 }
 
 impl Default for ReadOptions {
@@ -46,6 +48,7 @@ impl Default for ReadOptions {
             threads: crate::par::default_threads(),
             block_bytes: 4 << 20,
             max_examples: 20,
+            max_columns: 16_384,
         }
     }
 }
@@ -278,6 +281,9 @@ pub(crate) fn read_delimited(mut input: impl Read, options: &ReadOptions) -> Res
         return Err(IngestError::Empty);
     }
     let expected = first.len();
+    if expected > options.max_columns {
+        return Err(IngestError::TooManyColumns { limit: options.max_columns, line: line_base });
+    }
     let (names, renamed) = if options.header {
         column_names(first)
     } else {
@@ -382,7 +388,8 @@ fn split(
                 scanned = buf.len();
                 boundary = None;
             }
-            None if buf.len() > options.max_record_bytes => {
+            // A trailing CR may be half of the line ending: it does not count.
+            None if buf.len() - usize::from(buf.last() == Some(&b'\r')) > options.max_record_bytes => {
                 // One record longer than the cap: skip to its end without holding it.
                 let (newlines, bytes, rest, at_eof) = skip_record(input, splitter, &buf, options)?;
                 emit(index, Err(Piece::TooLong { newlines, bytes }))?;
@@ -483,16 +490,29 @@ fn tokenize_one(bytes: &[u8], options: &ReadOptions) -> Vec<String> {
     let mut start = 0;
     ends[..fields]
         .iter()
-        .map(|&end| {
-            let field = String::from_utf8_lossy(&out[start..end]).into_owned();
+        .enumerate()
+        .map(|(i, &end)| {
+            let field = if i + 1 == fields { last_field(&out[start..end]) } else { &out[start..end] };
             start = end;
-            field
+            String::from_utf8_lossy(field).into_owned()
         })
         .collect()
 }
 
+/// A tokenizer whose records end at `\n` only, as the block splitter's do (a lone `\r`
+/// ending records too would let the two disagree on where a quoted field starts); the
+/// `\r` of a CRLF ending is taken off the last field by [`last_field`].
 fn csv_reader(options: &ReadOptions) -> csv_core::Reader {
-    csv_core::ReaderBuilder::new().delimiter(options.delimiter).quote(options.quote).build()
+    csv_core::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .quote(options.quote)
+        .terminator(csv_core::Terminator::Any(b'\n'))
+        .build()
+}
+
+/// A record's last field without the `\r` of a CRLF line ending.
+fn last_field(field: &[u8]) -> &[u8] {
+    field.strip_suffix(b"\r").unwrap_or(field)
 }
 
 /// Header names, trimmed; an empty one becomes `column_N` and a repeated one gets a
@@ -519,7 +539,12 @@ fn column_names(header: Vec<String>) -> (Vec<String>, Vec<(String, String)>) {
 /// Tokenizes one chunk of whole records.
 fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
     let mut problems = Problems::default();
-    let bytes = valid_utf8(bytes, &mut problems, options.max_examples);
+    let mut growth = Growth::default();
+    let mut bad_lines = Vec::new();
+    let bytes = valid_utf8(bytes, &mut bad_lines, &mut growth);
+    // Lines of records left out as too long: what they hold is not reported (a reader
+    // that skips such a record unread, with other block sizes, never sees it).
+    let mut skipped_lines: Vec<(u64, u64)> = Vec::new();
     let mut columns: Vec<RawColumn> = (0..expected)
         .map(|_| RawColumn {
             bytes: Vec::with_capacity(bytes.len() / expected.max(1) + 16),
@@ -535,16 +560,17 @@ fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
     let mut pos = 0;
     let mut reader_line = reader.line();
     loop {
-        // Skip blank lines ourselves so the record's starting line is known.
+        // Skip blank lines ourselves so the record's starting line is known. Records end
+        // at `\n` (see `csv_reader`), so here is the start of a line, and every `\n`
+        // before the next record ends a line of nothing but `\r`s: a blank one.
+        // The record's length, for the cap, counts from the start of its line (a `\r`
+        // skipped before it included), as the block splitter counts.
+        let mut record_start = pos;
         while pos < bytes.len() && matches!(bytes[pos], b'\n' | b'\r') {
             if bytes[pos] == b'\n' {
                 line += 1;
-                if pos == 0
-                    || bytes[pos - 1] == b'\n'
-                    || (bytes[pos - 1] == b'\r' && pos >= 2 && bytes[pos - 2] == b'\n')
-                {
-                    problems.blank_lines += 1;
-                }
+                problems.blank_lines += 1;
+                record_start = pos + 1;
             }
             pos += 1;
         }
@@ -571,10 +597,31 @@ fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
         if done {
             break;
         }
+        // The cap, applied exactly here so it does not depend on where blocks fell: the
+        // record without its line ending.
+        let mut end = pos;
+        if bytes[..end].ends_with(b"\r") && bytes.get(end) == Some(&b'\n') {
+            end += 1;
+        }
+        let ending = if bytes[..end].ends_with(b"\r\n") {
+            2
+        } else {
+            usize::from(bytes[..end].ends_with(b"\n") || bytes[..end].ends_with(b"\r"))
+        };
+        // In the file's bytes, before invalid UTF-8 was repaired.
+        let raw = end - record_start - growth.within(record_start, end);
+        if raw - ending > options.max_record_bytes {
+            problems.too_long.add(LongRecord { line: record_line, bytes: raw as u64 }, options.max_examples);
+            let inner = memchr::memchr_iter(b'\n', &bytes[record_start..end]).count() as u64;
+            let last = record_line + inner - u64::from(bytes[..end].ends_with(b"\n"));
+            skipped_lines.push((record_line, last.max(record_line)));
+            continue;
+        }
         if fields == expected {
             let mut start = 0;
-            for (column, &end) in columns.iter_mut().zip(&ends[..fields]) {
-                push_field(column, &out[start..end]);
+            for (i, (column, &end)) in columns.iter_mut().zip(&ends[..fields]).enumerate() {
+                let field = &out[start..end];
+                push_field(column, if i + 1 == fields { last_field(field) } else { field });
                 start = end;
             }
             rows += 1;
@@ -582,6 +629,11 @@ fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
             problems.blank_lines += 1;
         } else {
             problems.ragged.add(RaggedRow { line: record_line, fields, expected }, options.max_examples);
+        }
+    }
+    for line in bad_lines {
+        if !skipped_lines.iter().any(|&(first, last)| (first..=last).contains(&line)) {
+            problems.invalid_utf8.add(line, options.max_examples);
         }
     }
     let newlines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
@@ -605,8 +657,33 @@ fn push_field(column: &mut RawColumn, field: &[u8]) {
     column.ends.push(column.bytes.len() as u32);
 }
 
-/// The chunk as UTF-8: bytes that are not become U+FFFD, counted per line.
-fn valid_utf8(bytes: Vec<u8>, problems: &mut Problems, max_examples: usize) -> Vec<u8> {
+/// Where the UTF-8 repair of a chunk made it longer, so a record's length can be told in
+/// the bytes of the file (the record cap must not depend on the repair).
+#[derive(Debug, Default)]
+struct Growth {
+    /// Offsets of replacement characters in the repaired chunk, ascending.
+    at: Vec<usize>,
+    /// Bytes added up to and including each (U+FFFD is 3 bytes; it replaces 1 to 3).
+    added: Vec<usize>,
+}
+
+impl Growth {
+    fn add(&mut self, at: usize, extra: usize) {
+        let total = self.added.last().copied().unwrap_or(0) + extra;
+        self.at.push(at);
+        self.added.push(total);
+    }
+
+    /// Bytes the repair added within `from..to` of the repaired chunk.
+    fn within(&self, from: usize, to: usize) -> usize {
+        let upto = |k: usize| if k == 0 { 0 } else { self.added[k - 1] };
+        upto(self.at.partition_point(|&o| o < to)) - upto(self.at.partition_point(|&o| o < from))
+    }
+}
+
+/// The chunk as UTF-8: bytes that are not become U+FFFD; the lines (1-based, ascending)
+/// that held some are listed.
+fn valid_utf8(bytes: Vec<u8>, bad_lines: &mut Vec<u64>, growth: &mut Growth) -> Vec<u8> {
     let Err(first) = std::str::from_utf8(&bytes) else { return bytes };
     let mut out = Vec::with_capacity(bytes.len() + 16);
     let mut rest = &bytes[..];
@@ -625,11 +702,12 @@ fn valid_utf8(bytes: Vec<u8>, problems: &mut Problems, max_examples: usize) -> V
                     line += memchr::memchr_iter(b'\n', valid).count() as u64;
                 }
                 if line != last_line {
-                    problems.invalid_utf8.add(line, max_examples);
+                    bad_lines.push(line);
                     last_line = line;
                 }
-                out.extend_from_slice(char::REPLACEMENT_CHARACTER.encode_utf8(&mut [0; 4]).as_bytes());
                 let bad = e.error_len().unwrap_or(after.len());
+                growth.add(out.len(), 3usize.saturating_sub(bad));
+                out.extend_from_slice(char::REPLACEMENT_CHARACTER.encode_utf8(&mut [0; 4]).as_bytes());
                 rest = &after[bad..];
             }
         }

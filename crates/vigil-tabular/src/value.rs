@@ -18,7 +18,8 @@ pub fn is_missing(cell: &str) -> bool {
 /// parsers run over every cell, and Unicode-aware trimming dominated them).
 pub fn trim(cell: &str) -> &str {
     let bytes = cell.as_bytes();
-    let plain = |b: u8| b.is_ascii() && !b.is_ascii_whitespace();
+    // `str::trim` also trims the vertical tab, which `is_ascii_whitespace` leaves out.
+    let plain = |b: u8| b.is_ascii() && !b.is_ascii_whitespace() && b != 0x0B;
     match (bytes.first(), bytes.last()) {
         (Some(&first), Some(&last)) if plain(first) && plain(last) => cell,
         (None, _) | (_, None) => cell,
@@ -65,7 +66,7 @@ pub struct Number {
 }
 
 /// A plain number: optional sign, digits with optional thousands separators (`,`/`.` per
-/// `mark`, or a space, apostrophe or thin space, in groups of three), an optional fraction
+/// `mark`, or a space or apostrophe, in groups of three), an optional fraction
 /// and exponent.
 pub fn parse_number(cell: &str, mark: DecimalMark) -> Option<Number> {
     let t = trim(cell).as_bytes();

@@ -334,3 +334,45 @@ fn a_first_record_over_the_cap_is_refused_whatever_the_block_size() {
         assert!(matches!(result, Err(IngestError::FirstRecordTooLong { cap: 4096 })), "block {block}: {result:?}");
     }
 }
+
+#[test]
+fn a_record_over_the_cap_is_left_out_whatever_the_block_size() {
+    // A 20-byte record between short ones, a cap of 10, LF and CRLF endings; a record of
+    // exactly the cap stays.
+    for ending in ["\n", "\r\n"] {
+        let text = ["a", "1", &"x".repeat(20), &"y".repeat(10), "2"].join(ending) + ending;
+        let mut outcomes = Vec::new();
+        for block in [3, 7, 1 << 20] {
+            let options = IngestOptions {
+                read: ReadOptions { block_bytes: block, max_record_bytes: 10, ..ReadOptions::default() },
+                ..IngestOptions::default()
+            };
+            let data = ingest_delimited(Cursor::new(text.clone().into_bytes()), &options).expect("ingest");
+            assert_eq!((data.rows, data.problems.too_long.count), (3, 1), "block {block} {ending:?}");
+            assert_eq!(data.problems.too_long.examples[0].line, 3, "block {block} {ending:?}");
+            outcomes.push((data.data_hash, data.problems));
+        }
+        assert!(outcomes.windows(2).all(|w| w[0] == w[1]), "{ending:?}: {outcomes:?}");
+    }
+}
+
+#[test]
+fn a_header_wider_than_the_column_limit_is_refused() {
+    let options =
+        IngestOptions { read: ReadOptions { max_columns: 3, ..ReadOptions::default() }, ..IngestOptions::default() };
+    let result = ingest_delimited(Cursor::new(b"a,b,c,d\n1,2,3,4\n".to_vec()), &options);
+    assert!(matches!(result, Err(IngestError::TooManyColumns { limit: 3, .. })), "{result:?}");
+}
+
+#[test]
+fn personal_data_does_not_appear_in_evidence_or_top_values() {
+    let text = "id,phone,email,note\n1,0612345678,ann@example.com,ok\n2,0698765432,bob@example.org,ok\n\
+                3,0612345678,ann@example.com,call ann@example.com\n";
+    let data = ingest(text.as_bytes()).expect("ingest");
+    let profile = vigil_tabular::profile::profile(&data.columns, data.rows, 2);
+    let shown = format!("{:?} {:?}", data.summary(), profile);
+    for secret in ["0612345678", "0698765432", "ann@example.com", "bob@example.org"] {
+        assert!(!shown.contains(secret), "{secret} shown in {shown}");
+    }
+    assert_eq!(data.column("phone").map(|c| c.role.value), Some(Role::Pii));
+}

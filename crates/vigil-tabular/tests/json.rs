@@ -129,3 +129,39 @@ fn json_in_utf16_with_a_mark_reads_like_utf8() {
     assert_eq!(a.column("n").map(|c| c.kind.value.clone()), b.column("n").map(|c| c.kind.value.clone()));
     assert!(matches!(a.column("n").map(|c| &c.kind.value), Some(Kind::Integer { .. })));
 }
+
+#[test]
+fn keys_past_the_column_limit_stop_the_read_with_their_line() {
+    let options =
+        IngestOptions { read: ReadOptions { max_columns: 2, ..ReadOptions::default() }, ..IngestOptions::default() };
+    let lines = "{\"a\": 1}\n{\"b\": 2}\n{\"c\": 3}\n";
+    let result = ingest(Cursor::new(lines.as_bytes().to_vec()), &options);
+    assert!(matches!(result, Err(IngestError::TooManyColumns { limit: 2, line: 3 })), "{result:?}");
+    let array = "[{\"a\": 1, \"b\": 2},\n {\"c\": 3}]";
+    let result = ingest(Cursor::new(array.as_bytes().to_vec()), &options);
+    assert!(matches!(result, Err(IngestError::TooManyColumns { limit: 2, .. })), "{result:?}");
+}
+
+#[test]
+fn column_names_stay_unique_and_bracketed_csv_is_not_json() {
+    let data = read("[{\"\": 1, \"column_1\": 2}]").expect("ingest");
+    let names: Vec<&str> = data.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["column_1", "column_1_2"]);
+    let data = read("[Date],[Amount]\n2024-01-01,5\n").expect("csv");
+    assert!(matches!(data.format.value, Format::Delimited(_)));
+    assert_eq!(data.columns[0].name, "[Date]");
+}
+
+#[test]
+fn a_json_line_of_exactly_the_cap_is_kept_with_either_ending() {
+    let record = "{\"a\": \"xxxx\"}"; // 13 bytes
+    for ending in ["\n", "\r\n"] {
+        let options = IngestOptions {
+            read: ReadOptions { max_record_bytes: 13, ..ReadOptions::default() },
+            ..IngestOptions::default()
+        };
+        let text = format!("{record}{ending}{record}{ending}");
+        let data = ingest(Cursor::new(text.into_bytes()), &options).expect("ingest");
+        assert_eq!((data.rows, data.problems.too_long.count), (2, 0), "{ending:?}");
+    }
+}
