@@ -21,32 +21,9 @@ use vigil_immune::diagnosis::Diagnosis;
 use vigil_immune::engine::{DecisionKind, Engine, EngineConfig, Input, Observation, Stamped};
 use vigil_immune::healing::Action;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u = self.next().max(1e-12);
-        let v = self.next();
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-
-    /// Log-normal around `median` with log-spread `sigma` (latencies and token counts are
-    /// skewed, not Gaussian).
-    fn skewed(&mut self, median: f64, sigma: f64) -> f64 {
-        median * (sigma * self.normal()).exp()
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next() * n as f64) as usize).min(n.saturating_sub(1))
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {

@@ -24,40 +24,9 @@ use vigil_immune::diagnosis::Diagnosis;
 use vigil_immune::engine::{DecisionKind, Engine, EngineConfig, Input, Observation, Stamped};
 use vigil_immune::lifecycle::State;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn between(&mut self, low: f64, high: f64) -> f64 {
-        low + (high - low) * self.next()
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u = self.next().max(1e-12);
-        let v = self.next();
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-
-    /// Poisson by multiplying uniforms (rates here stay below a few hundred).
-    fn poisson(&mut self, lambda: f64) -> u64 {
-        if lambda <= 0.0 {
-            return 0;
-        }
-        let limit = (-lambda).exp();
-        let (mut k, mut p) = (0, self.next());
-        while p > limit {
-            k += 1;
-            p *= self.next();
-        }
-        k
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// An agent's week.
 struct Profile {

@@ -262,29 +262,24 @@ mod packed {
         fn get(bytes: &[u8]) -> Self;
     }
 
-    impl Float for f32 {
-        const SIZE: usize = 4;
-        fn put(self, out: &mut Vec<u8>) {
-            out.extend_from_slice(&self.to_le_bytes());
-        }
-        fn get(bytes: &[u8]) -> Self {
-            let mut b = [0; 4];
-            b.copy_from_slice(bytes);
-            f32::from_le_bytes(b)
-        }
+    /// Little-endian bytes of `f32` and `f64`.
+    macro_rules! float {
+        ($($t:ty),*) => {$(
+            impl Float for $t {
+                const SIZE: usize = size_of::<$t>();
+                fn put(self, out: &mut Vec<u8>) {
+                    out.extend_from_slice(&self.to_le_bytes());
+                }
+                fn get(bytes: &[u8]) -> Self {
+                    let mut b = [0; size_of::<$t>()];
+                    b.copy_from_slice(bytes);
+                    <$t>::from_le_bytes(b)
+                }
+            }
+        )*};
     }
 
-    impl Float for f64 {
-        const SIZE: usize = 8;
-        fn put(self, out: &mut Vec<u8>) {
-            out.extend_from_slice(&self.to_le_bytes());
-        }
-        fn get(bytes: &[u8]) -> Self {
-            let mut b = [0; 8];
-            b.copy_from_slice(bytes);
-            f64::from_le_bytes(b)
-        }
-    }
+    float!(f32, f64);
 
     pub fn serialize<'a, T, C, S>(values: &'a C, serializer: S) -> Result<S::Ok, S::Error>
     where

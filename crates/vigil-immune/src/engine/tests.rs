@@ -2,23 +2,9 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// A small deterministic generator (xorshift), so tests need no randomness crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Roughly normal around `mean` with spread `sd` (sum of uniforms).
-    fn around(&mut self, mean: f64, sd: f64) -> f64 {
-        let s: f64 = (0..6).map(|_| self.next()).sum::<f64>() - 3.0;
-        mean + sd * s * std::f64::consts::SQRT_2
-    }
-}
+#[path = "../../benches/common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 fn healthy(agent: &str, rng: &mut Rng) -> Observation {
     Observation {
