@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::pii::{self, PiiKind};
 use crate::profile::quantile;
 use crate::table::{Column, Role, Values};
-use crate::value::{MICROS_PER_DAY, civil_from_days, days_from_civil, format_date};
+use crate::value::{MICROS_PER_DAY, civil_from_days, days_from_civil, format_date, format_instant};
 
 /// Examples kept per finding.
 const EXAMPLES: usize = 10;
@@ -436,12 +436,9 @@ fn key(column: &Column, row: usize) -> Option<Cow<'_, str>> {
         Values::Integer(v) => v[row].to_string().into(),
         Values::Date(v) => format_date(v[row]).into(),
         Values::DateTime(v) => {
-            let (days, micros) = (v[row].div_euclid(MICROS_PER_DAY), v[row].rem_euclid(MICROS_PER_DAY));
-            let secs = micros / 1_000_000;
-            let fraction = micros % 1_000_000;
-            let time = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-            let time = if fraction > 0 { format!("{time}.{fraction:06}") } else { time };
-            format!("{}T{time}", format_date(days)).into()
+            let fraction = v[row].rem_euclid(1_000_000);
+            let whole = format_instant(v[row]);
+            if fraction > 0 { format!("{whole}.{fraction:06}") } else { whole }.into()
         }
         Values::Boolean(v) => v[row].to_string().into(),
         _ => column.number(row)?.to_string().into(),
@@ -641,6 +638,10 @@ mod tests {
         let r = referential(&invoices, &vendors);
         assert_eq!((r.rows, r.unmatched_rows, r.unmatched_values), (5, 3, 2));
         assert_eq!(r.examples, [("V9".to_string(), vec![2, 3]), ("V7".to_string(), vec![6])]);
+        // Date-times compare as ISO text, fractions of a second only when there are some.
+        let at = column("at", Role::Date, Values::DateTime(vec![0, 1_500_000]), vec![]);
+        let stamps = column("stamp", Role::Date, text(&["1970-01-01T00:00:00", "1970-01-01T00:00:01.500000"]), vec![]);
+        assert_eq!(referential(&at, &stamps).unmatched_rows, 0);
         let numbers = column("n", Role::Id, Values::Integer(vec![42, 43]), vec![]);
         assert_eq!(referential(&numbers, &vendors).unmatched_rows, 1);
         let plan = Plan { references: vec![("vendor".into(), "nope".into())] };

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::par;
 use crate::table::{Column, Kind, Role, Strings, Values};
-use crate::value::{MICROS_PER_DAY, format_date};
+use crate::value::{MICROS_PER_DAY, format_date, format_instant};
 
 /// A map with a fast, fixed-seed hash (the same results every run; keys are table
 /// content, hashed millions of times).
@@ -347,12 +347,6 @@ fn float_key(v: f64) -> u64 {
 
 fn decode_float(key: u64) -> f64 {
     f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
-}
-
-fn format_instant(micros: i64) -> String {
-    let days = micros.div_euclid(MICROS_PER_DAY);
-    let secs = micros.rem_euclid(MICROS_PER_DAY) / 1_000_000;
-    format!("{}T{:02}:{:02}:{:02}", format_date(days), secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// Shortest text that reads back as the same double.

@@ -598,11 +598,9 @@ fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
             break;
         }
         // The cap, applied exactly here so it does not depend on where blocks fell: the
-        // record without its line ending.
-        let mut end = pos;
-        if bytes[..end].ends_with(b"\r") && bytes.get(end) == Some(&b'\n') {
-            end += 1;
-        }
+        // record without its line ending (the tokenizer has read through its `\n`; a lone
+        // `\r` ends only the last record of the file).
+        let end = pos;
         let ending = if bytes[..end].ends_with(b"\r\n") {
             2
         } else {

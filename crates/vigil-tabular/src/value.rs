@@ -440,6 +440,13 @@ pub fn format_date(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// A date-time in microseconds as `YYYY-MM-DDTHH:MM:SS` (to the second).
+pub fn format_instant(micros: i64) -> String {
+    let days = micros.div_euclid(MICROS_PER_DAY);
+    let secs = micros.rem_euclid(MICROS_PER_DAY) / 1_000_000;
+    format!("{}T{:02}:{:02}:{:02}", format_date(days), secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
