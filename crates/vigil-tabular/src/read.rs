@@ -559,6 +559,10 @@ fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
     let mut line: u64 = 1;
     let mut pos = 0;
     let mut reader_line = reader.line();
+    // csv-core drops a byte-order mark at the start of the first input it is given. A
+    // chunk starts mid-file, where U+FEFF is data: the tokenizer is handed its first byte
+    // alone, so it has read something before it could see a mark.
+    let mut fresh = true;
     loop {
         // Skip blank lines ourselves so the record's starting line is known. Records end
         // at `\n` (see `csv_reader`), so here is the start of a line, and every `\n`
@@ -578,7 +582,7 @@ fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
         let (mut out_len, mut fields) = (0, 0);
         let done = loop {
             let (result, n_in, n_out, n_ends) =
-                reader.read_record(&bytes[pos..], &mut out[out_len..], &mut ends[fields..]);
+                reader.read_record(first_input(&bytes[pos..], &mut fresh), &mut out[out_len..], &mut ends[fields..]);
             pos += n_in;
             out_len += n_out;
             fields += n_ends;
@@ -636,6 +640,13 @@ fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
     }
     let newlines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
     Chunk { columns, rows, newlines, problems }
+}
+
+/// `input`, or only its first byte when it is the tokenizer's first input and starts
+/// with a UTF-8 byte-order mark (which csv-core would otherwise drop).
+fn first_input<'a>(input: &'a [u8], fresh: &mut bool) -> &'a [u8] {
+    let first = std::mem::replace(fresh, false);
+    if first && input.starts_with("\u{feff}".as_bytes()) { &input[..1] } else { input }
 }
 
 /// Appends a field; a CRLF inside a quoted field becomes LF, so the same text saved with
