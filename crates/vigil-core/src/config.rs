@@ -414,8 +414,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "auth.admin_key", env: "VIGIL_ADMIN_KEY", kind: ValueKind::Text, secret: true },
 ];
 
-/// `VIGIL_*` variables that belong to the command line, not to the configuration.
-pub const CLI_VARIABLES: &[&str] = &["VIGIL_DATA", "VIGIL_CONFIG", "VIGIL_LOG"];
+/// `VIGIL_*` variables that belong to the command line or the build, not to the
+/// configuration. `VIGIL_GIT_SHA` is read by the binary's build script, which also sets it
+/// for the program it builds: `cargo run -- serve` runs with it in the environment.
+pub const CLI_VARIABLES: &[&str] = &["VIGIL_DATA", "VIGIL_CONFIG", "VIGIL_LOG", "VIGIL_GIT_SHA"];
 
 /// Suffix that turns a setting's variable into "read the value from this file".
 pub const FILE_SUFFIX: &str = "_FILE";
@@ -1212,6 +1214,12 @@ mod tests {
         assert!(text[0].starts_with("listen (in vigil.toml): local mode binds loopback only"), "{text:?}");
         assert!(text.iter().any(|m| m.starts_with("http.max_body_bytes (in vigil.toml)")), "{text:?}");
         assert!(text.iter().any(|m| m.starts_with("rate_limit.burst (from VIGIL_RATE_LIMIT_BURST)")), "{text:?}");
+    }
+
+    #[test]
+    fn the_build_revision_variable_is_not_a_setting() {
+        // `cargo run` hands the build script's VIGIL_GIT_SHA to the program it runs.
+        assert!(load_with(None, &[("VIGIL_GIT_SHA", "0123abcd")]).is_ok());
     }
 
     #[test]
