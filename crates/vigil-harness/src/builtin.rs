@@ -11,6 +11,8 @@
 //! - `core.text_profile` (profile): line-level checks of text and tables: blank, duplicate
 //!   and over-long lines, trailing whitespace, and for delimited tables rows whose field
 //!   count differs from the header's (ragged rows), each with the line numbers.
+//! - `tabular.ingest`, `tabular.profile`, `tabular.analyses`: the tabular statistics pack
+//!   (with the `tabular` feature, on by default); see [`tabular`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,6 +30,9 @@ use crate::protocol::{
 pub const PLUGIN_SUBCOMMAND: &str = "__plugin";
 /// Largest request a built-in reads from stdin.
 const REQUEST_BYTES_MAX: u64 = 16 * 1024 * 1024;
+#[cfg(feature = "tabular")]
+mod tabular;
+
 /// Row numbers cited per finding; the count is always complete.
 const EVIDENCE_ROWS_MAX: usize = 20;
 /// Longest line `core.text_profile` keeps in memory for duplicate detection.
@@ -36,16 +41,20 @@ const LINE_BYTES_KEPT_MAX: usize = 4096;
 /// The built-in plugins' manifests, validated.
 pub fn manifests(vigil_version: &str) -> Vec<Plugin> {
     let inspect = (
-        "id = \"core.inspect\"\nname = \"Inspect input\"\nversion = \"1.0.0\"\ntype = \"ingest\"\nbuiltin = \"inspect\"\n\
+        String::from(
+            "id = \"core.inspect\"\nname = \"Inspect input\"\nversion = \"1.0.0\"\ntype = \"ingest\"\nbuiltin = \"inspect\"\n\
          description = \"Encoding, line endings, line count and a canonical content hash of any input\"\n\
          [budgets]\ntime_limit_ms = 600000\nmemory_mb = 256\n",
+        ),
         json!({ "type": "object", "additionalProperties": false }),
     );
     let profile = (
-        "id = \"core.text_profile\"\nname = \"Text and table lines\"\nversion = \"1.0.0\"\ntype = \"profile\"\n\
+        String::from(
+            "id = \"core.text_profile\"\nname = \"Text and table lines\"\nversion = \"1.0.0\"\ntype = \"profile\"\n\
          builtin = \"text_profile\"\ndepends_on = [\"core.inspect\"]\ninput_formats = [\"csv\", \"tsv\", \"text\", \"json\", \"ndjson\"]\n\
          description = \"Blank, duplicate, long and ragged lines, with line numbers\"\n\
          [budgets]\ntime_limit_ms = 600000\nmemory_mb = 1024\n",
+        ),
         json!({
             "type": "object",
             "additionalProperties": false,
@@ -54,10 +63,13 @@ pub fn manifests(vigil_version: &str) -> Vec<Plugin> {
             }
         }),
     );
-    [inspect, profile]
-        .into_iter()
+    #[allow(unused_mut, reason = "extended with the tabular feature")]
+    let mut all = vec![inspect, profile];
+    #[cfg(feature = "tabular")]
+    all.extend(tabular::manifests());
+    all.into_iter()
         .filter_map(|(toml_text, config_schema)| {
-            let raw: RawManifest = toml::from_str(toml_text).ok()?;
+            let raw: RawManifest = toml::from_str(&toml_text).ok()?;
             let cx =
                 ValidateContext { dir: None, inline_schemas: Some((config_schema, response_schema())), vigil_version };
             validate(raw, &cx).ok()
@@ -104,6 +116,8 @@ pub fn main(args: &[String]) -> i32 {
     let result = match name.as_str() {
         "inspect" => inspect(&request),
         "text_profile" => text_profile(&request),
+        #[cfg(feature = "tabular")]
+        other if let Some(result) = tabular::run(other, &request) => result,
         other => Err(format!("no built-in plugin named {other:?}")),
     };
     let response = result.unwrap_or_else(|e| Response {
@@ -583,6 +597,10 @@ mod tests {
     #[test]
     fn builtin_manifests_validate() {
         let plugins = manifests("0.1.0");
-        assert_eq!(plugins.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["core.inspect", "core.text_profile"]);
+        assert_eq!(
+            plugins.iter().map(|p| p.id.as_str()).take(2).collect::<Vec<_>>(),
+            ["core.inspect", "core.text_profile"]
+        );
+        assert_eq!(plugins.len(), if cfg!(feature = "tabular") { 5 } else { 2 }, "a manifest failed to validate");
     }
 }

@@ -60,6 +60,10 @@ pub struct RawManifest {
     /// Input formats the plugin applies to; empty means every input.
     #[serde(default)]
     pub input_formats: Vec<String>,
+    /// The finding kinds the plugin may report (`duplicate_keys`, ...): what a known-issue
+    /// declaration can expect of it. Optional; a plugin may report kinds it does not list.
+    #[serde(default)]
+    pub finding_kinds: Vec<String>,
     /// File names of the schemas, relative to the plugin folder.
     pub config_schema: Option<String>,
     pub output_schema: Option<String>,
@@ -211,6 +215,8 @@ pub struct Plugin {
     pub depends_on: Vec<String>,
     /// Empty: applies to every input.
     pub input_formats: Vec<Format>,
+    /// The finding kinds it declares it may report.
+    pub finding_kinds: Vec<String>,
     pub config_schema: Schema,
     pub output_schema: Schema,
     pub budgets: Budgets,
@@ -353,6 +359,11 @@ pub fn validate(raw: RawManifest, cx: &ValidateContext<'_>) -> Result<Plugin, Ma
             Err(e) => problems.push(format!("input_formats: {e}")),
         }
     }
+    for kind in &raw.finding_kinds {
+        if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            problems.push(format!("finding_kinds: {kind:?} must be lowercase letters, digits and underscores"));
+        }
+    }
     let entrypoint = match (&raw.entrypoint, &raw.builtin, cx.dir) {
         (Some(cmd), None, Some(_)) if !cmd.is_empty() && cmd.iter().all(|a| !a.is_empty()) => {
             Some(Entrypoint::Command(cmd.clone()))
@@ -447,6 +458,7 @@ pub fn validate(raw: RawManifest, cx: &ValidateContext<'_>) -> Result<Plugin, Ma
     let canonical = serde_json::json!({
         "id": raw.id, "name": raw.name, "version": raw.version, "type": raw.kind,
         "entrypoint": entrypoint, "depends_on": raw.depends_on, "input_formats": input_formats,
+        "finding_kinds": raw.finding_kinds,
         "budgets": budgets, "permissions": raw.permissions, "min_vigil_version": raw.min_vigil_version,
         "schemas": schema_docs,
     });
@@ -464,6 +476,7 @@ pub fn validate(raw: RawManifest, cx: &ValidateContext<'_>) -> Result<Plugin, Ma
         entrypoint,
         depends_on: raw.depends_on,
         input_formats,
+        finding_kinds: raw.finding_kinds,
         config_schema,
         output_schema,
         budgets,

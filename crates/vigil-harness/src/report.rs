@@ -74,18 +74,44 @@ pub fn finding_id(plugin_id: &str, finding: &Finding) -> String {
     Sha256Digest::of(canonical.to_string().as_bytes()).to_string()[..16].to_owned()
 }
 
+/// The dataset version the run's input became: the one reported by the last plugin in
+/// plan order to report one, since a later ingest plugin depends on (and refines) earlier
+/// ones (`tabular.ingest`'s typed content hash over `core.inspect`'s line-level one).
+pub fn dataset_version<'a>(
+    plan: &'a Plan,
+    results: &'a BTreeMap<String, PluginResult>,
+) -> Option<(&'a str, &'a crate::protocol::DatasetVersion)> {
+    plan.steps.iter().rev().find_map(|step| {
+        let result = results.get(&step.plugin_id).filter(|r| r.status.succeeded())?;
+        Some((step.plugin_id.as_str(), result.response.as_ref()?.dataset.as_ref()?))
+    })
+}
+
+/// Where a plugin's artifact lies, relative to the run folder.
+pub fn artifact_path(plugin_id: &str, path: &str) -> String {
+    format!("plugins/{plugin_id}/artifacts/{path}")
+}
+
 /// Builds `report.json`.
 pub fn build(input: &ReportInput<'_>) -> Value {
     let mut findings = Vec::new();
     let mut metrics = serde_json::Map::new();
     let mut plugins = Vec::new();
-    let mut dataset = Value::Null;
+    let dataset = dataset_version(input.plan, input.results).map_or(Value::Null, |(plugin_id, d)| {
+        json!({ "data_hash": d.data_hash, "rows": d.rows, "columns": d.columns, "plugin_id": plugin_id })
+    });
     for step in &input.plan.steps {
         let Some(PluginResult { status, error, violations, response }) = input.results.get(&step.plugin_id) else {
             continue;
         };
         // A reused result is reported as what it was; the reuse itself is run metadata.
         let shown = if *status == ExecStatus::Cached { ExecStatus::Ok } else { *status };
+        let artifacts: Vec<Value> = response
+            .iter()
+            .filter(|_| status.succeeded())
+            .flat_map(|r| &r.artifacts)
+            .map(|a| json!({ "path": artifact_path(&step.plugin_id, &a.path), "description": a.description }))
+            .collect();
         plugins.push(json!({
             "plugin_id": step.plugin_id,
             "version": step.version,
@@ -94,14 +120,11 @@ pub fn build(input: &ReportInput<'_>) -> Value {
             "error": error,
             "violations": violations,
             "sampling": response.as_ref().and_then(|r| r.sampling.clone()),
+            "artifacts": artifacts,
         }));
         let Some(response) = response.as_ref().filter(|_| status.succeeded()) else { continue };
         if !response.metrics.is_empty() {
             metrics.insert(step.plugin_id.clone(), json!(response.metrics));
-        }
-        if let (Value::Null, Some(d)) = (&dataset, &response.dataset) {
-            dataset =
-                json!({ "data_hash": d.data_hash, "rows": d.rows, "columns": d.columns, "plugin_id": step.plugin_id });
         }
         for finding in &response.findings {
             let mut value = serde_json::to_value(finding).unwrap_or(Value::Null);
@@ -228,6 +251,31 @@ pub fn markdown(report: &Value) -> String {
         }
         if let Some(assumptions) = f["assumptions"].as_array().filter(|a| !a.is_empty()) {
             let _ = writeln!(md, "  - assumptions: {}", join(assumptions));
+        }
+    }
+    let artifacts: Vec<(&str, &Value)> = report["plugins"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            let id = p["plugin_id"].as_str().unwrap_or("");
+            p["artifacts"].as_array().into_iter().flatten().map(move |a| (id, a))
+        })
+        .collect();
+    let is_plot = |a: &Value| a["path"].as_str().is_some_and(|p| p.ends_with(".svg"));
+    if artifacts.iter().any(|(_, a)| is_plot(a)) {
+        let _ = writeln!(md, "\n## Plots\n");
+        for (_, a) in artifacts.iter().filter(|(_, a)| is_plot(a)) {
+            let description = a["description"].as_str().unwrap_or("");
+            let _ = writeln!(md, "### {description}\n\n![{description}]({})\n", a["path"].as_str().unwrap_or(""));
+        }
+    }
+    let others: Vec<_> = artifacts.iter().filter(|(_, a)| !is_plot(a)).collect();
+    if !others.is_empty() {
+        let _ = writeln!(md, "\n## Files\n");
+        for (id, a) in others {
+            let path = a["path"].as_str().unwrap_or("");
+            let _ = writeln!(md, "- [{path}]({path}) from {id}: {}", a["description"].as_str().unwrap_or(""));
         }
     }
     let _ = writeln!(md, "\n## Plugins\n\n| plugin | version | status | summary |\n|---|---|---|---|");

@@ -863,15 +863,10 @@ fn lineage(
         relation: rel.to_owned(),
     };
     let mut edges = Vec::new();
-    let mut dataset: Option<String> = None;
+    let dataset = report::dataset_version(plan, results).map(|(_, d)| d.data_hash.clone());
     for step in &plan.steps {
         let Some(result) = results.get(&step.plugin_id).filter(|r| r.status.succeeded()) else { continue };
         let response = result.response.as_ref();
-        if dataset.is_none()
-            && let Some(d) = response.and_then(|r| r.dataset.as_ref())
-        {
-            dataset = Some(d.data_hash.clone());
-        }
         let result_id = format!("{}/{}", run.id, step.plugin_id);
         edges.push(edge("run", &run.id, "plugin_result", &result_id, "produced"));
         for artifact in response.into_iter().flat_map(|r| &r.artifacts) {
@@ -879,7 +874,7 @@ fn lineage(
                 "plugin_result",
                 &result_id,
                 "artifact",
-                &format!("plugins/{}/artifacts/{}", step.plugin_id, artifact.path),
+                &report::artifact_path(&step.plugin_id, &artifact.path),
                 "wrote",
             ));
         }

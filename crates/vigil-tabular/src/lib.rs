@@ -22,6 +22,8 @@
 //!   missingness, Pearson/Spearman/Cramér's V), defined as pandas/numpy/scipy define them.
 //! - [`analyses`]: outliers (IQR fences, robust z), Benford's first-digit test, volume by
 //!   period, referential checks between named columns, personal data findings (redacted).
+//! - [`plot`]: the report's plots as SVG (histograms, missingness map, correlation
+//!   matrices, Benford chart, volume by period).
 
 pub mod analyses;
 pub mod infer;
@@ -29,6 +31,7 @@ pub mod ingest;
 pub mod json;
 mod par;
 pub mod pii;
+pub mod plot;
 pub mod profile;
 pub mod read;
 pub mod sniff;

@@ -93,10 +93,11 @@ fn a_csv_run_completes_with_an_evidenced_report_and_lineage() {
     let steps = plan.body["data"]["plan"]["steps"].as_array().expect("steps").clone();
     assert_eq!(
         steps.iter().map(|s| s["plugin_id"].as_str().unwrap_or("")).collect::<Vec<_>>(),
-        ["core.inspect", "core.text_profile"]
+        ["core.inspect", "core.text_profile", "tabular.ingest", "tabular.analyses", "tabular.profile"]
     );
     assert_eq!(steps[1]["reason"], "recommended for csv input");
     assert_eq!(steps[1]["layer"], 1);
+    assert_eq!(steps[4]["layer"], 2);
 
     let created = submit(&server, json!({ "upload_id": upload_id }));
     assert_eq!(created.status, 201, "{:?}", created.body);
@@ -105,7 +106,7 @@ fn a_csv_run_completes_with_an_evidenced_report_and_lineage() {
     assert_eq!(created.body["data"]["run"]["status"], "queued");
     let detail = wait(&server, &id);
     assert_eq!(detail["run"]["status"], "completed", "{detail}");
-    for plugin in ["core.inspect", "core.text_profile"] {
+    for plugin in ["core.inspect", "core.text_profile", "tabular.ingest", "tabular.analyses", "tabular.profile"] {
         let e = execution(&detail, plugin);
         assert_eq!(e["status"], "ok");
         assert!(e["duration_us"].as_u64().is_some_and(|d| d > 0), "{e}");
@@ -120,14 +121,21 @@ fn a_csv_run_completes_with_an_evidenced_report_and_lineage() {
     }
     assert_eq!(std::fs::read_dir(env.data().join("runs/.partial")).expect("partial").count(), 0, "finalized");
     let report = server.get(&format!("/api/v1/runs/{id}/report"), None).body["data"].clone();
-    let kinds: Vec<&str> =
-        report["findings"].as_array().expect("findings").iter().map(|f| f["kind"].as_str().unwrap_or("")).collect();
-    assert_eq!(kinds, ["ragged_rows", "duplicate_rows", "blank_lines"]);
-    let ragged = &report["findings"][0];
+    let from = |plugin: &str| -> Vec<Value> {
+        report["findings"].as_array().expect("findings").iter().filter(|f| f["plugin_id"] == plugin).cloned().collect()
+    };
+    let kinds =
+        |findings: &[Value]| findings.iter().map(|f| f["kind"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>();
+    assert_eq!(kinds(&from("core.text_profile")), ["ragged_rows", "duplicate_rows", "blank_lines"]);
+    let ragged = &from("core.text_profile")[0];
     assert_eq!(ragged["measurement_type"], "measured");
     assert_eq!(ragged["evidence"]["rows"], json!([6]));
     assert_eq!(ragged["finding_id"].as_str().map(str::len), Some(16));
-    assert_eq!(report["input"]["dataset"]["rows"], 5);
+    // The typed reading left the ragged row out and says so; its dataset version is the run's.
+    assert_eq!(kinds(&from("tabular.ingest")), ["ragged_rows"]);
+    assert_eq!(report["input"]["dataset"]["plugin_id"], "tabular.ingest");
+    assert_eq!(report["input"]["dataset"]["rows"], 3);
+    assert!(report["input"]["dataset"]["data_hash"].as_str().is_some_and(|h| h.starts_with("sha256:")));
     let markdown = std::fs::read_to_string(dir.join("report.md")).expect("md");
     assert!(markdown.contains("rows 6"), "{markdown}");
 
@@ -142,6 +150,87 @@ fn a_csv_run_completes_with_an_evidenced_report_and_lineage() {
         [("upload", "dataset_version"), ("dataset_version", "run"), ("run", "plugin_result"), ("run", "artifact")]
     {
         assert!(edges.contains(&(expected.0.to_owned(), expected.1.to_owned())), "{expected:?} missing from {edges:?}");
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() { files.extend(files_under(&path)) } else { files.push(path) }
+    }
+    files
+}
+
+#[test]
+fn a_business_table_gets_a_typed_profile_analyses_and_plots_without_showing_personal_data() {
+    let (env, _) = env_with_plugins(&[]);
+    let server = env.start();
+    let orders =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../vigil-tabular/tests/fixtures/orders.csv"))
+            .expect("fixture");
+    let upload_id = upload(&server, "orders.csv", &orders);
+    let settings = json!({ "tabular.analyses": { "references": [{ "column": "vendor_id", "parent": "zip" }] } });
+    let created = submit(&server, json!({ "upload_id": upload_id, "settings": settings }));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &id);
+    assert_eq!(detail["run"]["status"], "completed", "{detail}");
+
+    let report = server.get(&format!("/api/v1/runs/{id}/report"), None).body["data"].clone();
+    assert_eq!(report["input"]["dataset"]["plugin_id"], "tabular.ingest");
+    assert_eq!(report["metrics"]["tabular.ingest"]["schema"]["amount"]["role"], "amount", "{report}");
+    assert_eq!(report["metrics"]["tabular.profile"]["exact"], true);
+    let found = |kind: &str| {
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    assert_eq!(found("personal_data")["evidence"]["columns"], json!(["customer_email"]));
+    assert_eq!(found("unmatched_references")["evidence"]["columns"], json!(["vendor_id", "zip"]));
+    assert_eq!(found("unmatched_references")["severity"], "high");
+
+    // Plots are in report.md and on disk; every artifact the report lists exists.
+    let dir = run_dir(&env, &id);
+    let markdown = std::fs::read_to_string(dir.join("report.md")).expect("md");
+    assert!(markdown.contains("## Plots"), "{markdown}");
+    let plots: Vec<&str> = markdown
+        .lines()
+        .filter_map(|l| l.strip_prefix("!["))
+        .filter_map(|l| l.split("](").nth(1))
+        .map(|l| l.trim_end_matches(')'))
+        .collect();
+    for expected in ["missingness.svg", "correlation-pearson.svg", "-amount.svg"] {
+        assert!(plots.iter().any(|p| p.ends_with(expected)), "{expected} not in {plots:?}");
+    }
+    assert!(plots.iter().any(|p| p.contains("tabular.analyses/artifacts/benford-")), "{plots:?}");
+    for plot in &plots {
+        let svg = std::fs::read_to_string(dir.join(plot)).unwrap_or_else(|e| panic!("{plot}: {e}"));
+        assert!(svg.starts_with("<svg "), "{plot}");
+    }
+    for plugin in report["plugins"].as_array().expect("plugins") {
+        for artifact in plugin["artifacts"].as_array().expect("artifacts") {
+            assert!(dir.join(artifact["path"].as_str().expect("path")).is_file(), "{artifact}");
+        }
+    }
+
+    // No e-mail address of the input appears anywhere Vigil wrote, the copy of the input aside.
+    let emails: Vec<String> = String::from_utf8_lossy(&orders)
+        .split([',', '\n'])
+        .filter(|cell| cell.contains('@'))
+        .map(str::to_owned)
+        .collect();
+    assert!(emails.len() > 10);
+    for file in files_under(&dir).into_iter().filter(|f| !f.starts_with(dir.join("input"))) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).expect("read")).into_owned();
+        if let Some(email) = emails.iter().find(|e| text.contains(e.as_str())) {
+            panic!("{} shows {email}", file.display());
+        }
     }
 }
 
@@ -440,7 +529,7 @@ fn the_example_plugins_in_python_and_rust_run_and_pass_their_self_tests() {
     let doctor = env.run(&["plugins", "doctor"]);
     let text = String::from_utf8_lossy(&doctor.stdout);
     assert!(doctor.status.success(), "{text}\n{}", String::from_utf8_lossy(&doctor.stderr));
-    assert!(text.contains("example.word_stats") && text.contains("4 plugins"), "{text}");
+    assert!(text.contains("example.word_stats") && text.contains("7 plugins"), "{text}");
 
     let server = env.start();
     let upload_id = upload(&server, "notes.txt", b"one two three\nbuffalo buffalo buffalo buffalo\n\nshort\n");

@@ -1,0 +1,992 @@
+//! The tabular statistics pack ([`vigil_tabular`]) as three built-in plugins:
+//!
+//! - `tabular.ingest` (ingest): reads CSV/TSV/TXT or JSON into a typed table and reports
+//!   the dataset version (rows, columns, the `data_hash` of the typed content), how it was
+//!   read (encoding, dialect or JSON layout, each with its evidence), every column's kind
+//!   and role with evidence, and the rows left out (with their line numbers).
+//! - `tabular.profile` (profile): exact statistics per column and per table, findings for
+//!   duplicate rows and keys, missing values, constant columns, strong correlations and
+//!   long date gaps, and the plots (histograms, missingness map, correlation matrices).
+//! - `tabular.analyses` (analysis): outliers, Benford's test, volume by period, the
+//!   referential checks the settings name, and personal data (redacted), with plots.
+//!
+//! The profile and the analyses read the input again exactly as the ingest did (its
+//! response's `data.read_as`) and stop if the typed content hashes differently, so all
+//! three describe one dataset version. Row numbers in their evidence are data rows
+//! (1-based, header excluded); the ingest's are lines of the file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use vigil_tabular::analyses::{self, Analyses, RobustZ};
+use vigil_tabular::ingest::{Dataset, Format as TableFormat, IngestOptions, InputFormat};
+use vigil_tabular::profile::{self, Profile};
+use vigil_tabular::read::ReadOptions;
+use vigil_tabular::sniff::Encoding;
+use vigil_tabular::{Column, plot};
+
+use super::{EVIDENCE_ROWS_MAX, measured, ok};
+use crate::protocol::{ArtifactRef, DatasetVersion, Evidence, Finding, Request, Response, Severity};
+
+pub(super) const INGEST: &str = "tabular.ingest";
+/// Input formats the pack reads.
+const FORMATS: &str = "input_formats = [\"csv\", \"tsv\", \"text\", \"json\", \"ndjson\"]\n";
+/// Histograms drawn (the first numeric columns); every column's statistics are reported.
+const HISTOGRAMS_MAX: usize = 40;
+/// A correlation at least this strong (in absolute value) is a finding.
+const STRONG_CORRELATION: f64 = 0.95;
+/// A date gap is a finding when it is at least this many days long, and this many times
+/// the column's mean spacing between days with rows (sparse dates have long gaps anyway).
+const DATE_GAP_DAYS: i64 = 7;
+const DATE_GAP_SPACINGS: f64 = 5.0;
+
+/// The pack's manifests (TOML) with their config schemas.
+pub(super) fn manifests() -> Vec<(String, Value)> {
+    let budgets = "[budgets]\ntime_limit_ms = 1800000\nmemory_mb = 8192\n";
+    let ingest = format!(
+        "id = \"{INGEST}\"\nname = \"Read a table\"\nversion = \"1.0.0\"\ntype = \"ingest\"\nbuiltin = \"tabular_ingest\"\n\
+         depends_on = [\"core.inspect\"]\n{FORMATS}\
+         finding_kinds = [\"ragged_rows\", \"records_too_long\", \"invalid_utf8\", \"malformed_records\", \"renamed_columns\"]\n\
+         description = \"CSV, TSV or JSON to a typed table: encoding, dialect, column kinds and roles with evidence, a canonical data hash\"\n{budgets}"
+    );
+    let profile = format!(
+        "id = \"tabular.profile\"\nname = \"Profile a table\"\nversion = \"1.0.0\"\ntype = \"profile\"\nbuiltin = \"tabular_profile\"\n\
+         depends_on = [\"{INGEST}\"]\n{FORMATS}\
+         finding_kinds = [\"duplicate_rows\", \"duplicate_keys\", \"missing_values\", \"empty_column\", \"constant_column\", \"strong_correlation\", \"date_gap\"]\n\
+         description = \"Exact per-column statistics, duplicates, missingness and correlations, with plots\"\n{budgets}"
+    );
+    let analyses = format!(
+        "id = \"tabular.analyses\"\nname = \"Analyse a table\"\nversion = \"1.0.0\"\ntype = \"analysis\"\nbuiltin = \"tabular_analyses\"\n\
+         depends_on = [\"{INGEST}\"]\n{FORMATS}\
+         finding_kinds = [\"outliers\", \"benford_nonconformity\", \"volume_spike\", \"volume_gap\", \"unmatched_references\", \"personal_data\"]\n\
+         description = \"Outliers, Benford's first-digit test, volume by period, referential checks and personal data\"\n{budgets}"
+    );
+    let ingest_schema = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "format": { "enum": ["delimited", "json"], "description": "Detected from the content when not given" },
+            "encoding": { "enum": ["utf-8", "utf-8-bom", "utf-16le", "utf-16be", "latin-1"] },
+            "delimiter": { "type": "string", "minLength": 1, "maxLength": 1 },
+            "header": { "type": "boolean" },
+            "max_record_bytes": { "type": "integer", "minimum": 64, "maximum": 1_073_741_824_u64, "default": 16_777_216 }
+        }
+    });
+    let profile_schema = json!({ "type": "object", "additionalProperties": false });
+    let analyses_schema = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "references": {
+                "type": "array",
+                "description": "Referential checks: every value of `column` should occur in `parent`",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["column", "parent"],
+                    "properties": { "column": { "type": "string" }, "parent": { "type": "string" } }
+                },
+                "default": []
+            }
+        }
+    });
+    vec![(ingest, ingest_schema), (profile, profile_schema), (analyses, analyses_schema)]
+}
+
+/// Runs the pack's built-in `name`, or `None` if it is not one of the pack's.
+pub(super) fn run(name: &str, request: &Request) -> Option<Result<Response, String>> {
+    Some(match name {
+        "tabular_ingest" => ingest(request),
+        "tabular_profile" => profile(request),
+        "tabular_analyses" => analyse(request),
+        _ => return None,
+    })
+}
+
+/// How the input was read: enough to read it again the same way.
+#[derive(Debug, PartialEq)]
+struct ReadAs {
+    format: InputFormat,
+    encoding: Encoding,
+    delimiter: Option<u8>,
+    header: Option<bool>,
+    max_record_bytes: usize,
+}
+
+impl ReadAs {
+    fn of(dataset: &Dataset, max_record_bytes: usize) -> ReadAs {
+        let (format, delimiter, header) = match &dataset.format.value {
+            TableFormat::Delimited(d) => {
+                (InputFormat::Delimited, u8::try_from(d.delimiter.value).ok(), Some(d.header.value))
+            }
+            TableFormat::Json { .. } => (InputFormat::Json, None, None),
+        };
+        ReadAs { format, encoding: dataset.encoding.value, delimiter, header, max_record_bytes }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "format": match self.format { InputFormat::Delimited => "delimited", InputFormat::Json => "json" },
+            "encoding": encoding_name(self.encoding),
+            "delimiter": self.delimiter.map(|d| char::from(d).to_string()),
+            "header": self.header,
+            "max_record_bytes": self.max_record_bytes,
+        })
+    }
+
+    /// Reads settings (the ingest's config, or a recorded `read_as`); absent choices are
+    /// detected.
+    fn from_json(value: &Value) -> Result<(IngestOptions, usize), String> {
+        let format = match value.get("format").and_then(Value::as_str) {
+            None => None,
+            Some("delimited") => Some(InputFormat::Delimited),
+            Some("json") => Some(InputFormat::Json),
+            Some(other) => return Err(format!("unknown format {other:?}: use \"delimited\" or \"json\"")),
+        };
+        let encoding = match value.get("encoding").and_then(Value::as_str) {
+            None => None,
+            Some(name) => Some(encoding_named(name).ok_or_else(|| {
+                format!("unknown encoding {name:?}: use utf-8, utf-8-bom, utf-16le, utf-16be or latin-1")
+            })?),
+        };
+        let delimiter = match value.get("delimiter").and_then(Value::as_str) {
+            None => None,
+            Some(d) => match d.as_bytes() {
+                [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') => Some(*b),
+                _ => {
+                    return Err(format!(
+                        "the delimiter {d:?} must be one ASCII character other than a quote or newline"
+                    ));
+                }
+            },
+        };
+        let header = value.get("header").and_then(Value::as_bool);
+        let cap = value.get("max_record_bytes").and_then(Value::as_u64).unwrap_or(16 << 20);
+        let cap = usize::try_from(cap).map_err(|_| "max_record_bytes is too large".to_owned())?;
+        let read = ReadOptions { max_record_bytes: cap, ..ReadOptions::default() };
+        Ok((IngestOptions { format, encoding, delimiter, header, read }, cap))
+    }
+}
+
+fn encoding_name(e: Encoding) -> &'static str {
+    match e {
+        Encoding::Utf8 => "utf-8",
+        Encoding::Utf8Bom => "utf-8-bom",
+        Encoding::Utf16Le => "utf-16le",
+        Encoding::Utf16Be => "utf-16be",
+        Encoding::Latin1 => "latin-1",
+    }
+}
+
+fn encoding_named(name: &str) -> Option<Encoding> {
+    [Encoding::Utf8, Encoding::Utf8Bom, Encoding::Utf16Le, Encoding::Utf16Be, Encoding::Latin1]
+        .into_iter()
+        .find(|e| encoding_name(*e) == name)
+}
+
+fn read(path: &Path, options: &IngestOptions) -> Result<Dataset, String> {
+    vigil_tabular::ingest_path(path, options).map_err(|e| format!("cannot read the input as a table: {e}"))
+}
+
+fn ingest(request: &Request) -> Result<Response, String> {
+    let (options, cap) = ReadAs::from_json(&request.config)?;
+    let dataset = read(&request.input.path, &options)?;
+    let read_as = ReadAs::of(&dataset, cap);
+    let p = &dataset.problems;
+    let lines = |examples: &mut dyn Iterator<Item = u64>| examples.take(EVIDENCE_ROWS_MAX).collect::<Vec<_>>();
+    let mut findings = Vec::new();
+    let count = |n: u64| BTreeMap::from([("rows".to_owned(), json!(n))]);
+    if p.ragged.count > 0 {
+        let mut values = count(p.ragged.count);
+        values.insert(
+            "examples".into(),
+            json!(
+                p.ragged
+                    .examples
+                    .iter()
+                    .map(|r| json!({"line": r.line, "fields": r.fields, "expected": r.expected}))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        findings.push(measured(
+            "ragged_rows",
+            format!("{} rows do not have the header's field count and were left out", p.ragged.count),
+            Severity::High,
+            Evidence { rows: lines(&mut p.ragged.examples.iter().map(|r| r.line)), values, ..Evidence::default() },
+        ));
+    }
+    if p.too_long.count > 0 {
+        let mut values = count(p.too_long.count);
+        values.insert("cap_bytes".into(), json!(cap));
+        findings.push(measured(
+            "records_too_long",
+            format!("{} records are longer than the {cap}-byte cap and were left out", p.too_long.count),
+            Severity::High,
+            Evidence { rows: lines(&mut p.too_long.examples.iter().map(|r| r.line)), values, ..Evidence::default() },
+        ));
+    }
+    if p.malformed.count > 0 {
+        let mut values = count(p.malformed.count);
+        values.insert(
+            "reasons".into(),
+            json!(p.malformed.examples.iter().map(|m| json!({"line": m.line, "reason": m.reason})).collect::<Vec<_>>()),
+        );
+        findings.push(measured(
+            "malformed_records",
+            format!("{} JSON records do not parse or are not objects and were left out", p.malformed.count),
+            Severity::High,
+            Evidence { rows: lines(&mut p.malformed.examples.iter().map(|m| m.line)), values, ..Evidence::default() },
+        ));
+    }
+    if p.invalid_utf8.count > 0 {
+        findings.push(measured(
+            "invalid_utf8",
+            format!("{} lines hold bytes that are not UTF-8 (read as U+FFFD)", p.invalid_utf8.count),
+            Severity::Medium,
+            Evidence {
+                rows: lines(&mut p.invalid_utf8.examples.iter().copied()),
+                values: BTreeMap::from([("lines".to_owned(), json!(p.invalid_utf8.count))]),
+                ..Evidence::default()
+            },
+        ));
+    }
+    if !dataset.renamed.is_empty() {
+        findings.push(measured(
+            "renamed_columns",
+            format!("{} header names were empty or repeated and were renamed", dataset.renamed.len()),
+            Severity::Low,
+            Evidence {
+                columns: dataset.renamed.iter().map(|(_, to)| to.clone()).collect(),
+                values: BTreeMap::from([(
+                    "renamed".to_owned(),
+                    json!(dataset.renamed.iter().map(|(from, to)| json!({"from": from, "to": to})).collect::<Vec<_>>()),
+                )]),
+                ..Evidence::default()
+            },
+        ));
+    }
+    let summary = dataset.summary();
+    let kinds: BTreeMap<String, Value> = dataset
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), json!({"kind": c.kind.value.name(), "role": c.role.value})))
+        .collect();
+    let metrics = BTreeMap::from([
+        ("rows".to_owned(), json!(dataset.rows)),
+        ("columns".to_owned(), json!(dataset.columns.len())),
+        ("rows_left_out".to_owned(), json!(p.rows_left_out())),
+        ("blank_lines".to_owned(), json!(p.blank_lines)),
+        ("read_as".to_owned(), read_as.to_json()),
+        ("schema".to_owned(), json!(kinds)),
+    ]);
+    write_json(request, "schema.json", &json!(summary))?;
+    let mut response = ok(
+        format!(
+            "{} rows × {} columns read as {} ({}); {} rows left out",
+            dataset.rows,
+            dataset.columns.len(),
+            format_name(&dataset.format.value),
+            encoding_name(dataset.encoding.value),
+            p.rows_left_out()
+        ),
+        findings,
+        metrics,
+    );
+    response.dataset = Some(DatasetVersion {
+        data_hash: dataset.data_hash.clone(),
+        rows: dataset.rows as u64,
+        columns: dataset.columns.len() as u64,
+    });
+    response.data = Some(json!({ "read_as": read_as.to_json(), "summary": summary }));
+    response.artifacts = vec![artifact(
+        "schema.json",
+        "Every column's kind and role with the evidence, how the file was read, what was left out",
+    )];
+    Ok(response)
+}
+
+fn format_name(format: &TableFormat) -> String {
+    match format {
+        TableFormat::Delimited(d) => {
+            let delimiter = match d.delimiter.value {
+                '\t' => "tab".to_owned(),
+                c => format!("{c:?}"),
+            };
+            format!("delimited by {delimiter}, {}", if d.header.value { "with a header" } else { "no header" })
+        }
+        TableFormat::Json { layout } => {
+            format!("JSON {}", serde_json::to_value(layout).unwrap_or_default().as_str().unwrap_or(""))
+        }
+    }
+}
+
+/// The table the ingest produced, read again the same way and checked against its hash.
+fn dataset_of(request: &Request) -> Result<Dataset, String> {
+    let dependency =
+        request.dependencies.get(INGEST).ok_or_else(|| format!("{INGEST} did not run before this plugin"))?;
+    let raw = std::fs::read(&dependency.response_path).map_err(|e| format!("cannot read {INGEST}'s response: {e}"))?;
+    let response: Response =
+        serde_json::from_slice(&raw).map_err(|e| format!("{INGEST}'s response is invalid: {e}"))?;
+    let read_as = response
+        .data
+        .as_ref()
+        .and_then(|d| d.get("read_as"))
+        .ok_or_else(|| format!("{INGEST} did not say how it read the input"))?;
+    let expected = response.dataset.ok_or_else(|| format!("{INGEST} reported no dataset version"))?;
+    let (options, _) = ReadAs::from_json(read_as)?;
+    let dataset = read(&request.input.path, &options)?;
+    if dataset.data_hash != expected.data_hash {
+        return Err(format!(
+            "the input reads as {} now but {INGEST} read it as {}: it changed in between",
+            dataset.data_hash, expected.data_hash
+        ));
+    }
+    Ok(dataset)
+}
+
+fn profile(request: &Request) -> Result<Response, String> {
+    let dataset = dataset_of(request)?;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let p = profile::profile(&dataset.columns, dataset.rows, threads);
+    let mut findings = profile_findings(&p, &dataset.columns);
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+
+    let mut artifacts = vec![artifact("profile.json", "Every statistic of every column and of the table")];
+    write_json(request, "profile.json", &json!(p))?;
+    let mut numbered = 0;
+    for (i, column) in p.columns.iter().enumerate() {
+        let Some(stats) = &column.numeric else { continue };
+        if numbered == HISTOGRAMS_MAX {
+            break;
+        }
+        numbered += 1;
+        let name = format!("histogram-{:02}-{}.svg", i + 1, slug(&column.name));
+        write_file(request, &name, &plot::histogram(&column.name, stats))?;
+        artifacts.push(artifact(&name, &format!("Histogram of {}", column.name)));
+    }
+    if dataset.rows > 0 && !dataset.columns.is_empty() {
+        write_file(request, "missingness.svg", &plot::missingness(&dataset.columns, dataset.rows))?;
+        artifacts.push(artifact("missingness.svg", "Missing values by column and row band"));
+    }
+    let c = &p.correlations;
+    let matrices = [
+        ("correlation-pearson.svg", "Pearson correlation", &c.numeric, &c.pearson, true),
+        ("correlation-spearman.svg", "Spearman correlation", &c.numeric, &c.spearman, true),
+        ("cramers-v.svg", "Cramér's V between categories", &c.categorical, &c.cramers_v, false),
+    ];
+    for (name, title, names, matrix, signed) in matrices {
+        if names.len() >= 2 {
+            write_file(request, name, &plot::correlation(title, names, matrix, signed))?;
+            artifacts.push(artifact(name, title));
+        }
+    }
+    let metrics = BTreeMap::from([
+        ("rows".to_owned(), json!(p.rows)),
+        ("exact".to_owned(), json!(p.exact)),
+        ("duplicate_rows".to_owned(), json!(p.duplicate_rows.count)),
+        (
+            "columns".to_owned(),
+            json!(p.columns.iter().map(|c| (c.name.clone(), column_metrics(c))).collect::<serde_json::Map<_, _>>()),
+        ),
+        ("row_numbers".to_owned(), json!("data rows, 1-based, header excluded")),
+    ]);
+    let summary = format!(
+        "{} rows × {} columns profiled exactly; {} duplicate rows; {} findings",
+        p.rows,
+        p.columns.len(),
+        p.duplicate_rows.count,
+        findings.len()
+    );
+    let mut response = ok(summary, findings, metrics);
+    response.artifacts = artifacts;
+    Ok(response)
+}
+
+/// The statistics of one column that belong in the report itself.
+fn column_metrics(c: &profile::ColumnProfile) -> Value {
+    let mut m =
+        json!({ "kind": c.kind, "role": c.role, "count": c.count, "missing": c.missing, "distinct": c.distinct });
+    if let Some(n) = &c.numeric {
+        m["min"] = json!(n.min);
+        m["max"] = json!(n.max);
+        m["mean"] = json!(n.mean);
+        m["median"] = json!(n.median);
+        m["std"] = json!(n.std);
+        m["zeros"] = json!(n.zeros);
+        m["negatives"] = json!(n.negatives);
+    }
+    if let Some(d) = &c.dates {
+        m["first"] = json!(d.first);
+        m["last"] = json!(d.last);
+    }
+    m
+}
+
+fn profile_findings(p: &Profile, columns: &[Column]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let values =
+        |pairs: &[(&str, Value)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect::<BTreeMap<_, _>>();
+    if p.duplicate_rows.count > 0 {
+        let d = &p.duplicate_rows;
+        findings.push(measured(
+            "duplicate_rows",
+            format!("{} rows repeat an earlier row in every column", d.count),
+            Severity::Medium,
+            Evidence {
+                rows: d.examples.iter().map(|(row, _)| *row as u64).take(EVIDENCE_ROWS_MAX).collect(),
+                values: values(&[("rows", json!(d.count)), ("repeat_and_first_seen", json!(d.examples))]),
+                ..Evidence::default()
+            },
+        ));
+    }
+    for k in &p.duplicate_keys {
+        let rows: Vec<u64> =
+            k.examples.iter().flat_map(|(_, rows)| rows.iter().map(|r| *r as u64)).take(EVIDENCE_ROWS_MAX).collect();
+        findings.push(measured(
+            "duplicate_keys",
+            format!(
+                "{} values of identifier column {} occur more than once ({} extra rows)",
+                k.values, k.column, k.rows
+            ),
+            Severity::High,
+            Evidence {
+                columns: vec![k.column.clone()],
+                rows,
+                values: values(&[
+                    ("values", json!(k.values)),
+                    ("rows", json!(k.rows)),
+                    ("examples", json!(k.examples)),
+                ]),
+            },
+        ));
+    }
+    for (column, stats) in columns.iter().zip(&p.columns) {
+        if stats.count == 0 {
+            findings.push(measured(
+                "empty_column",
+                format!("Column {} has no values", stats.name),
+                Severity::Low,
+                Evidence {
+                    columns: vec![stats.name.clone()],
+                    values: values(&[("missing", json!(stats.missing))]),
+                    ..Evidence::default()
+                },
+            ));
+            continue;
+        }
+        if stats.missing > 0 {
+            let share = stats.missing as f64 / p.rows as f64;
+            let rows: Vec<u64> = (0..p.rows)
+                .filter(|&r| column.validity.is_missing(r))
+                .take(EVIDENCE_ROWS_MAX)
+                .map(|r| r as u64 + 1)
+                .collect();
+            findings.push(measured(
+                "missing_values",
+                format!(
+                    "Column {} is missing {} of {} values ({:.1}%)",
+                    stats.name,
+                    stats.missing,
+                    p.rows,
+                    share * 100.0
+                ),
+                if share >= 0.5 {
+                    Severity::Medium
+                } else if share >= 0.05 {
+                    Severity::Low
+                } else {
+                    Severity::Info
+                },
+                Evidence {
+                    columns: vec![stats.name.clone()],
+                    rows,
+                    values: values(&[
+                        ("missing", json!(stats.missing)),
+                        ("rows", json!(p.rows)),
+                        ("share", json!(share)),
+                    ]),
+                },
+            ));
+        }
+        if stats.distinct == 1 && p.rows > 1 {
+            findings.push(measured(
+                "constant_column",
+                format!("Column {} holds one value in every row that has one", stats.name),
+                Severity::Low,
+                Evidence {
+                    columns: vec![stats.name.clone()],
+                    values: values(&[("distinct", json!(1)), ("count", json!(stats.count)), ("top", json!(stats.top))]),
+                    ..Evidence::default()
+                },
+            ));
+        }
+        if let Some(d) = &stats.dates {
+            let spacing = d.span_days as f64 / d.days_with_rows.max(1) as f64;
+            let unusual = |days: i64| days >= DATE_GAP_DAYS && days as f64 >= DATE_GAP_SPACINGS * spacing;
+            for gap in d.gaps.iter().filter(|g| unusual(g.missing_days)) {
+                findings.push(measured(
+                    "date_gap",
+                    format!(
+                        "No rows in {} for {} days between {} and {}",
+                        stats.name, gap.missing_days, gap.after, gap.before
+                    ),
+                    Severity::Low,
+                    Evidence {
+                        columns: vec![stats.name.clone()],
+                        values: values(&[
+                            ("after", json!(gap.after)),
+                            ("before", json!(gap.before)),
+                            ("missing_days", json!(gap.missing_days)),
+                            ("mean_spacing_days", json!(spacing)),
+                        ]),
+                        ..Evidence::default()
+                    },
+                ));
+            }
+        }
+    }
+    let c = &p.correlations;
+    let pairs = [
+        ("pearson", &c.numeric, &c.pearson),
+        ("spearman", &c.numeric, &c.spearman),
+        ("cramers_v", &c.categorical, &c.cramers_v),
+    ];
+    for (measure, names, matrix) in pairs {
+        for i in 0..names.len() {
+            for j in i + 1..names.len() {
+                let Some(r) = matrix.get(i).and_then(|row| row.get(j)).copied().flatten() else { continue };
+                if r.abs() >= STRONG_CORRELATION {
+                    findings.push(measured(
+                        "strong_correlation",
+                        format!("{} and {} are almost interchangeable ({measure} {r:.4})", names[i], names[j]),
+                        Severity::Info,
+                        Evidence {
+                            columns: vec![names[i].clone(), names[j].clone()],
+                            values: values(&[("measure", json!(measure)), ("value", json!(r))]),
+                            ..Evidence::default()
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    findings
+}
+
+fn analyse(request: &Request) -> Result<Response, String> {
+    let references: Vec<(String, String)> = request
+        .config
+        .get("references")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let name = |key: &str| r.get(key).and_then(Value::as_str).map(str::to_owned);
+            name("column").zip(name("parent")).ok_or_else(|| "each reference needs a column and a parent".to_owned())
+        })
+        .collect::<Result<_, _>>()?;
+    let dataset = dataset_of(request)?;
+    let a = analyses::analyse(&dataset.columns, &analyses::Plan { references }).map_err(|e| e.to_string())?;
+    let mut findings = analysis_findings(&a);
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+
+    let mut artifacts = vec![artifact("analyses.json", "Every analysis with its statistics and examples")];
+    write_json(request, "analyses.json", &json!(a))?;
+    let index = |name: &str| dataset.columns.iter().position(|c| c.name == name).map_or(0, |i| i + 1);
+    for b in &a.benford {
+        let name = format!("benford-{:02}-{}.svg", index(&b.column), slug(&b.column));
+        write_file(request, &name, &plot::benford(b))?;
+        artifacts.push(artifact(&name, &format!("First digits of {} against Benford's law", b.column)));
+    }
+    for v in &a.volume {
+        let name = format!("volume-{:02}-{}.svg", index(&v.column), slug(&v.column));
+        write_file(request, &name, &plot::volume(v))?;
+        artifacts.push(artifact(&name, &format!("Rows per period by {}", v.column)));
+    }
+    let benford: serde_json::Map<String, Value> = a
+        .benford
+        .iter()
+        .map(|b| (b.column.clone(), json!({"values": b.values, "chi2": b.chi2, "p_value": b.p_value, "mad": b.mad, "conformity": b.conformity, "caveat": b.caveat})))
+        .collect();
+    let metrics = BTreeMap::from([
+        ("benford".to_owned(), Value::Object(benford)),
+        (
+            "columns_with_outliers".to_owned(),
+            json!(a.outliers.iter().filter(|o| o.iqr.below + o.iqr.above > 0).count()),
+        ),
+        ("personal_data_columns".to_owned(), json!(a.personal_data.iter().map(|p| &p.column).collect::<Vec<_>>())),
+        ("row_numbers".to_owned(), json!("data rows, 1-based, header excluded")),
+    ]);
+    let summary = format!(
+        "{} outlier checks, {} Benford tests, {} volume series, {} referential checks, {} personal data columns; {} findings",
+        a.outliers.len(),
+        a.benford.len(),
+        a.volume.len(),
+        a.references.len(),
+        a.personal_data.len(),
+        findings.len()
+    );
+    let mut response = ok(summary, findings, metrics);
+    response.artifacts = artifacts;
+    Ok(response)
+}
+
+fn analysis_findings(a: &Analyses) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let values =
+        |pairs: Vec<(&str, Value)>| pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<BTreeMap<_, _>>();
+    for o in &a.outliers {
+        let beyond = o.iqr.below + o.iqr.above;
+        if beyond == 0 {
+            continue;
+        }
+        let mut v = values(vec![
+            ("values", json!(o.values)),
+            ("lower_fence", json!(o.iqr.lower_fence)),
+            ("upper_fence", json!(o.iqr.upper_fence)),
+            ("below", json!(o.iqr.below)),
+            ("above", json!(o.iqr.above)),
+            ("examples", json!(o.iqr.examples)),
+        ]);
+        if let RobustZ::Measured { flagged, median, mad, .. } = &o.robust_z {
+            v.insert("robust_z_flagged".into(), json!(flagged));
+            v.insert("median".into(), json!(median));
+            v.insert("mad".into(), json!(mad));
+        }
+        let share = beyond as f64 / o.values.max(1) as f64;
+        findings.push(measured(
+            "outliers",
+            format!(
+                "{beyond} values of {} lie beyond Tukey's fences [{}, {}]",
+                o.column,
+                plot::format_number(o.iqr.lower_fence),
+                plot::format_number(o.iqr.upper_fence)
+            ),
+            if share > 0.05 { Severity::Medium } else { Severity::Low },
+            Evidence {
+                columns: vec![o.column.clone()],
+                rows: o.iqr.examples.iter().map(|f| f.row as u64).take(EVIDENCE_ROWS_MAX).collect(),
+                values: v,
+            },
+        ));
+    }
+    for b in &a.benford {
+        if !matches!(b.conformity, "nonconformity" | "marginal") {
+            continue;
+        }
+        let mut v = values(vec![
+            ("values", json!(b.values)),
+            ("observed", json!(b.observed)),
+            ("chi2", json!(b.chi2)),
+            ("p_value", json!(b.p_value)),
+            ("mad", json!(b.mad)),
+            ("conformity", json!(b.conformity)),
+        ]);
+        if let Some(caveat) = &b.caveat {
+            v.insert("caveat".into(), json!(caveat));
+        }
+        findings.push(measured(
+            "benford_nonconformity",
+            format!(
+                "First digits of {} depart from Benford's law ({}, MAD {:.4}, p = {:.3e})",
+                b.column, b.conformity, b.mad, b.p_value
+            ),
+            if b.conformity == "nonconformity" && b.caveat.is_none() { Severity::Medium } else { Severity::Low },
+            Evidence { columns: vec![b.column.clone()], values: v, ..Evidence::default() },
+        ));
+    }
+    for v in &a.volume {
+        if !v.spikes.is_empty() {
+            findings.push(measured(
+                "volume_spike",
+                format!("{} periods of {} have unusually many rows", v.spikes.len(), v.column),
+                Severity::Low,
+                Evidence {
+                    columns: vec![v.column.clone()],
+                    values: values(vec![("period", json!(v.period)), ("spikes", json!(v.spikes))]),
+                    ..Evidence::default()
+                },
+            ));
+        }
+        if !v.gaps.is_empty() {
+            findings.push(measured(
+                "volume_gap",
+                format!("{} stretches of {} have no rows", v.gaps.len(), v.column),
+                Severity::Low,
+                Evidence {
+                    columns: vec![v.column.clone()],
+                    values: values(vec![("period", json!(v.period)), ("gaps", json!(v.gaps))]),
+                    ..Evidence::default()
+                },
+            ));
+        }
+    }
+    for r in &a.references {
+        if r.unmatched_rows == 0 {
+            continue;
+        }
+        findings.push(measured(
+            "unmatched_references",
+            format!(
+                "{} rows of {} hold {} values that {} does not have",
+                r.unmatched_rows, r.child, r.unmatched_values, r.parent
+            ),
+            Severity::High,
+            Evidence {
+                columns: vec![r.child.clone(), r.parent.clone()],
+                rows: r
+                    .examples
+                    .iter()
+                    .flat_map(|(_, rows)| rows.iter().map(|x| *x as u64))
+                    .take(EVIDENCE_ROWS_MAX)
+                    .collect(),
+                values: values(vec![
+                    ("rows_checked", json!(r.rows)),
+                    ("unmatched_rows", json!(r.unmatched_rows)),
+                    ("unmatched_values", json!(r.unmatched_values)),
+                    ("examples", json!(r.examples)),
+                ]),
+            },
+        ));
+    }
+    for p in &a.personal_data {
+        findings.push(measured(
+            "personal_data",
+            format!(
+                "{} of {} values of {} look like {} ({:.0}% confidence)",
+                p.matching,
+                p.values,
+                p.column,
+                json!(p.kind).as_str().unwrap_or("personal data"),
+                p.confidence * 100.0
+            ),
+            Severity::Medium,
+            Evidence {
+                columns: vec![p.column.clone()],
+                rows: p.examples.iter().map(|(row, _)| *row as u64).take(EVIDENCE_ROWS_MAX).collect(),
+                values: values(vec![
+                    ("kind", json!(p.kind)),
+                    ("matching", json!(p.matching)),
+                    ("values", json!(p.values)),
+                    ("confidence", json!(p.confidence)),
+                    ("redacted_examples", json!(p.examples)),
+                ]),
+            },
+        ));
+    }
+    findings
+}
+
+/// A file name part from a column name: lowercase ASCII letters, digits and dashes.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+        if out.len() >= 40 {
+            break;
+        }
+    }
+    let out = out.trim_matches('-');
+    if out.is_empty() { "column".to_owned() } else { out.to_owned() }
+}
+
+fn artifact(path: &str, description: &str) -> ArtifactRef {
+    ArtifactRef { path: path.to_owned(), description: description.to_owned() }
+}
+
+fn write_file(request: &Request, name: &str, content: &str) -> Result<(), String> {
+    std::fs::write(request.output_dir.join(name), content).map_err(|e| format!("cannot write {name}: {e}"))
+}
+
+fn write_json(request: &Request, name: &str, value: &Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| format!("cannot write {name}: {e}"))?;
+    write_file(request, name, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{DependencyRef, InputRef, PROTOCOL_VERSION, PluginRef, RunContext, check_findings};
+
+    const ORDERS: &str = include_str!("../../../vigil-tabular/tests/fixtures/orders.csv");
+
+    struct Run {
+        dir: tempfile::TempDir,
+    }
+
+    impl Run {
+        fn new(input: &[u8]) -> Run {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::write(dir.path().join("input"), input).expect("input");
+            Run { dir }
+        }
+
+        fn request(&self, plugin: &str, config: Value) -> Request {
+            let out = self.dir.path().join(plugin);
+            std::fs::create_dir_all(&out).expect("output dir");
+            let ingest = self.dir.path().join(INGEST);
+            Request {
+                protocol: PROTOCOL_VERSION,
+                run: RunContext { run_id: "r".into(), fingerprint: "f".into() },
+                plugin: PluginRef { id: plugin.into(), version: "1.0.0".into() },
+                config,
+                input: InputRef {
+                    path: self.dir.path().join("input"),
+                    file_name: "orders.csv".into(),
+                    format: "csv".into(),
+                    sha256: "raw".into(),
+                    size_bytes: 0,
+                },
+                dependencies: BTreeMap::from([(
+                    INGEST.to_owned(),
+                    DependencyRef { response_path: ingest.join("response.json"), artifacts_dir: ingest.clone() },
+                )]),
+                output_dir: out.clone(),
+                scratch_dir: out,
+                seed: 1,
+                budgets: Default::default(),
+            }
+        }
+
+        /// Runs the ingest and keeps its response where dependents read it.
+        fn ingest(&self, config: Value) -> Response {
+            let request = self.request(INGEST, config);
+            let response = ingest(&request).expect("ingest");
+            let path = request.output_dir.join("response.json");
+            std::fs::write(path, serde_json::to_vec(&response).expect("json")).expect("response");
+            response
+        }
+    }
+
+    fn kinds(response: &Response) -> Vec<&str> {
+        response.findings.iter().map(|f| f.kind.as_str()).collect()
+    }
+
+    fn finding<'a>(response: &'a Response, kind: &str) -> &'a Finding {
+        response
+            .findings
+            .iter()
+            .find(|f| f.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {:?}", kinds(response)))
+    }
+
+    #[test]
+    fn the_manifests_validate_and_declare_their_finding_kinds() {
+        let plugins = crate::builtin::manifests("0.1.0");
+        let ids: Vec<&str> = plugins.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids[2..], ["tabular.ingest", "tabular.profile", "tabular.analyses"]);
+        assert!(plugins[3].finding_kinds.contains(&"duplicate_keys".to_owned()));
+        assert_eq!(plugins[4].depends_on, [INGEST]);
+    }
+
+    #[test]
+    fn ingest_reports_the_typed_dataset_version_and_what_it_left_out() {
+        let run = Run::new(b"id,amount\n1,10\n2,20,extra\n3,30\n");
+        let response = run.ingest(json!({}));
+        let dataset = response.dataset.clone().expect("dataset");
+        assert_eq!((dataset.rows, dataset.columns), (2, 2));
+        assert!(dataset.data_hash.starts_with("sha256:"), "{}", dataset.data_hash);
+        assert_eq!(kinds(&response), ["ragged_rows"]);
+        assert_eq!(finding(&response, "ragged_rows").evidence.as_ref().map(|e| e.rows.clone()), Some(vec![3]));
+        assert!(check_findings(&response.findings).is_ok());
+        assert_eq!(response.metrics["read_as"]["delimiter"], ",");
+        assert_eq!(response.metrics["schema"]["amount"]["kind"], "integer");
+        let schema: Value = serde_json::from_slice(
+            &std::fs::read(run.dir.path().join(INGEST).join("schema.json")).expect("schema.json"),
+        )
+        .expect("json");
+        assert!(schema["schema"][1]["kind"]["evidence"].as_str().is_some_and(|e| !e.is_empty()), "{schema}");
+
+        // The same table written otherwise is the same dataset version.
+        let other = Run::new(b"\xEF\xBB\xBF\"id\";\"amount\"\r\n1;10\r\n3;30\r\n");
+        assert_eq!(other.ingest(json!({})).dataset.map(|d| d.data_hash), Some(dataset.data_hash));
+    }
+
+    #[test]
+    fn ingest_settings_override_detection_and_bad_ones_are_named() {
+        let run = Run::new(b"a|b\n1|2\n");
+        let as_text = run.ingest(json!({ "delimiter": ";", "header": false }));
+        assert_eq!(as_text.dataset.map(|d| (d.rows, d.columns)), Some((2, 1)));
+        let err = ingest(&run.request(INGEST, json!({ "encoding": "ebcdic" }))).expect_err("unknown encoding");
+        assert!(err.contains("ebcdic"), "{err}");
+        let err = ingest(&run.request(INGEST, json!({ "delimiter": "\"" }))).expect_err("quote");
+        assert!(err.contains("delimiter"), "{err}");
+        let err = ingest(&Run::new(b"").request(INGEST, json!({}))).expect_err("empty");
+        assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn profile_finds_duplicates_and_gaps_and_draws_its_plots() {
+        // The first order again, and a stretch of months without orders.
+        let first = ORDERS.lines().nth(1).expect("a row");
+        let late = first.replacen("ORD-0001", "ORD-9999", 1).replacen("2024-07-16", "2025-09-01", 1);
+        let run = Run::new(format!("{ORDERS}{first}\n{late}\n").as_bytes());
+        let rows = run.ingest(json!({})).dataset.expect("dataset").rows;
+        let repeat = rows - 1;
+        let response = profile(&run.request("tabular.profile", json!({}))).expect("profile");
+        assert!(check_findings(&response.findings).is_ok());
+        let keys = finding(&response, "duplicate_keys");
+        assert_eq!(keys.evidence.as_ref().map(|e| e.columns.clone()), Some(vec!["order_id".to_owned()]));
+        assert_eq!(keys.evidence.as_ref().map(|e| e.rows.clone()), Some(vec![1, repeat]));
+        let duplicate = finding(&response, "duplicate_rows");
+        assert_eq!(duplicate.evidence.as_ref().map(|e| e.rows.clone()), Some(vec![repeat]));
+        let gaps: Vec<&Finding> = response.findings.iter().filter(|f| f.kind == "date_gap").collect();
+        assert_eq!(gaps.len(), 1, "only the unusual gap: {:?}", kinds(&response));
+        assert_eq!(gaps[0].evidence.as_ref().map(|e| e.values["before"].clone()), Some(json!("2025-09-01")));
+        let paths: Vec<&str> = response.artifacts.iter().map(|a| a.path.as_str()).collect();
+        assert!(paths.contains(&"profile.json") && paths.contains(&"missingness.svg"), "{paths:?}");
+        assert!(paths.contains(&"correlation-pearson.svg"), "{paths:?}");
+        assert!(paths.iter().any(|p| p.starts_with("histogram-") && p.ends_with("-amount.svg")), "{paths:?}");
+        for path in paths {
+            let file = run.dir.path().join("tabular.profile").join(path);
+            let text = std::fs::read_to_string(&file).expect("artifact written");
+            assert!(!text.contains("@example."), "{path} shows an email address");
+        }
+        assert_eq!(response.metrics["columns"]["quantity"]["kind"], "integer");
+    }
+
+    #[test]
+    fn analyses_check_the_named_references_and_never_show_personal_data() {
+        let run = Run::new(ORDERS.as_bytes());
+        run.ingest(json!({}));
+        let request =
+            run.request("tabular.analyses", json!({ "references": [{ "column": "vendor_id", "parent": "zip" }] }));
+        let response = analyse(&request).expect("analyses");
+        assert!(check_findings(&response.findings).is_ok());
+        let unmatched = finding(&response, "unmatched_references");
+        assert_eq!(
+            unmatched.evidence.as_ref().map(|e| e.columns.clone()),
+            Some(vec!["vendor_id".into(), "zip".into()])
+        );
+        let pii = finding(&response, "personal_data");
+        assert_eq!(pii.evidence.as_ref().map(|e| e.columns.clone()), Some(vec!["customer_email".into()]));
+        let everything = serde_json::to_string(&response).expect("json")
+            + &std::fs::read_to_string(run.dir.path().join("tabular.analyses/analyses.json")).expect("analyses.json");
+        assert!(!everything.contains("buyer1@example.com"), "raw personal data in the output");
+
+        let bad = run.request("tabular.analyses", json!({ "references": [{ "column": "nope", "parent": "zip" }] }));
+        let err = analyse(&bad).expect_err("unknown column");
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn dependents_refuse_an_input_that_changed_since_the_ingest() {
+        let run = Run::new(b"id,amount\n1,10\n");
+        run.ingest(json!({}));
+        std::fs::write(run.dir.path().join("input"), b"id,amount\n1,11\n").expect("rewrite");
+        let err = profile(&run.request("tabular.profile", json!({}))).expect_err("changed");
+        assert!(err.contains("changed"), "{err}");
+    }
+
+    #[test]
+    fn slugs_are_safe_file_name_parts() {
+        assert_eq!(slug("Betrag (EUR)"), "betrag-eur");
+        assert_eq!(slug("../../etc"), "etc");
+        assert_eq!(slug("€€"), "column");
+    }
+}
