@@ -206,6 +206,14 @@ pub async fn replay(
         return Err(HarnessError::Invalid("the bundled input does not match the hash its manifest records".into()));
     }
 
+    // The known issues the original was evaluated against, so the replay is too.
+    let dataset_kind = match manifest["known_issues"]["dataset_kind"].as_str() {
+        Some(kind) => {
+            store.save_known_issues(kind, &manifest["known_issues"]["issues"], "replay", None)?;
+            Some(kind.to_owned())
+        }
+        None => None,
+    };
     // The bundle's external plugins, and nothing else, beside the built-ins.
     let options = HarnessOptions { plugins_dir: work.join("plugin-sources"), ..options };
     let harness = Harness::new(options, store, blobs)?;
@@ -230,6 +238,7 @@ pub async fn replay(
         settings,
         seed: manifest["seed"].as_u64(),
         fresh: true,
+        dataset_kind,
     };
     let original_fingerprint = manifest["fingerprint"].as_str().unwrap_or("").to_owned();
     let submitted = harness.submit(&request, "replay", None)?;

@@ -4,7 +4,8 @@
 //! [`registry`] (built-ins from [`builtin`] plus plugin folders, each described by a
 //! [`manifest`]) and orders them in layers; [`runs::Harness`] fingerprints the run, executes
 //! each plugin through [`exec`] in the [`sandbox`] (speaking the JSON [`protocol`]), reuses
-//! identical earlier results, writes the [`report`] and records lineage. [`format`] detects
+//! identical earlier results, writes the [`report`] and records lineage; [`known`] issues
+//! declared per dataset kind are previewed and evaluated. [`format`] detects
 //! what an input is; [`fsutil`] holds the atomic-write and containment helpers.
 
 pub mod artifacts;
@@ -16,6 +17,7 @@ pub mod format;
 pub mod fsutil;
 pub mod gc;
 pub mod install;
+pub mod known;
 pub mod manifest;
 pub mod plan;
 pub mod protocol;

@@ -172,14 +172,9 @@ pub fn build(input: &ReportInput<'_>) -> Value {
         "plugins": plugins,
         "findings": findings,
         "metrics": metrics,
-        "evaluation": evaluation(),
+        // Filled in by the known-issue evaluation, which matches this report's findings.
+        "evaluation": { "status": "not_evaluated" },
     })
-}
-
-/// `evaluation.json`: which declared known issues were found and which were missed. No
-/// dataset kind declares known issues yet, which the file says rather than omitting.
-pub fn evaluation() -> Value {
-    json!({ "status": "no_known_issues_declared", "expected": [], "found": [], "missed": [] })
 }
 
 /// `report.md`: the same report for people.
@@ -253,6 +248,7 @@ pub fn markdown(report: &Value) -> String {
             let _ = writeln!(md, "  - assumptions: {}", join(assumptions));
         }
     }
+    known_issues(&mut md, &report["evaluation"]);
     let artifacts: Vec<(&str, &Value)> = report["plugins"]
         .as_array()
         .into_iter()
@@ -302,6 +298,47 @@ pub fn markdown(report: &Value) -> String {
         );
     }
     md
+}
+
+/// The known-issue evaluation, for people.
+fn known_issues(md: &mut String, evaluation: &Value) {
+    let _ = writeln!(md, "\n## Known issues\n");
+    let Some(source) = evaluation["ground_truth_source"].as_str() else {
+        let _ = writeln!(
+            md,
+            "None declared for this run: submit it with a `dataset_kind` whose known issues are declared to evaluate them."
+        );
+        return;
+    };
+    let list = |key: &str| evaluation[key].as_array().cloned().unwrap_or_default();
+    let (found, missed) = (list("found"), list("missed"));
+    let _ =
+        writeln!(md, "Evaluated against the {source}: **{} of {} found**.\n", found.len(), found.len() + missed.len());
+    if !found.is_empty() || !missed.is_empty() {
+        let _ = writeln!(md, "| issue | check | result |\n|---|---|---|");
+    }
+    for f in &found {
+        let ids = f["finding_ids"].as_array().map(|ids| join(ids)).unwrap_or_default();
+        let _ = writeln!(md, "| {} | {} | found: {} |", cell(&f["id"]), cell(&f["check"]), ids);
+    }
+    for m in &missed {
+        let _ = writeln!(md, "| {} | {} | **missed**: {} |", cell(&m["id"]), cell(&m["check"]), cell(&m["reason"]));
+    }
+    for n in list("notes") {
+        let _ = writeln!(md, "- note {}: {} (not checked)", cell(&n["id"]), cell(&n["description"]));
+    }
+    let unexpected = list("unexpected");
+    if !unexpected.is_empty() {
+        let _ = writeln!(md, "\n{} high or medium findings were not declared:\n", unexpected.len());
+        for u in unexpected {
+            let _ = writeln!(md, "- `{}` {} (id `{}`)", cell(&u["kind"]), cell(&u["title"]), cell(&u["finding_id"]));
+        }
+    }
+}
+
+/// A JSON string as markdown table text.
+fn cell(value: &Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned).replace('|', "\\|").replace('\n', " ")
 }
 
 fn join(values: &[Value]) -> String {

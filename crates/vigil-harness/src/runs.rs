@@ -30,13 +30,14 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use vigil_core::digest::Sha256Digest;
 use vigil_core::run::{ExecStatus, RunStatus, outcome};
 use vigil_store::{
-    BlobStore, ExecutionEnd, LineageEdge, NewAuditEntry, NewExecution, NewRun, RunRecord, Store, StoreError,
-    UploadRecord,
+    BlobStore, ExecutionEnd, KnownIssueSet, LineageEdge, NewAuditEntry, NewExecution, NewRun, RunRecord, Store,
+    StoreError, UploadRecord,
 };
 
 use crate::exec::{self, ExecConfig, ExecSpec, exec_dir};
 use crate::format::Format;
 use crate::fsutil::{link_or_copy, link_tree, write_atomic};
+use crate::known::{self, Declaration, IssuePreview, KnownIssue};
 use crate::plan::{Plan, PlanError, plan};
 use crate::protocol::{DependencyRef, InputRef, Response, RunContext};
 use crate::registry::Registry;
@@ -97,6 +98,10 @@ pub struct RunRequest {
     /// Run again even if an identical run completed, and reuse no earlier plugin results.
     #[serde(default)]
     pub fresh: bool,
+    /// The kind of dataset this is (`erp.invoices`): the run is evaluated against the
+    /// latest version of the known issues declared for it.
+    #[serde(default)]
+    pub dataset_kind: Option<String>,
 }
 
 /// A request turned into everything that defines the run.
@@ -109,8 +114,35 @@ pub struct Prepared {
     pub settings: BTreeMap<String, Value>,
     /// Per planned plugin: the key under which its result can be reused.
     pub cache_keys: BTreeMap<String, String>,
+    /// The known issues the run will be evaluated against, with a preview of each check.
+    pub known_issues: Option<PreparedKnownIssues>,
     #[serde(skip)]
     pub upload: Option<UploadRecord>,
+}
+
+/// The known issues a run is evaluated against.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct PreparedKnownIssues {
+    pub set: KnownIssueSet,
+    pub preview: Vec<IssuePreview>,
+}
+
+/// What `POST /api/v1/known-issues/preview` takes: issues (or a dataset kind's saved
+/// ones), and optionally an upload to plan for and a run whose findings to match.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// The issues to preview; omit to preview `dataset_kind`'s latest saved version.
+    #[serde(default)]
+    pub issues: Option<Vec<KnownIssue>>,
+    #[serde(default)]
+    pub dataset_kind: Option<String>,
+    /// Plan for this upload (its format decides which plugins run).
+    #[serde(default)]
+    pub upload_id: Option<String>,
+    /// Match against this run's findings.
+    #[serde(default)]
+    pub run_id: Option<String>,
 }
 
 /// The answer to a submission.
@@ -292,6 +324,67 @@ impl Harness {
         self.0.runs_dir.join(".partial").join(id)
     }
 
+    /// A run's `report.json`.
+    pub fn read_report(&self, run_id: &str) -> Result<Value, HarnessError> {
+        let run = self.0.store.get_run(run_id)?;
+        let path = self.run_dir(&run).join("report.json");
+        let bytes = std::fs::read(&path).map_err(|_| HarnessError::NotFound(format!("report of run {run_id}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| HarnessError::Io(format!("{}: {e}", path.display())))
+    }
+
+    /// Saves a dataset kind's known issues as its next version, once every issue is valid.
+    pub fn save_known_issues(
+        &self,
+        dataset_kind: &str,
+        declaration: &Declaration,
+        by: &str,
+        audit: Option<&NewAuditEntry>,
+    ) -> Result<KnownIssueSet, HarnessError> {
+        check_dataset_kind(dataset_kind)?;
+        declaration
+            .validate()
+            .map_err(|p| HarnessError::Invalid(format!("known issues of {dataset_kind:?}: {}", p.join("; "))))?;
+        let issues = serde_json::to_value(&declaration.issues).map_err(|e| HarnessError::Invalid(e.to_string()))?;
+        Ok(self.0.store.save_known_issues(dataset_kind, &issues, by, audit)?)
+    }
+
+    /// Which check each known issue becomes and whether it can be found: for an upload's
+    /// plan when one is given (else for every plugin), and matched against a run's
+    /// findings when one is given.
+    pub fn preview_known_issues(&self, request: &PreviewRequest) -> Result<Vec<IssuePreview>, HarnessError> {
+        let issues = match (&request.issues, &request.dataset_kind) {
+            (Some(issues), _) => {
+                let declaration = Declaration { issues: issues.clone() };
+                declaration.validate().map_err(|p| HarnessError::Invalid(p.join("; ")))?;
+                declaration.issues
+            }
+            (None, Some(kind)) => {
+                known::issues_of(&self.0.store.known_issues(kind, None)?).map_err(HarnessError::Invalid)?
+            }
+            (None, None) => {
+                return Err(HarnessError::Invalid(
+                    "give the issues to preview, or the dataset_kind whose saved issues to preview".into(),
+                ));
+            }
+        };
+        let registry = self.registry();
+        let kinds = finding_kinds(&registry);
+        let plan = match &request.upload_id {
+            Some(id) => {
+                let upload = self.0.store.get_upload(id)?;
+                let format: Format = upload.format.parse().unwrap_or(Format::Binary);
+                Some(plan(&registry.candidates(format), format, None, &[])?)
+            }
+            None => None,
+        };
+        let planned = match &plan {
+            Some(plan) => plan.steps.iter().map(|s| s.plugin_id.as_str()).collect(),
+            None => kinds.keys().map(String::as_str).collect(),
+        };
+        let report = request.run_id.as_deref().map(|id| self.read_report(id)).transpose()?;
+        Ok(known::preview(&issues, &known::reporters(&kinds, &planned, &Default::default()), report.as_ref()))
+    }
+
     /// Plans a request without running it: the plan, seed, fingerprint and cache keys.
     pub fn prepare(&self, request: &RunRequest) -> Result<Prepared, HarnessError> {
         let upload = self.0.store.get_upload(&request.upload_id)?;
@@ -322,6 +415,26 @@ impl Harness {
         }) & SEED_MASK;
         let identities: Vec<Value> =
             plan.steps.iter().filter_map(|s| registry.get(&s.plugin_id)).map(|p| p.identity()).collect();
+        let known_issues = match &request.dataset_kind {
+            None => None,
+            Some(kind) => {
+                let set = self.0.store.known_issues(kind, None).map_err(|e| match e {
+                    StoreError::NotFound(_) => HarnessError::Invalid(format!(
+                        "no known issues are declared for dataset kind {kind:?}: declare them (PUT /api/v1/known-issues/{kind}) or leave dataset_kind out"
+                    )),
+                    other => other.into(),
+                })?;
+                let issues = known::issues_of(&set).map_err(HarnessError::Invalid)?;
+                let kinds = finding_kinds(&registry);
+                let planned = plan.steps.iter().map(|s| s.plugin_id.as_str()).collect();
+                let preview = known::preview(&issues, &known::reporters(&kinds, &planned, &Default::default()), None);
+                Some(PreparedKnownIssues { set, preview })
+            }
+        };
+        // The evaluation is part of the run's output, so the version it uses is part of
+        // what defines the run.
+        let evaluated_against =
+            known_issues.as_ref().map(|k| json!({ "dataset_kind": k.set.dataset_kind, "sha256": k.set.sha256 }));
         let fingerprint = Sha256Digest::of(
             json!({
                 "input": { "sha256": upload.sha256 },
@@ -329,6 +442,7 @@ impl Harness {
                 "settings": settings,
                 "seed": seed,
                 "vigil_version": self.0.vigil_version,
+                "known_issues": evaluated_against,
             })
             .to_string()
             .as_bytes(),
@@ -353,7 +467,7 @@ impl Harness {
             .to_string();
             cache_keys.insert(step.plugin_id.clone(), key);
         }
-        Ok(Prepared { plan, seed, fingerprint, settings, cache_keys, upload: Some(upload) })
+        Ok(Prepared { plan, seed, fingerprint, settings, cache_keys, known_issues, upload: Some(upload) })
     }
 
     /// Records a run and starts it on the runtime, unless an identical run completed and
@@ -396,7 +510,11 @@ impl Harness {
         audit: Option<&NewAuditEntry>,
     ) -> Result<RunRecord, HarnessError> {
         let plan_json = serde_json::to_value(&prepared.plan).unwrap_or(Value::Null);
-        let settings = json!({ "plugins": prepared.settings, "fresh": request.fresh });
+        let settings = json!({
+            "plugins": prepared.settings,
+            "fresh": request.fresh,
+            "known_issues": prepared.known_issues.as_ref().map(|k| &k.set),
+        });
         let steps = prepared
             .plan
             .steps
@@ -552,6 +670,10 @@ impl Harness {
             "plan": plan,
             "settings": settings,
             "plugins": identities,
+            // The whole declaration, so a bundle replays against the same issues.
+            "known_issues": run.settings.get("known_issues").filter(|k| !k.is_null()).map(|k| json!({
+                "dataset_kind": k["dataset_kind"], "version": k["version"], "sha256": k["sha256"], "issues": k["issues"],
+            })),
         });
         write_atomic(&dir.join("run_manifest.json"), &serde_json::to_vec_pretty(&manifest).unwrap_or_default())
             .map_err(HarnessError::Io)?;
@@ -836,15 +958,43 @@ impl Harness {
             plan,
             results,
         };
-        let report_json = report::build(&input);
+        let mut report_json = report::build(&input);
+        // The evaluation matches the report's findings (by their ids), so it comes second.
+        let set: Option<KnownIssueSet> =
+            run.settings.get("known_issues").and_then(|k| serde_json::from_value(k.clone()).ok());
+        let registry = self.registry();
+        let kinds = finding_kinds(&registry);
+        let planned = plan.steps.iter().map(|s| s.plugin_id.as_str()).collect();
+        let succeeded = results.iter().filter(|(_, r)| r.status.succeeded()).map(|(id, _)| id.as_str()).collect();
+        let evaluation = known::evaluate(set.as_ref(), &report_json, &known::reporters(&kinds, &planned, &succeeded));
+        report_json["evaluation"] = evaluation.clone();
         report::validate(&report_json).map_err(HarnessError::Invalid)?;
         let pretty = serde_json::to_vec_pretty(&report_json).unwrap_or_default();
         write_atomic(&dir.join("report.json"), &pretty).map_err(HarnessError::Io)?;
         write_atomic(&dir.join("report.md"), report::markdown(&report_json).as_bytes()).map_err(HarnessError::Io)?;
-        let evaluation = serde_json::to_vec_pretty(&report::evaluation()).unwrap_or_default();
+        let evaluation = serde_json::to_vec_pretty(&evaluation).unwrap_or_default();
         write_atomic(&dir.join("evaluation.json"), &evaluation).map_err(HarnessError::Io)?;
         Ok(REQUIRED_ARTIFACTS.iter().all(|name| dir.join(name).is_file()))
     }
+}
+
+/// A dataset kind: a dotted name like `erp.invoices`.
+fn check_dataset_kind(kind: &str) -> Result<(), HarnessError> {
+    let ok = !kind.is_empty()
+        && kind.len() <= 100
+        && kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(HarnessError::Invalid(format!(
+            "dataset kind {kind:?} must be 1 to 100 lowercase letters, digits, '.', '_' or '-' (like erp.invoices)"
+        )))
+    }
+}
+
+/// Every plugin's declared finding kinds, by id.
+fn finding_kinds(registry: &Registry) -> BTreeMap<String, Vec<String>> {
+    registry.plugins().iter().map(|p| (p.id.clone(), p.finding_kinds.clone())).collect()
 }
 
 /// The run's lineage: upload → dataset version (when an ingest plugin reported one) → run

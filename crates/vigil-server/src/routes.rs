@@ -14,7 +14,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use vigil_core::scope::Scope;
 
 use crate::api::{Envelope, ListPage};
-use crate::handlers::{audit, gateway, health, immune, ingest, keys, meta, otlp, runs, uploads};
+use crate::handlers::{audit, gateway, health, immune, ingest, keys, known_issues, meta, otlp, runs, uploads};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -396,6 +396,25 @@ pub fn routes() -> Vec<Route> {
             .body::<runs::GcRequest>()
             .data::<serde_json::Value>()
             .to(runs::gc),
+        route(Method::GET, "/api/v1/known-issues", "known_issues.list", READ)
+            .summary("The latest known issues of every dataset kind")
+            .data::<Vec<vigil_store::KnownIssueSet>>()
+            .to(known_issues::list),
+        route(Method::GET, "/api/v1/known-issues/{kind}", "known_issues.get", READ)
+            .summary("A dataset kind's known issues (the latest, or `?version=`) and its version history")
+            .query::<known_issues::GetQuery>()
+            .data::<known_issues::KnownIssues>()
+            .to(known_issues::get),
+        route(Method::PUT, "/api/v1/known-issues/{kind}", "known_issues.put", WRITE)
+            .summary("Declare a dataset kind's known issues: a new version when they change; answers with the check each issue becomes")
+            .body::<vigil_harness::known::Declaration>()
+            .data::<known_issues::Saved>()
+            .to(known_issues::put),
+        route(Method::POST, "/api/v1/known-issues/preview", "known_issues.preview", WRITE)
+            .summary("Preview known issues without saving them: the exact check each becomes, whether a plugin of the plan reports it, and which findings of a run it would match")
+            .body::<vigil_harness::runs::PreviewRequest>()
+            .data::<Vec<vigil_harness::known::IssuePreview>>()
+            .to(known_issues::preview),
         route(Method::GET, "/api/v1/runs/{id}/lineage", "runs.lineage", READ)
             .summary("Lineage edges: upload → dataset version → run → plugin result → artifact")
             .data::<Vec<vigil_store::LineageEdge>>()

@@ -6,7 +6,8 @@
 //! `schema_migrations`; a database newer than this binary is refused rather than guessed at.
 //! On top sit the tables the foundation needs: API keys ([`keys`]), stored only as salted
 //! hashes, and the append-only, hash-chained audit log ([`audit`]); vitals and agents,
-//! harness runs and plugins, and the immune engine's input log and snapshots ([`immune`]). [`doctor`] inspects a
+//! harness runs and plugins, known issues per dataset kind ([`known_issues`]), and the
+//! immune engine's input log and snapshots ([`immune`]). [`doctor`] inspects a
 //! database without changing it and [`backup`] copies one while it is in use.
 //!
 //! The boundary is deliberately narrow: callers use domain methods (`create_key`,
@@ -25,6 +26,7 @@ mod db;
 pub mod doctor;
 pub mod immune;
 pub mod keys;
+pub mod known_issues;
 pub mod migrations;
 pub mod plugins;
 pub mod runs;
@@ -39,6 +41,7 @@ pub use blob::{BlobInfo, BlobStore};
 pub use db::{Store, StoreOptions};
 pub use immune::{ControlUrl, ImmuneLogEntry, ImmuneSnapshot};
 pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};
+pub use known_issues::KnownIssueSet;
 pub use plugins::{InstalledPlugin, PluginInstall};
 pub use runs::{ExecutionEnd, ExecutionRecord, LineageEdge, NewExecution, NewRun, RunRecord, Tombstone};
 pub use uploads::{NewUpload, UploadAttempt, UploadRecord};

@@ -263,6 +263,23 @@ ALTER TABLE vitals ADD COLUMN injection_score REAL;
 ALTER TABLE vitals ADD COLUMN injection_rules TEXT;
 "#,
     },
+    Migration {
+        version: 6,
+        name: "known issues per dataset kind, versioned",
+        sql: r#"
+-- What a kind of dataset is expected to show: every change is a new version, so the
+-- history stays and a run records exactly the version it was evaluated against.
+CREATE TABLE known_issue_sets (
+    dataset_kind TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    issues       TEXT NOT NULL,
+    sha256       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    created_by   TEXT NOT NULL,
+    PRIMARY KEY (dataset_kind, version)
+) STRICT;
+"#,
+    },
 ];
 
 /// The schema version this binary writes and expects.

@@ -89,6 +89,9 @@ enum Command {
         /// Run again even if an identical run completed; reuse no earlier results.
         #[arg(long)]
         fresh: bool,
+        /// The kind of dataset (`erp.invoices`): evaluate the run against its known issues.
+        #[arg(long)]
+        dataset_kind: Option<String>,
         /// Only show the plan.
         #[arg(long)]
         plan: bool,
@@ -291,15 +294,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::MockUpstream { listen, delay_ms } => mock_upstream(listen, delay_ms),
         Command::Upload { file, name, json } => upload(&global, &file, name, json),
-        Command::Run { file, pipeline, deselect, seed, settings, fresh, plan, json } => {
+        Command::Run { file, pipeline, deselect, seed, settings, fresh, dataset_kind, plan, json } => {
             let settings = match settings {
                 Some(text) => {
                     serde_json::from_str(&text).context("--settings must be a JSON object of plugin id to settings")?
                 }
                 None => BTreeMap::new(),
             };
-            let request =
-                vigil_harness::RunRequest { upload_id: String::new(), pipeline, deselect, settings, seed, fresh };
+            let request = vigil_harness::RunRequest {
+                upload_id: String::new(),
+                pipeline,
+                deselect,
+                settings,
+                seed,
+                fresh,
+                dataset_kind,
+            };
             run_file(&global, &file, request, plan, json)
         }
         Command::Plugins(cmd) => plugins(&global, cmd),

@@ -7,6 +7,7 @@ pub mod health;
 pub mod immune;
 pub mod ingest;
 pub mod keys;
+pub mod known_issues;
 pub mod meta;
 pub mod otlp;
 pub mod runs;

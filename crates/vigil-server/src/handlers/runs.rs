@@ -50,7 +50,7 @@ impl From<HarnessError> for ApiError {
 }
 
 /// Runs harness work (storage, files) on the blocking pool.
-async fn harness_call<T: Send + 'static>(
+pub(crate) async fn harness_call<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, HarnessError> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
@@ -246,13 +246,7 @@ pub async fn lineage(State(state): State<AppState>, Path(id): Path<String>) -> R
 
 pub async fn report(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let harness = state.harness.clone();
-    let report = harness_call(move || {
-        let run = harness.store().get_run(&id)?;
-        let path = harness.run_dir(&run).join("report.json");
-        let bytes = std::fs::read(&path).map_err(|_| HarnessError::NotFound(format!("report of run {id}")))?;
-        serde_json::from_slice::<Value>(&bytes).map_err(|e| HarnessError::Io(format!("{}: {e}", path.display())))
-    })
-    .await?;
+    let report = harness_call(move || harness.read_report(&id)).await?;
     Ok(envelope(report, Aggregation::Detail, "run:report.json").into_response())
 }
 

@@ -235,6 +235,124 @@ fn a_business_table_gets_a_typed_profile_analyses_and_plots_without_showing_pers
 }
 
 #[test]
+fn known_issues_are_previewed_versioned_and_evaluated_in_the_report() {
+    let (env, _) = env_with_plugins(&[]);
+    let server = env.start();
+    let orders =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../vigil-tabular/tests/fixtures/orders.csv"))
+            .expect("fixture");
+    let upload_id = upload(&server, "orders.csv", &orders);
+    let issues = json!({ "issues": [
+        { "id": "customer-emails", "description": "orders carry the buyer's e-mail", "kind": "personal_data", "column": "customer_email" },
+        { "id": "no-dup-orders", "kind": "duplicate_keys", "column": "order_id" },
+        { "id": "typo", "kind": "duplicate_key" },
+        { "id": "batch", "description": "month-end batch postings" },
+    ]});
+
+    // The preview says, before anything is saved, which checks run and what they match.
+    let preview = server.post(
+        "/api/v1/known-issues/preview",
+        None,
+        &json!({ "issues": issues["issues"], "upload_id": upload_id }).to_string(),
+    );
+    assert_eq!(preview.status, 200, "{:?}", preview.body);
+    let statuses: Vec<&str> =
+        preview.body["data"].as_array().expect("preview").iter().map(|p| p["status"].as_str().unwrap_or("")).collect();
+    assert_eq!(statuses, ["will_run", "will_run", "no_plugin_reports_kind", "note"]);
+    assert_eq!(preview.body["data"][0]["plugins"], json!(["tabular.analyses"]));
+    assert_eq!(preview.body["data"][0]["check"], "a finding of kind `personal_data` naming column `customer_email`");
+
+    let bad = server.put(
+        "/api/v1/known-issues/erp.orders",
+        None,
+        &json!({ "issues": [{ "id": "x", "kind": "Bad Kind" }] }).to_string(),
+    );
+    assert_eq!(bad.status, 422, "{:?}", bad.body);
+    assert!(bad.body["error"]["message"].as_str().is_some_and(|m| m.contains("Bad Kind")), "{:?}", bad.body);
+    let unknown = submit(&server, json!({ "upload_id": upload_id, "dataset_kind": "erp.orders" }));
+    assert_eq!(unknown.status, 422, "no issues declared yet: {:?}", unknown.body);
+
+    let saved = server.put("/api/v1/known-issues/erp.orders", None, &issues.to_string());
+    assert_eq!(saved.status, 200, "{:?}", saved.body);
+    assert_eq!(
+        (saved.body["data"]["set"]["version"].clone(), saved.body["data"]["changed"].clone()),
+        (json!(1), json!(true))
+    );
+
+    let created = submit(&server, json!({ "upload_id": upload_id, "dataset_kind": "erp.orders" }));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &id);
+    assert_eq!(detail["run"]["status"], "completed", "{detail}");
+
+    let dir = run_dir(&env, &id);
+    let evaluation: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("evaluation.json")).expect("evaluation")).expect("json");
+    assert_eq!(evaluation["status"], "missed_some");
+    assert_eq!(evaluation["version"], 1);
+    assert_eq!(
+        evaluation["found"].as_array().map(|f| f.iter().map(|f| f["id"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("customer-emails")])
+    );
+    let missed: Vec<(String, String)> = evaluation["missed"]
+        .as_array()
+        .expect("missed")
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap_or("").to_owned(), m["reason"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(
+        missed,
+        [
+            ("no-dup-orders".to_owned(), "no finding matched".to_owned()),
+            ("typo".to_owned(), "no plugin declares `duplicate_key` findings".to_owned()),
+        ]
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report")).expect("json");
+    assert_eq!(report["evaluation"], evaluation, "the report holds the same evaluation");
+    let found_id = &evaluation["found"][0]["finding_ids"][0];
+    assert!(report["findings"].as_array().expect("findings").iter().any(|f| &f["finding_id"] == found_id));
+    let markdown = std::fs::read_to_string(dir.join("report.md")).expect("md");
+    assert!(markdown.contains("## Known issues") && markdown.contains("**1 of 3 found**"), "{markdown}");
+    assert!(
+        markdown.contains("**missed**: no finding matched") && markdown.contains("month-end batch postings"),
+        "{markdown}"
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run_manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["known_issues"]["version"], 1);
+
+    // Matching the finished run: the preview names the finding each issue would match.
+    let against = server.post(
+        "/api/v1/known-issues/preview",
+        None,
+        &json!({ "dataset_kind": "erp.orders", "run_id": id }).to_string(),
+    );
+    assert_eq!(against.body["data"][0]["would_match"], json!([found_id]), "{:?}", against.body);
+
+    // A change is a new version, and a run against it is new work, not the earlier run.
+    let mut changed = issues.clone();
+    changed["issues"][1]["kind"] = json!("missing_values");
+    changed["issues"][1]["column"] = json!("note");
+    let v2 = server.put("/api/v1/known-issues/erp.orders", None, &changed.to_string());
+    assert_eq!(v2.body["data"]["set"]["version"], 2, "{:?}", v2.body);
+    let history = server.get("/api/v1/known-issues/erp.orders", None);
+    assert_eq!(history.body["data"]["history"].as_array().map(Vec::len), Some(2), "{:?}", history.body);
+    let v1 = server.get("/api/v1/known-issues/erp.orders?version=1", None);
+    assert_eq!(v1.body["data"]["set"]["issues"], issues["issues"]);
+    let again = submit(&server, json!({ "upload_id": upload_id, "dataset_kind": "erp.orders" }));
+    assert_eq!(again.status, 201, "a new version is new work: {:?}", again.body);
+    let detail = wait(&server, again.body["data"]["run"]["id"].as_str().expect("id"));
+    let dir = run_dir(&env, detail["run"]["id"].as_str().expect("id"));
+    let evaluation: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("evaluation.json")).expect("evaluation")).expect("json");
+    assert_eq!(
+        (evaluation["version"].clone(), evaluation["found"].as_array().map(Vec::len)),
+        (json!(2), Some(2)),
+        "{evaluation}"
+    );
+}
+
+#[test]
 fn identical_work_is_reused_fresh_runs_are_byte_identical_and_results_are_cached() {
     let (env, _) = env_with_plugins(&[]);
     let server = env.start();

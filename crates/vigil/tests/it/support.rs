@@ -127,6 +127,10 @@ impl Server {
         self.request("POST", path, key, Some(body))
     }
 
+    pub fn put(&self, path: &str, key: Option<&str>, body: &str) -> Reply {
+        self.request("PUT", path, key, Some(body))
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         signal(&self.child, "TERM");
