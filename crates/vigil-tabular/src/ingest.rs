@@ -68,6 +68,8 @@ pub enum Format {
     Delimited(Dialect),
     /// JSON records: an array of objects or one per line.
     Json { layout: JsonLayout },
+    /// A sheet of an XLSX workbook.
+    Xlsx { sheet: String },
 }
 
 /// A table read from a file, typed, with how it was read and what was wrong with it.

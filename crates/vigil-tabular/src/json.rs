@@ -511,7 +511,7 @@ impl Builder {
 
 /// Appends a cell to a column's last chunk, starting a new chunk before offsets would
 /// pass `u32`.
-fn push(chunks: &mut Vec<RawColumn>, cell: &str) {
+pub(crate) fn push(chunks: &mut Vec<RawColumn>, cell: &str) {
     if chunks.last().is_none_or(|c| c.bytes.len() + cell.len() > CHUNK_BYTES) {
         chunks.push(RawColumn::default());
     }

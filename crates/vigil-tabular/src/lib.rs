@@ -22,6 +22,8 @@
 //!   missingness, Pearson/Spearman/Cramér's V), defined as pandas/numpy/scipy define them.
 //! - [`analyses`]: outliers (IQR fences, robust z), Benford's first-digit test, volume by
 //!   period, referential checks between named columns, personal data findings (redacted).
+//! - [`xlsx`]: XLSX workbooks, every sheet or chosen ones, with zip-bomb caps, into the
+//!   same raw columns.
 //! - [`plot`]: the report's plots as SVG (histograms, missingness map, correlation
 //!   matrices, Benford chart, volume by period).
 
@@ -37,6 +39,7 @@ pub mod read;
 pub mod sniff;
 pub mod table;
 pub mod value;
+pub mod xlsx;
 
 pub use ingest::{Dataset, Format, IngestError, IngestOptions, InputFormat, ingest, ingest_delimited, ingest_path};
 pub use sniff::Chosen;

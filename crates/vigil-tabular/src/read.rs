@@ -66,6 +66,8 @@ pub struct Problems {
     pub blank_lines: u64,
     /// JSON records that do not parse or are not objects, left out.
     pub malformed: Counted<crate::json::Malformed>,
+    /// Spreadsheet cells holding an error (`#DIV/0!`, `#N/A`), read as missing; their rows.
+    pub invalid_cells: Counted<u64>,
 }
 
 impl Problems {
@@ -517,7 +519,7 @@ fn last_field(field: &[u8]) -> &[u8] {
 
 /// Header names, trimmed; an empty one becomes `column_N` and a repeated one gets a
 /// suffix, so every column can be named.
-fn column_names(header: Vec<String>) -> (Vec<String>, Vec<(String, String)>) {
+pub(crate) fn column_names(header: Vec<String>) -> (Vec<String>, Vec<(String, String)>) {
     let mut names: Vec<String> = Vec::with_capacity(header.len());
     let mut renamed = Vec::new();
     for (i, raw) in header.into_iter().enumerate() {

@@ -24,6 +24,7 @@ use vigil_tabular::ingest::{Dataset, Format as TableFormat, IngestOptions, Input
 use vigil_tabular::profile::{self, Profile};
 use vigil_tabular::read::ReadOptions;
 use vigil_tabular::sniff::Encoding;
+use vigil_tabular::xlsx::{XlsxOptions, ingest_xlsx};
 use vigil_tabular::{Column, plot};
 
 use super::{EVIDENCE_ROWS_MAX, measured, ok};
@@ -31,7 +32,7 @@ use crate::protocol::{ArtifactRef, DatasetVersion, Evidence, Finding, Request, R
 
 pub(super) const INGEST: &str = "tabular.ingest";
 /// Input formats the pack reads.
-const FORMATS: &str = "input_formats = [\"csv\", \"tsv\", \"text\", \"json\", \"ndjson\"]\n";
+const FORMATS: &str = "input_formats = [\"csv\", \"tsv\", \"text\", \"json\", \"ndjson\", \"xlsx\"]\n";
 /// Histograms drawn (the first numeric columns); every column's statistics are reported.
 const HISTOGRAMS_MAX: usize = 40;
 /// A correlation at least this strong (in absolute value) is a finding.
@@ -47,7 +48,7 @@ pub(super) fn manifests() -> Vec<(String, Value)> {
     let ingest = format!(
         "id = \"{INGEST}\"\nname = \"Read a table\"\nversion = \"1.0.0\"\ntype = \"ingest\"\nbuiltin = \"tabular_ingest\"\n\
          depends_on = [\"core.inspect\"]\n{FORMATS}\
-         finding_kinds = [\"ragged_rows\", \"records_too_long\", \"invalid_utf8\", \"malformed_records\", \"renamed_columns\"]\n\
+         finding_kinds = [\"ragged_rows\", \"records_too_long\", \"invalid_utf8\", \"malformed_records\", \"renamed_columns\", \"invalid_cells\"]\n\
          description = \"CSV, TSV or JSON to a typed table: encoding, dialect, column kinds and roles with evidence, a canonical data hash\"\n{budgets}"
     );
     let profile = format!(
@@ -70,7 +71,12 @@ pub(super) fn manifests() -> Vec<(String, Value)> {
             "encoding": { "enum": ["utf-8", "utf-8-bom", "utf-16le", "utf-16be", "latin-1"] },
             "delimiter": { "type": "string", "minLength": 1, "maxLength": 1 },
             "header": { "type": "boolean" },
-            "max_record_bytes": { "type": "integer", "minimum": 64, "maximum": 1_073_741_824_u64, "default": 16_777_216 }
+            "max_record_bytes": { "type": "integer", "minimum": 64, "maximum": 1_073_741_824_u64, "default": 16_777_216 },
+            "sheets": {
+                "type": "array", "items": { "type": "string" },
+                "description": "XLSX: the sheets to read (every sheet when omitted, or only `sheet` when that is given)"
+            },
+            "sheet": { "type": "string", "description": "XLSX: the sheet to profile and analyse (the first with rows when omitted)" }
         }
     });
     let profile_schema = json!({ "type": "object", "additionalProperties": false });
@@ -121,6 +127,8 @@ impl ReadAs {
                 (InputFormat::Delimited, u8::try_from(d.delimiter.value).ok(), Some(d.header.value))
             }
             TableFormat::Json { .. } => (InputFormat::Json, None, None),
+            // Workbooks are read (and recorded) by `load`, never through text options.
+            TableFormat::Xlsx { .. } => (InputFormat::Delimited, None, None),
         };
         ReadAs { format, encoding: dataset.encoding.value, delimiter, header, max_record_bytes }
     }
@@ -189,10 +197,44 @@ fn read(path: &Path, options: &IngestOptions) -> Result<Dataset, String> {
     vigil_tabular::ingest_path(path, options).map_err(|e| format!("cannot read the input as a table: {e}"))
 }
 
+/// Reads the table as `how` says (the ingest's settings, or the `read_as` it recorded):
+/// one sheet of a workbook, or text. Returns the table, how to read it again, and for a
+/// workbook every sheet read (name, rows, columns, data_hash).
+fn load(path: &Path, how: &Value, xlsx: bool) -> Result<(Dataset, Value, Vec<Value>), String> {
+    if !xlsx && how.get("format").and_then(Value::as_str) != Some("xlsx") {
+        let (options, cap) = ReadAs::from_json(how)?;
+        let dataset = read(path, &options)?;
+        let read_as = ReadAs::of(&dataset, cap).to_json();
+        return Ok((dataset, read_as, Vec::new()));
+    }
+    let sheet = how.get("sheet").and_then(Value::as_str);
+    let sheets: Vec<String> = match how.get("sheets").and_then(Value::as_array) {
+        Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
+        None => sheet.map(str::to_owned).into_iter().collect(),
+    };
+    let header = how.get("header").and_then(Value::as_bool);
+    let options = XlsxOptions { sheets, header, ..XlsxOptions::default() };
+    let read = ingest_xlsx(path, &options).map_err(|e| format!("cannot read the workbook: {e}"))?;
+    let summaries = read
+        .iter()
+        .map(|s| json!({ "name": s.name, "rows": s.dataset.rows, "columns": s.dataset.columns.len(), "data_hash": s.dataset.data_hash }))
+        .collect();
+    let chosen = match sheet {
+        Some(name) => read
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| format!("sheet {name:?} was not read: list it in `sheets`"))?,
+        None => read.iter().position(|s| s.dataset.rows > 0).unwrap_or(0),
+    };
+    let chosen = read.into_iter().nth(chosen).ok_or_else(|| "the workbook has no sheets".to_owned())?;
+    let read_as = json!({ "format": "xlsx", "sheet": chosen.name, "header": header });
+    Ok((chosen.dataset, read_as, summaries))
+}
+
 fn ingest(request: &Request) -> Result<Response, String> {
-    let (options, cap) = ReadAs::from_json(&request.config)?;
-    let dataset = read(&request.input.path, &options)?;
-    let read_as = ReadAs::of(&dataset, cap);
+    let xlsx = request.input.format == "xlsx";
+    let (dataset, read_as, sheets) = load(&request.input.path, &request.config, xlsx)?;
+    let cap = request.config.get("max_record_bytes").and_then(Value::as_u64).unwrap_or(16 << 20);
     let p = &dataset.problems;
     let lines = |examples: &mut dyn Iterator<Item = u64>| examples.take(EVIDENCE_ROWS_MAX).collect::<Vec<_>>();
     let mut findings = Vec::new();
@@ -251,6 +293,21 @@ fn ingest(request: &Request) -> Result<Response, String> {
             },
         ));
     }
+    if p.invalid_cells.count > 0 {
+        findings.push(measured(
+            "invalid_cells",
+            format!(
+                "{} cells hold a spreadsheet error (#DIV/0!, #N/A, ...) and were read as missing",
+                p.invalid_cells.count
+            ),
+            Severity::Medium,
+            Evidence {
+                rows: lines(&mut p.invalid_cells.examples.iter().copied()),
+                values: BTreeMap::from([("cells".to_owned(), json!(p.invalid_cells.count))]),
+                ..Evidence::default()
+            },
+        ));
+    }
     if !dataset.renamed.is_empty() {
         findings.push(measured(
             "renamed_columns",
@@ -277,7 +334,8 @@ fn ingest(request: &Request) -> Result<Response, String> {
         ("columns".to_owned(), json!(dataset.columns.len())),
         ("rows_left_out".to_owned(), json!(p.rows_left_out())),
         ("blank_lines".to_owned(), json!(p.blank_lines)),
-        ("read_as".to_owned(), read_as.to_json()),
+        ("read_as".to_owned(), read_as.clone()),
+        ("sheets".to_owned(), json!(sheets)),
         ("schema".to_owned(), json!(kinds)),
     ]);
     write_json(request, "schema.json", &json!(summary))?;
@@ -298,7 +356,7 @@ fn ingest(request: &Request) -> Result<Response, String> {
         rows: dataset.rows as u64,
         columns: dataset.columns.len() as u64,
     });
-    response.data = Some(json!({ "read_as": read_as.to_json(), "summary": summary }));
+    response.data = Some(json!({ "read_as": read_as, "summary": summary }));
     response.artifacts = vec![artifact(
         "schema.json",
         "Every column's kind and role with the evidence, how the file was read, what was left out",
@@ -318,6 +376,7 @@ fn format_name(format: &TableFormat) -> String {
         TableFormat::Json { layout } => {
             format!("JSON {}", serde_json::to_value(layout).unwrap_or_default().as_str().unwrap_or(""))
         }
+        TableFormat::Xlsx { sheet } => format!("XLSX sheet {sheet:?}"),
     }
 }
 
@@ -334,8 +393,7 @@ fn dataset_of(request: &Request) -> Result<Dataset, String> {
         .and_then(|d| d.get("read_as"))
         .ok_or_else(|| format!("{INGEST} did not say how it read the input"))?;
     let expected = response.dataset.ok_or_else(|| format!("{INGEST} reported no dataset version"))?;
-    let (options, _) = ReadAs::from_json(read_as)?;
-    let dataset = read(&request.input.path, &options)?;
+    let (dataset, _, _) = load(&request.input.path, read_as, false)?;
     if dataset.data_hash != expected.data_hash {
         return Err(format!(
             "the input reads as {} now but {INGEST} read it as {}: it changed in between",

@@ -10,6 +10,10 @@ use serde_json::{Value, json};
 
 use crate::support::{Env, Server, reply};
 
+#[path = "../../../vigil-tabular/tests/common/workbook.rs"]
+#[allow(dead_code, reason = "shared builder; this suite needs only some cell kinds")]
+mod workbook;
+
 const ORDERS: &[u8] = b"id,name,amount\n1,Ada,10\n2,Lee,20\n\n2,Lee,20\n3,Kim\n";
 
 /// An environment whose data and plugin folders an unprivileged sandbox user can reach.
@@ -232,6 +236,48 @@ fn a_business_table_gets_a_typed_profile_analyses_and_plots_without_showing_pers
             panic!("{} shows {email}", file.display());
         }
     }
+}
+
+#[test]
+fn an_xlsx_workbook_is_read_sheet_by_sheet_and_its_chosen_sheet_profiled() {
+    use workbook::{number, row, text};
+    let (env, _) = env_with_plugins(&[]);
+    let server = env.start();
+    let notes = [row(1, &[text("A1", "note")]), row(2, &[text("A2", "see ledger")])].concat();
+    let ledger = [
+        row(1, &[text("A1", "entry"), text("B1", "amount")]),
+        row(2, &[number("A2", "1"), number("B2", "120.5")]),
+        row(3, &[number("A3", "2"), number("B3", "80")]),
+        row(4, &[number("A4", "2"), number("B4", "80")]),
+    ]
+    .concat();
+    let book = workbook::workbook(&[("Notes", notes), ("Ledger", ledger)]);
+    let upload_id = upload(&server, "book.xlsx", &book);
+    let settings = json!({ "tabular.ingest": { "sheet": "Ledger", "sheets": ["Notes", "Ledger"] } });
+    let created = submit(&server, json!({ "upload_id": upload_id, "settings": settings }));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let detail = wait(&server, created.body["data"]["run"]["id"].as_str().expect("id"));
+    assert_eq!(detail["run"]["status"], "completed", "{detail}");
+    let id = detail["run"]["id"].as_str().expect("id");
+    let report = server.get(&format!("/api/v1/runs/{id}/report"), None).body["data"].clone();
+    assert_eq!(report["input"]["format"], "xlsx");
+    assert_eq!(report["input"]["dataset"]["plugin_id"], "tabular.ingest");
+    assert_eq!(
+        (report["input"]["dataset"]["rows"].clone(), report["input"]["dataset"]["columns"].clone()),
+        (json!(3), json!(2))
+    );
+    let sheets = &report["metrics"]["tabular.ingest"]["sheets"];
+    assert_eq!(
+        sheets.as_array().map(|s| s.iter().map(|s| s["name"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("Notes"), json!("Ledger")])
+    );
+    let duplicate = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["kind"] == "duplicate_rows" && f["plugin_id"] == "tabular.profile")
+        .cloned();
+    assert_eq!(duplicate.map(|f| f["evidence"]["rows"].clone()), Some(json!([3])), "{report}");
 }
 
 #[test]
