@@ -461,7 +461,8 @@ fn text_profile(request: &Request) -> Result<Response, String> {
     }
 
     let mut findings = Vec::new();
-    let count = |n: u64| BTreeMap::from([("lines".to_owned(), json!(n))]);
+    // `affected_rows` is what known issues' `min_rows` compares.
+    let count = |n: u64| BTreeMap::from([("lines".to_owned(), json!(n)), ("affected_rows".to_owned(), json!(n))]);
     if blank_n > 0 {
         findings.push(measured(
             "blank_lines",

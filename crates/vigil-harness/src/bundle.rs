@@ -206,12 +206,13 @@ pub async fn replay(
         return Err(HarnessError::Invalid("the bundled input does not match the hash its manifest records".into()));
     }
 
-    // The known issues the original was evaluated against, so the replay is too.
-    let dataset_kind = match manifest["known_issues"]["dataset_kind"].as_str() {
-        Some(kind) => {
-            store.save_known_issues(kind, &manifest["known_issues"]["issues"], "replay", None)?;
-            Some(kind.to_owned())
-        }
+    // The known issues the original was evaluated against, so the replay is too (pinned
+    // for this run only: the store's own declarations stay as they are).
+    let pinned: Option<vigil_store::KnownIssueSet> = match manifest.get("known_issues").filter(|k| !k.is_null()) {
+        Some(set) => Some(
+            serde_json::from_value(set.clone())
+                .map_err(|e| HarnessError::Invalid(format!("run_manifest.json known_issues: {e}")))?,
+        ),
         None => None,
     };
     // The bundle's external plugins, and nothing else, beside the built-ins.
@@ -238,10 +239,10 @@ pub async fn replay(
         settings,
         seed: manifest["seed"].as_u64(),
         fresh: true,
-        dataset_kind,
+        dataset_kind: pinned.as_ref().map(|k| k.dataset_kind.clone()),
     };
     let original_fingerprint = manifest["fingerprint"].as_str().unwrap_or("").to_owned();
-    let submitted = harness.submit(&request, "replay", None)?;
+    let submitted = harness.submit_pinned(&request, "replay", None, pinned.as_ref())?;
     let run = harness.execute(&submitted.run.id).await?;
     let replay_report: Value = std::fs::read(harness.run_dir(&run).join("report.json"))
         .ok()

@@ -40,7 +40,7 @@ pub struct KnownIssue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
     /// Only findings affecting at least this many rows match: the finding's
-    /// `evidence.values.rows` count when it has one, else the rows it cites.
+    /// `evidence.values.affected_rows` (a finding that does not state it never matches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_rows: Option<u64>,
 }
@@ -130,11 +130,8 @@ impl KnownIssue {
             return false;
         }
         if let Some(n) = self.min_rows {
-            let affected = evidence["values"]["rows"]
-                .as_u64()
-                .or_else(|| evidence["rows"].as_array().map(|r| r.len() as u64))
-                .unwrap_or(0);
-            if affected < n {
+            // The cited rows are capped, so only a stated count can be compared.
+            if evidence["values"]["affected_rows"].as_u64().is_none_or(|affected| affected < n) {
                 return false;
             }
         }
@@ -234,7 +231,13 @@ pub fn evaluate(set: Option<&KnownIssueSet>, report: &Value, reporters: &[Report
     };
     let issues = match issues_of(set) {
         Ok(issues) => issues,
-        Err(e) => return json!({ "status": "error", "error": e, "expected": [], "found": [], "missed": [] }),
+        Err(e) => {
+            return json!({
+                "status": "error", "error": e,
+                "ground_truth_source": format!("known issues of {} version {}", set.dataset_kind, set.version),
+                "expected": [], "found": [], "missed": [], "notes": [], "unexpected": [],
+            });
+        }
     };
     let mut found = Vec::new();
     let mut missed = Vec::new();
@@ -273,7 +276,11 @@ pub fn evaluate(set: Option<&KnownIssueSet>, report: &Value, reporters: &[Report
         .collect();
     let checked = found.len() + missed.len();
     json!({
-        "status": if missed.is_empty() { "all_found" } else { "missed_some" },
+        "status": match (checked, missed.is_empty()) {
+            (0, _) => "nothing_checked",
+            (_, true) => "all_found",
+            (_, false) => "missed_some",
+        },
         "ground_truth_source": format!("known issues of {} version {}", set.dataset_kind, set.version),
         "dataset_kind": set.dataset_kind,
         "version": set.version,
@@ -321,7 +328,7 @@ mod tests {
     fn report() -> Value {
         json!({ "findings": [
             { "finding_id": "a1", "plugin_id": "tabular.profile", "kind": "duplicate_keys", "severity": "high", "title": "t",
-              "evidence": { "columns": ["invoice_id"], "rows": [1, 7], "values": { "rows": 12 } } },
+              "evidence": { "columns": ["invoice_id"], "rows": [1, 7], "values": { "affected_rows": 12 } } },
             { "finding_id": "b2", "plugin_id": "tabular.analyses", "kind": "outliers", "severity": "medium", "title": "t",
               "evidence": { "columns": ["amount"], "rows": [3] } },
             { "finding_id": "c3", "plugin_id": "core.text_profile", "kind": "blank_lines", "severity": "low", "title": "t",
@@ -346,9 +353,9 @@ mod tests {
         assert!(!issue(json!({"id": "d", "kind": "duplicate_keys", "column": "vendor_id"})).matches(f));
         assert!(!issue(json!({"id": "d", "kind": "duplicate_keys", "plugin_id": "core.text_profile"})).matches(f));
         assert!(!issue(json!({"id": "d", "kind": "outliers"})).matches(f));
-        // Without a count in its values, a finding affects the rows it cites.
-        assert!(issue(json!({"id": "o", "kind": "outliers", "min_rows": 1})).matches(&findings["findings"][1]));
-        assert!(!issue(json!({"id": "o", "kind": "outliers", "min_rows": 2})).matches(&findings["findings"][1]));
+        // A finding that does not state how many rows it affects cannot meet a minimum.
+        assert!(issue(json!({"id": "o", "kind": "outliers"})).matches(&findings["findings"][1]));
+        assert!(!issue(json!({"id": "o", "kind": "outliers", "min_rows": 1})).matches(&findings["findings"][1]));
         assert!(!issue(json!({"id": "n", "description": "a note"})).matches(f), "a note checks nothing");
     }
 
@@ -438,5 +445,11 @@ mod tests {
         assert_eq!(eval["unexpected"].as_array().map(|u| u.len()), Some(1), "the medium outlier nobody declared");
         assert_eq!(eval["ground_truth_source"], "known issues of erp.invoices version 3");
         assert_eq!(evaluate(None, &report(), &[])["status"], "no_known_issues_declared");
+        let notes_only = KnownIssueSet { issues: json!([{ "id": "why", "description": "a note" }]), ..set.clone() };
+        assert_eq!(evaluate(Some(&notes_only), &report(), &[])["status"], "nothing_checked");
+        let broken = KnownIssueSet { issues: json!("not a list"), ..set };
+        let eval = evaluate(Some(&broken), &report(), &[]);
+        assert_eq!(eval["status"], "error");
+        assert!(eval["ground_truth_source"].is_string(), "the report names what failed to load");
     }
 }

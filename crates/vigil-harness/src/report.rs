@@ -182,13 +182,13 @@ pub fn markdown(report: &Value) -> String {
     let mut md = String::new();
     let input = &report["input"];
     let run = &report["run"];
-    let _ = writeln!(md, "# Report: {}\n", input["file_name"].as_str().unwrap_or("input"));
+    let _ = writeln!(md, "# Report: {}\n", text(input["file_name"].as_str().unwrap_or("input")));
     let _ = writeln!(md, "| | |\n|---|---|");
     let _ = writeln!(
         md,
-        "| Input | `{}` ({}, {} bytes) |",
-        input["file_name"].as_str().unwrap_or(""),
-        input["format"].as_str().unwrap_or(""),
+        "| Input | {} ({}, {} bytes) |",
+        text(input["file_name"].as_str().unwrap_or("")),
+        text(input["format"].as_str().unwrap_or("")),
         input["size_bytes"]
     );
     let _ = writeln!(md, "| sha256 | `{}` |", input["sha256"].as_str().unwrap_or(""));
@@ -223,29 +223,29 @@ pub fn markdown(report: &Value) -> String {
         let marker = if f["measurement_type"] == "modeled" { " (modeled)" } else { "" };
         let _ = writeln!(
             md,
-            "- **{}** {}{} — `{}` from {} (id `{}`)",
-            f["severity"].as_str().unwrap_or(""),
-            f["title"].as_str().unwrap_or(""),
+            "- **{}** {}{} — {} from {} (id `{}`)",
+            text(f["severity"].as_str().unwrap_or("")),
+            text(f["title"].as_str().unwrap_or("")),
             marker,
-            f["kind"].as_str().unwrap_or(""),
-            f["plugin_id"].as_str().unwrap_or(""),
-            f["finding_id"].as_str().unwrap_or("")
+            text(f["kind"].as_str().unwrap_or("")),
+            text(f["plugin_id"].as_str().unwrap_or("")),
+            text(f["finding_id"].as_str().unwrap_or(""))
         );
         if let Some(evidence) = f.get("evidence") {
             let mut parts = Vec::new();
             if let Some(cols) = evidence["columns"].as_array().filter(|c| !c.is_empty()) {
-                parts.push(format!("columns {}", join(cols)));
+                parts.push(format!("columns {}", text(&join(cols))));
             }
             if let Some(rows) = evidence["rows"].as_array().filter(|r| !r.is_empty()) {
-                parts.push(format!("rows {}", join(rows)));
+                parts.push(format!("rows {}", text(&join(rows))));
             }
             if let Some(values) = evidence["values"].as_object().filter(|v| !v.is_empty()) {
-                parts.push(format!("values {}", Value::Object(values.clone())));
+                parts.push(format!("values {}", text(&Value::Object(values.clone()).to_string())));
             }
             let _ = writeln!(md, "  - evidence: {}", parts.join("; "));
         }
         if let Some(assumptions) = f["assumptions"].as_array().filter(|a| !a.is_empty()) {
-            let _ = writeln!(md, "  - assumptions: {}", join(assumptions));
+            let _ = writeln!(md, "  - assumptions: {}", text(&join(assumptions)));
         }
     }
     known_issues(&mut md, &report["evaluation"]);
@@ -262,8 +262,9 @@ pub fn markdown(report: &Value) -> String {
     if artifacts.iter().any(|(_, a)| is_plot(a)) {
         let _ = writeln!(md, "\n## Plots\n");
         for (_, a) in artifacts.iter().filter(|(_, a)| is_plot(a)) {
-            let description = a["description"].as_str().unwrap_or("");
-            let _ = writeln!(md, "### {description}\n\n![{description}]({})\n", a["path"].as_str().unwrap_or(""));
+            let description = text(a["description"].as_str().unwrap_or(""));
+            let _ =
+                writeln!(md, "### {description}\n\n![{description}]({})\n", target(a["path"].as_str().unwrap_or("")));
         }
     }
     let others: Vec<_> = artifacts.iter().filter(|(_, a)| !is_plot(a)).collect();
@@ -271,7 +272,14 @@ pub fn markdown(report: &Value) -> String {
         let _ = writeln!(md, "\n## Files\n");
         for (id, a) in others {
             let path = a["path"].as_str().unwrap_or("");
-            let _ = writeln!(md, "- [{path}]({path}) from {id}: {}", a["description"].as_str().unwrap_or(""));
+            let _ = writeln!(
+                md,
+                "- [{}]({}) from {}: {}",
+                text(path),
+                target(path),
+                text(id),
+                text(a["description"].as_str().unwrap_or(""))
+            );
         }
     }
     let _ = writeln!(md, "\n## Plugins\n\n| plugin | version | status | summary |\n|---|---|---|---|");
@@ -280,21 +288,21 @@ pub fn markdown(report: &Value) -> String {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} |",
-            p["plugin_id"].as_str().unwrap_or(""),
-            p["version"].as_str().unwrap_or(""),
-            p["status"].as_str().unwrap_or(""),
-            detail.replace('|', "\\|")
+            text(p["plugin_id"].as_str().unwrap_or("")),
+            text(p["version"].as_str().unwrap_or("")),
+            text(p["status"].as_str().unwrap_or("")),
+            text(&detail)
         );
     }
     let _ = writeln!(md, "\n## Plan\n");
     for s in report["plan"].as_array().into_iter().flatten() {
         let _ = writeln!(
             md,
-            "- layer {}: `{}` {} — {}",
+            "- layer {}: {} {} — {}",
             s["layer"],
-            s["plugin_id"].as_str().unwrap_or(""),
-            s["version"].as_str().unwrap_or(""),
-            s["reason"].as_str().unwrap_or("")
+            text(s["plugin_id"].as_str().unwrap_or("")),
+            text(s["version"].as_str().unwrap_or("")),
+            text(s["reason"].as_str().unwrap_or(""))
         );
     }
     md
@@ -303,6 +311,10 @@ pub fn markdown(report: &Value) -> String {
 /// The known-issue evaluation, for people.
 fn known_issues(md: &mut String, evaluation: &Value) {
     let _ = writeln!(md, "\n## Known issues\n");
+    if let Some(error) = evaluation["error"].as_str() {
+        let _ = writeln!(md, "**Not evaluated**: {}", text(error));
+        return;
+    }
     let Some(source) = evaluation["ground_truth_source"].as_str() else {
         let _ = writeln!(
             md,
@@ -331,14 +343,51 @@ fn known_issues(md: &mut String, evaluation: &Value) {
     if !unexpected.is_empty() {
         let _ = writeln!(md, "\n{} high or medium findings were not declared:\n", unexpected.len());
         for u in unexpected {
-            let _ = writeln!(md, "- `{}` {} (id `{}`)", cell(&u["kind"]), cell(&u["title"]), cell(&u["finding_id"]));
+            let _ = writeln!(md, "- {} {} (id `{}`)", cell(&u["kind"]), cell(&u["title"]), cell(&u["finding_id"]));
         }
     }
 }
 
-/// A JSON string as markdown table text.
+/// A JSON value as inert markdown text (see [`text`]).
 fn cell(value: &Value) -> String {
-    value.as_str().map_or_else(|| value.to_string(), str::to_owned).replace('|', "\\|").replace('\n', " ")
+    text(&value.as_str().map_or_else(|| value.to_string(), str::to_owned))
+}
+
+/// Text from an upload or a plugin made inert in markdown: markup characters escaped and
+/// line breaks made spaces, so a column name or a title cannot add headings, links,
+/// images, HTML or table cells.
+pub fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '<' | '>' | '#' | '|' | '!' | '{' | '}' | '~' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A relative path as a link target: characters that would end or break it
+/// percent-encoded.
+fn target(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            ' ' | '(' | ')' | '<' | '>' | '[' | ']' | '"' | '\'' | '\\' | '`' => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn join(values: &[Value]) -> String {
@@ -353,6 +402,14 @@ pub fn is_measured(f: &Finding) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uploaded_text_cannot_add_markup_to_the_report() {
+        assert_eq!(text("a\n## Known issues\n**5 of 5**"), "a \\#\\# Known issues \\*\\*5 of 5\\*\\*");
+        assert_eq!(text("<img src=x onerror=alert(1)>"), "\\<img src=x onerror=alert\\(1\\)\\>");
+        assert_eq!(text("[x](javascript:y) | z"), "\\[x\\]\\(javascript:y\\) \\| z");
+        assert_eq!(target("plugins/p/artifacts/a b).svg"), "plugins/p/artifacts/a%20b%29.svg");
+    }
 
     #[test]
     fn the_schema_compiles_and_refuses_undisciplined_findings() {

@@ -387,6 +387,12 @@ impl Harness {
 
     /// Plans a request without running it: the plan, seed, fingerprint and cache keys.
     pub fn prepare(&self, request: &RunRequest) -> Result<Prepared, HarnessError> {
+        self.prepare_pinned(request, None)
+    }
+
+    /// As [`Harness::prepare`], evaluating against `pinned` known issues (a replayed
+    /// bundle's) instead of the store's latest for the request's dataset kind.
+    fn prepare_pinned(&self, request: &RunRequest, pinned: Option<&KnownIssueSet>) -> Result<Prepared, HarnessError> {
         let upload = self.0.store.get_upload(&request.upload_id)?;
         let format: Format = upload.format.parse().unwrap_or(Format::Binary);
         let registry = self.registry();
@@ -415,9 +421,17 @@ impl Harness {
         }) & SEED_MASK;
         let identities: Vec<Value> =
             plan.steps.iter().filter_map(|s| registry.get(&s.plugin_id)).map(|p| p.identity()).collect();
-        let known_issues = match &request.dataset_kind {
-            None => None,
-            Some(kind) => {
+        let known_issues = match (pinned, &request.dataset_kind) {
+            (None, None) => None,
+            (Some(set), _) => {
+                let set = set.clone();
+                let issues = known::issues_of(&set).map_err(HarnessError::Invalid)?;
+                let kinds = finding_kinds(&registry);
+                let planned = plan.steps.iter().map(|s| s.plugin_id.as_str()).collect();
+                let preview = known::preview(&issues, &known::reporters(&kinds, &planned, &Default::default()), None);
+                Some(PreparedKnownIssues { set, preview })
+            }
+            (None, Some(kind)) => {
                 let set = self.0.store.known_issues(kind, None).map_err(|e| match e {
                     StoreError::NotFound(_) => HarnessError::Invalid(format!(
                         "no known issues are declared for dataset kind {kind:?}: declare them (PUT /api/v1/known-issues/{kind}) or leave dataset_kind out"
@@ -478,7 +492,18 @@ impl Harness {
         by: &str,
         audit: Option<&NewAuditEntry>,
     ) -> Result<Submitted, HarnessError> {
-        let prepared = self.prepare(request)?;
+        self.submit_pinned(request, by, audit, None)
+    }
+
+    /// As [`Harness::submit`], with the known issues pinned (see [`Harness::prepare_pinned`]).
+    pub(crate) fn submit_pinned(
+        &self,
+        request: &RunRequest,
+        by: &str,
+        audit: Option<&NewAuditEntry>,
+        pinned: Option<&KnownIssueSet>,
+    ) -> Result<Submitted, HarnessError> {
+        let prepared = self.prepare_pinned(request, pinned)?;
         if !request.fresh
             && let Some(earlier) = self.0.store.completed_run_with_fingerprint(&prepared.fingerprint)?
         {
@@ -671,9 +696,7 @@ impl Harness {
             "settings": settings,
             "plugins": identities,
             // The whole declaration, so a bundle replays against the same issues.
-            "known_issues": run.settings.get("known_issues").filter(|k| !k.is_null()).map(|k| json!({
-                "dataset_kind": k["dataset_kind"], "version": k["version"], "sha256": k["sha256"], "issues": k["issues"],
-            })),
+            "known_issues": run.settings.get("known_issues").filter(|k| !k.is_null()),
         });
         write_atomic(&dir.join("run_manifest.json"), &serde_json::to_vec_pretty(&manifest).unwrap_or_default())
             .map_err(HarnessError::Io)?;

@@ -58,7 +58,8 @@ pub fn analyse(columns: &[Column], plan: &Plan) -> Result<Analyses, AnalysisErro
     Ok(Analyses {
         outliers: columns.iter().filter(measured).filter_map(outliers).collect(),
         benford: columns.iter().filter(|c| c.role.value == Role::Amount).filter_map(benford).collect(),
-        volume: columns.iter().filter_map(volume).collect(),
+        // Rows per period of a personal date (a birth date) would show people's dates.
+        volume: columns.iter().filter(|c| c.role.value != Role::Pii).filter_map(volume).collect(),
         references,
         personal_data: columns.iter().filter_map(personal_data).collect(),
     })

@@ -3,9 +3,9 @@
 //!
 //! Each plot is a pure function of the statistics (or, for the missingness map, the
 //! validity of the columns), so the same table draws the same bytes. Every label is
-//! escaped; nothing a cell holds is drawn except through the statistics, which are already
-//! redacted where personal data is concerned. Every mark carries a `<title>` with its
-//! exact value, so a reader can hover for the number behind the shape.
+//! escaped. Values are drawn only through the statistics given, so callers must not pass
+//! a personal-data column's (its extremes are people's values). Every mark carries a
+//! `<title>` with its exact value, so a reader can hover for the number behind the shape.
 
 use std::fmt::Write as _;
 

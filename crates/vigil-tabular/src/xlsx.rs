@@ -21,6 +21,7 @@ use crate::json::push;
 use crate::read::{Problems, RawColumn, ReadOptions, column_names};
 use crate::sniff::{Chosen, Encoding};
 use crate::table::data_hash;
+use crate::value::DecimalMark;
 
 /// Caps on what a workbook may unpack to.
 #[derive(Clone, Debug)]
@@ -30,11 +31,14 @@ pub struct XlsxLimits {
     pub max_total_bytes: u64,
     /// Uncompressed bytes over compressed bytes, for entries over 1 MiB unpacked.
     pub max_ratio: u64,
+    /// Cells of one sheet's table, empty ones included (rows × columns): a few cells far
+    /// apart would otherwise fill billions.
+    pub max_cells: u64,
 }
 
 impl Default for XlsxLimits {
     fn default() -> Self {
-        XlsxLimits { max_entries: 10_000, max_total_bytes: 4 << 30, max_ratio: 1_000 }
+        XlsxLimits { max_entries: 10_000, max_total_bytes: 1 << 30, max_ratio: 200, max_cells: 100_000_000 }
     }
 }
 
@@ -133,50 +137,64 @@ fn check_archive(reader: impl Read + Seek, limits: &XlsxLimits) -> Result<(), Xl
     Ok(())
 }
 
+/// Excel's own limits: 1,048,576 rows and 16,384 columns (0-based indexes below these).
+const SHEET_ROWS: u32 = 1 << 20;
+const SHEET_COLUMNS: u32 = 1 << 14;
+
 /// One sheet's cells into raw columns, then typed like any table.
 fn read_sheet<RS: Read + Seek>(
     workbook: &mut Xlsx<RS>,
     name: &str,
     options: &XlsxOptions,
 ) -> Result<Dataset, XlsxError> {
-    let failed = |e: calamine::XlsxError| XlsxError::Sheet { sheet: name.to_owned(), message: e.to_string() };
+    let sheet_error = |message: String| XlsxError::Sheet { sheet: name.to_owned(), message };
+    let failed = |e: calamine::XlsxError| sheet_error(e.to_string());
     let mut cells = workbook.worksheet_cells_reader(name).map_err(failed)?;
-    let mut row_cells: Vec<(u32, String)> = Vec::new();
     let mut problems = Problems::default();
-    let max_columns = options.read.max_columns;
-    let mut width = 0usize;
-    // Cells arrive row by row; each row is kept until the next one starts.
-    let mut table = Table::default();
-    let mut current: Option<u32> = None;
+    let max_columns = options.read.max_columns.min(SHEET_COLUMNS as usize);
+    let mut table = Table { max_cells: options.limits.max_cells, ..Table::default() };
+    // Cells arrive row by row; a row's cells are kept until the next row starts. Cells
+    // without a value (formatting only) make no row.
+    let mut current: Option<(u32, Vec<(u32, String)>)> = None;
     let mut text = String::new();
     while let Some(cell) = cells.next_cell().map_err(failed)? {
         let (row, column) = cell.get_position();
-        if current != Some(row) {
-            if let Some(done) = current {
-                table.row(done, std::mem::take(&mut row_cells));
-            }
-            current = Some(row);
+        if row >= SHEET_ROWS || column >= SHEET_COLUMNS {
+            return Err(sheet_error(format!(
+                "a cell at row {}, column {} is past Excel's limits",
+                u64::from(row) + 1,
+                u64::from(column) + 1
+            )));
         }
         text.clear();
         if !render(cell.get_value(), &mut text) {
             problems.invalid_cells.add(u64::from(row) + 1, options.read.max_examples);
-            continue;
-        }
-        if text.is_empty() {
+        } else if text.is_empty() {
             continue;
         }
         if column as usize >= max_columns {
             return Err(IngestError::TooManyColumns { limit: max_columns, line: u64::from(row) + 1 }.into());
         }
-        width = width.max(column as usize + 1);
-        row_cells.push((column, text.clone()));
+        match &mut current {
+            Some((at, row_cells)) if *at == row => row_cells.push((column, text.clone())),
+            Some((at, _)) if *at > row => {
+                return Err(sheet_error(format!("row {} comes after row {}: rows must be in order", row + 1, *at + 1)));
+            }
+            _ => {
+                if let Some((at, row_cells)) = current.take() {
+                    table.row(at, row_cells).map_err(sheet_error)?;
+                }
+                current = Some((row, vec![(column, text.clone())]));
+            }
+        }
     }
-    if let Some(done) = current {
-        table.row(done, row_cells);
+    if let Some((at, row_cells)) = current.take() {
+        table.row(at, row_cells).map_err(sheet_error)?;
     }
     drop(cells);
     let header = options.header.unwrap_or_else(|| table.header_likely());
-    let (names, data, first_data_row) = table.finish(width, header);
+    let first_row = table.first_index.map_or(1, |i| u64::from(i) + 1);
+    let (names, data) = table.finish(header).map_err(sheet_error)?;
     let (names, renamed) = column_names(names);
     let row_count = data.first().map_or(0, |c: &Vec<RawColumn>| c.iter().map(|k| k.ends.len()).sum());
     let context = Context { delimiter: b',' };
@@ -185,10 +203,11 @@ fn read_sheet<RS: Read + Seek>(
         infer::column(name, chunks, row_count, context)
     });
     let data_hash = data_hash(&columns, row_count, threads);
-    let evidence = format!(
-        "sheet {name:?}, {}",
-        if header { format!("row {first_data_row} after a header row") } else { "no header row".to_owned() }
-    );
+    let evidence = if header {
+        format!("sheet {name:?}: row {first_row} names the columns (text over the rows below)")
+    } else {
+        format!("sheet {name:?}: no header row (row {first_row} holds numbers), columns numbered")
+    };
     Ok(Dataset {
         encoding: Chosen { value: Encoding::Utf8, evidence: "XLSX text is Unicode".into() },
         format: Chosen { value: Format::Xlsx { sheet: name.to_owned() }, evidence },
@@ -205,33 +224,56 @@ fn read_sheet<RS: Read + Seek>(
 #[derive(Default)]
 struct Table {
     first: Option<Vec<(u32, String)>>,
+    /// The sheet row (0-based) of the first row with a value.
+    first_index: Option<u32>,
     first_is_text: bool,
     columns: Vec<Vec<RawColumn>>,
     rows: usize,
-    /// The sheet row (0-based) the next data row should have: skipped rows are empty rows.
-    next: Option<u32>,
+    /// The sheet row (0-based) the next data row should have: rows skipped are empty.
+    next: u32,
+    /// The most cells (rows × columns, empty ones included) the table may hold.
+    max_cells: u64,
 }
 
 impl Table {
-    fn row(&mut self, index: u32, cells: Vec<(u32, String)>) {
+    /// Adds sheet row `index` (rows arrive in order), its cells in any order.
+    fn row(&mut self, index: u32, mut cells: Vec<(u32, String)>) -> Result<(), String> {
+        cells.sort_by_key(|(c, _)| *c);
+        if let Some(pair) = cells.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(format!("row {} holds column {} twice", u64::from(index) + 1, u64::from(pair[0].0) + 1));
+        }
         if self.first.is_none() {
-            self.first_is_text = !cells.is_empty()
-                && cells.iter().all(|(_, t)| crate::value::parse_number(t, crate::value::DecimalMark::Point).is_none());
+            self.first_is_text = cells.iter().all(|(_, t)| crate::value::parse_number(t, DecimalMark::Point).is_none());
             self.first = Some(cells);
-            self.next = Some(index + 1);
-            return;
+            self.first_index = Some(index);
+            self.next = index.saturating_add(1);
+            return Ok(());
         }
         // Empty rows between are rows of missing cells, as a CSV export writes them.
-        let next = self.next.unwrap_or(index);
-        for _ in next..index {
+        let width = self.columns.len().max(cells.last().map_or(0, |(c, _)| *c as usize + 1));
+        let rows = self.rows as u64 + u64::from(index.saturating_sub(self.next)) + 1;
+        self.check(rows, width)?;
+        for _ in self.next..index {
             self.push_row(&[]);
         }
         self.push_row(&cells);
-        self.next = Some(index + 1);
+        self.next = index.saturating_add(1);
+        Ok(())
+    }
+
+    fn check(&self, rows: u64, width: usize) -> Result<(), String> {
+        let cells = rows.saturating_mul(width as u64);
+        if cells > self.max_cells {
+            return Err(format!(
+                "{rows} rows × {width} columns is {cells} cells, past the {}-cell limit (sparse cells far apart?)",
+                self.max_cells
+            ));
+        }
+        Ok(())
     }
 
     fn push_row(&mut self, cells: &[(u32, String)]) {
-        let width = cells.iter().map(|(c, _)| *c as usize + 1).max().unwrap_or(0);
+        let width = cells.last().map_or(0, |(c, _)| *c as usize + 1);
         while self.columns.len() < width {
             let mut column = Vec::new();
             for _ in 0..self.rows {
@@ -252,25 +294,31 @@ impl Table {
         self.rows += 1;
     }
 
-    /// A first row of text over rows that are not all text reads as a header.
+    /// A first row of text (no cell reads as a number) is a header.
     fn header_likely(&self) -> bool {
         self.first_is_text
     }
 
-    /// Column names (from the header or numbered) and the data columns, `width` wide.
-    fn finish(mut self, width: usize, header: bool) -> (Vec<String>, Vec<Vec<RawColumn>>, usize) {
+    /// Column names (from the header, or numbered) and the data columns.
+    fn finish(mut self, header: bool) -> Result<(Vec<String>, Vec<Vec<RawColumn>>), String> {
         let first = self.first.take().unwrap_or_default();
-        let (names, first_data_row) = if header {
+        let first_width = first.last().map_or(0, |(c, _)| *c as usize + 1);
+        let width = self.columns.len().max(first_width);
+        let rows = self.rows + usize::from(!header && first_width > 0);
+        self.check(rows as u64, width)?;
+        let names = if header {
             let mut names = vec![String::new(); width];
             for (c, text) in first {
                 names[c as usize] = text;
             }
-            (names, 2)
+            names
         } else {
-            // The first row is data: put it in front.
-            let mut rest = std::mem::take(&mut self);
+            // The first row is data: it goes in front of the rest.
+            let rest = std::mem::take(&mut self.columns);
+            let rest_rows = self.rows;
+            self.rows = 0;
             self.push_row(&first);
-            for (c, chunks) in rest.columns.iter_mut().enumerate() {
+            for (c, chunks) in rest.into_iter().enumerate() {
                 while self.columns.len() <= c {
                     let mut column = Vec::new();
                     for _ in 0..self.rows {
@@ -278,31 +326,27 @@ impl Table {
                     }
                     self.columns.push(column);
                 }
-                for chunk in chunks.drain(..) {
+                for chunk in &chunks {
                     for cell in chunk.iter() {
                         push(&mut self.columns[c], cell);
                     }
                 }
             }
-            self.rows += rest.rows;
-            ((0..width).map(|c| format!("column_{}", c + 1)).collect(), 1)
+            self.rows += rest_rows;
+            (0..width).map(|c| format!("column_{}", c + 1)).collect()
         };
-        let rows = self.rows;
         while self.columns.len() < width {
-            let mut column = Vec::new();
-            for _ in 0..rows {
-                push(&mut column, "");
-            }
-            self.columns.push(column);
+            self.columns.push(Vec::new());
         }
-        // Columns shorter than the table (cells appeared later) are padded.
+        // Columns shorter than the table (cells appeared later, or only in the header)
+        // are padded with missing cells.
         for column in &mut self.columns {
             let have: usize = column.iter().map(|k| k.ends.len()).sum();
-            for _ in have..rows {
+            for _ in have..self.rows {
                 push(column, "");
             }
         }
-        (names, self.columns, first_data_row)
+        Ok((names, self.columns))
     }
 }
 

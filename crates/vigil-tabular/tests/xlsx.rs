@@ -94,3 +94,33 @@ fn archives_that_unpack_past_the_caps_are_refused_before_parsing() {
     let not_zip = write(&dir, b"id,amount\n1,2\n");
     assert!(matches!(ingest_xlsx(&not_zip, &XlsxOptions::default()), Err(XlsxError::NotXlsx(_))));
 }
+
+#[test]
+fn cells_in_any_order_formatting_only_cells_and_sparse_sheets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Row 1 is preceded by a formatted but empty row; cells within a row arrive out of
+    // order; trailing formatted rows hold nothing.
+    let rows = [
+        r#"<row r="1"><c r="A1" s="1"/><c r="B1" s="1"/></row>"#.to_owned(),
+        row(2, &[text("B2", "amount"), text("A2", "id")]),
+        row(3, &[number("B3", "5"), number("A3", "1")]),
+        r#"<row r="9"><c r="A9" s="1"/></row>"#.to_owned(),
+    ]
+    .concat();
+    let path = write(&dir, &workbook(&[("S", rows)]));
+    let sheet = &ingest_xlsx(&path, &XlsxOptions::default()).expect("read")[0].dataset;
+    assert_eq!(sheet.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "amount"]);
+    assert_eq!(sheet.rows, 1, "formatting alone makes no row");
+    assert!(sheet.format.evidence.contains("row 2 names the columns"), "{}", sheet.format.evidence);
+
+    // Two cells far apart would make a table of billions of empty cells.
+    let sparse = [row(1, &[text("A1", "a"), text("XFD1", "z")]), row(1_048_576, &[number("A1048576", "1")])].concat();
+    let path = write(&dir, &workbook(&[("S", sparse)]));
+    let err = ingest_xlsx(&path, &XlsxOptions::default()).expect_err("too many cells");
+    assert!(err.to_string().contains("cell limit"), "{err}");
+
+    let twice = [row(1, &[text("A1", "a")]), row(2, &[number("A2", "1"), number("A2", "2")])].concat();
+    let path = write(&dir, &workbook(&[("S", twice)]));
+    let err = ingest_xlsx(&path, &XlsxOptions::default()).expect_err("duplicate cell");
+    assert!(err.to_string().contains("twice"), "{err}");
+}

@@ -25,7 +25,7 @@ use vigil_tabular::profile::{self, Profile};
 use vigil_tabular::read::ReadOptions;
 use vigil_tabular::sniff::Encoding;
 use vigil_tabular::xlsx::{XlsxOptions, ingest_xlsx};
-use vigil_tabular::{Column, plot};
+use vigil_tabular::{Column, Role, plot};
 
 use super::{EVIDENCE_ROWS_MAX, measured, ok};
 use crate::protocol::{ArtifactRef, DatasetVersion, Evidence, Finding, Request, Response, Severity};
@@ -236,76 +236,66 @@ fn ingest(request: &Request) -> Result<Response, String> {
     let (dataset, read_as, sheets) = load(&request.input.path, &request.config, xlsx)?;
     let cap = request.config.get("max_record_bytes").and_then(Value::as_u64).unwrap_or(16 << 20);
     let p = &dataset.problems;
-    let lines = |examples: &mut dyn Iterator<Item = u64>| examples.take(EVIDENCE_ROWS_MAX).collect::<Vec<_>>();
     let mut findings = Vec::new();
-    let count = |n: u64| BTreeMap::from([("rows".to_owned(), json!(n))]);
     if p.ragged.count > 0 {
-        let mut values = count(p.ragged.count);
-        values.insert(
-            "examples".into(),
-            json!(
-                p.ragged
-                    .examples
-                    .iter()
-                    .map(|r| json!({"line": r.line, "fields": r.fields, "expected": r.expected}))
-                    .collect::<Vec<_>>()
-            ),
-        );
-        findings.push(measured(
+        let examples: Vec<Value> = p
+            .ragged
+            .examples
+            .iter()
+            .map(|r| json!({"line": r.line, "fields": r.fields, "expected": r.expected}))
+            .collect();
+        findings.push(lines_finding(
             "ragged_rows",
             format!("{} rows do not have the header's field count and were left out", p.ragged.count),
             Severity::High,
-            Evidence { rows: lines(&mut p.ragged.examples.iter().map(|r| r.line)), values, ..Evidence::default() },
+            ("rows", p.ragged.count),
+            p.ragged.examples.iter().map(|r| r.line),
+            ("examples", json!(examples)),
         ));
     }
     if p.too_long.count > 0 {
-        let mut values = count(p.too_long.count);
-        values.insert("cap_bytes".into(), json!(cap));
-        findings.push(measured(
+        findings.push(lines_finding(
             "records_too_long",
             format!("{} records are longer than the {cap}-byte cap and were left out", p.too_long.count),
             Severity::High,
-            Evidence { rows: lines(&mut p.too_long.examples.iter().map(|r| r.line)), values, ..Evidence::default() },
+            ("rows", p.too_long.count),
+            p.too_long.examples.iter().map(|r| r.line),
+            ("cap_bytes", json!(cap)),
         ));
     }
     if p.malformed.count > 0 {
-        let mut values = count(p.malformed.count);
-        values.insert(
-            "reasons".into(),
-            json!(p.malformed.examples.iter().map(|m| json!({"line": m.line, "reason": m.reason})).collect::<Vec<_>>()),
-        );
-        findings.push(measured(
+        let reasons: Vec<Value> =
+            p.malformed.examples.iter().map(|m| json!({"line": m.line, "reason": m.reason})).collect();
+        findings.push(lines_finding(
             "malformed_records",
             format!("{} JSON records do not parse or are not objects and were left out", p.malformed.count),
             Severity::High,
-            Evidence { rows: lines(&mut p.malformed.examples.iter().map(|m| m.line)), values, ..Evidence::default() },
+            ("rows", p.malformed.count),
+            p.malformed.examples.iter().map(|m| m.line),
+            ("reasons", json!(reasons)),
         ));
     }
     if p.invalid_utf8.count > 0 {
-        findings.push(measured(
+        findings.push(lines_finding(
             "invalid_utf8",
             format!("{} lines hold bytes that are not UTF-8 (read as U+FFFD)", p.invalid_utf8.count),
             Severity::Medium,
-            Evidence {
-                rows: lines(&mut p.invalid_utf8.examples.iter().copied()),
-                values: BTreeMap::from([("lines".to_owned(), json!(p.invalid_utf8.count))]),
-                ..Evidence::default()
-            },
+            ("lines", p.invalid_utf8.count),
+            p.invalid_utf8.examples.iter().copied(),
+            ("encoding", json!(encoding_name(dataset.encoding.value))),
         ));
     }
     if p.invalid_cells.count > 0 {
-        findings.push(measured(
+        findings.push(lines_finding(
             "invalid_cells",
             format!(
                 "{} cells hold a spreadsheet error (#DIV/0!, #N/A, ...) and were read as missing",
                 p.invalid_cells.count
             ),
             Severity::Medium,
-            Evidence {
-                rows: lines(&mut p.invalid_cells.examples.iter().copied()),
-                values: BTreeMap::from([("cells".to_owned(), json!(p.invalid_cells.count))]),
-                ..Evidence::default()
-            },
+            ("cells", p.invalid_cells.count),
+            p.invalid_cells.examples.iter().copied(),
+            ("row_numbers", json!("sheet rows, 1-based")),
         ));
     }
     if !dataset.renamed.is_empty() {
@@ -364,6 +354,28 @@ fn ingest(request: &Request) -> Result<Response, String> {
     Ok(response)
 }
 
+/// A finding about lines (or rows) of the input: how many, the first few, one more value.
+fn lines_finding(
+    kind: &str,
+    title: String,
+    severity: Severity,
+    (counted, count): (&str, u64),
+    lines: impl Iterator<Item = u64>,
+    (key, value): (&str, Value),
+) -> Finding {
+    let values = BTreeMap::from([
+        (counted.to_owned(), json!(count)),
+        ("affected_rows".to_owned(), json!(count)),
+        (key.to_owned(), value),
+    ]);
+    measured(
+        kind,
+        title,
+        severity,
+        Evidence { rows: lines.take(EVIDENCE_ROWS_MAX).collect(), values, ..Evidence::default() },
+    )
+}
+
 fn format_name(format: &TableFormat) -> String {
     match format {
         TableFormat::Delimited(d) => {
@@ -406,7 +418,13 @@ fn dataset_of(request: &Request) -> Result<Dataset, String> {
 fn profile(request: &Request) -> Result<Response, String> {
     let dataset = dataset_of(request)?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let p = profile::profile(&dataset.columns, dataset.rows, threads);
+    let mut p = profile::profile(&dataset.columns, dataset.rows, threads);
+    // A personal-data column's extremes, averages and dates are its values (an SSN as
+    // the maximum, a birth date as the first day): none of them leaves the plugin.
+    for column in p.columns.iter_mut().filter(|c| c.role == Role::Pii) {
+        column.numeric = None;
+        column.dates = None;
+    }
     let mut findings = profile_findings(&p, &dataset.columns);
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 
@@ -493,7 +511,11 @@ fn profile_findings(p: &Profile, columns: &[Column]) -> Vec<Finding> {
             Severity::Medium,
             Evidence {
                 rows: d.examples.iter().map(|(row, _)| *row as u64).take(EVIDENCE_ROWS_MAX).collect(),
-                values: values(&[("rows", json!(d.count)), ("repeat_and_first_seen", json!(d.examples))]),
+                values: values(&[
+                    ("rows", json!(d.count)),
+                    ("affected_rows", json!(d.count)),
+                    ("repeat_and_first_seen", json!(d.examples)),
+                ]),
                 ..Evidence::default()
             },
         ));
@@ -514,6 +536,7 @@ fn profile_findings(p: &Profile, columns: &[Column]) -> Vec<Finding> {
                 values: values(&[
                     ("values", json!(k.values)),
                     ("rows", json!(k.rows)),
+                    ("affected_rows", json!(k.rows)),
                     ("examples", json!(k.examples)),
                 ]),
             },
@@ -561,6 +584,7 @@ fn profile_findings(p: &Profile, columns: &[Column]) -> Vec<Finding> {
                     rows,
                     values: values(&[
                         ("missing", json!(stats.missing)),
+                        ("affected_rows", json!(stats.missing)),
                         ("rows", json!(p.rows)),
                         ("share", json!(share)),
                     ]),
@@ -701,6 +725,7 @@ fn analysis_findings(a: &Analyses) -> Vec<Finding> {
         }
         let mut v = values(vec![
             ("values", json!(o.values)),
+            ("affected_rows", json!(beyond)),
             ("lower_fence", json!(o.iqr.lower_fence)),
             ("upper_fence", json!(o.iqr.upper_fence)),
             ("below", json!(o.iqr.below)),
@@ -802,6 +827,7 @@ fn analysis_findings(a: &Analyses) -> Vec<Finding> {
                 values: values(vec![
                     ("rows_checked", json!(r.rows)),
                     ("unmatched_rows", json!(r.unmatched_rows)),
+                    ("affected_rows", json!(r.unmatched_rows)),
                     ("unmatched_values", json!(r.unmatched_values)),
                     ("examples", json!(r.examples)),
                 ]),
@@ -826,6 +852,7 @@ fn analysis_findings(a: &Analyses) -> Vec<Finding> {
                 values: values(vec![
                     ("kind", json!(p.kind)),
                     ("matching", json!(p.matching)),
+                    ("affected_rows", json!(p.matching)),
                     ("values", json!(p.values)),
                     ("confidence", json!(p.confidence)),
                     ("redacted_examples", json!(p.examples)),
@@ -1030,6 +1057,29 @@ mod tests {
         let bad = run.request("tabular.analyses", json!({ "references": [{ "column": "nope", "parent": "zip" }] }));
         let err = analyse(&bad).expect_err("unknown column");
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn personal_numbers_and_dates_leave_no_statistic_plot_or_gap() {
+        let run = Run::new(
+            b"ssn,birth_date,amount\n123456789,1980-01-01,10\n987654321,1999-12-31,20\n555443333,1985-06-15,30\n",
+        );
+        let ingest = run.ingest(json!({}));
+        assert_eq!(ingest.metrics["schema"]["ssn"]["role"], "pii", "{:?}", ingest.metrics["schema"]);
+        let response = profile(&run.request("tabular.profile", json!({}))).expect("profile");
+        let analyses = analyse(&run.request("tabular.analyses", json!({}))).expect("analyses");
+        let dir = run.dir.path();
+        let mut everything =
+            serde_json::to_string(&response).expect("json") + &serde_json::to_string(&analyses).expect("json");
+        for folder in ["tabular.profile", "tabular.analyses"] {
+            for entry in std::fs::read_dir(dir.join(folder)).expect("dir").flatten() {
+                everything += &std::fs::read_to_string(entry.path()).expect("artifact");
+            }
+        }
+        for secret in ["987654321", "123456789", "1980-01-01", "1999-12-31"] {
+            assert!(!everything.contains(secret), "{secret} leaked");
+        }
+        assert!(response.metrics["columns"]["amount"]["max"] == json!(30.0), "other columns keep their statistics");
     }
 
     #[test]

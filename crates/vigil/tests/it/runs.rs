@@ -157,6 +157,12 @@ fn a_csv_run_completes_with_an_evidenced_report_and_lineage() {
     }
 }
 
+/// The tabular pack's orders fixture (60 orders, e-mail addresses, a vendor column).
+fn orders_fixture() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../vigil-tabular/tests/fixtures/orders.csv"))
+        .expect("fixture")
+}
+
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -171,9 +177,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn a_business_table_gets_a_typed_profile_analyses_and_plots_without_showing_personal_data() {
     let (env, _) = env_with_plugins(&[]);
     let server = env.start();
-    let orders =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../vigil-tabular/tests/fixtures/orders.csv"))
-            .expect("fixture");
+    let orders = orders_fixture();
     let upload_id = upload(&server, "orders.csv", &orders);
     let settings = json!({ "tabular.analyses": { "references": [{ "column": "vendor_id", "parent": "zip" }] } });
     let created = submit(&server, json!({ "upload_id": upload_id, "settings": settings }));
@@ -284,9 +288,7 @@ fn an_xlsx_workbook_is_read_sheet_by_sheet_and_its_chosen_sheet_profiled() {
 fn known_issues_are_previewed_versioned_and_evaluated_in_the_report() {
     let (env, _) = env_with_plugins(&[]);
     let server = env.start();
-    let orders =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../vigil-tabular/tests/fixtures/orders.csv"))
-            .expect("fixture");
+    let orders = orders_fixture();
     let upload_id = upload(&server, "orders.csv", &orders);
     let issues = json!({ "issues": [
         { "id": "customer-emails", "description": "orders carry the buyer's e-mail", "kind": "personal_data", "column": "customer_email" },
@@ -385,6 +387,22 @@ fn known_issues_are_previewed_versioned_and_evaluated_in_the_report() {
     assert_eq!(history.body["data"]["history"].as_array().map(Vec::len), Some(2), "{:?}", history.body);
     let v1 = server.get("/api/v1/known-issues/erp.orders?version=1", None);
     assert_eq!(v1.body["data"]["set"]["issues"], issues["issues"]);
+    // A bundle of the first run replays against version 1, on this very store, without
+    // touching the store's declarations (version 2 stays the latest).
+    let bytes = server.client.get(format!("{}/api/v1/runs/{id}/bundle.zip", server.url)).send().expect("bundle");
+    let bundle_path = env.dir.path().join("known.zip");
+    std::fs::write(&bundle_path, bytes.bytes().expect("bytes")).expect("write bundle");
+    let out = env.run(&["replay", bundle_path.to_str().expect("utf-8"), "--json"]);
+    let outcome: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        (outcome["fingerprint_matches"].clone(), outcome["report_matches"].clone()),
+        (json!(true), json!(true)),
+        "{outcome}"
+    );
+    let history = server.get("/api/v1/known-issues/erp.orders", None);
+    assert_eq!(history.body["data"]["history"].as_array().map(Vec::len), Some(2), "{:?}", history.body);
+    assert_eq!(history.body["data"]["set"]["issues"], changed["issues"], "the latest is still the latest");
     let again = submit(&server, json!({ "upload_id": upload_id, "dataset_kind": "erp.orders" }));
     assert_eq!(again.status, 201, "a new version is new work: {:?}", again.body);
     let detail = wait(&server, again.body["data"]["run"]["id"].as_str().expect("id"));
