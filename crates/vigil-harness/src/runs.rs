@@ -421,29 +421,25 @@ impl Harness {
         }) & SEED_MASK;
         let identities: Vec<Value> =
             plan.steps.iter().filter_map(|s| registry.get(&s.plugin_id)).map(|p| p.identity()).collect();
-        let known_issues = match (pinned, &request.dataset_kind) {
+        let set = match (pinned, &request.dataset_kind) {
+            (Some(set), _) => Some(set.clone()),
+            (None, Some(kind)) => Some(self.0.store.known_issues(kind, None).map_err(|e| match e {
+                StoreError::NotFound(_) => HarnessError::Invalid(format!(
+                    "no known issues are declared for dataset kind {kind:?}: declare them (PUT /api/v1/known-issues/{kind}) or leave dataset_kind out"
+                )),
+                other => other.into(),
+            })?),
             (None, None) => None,
-            (Some(set), _) => {
-                let set = set.clone();
+        };
+        let known_issues = match set {
+            Some(set) => {
                 let issues = known::issues_of(&set).map_err(HarnessError::Invalid)?;
                 let kinds = finding_kinds(&registry);
                 let planned = plan.steps.iter().map(|s| s.plugin_id.as_str()).collect();
                 let preview = known::preview(&issues, &known::reporters(&kinds, &planned, &Default::default()), None);
                 Some(PreparedKnownIssues { set, preview })
             }
-            (None, Some(kind)) => {
-                let set = self.0.store.known_issues(kind, None).map_err(|e| match e {
-                    StoreError::NotFound(_) => HarnessError::Invalid(format!(
-                        "no known issues are declared for dataset kind {kind:?}: declare them (PUT /api/v1/known-issues/{kind}) or leave dataset_kind out"
-                    )),
-                    other => other.into(),
-                })?;
-                let issues = known::issues_of(&set).map_err(HarnessError::Invalid)?;
-                let kinds = finding_kinds(&registry);
-                let planned = plan.steps.iter().map(|s| s.plugin_id.as_str()).collect();
-                let preview = known::preview(&issues, &known::reporters(&kinds, &planned, &Default::default()), None);
-                Some(PreparedKnownIssues { set, preview })
-            }
+            None => None,
         };
         // The evaluation is part of the run's output, so the version it uses is part of
         // what defines the run.

@@ -47,7 +47,7 @@ pub fn histogram(column: &str, stats: &NumericStats) -> String {
     let max = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let bar_w = plot_w / h.counts.len().max(1) as f64;
-    svg.y_axis(&format_count(max as usize));
+    svg.y_axis(&(max as usize).to_string());
     for (i, &count) in h.counts.iter().enumerate() {
         let bar_h = count as f64 / max * plot_h;
         let tip = format!(
@@ -217,7 +217,7 @@ pub fn volume(v: &Volume) -> String {
     let max = v.periods.iter().map(|p| p.rows).max().unwrap_or(0).max(1) as f64;
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let slot = plot_w / v.periods.len().max(1) as f64;
-    svg.y_axis(&format_count(max as usize));
+    svg.y_axis(&(max as usize).to_string());
     for (i, p) in v.periods.iter().enumerate() {
         let spike = v.spikes.iter().any(|s| s.start == p.start);
         let bar_h = p.rows as f64 / max * plot_h;
@@ -362,10 +362,6 @@ pub fn format_number(v: f64) -> String {
     let decimals = (3.0 - magnitude).clamp(0.0, 6.0) as usize;
     let s = format!("{v:.decimals$}");
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s }
-}
-
-fn format_count(n: usize) -> String {
-    n.to_string()
 }
 
 fn format_share(part: usize, whole: usize) -> String {

@@ -152,7 +152,7 @@ fn read_sheet<RS: Read + Seek>(
     let mut cells = workbook.worksheet_cells_reader(name).map_err(failed)?;
     let mut problems = Problems::default();
     let max_columns = options.read.max_columns.min(SHEET_COLUMNS as usize);
-    let mut table = Table { max_cells: options.limits.max_cells, ..Table::default() };
+    let mut table = Table { header: options.header, max_cells: options.limits.max_cells, ..Table::default() };
     // Cells arrive row by row; a row's cells are kept until the next row starts. Cells
     // without a value (formatting only) make no row.
     let mut current: Option<(u32, Vec<(u32, String)>)> = None;
@@ -192,9 +192,9 @@ fn read_sheet<RS: Read + Seek>(
         table.row(at, row_cells).map_err(sheet_error)?;
     }
     drop(cells);
-    let header = options.header.unwrap_or_else(|| table.header_likely());
+    let header = table.header == Some(true);
     let first_row = table.first_index.map_or(1, |i| u64::from(i) + 1);
-    let (names, data) = table.finish(header).map_err(sheet_error)?;
+    let (names, data) = table.finish().map_err(sheet_error)?;
     let (names, renamed) = column_names(names);
     let row_count = data.first().map_or(0, |c: &Vec<RawColumn>| c.iter().map(|k| k.ends.len()).sum());
     let context = Context { delimiter: b',' };
@@ -219,14 +219,17 @@ fn read_sheet<RS: Read + Seek>(
     })
 }
 
-/// Rows gathered before the header is known: the first row's cells, and the rest as
-/// raw columns (grown as columns appear, empty cells filled in).
+/// A sheet's rows as raw columns (grown as columns appear, empty cells filled in), with
+/// the header row's cells kept apart once the first row decides whether it is one.
 #[derive(Default)]
 struct Table {
-    first: Option<Vec<(u32, String)>>,
+    /// Whether the first row names the columns: given, or decided when it arrives (a row
+    /// of text, no cell reading as a number, is a header).
+    header: Option<bool>,
+    /// The header row's cells.
+    names: Vec<(u32, String)>,
     /// The sheet row (0-based) of the first row with a value.
     first_index: Option<u32>,
-    first_is_text: bool,
     columns: Vec<Vec<RawColumn>>,
     rows: usize,
     /// The sheet row (0-based) the next data row should have: rows skipped are empty.
@@ -242,15 +245,18 @@ impl Table {
         if let Some(pair) = cells.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(format!("row {} holds column {} twice", u64::from(index) + 1, u64::from(pair[0].0) + 1));
         }
-        if self.first.is_none() {
-            self.first_is_text = cells.iter().all(|(_, t)| crate::value::parse_number(t, DecimalMark::Point).is_none());
-            self.first = Some(cells);
+        if self.first_index.is_none() {
             self.first_index = Some(index);
-            self.next = index.saturating_add(1);
-            return Ok(());
+            self.next = index;
+            let is_text = || cells.iter().all(|(_, t)| crate::value::parse_number(t, DecimalMark::Point).is_none());
+            if *self.header.get_or_insert_with(is_text) {
+                self.names = cells;
+                self.next = index.saturating_add(1);
+                return Ok(());
+            }
         }
         // Empty rows between are rows of missing cells, as a CSV export writes them.
-        let width = self.columns.len().max(cells.last().map_or(0, |(c, _)| *c as usize + 1));
+        let width = self.columns.len().max(width_of(&cells));
         let rows = self.rows as u64 + u64::from(index.saturating_sub(self.next)) + 1;
         self.check(rows, width)?;
         for _ in self.next..index {
@@ -272,8 +278,8 @@ impl Table {
         Ok(())
     }
 
-    fn push_row(&mut self, cells: &[(u32, String)]) {
-        let width = cells.last().map_or(0, |(c, _)| *c as usize + 1);
+    /// Adds columns, each with a missing cell for every row so far, up to `width`.
+    fn widen(&mut self, width: usize) {
         while self.columns.len() < width {
             let mut column = Vec::new();
             for _ in 0..self.rows {
@@ -281,6 +287,10 @@ impl Table {
             }
             self.columns.push(column);
         }
+    }
+
+    fn push_row(&mut self, cells: &[(u32, String)]) {
+        self.widen(width_of(cells));
         let mut at = cells.iter().peekable();
         for (c, column) in self.columns.iter_mut().enumerate() {
             match at.peek() {
@@ -294,60 +304,28 @@ impl Table {
         self.rows += 1;
     }
 
-    /// A first row of text (no cell reads as a number) is a header.
-    fn header_likely(&self) -> bool {
-        self.first_is_text
-    }
-
-    /// Column names (from the header, or numbered) and the data columns.
-    fn finish(mut self, header: bool) -> Result<(Vec<String>, Vec<Vec<RawColumn>>), String> {
-        let first = self.first.take().unwrap_or_default();
-        let first_width = first.last().map_or(0, |(c, _)| *c as usize + 1);
-        let width = self.columns.len().max(first_width);
-        let rows = self.rows + usize::from(!header && first_width > 0);
-        self.check(rows as u64, width)?;
-        let names = if header {
+    /// Column names (from the header, or numbered) and the data columns, all as wide as
+    /// the header or the widest row and as long as the table.
+    fn finish(mut self) -> Result<(Vec<String>, Vec<Vec<RawColumn>>), String> {
+        let width = self.columns.len().max(width_of(&self.names));
+        self.check(self.rows as u64, width)?;
+        self.widen(width);
+        let names = if self.header == Some(true) {
             let mut names = vec![String::new(); width];
-            for (c, text) in first {
+            for (c, text) in std::mem::take(&mut self.names) {
                 names[c as usize] = text;
             }
             names
         } else {
-            // The first row is data: it goes in front of the rest.
-            let rest = std::mem::take(&mut self.columns);
-            let rest_rows = self.rows;
-            self.rows = 0;
-            self.push_row(&first);
-            for (c, chunks) in rest.into_iter().enumerate() {
-                while self.columns.len() <= c {
-                    let mut column = Vec::new();
-                    for _ in 0..self.rows {
-                        push(&mut column, "");
-                    }
-                    self.columns.push(column);
-                }
-                for chunk in &chunks {
-                    for cell in chunk.iter() {
-                        push(&mut self.columns[c], cell);
-                    }
-                }
-            }
-            self.rows += rest_rows;
             (0..width).map(|c| format!("column_{}", c + 1)).collect()
         };
-        while self.columns.len() < width {
-            self.columns.push(Vec::new());
-        }
-        // Columns shorter than the table (cells appeared later, or only in the header)
-        // are padded with missing cells.
-        for column in &mut self.columns {
-            let have: usize = column.iter().map(|k| k.ends.len()).sum();
-            for _ in have..self.rows {
-                push(column, "");
-            }
-        }
         Ok((names, self.columns))
     }
+}
+
+/// Columns a row spans: one past its last cell's (cells sorted by column).
+fn width_of(cells: &[(u32, String)]) -> usize {
+    cells.last().map_or(0, |(c, _)| *c as usize + 1)
 }
 
 /// A cell as the text a CSV export holds; `false` for an error cell (`#DIV/0!`).
