@@ -292,6 +292,14 @@ pub struct RawPrice {
     /// Defaults to the input price.
     #[serde(default)]
     pub cached_input_per_mtok: Option<f64>,
+    /// Input written to the prompt cache (five-minute lifetime); defaults to the input
+    /// price. Anthropic's is 1.25x input.
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
+    /// Input written to the prompt cache for one hour; defaults to the cache-write price.
+    /// Anthropic's is 2x input.
+    #[serde(default)]
+    pub cache_write_1h_per_mtok: Option<f64>,
     pub output_per_mtok: f64,
     /// RFC 3339 time (or a date, `2026-06-01`) from which this price applies.
     #[serde(default)]
@@ -573,6 +581,8 @@ pub struct PriceConfig {
     pub model: String,
     pub input_nanos_per_mtok: u64,
     pub cached_input_nanos_per_mtok: u64,
+    pub cache_write_nanos_per_mtok: u64,
+    pub cache_write_1h_nanos_per_mtok: u64,
     pub output_nanos_per_mtok: u64,
     pub since: Option<crate::time::Timestamp>,
 }
@@ -1027,6 +1037,9 @@ fn validate_prices(raw: Vec<RawPrice>, origins: &Origins, p: &mut Vec<Problem>) 
         };
         let input = nanos("input_per_mtok", price.input_per_mtok);
         let cached = nanos("cached_input_per_mtok", price.cached_input_per_mtok.unwrap_or(price.input_per_mtok));
+        let write_usd = price.cache_write_per_mtok.unwrap_or(price.input_per_mtok);
+        let cache_write = nanos("cache_write_per_mtok", write_usd);
+        let cache_write_1h = nanos("cache_write_1h_per_mtok", price.cache_write_1h_per_mtok.unwrap_or(write_usd));
         let output = nanos("output_per_mtok", price.output_per_mtok);
         let since = match price.since.as_deref() {
             None => None,
@@ -1045,6 +1058,8 @@ fn validate_prices(raw: Vec<RawPrice>, origins: &Origins, p: &mut Vec<Problem>) 
             model: price.model,
             input_nanos_per_mtok: input,
             cached_input_nanos_per_mtok: cached,
+            cache_write_nanos_per_mtok: cache_write,
+            cache_write_1h_nanos_per_mtok: cache_write_1h,
             output_nanos_per_mtok: output,
             since,
         });
@@ -1314,6 +1329,14 @@ api_key_env = "OPENAI_API_KEY"
         assert_eq!((price.input_nanos_per_mtok, price.cached_input_nanos_per_mtok), (37_500_000, 37_500_000));
         assert_eq!(price.output_nanos_per_mtok, 1_500_000_000);
         assert_eq!(price.since.map(|t| t.to_rfc3339()), Some("2026-06-01T00:00:00Z".to_owned()));
+        // Cache writes default to input; the one-hour lifetime to the (given) write price.
+        assert_eq!((price.cache_write_nanos_per_mtok, price.cache_write_1h_nanos_per_mtok), (37_500_000, 37_500_000));
+        let file = "[[gateway.prices]]\nmodel = \"c*\"\ninput_per_mtok = 1\ncache_write_per_mtok = 1.25\noutput_per_mtok = 5\n";
+        let price = &load_with(Some(file), &[]).expect("valid").gateway.prices[0];
+        assert_eq!(
+            (price.cache_write_nanos_per_mtok, price.cache_write_1h_nanos_per_mtok),
+            (1_250_000_000, 1_250_000_000)
+        );
         let bad = "[[gateway.prices]]\nmodel = \"x\"\ninput_per_mtok = -1.0\noutput_per_mtok = 1.0\nsince = \"soon\"\n";
         let text = messages(load_with(Some(bad), &[]).expect_err("bad")).join("\n");
         assert!(

@@ -55,6 +55,14 @@ pub struct Usage {
     pub output_tokens: u64,
     /// Input tokens served from the provider's prompt cache (a subset of `input_tokens`).
     pub cached_tokens: u64,
+    /// Input tokens written to the provider's prompt cache (a subset of `input_tokens`,
+    /// apart from `cached_tokens`): Anthropic bills these above the plain input price.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// The part of `cache_write_tokens` written for the long (one-hour) cache lifetime,
+    /// billed higher again.
+    #[serde(default)]
+    pub cache_write_1h_tokens: u64,
     /// Reasoning tokens (a subset of `output_tokens`).
     pub reasoning_tokens: u64,
     /// True when the provider reported no usage (an interrupted stream) and Vigil estimated.
@@ -90,6 +98,10 @@ pub struct Vital {
     /// True when the cost is the one the caller reported (`X-Vigil-Reported-Cost-Usd`),
     /// which wins over the price table.
     pub cost_reported: bool,
+    /// What the price table makes of the call, kept beside a reported cost so the caller's
+    /// figure can be checked; equal to `cost_nanos` when nothing was reported, `None` when
+    /// no price matched.
+    pub table_cost_nanos: Option<i64>,
     pub retries: u32,
     pub error_class: Option<String>,
     pub system_prompt_sha256: Option<Sha256Digest>,

@@ -5,7 +5,8 @@
 //!
 //! Anthropic counts `input_tokens` without the prompt-cache reads and writes; Vigil's
 //! `input_tokens` is the whole prompt, so those are added back (`cached_tokens` is the
-//! cache reads).
+//! cache reads, `cache_write_tokens` the writes, priced apart: writes cost more than
+//! plain input, and those for the one-hour cache more again).
 
 use serde_json::Value;
 use vigil_core::vitals::Usage;
@@ -32,15 +33,28 @@ pub fn request_facts(body: &Value) -> Result<RequestFacts, RequestError> {
 /// An Anthropic `usage` object as [`Usage`], or `None` if it is not an object.
 fn usage_of(usage: &Value) -> Option<Usage> {
     usage.as_object()?;
-    let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
-    let cache_read = count("cache_read_input_tokens");
-    Some(Usage {
-        input_tokens: count("input_tokens") + cache_read + count("cache_creation_input_tokens"),
-        output_tokens: count("output_tokens"),
-        cached_tokens: cache_read,
-        reasoning_tokens: 0,
-        estimated: false,
-    })
+    let mut out = Usage::default();
+    add_input_counts(&mut out, usage);
+    out.output_tokens = usage.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
+    Some(out)
+}
+
+/// Sets the input side of `usage` from an Anthropic `usage` object, where it says
+/// anything about input: a `message_delta` may repeat the (cumulative) counts, or not.
+fn add_input_counts(usage: &mut Usage, from: &Value) {
+    let count = |key: &str| from.get(key).and_then(Value::as_u64);
+    let (plain, read, written) =
+        (count("input_tokens"), count("cache_read_input_tokens"), count("cache_creation_input_tokens"));
+    if plain.is_none() && read.is_none() && written.is_none() {
+        return;
+    }
+    // The split by lifetime, when given; a write without it is a five-minute write.
+    let written_1h = from.pointer("/cache_creation/ephemeral_1h_input_tokens").and_then(Value::as_u64).unwrap_or(0);
+    let (plain, read, written) = (plain.unwrap_or(0), read.unwrap_or(0), written.unwrap_or(0));
+    usage.input_tokens = plain.saturating_add(read).saturating_add(written);
+    usage.cached_tokens = read;
+    usage.cache_write_tokens = written;
+    usage.cache_write_1h_tokens = written_1h.min(written);
 }
 
 /// Reads a complete message.
@@ -92,10 +106,14 @@ pub fn add_event(answer: &mut Answer, event: &Value) {
             }
         }
         Some("message_delta") => {
-            // Output tokens here are cumulative; input counts arrived with message_start.
-            if let Some(output) = event.pointer("/usage/output_tokens").and_then(Value::as_u64) {
+            // Counts here are cumulative. Output always comes; input came with
+            // message_start, and is repeated here by newer API versions.
+            if let Some(delta) = event.get("usage").filter(|u| u.is_object()) {
                 let usage = answer.usage.get_or_insert_with(Usage::default);
-                usage.output_tokens = output;
+                add_input_counts(usage, delta);
+                if let Some(output) = delta.get("output_tokens").and_then(Value::as_u64) {
+                    usage.output_tokens = output;
+                }
             }
         }
         Some("message_stop") => answer.finished = true,
@@ -139,6 +157,37 @@ mod tests {
         assert_eq!(streamed.tool_names(), whole.tool_names());
         assert_eq!(streamed.tool_names(), ["search"]);
         assert!(streamed.finished && whole.finished);
+    }
+
+    #[test]
+    fn cache_writes_are_counted_apart_whole_and_streamed() {
+        let usage = json!({"input_tokens": 10, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 6,
+            "cache_creation": {"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 4}, "output_tokens": 7});
+        let whole =
+            answer_from_message(&json!({"type": "message", "model": "claude-opus-4-1", "content": [], "usage": usage}));
+        let expected = Usage {
+            input_tokens: 20,
+            cached_tokens: 4,
+            cache_write_tokens: 6,
+            cache_write_1h_tokens: 4,
+            output_tokens: 7,
+            ..Usage::default()
+        };
+        assert_eq!(whole.usage, Some(expected));
+        // Newer API versions repeat the cumulative input counts in message_delta.
+        let mut streamed = Answer::default();
+        let start = json!({"input_tokens": 10, "output_tokens": 1});
+        add_event(
+            &mut streamed,
+            &json!({"type": "message_start", "message": {"model": "claude-opus-4-1", "usage": start}}),
+        );
+        add_event(&mut streamed, &json!({"type": "message_delta", "delta": {}, "usage": usage}));
+        assert_eq!(streamed.usage, Some(expected));
+        // A delta with output only keeps what message_start said about input.
+        let mut streamed = Answer::default();
+        add_event(&mut streamed, &json!({"type": "message_start", "message": {"usage": usage}}));
+        add_event(&mut streamed, &json!({"type": "message_delta", "usage": {"output_tokens": 9}}));
+        assert_eq!(streamed.usage, Some(Usage { output_tokens: 9, ..expected }));
     }
 
     #[test]

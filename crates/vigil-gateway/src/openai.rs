@@ -160,7 +160,7 @@ pub fn usage_of(usage: &Value) -> Option<Usage> {
         output_tokens: count("/completion_tokens"),
         cached_tokens: count("/prompt_tokens_details/cached_tokens"),
         reasoning_tokens: count("/completion_tokens_details/reasoning_tokens"),
-        estimated: false,
+        ..Usage::default()
     })
 }
 

@@ -20,7 +20,7 @@ use vigil_core::vitals::{CallOutcome, Usage, Vital};
 use crate::breaker::{Admission, Breaker};
 use crate::openai::{Answer, RequestFacts, estimate_usage};
 use crate::policy::{CallFacts, Policy};
-use crate::price::{PriceTable, cost_nanos};
+use crate::price::PriceTable;
 use crate::recorder::Recorder;
 use crate::sse::Scanner;
 
@@ -155,6 +155,11 @@ impl Gateway {
         let policy = Policy::new(config.policy.clone());
         let prices = Arc::new(PriceTable::new(&config.prices));
         Ok(Gateway { config, clients, breakers, recorder, policy, prices, overhead })
+    }
+
+    /// The price table in force, for vitals that arrive by other paths (ingest, OTLP).
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -691,6 +696,7 @@ fn base_vital(caller: &Caller, endpoint: &str) -> Vital {
         cost_nanos: caller.reported_cost_nanos,
         unpriced: false,
         cost_reported: caller.reported_cost_nanos.is_some(),
+        table_cost_nanos: None,
         retries: 0,
         error_class: None,
         system_prompt_sha256: None,
@@ -758,21 +764,7 @@ fn finish_vital(vital: &mut Vital, answer: &Answer, prompt_chars: usize, complet
         vital.error_class.get_or_insert_with(|| "interrupted".to_owned());
     }
     vital.usage = Some(usage);
-    if vital.cost_reported {
-        return; // the caller's own figure stands
-    }
-    let served = vital.model_served.as_deref().and_then(|m| prices.price_for(m, vital.at));
-    let price = served.or_else(|| vital.model_requested.as_deref().and_then(|m| prices.price_for(m, vital.at)));
-    match price {
-        Some(price) => {
-            vital.cost_nanos = Some(cost_nanos(price, &usage));
-            vital.unpriced = false;
-        }
-        None => {
-            vital.cost_nanos = None;
-            vital.unpriced = true;
-        }
-    }
+    prices.price(vital);
 }
 
 /// What a streamed call has measured so far. Recorded exactly once: when the stream ends,

@@ -161,6 +161,7 @@ mod tests {
             cost_nanos: None,
             unpriced: true,
             cost_reported: false,
+            table_cost_nanos: None,
             retries: 0,
             error_class: None,
             system_prompt_sha256: None,

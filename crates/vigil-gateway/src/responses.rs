@@ -59,7 +59,7 @@ fn usage_of(usage: &Value) -> Option<Usage> {
         output_tokens: count("/output_tokens"),
         cached_tokens: count("/input_tokens_details/cached_tokens"),
         reasoning_tokens: count("/output_tokens_details/reasoning_tokens"),
-        estimated: false,
+        ..Usage::default()
     })
 }
 

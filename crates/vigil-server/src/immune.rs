@@ -848,6 +848,7 @@ mod tests {
             cost_nanos: Some(2_000_000),
             unpriced: false,
             cost_reported: false,
+            table_cost_nanos: None,
             retries: 1,
             error_class: None,
             system_prompt_sha256: None,

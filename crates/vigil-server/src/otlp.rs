@@ -430,6 +430,10 @@ fn model_call(
                 ])
                 .unwrap_or(0)
                 .min(input),
+            cache_write_tokens: attrs
+                .count(&["gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write"])
+                .unwrap_or(0)
+                .min(input),
             reasoning_tokens: attrs
                 .count(&[
                     "gen_ai.usage.reasoning.output_tokens",
@@ -438,7 +442,7 @@ fn model_call(
                 ])
                 .unwrap_or(0)
                 .min(output),
-            estimated: false,
+            ..Usage::default()
         }
     });
     let error_type = attrs.text(&["error.type"]);
@@ -476,8 +480,10 @@ fn model_call(
         usage,
         tool_calls: u32::try_from(tool_names.len()).unwrap_or(u32::MAX),
         tool_names,
+        // Priced from the table by the handler when the span carries no cost.
         unpriced: cost_nanos.is_none(),
         cost_reported: cost_nanos.is_some(),
+        table_cost_nanos: None,
         cost_nanos,
         retries: 0,
         error_class,

@@ -280,6 +280,17 @@ CREATE TABLE known_issue_sets (
 ) STRICT;
 "#,
     },
+    Migration {
+        version: 7,
+        name: "vitals: prompt-cache writes, the price table's cost beside a reported one",
+        sql: r#"
+ALTER TABLE vitals ADD COLUMN cache_write_tokens INTEGER;
+ALTER TABLE vitals ADD COLUMN cache_write_1h_tokens INTEGER;
+ALTER TABLE vitals ADD COLUMN table_cost_nanos INTEGER;
+-- Before this version a cost not reported by the caller was the table's own figure.
+UPDATE vitals SET table_cost_nanos = cost_nanos WHERE cost_reported = 0;
+"#,
+    },
 ];
 
 /// The schema version this binary writes and expects.

@@ -26,7 +26,8 @@ pub struct VitalsFilter {
 const COLUMNS: &str = "seq, at, request_id, agent_id, agent_type, provider, endpoint, model_requested, model_served, \
      streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens, cached_tokens, reasoning_tokens, \
      usage_estimated, tool_calls, tool_names, cost_nanos, unpriced, cost_reported, retries, error_class, system_prompt_sha256, \
-     feature, user_tag, client_ip, injection_score, injection_rules";
+     feature, user_tag, client_ip, injection_score, injection_rules, cache_write_tokens, cache_write_1h_tokens, \
+     table_cost_nanos";
 
 fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -46,6 +47,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredVital> {
             output_tokens: row.get::<_, Option<i64>>(15)?.unwrap_or(0).max(0) as u64,
             cached_tokens: row.get::<_, Option<i64>>(16)?.unwrap_or(0).max(0) as u64,
             reasoning_tokens: row.get::<_, Option<i64>>(17)?.unwrap_or(0).max(0) as u64,
+            cache_write_tokens: row.get::<_, Option<i64>>(32)?.unwrap_or(0).max(0) as u64,
+            cache_write_1h_tokens: row.get::<_, Option<i64>>(33)?.unwrap_or(0).max(0) as u64,
             estimated: row.get(18)?,
         })
     });
@@ -71,6 +74,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredVital> {
             cost_nanos: row.get(21)?,
             unpriced: row.get(22)?,
             cost_reported: row.get(23)?,
+            table_cost_nanos: row.get(34)?,
             retries: row.get(24)?,
             error_class: row.get(25)?,
             system_prompt_sha256: digest.map(|d| d.parse()).transpose().map_err(|e| bad(26, format!("{e}")))?,
@@ -95,9 +99,9 @@ impl Store {
                     model_served, streamed, status, outcome, latency_us, ttft_us, input_tokens, output_tokens,
                     cached_tokens, reasoning_tokens, usage_estimated, tool_calls, tool_names, cost_nanos, unpriced,
                     cost_reported, retries, error_class, system_prompt_sha256, feature, user_tag, client_ip,
-                    injection_score, injection_rules)
+                    injection_score, injection_rules, cache_write_tokens, cache_write_1h_tokens, table_cost_nanos)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                    ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+                    ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
             )?;
             for v in vitals {
                 let usage = v.usage.as_ref();
@@ -134,6 +138,9 @@ impl Store {
                     v.injection_score,
                     (!v.injection_rules.is_empty())
                         .then(|| serde_json::to_string(&v.injection_rules).unwrap_or_else(|_| "[]".to_owned())),
+                    usage.map(|u| as_i64(u.cache_write_tokens)),
+                    usage.map(|u| as_i64(u.cache_write_1h_tokens)),
+                    v.table_cost_nanos,
                 ])?;
             }
             crate::agents::record_calls(tx, vitals)?;
@@ -200,6 +207,8 @@ mod tests {
                 input_tokens: 10,
                 output_tokens: 5,
                 cached_tokens: 2,
+                cache_write_tokens: 3,
+                cache_write_1h_tokens: 1,
                 reasoning_tokens: 0,
                 estimated: false,
             }),
@@ -208,6 +217,7 @@ mod tests {
             cost_nanos: Some(72_500),
             unpriced: false,
             cost_reported: false,
+            table_cost_nanos: Some(5),
             retries: 0,
             error_class: None,
             system_prompt_sha256: Some(Sha256Digest::of(b"sys")),

@@ -50,8 +50,12 @@ pub struct IngestItem {
     pub input_tokens: u64,
     #[serde(default)]
     pub output_tokens: u64,
+    /// Input tokens read from the provider's prompt cache (part of `input_tokens`).
     #[serde(default)]
     pub cached_tokens: u64,
+    /// Input tokens written to the provider's prompt cache (part of `input_tokens`).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     #[serde(default)]
     pub reasoning_tokens: u64,
     #[serde(default)]
@@ -127,10 +131,12 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
         Some(c) => Some((c * 1e9).round() as i64),
         None => None,
     };
-    if item.cached_tokens > item.input_tokens || item.reasoning_tokens > item.output_tokens {
+    if item.cached_tokens.saturating_add(item.cache_write_tokens) > item.input_tokens
+        || item.reasoning_tokens > item.output_tokens
+    {
         return Err((
             "cached_tokens".into(),
-            "cached tokens are part of input tokens, reasoning tokens part of output tokens".into(),
+            "cached and cache-write tokens are parts of input tokens, reasoning tokens part of output tokens".into(),
         ));
     }
     let system_prompt_sha256 = item
@@ -171,13 +177,16 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
             input_tokens: item.input_tokens,
             output_tokens: item.output_tokens,
             cached_tokens: item.cached_tokens,
+            cache_write_tokens: item.cache_write_tokens,
             reasoning_tokens: item.reasoning_tokens,
-            estimated: false,
+            ..Usage::default()
         }),
         tool_calls: item.tool_calls.max(u32::try_from(item.tool_names.len()).unwrap_or(u32::MAX)),
         tool_names: item.tool_names,
+        // Priced from the table by the handler when the agent reported no cost.
         unpriced: cost_nanos.is_none(),
         cost_reported: cost_nanos.is_some(),
+        table_cost_nanos: None,
         cost_nanos,
         retries: item.retries,
         error_class: item.error,
@@ -211,6 +220,7 @@ pub async fn ingest(State(state): State<AppState>, ApiJson(batch): ApiJson<Inges
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_vitals", "no item in the batch is valid")
             .with_details(json!({ "errors": errors })));
     }
+    vitals.iter_mut().for_each(|v| state.gateway.prices().price(v));
     let accepted = vitals.len();
     let store = state.store.clone();
     let vitals = blocking(move || store.insert_vitals(&vitals).map(|()| vitals)).await?;

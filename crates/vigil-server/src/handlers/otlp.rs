@@ -116,7 +116,8 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Byt
             return error(StatusCode::SERVICE_UNAVAILABLE, encoding, message, Some(1));
         }
         let store = state.store.clone();
-        let vitals = mapped.vitals;
+        let mut vitals = mapped.vitals;
+        vitals.iter_mut().for_each(|v| state.gateway.prices().price(v));
         let written = tokio::task::spawn_blocking(move || store.insert_vitals(&vitals).map(|()| vitals)).await;
         match written {
             Ok(Ok(vitals)) => vitals.iter().for_each(|v| state.immune.observe(v)),

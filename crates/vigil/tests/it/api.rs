@@ -279,7 +279,9 @@ fn ingested_vitals_are_stored_and_discovered_and_bad_items_are_named() {
           "tool_names": ["search", "search"], "cost_usd": 0.0012, "system_prompt_sha256": "ab".repeat(32) },
         { "agent_id": "planner", "latency_ms": 90, "error": "rate_limit", "retries": 2 },
         { "agent_id": "writer", "latency_ms": "slow" },
-        { "latency_ms": 5 }
+        { "latency_ms": 5 },
+        { "agent_id": "summarizer", "model": "claude-sonnet-4-5", "latency_ms": 300, "input_tokens": 2000,
+          "cached_tokens": 1000, "cache_write_tokens": 500, "output_tokens": 100 }
     ]});
     assert_eq!(
         server.post("/api/v1/ingest", Some(&reader), &batch.to_string()).status,
@@ -289,7 +291,7 @@ fn ingested_vitals_are_stored_and_discovered_and_bad_items_are_named() {
     let reply = server.post("/api/v1/ingest", Some(&writer), &batch.to_string());
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let data = &reply.body["data"];
-    assert_eq!((data["accepted"].as_u64(), data["rejected"].as_u64()), (Some(2), Some(2)));
+    assert_eq!((data["accepted"].as_u64(), data["rejected"].as_u64()), (Some(3), Some(2)));
     assert_eq!(
         data["errors"][0],
         serde_json::json!({ "index": 2, "field": "latency_ms", "message": data["errors"][0]["message"] })
@@ -301,6 +303,18 @@ fn ingested_vitals_are_stored_and_discovered_and_bad_items_are_named() {
     assert_eq!(vitals.len(), 2, "{vitals:?}");
     let agent = server.get("/api/v1/agents/planner", Some(&reader)).body["data"].clone();
     assert_eq!((agent["calls"].as_u64(), agent["errors"].as_u64()), (Some(2), Some(1)), "{agent}");
+    let reported = vitals.iter().find(|v| v["model_served"] == "gpt-4o-mini").expect("the priced call");
+    // The agent's figure wins; the table's (120 × 150 + 40 × 600 nano-dollars) is kept beside it.
+    assert_eq!(
+        (reported["cost_nanos"].as_i64(), reported["table_cost_nanos"].as_i64()),
+        (Some(1_200_000), Some(42_000))
+    );
+
+    // No cost reported: the built-in table prices it, cache reads and writes at their own
+    // prices: 500 plain × 3,000 + 1,000 read × 300 + 500 written × 3,750 + 100 out × 15,000.
+    let v = &server.get("/api/v1/vitals?agent_id=summarizer", Some(&reader)).body["data"]["items"][0];
+    assert_eq!((v["cost_nanos"].as_i64(), v["unpriced"].as_bool()), (Some(5_175_000), Some(false)), "{v}");
+    assert_eq!(v["usage"]["cache_write_tokens"], 500);
 
     let nothing = server.post(
         "/api/v1/ingest",

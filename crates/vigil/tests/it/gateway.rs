@@ -146,7 +146,8 @@ fn whole_and_streamed_calls_are_relayed_and_measured_alike() {
     assert_eq!(measured[0], measured[1], "streamed and whole calls measure the same tokens and cost");
     assert_eq!(
         measured[0].0,
-        json!({ "input_tokens": USAGE.0, "output_tokens": USAGE.1, "cached_tokens": USAGE.2, "reasoning_tokens": 0, "estimated": false })
+        json!({ "input_tokens": USAGE.0, "output_tokens": USAGE.1, "cached_tokens": USAGE.2, "reasoning_tokens": 0, "estimated": false,
+            "cache_write_tokens": 0, "cache_write_1h_tokens": 0 })
     );
     assert_eq!(measured[0].1, json!(EXPECTED_COST));
     // Discovery and statistics come from the same calls.
@@ -351,6 +352,7 @@ fn configured_prices_reported_costs_and_unpriced_models() {
     assert_eq!((v["cost_nanos"].as_i64(), v["cost_reported"].as_bool()), (Some(26_000), Some(false)), "{v}");
     let v = &vitals(&server, "agent-reported", 1)[0];
     assert_eq!((v["cost_nanos"].as_i64(), v["cost_reported"].as_bool()), (Some(500_000_000), Some(true)), "{v}");
+    assert_eq!(v["table_cost_nanos"].as_i64(), Some(26_000), "the table's figure stays beside the caller's");
     let v = &vitals(&server, "agent-unpriced", 1)[0];
     assert_eq!((v["cost_nanos"].clone(), v["unpriced"].as_bool()), (Value::Null, Some(true)), "never a silent 0");
 }
