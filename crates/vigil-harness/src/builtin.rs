@@ -551,6 +551,7 @@ mod tests {
             dependencies: BTreeMap::new(),
             output_dir: dir.to_owned(),
             scratch_dir: dir.to_owned(),
+            share_dir: None,
             seed: 1,
             budgets: Default::default(),
         }

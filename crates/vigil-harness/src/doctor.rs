@@ -129,7 +129,11 @@ async fn self_test(registry: &Registry, plugin: &Plugin, runner: &Runner, config
                 let dep = exec_dir(dir, d);
                 (
                     d.clone(),
-                    DependencyRef { response_path: dep.join("response.json"), artifacts_dir: dep.join("artifacts") },
+                    DependencyRef {
+                        response_path: dep.join("response.json"),
+                        artifacts_dir: dep.join("artifacts"),
+                        share_dir: Some(dep.join(exec::SHARE_DIR)).filter(|d| d.is_dir()),
+                    },
                 )
             })
             .collect();

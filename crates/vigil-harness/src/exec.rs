@@ -1,8 +1,9 @@
 //! Executing one plugin: build its request and sandbox policy, run it, and judge the answer.
 //!
 //! The execution folder (`<run>/plugins/<id>/`) holds `request.json`, `response.json`,
-//! `stderr.log`, `sandbox.json` (what was enforced and how it ended), and two folders the
-//! plugin may write: `scratch/` (its working directory) and `artifacts/` (its output).
+//! `stderr.log`, `sandbox.json` (what was enforced and how it ended), and three folders the
+//! plugin may write: `scratch/` (its working directory), `artifacts/` (its output) and
+//! `share/` (files for its dependents in this run, removed when the run ends).
 //! The execution folder itself is not writable by the plugin, so the record of what it did
 //! cannot be forged from inside.
 
@@ -87,6 +88,9 @@ impl ExecResult {
     }
 }
 
+/// The folder of an execution that holds what it shares with its dependents.
+pub const SHARE_DIR: &str = "share";
+
 /// The execution folder of `plugin_id` in a run.
 pub fn exec_dir(run_dir: &Path, plugin_id: &str) -> PathBuf {
     run_dir.join("plugins").join(plugin_id)
@@ -99,9 +103,10 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
     let dir = exec_dir(spec.run_dir, &plugin.id);
     let scratch = dir.join("scratch");
     let artifacts = dir.join("artifacts");
+    let share = dir.join(SHARE_DIR);
     // A retry starts from a clean slate.
     let _ = std::fs::remove_dir_all(&dir);
-    for d in [&scratch.join("tmp"), &artifacts] {
+    for d in [&scratch.join("tmp"), &artifacts, &share] {
         if let Err(e) = std::fs::create_dir_all(d) {
             return ExecResult::failed(ExecStatus::Error, format!("cannot create {}: {e}", d.display()), started);
         }
@@ -122,6 +127,7 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
         dependencies: spec.dependencies.clone(),
         output_dir: artifacts.clone(),
         scratch_dir: scratch.clone(),
+        share_dir: Some(share.clone()),
         seed: spec.seed,
         budgets: plugin.budgets,
     };
@@ -132,7 +138,7 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
     if let Err(e) = write_atomic(&dir.join("request.json"), &request_json) {
         return ExecResult::failed(ExecStatus::Error, e, started);
     }
-    let policy = match policy(runner, config, &spec, &dir, &scratch, &artifacts) {
+    let policy = match policy(runner, config, &spec, &dir, &scratch, &[&artifacts, &share]) {
         Ok(policy) => policy,
         Err(e) => return ExecResult::failed(ExecStatus::Blocked, e, started),
     };
@@ -235,7 +241,7 @@ fn policy(
     spec: &ExecSpec<'_>,
     dir: &Path,
     scratch: &Path,
-    artifacts: &Path,
+    outputs: &[&Path],
 ) -> Result<Policy, String> {
     let plugin = spec.plugin;
     let mut read_paths = system_read_paths();
@@ -243,6 +249,7 @@ fn policy(
     for dep in spec.dependencies.values() {
         read_paths.push(dep.response_path.clone());
         read_paths.push(dep.artifacts_dir.clone());
+        read_paths.extend(dep.share_dir.clone());
     }
     let (program, args) = match &plugin.entrypoint {
         Entrypoint::Builtin(name) => {
@@ -277,7 +284,8 @@ fn policy(
             (program, words.collect())
         }
     };
-    let mut write_paths = vec![scratch.to_owned(), artifacts.to_owned()];
+    let mut write_paths: Vec<PathBuf> =
+        std::iter::once(scratch).chain(outputs.iter().copied()).map(Path::to_path_buf).collect();
     // `database_read`: the database and its WAL, readable only (open it read-only).
     let mut database = None;
     if plugin.permissions.database_read

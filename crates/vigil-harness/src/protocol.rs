@@ -31,6 +31,12 @@ pub struct Request {
     pub output_dir: PathBuf,
     /// The working directory; scratch space that is not kept.
     pub scratch_dir: PathBuf,
+    /// Where the plugin may leave files for the plugins after it in this run (they find it
+    /// as their dependency's `share_dir`): an intermediate result, deleted when the run
+    /// ends, never part of the report. A dependent must work without it, since a result
+    /// reused from an earlier run comes without its shared files.
+    #[serde(default)]
+    pub share_dir: Option<PathBuf>,
     pub seed: u64,
     pub budgets: Budgets,
 }
@@ -61,6 +67,10 @@ pub struct DependencyRef {
     /// The dependency's response, as JSON.
     pub response_path: PathBuf,
     pub artifacts_dir: PathBuf,
+    /// What the dependency shared for this run (see [`Request::share_dir`]), when it still
+    /// exists.
+    #[serde(default)]
+    pub share_dir: Option<PathBuf>,
 }
 
 /// Whether a plugin's run went well, in its own judgement.

@@ -768,6 +768,7 @@ impl Harness {
                             DependencyRef {
                                 response_path: dep_dir.join("response.json"),
                                 artifacts_dir: dep_dir.join("artifacts"),
+                                share_dir: Some(dep_dir.join(exec::SHARE_DIR)).filter(|d| d.is_dir()),
                             },
                         )
                     })
@@ -820,6 +821,10 @@ impl Harness {
             let _ = events.send(RunEvent::Progress { run_id: run_id.to_owned(), done, total });
         }
 
+        // What plugins shared with their dependents served its purpose.
+        for step in &plan.steps {
+            let _ = std::fs::remove_dir_all(exec_dir(&dir, &step.plugin_id).join(exec::SHARE_DIR));
+        }
         let canceled = *cancel.borrow();
         let results = self.plugin_results(&run.id, &dir)?;
         let report_written = self.write_report(&run, &upload, &plan, &dir, &results)?;

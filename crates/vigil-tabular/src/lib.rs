@@ -24,6 +24,8 @@
 //!   period, referential checks between named columns, personal data findings (redacted).
 //! - [`xlsx`]: XLSX workbooks, every sheet or chosen ones, with zip-bomb caps, into the
 //!   same raw columns.
+//! - [`snapshot`]: a typed table saved to a file and read back (checked), so later steps
+//!   of a run need not parse the input again.
 //! - [`plot`]: the report's plots as SVG (histograms, missingness map, correlation
 //!   matrices, Benford chart, volume by period).
 
@@ -36,6 +38,7 @@ pub mod pii;
 pub mod plot;
 pub mod profile;
 pub mod read;
+pub mod snapshot;
 pub mod sniff;
 pub mod table;
 pub mod value;

@@ -38,7 +38,7 @@ impl Encoding {
 }
 
 /// A choice and why it was made.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Chosen<T> {
     pub value: T,
     pub evidence: String,

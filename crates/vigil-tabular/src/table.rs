@@ -5,7 +5,7 @@
 //! day-first order, an identifier) is its [`Kind`], chosen by [`crate::infer`] with the
 //! evidence for the choice.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::sniff::Chosen;
@@ -112,6 +112,44 @@ impl Strings {
         (0..self.len()).map(|i| self.get(i))
     }
 
+    /// The parts a snapshot stores: the text, the ends, the wrap points and the codes.
+    pub(crate) fn parts(&self) -> (&str, &[u32], &[usize], Option<&[u32]>) {
+        (&self.bytes, &self.ends, &self.wraps, self.codes.as_deref())
+    }
+
+    /// Puts parts back together, refusing any that would not make a column: ends must
+    /// rise, stay within the text and fall on character boundaries; wraps must be where
+    /// the 32-bit ends wrapped; codes must index the strings (or be [`Strings::NONE`]).
+    pub(crate) fn from_parts(
+        bytes: String,
+        ends: Vec<u32>,
+        wraps: Vec<usize>,
+        codes: Option<Vec<u32>>,
+    ) -> Result<Strings, &'static str> {
+        if wraps.windows(2).any(|w| w[0] > w[1]) || wraps.last().is_some_and(|&w| w > ends.len()) {
+            return Err("wrap points out of order");
+        }
+        let strings = Strings { bytes, ends, wraps, codes: None };
+        let mut previous = 0;
+        for i in 0..strings.ends.len() {
+            let end = strings.end(i);
+            if end < previous || end > strings.bytes.len() || !strings.bytes.is_char_boundary(end) {
+                return Err("string ends out of order, past the text or inside a character");
+            }
+            previous = end;
+        }
+        if previous != strings.bytes.len() {
+            return Err("text after the last string");
+        }
+        let stored = strings.ends.len();
+        if let Some(codes) = &codes
+            && codes.iter().any(|&c| c != Strings::NONE && c as usize >= stored)
+        {
+            return Err("a code past the distinct values");
+        }
+        Ok(Strings { codes, ..strings })
+    }
+
     /// For a coded column, the code of each row and the distinct values they index.
     pub fn codes(&self) -> Option<(&[u32], impl ExactSizeIterator<Item = &str> + '_)> {
         let codes = self.codes.as_deref()?;
@@ -153,7 +191,7 @@ impl Values {
 }
 
 /// What a column means, with the format it was read in.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Kind {
     /// No cell has a value.
@@ -223,7 +261,7 @@ impl Kind {
 }
 
 /// What a column is for in an analysis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Names a row or refers to another table's row.

@@ -10,9 +10,12 @@
 //! - `tabular.analyses` (analysis): outliers, Benford's test, volume by period, the
 //!   referential checks the settings name, and personal data (redacted), with plots.
 //!
-//! The profile and the analyses read the input again exactly as the ingest did (its
-//! response's `data.read_as`) and stop if the typed content hashes differently, so all
-//! three describe one dataset version. Row numbers in their evidence are data rows
+//! The ingest shares its typed table with the plugins after it as a snapshot
+//! ([`vigil_tabular::snapshot`], in its `share_dir`); the profile and the analyses start
+//! from it when it is intact and hashes as the ingest's dataset version. Otherwise (a
+//! result reused from an earlier run comes without it) they read the input again exactly
+//! as the ingest did (its response's `data.read_as`) and stop if the typed content hashes
+//! differently. Either way all three describe one dataset version. Row numbers in their evidence are data rows
 //! (1-based, header excluded); the ingest's are lines of the file.
 
 use std::collections::BTreeMap;
@@ -23,7 +26,9 @@ use vigil_tabular::analyses::{self, Analyses, RobustZ};
 use vigil_tabular::ingest::{Dataset, Format as TableFormat, IngestOptions, InputFormat};
 use vigil_tabular::profile::{self, Profile};
 use vigil_tabular::read::ReadOptions;
+use vigil_tabular::snapshot;
 use vigil_tabular::sniff::Encoding;
+use vigil_tabular::table::data_hash;
 use vigil_tabular::xlsx::{XlsxOptions, ingest_xlsx};
 use vigil_tabular::{Column, Role, plot};
 
@@ -31,6 +36,8 @@ use super::{EVIDENCE_ROWS_MAX, measured, ok};
 use crate::protocol::{ArtifactRef, DatasetVersion, Evidence, Finding, Request, Response, Severity};
 
 pub(super) const INGEST: &str = "tabular.ingest";
+/// The file in the ingest's `share_dir` holding its typed table.
+const SNAPSHOT: &str = "table.snapshot";
 /// Input formats the pack reads.
 const FORMATS: &str = "input_formats = [\"csv\", \"tsv\", \"text\", \"json\", \"ndjson\", \"xlsx\"]\n";
 /// Histograms drawn (the first numeric columns); every column's statistics are reported.
@@ -351,6 +358,12 @@ fn ingest(request: &Request) -> Result<Response, String> {
         "schema.json",
         "Every column's kind and role with the evidence, how the file was read, what was left out",
     )];
+    if let Some(share) = &request.share_dir
+        && let Err(e) = snapshot::write(&share.join(SNAPSHOT), &dataset.columns, dataset.rows)
+    {
+        // Only a shortcut: the plugins after this one read the input again.
+        eprintln!("the typed table is not shared with the plugins after this one: {e}");
+    }
     Ok(response)
 }
 
@@ -392,8 +405,10 @@ fn format_name(format: &TableFormat) -> String {
     }
 }
 
-/// The table the ingest produced, read again the same way and checked against its hash.
-fn dataset_of(request: &Request) -> Result<Dataset, String> {
+/// The typed table the ingest produced: its snapshot when intact and hashing as the
+/// ingest's dataset version, else the input read again the same way and checked against
+/// that hash. Returns the columns and the number of rows.
+fn table_of(request: &Request) -> Result<(Vec<Column>, usize), String> {
     let dependency =
         request.dependencies.get(INGEST).ok_or_else(|| format!("{INGEST} did not run before this plugin"))?;
     let raw = std::fs::read(&dependency.response_path).map_err(|e| format!("cannot read {INGEST}'s response: {e}"))?;
@@ -405,6 +420,15 @@ fn dataset_of(request: &Request) -> Result<Dataset, String> {
         .and_then(|d| d.get("read_as"))
         .ok_or_else(|| format!("{INGEST} did not say how it read the input"))?;
     let expected = response.dataset.ok_or_else(|| format!("{INGEST} reported no dataset version"))?;
+    if let Some(share) = &dependency.share_dir {
+        match snapshot::read(&share.join(SNAPSHOT)) {
+            Ok((columns, rows)) if data_hash(&columns, rows, threads()) == expected.data_hash => {
+                return Ok((columns, rows));
+            }
+            Ok(_) => eprintln!("{INGEST}'s snapshot is not its dataset version: reading the input again"),
+            Err(e) => eprintln!("{INGEST}'s snapshot is not used ({e}): reading the input again"),
+        }
+    }
     let (dataset, _, _) = load(&request.input.path, read_as, false)?;
     if dataset.data_hash != expected.data_hash {
         return Err(format!(
@@ -412,20 +436,23 @@ fn dataset_of(request: &Request) -> Result<Dataset, String> {
             dataset.data_hash, expected.data_hash
         ));
     }
-    Ok(dataset)
+    Ok((dataset.columns, dataset.rows))
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn profile(request: &Request) -> Result<Response, String> {
-    let dataset = dataset_of(request)?;
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut p = profile::profile(&dataset.columns, dataset.rows, threads);
+    let (columns, rows) = table_of(request)?;
+    let mut p = profile::profile(&columns, rows, threads());
     // A personal-data column's extremes, averages and dates are its values (an SSN as
     // the maximum, a birth date as the first day): none of them leaves the plugin.
     for column in p.columns.iter_mut().filter(|c| c.role == Role::Pii) {
         column.numeric = None;
         column.dates = None;
     }
-    let mut findings = profile_findings(&p, &dataset.columns);
+    let mut findings = profile_findings(&p, &columns);
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 
     let mut artifacts = vec![artifact("profile.json", "Every statistic of every column and of the table")];
@@ -441,8 +468,8 @@ fn profile(request: &Request) -> Result<Response, String> {
         write_file(request, &name, &plot::histogram(&column.name, stats))?;
         artifacts.push(artifact(&name, &format!("Histogram of {}", column.name)));
     }
-    if dataset.rows > 0 && !dataset.columns.is_empty() {
-        write_file(request, "missingness.svg", &plot::missingness(&dataset.columns, dataset.rows))?;
+    if rows > 0 && !columns.is_empty() {
+        write_file(request, "missingness.svg", &plot::missingness(&columns, rows))?;
         artifacts.push(artifact("missingness.svg", "Missing values by column and row band"));
     }
     let c = &p.correlations;
@@ -668,14 +695,14 @@ fn analyse(request: &Request) -> Result<Response, String> {
             name("column").zip(name("parent")).ok_or_else(|| "each reference needs a column and a parent".to_owned())
         })
         .collect::<Result<_, _>>()?;
-    let dataset = dataset_of(request)?;
-    let a = analyses::analyse(&dataset.columns, &analyses::Plan { references }).map_err(|e| e.to_string())?;
+    let (columns, _) = table_of(request)?;
+    let a = analyses::analyse(&columns, &analyses::Plan { references }).map_err(|e| e.to_string())?;
     let mut findings = analysis_findings(&a);
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 
     let mut artifacts = vec![artifact("analyses.json", "Every analysis with its statistics and examples")];
     write_json(request, "analyses.json", &json!(a))?;
-    let index = |name: &str| dataset.columns.iter().position(|c| c.name == name).map_or(0, |i| i + 1);
+    let index = |name: &str| columns.iter().position(|c| c.name == name).map_or(0, |i| i + 1);
     for b in &a.benford {
         let name = format!("benford-{:02}-{}.svg", index(&b.column), slug(&b.column));
         write_file(request, &name, &plot::benford(b))?;
@@ -902,19 +929,24 @@ mod tests {
 
     struct Run {
         dir: tempfile::TempDir,
+        /// Whether dependents are handed the ingest's shared folder (a result reused
+        /// from an earlier run comes without one).
+        shared: bool,
     }
 
     impl Run {
         fn new(input: &[u8]) -> Run {
             let dir = tempfile::tempdir().expect("tempdir");
             std::fs::write(dir.path().join("input"), input).expect("input");
-            Run { dir }
+            Run { dir, shared: true }
         }
 
         fn request(&self, plugin: &str, config: Value) -> Request {
             let out = self.dir.path().join(plugin);
             std::fs::create_dir_all(&out).expect("output dir");
             let ingest = self.dir.path().join(INGEST);
+            let share = |plugin: &str| self.dir.path().join(format!("{plugin}.share"));
+            std::fs::create_dir_all(share(plugin)).expect("share dir");
             Request {
                 protocol: PROTOCOL_VERSION,
                 run: RunContext { run_id: "r".into(), fingerprint: "f".into() },
@@ -929,9 +961,14 @@ mod tests {
                 },
                 dependencies: BTreeMap::from([(
                     INGEST.to_owned(),
-                    DependencyRef { response_path: ingest.join("response.json"), artifacts_dir: ingest.clone() },
+                    DependencyRef {
+                        response_path: ingest.join("response.json"),
+                        artifacts_dir: ingest.clone(),
+                        share_dir: Some(share(INGEST)).filter(|_| self.shared),
+                    },
                 )]),
                 output_dir: out.clone(),
+                share_dir: Some(share(plugin)),
                 scratch_dir: out,
                 seed: 1,
                 budgets: Default::default(),
@@ -1084,10 +1121,35 @@ mod tests {
 
     #[test]
     fn dependents_refuse_an_input_that_changed_since_the_ingest() {
-        let run = Run::new(b"id,amount\n1,10\n");
+        let mut run = Run::new(b"id,amount\n1,10\n");
         run.ingest(json!({}));
+        run.shared = false;
         std::fs::write(run.dir.path().join("input"), b"id,amount\n1,11\n").expect("rewrite");
         let err = profile(&run.request("tabular.profile", json!({}))).expect_err("changed");
+        assert!(err.contains("changed"), "{err}");
+    }
+
+    #[test]
+    fn dependents_start_from_the_ingests_snapshot_only_when_it_is_its_dataset_version() {
+        let run = Run::new(b"id,amount\n1,10\n2,20\n");
+        run.ingest(json!({}));
+        let snapshot = run.dir.path().join(format!("{INGEST}.share")).join(SNAPSHOT);
+        assert!(snapshot.is_file(), "the ingest shares its typed table");
+        // The input is not read when the snapshot serves: rewriting it changes nothing.
+        std::fs::write(run.dir.path().join("input"), b"id,amount\n1,11\n2,20\n").expect("rewrite");
+        let response = profile(&run.request("tabular.profile", json!({}))).expect("from the snapshot");
+        assert_eq!(response.metrics["columns"]["amount"]["min"], json!(10.0));
+        assert!(analyse(&run.request("tabular.analyses", json!({}))).is_ok());
+        // A damaged snapshot, or an intact one of another table, is passed over for the
+        // input, which is then checked against the ingest's hash as always.
+        let good = std::fs::read(&snapshot).expect("snapshot");
+        std::fs::write(&snapshot, &good[..good.len() - 3]).expect("truncate");
+        let err = profile(&run.request("tabular.profile", json!({}))).expect_err("damaged");
+        assert!(err.contains("changed"), "{err}");
+        let other =
+            vigil_tabular::ingest_delimited(&b"id,amount\n1,11\n2,20\n"[..], &Default::default()).expect("other");
+        snapshot::write(&snapshot, &other.columns, other.rows).expect("write");
+        let err = profile(&run.request("tabular.profile", json!({}))).expect_err("another table");
         assert!(err.contains("changed"), "{err}");
     }
 

@@ -227,6 +227,9 @@ fn a_business_table_gets_a_typed_profile_analyses_and_plots_without_showing_pers
         }
     }
 
+    // The typed table the ingest shared with the profile and the analyses is gone.
+    assert!(!dir.join("plugins/tabular.ingest/share").exists(), "a run keeps no shared intermediate files");
+
     // No e-mail address of the input appears anywhere Vigil wrote, the copy of the input aside.
     let emails: Vec<String> = String::from_utf8_lossy(&orders)
         .split([',', '\n'])
@@ -240,6 +243,18 @@ fn a_business_table_gets_a_typed_profile_analyses_and_plots_without_showing_pers
             panic!("{} shows {email}", file.display());
         }
     }
+
+    // Other analyses settings: the ingest's result is reused without its shared table, so
+    // the analyses read the input again, and describe the same dataset version.
+    let settings = json!({ "tabular.analyses": { "references": [{ "column": "zip", "parent": "vendor_id" }] } });
+    let again = submit(&server, json!({ "upload_id": upload_id, "settings": settings }));
+    let again_id = again.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &again_id);
+    assert_eq!(detail["run"]["status"], "completed", "{detail}");
+    assert_eq!(execution(&detail, "tabular.ingest")["status"], "cached");
+    assert_eq!(execution(&detail, "tabular.analyses")["status"], "ok");
+    let again = server.get(&format!("/api/v1/runs/{again_id}/report"), None).body["data"].clone();
+    assert_eq!(again["input"]["dataset"], report["input"]["dataset"]);
 }
 
 #[test]
