@@ -2,6 +2,9 @@
 # Ingest + profile of a 1,000,000 x 20 ERP-like CSV: Vigil's tabular pack against pandas
 # (read_csv, describe, corr) and polars doing the same work, in one run, alternating runs
 # so machine noise hits all three alike. Prints median wall time, ratios and peak RSS.
+# A fourth row times the real path end to end: `vigil run` on the same file (the whole
+# recommended pipeline in the sandbox: inspect, text profile, ingest, profile, analyses,
+# plots and report), which does more than the peers and is shown for what it costs.
 #
 #   ./scripts/bench-tabular.sh            # 1M rows, 3 runs each
 #   ROWS=200000 RUNS=5 ./scripts/bench-tabular.sh
@@ -20,13 +23,18 @@ data=target/bench-tabular/erp-$rows.csv
 mkdir -p target/bench-tabular
 [ -s "$data" ] || "$venv/bin/python" scripts/tabular/gen_erp.py "$rows" "$data"
 cargo build -q --release -p vigil-tabular --example ingest
+cargo build -q --release -p vigil
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
 echo "input: $data ($(du -h "$data" | cut -f1)), $(nproc) cores" >&2
 
 declare -A times mems
 for ((i = 0; i < runs; i++)); do
-    for tool in vigil pandas polars; do
+    for tool in vigil pandas polars vigil-run; do
         if [ "$tool" = vigil ]; then
             cmd=(target/release/examples/ingest "$data" --quiet)
+        elif [ "$tool" = vigil-run ]; then
+            cmd=(target/release/vigil run --data "$scratch" --fresh "$data")
         else
             cmd=("$venv/bin/python" scripts/tabular/peer.py "$tool" "$data")
         fi
@@ -43,7 +51,7 @@ v=$(echo "${times[vigil]}" | median)
 echo
 echo "| tool | median wall (s), $runs runs | vs Vigil | peak RSS (MB) |"
 echo "|---|---|---|---|"
-for tool in vigil pandas polars; do
+for tool in vigil pandas polars vigil-run; do
     t=$(echo "${times[$tool]}" | median)
     m=$(echo "${mems[$tool]}" | median)
     printf "| %s | %.2f | %.2fx | %d |\n" "$tool" "$t" "$(echo "$t / $v" | bc -l)" "$((m / 1024))"
