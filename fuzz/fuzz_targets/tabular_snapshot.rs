@@ -1,7 +1,7 @@
 //! Reading a typed-table snapshot (which a sandboxed plugin wrote, so it is outside input
 //! to the plugins that read it): never a panic, never an allocation past the input's size;
 //! whatever reads back writes back to the same bytes (NaN is not equal to itself, so bytes
-//! are compared) with the same canonical hash, and can be profiled.
+//! are compared) with the same canonical hash, and can be profiled and analysed.
 //!
 //! An odd first byte makes the rest a table: its real snapshot is read with one byte
 //! changed or cut short where the first byte says, so the reader's checks past the header
@@ -45,4 +45,5 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(data_hash(&again, rows, 1), data_hash(&columns, rows, 1));
     let profile = vigil_tabular::profile::profile(&columns, rows, 1);
     assert_eq!(profile.columns.len(), columns.len());
+    let _ = vigil_tabular::analyses::analyse(&columns, &vigil_tabular::analyses::Plan::default());
 });

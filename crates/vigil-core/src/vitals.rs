@@ -100,7 +100,8 @@ pub struct Vital {
     pub cost_reported: bool,
     /// What the price table makes of the call, kept beside a reported cost so the caller's
     /// figure can be checked; equal to `cost_nanos` when nothing was reported, `None` when
-    /// no price matched.
+    /// no price matched (or the call was stored before Vigil kept it beside a reported
+    /// cost).
     pub table_cost_nanos: Option<i64>,
     pub retries: u32,
     pub error_class: Option<String>,

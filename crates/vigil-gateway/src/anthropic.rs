@@ -39,18 +39,17 @@ fn usage_of(usage: &Value) -> Option<Usage> {
     Some(out)
 }
 
-/// Sets the input side of `usage` from an Anthropic `usage` object, where it says
-/// anything about input: a `message_delta` may repeat the (cumulative) counts, or not.
+/// Sets the input side of `usage` from an Anthropic `usage` object, count by count: a
+/// `message_delta` may repeat some of the (cumulative) counts `message_start` gave, and
+/// what it leaves out stands.
 fn add_input_counts(usage: &mut Usage, from: &Value) {
-    let count = |key: &str| from.get(key).and_then(Value::as_u64);
-    let (plain, read, written) =
-        (count("input_tokens"), count("cache_read_input_tokens"), count("cache_creation_input_tokens"));
-    if plain.is_none() && read.is_none() && written.is_none() {
-        return;
-    }
-    // The split by lifetime, when given; a write without it is a five-minute write.
-    let written_1h = from.pointer("/cache_creation/ephemeral_1h_input_tokens").and_then(Value::as_u64).unwrap_or(0);
-    let (plain, read, written) = (plain.unwrap_or(0), read.unwrap_or(0), written.unwrap_or(0));
+    let count = |pointer: &str| from.pointer(pointer).and_then(Value::as_u64);
+    let plain = count("/input_tokens")
+        .unwrap_or_else(|| usage.input_tokens.saturating_sub(usage.cached_tokens + usage.cache_write_tokens));
+    let read = count("/cache_read_input_tokens").unwrap_or(usage.cached_tokens);
+    let written = count("/cache_creation_input_tokens").unwrap_or(usage.cache_write_tokens);
+    // The split by lifetime, when given; a write never split is a five-minute write.
+    let written_1h = count("/cache_creation/ephemeral_1h_input_tokens").unwrap_or(usage.cache_write_1h_tokens);
     usage.input_tokens = plain.saturating_add(read).saturating_add(written);
     usage.cached_tokens = read;
     usage.cache_write_tokens = written;
@@ -183,10 +182,14 @@ mod tests {
         );
         add_event(&mut streamed, &json!({"type": "message_delta", "delta": {}, "usage": usage}));
         assert_eq!(streamed.usage, Some(expected));
-        // A delta with output only keeps what message_start said about input.
+        // A delta with output only keeps what message_start said about input, and one
+        // repeating some counts (without the split by lifetime) keeps the rest.
         let mut streamed = Answer::default();
         add_event(&mut streamed, &json!({"type": "message_start", "message": {"usage": usage}}));
         add_event(&mut streamed, &json!({"type": "message_delta", "usage": {"output_tokens": 9}}));
+        assert_eq!(streamed.usage, Some(Usage { output_tokens: 9, ..expected }));
+        let partial = json!({"input_tokens": 10, "cache_creation_input_tokens": 6, "output_tokens": 9});
+        add_event(&mut streamed, &json!({"type": "message_delta", "usage": partial}));
         assert_eq!(streamed.usage, Some(Usage { output_tokens: 9, ..expected }));
     }
 

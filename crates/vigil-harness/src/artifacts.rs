@@ -1,7 +1,7 @@
 //! Reading a run's files from outside: an index, and single files read safely.
 //!
 //! A requested path must be relative, free of `..`, and resolve (symbolic links followed)
-//! inside the run folder; scratch space is never served. Reads are capped, and say so when
+//! inside the run folder; scratch and shared space are never served. Reads are capped, and say so when
 //! they are cut. Text can be redacted on the way out: bearer tokens, API keys (OpenAI,
 //! Anthropic, AWS, GitHub, Slack, Vigil), `Authorization` and cookie headers, and
 //! `password=`/`secret=`/`token=`-style assignments become `[REDACTED]`.
@@ -30,7 +30,7 @@ pub struct ArtifactEntry {
     pub size_bytes: u64,
 }
 
-/// Lists the files of a run folder (scratch space excluded), in path order.
+/// Lists the files of a run folder (scratch and shared space excluded), in path order.
 pub fn index(dir: &Path) -> Result<Vec<ArtifactEntry>, HarnessError> {
     let mut out = Vec::new();
     collect(dir, dir, &mut out)?;
@@ -39,18 +39,13 @@ pub fn index(dir: &Path) -> Result<Vec<ArtifactEntry>, HarnessError> {
     Ok(out)
 }
 
-fn is_scratch(rel: &Path) -> bool {
-    let parts: Vec<_> = rel.components().collect();
-    parts.len() >= 3 && parts[0].as_os_str() == "plugins" && parts[2].as_os_str() == "scratch"
-}
-
 fn collect(root: &Path, dir: &Path, out: &mut Vec<ArtifactEntry>) -> Result<(), HarnessError> {
     let entries = std::fs::read_dir(dir).map_err(|e| HarnessError::Io(format!("{}: {e}", dir.display())))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let rel = path.strip_prefix(root).unwrap_or(&path).to_owned();
         let Ok(kind) = entry.file_type() else { continue };
-        if kind.is_dir() && !is_scratch(&rel) {
+        if kind.is_dir() && !crate::exec::is_transient(&rel) {
             collect(root, &path, out)?;
         } else if kind.is_file() {
             let size_bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -76,7 +71,7 @@ pub struct ArtifactRead {
 /// Reads `rel` from the run folder `dir`, at most `max_bytes`, optionally redacted.
 pub fn read(dir: &Path, rel: &str, max_bytes: u64, redact: bool) -> Result<ArtifactRead, HarnessError> {
     let relative = check_relative(rel).map_err(|e| HarnessError::Invalid(format!("artifact path {e}")))?;
-    if is_scratch(&relative) {
+    if crate::exec::is_transient(&relative) {
         return Err(HarnessError::NotFound(format!("artifact {rel}")));
     }
     let path = dir.join(&relative);
@@ -163,8 +158,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = dir.path().join("run");
         std::fs::create_dir_all(run.join("plugins/p/scratch")).expect("mkdir");
+        std::fs::create_dir_all(run.join("plugins/p/share")).expect("mkdir");
         std::fs::write(run.join("report.md"), "x".repeat(100)).expect("write");
         std::fs::write(run.join("plugins/p/scratch/tmp"), "scratch").expect("write");
+        std::fs::write(run.join("plugins/p/share/table.snapshot"), "typed table").expect("write");
         std::fs::write(dir.path().join("secret"), "s").expect("write");
         std::os::unix::fs::symlink(dir.path().join("secret"), run.join("escape")).expect("symlink");
 
@@ -174,7 +171,9 @@ mod tests {
         assert!(matches!(super::read(&run, "/etc/passwd", 10, false), Err(HarnessError::Invalid(_))));
         assert!(matches!(super::read(&run, "escape", 10, false), Err(HarnessError::Invalid(_))));
         assert!(matches!(super::read(&run, "plugins/p/scratch/tmp", 10, false), Err(HarnessError::NotFound(_))));
+        let shared = super::read(&run, "plugins/p/share/table.snapshot", 10, false);
+        assert!(matches!(shared, Err(HarnessError::NotFound(_))), "a run in progress never serves shared files");
         let listed: Vec<String> = index(&run).expect("index").into_iter().map(|e| e.path).collect();
-        assert_eq!(listed, ["report.md"], "no scratch, no links");
+        assert_eq!(listed, ["report.md"], "no scratch, no shared files, no links");
     }
 }

@@ -45,9 +45,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), HarnessEr
         let path = entry.path();
         let Ok(kind) = entry.file_type() else { continue };
         let rel = path.strip_prefix(root).unwrap_or(&path).to_owned();
-        // Scratch space is not a result; links are never followed out of the run.
-        let is_scratch = rel.components().count() == 3 && rel.starts_with("plugins") && entry.file_name() == "scratch";
-        if kind.is_dir() && !is_scratch {
+        // Scratch and shared space are not results; links are never followed out of the run.
+        if kind.is_dir() && !crate::exec::is_transient(&rel) {
             walk(root, &path, out)?;
         } else if kind.is_file() {
             out.push(rel);

@@ -91,6 +91,27 @@ impl ExecResult {
 /// The folder of an execution that holds what it shares with its dependents.
 pub const SHARE_DIR: &str = "share";
 
+/// Removes what every plugin of a run shared with its dependents (the run has ended, or
+/// will be retried from the start). Missing folders are no error.
+pub fn remove_shared(run_dir: &Path) {
+    let Ok(plugins) = std::fs::read_dir(run_dir.join("plugins")) else { return };
+    for plugin in plugins.flatten() {
+        let share = plugin.path().join(SHARE_DIR);
+        if let Err(e) = std::fs::remove_dir_all(&share)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %share.display(), error = %e, "could not remove a plugin's shared files");
+        }
+    }
+}
+
+/// Whether `rel` (a path inside a run folder) is a plugin's scratch or shared folder,
+/// neither of which is a result: never listed, served or bundled.
+pub fn is_transient(rel: &Path) -> bool {
+    let parts: Vec<_> = rel.components().map(|c| c.as_os_str()).collect();
+    parts.len() >= 3 && parts[0] == "plugins" && (parts[2] == "scratch" || parts[2] == SHARE_DIR)
+}
+
 /// The execution folder of `plugin_id` in a run.
 pub fn exec_dir(run_dir: &Path, plugin_id: &str) -> PathBuf {
     run_dir.join("plugins").join(plugin_id)

@@ -620,6 +620,7 @@ impl Harness {
                     None => "it was queued by a process that ended before starting it".to_owned(),
                 };
                 self.0.store.set_run_status(&run.id, RunStatus::Crashed, Some(&why), None)?;
+                exec::remove_shared(&self.partial_dir(&run.id));
                 crashed.push(run.id);
             }
         }
@@ -635,6 +636,7 @@ impl Harness {
             Err(e) => {
                 let why = e.to_string();
                 tracing::error!(run_id, error = %why, "run failed");
+                exec::remove_shared(&self.partial_dir(run_id));
                 self.0.store.set_run_status(run_id, RunStatus::Failed, Some(&why), None).map_err(HarnessError::from)
             }
         };
@@ -822,9 +824,7 @@ impl Harness {
         }
 
         // What plugins shared with their dependents served its purpose.
-        for step in &plan.steps {
-            let _ = std::fs::remove_dir_all(exec_dir(&dir, &step.plugin_id).join(exec::SHARE_DIR));
-        }
+        exec::remove_shared(&dir);
         let canceled = *cancel.borrow();
         let results = self.plugin_results(&run.id, &dir)?;
         let report_written = self.write_report(&run, &upload, &plan, &dir, &results)?;

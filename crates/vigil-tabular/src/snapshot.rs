@@ -6,8 +6,12 @@
 //! format: a magic and version open it, a JSON header gives each column's name, kind, role
 //! and storage, and the values follow as little-endian arrays. Reading trusts nothing: every
 //! length is checked against what is left of the file before anything is allocated, text
-//! must be UTF-8 cut at character boundaries, codes must index the values, and the caller
+//! must be UTF-8 cut at character boundaries, codes must index distinct values, numbers
+//! must be finite and dates within the years ingest reads (0 to 9999), and the caller
 //! compares the table's canonical hash with the one the ingest reported.
+//!
+//! The hash covers names, kinds and values, not roles or evidence: those are as
+//! trustworthy as the ingest that wrote them, like everything else it reports.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -22,6 +26,12 @@ const MAGIC: &[u8; 12] = b"vigil-table\0";
 const VERSION: u32 = 1;
 /// The largest header accepted (names, kinds and evidence of every column).
 const HEADER_BYTES_MAX: u64 = 64 << 20;
+/// The most columns accepted: as many as ingest reads.
+const COLUMNS_MAX: usize = 16_384;
+/// Days since 1970-01-01 of the first and last days ingest reads (years 0 to 9999), with a
+/// day's margin each side for a time zone offset.
+const DAYS: std::ops::RangeInclusive<i64> = -719_529..=2_932_897;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -69,6 +79,31 @@ enum Storage {
         wraps: u64,
         coded: bool,
     },
+}
+
+/// The size in bytes of the values of a snapshot of `columns` (the header aside), so a
+/// writer can decline before writing more than it may.
+pub fn values_size(columns: &[Column], rows: usize) -> u64 {
+    let rows = rows as u64;
+    columns
+        .iter()
+        .map(|c| {
+            let flags = if c.validity.flags().is_some() { rows } else { 0 };
+            flags
+                + match &c.values {
+                    Values::Empty(_) => 0,
+                    Values::Boolean(_) => rows,
+                    Values::Integer(_) | Values::Float(_) | Values::Date(_) | Values::DateTime(_) => rows * 8,
+                    Values::Text(s) => {
+                        let (bytes, ends, wraps, codes) = s.parts();
+                        bytes.len() as u64
+                            + ends.len() as u64 * 4
+                            + wraps.len() as u64 * 8
+                            + codes.map_or(0, |_| rows * 4)
+                    }
+                }
+        })
+        .sum()
 }
 
 /// Writes `columns` (all `rows` long) to `path`.
@@ -177,6 +212,9 @@ pub fn read_from(input: impl Read, size: u64) -> Result<(Vec<Column>, usize), Sn
     let header: Header =
         serde_json::from_slice(&input.bytes(header_len, 1)?).map_err(|e| damaged(format!("header: {e}")))?;
     let rows = header.rows;
+    if header.columns.len() > COLUMNS_MAX {
+        return Err(damaged(format!("{} columns, more than {COLUMNS_MAX}", header.columns.len())));
+    }
     // Every row takes at least a byte in every column (a value, a code or a flag), so a
     // table claiming more rows than the file has bytes is not one.
     if rows > size || (header.columns.is_empty() && rows > 0) {
@@ -228,6 +266,17 @@ pub fn read_from(input: impl Read, size: u64) -> Result<(Vec<Column>, usize), Sn
         if !placeholders_in_missing_cells(&values, &validity) {
             return Err(bad("a missing cell that holds a value"));
         }
+        if !within_range(&values) {
+            return Err(bad("a value ingest never reads (not finite, or a date outside years 0 to 9999)"));
+        }
+        if let Values::Text(s) = &values
+            && let Some((_, distinct)) = s.codes()
+        {
+            let mut seen = std::collections::HashSet::new();
+            if !distinct.into_iter().all(|v| seen.insert(v)) {
+                return Err(bad("a value coded twice"));
+            }
+        }
         if matches!(values, Values::Empty(_)) && validity.missing_count() as u64 != rows {
             return Err(bad("an empty column whose cells are not all missing"));
         }
@@ -237,6 +286,17 @@ pub fn read_from(input: impl Read, size: u64) -> Result<(Vec<Column>, usize), Sn
         return Err(damaged(format!("{} bytes after the last column", input.left)));
     }
     Ok((columns, usize::try_from(rows).map_err(|_| damaged("too many rows"))?))
+}
+
+/// Whether every number is finite and every date within the years ingest reads.
+fn within_range(values: &Values) -> bool {
+    let micros = (DAYS.start() * MICROS_PER_DAY)..=((DAYS.end() + 1) * MICROS_PER_DAY - 1);
+    match values {
+        Values::Float(v) => v.iter().all(|x| x.is_finite()),
+        Values::Date(v) => v.iter().all(|d| DAYS.contains(d)),
+        Values::DateTime(v) => v.iter().all(|t| micros.contains(t)),
+        Values::Empty(_) | Values::Boolean(_) | Values::Integer(_) | Values::Text(_) => true,
+    }
 }
 
 /// Whether `storage` is how ingest stores a column of `kind`.
@@ -332,6 +392,25 @@ mod tests {
         let kinds: Vec<&str> = columns.iter().map(|c| c.kind.value.name()).collect();
         assert!(kinds.contains(&"date") && kinds.contains(&"datetime") && kinds.contains(&"boolean"), "{kinds:?}");
         assert!(columns.iter().any(|c| c.validity.missing_count() > 0));
+    }
+
+    #[test]
+    fn dates_are_accepted_within_the_years_ingest_reads() {
+        use crate::value::days_from_civil;
+        assert_eq!((*DAYS.start(), *DAYS.end()), (days_from_civil(0, 1, 1) - 1, days_from_civil(9999, 12, 31) + 1));
+        assert!(within_range(&Values::Date(vec![*DAYS.start(), 0, *DAYS.end()])));
+        assert!(!within_range(&Values::Date(vec![i64::MAX])));
+        assert!(!within_range(&Values::DateTime(vec![(DAYS.end() + 1) * MICROS_PER_DAY])));
+        assert!(!within_range(&Values::Float(vec![1.0, f64::NAN])));
+    }
+
+    #[test]
+    fn the_size_is_known_before_writing() {
+        let data = dataset();
+        let mut out = Vec::new();
+        write_to(&mut out, &data.columns, data.rows).expect("write");
+        let header = u64::from_le_bytes(out[16..24].try_into().expect("8"));
+        assert_eq!(values_size(&data.columns, data.rows), out.len() as u64 - 24 - header);
     }
 
     #[test]

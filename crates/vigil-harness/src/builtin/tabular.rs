@@ -38,6 +38,9 @@ use crate::protocol::{ArtifactRef, DatasetVersion, Evidence, Finding, Request, R
 pub(super) const INGEST: &str = "tabular.ingest";
 /// The file in the ingest's `share_dir` holding its typed table.
 const SNAPSHOT: &str = "table.snapshot";
+/// The largest snapshot written, well under the sandbox's cap on one file (4 GiB), which
+/// would stop the plugin: past it the dependents read the input again.
+const SNAPSHOT_BYTES_MAX: u64 = 2 << 30;
 /// Input formats the pack reads.
 const FORMATS: &str = "input_formats = [\"csv\", \"tsv\", \"text\", \"json\", \"ndjson\", \"xlsx\"]\n";
 /// Histograms drawn (the first numeric columns); every column's statistics are reported.
@@ -358,13 +361,25 @@ fn ingest(request: &Request) -> Result<Response, String> {
         "schema.json",
         "Every column's kind and role with the evidence, how the file was read, what was left out",
     )];
-    if let Some(share) = &request.share_dir
-        && let Err(e) = snapshot::write(&share.join(SNAPSHOT), &dataset.columns, dataset.rows)
-    {
-        // Only a shortcut: the plugins after this one read the input again.
-        eprintln!("the typed table is not shared with the plugins after this one: {e}");
+    if let Some(share) = &request.share_dir {
+        share_table(&share.join(SNAPSHOT), &dataset);
     }
     Ok(response)
+}
+
+/// Writes the typed table for the plugins after this one. Only a shortcut: when it cannot
+/// be written, or would be too large, they read the input again.
+fn share_table(path: &Path, dataset: &Dataset) {
+    let size = snapshot::values_size(&dataset.columns, dataset.rows);
+    let written = if size > SNAPSHOT_BYTES_MAX {
+        Err(format!("it would take {size} bytes, more than {SNAPSHOT_BYTES_MAX}"))
+    } else {
+        snapshot::write(path, &dataset.columns, dataset.rows).map_err(|e| e.to_string())
+    };
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(path);
+        eprintln!("the typed table is not shared with the plugins after this one: {e}");
+    }
 }
 
 /// A finding about lines (or rows) of the input: how many, the first few, one more value.
@@ -1127,6 +1142,30 @@ mod tests {
         std::fs::write(run.dir.path().join("input"), b"id,amount\n1,11\n").expect("rewrite");
         let err = profile(&run.request("tabular.profile", json!({}))).expect_err("changed");
         assert!(err.contains("changed"), "{err}");
+    }
+
+    #[test]
+    fn the_snapshot_and_the_input_give_the_same_results() {
+        let mut run = Run::new(ORDERS.as_bytes());
+        run.ingest(json!({}));
+        let references = json!({ "references": [{ "column": "vendor_id", "parent": "zip" }] });
+        let mut outputs = Vec::new();
+        for shared in [true, false] {
+            run.shared = shared;
+            let profiled = profile(&run.request("tabular.profile", json!({}))).expect("profile");
+            let analysed = analyse(&run.request("tabular.analyses", references.clone())).expect("analyses");
+            let file = |plugin: &str, name: &str| {
+                std::fs::read_to_string(run.dir.path().join(plugin).join(name)).expect("written")
+            };
+            outputs.push((
+                serde_json::to_value(&profiled).expect("json"),
+                serde_json::to_value(&analysed).expect("json"),
+                file("tabular.profile", "profile.json"),
+                file("tabular.analyses", "analyses.json"),
+                file("tabular.profile", "missingness.svg"),
+            ));
+        }
+        assert!(outputs[0] == outputs[1], "the results depend on where the table came from");
     }
 
     #[test]

@@ -46,10 +46,9 @@ pub struct IngestItem {
     pub model: Option<String>,
     pub provider: Option<String>,
     pub latency_ms: f64,
-    #[serde(default)]
-    pub input_tokens: u64,
-    #[serde(default)]
-    pub output_tokens: u64,
+    /// Without input and output tokens the call has no usage (and no cost unless given).
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
     /// Input tokens read from the provider's prompt cache (part of `input_tokens`).
     #[serde(default)]
     pub cached_tokens: u64,
@@ -131,14 +130,15 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
         Some(c) => Some((c * 1e9).round() as i64),
         None => None,
     };
-    if item.cached_tokens.saturating_add(item.cache_write_tokens) > item.input_tokens
-        || item.reasoning_tokens > item.output_tokens
-    {
-        return Err((
-            "cached_tokens".into(),
-            "cached and cache-write tokens are parts of input tokens, reasoning tokens part of output tokens".into(),
-        ));
+    let (input, output) = (item.input_tokens.unwrap_or(0), item.output_tokens.unwrap_or(0));
+    if item.cached_tokens.saturating_add(item.cache_write_tokens) > input {
+        let field = if item.cached_tokens > input { "cached_tokens" } else { "cache_write_tokens" };
+        return Err((field.into(), "cache reads and writes are parts of input_tokens, together at most that".into()));
     }
+    if item.reasoning_tokens > output {
+        return Err(("reasoning_tokens".into(), "reasoning tokens are part of output_tokens".into()));
+    }
+    let counted = item.input_tokens.is_some() || item.output_tokens.is_some();
     let system_prompt_sha256 = item
         .system_prompt_sha256
         .as_deref()
@@ -173,9 +173,9 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
         outcome: if failed { CallOutcome::UpstreamError } else { CallOutcome::Ok },
         latency_us: (item.latency_ms * 1000.0).round() as u64,
         ttft_us: None,
-        usage: Some(Usage {
-            input_tokens: item.input_tokens,
-            output_tokens: item.output_tokens,
+        usage: counted.then_some(Usage {
+            input_tokens: input,
+            output_tokens: output,
             cached_tokens: item.cached_tokens,
             cache_write_tokens: item.cache_write_tokens,
             reasoning_tokens: item.reasoning_tokens,

@@ -303,6 +303,12 @@ fn ingested_vitals_are_stored_and_discovered_and_bad_items_are_named() {
     assert_eq!(vitals.len(), 2, "{vitals:?}");
     let agent = server.get("/api/v1/agents/planner", Some(&reader)).body["data"].clone();
     assert_eq!((agent["calls"].as_u64(), agent["errors"].as_u64()), (Some(2), Some(1)), "{agent}");
+    let failed = vitals.iter().find(|v| v["error_class"] == "rate_limit").expect("the failed call");
+    assert_eq!(
+        (&failed["usage"], failed["unpriced"].as_bool()),
+        (&serde_json::Value::Null, Some(true)),
+        "no tokens: no usage, no cost"
+    );
     let reported = vitals.iter().find(|v| v["model_served"] == "gpt-4o-mini").expect("the priced call");
     // The agent's figure wins; the table's (120 × 150 + 40 × 600 nano-dollars) is kept beside it.
     assert_eq!(
