@@ -1,17 +1,16 @@
 //! `vigil plugins doctor`: every manifest and schema valid, the dependency graph sound, and
 //! each plugin's self-test passing on its fixture, run in the real sandbox.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use vigil_core::run::ExecStatus;
 
-use crate::exec::{self, ExecConfig, ExecSpec, exec_dir};
+use crate::exec::{self, ExecConfig, ExecSpec};
 use crate::manifest::{Plugin, Source};
 use crate::plan::layer;
-use crate::protocol::{DependencyRef, InputRef, RunContext};
+use crate::protocol::{InputRef, RunContext};
 use crate::registry::Registry;
 use crate::sandbox::Runner;
 
@@ -122,21 +121,7 @@ async fn self_test(registry: &Registry, plugin: &Plugin, runner: &Runner, config
 
     for id in order {
         let Some(p) = registry.get(id) else { return fail(ExecStatus::Error, format!("dependency {id} is missing")) };
-        let dependencies: BTreeMap<String, DependencyRef> = p
-            .depends_on
-            .iter()
-            .map(|d| {
-                let dep = exec_dir(dir, d);
-                (
-                    d.clone(),
-                    DependencyRef {
-                        response_path: dep.join("response.json"),
-                        artifacts_dir: dep.join("artifacts"),
-                        share_dir: Some(dep.join(exec::SHARE_DIR)).filter(|d| d.is_dir()),
-                    },
-                )
-            })
-            .collect();
+        let dependencies = exec::dependencies(dir, &p.depends_on);
         let cfg = if p.id == plugin.id { fixture_config.clone() } else { Value::Object(Default::default()) };
         let spec = ExecSpec {
             plugin: p,

@@ -112,6 +112,23 @@ pub fn is_transient(rel: &Path) -> bool {
     parts.len() >= 3 && parts[0] == "plugins" && (parts[2] == "scratch" || parts[2] == SHARE_DIR)
 }
 
+/// What a plugin is told about each plugin it depends on in a run: where their responses
+/// and artifacts are, and what they shared when it is still there.
+pub fn dependencies(run_dir: &Path, depends_on: &[String]) -> BTreeMap<String, DependencyRef> {
+    depends_on
+        .iter()
+        .map(|id| {
+            let dir = exec_dir(run_dir, id);
+            let dependency = DependencyRef {
+                response_path: dir.join("response.json"),
+                artifacts_dir: dir.join("artifacts"),
+                share_dir: Some(dir.join(SHARE_DIR)).filter(|d| d.is_dir()),
+            };
+            (id.clone(), dependency)
+        })
+        .collect()
+}
+
 /// The execution folder of `plugin_id` in a run.
 pub fn exec_dir(run_dir: &Path, plugin_id: &str) -> PathBuf {
     run_dir.join("plugins").join(plugin_id)

@@ -760,21 +760,7 @@ impl Harness {
                     continue;
                 }
                 let Some(plugin) = registry.get(plugin_id).cloned() else { continue };
-                let dependencies = step
-                    .depends_on
-                    .iter()
-                    .map(|d| {
-                        let dep_dir = exec_dir(&dir, d);
-                        (
-                            d.clone(),
-                            DependencyRef {
-                                response_path: dep_dir.join("response.json"),
-                                artifacts_dir: dep_dir.join("artifacts"),
-                                share_dir: Some(dep_dir.join(exec::SHARE_DIR)).filter(|d| d.is_dir()),
-                            },
-                        )
-                    })
-                    .collect();
+                let dependencies = exec::dependencies(&dir, &step.depends_on);
                 let spec_parts = (plugin, dependencies, settings.get(plugin_id).cloned().unwrap_or_else(|| json!({})));
                 let this = self.clone();
                 let (semaphore, input, context, dir, events, cancel) = (
