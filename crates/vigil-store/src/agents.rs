@@ -132,10 +132,15 @@ pub struct GatewayStats {
     pub calls: u64,
     pub errors: u64,
     pub agents: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// Sum over priced calls, in nano-dollars.
+    #[serde(flatten)]
+    pub tokens: TokenTotals,
+    /// Sum over priced calls, in nano-dollars: the caller's figure where it reported one.
     pub cost_nanos: i64,
+    /// What the price table says the same calls cost (calls it cannot price add nothing),
+    /// so under- or over-reported costs show beside `cost_nanos`.
+    pub table_cost_nanos: i64,
+    /// Calls whose cost the caller reported.
+    pub cost_reported_calls: u64,
     /// Calls no price matched: their cost is unknown, not zero.
     pub unpriced_calls: u64,
     /// Models in use, most called first.
@@ -146,9 +151,43 @@ pub struct GatewayStats {
 pub struct ModelStats {
     pub model: String,
     pub calls: u64,
+    #[serde(flatten)]
+    pub tokens: TokenTotals,
+    pub cost_nanos: i64,
+}
+
+/// Token counts summed over calls. The cache and reasoning counts are parts of the input
+/// and output counts, not additions to them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct TokenTotals {
     pub input_tokens: u64,
     pub output_tokens: u64,
-    pub cost_nanos: i64,
+    /// Input read from the provider's prompt cache.
+    pub cached_tokens: u64,
+    /// Input written to the provider's prompt cache ...
+    pub cache_write_tokens: u64,
+    /// ... of which for the one-hour lifetime.
+    pub cache_write_1h_tokens: u64,
+    /// Output spent on reasoning.
+    pub reasoning_tokens: u64,
+}
+
+/// The SQL sums that fill a [`TokenTotals`], in its field order (see [`token_totals`]).
+const TOKEN_SUMS: &str = "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+    COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cache_write_tokens), 0),
+    COALESCE(SUM(cache_write_1h_tokens), 0), COALESCE(SUM(reasoning_tokens), 0)";
+
+/// Reads the [`TOKEN_SUMS`] columns starting at `first`.
+fn token_totals(row: &Row<'_>, first: usize) -> rusqlite::Result<TokenTotals> {
+    let count = |i: usize| row.get::<_, i64>(first + i).map(|v| v.max(0) as u64);
+    Ok(TokenTotals {
+        input_tokens: count(0)?,
+        output_tokens: count(1)?,
+        cached_tokens: count(2)?,
+        cache_write_tokens: count(3)?,
+        cache_write_1h_tokens: count(4)?,
+        reasoning_tokens: count(5)?,
+    })
 }
 
 impl Store {
@@ -181,38 +220,37 @@ impl Store {
         let count = |v: i64| v.max(0) as u64;
         self.read(|conn| {
             let mut stats = conn
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT COUNT(*), COUNT(*) FILTER (WHERE outcome != 'ok'), COUNT(DISTINCT agent_id),
-                        COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-                        COALESCE(SUM(cost_nanos), 0), COUNT(*) FILTER (WHERE unpriced)
-                 FROM vitals WHERE at >= ?1 AND at < ?2",
-                )?
+                        COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(table_cost_nanos), 0),
+                        COUNT(*) FILTER (WHERE cost_reported), COUNT(*) FILTER (WHERE unpriced), {TOKEN_SUMS}
+                     FROM vitals WHERE at >= ?1 AND at < ?2",
+                ))?
                 .query_row([from, to], |r| {
                     Ok(GatewayStats {
                         calls: count(r.get(0)?),
                         errors: count(r.get(1)?),
                         agents: count(r.get(2)?),
-                        input_tokens: count(r.get(3)?),
-                        output_tokens: count(r.get(4)?),
-                        cost_nanos: r.get(5)?,
+                        cost_nanos: r.get(3)?,
+                        table_cost_nanos: r.get(4)?,
+                        cost_reported_calls: count(r.get(5)?),
                         unpriced_calls: count(r.get(6)?),
+                        tokens: token_totals(r, 7)?,
                         models: Vec::new(),
                     })
                 })?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT model_requested, COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-                        COALESCE(SUM(cost_nanos), 0)
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT model_requested, COUNT(*), COALESCE(SUM(cost_nanos), 0), {TOKEN_SUMS}
                  FROM vitals WHERE at >= ?1 AND at < ?2 AND model_requested IS NOT NULL
                  GROUP BY model_requested ORDER BY COUNT(*) DESC, model_requested LIMIT 200",
-            )?;
+            ))?;
             stats.models = stmt
                 .query_map([from, to], |r| {
                     Ok(ModelStats {
                         model: r.get(0)?,
                         calls: count(r.get(1)?),
-                        input_tokens: count(r.get(2)?),
-                        output_tokens: count(r.get(3)?),
-                        cost_nanos: r.get(4)?,
+                        cost_nanos: r.get(2)?,
+                        tokens: token_totals(r, 3)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -35,7 +35,7 @@ pub mod vitals;
 
 use std::path::PathBuf;
 
-pub use agents::{AgentRecord, GatewayStats, ModelStats};
+pub use agents::{AgentRecord, GatewayStats, ModelStats, TokenTotals};
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAuditEntry};
 pub use blob::{BlobInfo, BlobStore};
 pub use db::{Store, StoreOptions};

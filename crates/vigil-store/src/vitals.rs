@@ -185,7 +185,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreOptions;
+    use crate::{StoreOptions, TokenTotals};
     use vigil_core::digest::Sha256Digest;
 
     fn vital(agent: &str, at: i64) -> Vital {
@@ -237,6 +237,7 @@ mod tests {
         unpriced.usage = None;
         unpriced.cost_nanos = None;
         unpriced.unpriced = true;
+        unpriced.table_cost_nanos = None;
         store.insert_vitals(&[vital("a", 10), vital("b", 20), unpriced.clone()]).expect("insert");
         let (all, next) =
             store.list_vitals(&VitalsFilter::default(), PageRequest::new(None, None).expect("page")).expect("list");
@@ -266,6 +267,25 @@ mod tests {
         let stats = store.gateway_stats(None, None).expect("stats");
         assert_eq!((stats.calls, stats.errors, stats.agents, stats.unpriced_calls), (4, 1, 2, 1));
         assert_eq!(stats.cost_nanos, 3 * 72_500, "unpriced calls add nothing, and say so");
+        assert_eq!((stats.table_cost_nanos, stats.cost_reported_calls), (3 * 5, 0));
+        let tokens = TokenTotals {
+            input_tokens: 30,
+            output_tokens: 15,
+            cached_tokens: 6,
+            cache_write_tokens: 9,
+            cache_write_1h_tokens: 3,
+            reasoning_tokens: 0,
+        };
+        assert_eq!(stats.tokens, tokens, "the call without usage adds nothing");
+        let gpt4o = TokenTotals {
+            input_tokens: 20,
+            output_tokens: 10,
+            cached_tokens: 4,
+            cache_write_tokens: 6,
+            cache_write_1h_tokens: 2,
+            ..tokens
+        };
+        assert_eq!(stats.models.first().map(|m| &m.tokens), Some(&gpt4o));
         assert_eq!(stats.models.first().map(|m| (m.model.as_str(), m.calls)), Some(("gpt-4o", 3)));
         let window = store.gateway_stats(Some(Timestamp::from_unix_micros(35)), None).expect("stats");
         assert_eq!(window.calls, 1);

@@ -55,6 +55,10 @@ pub struct IngestItem {
     /// Input tokens written to the provider's prompt cache (part of `input_tokens`).
     #[serde(default)]
     pub cache_write_tokens: u64,
+    /// The part of `cache_write_tokens` written for the one-hour cache lifetime (priced
+    /// apart by providers that have one).
+    #[serde(default)]
+    pub cache_write_1h_tokens: u64,
     #[serde(default)]
     pub reasoning_tokens: u64,
     #[serde(default)]
@@ -135,6 +139,9 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
         let field = if item.cached_tokens > input { "cached_tokens" } else { "cache_write_tokens" };
         return Err((field.into(), "cache reads and writes are parts of input_tokens, together at most that".into()));
     }
+    if item.cache_write_1h_tokens > item.cache_write_tokens {
+        return Err(("cache_write_1h_tokens".into(), "one-hour cache writes are part of cache_write_tokens".into()));
+    }
     if item.reasoning_tokens > output {
         return Err(("reasoning_tokens".into(), "reasoning tokens are part of output_tokens".into()));
     }
@@ -178,6 +185,7 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
             output_tokens: output,
             cached_tokens: item.cached_tokens,
             cache_write_tokens: item.cache_write_tokens,
+            cache_write_1h_tokens: item.cache_write_1h_tokens,
             reasoning_tokens: item.reasoning_tokens,
             ..Usage::default()
         }),

@@ -281,7 +281,7 @@ fn ingested_vitals_are_stored_and_discovered_and_bad_items_are_named() {
         { "agent_id": "writer", "latency_ms": "slow" },
         { "latency_ms": 5 },
         { "agent_id": "summarizer", "model": "claude-sonnet-4-5", "latency_ms": 300, "input_tokens": 2000,
-          "cached_tokens": 1000, "cache_write_tokens": 500, "output_tokens": 100 }
+          "cached_tokens": 1000, "cache_write_tokens": 500, "cache_write_1h_tokens": 200, "output_tokens": 100 }
     ]});
     assert_eq!(
         server.post("/api/v1/ingest", Some(&reader), &batch.to_string()).status,
@@ -317,10 +317,20 @@ fn ingested_vitals_are_stored_and_discovered_and_bad_items_are_named() {
     );
 
     // No cost reported: the built-in table prices it, cache reads and writes at their own
-    // prices: 500 plain × 3,000 + 1,000 read × 300 + 500 written × 3,750 + 100 out × 15,000.
+    // prices: 500 plain × 3,000 + 1,000 read × 300 + 300 written for five minutes × 3,750
+    // + 200 written for an hour × 6,000 + 100 out × 15,000.
     let v = &server.get("/api/v1/vitals?agent_id=summarizer", Some(&reader)).body["data"]["items"][0];
-    assert_eq!((v["cost_nanos"].as_i64(), v["unpriced"].as_bool()), (Some(5_175_000), Some(false)), "{v}");
-    assert_eq!(v["usage"]["cache_write_tokens"], 500);
+    assert_eq!((v["cost_nanos"].as_i64(), v["unpriced"].as_bool()), (Some(5_625_000), Some(false)), "{v}");
+    assert_eq!((&v["usage"]["cache_write_tokens"], &v["usage"]["cache_write_1h_tokens"]), (&500.into(), &200.into()));
+
+    // The gateway's figures sum every part of the usage, and the table's cost beside the reported.
+    let stats = server.get("/api/v1/gateway/stats", Some(&reader)).body["data"].clone();
+    let sums = ["input_tokens", "cached_tokens", "cache_write_tokens", "cache_write_1h_tokens", "cost_reported_calls"]
+        .map(|k| stats[k].as_u64());
+    assert_eq!(sums, [Some(2120), Some(1000), Some(500), Some(200), Some(1)], "{stats}");
+    assert_eq!(stats["table_cost_nanos"].as_i64(), Some(42_000 + 5_625_000), "{stats}");
+    let sonnet = stats["models"].as_array().and_then(|m| m.iter().find(|m| m["model"] == "claude-sonnet-4-5"));
+    assert_eq!(sonnet.map(|m| &m["cache_write_1h_tokens"]), Some(&200.into()), "{stats}");
 
     let nothing = server.post(
         "/api/v1/ingest",
@@ -329,4 +339,8 @@ fn ingested_vitals_are_stored_and_discovered_and_bad_items_are_named() {
     );
     assert_eq!(nothing.status, 422);
     assert_eq!(nothing.body["error"]["details"]["errors"][0]["field"], "agent_id");
+    let long_writes = serde_json::json!({ "vitals": [{ "agent_id": "a", "latency_ms": 1, "input_tokens": 10,
+        "cache_write_tokens": 2, "cache_write_1h_tokens": 3 }] });
+    let refused = server.post("/api/v1/ingest", Some(&writer), &long_writes.to_string());
+    assert_eq!(refused.body["error"]["details"]["errors"][0]["field"], "cache_write_1h_tokens", "{:?}", refused.body);
 }
