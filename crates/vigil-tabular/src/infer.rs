@@ -297,6 +297,28 @@ impl Survey {
     }
 }
 
+/// Reads raw columns into typed ones on up to `threads` threads, with the table's
+/// [`data_hash`](crate::table::data_hash): each column is hashed by the worker that typed
+/// it, while its values are still in that core's cache.
+pub(crate) fn table(
+    names: Vec<String>,
+    chunks: Vec<Vec<RawColumn>>,
+    rows: usize,
+    context: Context,
+    threads: usize,
+) -> (Vec<Column>, String) {
+    let (columns, hashes): (Vec<Column>, Vec<[u8; 32]>) =
+        crate::par::map_owned(names.into_iter().zip(chunks).collect(), threads, |(name, chunks)| {
+            let column = column(name, chunks, rows, context);
+            let hash = column.content_hash();
+            (column, hash)
+        })
+        .into_iter()
+        .unzip();
+    let data_hash = crate::table::data_hash_of(&columns, rows, hashes);
+    (columns, data_hash)
+}
+
 /// Reads a raw column into a typed one, choosing its kind and role.
 pub(crate) fn column(name: String, chunks: Vec<RawColumn>, rows: usize, context: Context) -> Column {
     let mut survey = Survey::new(rows);

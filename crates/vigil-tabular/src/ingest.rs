@@ -13,10 +13,9 @@ use serde::Serialize;
 
 use crate::infer::{self, Context};
 use crate::json::{self, JsonLayout};
-use crate::par;
 use crate::read::{self, Problems, ReadOptions};
 use crate::sniff::{self, Chosen, DecodingReader, Dialect, Encoding};
-use crate::table::{Column, data_hash};
+use crate::table::Column;
 
 /// Why a file could not be read as a table.
 #[derive(Debug, thiserror::Error)]
@@ -215,10 +214,7 @@ pub fn ingest(mut input: impl Read, options: &IngestOptions) -> Result<Dataset, 
     };
     let rows = raw.rows;
     let threads = options.read.threads;
-    let columns = par::map_owned(raw.names.into_iter().zip(raw.columns).collect(), threads, |(name, chunks)| {
-        infer::column(name, chunks, rows, context)
-    });
-    let data_hash = data_hash(&columns, rows, threads);
+    let (columns, data_hash) = infer::table(raw.names, raw.columns, rows, context, threads);
     Ok(Dataset { encoding, format, rows, columns, problems: raw.problems, renamed: raw.renamed, data_hash })
 }
 

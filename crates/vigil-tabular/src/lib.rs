@@ -37,6 +37,7 @@ mod par;
 pub mod pii;
 pub mod plot;
 pub mod profile;
+mod radix;
 pub mod read;
 pub mod snapshot;
 pub mod sniff;

@@ -260,7 +260,7 @@ fn profile_values(column: &Column, profile: &mut ColumnProfile, ranked: &mut Opt
                     _ => 0,
                 })
                 .collect();
-            values.sort_unstable();
+            crate::radix::sort_by_key(&mut values, |&v| integer_key(v));
             let runs = runs(&values);
             profile.distinct = runs.len();
             let is_date = matches!(column.values, Values::Date(_));
@@ -313,7 +313,8 @@ impl Sorted {
             Values::Float(v) => ((0..v.len()).filter(present).map(|r| pack(float_key(v[r]), r)).collect(), false),
             _ => (Vec::new(), false),
         };
-        packed.sort_unstable();
+        // The rows go in ascending, and the sort is stable: ties stay in row order.
+        crate::radix::sort_by_key(&mut packed, |p| (p >> 32) as u64);
         // Rows are counted in u32: a table of 2^32 rows exhausts memory long before.
         let keys = packed.iter().map(|p| (p >> 32) as u64).collect();
         let rows = packed.iter().map(|p| *p as u32).collect();
@@ -510,7 +511,7 @@ fn duplicate_rows(columns: &[Column], rows: usize) -> DuplicateRows {
             *p = (u128::from(h) << 32) | (*p & 0xFFFF_FFFF);
         }
     }
-    packed.sort_unstable();
+    crate::radix::sort_by_key(&mut packed, |p| (p >> 32) as u64);
     let same_row = |a: usize, b: usize| columns.iter().all(|c| same_cell(c, a, b));
     // `(row, earlier row)` for every row equal to an earlier one. Within a run of equal
     // hashes, each row is compared with the first row of each content seen so far (more

@@ -128,7 +128,7 @@ pub struct LongRecord {
 }
 
 /// One column of one chunk, as text: field `i` is `bytes[ends[i-1]..ends[i]]`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct RawColumn {
     pub bytes: Vec<u8>,
     pub ends: Vec<u32>,
@@ -136,14 +136,18 @@ pub(crate) struct RawColumn {
 
 impl RawColumn {
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        // Chunks are valid UTF-8 (invalid bytes were replaced) and fields are cut at ASCII
+        // delimiters, so the column's text is checked once, not field by field.
+        let text = std::str::from_utf8(&self.bytes);
         let mut start = 0;
         self.ends.iter().map(move |&end| {
             let end = end as usize;
-            let field = &self.bytes[start..end];
+            let field = match &text {
+                Ok(text) => text.get(start..end),
+                Err(_) => self.bytes.get(start..end).and_then(|f| std::str::from_utf8(f).ok()),
+            };
             start = end;
-            // Chunks are valid UTF-8 (invalid bytes were replaced) and fields end at
-            // delimiters, which are ASCII.
-            std::str::from_utf8(field).unwrap_or_default()
+            field.unwrap_or_default()
         })
     }
 }
@@ -540,23 +544,153 @@ pub(crate) fn column_names(header: Vec<String>) -> (Vec<String>, Vec<(String, St
 
 /// Tokenizes one chunk of whole records.
 fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
-    let mut problems = Problems::default();
     let mut growth = Growth::default();
     let mut bad_lines = Vec::new();
     let bytes = valid_utf8(bytes, &mut bad_lines, &mut growth);
-    // Lines of records left out as too long: what they hold is not reported (a reader
-    // that skips such a record unread, with other block sizes, never sees it).
-    let mut skipped_lines: Vec<(u64, u64)> = Vec::new();
-    let mut columns: Vec<RawColumn> = (0..expected)
-        .map(|_| RawColumn {
-            bytes: Vec::with_capacity(bytes.len() / expected.max(1) + 16),
-            ends: Vec::with_capacity(bytes.len() / (expected.max(1) * 8)),
-        })
-        .collect();
-    let mut reader = csv_reader(options);
+    let mut records = Records::new(expected, bytes.len(), options);
+    // Most exports quote nothing: such a chunk is cut at its delimiters and newlines
+    // directly, which is what `csv-core` would do with it, several times faster.
+    if memchr::memchr(options.quote, &bytes).is_none() {
+        plain_records(&bytes, &growth, &mut records);
+    } else {
+        quoted_records(&bytes, &growth, &mut records);
+    }
+    let Records { columns, rows, mut problems, skipped_lines, .. } = records;
+    for line in bad_lines {
+        if !skipped_lines.iter().any(|&(first, last)| (first..=last).contains(&line)) {
+            problems.invalid_utf8.add(line, options.max_examples);
+        }
+    }
+    let newlines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+    Chunk { columns, rows, newlines, problems }
+}
+
+/// What a chunk's records became, whichever tokenizer cut them.
+struct Records<'o> {
+    options: &'o ReadOptions,
+    expected: usize,
+    columns: Vec<RawColumn>,
+    rows: usize,
+    problems: Problems,
+    /// Lines of records left out as too long: what they hold is not reported (a reader
+    /// that skips such a record unread, with other block sizes, never sees it).
+    skipped_lines: Vec<(u64, u64)>,
+}
+
+impl<'o> Records<'o> {
+    fn new(expected: usize, chunk_bytes: usize, options: &'o ReadOptions) -> Self {
+        let columns = (0..expected)
+            .map(|_| RawColumn {
+                bytes: Vec::with_capacity(chunk_bytes / expected.max(1) + 16),
+                ends: Vec::with_capacity(chunk_bytes / (expected.max(1) * 8)),
+            })
+            .collect();
+        Records { options, expected, columns, rows: 0, problems: Problems::default(), skipped_lines: Vec::new() }
+    }
+
+    /// Leaves out the record at `record_start..end` of the chunk (from the start of its
+    /// line through its line ending), starting on `record_line`, if it is over the cap.
+    /// The cap is applied exactly here so it does not depend on where blocks fell.
+    fn over_cap(&mut self, bytes: &[u8], growth: &Growth, record_start: usize, end: usize, record_line: u64) -> bool {
+        // The record without its line ending (the tokenizer has read through its `\n`; a
+        // lone `\r` ends only the last record of the file).
+        let ending = if bytes[..end].ends_with(b"\r\n") {
+            2
+        } else {
+            usize::from(bytes[..end].ends_with(b"\n") || bytes[..end].ends_with(b"\r"))
+        };
+        // In the file's bytes, before invalid UTF-8 was repaired.
+        let raw = end - record_start - growth.within(record_start, end);
+        if raw - ending <= self.options.max_record_bytes {
+            return false;
+        }
+        self.problems.too_long.add(LongRecord { line: record_line, bytes: raw as u64 }, self.options.max_examples);
+        let inner = memchr::memchr_iter(b'\n', &bytes[record_start..end]).count() as u64;
+        let last = record_line + inner - u64::from(bytes[..end].ends_with(b"\n"));
+        self.skipped_lines.push((record_line, last.max(record_line)));
+        true
+    }
+
+    /// A record whose field count is not the table's: a blank line (one field of
+    /// whitespace, `text`) or a ragged row.
+    fn left_out(&mut self, fields: usize, text: &[u8], record_line: u64) {
+        if fields == 1 && text.iter().all(u8::is_ascii_whitespace) {
+            self.problems.blank_lines += 1;
+        } else {
+            let ragged = RaggedRow { line: record_line, fields, expected: self.expected };
+            self.problems.ragged.add(ragged, self.options.max_examples);
+        }
+    }
+}
+
+/// Skips the blank lines at `*pos`, a line start, counting them. Records end at `\n` (see
+/// `csv_reader`), so every `\n` before the next record ends a line of nothing but `\r`s.
+/// Returns where the record's line starts (a `\r` skipped before it included, as the block
+/// splitter counts a record's length).
+fn skip_blank_lines(bytes: &[u8], pos: &mut usize, line: &mut u64, problems: &mut Problems) -> usize {
+    let mut record_start = *pos;
+    while *pos < bytes.len() && matches!(bytes[*pos], b'\n' | b'\r') {
+        if bytes[*pos] == b'\n' {
+            *line += 1;
+            problems.blank_lines += 1;
+            record_start = *pos + 1;
+        }
+        *pos += 1;
+    }
+    record_start
+}
+
+/// Records of a chunk without a quote character: each line is a record, each delimiter
+/// ends a field, and the fields are copied straight from the chunk.
+fn plain_records(bytes: &[u8], growth: &Growth, records: &mut Records<'_>) {
+    let delimiter = records.options.delimiter;
+    let mut cuts: Vec<usize> = Vec::with_capacity(records.expected + 8);
+    // Line numbers within the chunk, 1-based.
+    let mut line: u64 = 1;
+    let mut pos = 0;
+    loop {
+        let record_start = skip_blank_lines(bytes, &mut pos, &mut line, &mut records.problems);
+        if pos == bytes.len() {
+            return;
+        }
+        let record_line = line;
+        let (text, end) = match memchr::memchr(b'\n', &bytes[pos..]) {
+            Some(i) => {
+                line += 1;
+                (&bytes[pos..pos + i], pos + i + 1)
+            }
+            None => (&bytes[pos..], bytes.len()),
+        };
+        pos = end;
+        if records.over_cap(bytes, growth, record_start, end, record_line) {
+            continue;
+        }
+        cuts.clear();
+        cuts.extend(memchr::memchr_iter(delimiter, text));
+        let fields = cuts.len() + 1;
+        if fields != records.expected {
+            records.left_out(fields, text, record_line);
+            continue;
+        }
+        let mut start = 0;
+        for (column, &cut) in records.columns.iter_mut().zip(&cuts) {
+            column.bytes.extend_from_slice(&text[start..cut]);
+            column.ends.push(column.bytes.len() as u32);
+            start = cut + 1;
+        }
+        if let Some(last) = records.columns.last_mut() {
+            push_field(last, last_field(&text[start..]));
+        }
+        records.rows += 1;
+    }
+}
+
+/// Records of a chunk that quotes, tokenized by `csv-core`.
+fn quoted_records(bytes: &[u8], growth: &Growth, records: &mut Records<'_>) {
+    let expected = records.expected;
+    let mut reader = csv_reader(records.options);
     let mut out = vec![0u8; 64 * 1024];
     let mut ends = vec![0usize; expected.max(1) + 8];
-    let mut rows = 0;
     // Line numbers within the chunk, 1-based.
     let mut line: u64 = 1;
     let mut pos = 0;
@@ -566,20 +700,7 @@ fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
     // alone, so it has read something before it could see a mark.
     let mut fresh = true;
     loop {
-        // Skip blank lines ourselves so the record's starting line is known. Records end
-        // at `\n` (see `csv_reader`), so here is the start of a line, and every `\n`
-        // before the next record ends a line of nothing but `\r`s: a blank one.
-        // The record's length, for the cap, counts from the start of its line (a `\r`
-        // skipped before it included), as the block splitter counts.
-        let mut record_start = pos;
-        while pos < bytes.len() && matches!(bytes[pos], b'\n' | b'\r') {
-            if bytes[pos] == b'\n' {
-                line += 1;
-                problems.blank_lines += 1;
-                record_start = pos + 1;
-            }
-            pos += 1;
-        }
+        let record_start = skip_blank_lines(bytes, &mut pos, &mut line, &mut records.problems);
         let record_line = line;
         let (mut out_len, mut fields) = (0, 0);
         let done = loop {
@@ -601,47 +722,23 @@ fn tokenize(bytes: Vec<u8>, expected: usize, options: &ReadOptions) -> Chunk {
         line += now - reader_line;
         reader_line = now;
         if done {
-            break;
+            return;
         }
-        // The cap, applied exactly here so it does not depend on where blocks fell: the
-        // record without its line ending (the tokenizer has read through its `\n`; a lone
-        // `\r` ends only the last record of the file).
-        let end = pos;
-        let ending = if bytes[..end].ends_with(b"\r\n") {
-            2
-        } else {
-            usize::from(bytes[..end].ends_with(b"\n") || bytes[..end].ends_with(b"\r"))
-        };
-        // In the file's bytes, before invalid UTF-8 was repaired.
-        let raw = end - record_start - growth.within(record_start, end);
-        if raw - ending > options.max_record_bytes {
-            problems.too_long.add(LongRecord { line: record_line, bytes: raw as u64 }, options.max_examples);
-            let inner = memchr::memchr_iter(b'\n', &bytes[record_start..end]).count() as u64;
-            let last = record_line + inner - u64::from(bytes[..end].ends_with(b"\n"));
-            skipped_lines.push((record_line, last.max(record_line)));
+        if records.over_cap(bytes, growth, record_start, pos, record_line) {
             continue;
         }
-        if fields == expected {
-            let mut start = 0;
-            for (i, (column, &end)) in columns.iter_mut().zip(&ends[..fields]).enumerate() {
-                let field = &out[start..end];
-                push_field(column, if i + 1 == fields { last_field(field) } else { field });
-                start = end;
-            }
-            rows += 1;
-        } else if fields == 1 && out[..out_len].iter().all(u8::is_ascii_whitespace) {
-            problems.blank_lines += 1;
-        } else {
-            problems.ragged.add(RaggedRow { line: record_line, fields, expected }, options.max_examples);
+        if fields != expected {
+            records.left_out(fields, &out[..out_len], record_line);
+            continue;
         }
-    }
-    for line in bad_lines {
-        if !skipped_lines.iter().any(|&(first, last)| (first..=last).contains(&line)) {
-            problems.invalid_utf8.add(line, options.max_examples);
+        let mut start = 0;
+        for (i, (column, &end)) in records.columns.iter_mut().zip(&ends[..fields]).enumerate() {
+            let field = &out[start..end];
+            push_field(column, if i + 1 == fields { last_field(field) } else { field });
+            start = end;
         }
+        records.rows += 1;
     }
-    let newlines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
-    Chunk { columns, rows, newlines, problems }
 }
 
 /// `input`, or only its first byte when it is the tokenizer's first input and starts
@@ -722,5 +819,55 @@ fn valid_utf8(bytes: Vec<u8>, bad_lines: &mut Vec<u64>, growth: &mut Growth) -> 
                 rest = &after[bad..];
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A chunk's records as each tokenizer reads them: columns, rows, problems and the
+    /// lines left out.
+    fn both(bytes: &[u8], expected: usize, max_record_bytes: usize) -> [(Vec<RawColumn>, usize, Problems); 2] {
+        let options = ReadOptions { max_record_bytes, max_examples: 100, ..ReadOptions::default() };
+        let mut growth = Growth::default();
+        let bytes = valid_utf8(bytes.to_vec(), &mut Vec::new(), &mut growth);
+        let mut plain = Records::new(expected, bytes.len(), &options);
+        plain_records(&bytes, &growth, &mut plain);
+        let mut quoted = Records::new(expected, bytes.len(), &options);
+        quoted_records(&bytes, &growth, &mut quoted);
+        assert_eq!(plain.skipped_lines, quoted.skipped_lines);
+        [plain, quoted].map(|r| (r.columns, r.rows, r.problems))
+    }
+
+    proptest! {
+        /// Without quotes the fast tokenizer reads exactly what `csv-core` reads: fields,
+        /// blank lines, ragged rows and records over the cap with their lines, CRs, a
+        /// byte-order mark and invalid UTF-8 included.
+        #[test]
+        fn unquoted_chunks_read_as_csv_core_reads_them(
+            pieces in prop::collection::vec(
+                prop::sample::select(vec![&b"a"[..], b"42", b",", b",", b"\n", b"\n", b"\r", b"\r\n", b" ", b"\t",
+                    "é".as_bytes(), "\u{feff}".as_bytes(), b"\xff", b"\xe2\x82"]),
+                0..80,
+            ),
+            expected in 1usize..4,
+            cap in prop::sample::select(vec![4usize, 12, 1 << 20]),
+        ) {
+            let bytes = pieces.concat();
+            let [plain, quoted] = both(&bytes, expected, cap);
+            prop_assert_eq!(plain, quoted);
+        }
+    }
+
+    #[test]
+    fn an_unquoted_chunk_reads_its_fields_lines_and_problems() {
+        let [plain, quoted] = both(b"a,b\r\n\r\n1,2\n3\n \n4,5,6\nx,y", 2, 1 << 20);
+        assert_eq!(plain, quoted);
+        let (columns, rows, problems) = plain;
+        assert_eq!((rows, problems.blank_lines, problems.ragged.examples.len()), (3, 2, 2));
+        assert_eq!(columns[1], RawColumn { bytes: b"b2y".to_vec(), ends: vec![1, 2, 3] });
+        assert_eq!(problems.ragged.examples[0], RaggedRow { line: 4, fields: 1, expected: 2 });
     }
 }

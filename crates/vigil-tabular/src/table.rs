@@ -309,7 +309,7 @@ impl Column {
     }
 
     /// The canonical hash of this column's typed content: kind name, then each cell.
-    fn content_hash(&self) -> [u8; 32] {
+    pub(crate) fn content_hash(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.kind.value.name().as_bytes());
         h.update([0]);
@@ -349,7 +349,11 @@ impl Column {
 /// It does not depend on how the file was written (line endings, quoting, delimiter,
 /// encoding, number or date format), only on what it says.
 pub fn data_hash(columns: &[Column], rows: usize, threads: usize) -> String {
-    let hashes = crate::par::map(columns, threads, Column::content_hash);
+    data_hash_of(columns, rows, crate::par::map(columns, threads, Column::content_hash))
+}
+
+/// [`data_hash`] from each column's [`Column::content_hash`], already computed.
+pub(crate) fn data_hash_of(columns: &[Column], rows: usize, hashes: Vec<[u8; 32]>) -> String {
     let mut h = Sha256::new();
     h.update(b"vigil-table-v1\0");
     h.update((columns.len() as u64).to_le_bytes());

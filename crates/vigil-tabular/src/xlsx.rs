@@ -20,7 +20,6 @@ use crate::ingest::{Dataset, Format, IngestError};
 use crate::json::push;
 use crate::read::{Problems, RawColumn, ReadOptions, column_names};
 use crate::sniff::{Chosen, Encoding};
-use crate::table::data_hash;
 use crate::value::DecimalMark;
 
 /// Caps on what a workbook may unpack to.
@@ -199,10 +198,7 @@ fn read_sheet<RS: Read + Seek>(
     let row_count = data.first().map_or(0, |c: &Vec<RawColumn>| c.iter().map(|k| k.ends.len()).sum());
     let context = Context { delimiter: b',' };
     let threads = options.read.threads;
-    let columns = crate::par::map_owned(names.into_iter().zip(data).collect(), threads, |(name, chunks)| {
-        infer::column(name, chunks, row_count, context)
-    });
-    let data_hash = data_hash(&columns, row_count, threads);
+    let (columns, data_hash) = infer::table(names, data, row_count, context, threads);
     let evidence = if header {
         format!("sheet {name:?}: row {first_row} names the columns (text over the rows below)")
     } else {
