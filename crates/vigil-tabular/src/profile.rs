@@ -511,7 +511,9 @@ fn duplicate_rows(columns: &[Column], rows: usize) -> DuplicateRows {
             *p = (u128::from(h) << 32) | (*p & 0xFFFF_FFFF);
         }
     }
-    crate::radix::sort_by_key(&mut packed, |p| (p >> 32) as u64);
+    // A comparison sort, in place: a radix sort's second buffer would raise the peak of
+    // memory while the per-column work runs beside this.
+    packed.sort_unstable();
     let same_row = |a: usize, b: usize| columns.iter().all(|c| same_cell(c, a, b));
     // `(row, earlier row)` for every row equal to an earlier one. Within a run of equal
     // hashes, each row is compared with the first row of each content seen so far (more
