@@ -121,7 +121,7 @@ pub fn outliers(column: &Column) -> Option<Outliers> {
         return None;
     }
     let mut sorted: Vec<f64> = present.iter().map(|p| p.1).collect();
-    sorted.sort_unstable_by(f64::total_cmp);
+    crate::radix::sort_floats(&mut sorted);
     let (q1, q3) = (quantile(&sorted, 0.25), quantile(&sorted, 0.75));
     let (median, mad) = median_and_mad(&sorted);
     let spread = q3 - q1;
@@ -170,7 +170,7 @@ pub fn outliers(column: &Column) -> Option<Outliers> {
 fn median_and_mad(sorted: &[f64]) -> (f64, f64) {
     let median = quantile(sorted, 0.5);
     let mut deviations: Vec<f64> = sorted.iter().map(|v| (v - median).abs()).collect();
-    deviations.sort_unstable_by(f64::total_cmp);
+    crate::radix::sort_floats(&mut deviations);
     (median, quantile(&deviations, 0.5))
 }
 

@@ -50,6 +50,16 @@ pub(crate) fn sort_by_key<T: Copy>(items: &mut [T], key: impl Fn(&T) -> u64) {
     }
 }
 
+/// Sorts doubles in `f64::total_cmp`'s order (the same bits wherever it puts them).
+pub(crate) fn sort_floats(values: &mut [f64]) {
+    sort_by_key(values, |&v| {
+        // Negative numbers' bits count down as the numbers go up: flipped, they count up,
+        // and below every positive number, whose sign bit is set.
+        let bits = v.to_bits();
+        if bits >> 63 == 1 { !bits } else { bits | (1 << 63) }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +76,20 @@ mod tests {
             let mut sorted = items;
             sort_by_key(&mut sorted, |&(k, _)| k);
             prop_assert_eq!(sorted, expected);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sorts_doubles_as_total_cmp_does(
+            values in prop::collection::vec(prop_oneof![any::<f64>(), Just(0.0), Just(-0.0), -3.0f64..3.0], 0..1000),
+        ) {
+            let mut expected = values.clone();
+            expected.sort_unstable_by(f64::total_cmp);
+            let mut sorted = values;
+            sort_floats(&mut sorted);
+            prop_assert_eq!(sorted.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
     }
 

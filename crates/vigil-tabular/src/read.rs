@@ -4,8 +4,10 @@
 //! machine that follows the CSV quoting rules exactly as the `csv-core` tokenizer does
 //! (a quote opens a quoted field only at the start of a field; `""` inside one is a
 //! quote), so a newline inside a quoted field never splits a chunk. Worker threads
-//! tokenize the chunks with `csv-core` into per-chunk raw columns. Nothing is held twice:
-//! a block becomes raw columns and is dropped.
+//! tokenize the chunks into per-chunk raw columns: a chunk without a quote character is
+//! cut at its delimiters and newlines directly, one with quotes by `csv-core`, and both
+//! read a quote-free chunk alike (a property test holds them to it). Nothing is held
+//! twice: a block becomes raw columns and is dropped.
 //!
 //! Rows whose field count differs from the header's are not part of the table: they are
 //! counted and reported with their line numbers. A record longer than the cap is skipped
