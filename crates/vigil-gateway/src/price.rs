@@ -207,33 +207,12 @@ mod tests {
         let table = PriceTable::new(&[]);
         let mut vital = Vital {
             at: at("2026-01-01T00:00:00Z"),
-            request_id: None,
-            agent_id: "a".into(),
-            agent_type: "openai-python".into(),
-            provider: "openai".into(),
-            endpoint: "chat.completions".into(),
             model_requested: Some("gpt-4o".into()),
-            model_served: None,
-            streamed: false,
-            status: 200,
-            outcome: vigil_core::vitals::CallOutcome::Ok,
-            latency_us: 1,
-            ttft_us: None,
             usage: Some(Usage { input_tokens: 1_000, output_tokens: 100, ..Usage::default() }),
-            tool_calls: 0,
-            tool_names: Vec::new(),
             cost_nanos: Some(1),
             unpriced: false,
             cost_reported: true,
-            table_cost_nanos: None,
-            retries: 0,
-            error_class: None,
-            system_prompt_sha256: None,
-            feature: None,
-            user: None,
-            client_ip: None,
-            injection_score: None,
-            injection_rules: Vec::new(),
+            ..crate::testing::vital("a")
         };
         table.price(&mut vital);
         assert_eq!((vital.cost_nanos, vital.table_cost_nanos, vital.unpriced), (Some(1), Some(3_500_000), false));

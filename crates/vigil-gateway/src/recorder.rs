@@ -135,43 +135,9 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Vital>, mut stop: wa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::vital;
     use vigil_core::page::PageRequest;
-    use vigil_core::time::Timestamp;
-    use vigil_core::vitals::CallOutcome;
     use vigil_store::{StoreOptions, VitalsFilter};
-
-    fn vital(agent: &str) -> Vital {
-        Vital {
-            at: Timestamp::now(),
-            request_id: None,
-            agent_id: agent.into(),
-            agent_type: "unknown".into(),
-            provider: "p".into(),
-            endpoint: "chat.completions".into(),
-            model_requested: None,
-            model_served: None,
-            streamed: false,
-            status: 200,
-            outcome: CallOutcome::Ok,
-            latency_us: 1,
-            ttft_us: None,
-            usage: None,
-            tool_calls: 0,
-            tool_names: Vec::new(),
-            cost_nanos: None,
-            unpriced: true,
-            cost_reported: false,
-            table_cost_nanos: None,
-            retries: 0,
-            error_class: None,
-            system_prompt_sha256: None,
-            feature: None,
-            user: None,
-            client_ip: None,
-            injection_score: None,
-            injection_rules: Vec::new(),
-        }
-    }
 
     #[tokio::test]
     async fn shutdown_drains_the_queue_and_a_full_queue_counts_drops() {
