@@ -46,5 +46,6 @@ pub mod value;
 pub mod xlsx;
 
 pub use ingest::{Dataset, Format, IngestError, IngestOptions, InputFormat, ingest, ingest_delimited, ingest_path};
+pub use par::default_threads;
 pub use sniff::Chosen;
 pub use table::{Column, Kind, Role, Values};

@@ -30,7 +30,7 @@ use vigil_tabular::snapshot;
 use vigil_tabular::sniff::Encoding;
 use vigil_tabular::table::data_hash;
 use vigil_tabular::xlsx::{XlsxOptions, ingest_xlsx};
-use vigil_tabular::{Column, Role, plot};
+use vigil_tabular::{Column, Role, default_threads, plot};
 
 use super::{EVIDENCE_ROWS_MAX, measured, ok};
 use crate::protocol::{ArtifactRef, DatasetVersion, Evidence, Finding, Request, Response, Severity};
@@ -437,7 +437,7 @@ fn table_of(request: &Request) -> Result<(Vec<Column>, usize), String> {
     let expected = response.dataset.ok_or_else(|| format!("{INGEST} reported no dataset version"))?;
     if let Some(share) = &dependency.share_dir {
         match snapshot::read(&share.join(SNAPSHOT)) {
-            Ok((columns, rows)) if data_hash(&columns, rows, threads()) == expected.data_hash => {
+            Ok((columns, rows)) if data_hash(&columns, rows, default_threads()) == expected.data_hash => {
                 return Ok((columns, rows));
             }
             Ok(_) => eprintln!("{INGEST}'s snapshot is not its dataset version: reading the input again"),
@@ -454,13 +454,9 @@ fn table_of(request: &Request) -> Result<(Vec<Column>, usize), String> {
     Ok((dataset.columns, dataset.rows))
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 fn profile(request: &Request) -> Result<Response, String> {
     let (columns, rows) = table_of(request)?;
-    let mut p = profile::profile(&columns, rows, threads());
+    let mut p = profile::profile(&columns, rows, default_threads());
     // A personal-data column's extremes, averages and dates are its values (an SSN as
     // the maximum, a birth date as the first day): none of them leaves the plugin.
     for column in p.columns.iter_mut().filter(|c| c.role == Role::Pii) {
