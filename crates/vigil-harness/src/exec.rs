@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use vigil_core::run::ExecStatus;
 
 use crate::fsutil::{inside, write_atomic};
-use crate::manifest::{Entrypoint, Plugin, check_relative};
+use crate::manifest::{Entrypoint, Plugin, PluginKind, check_relative};
 use crate::protocol::{
     DependencyRef, InputRef, PROTOCOL_VERSION, PluginRef, Request, Response, RunContext, check_findings,
 };
@@ -391,7 +391,9 @@ fn policy(
 }
 
 /// Checks a plugin's stdout: JSON, the plugin's output schema, the protocol's shape, the
-/// findings' discipline, and that every artifact it names exists in its output folder.
+/// findings' discipline, that only an ingest plugin reports a dataset version (the report
+/// takes the run's from them), and that every artifact it names exists in its output
+/// folder.
 fn judge_response(plugin: &Plugin, stdout: &[u8], artifacts: &Path) -> Result<Response, String> {
     let value: Value = serde_json::from_slice(stdout).map_err(|e| {
         let shown = String::from_utf8_lossy(&stdout[..stdout.len().min(200)]).into_owned();
@@ -404,6 +406,12 @@ fn judge_response(plugin: &Plugin, stdout: &[u8], artifacts: &Path) -> Result<Re
     let response: Response =
         serde_json::from_value(value).map_err(|e| format!("the response does not follow the plugin protocol: {e}"))?;
     check_findings(&response.findings).map_err(|problems| format!("invalid findings: {}", problems.join("; ")))?;
+    if response.dataset.is_some() && plugin.kind != PluginKind::Ingest {
+        return Err(format!(
+            "the response reports a dataset version, which only ingest plugins do (this one's type is {})",
+            serde_json::to_value(plugin.kind).ok().and_then(|k| k.as_str().map(str::to_owned)).unwrap_or_default()
+        ));
+    }
     for artifact in &response.artifacts {
         let rel = check_relative(&artifact.path).map_err(|e| format!("artifact {e}"))?;
         let path = artifacts.join(rel);

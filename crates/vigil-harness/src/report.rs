@@ -76,7 +76,8 @@ pub fn finding_id(plugin_id: &str, finding: &Finding) -> String {
 
 /// The dataset version the run's input became: the one reported by the last plugin in
 /// plan order to report one, since a later ingest plugin depends on (and refines) earlier
-/// ones (`tabular.ingest`'s typed content hash over `core.inspect`'s line-level one).
+/// ones (`tabular.ingest`'s typed content hash over `core.inspect`'s line-level one). Only
+/// ingest plugins report one: the executor fails any other plugin's response that does.
 pub fn dataset_version<'a>(
     plan: &'a Plan,
     results: &'a BTreeMap<String, PluginResult>,

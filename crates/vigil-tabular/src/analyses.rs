@@ -23,46 +23,30 @@ pub const ROBUST_Z_THRESHOLD: f64 = 3.5;
 /// Tukey's fences: 1.5 interquartile ranges beyond the quartiles.
 pub const IQR_FENCE: f64 = 1.5;
 
-/// What to analyse beyond what every table gets.
-#[derive(Clone, Debug, Default)]
-pub struct Plan {
-    /// `(child, parent)` column names: every child value should occur among the parent's.
-    pub references: Vec<(String, String)>,
-}
-
 /// Every analysis of a table.
 #[derive(Clone, Debug, Serialize)]
 pub struct Analyses {
     pub outliers: Vec<Outliers>,
     pub benford: Vec<Benford>,
     pub volume: Vec<Volume>,
+    /// The referential checks a user named with this table's column as the child (the
+    /// caller adds them: the parent may be another table's column).
     pub references: Vec<Referential>,
     pub personal_data: Vec<PiiFinding>,
 }
 
-/// Why an analysis could not run as asked.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AnalysisError {
-    #[error("no column named {0:?} (a referential check names it)")]
-    UnknownColumn(String),
-}
-
-/// Runs every analysis that applies to `columns`, and the referential checks `plan` names.
-pub fn analyse(columns: &[Column], plan: &Plan) -> Result<Analyses, AnalysisError> {
-    let find = |name: &str| {
-        columns.iter().find(|c| c.name == name).ok_or_else(|| AnalysisError::UnknownColumn(name.to_string()))
-    };
-    let references =
-        plan.references.iter().map(|(c, p)| Ok(referential(find(c)?, find(p)?))).collect::<Result<_, _>>()?;
+/// Runs every analysis that applies to `columns`. Referential checks are the caller's
+/// ([`referential`]), since only a user knows which column refers to which.
+pub fn analyse(columns: &[Column]) -> Analyses {
     let measured = |c: &&Column| c.kind.value.is_numeric() && matches!(c.role.value, Role::Amount | Role::Measure);
-    Ok(Analyses {
+    Analyses {
         outliers: columns.iter().filter(measured).filter_map(outliers).collect(),
         benford: columns.iter().filter(|c| c.role.value == Role::Amount).filter_map(benford).collect(),
         // Rows per period of a personal date (a birth date) would show people's dates.
         volume: columns.iter().filter(|c| c.role.value != Role::Pii).filter_map(volume).collect(),
-        references,
+        references: Vec::new(),
         personal_data: columns.iter().filter_map(personal_data).collect(),
-    })
+    }
 }
 
 /// A value flagged as an outlier: its 1-based row, the value and how far out it is (in
@@ -417,6 +401,9 @@ pub fn volume(column: &Column) -> Option<Volume> {
 pub struct Referential {
     pub child: String,
     pub parent: String,
+    /// The table (sheet) the parent column is in, when it is not the child's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_table: Option<String>,
     /// Child rows with a value.
     pub rows: usize,
     /// Child rows whose value the parent lacks, and how many distinct such values.
@@ -475,6 +462,7 @@ pub fn referential(child: &Column, parent: &Column) -> Referential {
     Referential {
         child: child.name.clone(),
         parent: parent.name.clone(),
+        parent_table: None,
         rows,
         unmatched_rows,
         unmatched_values: unmatched.len(),
@@ -645,8 +633,6 @@ mod tests {
         assert_eq!(referential(&at, &stamps).unmatched_rows, 0);
         let numbers = column("n", Role::Id, Values::Integer(vec![42, 43]), vec![]);
         assert_eq!(referential(&numbers, &vendors).unmatched_rows, 1);
-        let plan = Plan { references: vec![("vendor".into(), "nope".into())] };
-        assert_eq!(analyse(&[invoices], &plan).err(), Some(AnalysisError::UnknownColumn("nope".into())));
     }
 
     #[test]

@@ -366,9 +366,43 @@ pub(crate) fn data_hash_of(columns: &[Column], rows: usize, hashes: Vec<[u8; 32]
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
+/// The canonical content hash of several named tables (the sheets of a workbook), from
+/// each one's [`data_hash`], in their order: what a dataset version made of more than one
+/// table records. Renaming, reordering, adding or dropping a table changes it.
+pub fn tables_hash<'a>(tables: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"vigil-tables-v1\0");
+    h.update((tables.len() as u64).to_le_bytes());
+    for (name, hash) in tables {
+        for part in [name, hash] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_hash_covers_every_name_hash_and_the_order() {
+        let of = |tables: &[(&str, &str)]| tables_hash(tables.iter().copied());
+        let book = of(&[("Orders", "sha256:aa"), ("Vendors", "sha256:bb")]);
+        assert!(book.starts_with("sha256:") && book.len() == 7 + 64, "{book}");
+        assert_eq!(book, of(&[("Orders", "sha256:aa"), ("Vendors", "sha256:bb")]));
+        for other in [
+            of(&[("Vendors", "sha256:bb"), ("Orders", "sha256:aa")]),
+            of(&[("Orders", "sha256:aa"), ("Vendor", "sha256:bb")]),
+            of(&[("Orders", "sha256:aa"), ("Vendors", "sha256:bc")]),
+            of(&[("Orders", "sha256:aa")]),
+            // Lengths are hashed, so parts cannot slide into each other.
+            of(&[("Orderssha256:a", "a"), ("Vendors", "sha256:bb")]),
+        ] {
+            assert_ne!(book, other);
+        }
+    }
 
     fn text_column(values: Strings, missing: Vec<bool>) -> Column {
         Column {

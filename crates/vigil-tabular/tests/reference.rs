@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use vigil_tabular::analyses::{Plan, RobustZ, analyse};
+use vigil_tabular::analyses::{RobustZ, analyse};
 use vigil_tabular::profile::{Profile, profile};
 use vigil_tabular::{IngestOptions, ingest_path};
 
@@ -38,7 +38,7 @@ fn check(fixture: &str) -> (Profile, Value) {
     let data = ingest_path(&path, &IngestOptions::default()).expect("ingest");
     let p = profile(&data.columns, data.rows, 2);
     let dates: Vec<&str> = p.columns.iter().filter(|c| c.dates.is_some()).map(|c| c.name.as_str()).collect();
-    let analyses = analyse(&data.columns, &Plan::default()).expect("analyses");
+    let analyses = analyse(&data.columns);
     let measured: Vec<&str> = analyses.outliers.iter().map(|o| o.column.as_str()).collect();
     let amounts: Vec<&str> = analyses.benford.iter().map(|b| b.column.as_str()).collect();
     let spec = json!({
@@ -169,9 +169,7 @@ fn the_orders_profile_matches_pandas() {
         )
         .expect("ingest")
         .columns,
-        &Plan::default(),
-    )
-    .expect("analyses");
+    );
     assert!(analyses.benford.iter().any(|b| b.column == "amount_usd"), "amounts are tested against Benford");
     assert!(p.correlations.categorical.contains(&"status".to_string()));
     assert!(p.exact);

@@ -10,25 +10,32 @@
 //! - `tabular.analyses` (analysis): outliers, Benford's test, volume by period, the
 //!   referential checks the settings name, and personal data (redacted), with plots.
 //!
-//! The ingest shares its typed table with the plugins after it as a snapshot
+//! An input is one table, or for a workbook one table per sheet with rows (or the sheets
+//! the settings name). Each table is profiled and analysed on its own, and a referential
+//! check may join two of them (an invoice sheet's vendor among the vendor sheet's). With
+//! several tables, file names, titles and evidence name the sheet ([`Scope`]), and the
+//! dataset version covers them all ([`vigil_tabular::table::tables_hash`]).
+//!
+//! The ingest shares its typed tables with the plugins after it as snapshots
 //! ([`vigil_tabular::snapshot`], in its `share_dir`); the profile and the analyses start
-//! from it when it is intact and hashes as the ingest's dataset version. Otherwise (a
-//! result reused from an earlier run comes without it) they read the input again exactly
+//! from them when they are intact and hash as the tables the ingest reported. Otherwise (a
+//! result reused from an earlier run comes without them) they read the input again exactly
 //! as the ingest did (its response's `data.read_as`) and stop if the typed content hashes
-//! differently. Either way all three describe one dataset version. Row numbers in their evidence are data rows
-//! (1-based, header excluded); the ingest's are lines of the file.
+//! differently. Either way all three describe one dataset version. Row numbers in their
+//! evidence are data rows (1-based, header excluded); the ingest's are lines of the file
+//! (rows of the sheet for a workbook).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use vigil_tabular::analyses::{self, Analyses, RobustZ};
+use vigil_tabular::analyses::{self, Analyses, Referential, RobustZ};
 use vigil_tabular::ingest::{Dataset, Format as TableFormat, IngestOptions, InputFormat};
 use vigil_tabular::profile::{self, Profile};
 use vigil_tabular::read::ReadOptions;
 use vigil_tabular::snapshot;
 use vigil_tabular::sniff::Encoding;
-use vigil_tabular::table::data_hash;
+use vigil_tabular::table::{data_hash, tables_hash};
 use vigil_tabular::xlsx::{XlsxOptions, ingest_xlsx};
 use vigil_tabular::{Column, Role, default_threads, plot};
 
@@ -36,8 +43,8 @@ use super::{EVIDENCE_ROWS_MAX, measured, ok};
 use crate::protocol::{ArtifactRef, DatasetVersion, Evidence, Finding, Request, Response, Severity};
 
 pub(super) const INGEST: &str = "tabular.ingest";
-/// The file in the ingest's `share_dir` holding its typed table.
-const SNAPSHOT: &str = "table.snapshot";
+/// The pack's plugins' version: their manifests, settings and results change together.
+const VERSION: &str = "1.1.0";
 /// The largest snapshot written, well under the sandbox's cap on one file (4 GiB), which
 /// would stop the plugin: past it the dependents read the input again.
 const SNAPSHOT_BYTES_MAX: u64 = 2 << 30;
@@ -56,19 +63,19 @@ const DATE_GAP_SPACINGS: f64 = 5.0;
 pub(super) fn manifests() -> Vec<(String, Value)> {
     let budgets = "[budgets]\ntime_limit_ms = 1800000\nmemory_mb = 8192\n";
     let ingest = format!(
-        "id = \"{INGEST}\"\nname = \"Read a table\"\nversion = \"1.0.0\"\ntype = \"ingest\"\nbuiltin = \"tabular_ingest\"\n\
+        "id = \"{INGEST}\"\nname = \"Read a table\"\nversion = \"{VERSION}\"\ntype = \"ingest\"\nbuiltin = \"tabular_ingest\"\n\
          depends_on = [\"core.inspect\"]\n{FORMATS}\
          finding_kinds = [\"ragged_rows\", \"records_too_long\", \"invalid_utf8\", \"malformed_records\", \"renamed_columns\", \"invalid_cells\"]\n\
-         description = \"CSV, TSV or JSON to a typed table: encoding, dialect, column kinds and roles with evidence, a canonical data hash\"\n{budgets}"
+         description = \"CSV, TSV, JSON or the sheets of a workbook to typed tables: encoding, dialect, column kinds and roles with evidence, a canonical data hash\"\n{budgets}"
     );
     let profile = format!(
-        "id = \"tabular.profile\"\nname = \"Profile a table\"\nversion = \"1.0.0\"\ntype = \"profile\"\nbuiltin = \"tabular_profile\"\n\
+        "id = \"tabular.profile\"\nname = \"Profile a table\"\nversion = \"{VERSION}\"\ntype = \"profile\"\nbuiltin = \"tabular_profile\"\n\
          depends_on = [\"{INGEST}\"]\n{FORMATS}\
          finding_kinds = [\"duplicate_rows\", \"duplicate_keys\", \"missing_values\", \"empty_column\", \"constant_column\", \"strong_correlation\", \"date_gap\"]\n\
          description = \"Exact per-column statistics, duplicates, missingness and correlations, with plots\"\n{budgets}"
     );
     let analyses = format!(
-        "id = \"tabular.analyses\"\nname = \"Analyse a table\"\nversion = \"1.0.0\"\ntype = \"analysis\"\nbuiltin = \"tabular_analyses\"\n\
+        "id = \"tabular.analyses\"\nname = \"Analyse a table\"\nversion = \"{VERSION}\"\ntype = \"analysis\"\nbuiltin = \"tabular_analyses\"\n\
          depends_on = [\"{INGEST}\"]\n{FORMATS}\
          finding_kinds = [\"outliers\", \"benford_nonconformity\", \"volume_spike\", \"volume_gap\", \"unmatched_references\", \"personal_data\"]\n\
          description = \"Outliers, Benford's first-digit test, volume by period, referential checks and personal data\"\n{budgets}"
@@ -84,9 +91,9 @@ pub(super) fn manifests() -> Vec<(String, Value)> {
             "max_record_bytes": { "type": "integer", "minimum": 64, "maximum": 1_073_741_824_u64, "default": 16_777_216 },
             "sheets": {
                 "type": "array", "items": { "type": "string" },
-                "description": "XLSX: the sheets to read (every sheet when omitted, or only `sheet` when that is given)"
+                "description": "XLSX: the sheets to read; those with rows are profiled and analysed (every sheet when omitted, or only `sheet` when that is given)"
             },
-            "sheet": { "type": "string", "description": "XLSX: the sheet to profile and analyse (the first with rows when omitted)" }
+            "sheet": { "type": "string", "description": "XLSX: the one sheet to profile and analyse (every sheet read that has rows when omitted)" }
         }
     });
     let profile_schema = json!({ "type": "object", "additionalProperties": false });
@@ -96,12 +103,17 @@ pub(super) fn manifests() -> Vec<(String, Value)> {
         "properties": {
             "references": {
                 "type": "array",
-                "description": "Referential checks: every value of `column` should occur in `parent`",
+                "description": "Referential checks: every value of `column` should occur in `parent`. In a workbook, `sheet` and `parent_sheet` say which sheet's column is meant (needed when more than one sheet has a column of that name)",
                 "items": {
                     "type": "object",
                     "additionalProperties": false,
                     "required": ["column", "parent"],
-                    "properties": { "column": { "type": "string" }, "parent": { "type": "string" } }
+                    "properties": {
+                        "column": { "type": "string" },
+                        "parent": { "type": "string" },
+                        "sheet": { "type": "string" },
+                        "parent_sheet": { "type": "string" }
+                    }
                 },
                 "default": []
             }
@@ -207,15 +219,27 @@ fn read(path: &Path, options: &IngestOptions) -> Result<Dataset, String> {
     vigil_tabular::ingest_path(path, options).map_err(|e| format!("cannot read the input as a table: {e}"))
 }
 
-/// Reads the table as `how` says (the ingest's settings, or the `read_as` it recorded):
-/// one sheet of a workbook, or text. Returns the table, how to read it again, and for a
-/// workbook every sheet read (name, rows, columns, data_hash).
-fn load(path: &Path, how: &Value, xlsx: bool) -> Result<(Dataset, Value, Vec<Value>), String> {
+/// The input read as tables, ready to describe.
+struct Loaded {
+    /// The tables to profile and analyse, each with the sheet it was read from (for a
+    /// workbook), in the input's order.
+    tables: Vec<(Option<String>, Dataset)>,
+    /// How to read the same tables again.
+    read_as: Value,
+    /// For a workbook: every sheet read (name, rows, columns, data_hash, whether it is
+    /// one of `tables`).
+    sheets: Vec<Value>,
+}
+
+/// Reads the input as `how` says (the ingest's settings, or the `read_as` it recorded):
+/// text or JSON as one table; a workbook's sheets as one table each, those with rows (or
+/// the one `sheet` names; the first sheet when none has rows).
+fn load(path: &Path, how: &Value, xlsx: bool) -> Result<Loaded, String> {
     if !xlsx && how.get("format").and_then(Value::as_str) != Some("xlsx") {
         let (options, cap) = ReadAs::from_json(how)?;
         let dataset = read(path, &options)?;
         let read_as = ReadAs::of(&dataset, cap).to_json();
-        return Ok((dataset, read_as, Vec::new()));
+        return Ok(Loaded { tables: vec![(None, dataset)], read_as, sheets: Vec::new() });
     }
     let sheet = how.get("sheet").and_then(Value::as_str);
     let sheets: Vec<String> = match how.get("sheets").and_then(Value::as_array) {
@@ -225,26 +249,178 @@ fn load(path: &Path, how: &Value, xlsx: bool) -> Result<(Dataset, Value, Vec<Val
     let header = how.get("header").and_then(Value::as_bool);
     let options = XlsxOptions { sheets, header, ..XlsxOptions::default() };
     let read = ingest_xlsx(path, &options).map_err(|e| format!("cannot read the workbook: {e}"))?;
-    let summaries = read
-        .iter()
-        .map(|s| json!({ "name": s.name, "rows": s.dataset.rows, "columns": s.dataset.columns.len(), "data_hash": s.dataset.data_hash }))
-        .collect();
-    let chosen = match sheet {
-        Some(name) => read
-            .iter()
-            .position(|s| s.name == name)
-            .ok_or_else(|| format!("sheet {name:?} was not read: list it in `sheets`"))?,
-        None => read.iter().position(|s| s.dataset.rows > 0).unwrap_or(0),
+    let mut chosen: Vec<bool> = match sheet {
+        Some(name) if !read.iter().any(|s| s.name == name) => {
+            return Err(format!("sheet {name:?} was not read: list it in `sheets`"));
+        }
+        Some(name) => read.iter().map(|s| s.name == name).collect(),
+        None => read.iter().map(|s| s.dataset.rows > 0).collect(),
     };
-    let chosen = read.into_iter().nth(chosen).ok_or_else(|| "the workbook has no sheets".to_owned())?;
-    let read_as = json!({ "format": "xlsx", "sheet": chosen.name, "header": header });
-    Ok((chosen.dataset, read_as, summaries))
+    if !chosen.contains(&true) {
+        *chosen.first_mut().ok_or_else(|| "the workbook has no sheets".to_owned())? = true;
+    }
+    let sheets = read
+        .iter()
+        .zip(&chosen)
+        .map(|(s, chosen)| {
+            json!({
+                "name": s.name,
+                "rows": s.dataset.rows,
+                "columns": s.dataset.columns.len(),
+                "data_hash": s.dataset.data_hash,
+                "profiled": chosen,
+            })
+        })
+        .collect();
+    let tables: Vec<(Option<String>, Dataset)> =
+        read.into_iter().zip(chosen).filter(|(_, chosen)| *chosen).map(|(s, _)| (Some(s.name), s.dataset)).collect();
+    let names: Vec<&str> = tables.iter().filter_map(|(name, _)| name.as_deref()).collect();
+    let read_as = json!({ "format": "xlsx", "sheets": names, "header": header });
+    Ok(Loaded { tables, read_as, sheets })
+}
+
+/// The dataset version of the input's tables: the only one's, or for several their
+/// combined hash ([`tables_hash`]) with the rows and columns of them all.
+fn dataset_version(tables: &[(Option<String>, Dataset)]) -> DatasetVersion {
+    let hash = match tables {
+        [(_, only)] => only.data_hash.clone(),
+        _ => tables_hash(tables.iter().map(|(sheet, d)| (sheet.as_deref().unwrap_or(""), d.data_hash.as_str()))),
+    };
+    DatasetVersion {
+        data_hash: hash,
+        rows: tables.iter().map(|(_, d)| d.rows as u64).sum(),
+        columns: tables.iter().map(|(_, d)| d.columns.len() as u64).sum(),
+    }
+}
+
+/// What is said about one of the input's tables, told apart from the others': when there
+/// are several (the sheets of a workbook), file names, titles and evidence name its sheet.
+/// The only table of an input needs no more than its columns.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    /// The sheet and its 1-based place among the tables, when there are several.
+    sheet: Option<(&'a str, usize)>,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of table `index` (0-based) of `count`, read from `sheet`.
+    fn new(sheet: Option<&'a str>, index: usize, count: usize) -> Scope<'a> {
+        Scope { sheet: sheet.filter(|_| count > 1).map(|s| (s, index + 1)) }
+    }
+
+    /// The name of this table's file `name`: as is, or after the sheet's place and name.
+    fn file(&self, name: &str) -> String {
+        match self.sheet {
+            None => name.to_owned(),
+            Some((sheet, n)) => format!("sheet-{n:02}-{}-{name}", slug(sheet)),
+        }
+    }
+
+    /// `text` about this table, saying which sheet.
+    fn describe(&self, text: String) -> String {
+        match self.sheet {
+            None => text,
+            Some((sheet, _)) => format!("{text} (sheet {sheet:?})"),
+        }
+    }
+
+    /// Findings about this table: each title and evidence names the sheet.
+    fn qualify(&self, findings: &mut [Finding]) {
+        let Some((sheet, _)) = self.sheet else { return };
+        for finding in findings {
+            finding.title = format!("Sheet {sheet:?}: {}", finding.title);
+            if let Some(evidence) = &mut finding.evidence {
+                evidence.values.insert("sheet".to_owned(), json!(sheet));
+            }
+        }
+    }
+}
+
+/// `value` per table: the only table's, or an object keyed by sheet.
+fn per_table<T>(tables: &[(Option<String>, T)], value: impl Fn(&T) -> Value) -> Value {
+    match tables {
+        [(_, only)] => value(only),
+        _ => Value::Object(tables.iter().map(|(sheet, t)| (sheet.clone().unwrap_or_default(), value(t))).collect()),
+    }
 }
 
 fn ingest(request: &Request) -> Result<Response, String> {
     let xlsx = request.input.format == "xlsx";
-    let (dataset, read_as, sheets) = load(&request.input.path, &request.config, xlsx)?;
+    let Loaded { tables, read_as, sheets } = load(&request.input.path, &request.config, xlsx)?;
     let cap = request.config.get("max_record_bytes").and_then(Value::as_u64).unwrap_or(16 << 20);
+    let mut findings = Vec::new();
+    for (i, (sheet, dataset)) in tables.iter().enumerate() {
+        let mut found = problem_findings(dataset, cap);
+        Scope::new(sheet.as_deref(), i, tables.len()).qualify(&mut found);
+        findings.extend(found);
+    }
+    let version = dataset_version(&tables);
+    let left_out: u64 = tables.iter().map(|(_, d)| d.problems.rows_left_out()).sum();
+    let summaries: Vec<_> = tables.iter().map(|(_, d)| d.summary()).collect();
+    let summary = match &summaries[..] {
+        [only] => json!(only),
+        all => json!(all),
+    };
+    let metrics = BTreeMap::from([
+        ("rows".to_owned(), json!(version.rows)),
+        ("columns".to_owned(), json!(version.columns)),
+        ("rows_left_out".to_owned(), json!(left_out)),
+        ("blank_lines".to_owned(), json!(tables.iter().map(|(_, d)| d.problems.blank_lines).sum::<u64>())),
+        ("read_as".to_owned(), read_as.clone()),
+        ("sheets".to_owned(), json!(sheets)),
+        (
+            "schema".to_owned(),
+            per_table(&tables, |d| {
+                let kinds: serde_json::Map<String, Value> = d
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), json!({"kind": c.kind.value.name(), "role": c.role.value})))
+                    .collect();
+                Value::Object(kinds)
+            }),
+        ),
+    ]);
+    write_json(request, "schema.json", &summary)?;
+    let said = match &tables[..] {
+        [(_, d)] => format!(
+            "{} rows × {} columns read as {} ({})",
+            d.rows,
+            d.columns.len(),
+            format_name(&d.format.value),
+            encoding_name(d.encoding.value)
+        ),
+        _ => format!(
+            "{} sheets read as tables ({}), {} rows in all",
+            tables.len(),
+            tables
+                .iter()
+                .map(|(s, d)| format!("{:?} {} × {}", s.as_deref().unwrap_or(""), d.rows, d.columns.len()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            version.rows
+        ),
+    };
+    let mut response = ok(format!("{said}; {left_out} rows left out"), findings, metrics);
+    let listed: Vec<Value> = tables
+        .iter()
+        .map(|(sheet, d)| json!({ "sheet": sheet, "data_hash": d.data_hash, "rows": d.rows, "columns": d.columns.len() }))
+        .collect();
+    response.dataset = Some(version);
+    response.data = Some(json!({ "read_as": read_as, "tables": listed, "summary": summary }));
+    response.artifacts = vec![artifact(
+        "schema.json",
+        "Every column's kind and role with the evidence, how the file was read, what was left out",
+    )];
+    if let Some(share) = &request.share_dir {
+        for (i, (_, dataset)) in tables.iter().enumerate() {
+            share_table(&share.join(snapshot_name(i)), dataset);
+        }
+    }
+    Ok(response)
+}
+
+/// The findings about what reading one table left out or could not read.
+fn problem_findings(dataset: &Dataset, cap: u64) -> Vec<Finding> {
     let p = &dataset.problems;
     let mut findings = Vec::new();
     if p.ragged.count > 0 {
@@ -323,48 +499,12 @@ fn ingest(request: &Request) -> Result<Response, String> {
             },
         ));
     }
-    let summary = dataset.summary();
-    let kinds: BTreeMap<String, Value> = dataset
-        .columns
-        .iter()
-        .map(|c| (c.name.clone(), json!({"kind": c.kind.value.name(), "role": c.role.value})))
-        .collect();
-    let metrics = BTreeMap::from([
-        ("rows".to_owned(), json!(dataset.rows)),
-        ("columns".to_owned(), json!(dataset.columns.len())),
-        ("rows_left_out".to_owned(), json!(p.rows_left_out())),
-        ("blank_lines".to_owned(), json!(p.blank_lines)),
-        ("read_as".to_owned(), read_as.clone()),
-        ("sheets".to_owned(), json!(sheets)),
-        ("schema".to_owned(), json!(kinds)),
-    ]);
-    write_json(request, "schema.json", &json!(summary))?;
-    let mut response = ok(
-        format!(
-            "{} rows × {} columns read as {} ({}); {} rows left out",
-            dataset.rows,
-            dataset.columns.len(),
-            format_name(&dataset.format.value),
-            encoding_name(dataset.encoding.value),
-            p.rows_left_out()
-        ),
-        findings,
-        metrics,
-    );
-    response.dataset = Some(DatasetVersion {
-        data_hash: dataset.data_hash.clone(),
-        rows: dataset.rows as u64,
-        columns: dataset.columns.len() as u64,
-    });
-    response.data = Some(json!({ "read_as": read_as, "summary": summary }));
-    response.artifacts = vec![artifact(
-        "schema.json",
-        "Every column's kind and role with the evidence, how the file was read, what was left out",
-    )];
-    if let Some(share) = &request.share_dir {
-        share_table(&share.join(SNAPSHOT), &dataset);
-    }
-    Ok(response)
+    findings
+}
+
+/// The file in the ingest's `share_dir` holding its table `index` (0-based).
+fn snapshot_name(index: usize) -> String {
+    format!("table-{index}.snapshot")
 }
 
 /// Writes the typed table for the plugins after this one. Only a shortcut: when it cannot
@@ -420,68 +560,142 @@ fn format_name(format: &TableFormat) -> String {
     }
 }
 
-/// The typed table the ingest produced: its snapshot when intact and hashing as the
-/// ingest's dataset version, else the input read again the same way and checked against
-/// that hash. Returns the columns and the number of rows.
-fn table_of(request: &Request) -> Result<(Vec<Column>, usize), String> {
+/// One typed table of the input, as the ingest produced it.
+struct Table {
+    /// The sheet it was read from, for a workbook.
+    sheet: Option<String>,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+/// The typed tables the ingest produced (one, or one per sheet of a workbook): its
+/// snapshots when intact and hashing as the tables it reported, else the input read again
+/// the same way and checked against those hashes.
+fn tables_of(request: &Request) -> Result<Vec<Table>, String> {
     let dependency =
         request.dependencies.get(INGEST).ok_or_else(|| format!("{INGEST} did not run before this plugin"))?;
     let raw = std::fs::read(&dependency.response_path).map_err(|e| format!("cannot read {INGEST}'s response: {e}"))?;
     let response: Response =
         serde_json::from_slice(&raw).map_err(|e| format!("{INGEST}'s response is invalid: {e}"))?;
-    let read_as = response
-        .data
-        .as_ref()
-        .and_then(|d| d.get("read_as"))
-        .ok_or_else(|| format!("{INGEST} did not say how it read the input"))?;
-    let expected = response.dataset.ok_or_else(|| format!("{INGEST} reported no dataset version"))?;
+    let data = response.data.as_ref().ok_or_else(|| format!("{INGEST} did not say how it read the input"))?;
+    let read_as = data.get("read_as").ok_or_else(|| format!("{INGEST} did not say how it read the input"))?;
+    let listed = data.get("tables").and_then(Value::as_array).filter(|t| !t.is_empty());
+    let expected: Vec<(Option<String>, &str)> = listed
+        .ok_or_else(|| format!("{INGEST} did not list the tables it read"))?
+        .iter()
+        .map(|t| {
+            let hash = t.get("data_hash").and_then(Value::as_str);
+            let sheet = t.get("sheet").and_then(Value::as_str).map(str::to_owned);
+            Some(sheet).zip(hash).ok_or_else(|| format!("{INGEST} listed a table without its data_hash"))
+        })
+        .collect::<Result<_, _>>()?;
     if let Some(share) = &dependency.share_dir {
-        match snapshot::read(&share.join(SNAPSHOT)) {
-            Ok((columns, rows)) if data_hash(&columns, rows, default_threads()) == expected.data_hash => {
-                return Ok((columns, rows));
-            }
-            Ok(_) => eprintln!("{INGEST}'s snapshot is not its dataset version: reading the input again"),
-            Err(e) => eprintln!("{INGEST}'s snapshot is not used ({e}): reading the input again"),
+        match snapshots(share, &expected) {
+            Ok(tables) => return Ok(tables),
+            Err(e) => eprintln!("{INGEST}'s snapshots are not used ({e}): reading the input again"),
         }
     }
-    let (dataset, _, _) = load(&request.input.path, read_as, false)?;
-    if dataset.data_hash != expected.data_hash {
+    let loaded = load(&request.input.path, read_as, false)?;
+    let found: Vec<&str> = loaded.tables.iter().map(|(_, d)| d.data_hash.as_str()).collect();
+    let wanted: Vec<&str> = expected.iter().map(|(_, hash)| *hash).collect();
+    if found != wanted {
         return Err(format!(
             "the input reads as {} now but {INGEST} read it as {}: it changed in between",
-            dataset.data_hash, expected.data_hash
+            found.join(", "),
+            wanted.join(", ")
         ));
     }
-    Ok((dataset.columns, dataset.rows))
+    Ok(loaded.tables.into_iter().map(|(sheet, d)| Table { sheet, columns: d.columns, rows: d.rows }).collect())
+}
+
+/// The tables from the ingest's snapshots in `share`, each checked against its hash.
+fn snapshots(share: &Path, expected: &[(Option<String>, &str)]) -> Result<Vec<Table>, String> {
+    let mut tables = Vec::with_capacity(expected.len());
+    for (i, (sheet, hash)) in expected.iter().enumerate() {
+        let name = snapshot_name(i);
+        let (columns, rows) = snapshot::read(&share.join(&name)).map_err(|e| format!("{name}: {e}"))?;
+        if data_hash(&columns, rows, default_threads()) != *hash {
+            return Err(format!("{name} is not the table the ingest reported"));
+        }
+        tables.push(Table { sheet: sheet.clone(), columns, rows });
+    }
+    Ok(tables)
 }
 
 fn profile(request: &Request) -> Result<Response, String> {
-    let (columns, rows) = table_of(request)?;
-    let mut p = profile::profile(&columns, rows, default_threads());
+    let tables = tables_of(request)?;
+    let (mut findings, mut artifacts, mut profiled) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, table) in tables.iter().enumerate() {
+        let scope = Scope::new(table.sheet.as_deref(), i, tables.len());
+        let (p, mut found) = profile_table(request, table, scope, &mut artifacts)?;
+        scope.qualify(&mut found);
+        findings.extend(found);
+        profiled.push((table.sheet.clone(), p));
+    }
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let rows: usize = profiled.iter().map(|(_, p)| p.rows).sum();
+    let duplicates: usize = profiled.iter().map(|(_, p)| p.duplicate_rows.count).sum();
+    let columns = |p: &Profile| {
+        json!(p.columns.iter().map(|c| (c.name.clone(), column_metrics(c))).collect::<serde_json::Map<_, _>>())
+    };
+    let mut metrics = BTreeMap::from([
+        ("rows".to_owned(), json!(rows)),
+        ("exact".to_owned(), json!(profiled.iter().all(|(_, p)| p.exact))),
+        ("duplicate_rows".to_owned(), json!(duplicates)),
+        ("row_numbers".to_owned(), json!("data rows, 1-based, header excluded")),
+    ]);
+    let summary = match &profiled[..] {
+        [(_, p)] => {
+            metrics.insert("columns".to_owned(), columns(p));
+            format!("{} rows × {} columns profiled exactly", p.rows, p.columns.len())
+        }
+        _ => {
+            let sheets = per_table(
+                &profiled,
+                |p| json!({ "rows": p.rows, "duplicate_rows": p.duplicate_rows.count, "columns": columns(p) }),
+            );
+            metrics.insert("sheets".to_owned(), sheets);
+            format!("{} sheets profiled exactly, {rows} rows in all", profiled.len())
+        }
+    };
+    let summary = format!("{summary}; {duplicates} duplicate rows; {} findings", findings.len());
+    let mut response = ok(summary, findings, metrics);
+    response.artifacts = artifacts;
+    Ok(response)
+}
+
+/// Profiles one table: writes its statistics and plots (adding them to `artifacts`) and
+/// returns the profile and its findings.
+fn profile_table(
+    request: &Request,
+    table: &Table,
+    scope: Scope<'_>,
+    artifacts: &mut Vec<ArtifactRef>,
+) -> Result<(Profile, Vec<Finding>), String> {
+    let Table { columns, rows, .. } = table;
+    let mut p = profile::profile(columns, *rows, default_threads());
     // A personal-data column's extremes, averages and dates are its values (an SSN as
     // the maximum, a birth date as the first day): none of them leaves the plugin.
     for column in p.columns.iter_mut().filter(|c| c.role == Role::Pii) {
         column.numeric = None;
         column.dates = None;
     }
-    let mut findings = profile_findings(&p, &columns);
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-
-    let mut artifacts = vec![artifact("profile.json", "Every statistic of every column and of the table")];
-    write_json(request, "profile.json", &json!(p))?;
-    let mut numbered = 0;
-    for (i, column) in p.columns.iter().enumerate() {
-        let Some(stats) = &column.numeric else { continue };
-        if numbered == HISTOGRAMS_MAX {
-            break;
-        }
-        numbered += 1;
-        let name = format!("histogram-{:02}-{}.svg", i + 1, slug(&column.name));
-        write_file(request, &name, &plot::histogram(&column.name, stats))?;
-        artifacts.push(artifact(&name, &format!("Histogram of {}", column.name)));
+    let findings = profile_findings(&p, columns);
+    let mut add = |name: String, content: &str, description: String| {
+        write_file(request, &name, content)?;
+        artifacts.push(artifact(&name, &scope.describe(description)));
+        Ok::<_, String>(())
+    };
+    let everything = serde_json::to_string_pretty(&json!(p)).map_err(|e| format!("cannot write the profile: {e}"))?;
+    add(scope.file("profile.json"), &everything, "Every statistic of every column and of the table".to_owned())?;
+    let numeric = p.columns.iter().enumerate().filter_map(|(i, c)| Some((i, c, c.numeric.as_ref()?)));
+    for (i, column, stats) in numeric.take(HISTOGRAMS_MAX) {
+        let name = scope.file(&format!("histogram-{:02}-{}.svg", i + 1, slug(&column.name)));
+        add(name, &plot::histogram(&column.name, stats), format!("Histogram of {}", column.name))?;
     }
-    if rows > 0 && !columns.is_empty() {
-        write_file(request, "missingness.svg", &plot::missingness(&columns, rows))?;
-        artifacts.push(artifact("missingness.svg", "Missing values by column and row band"));
+    if *rows > 0 && !columns.is_empty() {
+        let map = plot::missingness(columns, *rows);
+        add(scope.file("missingness.svg"), &map, "Missing values by column and row band".to_owned())?;
     }
     let c = &p.correlations;
     let matrices = [
@@ -491,30 +705,10 @@ fn profile(request: &Request) -> Result<Response, String> {
     ];
     for (name, title, names, matrix, signed) in matrices {
         if names.len() >= 2 {
-            write_file(request, name, &plot::correlation(title, names, matrix, signed))?;
-            artifacts.push(artifact(name, title));
+            add(scope.file(name), &plot::correlation(title, names, matrix, signed), title.to_owned())?;
         }
     }
-    let metrics = BTreeMap::from([
-        ("rows".to_owned(), json!(p.rows)),
-        ("exact".to_owned(), json!(p.exact)),
-        ("duplicate_rows".to_owned(), json!(p.duplicate_rows.count)),
-        (
-            "columns".to_owned(),
-            json!(p.columns.iter().map(|c| (c.name.clone(), column_metrics(c))).collect::<serde_json::Map<_, _>>()),
-        ),
-        ("row_numbers".to_owned(), json!("data rows, 1-based, header excluded")),
-    ]);
-    let summary = format!(
-        "{} rows × {} columns profiled exactly; {} duplicate rows; {} findings",
-        p.rows,
-        p.columns.len(),
-        p.duplicate_rows.count,
-        findings.len()
-    );
-    let mut response = ok(summary, findings, metrics);
-    response.artifacts = artifacts;
-    Ok(response)
+    Ok((p, findings))
 }
 
 /// The statistics of one column that belong in the report itself.
@@ -694,62 +888,144 @@ fn profile_findings(p: &Profile, columns: &[Column]) -> Vec<Finding> {
     findings
 }
 
+/// A referential check as the settings name it.
+struct Reference<'a> {
+    column: &'a str,
+    sheet: Option<&'a str>,
+    parent: &'a str,
+    parent_sheet: Option<&'a str>,
+}
+
+impl<'a> Reference<'a> {
+    /// The checks the analyses' settings name.
+    fn all(config: &'a Value) -> Result<Vec<Reference<'a>>, String> {
+        let listed = config.get("references").and_then(Value::as_array).into_iter().flatten();
+        listed
+            .map(|r| {
+                let name = |key: &str| r.get(key).and_then(Value::as_str);
+                let (column, parent) = name("column")
+                    .zip(name("parent"))
+                    .ok_or_else(|| "each reference needs a column and a parent".to_owned())?;
+                Ok(Reference { column, sheet: name("sheet"), parent, parent_sheet: name("parent_sheet") })
+            })
+            .collect()
+    }
+}
+
+/// The table (its index) and column a referential check names: in the sheet it names, or
+/// else in the one table that has a column of that name.
+fn locate<'t>(tables: &'t [Table], column: &str, sheet: Option<&str>) -> Result<(usize, &'t Column), String> {
+    let named = |t: &'t Table| t.columns.iter().find(|c| c.name == column);
+    if let Some(sheet) = sheet {
+        let Some(at) = tables.iter().position(|t| t.sheet.as_deref() == Some(sheet)) else {
+            let read: Vec<&str> = tables.iter().filter_map(|t| t.sheet.as_deref()).collect();
+            return Err(if read.is_empty() {
+                format!("a referential check names sheet {sheet:?}, but the input is not a workbook")
+            } else {
+                format!("a referential check names sheet {sheet:?}, which is not among the sheets read: {read:?}")
+            });
+        };
+        let found = named(&tables[at])
+            .ok_or_else(|| format!("sheet {sheet:?} has no column named {column:?} (a referential check names it)"))?;
+        return Ok((at, found));
+    }
+    let holding: Vec<(usize, &Column)> =
+        tables.iter().enumerate().filter_map(|(at, t)| Some((at, named(t)?))).collect();
+    match holding[..] {
+        [one] => Ok(one),
+        [] => Err(format!("no column named {column:?} (a referential check names it)")),
+        _ => Err(format!(
+            "column {column:?} is in sheets {:?}: say which one a referential check means (`sheet`, `parent_sheet`)",
+            holding.iter().filter_map(|(at, _)| tables[*at].sheet.as_deref()).collect::<Vec<_>>()
+        )),
+    }
+}
+
 fn analyse(request: &Request) -> Result<Response, String> {
-    let references: Vec<(String, String)> = request
-        .config
-        .get("references")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            let name = |key: &str| r.get(key).and_then(Value::as_str).map(str::to_owned);
-            name("column").zip(name("parent")).ok_or_else(|| "each reference needs a column and a parent".to_owned())
-        })
-        .collect::<Result<_, _>>()?;
-    let (columns, _) = table_of(request)?;
-    let a = analyses::analyse(&columns, &analyses::Plan { references }).map_err(|e| e.to_string())?;
-    let mut findings = analysis_findings(&a);
+    let references = Reference::all(&request.config)?;
+    let tables = tables_of(request)?;
+    let mut analysed: Vec<Analyses> = tables.iter().map(|t| analyses::analyse(&t.columns)).collect();
+    for r in &references {
+        let (at, child) = locate(&tables, r.column, r.sheet)?;
+        let (parent_at, parent) = locate(&tables, r.parent, r.parent_sheet)?;
+        let checked = Referential {
+            parent_table: tables[parent_at].sheet.clone().filter(|_| parent_at != at),
+            ..analyses::referential(child, parent)
+        };
+        analysed[at].references.push(checked);
+    }
+    let (mut findings, mut artifacts) = (Vec::new(), Vec::new());
+    for (i, (table, a)) in tables.iter().zip(&analysed).enumerate() {
+        let scope = Scope::new(table.sheet.as_deref(), i, tables.len());
+        let mut found = analysis_findings(a);
+        scope.qualify(&mut found);
+        findings.extend(found);
+        analysis_artifacts(request, &table.columns, a, scope, &mut artifacts)?;
+    }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 
-    let mut artifacts = vec![artifact("analyses.json", "Every analysis with its statistics and examples")];
-    write_json(request, "analyses.json", &json!(a))?;
-    let index = |name: &str| columns.iter().position(|c| c.name == name).map_or(0, |i| i + 1);
-    for b in &a.benford {
-        let name = format!("benford-{:02}-{}.svg", index(&b.column), slug(&b.column));
-        write_file(request, &name, &plot::benford(b))?;
-        artifacts.push(artifact(&name, &format!("First digits of {} against Benford's law", b.column)));
+    let measures = |a: &Analyses| {
+        let benford: serde_json::Map<String, Value> = a
+            .benford
+            .iter()
+            .map(|b| (b.column.clone(), json!({"values": b.values, "chi2": b.chi2, "p_value": b.p_value, "mad": b.mad, "conformity": b.conformity, "caveat": b.caveat})))
+            .collect();
+        json!({
+            "benford": benford,
+            "columns_with_outliers": a.outliers.iter().filter(|o| o.iqr.below + o.iqr.above > 0).count(),
+            "personal_data_columns": a.personal_data.iter().map(|p| &p.column).collect::<Vec<_>>(),
+        })
+    };
+    let mut metrics = BTreeMap::from([("row_numbers".to_owned(), json!("data rows, 1-based, header excluded"))]);
+    let keyed: Vec<(Option<String>, &Analyses)> = tables.iter().map(|t| t.sheet.clone()).zip(&analysed).collect();
+    match per_table(&keyed, |a| measures(a)) {
+        Value::Object(only) if keyed.len() == 1 => metrics.extend(only),
+        sheets => {
+            metrics.insert("sheets".to_owned(), sheets);
+        }
     }
-    for v in &a.volume {
-        let name = format!("volume-{:02}-{}.svg", index(&v.column), slug(&v.column));
-        write_file(request, &name, &plot::volume(v))?;
-        artifacts.push(artifact(&name, &format!("Rows per period by {}", v.column)));
-    }
-    let benford: serde_json::Map<String, Value> = a
-        .benford
-        .iter()
-        .map(|b| (b.column.clone(), json!({"values": b.values, "chi2": b.chi2, "p_value": b.p_value, "mad": b.mad, "conformity": b.conformity, "caveat": b.caveat})))
-        .collect();
-    let metrics = BTreeMap::from([
-        ("benford".to_owned(), Value::Object(benford)),
-        (
-            "columns_with_outliers".to_owned(),
-            json!(a.outliers.iter().filter(|o| o.iqr.below + o.iqr.above > 0).count()),
-        ),
-        ("personal_data_columns".to_owned(), json!(a.personal_data.iter().map(|p| &p.column).collect::<Vec<_>>())),
-        ("row_numbers".to_owned(), json!("data rows, 1-based, header excluded")),
-    ]);
-    let summary = format!(
-        "{} outlier checks, {} Benford tests, {} volume series, {} referential checks, {} personal data columns; {} findings",
-        a.outliers.len(),
-        a.benford.len(),
-        a.volume.len(),
-        a.references.len(),
-        a.personal_data.len(),
-        findings.len()
+    let count = |of: fn(&Analyses) -> usize| analysed.iter().map(of).sum::<usize>();
+    let mut summary = format!(
+        "{} outlier checks, {} Benford tests, {} volume series, {} referential checks, {} personal data columns",
+        count(|a| a.outliers.len()),
+        count(|a| a.benford.len()),
+        count(|a| a.volume.len()),
+        count(|a| a.references.len()),
+        count(|a| a.personal_data.len()),
     );
-    let mut response = ok(summary, findings, metrics);
+    if tables.len() > 1 {
+        summary += &format!(" in {} sheets", tables.len());
+    }
+    let mut response = ok(format!("{summary}; {} findings", findings.len()), findings, metrics);
     response.artifacts = artifacts;
     Ok(response)
+}
+
+/// Writes one table's analyses and their plots, adding them to `artifacts`.
+fn analysis_artifacts(
+    request: &Request,
+    columns: &[Column],
+    a: &Analyses,
+    scope: Scope<'_>,
+    artifacts: &mut Vec<ArtifactRef>,
+) -> Result<(), String> {
+    let mut add = |name: String, content: &str, description: String| {
+        write_file(request, &name, content)?;
+        artifacts.push(artifact(&name, &scope.describe(description)));
+        Ok::<_, String>(())
+    };
+    let everything = serde_json::to_string_pretty(&json!(a)).map_err(|e| format!("cannot write the analyses: {e}"))?;
+    add(scope.file("analyses.json"), &everything, "Every analysis with its statistics and examples".to_owned())?;
+    let index = |name: &str| columns.iter().position(|c| c.name == name).map_or(0, |i| i + 1);
+    for b in &a.benford {
+        let name = scope.file(&format!("benford-{:02}-{}.svg", index(&b.column), slug(&b.column)));
+        add(name, &plot::benford(b), format!("First digits of {} against Benford's law", b.column))?;
+    }
+    for v in &a.volume {
+        let name = scope.file(&format!("volume-{:02}-{}.svg", index(&v.column), slug(&v.column)));
+        add(name, &plot::volume(v), format!("Rows per period by {}", v.column))?;
+    }
+    Ok(())
 }
 
 fn analysis_findings(a: &Analyses) -> Vec<Finding> {
@@ -847,11 +1123,25 @@ fn analysis_findings(a: &Analyses) -> Vec<Finding> {
         if r.unmatched_rows == 0 {
             continue;
         }
+        let parent = match &r.parent_table {
+            Some(sheet) => format!("{} of sheet {sheet:?}", r.parent),
+            None => r.parent.clone(),
+        };
+        let mut v = values(vec![
+            ("rows_checked", json!(r.rows)),
+            ("unmatched_rows", json!(r.unmatched_rows)),
+            ("affected_rows", json!(r.unmatched_rows)),
+            ("unmatched_values", json!(r.unmatched_values)),
+            ("examples", json!(r.examples)),
+        ]);
+        if let Some(sheet) = &r.parent_table {
+            v.insert("parent_sheet".into(), json!(sheet));
+        }
         findings.push(measured(
             "unmatched_references",
             format!(
-                "{} rows of {} hold {} values that {} does not have",
-                r.unmatched_rows, r.child, r.unmatched_values, r.parent
+                "{} rows of {} hold {} values that {parent} does not have",
+                r.unmatched_rows, r.child, r.unmatched_values
             ),
             Severity::High,
             Evidence {
@@ -862,13 +1152,7 @@ fn analysis_findings(a: &Analyses) -> Vec<Finding> {
                     .flat_map(|(_, rows)| rows.iter().map(|x| *x as u64))
                     .take(EVIDENCE_ROWS_MAX)
                     .collect(),
-                values: values(vec![
-                    ("rows_checked", json!(r.rows)),
-                    ("unmatched_rows", json!(r.unmatched_rows)),
-                    ("affected_rows", json!(r.unmatched_rows)),
-                    ("unmatched_values", json!(r.unmatched_values)),
-                    ("examples", json!(r.examples)),
-                ]),
+                values: v,
             },
         ));
     }
@@ -932,6 +1216,11 @@ fn write_json(request: &Request, name: &str, value: &Value) -> Result<(), String
 }
 
 #[cfg(test)]
+#[path = "../../../vigil-tabular/tests/common/workbook.rs"]
+#[allow(dead_code, reason = "shared builder; these tests need only some cell kinds")]
+mod workbook;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::{DependencyRef, InputRef, PROTOCOL_VERSION, PluginRef, RunContext, check_findings};
@@ -943,13 +1232,15 @@ mod tests {
         /// Whether dependents are handed the ingest's shared folder (a result reused
         /// from an earlier run comes without one).
         shared: bool,
+        /// The input's format as the upload detected it.
+        format: &'static str,
     }
 
     impl Run {
         fn new(input: &[u8]) -> Run {
             let dir = tempfile::tempdir().expect("tempdir");
             std::fs::write(dir.path().join("input"), input).expect("input");
-            Run { dir, shared: true }
+            Run { dir, shared: true, format: "csv" }
         }
 
         fn request(&self, plugin: &str, config: Value) -> Request {
@@ -966,7 +1257,7 @@ mod tests {
                 input: InputRef {
                     path: self.dir.path().join("input"),
                     file_name: "orders.csv".into(),
-                    format: "csv".into(),
+                    format: self.format.into(),
                     sha256: "raw".into(),
                     size_bytes: 0,
                 },
@@ -1168,7 +1459,7 @@ mod tests {
     fn dependents_start_from_the_ingests_snapshot_only_when_it_is_its_dataset_version() {
         let run = Run::new(b"id,amount\n1,10\n2,20\n");
         run.ingest(json!({}));
-        let snapshot = run.dir.path().join(format!("{INGEST}.share")).join(SNAPSHOT);
+        let snapshot = run.dir.path().join(format!("{INGEST}.share")).join(snapshot_name(0));
         assert!(snapshot.is_file(), "the ingest shares its typed table");
         // The input is not read when the snapshot serves: rewriting it changes nothing.
         std::fs::write(run.dir.path().join("input"), b"id,amount\n1,11\n2,20\n").expect("rewrite");
@@ -1186,6 +1477,134 @@ mod tests {
         snapshot::write(&snapshot, &other.columns, other.rows).expect("write");
         let err = profile(&run.request("tabular.profile", json!({}))).expect_err("another table");
         assert!(err.contains("changed"), "{err}");
+    }
+
+    /// Vendors V1 to V20, and V2 again as another vendor.
+    fn vendor_rows() -> Vec<(String, String)> {
+        let mut vendors: Vec<(String, String)> = (1..=20).map(|i| (format!("V{i}"), format!("Vendor {i}"))).collect();
+        vendors.push(("V2".into(), "Initech".into()));
+        vendors
+    }
+
+    /// A workbook: invoices (two of an unknown vendor), vendors (one id twice, see
+    /// [`vendor_rows`]), and a sheet with a header only.
+    fn ledger_book() -> Vec<u8> {
+        use super::workbook::{self, number, row, text};
+        let invoices = [
+            row(1, &[text("A1", "invoice_id"), text("B1", "vendor_id"), text("C1", "amount")]),
+            row(2, &[text("A2", "INV-1"), text("B2", "V1"), number("C2", "120.5")]),
+            row(3, &[text("A3", "INV-2"), text("B3", "V99"), number("C3", "80")]),
+            row(4, &[text("A4", "INV-3"), text("B4", "V2"), number("C4", "35")]),
+            row(5, &[text("A5", "INV-4"), text("B5", "V99"), number("C5", "12")]),
+        ]
+        .concat();
+        let mut vendors = row(1, &[text("A1", "vendor_id"), text("B1", "name")]);
+        for (i, (id, name)) in vendor_rows().iter().enumerate() {
+            let n = i as u32 + 2;
+            vendors += &row(n, &[text(&format!("A{n}"), id), text(&format!("B{n}"), name)]);
+        }
+        let blank = row(1, &[text("A1", "todo")]);
+        workbook::workbook(&[("Invoices", invoices), ("Vendors", vendors), ("Blank", blank)])
+    }
+
+    #[test]
+    fn a_workbook_is_profiled_and_analysed_sheet_by_sheet() {
+        let mut run = Run::new(&ledger_book());
+        run.format = "xlsx";
+        let ingest = run.ingest(json!({}));
+        let sheets: Vec<(Value, Value)> = ingest.metrics["sheets"]
+            .as_array()
+            .expect("sheets")
+            .iter()
+            .map(|s| (s["name"].clone(), s["profiled"].clone()))
+            .collect();
+        assert_eq!(
+            sheets,
+            [(json!("Invoices"), json!(true)), (json!("Vendors"), json!(true)), (json!("Blank"), json!(false))]
+        );
+        let tables = ingest.data.as_ref().expect("data")["tables"].as_array().cloned().expect("tables");
+        let hashes: Vec<&str> = tables.iter().filter_map(|t| t["data_hash"].as_str()).collect();
+        let version = ingest.dataset.clone().expect("dataset");
+        assert_eq!((version.rows, version.columns), (25, 5));
+        assert_eq!(version.data_hash, tables_hash([("Invoices", hashes[0]), ("Vendors", hashes[1])].into_iter()));
+        assert_eq!(ingest.metrics["schema"]["Invoices"]["amount"]["kind"], "decimal");
+
+        // One sheet chosen is that sheet's table, hashing as the same table saved as CSV.
+        let vendors = run.ingest(json!({ "sheet": "Vendors" })).dataset.expect("dataset");
+        assert_eq!(vendors.data_hash, hashes[1]);
+        let csv: String = vendor_rows().iter().map(|(id, name)| format!("{id},{name}\n")).collect();
+        let csv = Run::new(format!("vendor_id,name\n{csv}").as_bytes()).ingest(json!({}));
+        assert_eq!(csv.dataset.map(|d| d.data_hash), Some(vendors.data_hash));
+
+        run.ingest(json!({}));
+        let profiled = profile(&run.request("tabular.profile", json!({}))).expect("profile");
+        assert!(check_findings(&profiled.findings).is_ok());
+        assert_eq!(profiled.metrics["rows"], json!(25));
+        assert_eq!(profiled.metrics["sheets"]["Invoices"]["columns"]["amount"]["max"], json!(120.5));
+        assert_eq!(profiled.metrics["sheets"]["Vendors"]["rows"], json!(21));
+        let keys = finding(&profiled, "duplicate_keys");
+        assert!(keys.title.starts_with("Sheet \"Vendors\": "), "{}", keys.title);
+        let evidence = keys.evidence.as_ref().expect("evidence");
+        assert_eq!(
+            (evidence.columns.clone(), evidence.values["sheet"].clone()),
+            (vec!["vendor_id".into()], json!("Vendors"))
+        );
+        let paths: Vec<&str> = profiled.artifacts.iter().map(|a| a.path.as_str()).collect();
+        for path in
+            ["sheet-01-invoices-profile.json", "sheet-02-vendors-profile.json", "sheet-01-invoices-missingness.svg"]
+        {
+            assert!(paths.contains(&path), "{path} not in {paths:?}");
+            assert!(run.dir.path().join("tabular.profile").join(path).is_file(), "{path}");
+        }
+        assert!(!paths.iter().any(|p| p.contains("blank")), "a sheet without rows is not profiled: {paths:?}");
+
+        // A referential check joins two sheets; a name two sheets have must say which.
+        let across = json!({ "references": [
+            { "column": "vendor_id", "sheet": "Invoices", "parent": "vendor_id", "parent_sheet": "Vendors" },
+            { "column": "invoice_id", "parent": "name" },
+        ] });
+        let analysed = analyse(&run.request("tabular.analyses", across.clone())).expect("analyses");
+        assert!(check_findings(&analysed.findings).is_ok());
+        let unmatched: Vec<&Finding> = analysed.findings.iter().filter(|f| f.kind == "unmatched_references").collect();
+        assert_eq!(unmatched.len(), 2, "{:?}", analysed.findings);
+        let vendor = unmatched.iter().find(|f| f.title.contains("vendor_id")).expect("vendor check");
+        assert_eq!(
+            vendor.title,
+            "Sheet \"Invoices\": 2 rows of vendor_id hold 1 values that vendor_id of sheet \"Vendors\" does not have"
+        );
+        let evidence = vendor.evidence.as_ref().expect("evidence");
+        assert_eq!(evidence.rows, [2, 4]);
+        assert_eq!(
+            (evidence.values["sheet"].clone(), evidence.values["parent_sheet"].clone()),
+            (json!("Invoices"), json!("Vendors"))
+        );
+        assert!(analysed.metrics["sheets"]["Invoices"]["benford"].is_object(), "{:?}", analysed.metrics);
+        let ambiguous = json!({ "references": [{ "column": "vendor_id", "parent": "vendor_id" }] });
+        let err = analyse(&run.request("tabular.analyses", ambiguous)).expect_err("ambiguous");
+        assert!(err.contains("Invoices") && err.contains("Vendors"), "{err}");
+        let unknown = json!({ "references": [{ "column": "amount", "parent": "vendor_id", "parent_sheet": "Nope" }] });
+        let err = analyse(&run.request("tabular.analyses", unknown)).expect_err("no such sheet");
+        assert!(err.contains("\"Nope\""), "{err}");
+
+        // Snapshots or the workbook read again: the same results.
+        let mut outputs = Vec::new();
+        for shared in [true, false] {
+            run.shared = shared;
+            let profiled = profile(&run.request("tabular.profile", json!({}))).expect("profile");
+            let analysed = analyse(&run.request("tabular.analyses", across.clone())).expect("analyses");
+            outputs
+                .push((serde_json::to_value(&profiled).expect("json"), serde_json::to_value(&analysed).expect("json")));
+        }
+        assert!(outputs[0] == outputs[1], "the results depend on where the tables came from");
+    }
+
+    #[test]
+    fn a_sheet_named_for_a_text_input_is_refused() {
+        let run = Run::new(ORDERS.as_bytes());
+        run.ingest(json!({}));
+        let config = json!({ "references": [{ "column": "vendor_id", "parent": "zip", "parent_sheet": "Vendors" }] });
+        let err = analyse(&run.request("tabular.analyses", config)).expect_err("not a workbook");
+        assert!(err.contains("not a workbook"), "{err}");
     }
 
     #[test]

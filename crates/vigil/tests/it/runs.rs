@@ -258,7 +258,7 @@ fn a_business_table_gets_a_typed_profile_analyses_and_plots_without_showing_pers
 }
 
 #[test]
-fn an_xlsx_workbook_is_read_sheet_by_sheet_and_its_chosen_sheet_profiled() {
+fn an_xlsx_workbook_is_read_sheet_by_sheet_and_each_sheet_or_the_chosen_one_profiled() {
     use workbook::{number, row, text};
     let (env, _) = env_with_plugins(&[]);
     let server = env.start();
@@ -297,6 +297,31 @@ fn an_xlsx_workbook_is_read_sheet_by_sheet_and_its_chosen_sheet_profiled() {
         .find(|f| f["kind"] == "duplicate_rows" && f["plugin_id"] == "tabular.profile")
         .cloned();
     assert_eq!(duplicate.map(|f| f["evidence"]["rows"].clone()), Some(json!([3])), "{report}");
+
+    // Without a chosen sheet, every sheet with rows is a table of the dataset version,
+    // profiled and analysed on its own; the report says which sheet each finding is about.
+    let created = submit(&server, json!({ "upload_id": upload_id }));
+    let detail = wait(&server, created.body["data"]["run"]["id"].as_str().expect("id"));
+    assert_eq!(detail["run"]["status"], "completed", "{detail}");
+    let id = detail["run"]["id"].as_str().expect("id");
+    let whole = server.get(&format!("/api/v1/runs/{id}/report"), None).body["data"].clone();
+    let dataset = &whole["input"]["dataset"];
+    assert_eq!((dataset["rows"].clone(), dataset["columns"].clone()), (json!(4), json!(3)), "{dataset}");
+    assert_ne!(dataset["data_hash"], report["input"]["dataset"]["data_hash"]);
+    let profiled = &whole["metrics"]["tabular.profile"]["sheets"];
+    assert_eq!(profiled["Notes"]["rows"], 1, "{profiled}");
+    assert_eq!(profiled["Ledger"]["columns"]["amount"]["max"], 120.5, "{profiled}");
+    let duplicate = whole["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["kind"] == "duplicate_rows")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(duplicate["evidence"]["values"]["sheet"], "Ledger", "{duplicate}");
+    assert!(duplicate["title"].as_str().is_some_and(|t| t.starts_with("Sheet \"Ledger\": ")), "{duplicate}");
+    let markdown = std::fs::read_to_string(run_dir(&env, id).join("report.md")).expect("md");
+    assert!(markdown.contains("sheet-02-ledger-missingness.svg"), "{markdown}");
 }
 
 #[test]
@@ -513,14 +538,28 @@ fn each_plugin_gets_its_own_status_and_violations_are_recorded_with_reasons() {
             python_plugin("bad.sloppy", ""),
             "import json\nprint(json.dumps({'status': 'ok', 'findings': [{'kind': 'x', 'title': 'y', 'severity': 'low', 'measurement_type': 'measured'}]}))\n",
         ),
+        (
+            "claimer",
+            python_plugin("bad.claimer", ""),
+            "import json\nprint(json.dumps({'status': 'ok', 'dataset': {'data_hash': 'sha256:00', 'rows': 1, 'columns': 1}}))\n",
+        ),
         ("after", python_plugin("bad.after", "depends_on = [\"bad.crash\"]"), "print('{\"status\": \"ok\"}')\n"),
     ];
     let specs: Vec<(&str, &str, &str)> = plugins.iter().map(|(n, m, s)| (*n, m.as_str(), *s)).collect();
     let (env, _) = env_with_plugins(&specs);
     let server = env.start();
     let upload_id = upload(&server, "orders.csv", ORDERS);
-    let pipeline =
-        ["core.inspect", "bad.net", "bad.writer", "bad.slow", "bad.crash", "bad.liar", "bad.sloppy", "bad.after"];
+    let pipeline = [
+        "core.inspect",
+        "bad.net",
+        "bad.writer",
+        "bad.slow",
+        "bad.crash",
+        "bad.liar",
+        "bad.sloppy",
+        "bad.claimer",
+        "bad.after",
+    ];
     let created = submit(&server, json!({ "upload_id": upload_id, "pipeline": pipeline }));
     assert_eq!(created.status, 201, "{:?}", created.body);
     let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
@@ -540,6 +579,7 @@ fn each_plugin_gets_its_own_status_and_violations_are_recorded_with_reasons() {
     check("bad.crash", "error", "cannot parse column 3");
     check("bad.liar", "error", "not JSON");
     check("bad.sloppy", "error", "needs evidence");
+    check("bad.claimer", "error", "only ingest plugins");
     check("bad.after", "skipped", "dependency bad.crash did not succeed");
     assert_eq!(execution(&detail, "bad.net")["violations"][0]["kind"], "network");
     assert_eq!(execution(&detail, "bad.slow")["violations"][0]["kind"], "time");
