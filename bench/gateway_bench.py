@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -186,6 +187,15 @@ def free_port():
     return port
 
 
+def median_of(runs):
+    """Each measure's median over repeated runs of one cell (counts summed, peak RSS the largest)."""
+    out = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "rps", "cpu_us")}
+    out["ok"] = sum(r["ok"] for r in runs)
+    out["total"] = sum(r["total"] for r in runs)
+    out["rss"] = max(r["rss"] for r in runs)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("vigil")
@@ -193,6 +203,9 @@ def main():
     ap.add_argument("--rates", default="1000,2000,5000")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--peers", default="tensorzero,litellm,portkey")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="measure each cell this many times, targets in turn, and report the medians "
+                         "(the tail on a shared machine moves between runs)")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
 
@@ -209,19 +222,24 @@ def main():
         rows = []
         for stream in (False, True):
             for rate in rates:
+                runs = {t.name: [] for t in targets}
+                for _ in range(args.repeat):
+                    for t in targets:
+                        before = cpu_seconds(t.pid)
+                        r = oha(t.url, rate, args.seconds, stream, t.model, t.headers)
+                        cpu = cpu_seconds(t.pid) - before
+                        r["cpu_us"] = cpu / max(r["total"], 1) * 1e6
+                        r["rss"] = peak_rss_mb(t.pid)
+                        runs[t.name].append(r)
+                        print(f"{t.name:14} stream={stream!s:5} rate={rate:5} rps={r['rps']:8.0f} ok={r['ok']}/{r['total']} "
+                              f"p50={r['p50']:.3f}ms p99={r['p99']:.3f}ms cpu/req={r['cpu_us']:.0f}us rss={r['rss']:.0f}MB",
+                              file=sys.stderr, flush=True)
                 base = None
                 for t in targets:
-                    before = cpu_seconds(t.pid)
-                    r = oha(t.url, rate, args.seconds, stream, t.model, t.headers)
-                    cpu = cpu_seconds(t.pid) - before
-                    r["cpu_us"] = cpu / max(r["total"], 1) * 1e6
-                    r["rss"] = peak_rss_mb(t.pid)
+                    r = median_of(runs[t.name])
                     if base is None:
                         base = r
                     rows.append((t.name, stream, rate, r, base))
-                    print(f"{t.name:14} stream={stream!s:5} rate={rate:5} rps={r['rps']:8.0f} ok={r['ok']}/{r['total']} "
-                          f"p50={r['p50']:.3f}ms p99={r['p99']:.3f}ms cpu/req={r['cpu_us']:.0f}us rss={r['rss']:.0f}MB",
-                          file=sys.stderr, flush=True)
         print("| target | stream | rate (req/s) | achieved | ok | added p50 (ms) | added p99 (ms) | CPU per request (µs) | peak RSS (MB) |")
         print("|---|---|---|---|---|---|---|---|---|")
         for name, stream, rate, r, base in rows:

@@ -4,8 +4,9 @@
 # and not. Reports latency added over calling the mock directly, CPU per request and peak
 # memory (bench/gateway_bench.py). Installs what it needs into target/bench-gateway/.
 #
-# Usage: scripts/bench-gateway.sh [rates] [seconds] [peers]
+# Usage: [REPEAT=n] scripts/bench-gateway.sh [rates] [seconds] [peers]
 #   e.g. scripts/bench-gateway.sh 1000,2000,5000 10 tensorzero,litellm,portkey
+# REPEAT measures every cell n times, the targets in turn, and reports the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates=${1:-1000,2000,5000}
@@ -37,4 +38,5 @@ JSON
     (cd "$scratch/portkey" && npm install --silent --no-audit --no-fund)
 fi
 
-python3 bench/gateway_bench.py target/release/vigil "$scratch" --rates "$rates" --seconds "$seconds" --peers "$peers"
+python3 bench/gateway_bench.py target/release/vigil "$scratch" --rates "$rates" --seconds "$seconds" --peers "$peers" \
+    --repeat "${REPEAT:-1}"

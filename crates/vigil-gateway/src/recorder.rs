@@ -1,7 +1,8 @@
 //! Writes vitals to the store off the response path.
 //!
 //! Calls hand their [`Vital`] to a bounded queue and move on; one task drains it in
-//! batches into a single transaction each. When storage falls behind and the queue is full,
+//! batches into a single transaction each, written on a [`Background`] thread (at a lower
+//! priority than the threads serving calls). When storage falls behind and the queue is full,
 //! new vitals are dropped and counted (`vigil_vitals_dropped_total`), so a slow disk never
 //! slows a model call. At shutdown the queue is drained before the store closes.
 
@@ -12,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use vigil_core::vitals::Vital;
 use vigil_store::Store;
+use vigil_store::background::Background;
 
 /// Most vitals written in one transaction.
 pub const VITALS_BATCH_MAX: usize = 512;
@@ -40,11 +42,12 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer task. `dropped` counts vitals lost to a full queue or a failed write.
-    pub fn start(store: Store, capacity: usize, dropped: Counter) -> (Recorder, JoinHandle<()>) {
+    /// Starts the writer task, which writes on `writer`. `dropped` counts vitals lost to a
+    /// full queue or a failed write.
+    pub fn start(store: Store, writer: Background, capacity: usize, dropped: Counter) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(write_batches(store, rx, stop_rx, dropped.clone()));
+        let task = tokio::spawn(write_batches(store, writer, rx, stop_rx, dropped.clone()));
         (Recorder { tx, dropped, stop, tap: None }, task)
     }
 
@@ -69,7 +72,13 @@ impl Recorder {
     }
 }
 
-async fn write_batches(store: Store, mut rx: mpsc::Receiver<Vital>, mut stop: watch::Receiver<bool>, dropped: Counter) {
+async fn write_batches(
+    store: Store,
+    writer: Background,
+    mut rx: mpsc::Receiver<Vital>,
+    mut stop: watch::Receiver<bool>,
+    dropped: Counter,
+) {
     let mut stopping = false;
     loop {
         let first = if stopping {
@@ -116,7 +125,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Vital>, mut stop: wa
         }
         let count = batch.len() as u64;
         let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.insert_vitals(&batch)).await {
+        match writer.run(move || store.insert_vitals(&batch)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 dropped.inc_by(count);
@@ -144,7 +153,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
         let dropped = Counter::default();
-        let (recorder, task) = Recorder::start(store.clone(), 2, dropped.clone());
+        let writer = Background::start("vigil-test-vitals").expect("writer");
+        let (recorder, task) = Recorder::start(store.clone(), writer, 2, dropped.clone());
         for _ in 0..5 {
             recorder.record(vital("a"));
         }
@@ -162,7 +172,8 @@ mod tests {
     async fn a_dropped_recorder_stops_the_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
-        let (recorder, task) = Recorder::start(store, 8, Counter::default());
+        let writer = Background::start("vigil-test-vitals").expect("writer");
+        let (recorder, task) = Recorder::start(store, writer, 8, Counter::default());
         recorder.record(vital("a"));
         drop(recorder);
         tokio::time::timeout(Duration::from_secs(5), task).await.expect("writer stops").expect("clean");

@@ -41,12 +41,19 @@ use vigil_immune::lifecycle::{Event, State};
 use vigil_immune::rhythm::RhythmConfig;
 use vigil_immune::sentinel::SentinelConfig;
 use vigil_immune::stream::ContextConfig;
+use vigil_store::background::Background;
 use vigil_store::{ImmuneLogEntry, NewAuditEntry, Store, StoreError};
 
 /// Inputs waiting for the engine.
 const QUEUE: usize = 65_536;
 /// Most inputs applied (and logged) together.
 const BATCH_MAX: usize = 2_048;
+/// While observations keep coming, at most one batch is applied (and logged) per this
+/// long: at high call rates one log transaction per window instead of one per call or two,
+/// each a WAL write that competed with the calls for the CPU. An observation after a quiet
+/// spell is applied at once, and anything else (an operator's command, an executor's
+/// result, shutdown) ends the wait.
+const FILL_WINDOW: Duration = Duration::from_millis(20);
 /// Decisions buffered for each live subscriber (a slow one misses the oldest).
 const EVENTS: usize = 4_096;
 /// Log entries read at once while restoring.
@@ -350,7 +357,13 @@ pub struct Immune {
 impl Immune {
     /// Restores the engine (newest snapshot plus the log after it) and starts its task.
     /// Must run inside a tokio runtime.
-    pub fn start(store: Store, config: ImmuneConfig, dropped: Counter) -> Result<Arc<Immune>, StoreError> {
+    /// Restores the engine and starts its task, which logs and snapshots on `writer`.
+    pub fn start(
+        store: Store,
+        writer: Background,
+        config: ImmuneConfig,
+        dropped: Counter,
+    ) -> Result<Arc<Immune>, StoreError> {
         let guard = Arc::new(ImmuneGuard::default());
         let (engine, seq) = restore(&store, engine_config(&config))?;
         // Switched off, nothing is enforced: no agent stays refused with no way to release it.
@@ -373,6 +386,7 @@ impl Immune {
         let worker = Worker {
             engine: engine.clone(),
             store,
+            writer,
             executor,
             tx: tx.clone(),
             seq,
@@ -531,6 +545,8 @@ fn refusal_reason(engine: &Engine, agent_id: &str, state: State) -> String {
 struct Worker {
     engine: Arc<Mutex<Engine>>,
     store: Store,
+    /// Where the input log and snapshots are written: off the threads serving calls.
+    writer: Background,
     executor: Executor,
     tx: mpsc::Sender<Command>,
     seq: i64,
@@ -543,6 +559,7 @@ impl Worker {
         let mut snapshot_tick = tokio::time::interval(self.config.snapshot_every);
         snapshot_tick.tick().await;
         let mut snapshot_seq = self.seq;
+        let mut last_batch: Option<Instant> = None;
         loop {
             let deadline = self.engine.lock().unwrap_or_else(|e| e.into_inner()).next_deadline();
             let wait = deadline.map(|at| {
@@ -567,12 +584,31 @@ impl Worker {
                     continue;
                 }
             }
+            let busy = last_batch.filter(|at| at.elapsed() < FILL_WINDOW);
+            if let (Some(at), [Command::Observe(_)]) = (busy, &commands[..]) {
+                let window = tokio::time::sleep_until((at + FILL_WINDOW).into());
+                tokio::pin!(window);
+                while commands.len() < BATCH_MAX {
+                    tokio::select! {
+                        command = rx.recv() => match command {
+                            Some(Command::Observe(o)) => commands.push(Command::Observe(o)),
+                            Some(other) => {
+                                commands.push(other);
+                                break;
+                            }
+                            None => break,
+                        },
+                        () = &mut window => break,
+                    }
+                }
+            }
             while commands.len() < BATCH_MAX {
                 match rx.try_recv() {
                     Ok(command) => commands.push(command),
                     Err(_) => break,
                 }
             }
+            last_batch = Some(Instant::now());
             if let Some(done) = self.apply(commands).await {
                 self.snapshot().await;
                 let _ = done.send(());
@@ -634,7 +670,7 @@ impl Worker {
             }
         }
         let store = self.store.clone();
-        let written = tokio::task::spawn_blocking(move || store.append_immune_log(&log)).await;
+        let written = self.writer.run(move || store.append_immune_log(&log)).await;
         let failed = match written {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
@@ -666,7 +702,7 @@ impl Worker {
         };
         let Ok(state) = state else { return };
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.save_immune_snapshot(seq, &state)).await {
+        match self.writer.run(move || store.save_immune_snapshot(seq, &state)).await {
             Ok(Ok(())) => tracing::debug!(seq, "immune snapshot saved"),
             Ok(Err(e)) => tracing::error!(error = %e, "could not save the immune snapshot"),
             Err(e) => tracing::error!(error = %e, "could not save the immune snapshot"),

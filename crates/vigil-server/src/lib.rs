@@ -50,6 +50,8 @@ pub enum ServerError {
     Gateway(#[from] vigil_gateway::GatewayError),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot start the background writer thread: {0}")]
+    Writer(std::io::Error),
 }
 
 /// Whether a path belongs to the provider-compatible API (`/v1/...`), whose clients are
@@ -111,10 +113,20 @@ impl App {
         let routes = routes::routes();
         let specs: Vec<_> = routes.iter().map(|r| r.spec.clone()).collect();
         let metrics = metrics::Metrics::new(build);
-        let (recorder, vitals_writer) =
-            vigil_gateway::Recorder::start(store.clone(), config.gateway.vitals_queue, metrics.vitals_dropped.clone());
+        let writer = |name: &str| vigil_store::background::Background::start(name).map_err(ServerError::Writer);
+        let (recorder, vitals_writer) = vigil_gateway::Recorder::start(
+            store.clone(),
+            writer("vigil-vitals")?,
+            config.gateway.vitals_queue,
+            metrics.vitals_dropped.clone(),
+        );
         // Every recorded call is also judged by the immune system, which the gateway obeys.
-        let immune = immune::Immune::start(store.clone(), config.immune.clone(), metrics.immune_dropped.clone())?;
+        let immune = immune::Immune::start(
+            store.clone(),
+            writer("vigil-immune-log")?,
+            config.immune.clone(),
+            metrics.immune_dropped.clone(),
+        )?;
         let tap = immune.clone();
         let recorder =
             recorder.with_tap(std::sync::Arc::new(move |vital: &vigil_core::vitals::Vital| tap.observe(vital)));
