@@ -146,6 +146,7 @@ mod tests {
     use super::*;
     use crate::testing::vital;
     use vigil_core::page::PageRequest;
+    use vigil_store::background::Priority;
     use vigil_store::{StoreOptions, VitalsFilter};
 
     #[tokio::test]
@@ -153,7 +154,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
         let dropped = Counter::default();
-        let writer = Background::start("vigil-test-vitals").expect("writer");
+        let writer = Background::start("vigil-test-vit", Priority::Lower).expect("writer");
         let (recorder, task) = Recorder::start(store.clone(), writer, 2, dropped.clone());
         for _ in 0..5 {
             recorder.record(vital("a"));
@@ -172,7 +173,7 @@ mod tests {
     async fn a_dropped_recorder_stops_the_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
-        let writer = Background::start("vigil-test-vitals").expect("writer");
+        let writer = Background::start("vigil-test-vit", Priority::Lower).expect("writer");
         let (recorder, task) = Recorder::start(store, writer, 8, Counter::default());
         recorder.record(vital("a"));
         drop(recorder);

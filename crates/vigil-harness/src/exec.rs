@@ -390,6 +390,18 @@ fn policy(
     })
 }
 
+/// Only an ingest plugin reports a dataset version: the report takes the run's from them.
+/// Also asked of a result reused from an earlier run, which may predate the rule.
+pub(crate) fn check_dataset(plugin: &Plugin, response: &Response) -> Result<(), String> {
+    if response.dataset.is_some() && plugin.kind != PluginKind::Ingest {
+        return Err(format!(
+            "the response reports a dataset version, which only ingest plugins do (this one's type is {})",
+            serde_json::to_value(plugin.kind).ok().and_then(|k| k.as_str().map(str::to_owned)).unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a plugin's stdout: JSON, the plugin's output schema, the protocol's shape, the
 /// findings' discipline, that only an ingest plugin reports a dataset version (the report
 /// takes the run's from them), and that every artifact it names exists in its output
@@ -406,12 +418,7 @@ fn judge_response(plugin: &Plugin, stdout: &[u8], artifacts: &Path) -> Result<Re
     let response: Response =
         serde_json::from_value(value).map_err(|e| format!("the response does not follow the plugin protocol: {e}"))?;
     check_findings(&response.findings).map_err(|problems| format!("invalid findings: {}", problems.join("; ")))?;
-    if response.dataset.is_some() && plugin.kind != PluginKind::Ingest {
-        return Err(format!(
-            "the response reports a dataset version, which only ingest plugins do (this one's type is {})",
-            serde_json::to_value(plugin.kind).ok().and_then(|k| k.as_str().map(str::to_owned)).unwrap_or_default()
-        ));
-    }
+    check_dataset(plugin, &response)?;
     for artifact in &response.artifacts {
         let rel = check_relative(&artifact.path).map_err(|e| format!("artifact {e}"))?;
         let path = artifacts.join(rel);

@@ -868,7 +868,7 @@ impl Harness {
             let target = exec_dir(dir, &plugin.id);
             let _ = std::fs::remove_dir_all(&target);
             let reused = link_tree(&source, &target);
-            if reused.is_ok() && target.join("response.json").is_file() {
+            if reused.is_ok() && still_valid(plugin, &target.join("response.json")) {
                 let end = ExecutionEnd {
                     status: Some(ExecStatus::Cached),
                     cached_from: Some(from_run.clone()),
@@ -989,6 +989,21 @@ impl Harness {
 }
 
 /// A dataset kind: a dotted name like `erp.invoices`.
+/// Whether a response kept from an earlier run (at `path`) passes the checks a new one
+/// must; they may have grown since it was written.
+fn still_valid(plugin: &crate::manifest::Plugin, path: &Path) -> bool {
+    let Some(response) = std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<Response>(&b).ok()) else {
+        return false;
+    };
+    match exec::check_dataset(plugin, &response) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::info!(plugin = %plugin.id, reason = %e, "an earlier result is not reused");
+            false
+        }
+    }
+}
+
 fn check_dataset_kind(kind: &str) -> Result<(), HarnessError> {
     let ok = !kind.is_empty()
         && kind.len() <= 100
@@ -1103,4 +1118,27 @@ fn process_alive(pid: u32) -> bool {
         return false;
     }
     matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Ok(()) | Err(nix::errno::Errno::EPERM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_earlier_result_that_breaks_todays_rules_is_not_reused() {
+        let plugins = crate::builtin::manifests("0.1.0");
+        let (ingest, profile) = (&plugins[0], &plugins[1]);
+        assert_eq!((ingest.id.as_str(), profile.id.as_str()), ("core.inspect", "core.text_profile"));
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("response.json");
+        let dataset = json!({ "data_hash": "sha256:00", "rows": 1, "columns": 1 });
+        std::fs::write(&path, json!({ "status": "ok", "summary": "", "dataset": dataset }).to_string()).expect("write");
+        assert!(still_valid(ingest, &path));
+        assert!(!still_valid(profile, &path), "a profile plugin reported a dataset version");
+        std::fs::write(&path, json!({ "status": "ok", "summary": "" }).to_string()).expect("write");
+        assert!(still_valid(profile, &path));
+        std::fs::write(&path, "not json").expect("write");
+        assert!(!still_valid(ingest, &path));
+        assert!(!still_valid(ingest, &dir.path().join("missing.json")));
+    }
 }

@@ -51,8 +51,9 @@ const BATCH_MAX: usize = 2_048;
 /// While observations keep coming, at most one batch is applied (and logged) per this
 /// long: at high call rates one log transaction per window instead of one per call or two,
 /// each a WAL write that competed with the calls for the CPU. An observation after a quiet
-/// spell is applied at once, and anything else (an operator's command, an executor's
-/// result, shutdown) ends the wait.
+/// spell is applied at once, and any other command (an operator's, an executor's result,
+/// shutdown) ends the wait; the engine's timers and the snapshot tick may wait out the rest
+/// of the window.
 const FILL_WINDOW: Duration = Duration::from_millis(20);
 /// Decisions buffered for each live subscriber (a slow one misses the oldest).
 const EVENTS: usize = 4_096;
@@ -545,7 +546,7 @@ fn refusal_reason(engine: &Engine, agent_id: &str, state: State) -> String {
 struct Worker {
     engine: Arc<Mutex<Engine>>,
     store: Store,
-    /// Where the input log and snapshots are written: off the threads serving calls.
+    /// Where the input log and snapshots are written, in order, off the async workers.
     writer: Background,
     executor: Executor,
     tx: mpsc::Sender<Command>,
@@ -559,7 +560,7 @@ impl Worker {
         let mut snapshot_tick = tokio::time::interval(self.config.snapshot_every);
         snapshot_tick.tick().await;
         let mut snapshot_seq = self.seq;
-        let mut last_batch: Option<Instant> = None;
+        let mut last_batch: Option<tokio::time::Instant> = None;
         loop {
             let deadline = self.engine.lock().unwrap_or_else(|e| e.into_inner()).next_deadline();
             let wait = deadline.map(|at| {
@@ -586,7 +587,7 @@ impl Worker {
             }
             let busy = last_batch.filter(|at| at.elapsed() < FILL_WINDOW);
             if let (Some(at), [Command::Observe(_)]) = (busy, &commands[..]) {
-                let window = tokio::time::sleep_until((at + FILL_WINDOW).into());
+                let window = tokio::time::sleep_until(at + FILL_WINDOW);
                 tokio::pin!(window);
                 while commands.len() < BATCH_MAX {
                     tokio::select! {
@@ -608,7 +609,7 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            last_batch = Some(Instant::now());
+            last_batch = Some(tokio::time::Instant::now());
             if let Some(done) = self.apply(commands).await {
                 self.snapshot().await;
                 let _ = done.send(());

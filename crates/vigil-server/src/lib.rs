@@ -113,17 +113,18 @@ impl App {
         let routes = routes::routes();
         let specs: Vec<_> = routes.iter().map(|r| r.spec.clone()).collect();
         let metrics = metrics::Metrics::new(build);
-        let writer = |name: &str| vigil_store::background::Background::start(name).map_err(ServerError::Writer);
+        use vigil_store::background::{Background, Priority};
+        let writer = |name: &str, priority| Background::start(name, priority).map_err(ServerError::Writer);
         let (recorder, vitals_writer) = vigil_gateway::Recorder::start(
             store.clone(),
-            writer("vigil-vitals")?,
+            writer("vigil-vitals", Priority::Lower)?,
             config.gateway.vitals_queue,
             metrics.vitals_dropped.clone(),
         );
         // Every recorded call is also judged by the immune system, which the gateway obeys.
         let immune = immune::Immune::start(
             store.clone(),
-            writer("vigil-immune-log")?,
+            writer("vigil-immune", Priority::Normal)?,
             config.immune.clone(),
             metrics.immune_dropped.clone(),
         )?;

@@ -1,17 +1,33 @@
-//! A thread for writes no caller waits on: vitals, the immune system's input log and
-//! snapshots. It runs jobs one at a time, in order, at a lower CPU priority than the
-//! threads that serve requests, so on a busy machine a batch commit yields the CPU to model
-//! calls instead of delaying them (a batch of vitals takes milliseconds of CPU; a call's
-//! whole overhead is tens of microseconds). Its jobs still run whenever a core is free.
+//! A thread of its own for a stream of store writes that runs beside the requests: the
+//! vitals batches, the immune system's input log and snapshots. It runs jobs one at a
+//! time, in order.
+//!
+//! The vitals writer runs at a lower CPU priority ([`Priority::Lower`]) than the threads
+//! that serve requests: no caller waits on it, and on a busy machine its batch commit
+//! (milliseconds of CPU; a model call's whole overhead is tens of microseconds) then yields
+//! the CPU to calls instead of delaying them. Its jobs still run whenever a core is free.
+//! The price, only while the CPU is saturated: a batch commit holds the store's one write
+//! connection longer, and other writes wait for it. The immune log keeps
+//! [`Priority::Normal`]: operators' commands and the engine's enforcement wait for it.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-/// How much lower than the process's the thread's priority is (a nice value; at 10 the
-/// scheduler gives it about a tenth of the share of a normal thread when both want a core).
+/// How much lower than the process's a [`Priority::Lower`] thread's priority is (a nice
+/// value; at 10 the scheduler gives it about a tenth of the share of a normal thread when
+/// both want a core).
 pub const NICENESS: i32 = 10;
+
+/// The CPU priority of a background thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// The process's own.
+    Normal,
+    /// [`NICENESS`] below it: for work nobody waits on.
+    Lower,
+}
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -23,19 +39,25 @@ pub struct Background {
     name: std::sync::Arc<str>,
 }
 
-/// The background thread is gone (it could not start, or a job brought it down).
+/// Why a job gave no result.
 #[derive(Debug, thiserror::Error)]
-#[error("the background writer thread {0:?} is not running")]
-pub struct Gone(pub String);
+pub enum BackgroundError {
+    #[error("the background writer thread {0:?} is not running")]
+    Gone(String),
+    #[error("a job on the background writer thread {0:?} panicked")]
+    Panicked(String),
+}
 
 impl Background {
-    /// Starts a thread named `name` (as `ps -L` shows it) at [`NICENESS`].
-    pub fn start(name: &str) -> std::io::Result<Background> {
+    /// Starts a thread named `name` (at most 15 bytes, as `ps -L` shows it) at `priority`.
+    pub fn start(name: &str, priority: Priority) -> std::io::Result<Background> {
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new().name(name.to_owned()).spawn(move || {
-            lower_priority();
+            if priority == Priority::Lower {
+                lower_priority();
+            }
             for job in queue {
-                // A job that panics loses its result (its caller sees `Gone`), not the thread.
+                // A job that panics loses its result, not the thread.
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
             }
         })?;
@@ -43,15 +65,15 @@ impl Background {
     }
 
     /// Runs `f` on the thread after the jobs sent before it, and returns its result.
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Gone> {
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, BackgroundError> {
         let (done, result) = oneshot::channel();
-        let gone = || Gone(self.name.to_string());
         self.jobs
             .send(Box::new(move || {
                 let _ = done.send(f());
             }))
-            .map_err(|_| gone())?;
-        result.await.map_err(|_| gone())
+            .map_err(|_| BackgroundError::Gone(self.name.to_string()))?;
+        // The job dropped its sender without a result: it panicked.
+        result.await.map_err(|_| BackgroundError::Panicked(self.name.to_string()))
     }
 }
 
@@ -81,7 +103,7 @@ mod tests {
 
     #[test]
     fn jobs_run_in_order_on_a_lower_priority_thread_that_survives_a_panic() {
-        let background = Background::start("vigil-test-bg").expect("start");
+        let background = Background::start("vigil-test-bg", Priority::Lower).expect("start");
         runtime().block_on(async {
             let (log, seen) = (std::sync::Arc::new(std::sync::Mutex::new(Vec::new())), background.clone());
             let pushes: Vec<_> = (0..5)
@@ -102,8 +124,15 @@ mod tests {
             assert_eq!(there, (here + NICENESS).min(19), "the writer runs at a lower priority than its caller");
 
             let panicked = background.run(|| -> u8 { panic!("a bad job") }).await;
-            assert!(panicked.is_err(), "a job that panics has no result");
+            assert!(matches!(panicked, Err(BackgroundError::Panicked(_))), "{panicked:?}");
             assert_eq!(background.run(|| 7).await.expect("still running"), 7);
         });
+    }
+
+    #[test]
+    fn a_normal_priority_thread_keeps_the_callers_priority() {
+        let background = Background::start("vigil-test-bg", Priority::Normal).expect("start");
+        let there = runtime().block_on(background.run(niceness)).expect("ran").expect("nice");
+        assert_eq!(there, niceness().expect("nice"));
     }
 }

@@ -9,8 +9,8 @@
 //! harness runs and plugins, known issues per dataset kind ([`known_issues`]), and the
 //! immune engine's input log and snapshots ([`immune`]). [`doctor`] inspects a
 //! database without changing it and [`backup`] copies one while it is in use.
-//! [`background::Background`] is the lower-priority thread that writes no caller waits on
-//! (vitals, the immune log) run on.
+//! [`background::Background`] is a writer thread of its own (the vitals one at a lower CPU
+//! priority) for the vitals batches and the immune log.
 //!
 //! The boundary is deliberately narrow: callers use domain methods (`create_key`,
 //! `append_audit`, `list_audit`, ...) and never see SQL or `rusqlite` types, so a Postgres

@@ -90,7 +90,7 @@ pub(super) fn manifests() -> Vec<(String, Value)> {
             "header": { "type": "boolean" },
             "max_record_bytes": { "type": "integer", "minimum": 64, "maximum": 1_073_741_824_u64, "default": 16_777_216 },
             "sheets": {
-                "type": "array", "items": { "type": "string" },
+                "type": "array", "items": { "type": "string" }, "uniqueItems": true,
                 "description": "XLSX: the sheets to read; those with rows are profiled and analysed (every sheet when omitted, or only `sheet` when that is given)"
             },
             "sheet": { "type": "string", "description": "XLSX: the one sheet to profile and analyse (every sheet read that has rows when omitted)" }
@@ -242,10 +242,13 @@ fn load(path: &Path, how: &Value, xlsx: bool) -> Result<Loaded, String> {
         return Ok(Loaded { tables: vec![(None, dataset)], read_as, sheets: Vec::new() });
     }
     let sheet = how.get("sheet").and_then(Value::as_str);
-    let sheets: Vec<String> = match how.get("sheets").and_then(Value::as_array) {
+    let mut sheets: Vec<String> = match how.get("sheets").and_then(Value::as_array) {
         Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
         None => sheet.map(str::to_owned).into_iter().collect(),
     };
+    // A sheet named twice is one table, read once.
+    let mut seen = std::collections::HashSet::new();
+    sheets.retain(|name| seen.insert(name.clone()));
     let header = how.get("header").and_then(Value::as_bool);
     let options = XlsxOptions { sheets, header, ..XlsxOptions::default() };
     let read = ingest_xlsx(path, &options).map_err(|e| format!("cannot read the workbook: {e}"))?;
@@ -918,11 +921,14 @@ fn locate<'t>(tables: &'t [Table], column: &str, sheet: Option<&str>) -> Result<
     let named = |t: &'t Table| t.columns.iter().find(|c| c.name == column);
     if let Some(sheet) = sheet {
         let Some(at) = tables.iter().position(|t| t.sheet.as_deref() == Some(sheet)) else {
-            let read: Vec<&str> = tables.iter().filter_map(|t| t.sheet.as_deref()).collect();
-            return Err(if read.is_empty() {
+            let tabled: Vec<&str> = tables.iter().filter_map(|t| t.sheet.as_deref()).collect();
+            return Err(if tabled.is_empty() {
                 format!("a referential check names sheet {sheet:?}, but the input is not a workbook")
             } else {
-                format!("a referential check names sheet {sheet:?}, which is not among the sheets read: {read:?}")
+                format!(
+                    "a referential check names sheet {sheet:?}, which is not one of the tables profiled {tabled:?} \
+                     (a sheet without rows, one not listed in `sheets`, or one other than the chosen `sheet`)"
+                )
             });
         };
         let found = named(&tables[at])
@@ -1582,9 +1588,16 @@ mod tests {
         let ambiguous = json!({ "references": [{ "column": "vendor_id", "parent": "vendor_id" }] });
         let err = analyse(&run.request("tabular.analyses", ambiguous)).expect_err("ambiguous");
         assert!(err.contains("Invoices") && err.contains("Vendors"), "{err}");
-        let unknown = json!({ "references": [{ "column": "amount", "parent": "vendor_id", "parent_sheet": "Nope" }] });
-        let err = analyse(&run.request("tabular.analyses", unknown)).expect_err("no such sheet");
-        assert!(err.contains("\"Nope\""), "{err}");
+        for (sheet, why) in [("Nope", "no such sheet"), ("Blank", "a sheet without rows")] {
+            let named = json!({ "references": [{ "column": "amount", "parent": "todo", "parent_sheet": sheet }] });
+            let err = analyse(&run.request("tabular.analyses", named)).expect_err(why);
+            assert!(err.contains(&format!("{sheet:?}")) && err.contains("not one of the tables profiled"), "{err}");
+        }
+
+        // A sheet listed twice is read once.
+        let twice = run.ingest(json!({ "sheets": ["Vendors", "Vendors"] }));
+        assert_eq!(twice.dataset.map(|d| d.data_hash), Some(hashes[1].to_owned()));
+        run.ingest(json!({}));
 
         // Snapshots or the workbook read again: the same results.
         let mut outputs = Vec::new();
