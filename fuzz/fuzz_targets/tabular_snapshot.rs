@@ -45,5 +45,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(data_hash(&again, rows, 1), data_hash(&columns, rows, 1));
     let profile = vigil_tabular::profile::profile(&columns, rows, 1);
     assert_eq!(profile.columns.len(), columns.len());
-    let _ = vigil_tabular::analyses::analyse(&columns, &vigil_tabular::analyses::Plan::default());
+    let _ = vigil_tabular::analyses::analyse(&columns);
+    if let [child, parent, ..] = &columns[..] {
+        let checked = vigil_tabular::analyses::referential(child, parent);
+        assert!(checked.unmatched_rows <= checked.rows);
+    }
 });
