@@ -327,6 +327,22 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// Writes `content` as this table's file `name` (see [`Scope::file`]) in the plugin's
+    /// output folder, and lists it among `artifacts` with its description.
+    fn write(
+        &self,
+        request: &Request,
+        artifacts: &mut Vec<ArtifactRef>,
+        name: &str,
+        content: &str,
+        description: String,
+    ) -> Result<(), String> {
+        let name = self.file(name);
+        write_file(request, &name, content)?;
+        artifacts.push(artifact(&name, &self.describe(description)));
+        Ok(())
+    }
+
     /// Findings about this table: each title and evidence names the sheet.
     fn qualify(&self, findings: &mut [Finding]) {
         let Some((sheet, _)) = self.sheet else { return };
@@ -684,21 +700,18 @@ fn profile_table(
         column.dates = None;
     }
     let findings = profile_findings(&p, columns);
-    let mut add = |name: String, content: &str, description: String| {
-        write_file(request, &name, content)?;
-        artifacts.push(artifact(&name, &scope.describe(description)));
-        Ok::<_, String>(())
-    };
+    let mut add =
+        |name: &str, content: &str, description: String| scope.write(request, artifacts, name, content, description);
     let everything = serde_json::to_string_pretty(&json!(p)).map_err(|e| format!("cannot write the profile: {e}"))?;
-    add(scope.file("profile.json"), &everything, "Every statistic of every column and of the table".to_owned())?;
+    add("profile.json", &everything, "Every statistic of every column and of the table".to_owned())?;
     let numeric = p.columns.iter().enumerate().filter_map(|(i, c)| Some((i, c, c.numeric.as_ref()?)));
     for (i, column, stats) in numeric.take(HISTOGRAMS_MAX) {
-        let name = scope.file(&format!("histogram-{:02}-{}.svg", i + 1, slug(&column.name)));
-        add(name, &plot::histogram(&column.name, stats), format!("Histogram of {}", column.name))?;
+        let name = format!("histogram-{:02}-{}.svg", i + 1, slug(&column.name));
+        add(&name, &plot::histogram(&column.name, stats), format!("Histogram of {}", column.name))?;
     }
     if *rows > 0 && !columns.is_empty() {
         let map = plot::missingness(columns, *rows);
-        add(scope.file("missingness.svg"), &map, "Missing values by column and row band".to_owned())?;
+        add("missingness.svg", &map, "Missing values by column and row band".to_owned())?;
     }
     let c = &p.correlations;
     let matrices = [
@@ -708,7 +721,7 @@ fn profile_table(
     ];
     for (name, title, names, matrix, signed) in matrices {
         if names.len() >= 2 {
-            add(scope.file(name), &plot::correlation(title, names, matrix, signed), title.to_owned())?;
+            add(name, &plot::correlation(title, names, matrix, signed), title.to_owned())?;
         }
     }
     Ok((p, findings))
@@ -976,18 +989,20 @@ fn analyse(request: &Request) -> Result<Response, String> {
             .iter()
             .map(|b| (b.column.clone(), json!({"values": b.values, "chi2": b.chi2, "p_value": b.p_value, "mad": b.mad, "conformity": b.conformity, "caveat": b.caveat})))
             .collect();
-        json!({
-            "benford": benford,
-            "columns_with_outliers": a.outliers.iter().filter(|o| o.iqr.below + o.iqr.above > 0).count(),
-            "personal_data_columns": a.personal_data.iter().map(|p| &p.column).collect::<Vec<_>>(),
-        })
+        let outliers = a.outliers.iter().filter(|o| o.iqr.below + o.iqr.above > 0).count();
+        let personal: Vec<&String> = a.personal_data.iter().map(|p| &p.column).collect();
+        BTreeMap::from([
+            ("benford".to_owned(), Value::Object(benford)),
+            ("columns_with_outliers".to_owned(), json!(outliers)),
+            ("personal_data_columns".to_owned(), json!(personal)),
+        ])
     };
     let mut metrics = BTreeMap::from([("row_numbers".to_owned(), json!("data rows, 1-based, header excluded"))]);
-    let keyed: Vec<(Option<String>, &Analyses)> = tables.iter().map(|t| t.sheet.clone()).zip(&analysed).collect();
-    match per_table(&keyed, |a| measures(a)) {
-        Value::Object(only) if keyed.len() == 1 => metrics.extend(only),
-        sheets => {
-            metrics.insert("sheets".to_owned(), sheets);
+    match &analysed[..] {
+        [only] => metrics.extend(measures(only)),
+        _ => {
+            let keyed: Vec<_> = tables.iter().map(|t| t.sheet.clone()).zip(&analysed).collect();
+            metrics.insert("sheets".to_owned(), per_table(&keyed, |a| json!(measures(a))));
         }
     }
     let count = |of: fn(&Analyses) -> usize| analysed.iter().map(of).sum::<usize>();
@@ -1015,21 +1030,18 @@ fn analysis_artifacts(
     scope: Scope<'_>,
     artifacts: &mut Vec<ArtifactRef>,
 ) -> Result<(), String> {
-    let mut add = |name: String, content: &str, description: String| {
-        write_file(request, &name, content)?;
-        artifacts.push(artifact(&name, &scope.describe(description)));
-        Ok::<_, String>(())
-    };
+    let mut add =
+        |name: &str, content: &str, description: String| scope.write(request, artifacts, name, content, description);
     let everything = serde_json::to_string_pretty(&json!(a)).map_err(|e| format!("cannot write the analyses: {e}"))?;
-    add(scope.file("analyses.json"), &everything, "Every analysis with its statistics and examples".to_owned())?;
+    add("analyses.json", &everything, "Every analysis with its statistics and examples".to_owned())?;
     let index = |name: &str| columns.iter().position(|c| c.name == name).map_or(0, |i| i + 1);
     for b in &a.benford {
-        let name = scope.file(&format!("benford-{:02}-{}.svg", index(&b.column), slug(&b.column)));
-        add(name, &plot::benford(b), format!("First digits of {} against Benford's law", b.column))?;
+        let name = format!("benford-{:02}-{}.svg", index(&b.column), slug(&b.column));
+        add(&name, &plot::benford(b), format!("First digits of {} against Benford's law", b.column))?;
     }
     for v in &a.volume {
-        let name = scope.file(&format!("volume-{:02}-{}.svg", index(&v.column), slug(&v.column)));
-        add(name, &plot::volume(v), format!("Rows per period by {}", v.column))?;
+        let name = format!("volume-{:02}-{}.svg", index(&v.column), slug(&v.column));
+        add(&name, &plot::volume(v), format!("Rows per period by {}", v.column))?;
     }
     Ok(())
 }
