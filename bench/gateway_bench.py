@@ -7,6 +7,7 @@ then reports latency added over calling the mock directly (p50, p99), CPU time p
 (from /proc, the target's own process tree) and peak resident memory.
 
 Usage: gateway_bench.py VIGIL_BIN SCRATCH_DIR --rates 1000,2000,5000 --seconds 10 [--peers tensorzero,litellm,portkey]
+       [--repeat N] [--compare OTHER_VIGIL_BIN]
 """
 
 import argparse
@@ -121,7 +122,7 @@ def start_mock(vigil):
     return proc, url
 
 
-def start_vigil(vigil, scratch, mock_url):
+def start_vigil(vigil, scratch, mock_url, name="Vigil"):
     data = tempfile.mkdtemp(dir=scratch)
     with open(os.path.join(data, "vigil.toml"), "w") as f:
         f.write(f'[[gateway.providers]]\nname = "mock"\nkind = "openai"\nbase_url = "{mock_url}"\n')
@@ -129,7 +130,7 @@ def start_vigil(vigil, scratch, mock_url):
                VIGIL_RATE_LIMIT_ENABLED="false", VIGIL_STORE_DURABILITY="fast")
     proc = subprocess.Popen([vigil, "serve"], stdout=subprocess.PIPE, text=True, env=env)
     url = wait_for_line(proc, r"listening on (http://\S+)")
-    return Target("Vigil", f"{url}/v1/chat/completions", proc.pid, proc=proc)
+    return Target(name, f"{url}/v1/chat/completions", proc.pid, proc=proc)
 
 
 def start_tensorzero(scratch, mock_url):
@@ -203,6 +204,8 @@ def main():
     ap.add_argument("--rates", default="1000,2000,5000")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--peers", default="tensorzero,litellm,portkey")
+    ap.add_argument("--compare", metavar="VIGIL_BIN",
+                    help="another Vigil build measured in the same runs, for an A/B of a change")
     ap.add_argument("--repeat", type=int, default=1,
                     help="measure each cell this many times, targets in turn, and report the medians "
                          "(the tail on a shared machine moves between runs)")
@@ -214,6 +217,8 @@ def main():
     starters = {"tensorzero": start_tensorzero, "litellm": start_litellm, "portkey": start_portkey}
     try:
         targets.append(start_vigil(args.vigil, args.scratch, mock_url))
+        if args.compare:
+            targets.append(start_vigil(args.compare, args.scratch, mock_url, name="Vigil (compare)"))
         for peer in filter(None, args.peers.split(",")):
             try:
                 targets.append(starters[peer](args.scratch, mock_url))

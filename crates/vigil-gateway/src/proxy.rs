@@ -56,13 +56,38 @@ pub enum GatewayError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("provider {provider}: {url:?} is not a valid URL: {source}")]
+    Url {
+        provider: String,
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+}
+
+/// One provider's HTTP client and the URLs of the operations forwarded to it, parsed once
+/// (parsing them per call, host name checks included, was a measurable share of a call).
+#[derive(Debug)]
+struct Upstream {
+    client: reqwest::Client,
+    urls: Vec<(&'static str, reqwest::Url)>,
+}
+
+impl Upstream {
+    /// The URL of `path` (one of [`UPSTREAM_PATHS`]) under the provider's base URL.
+    fn url(&self, path: &str) -> reqwest::Url {
+        match self.urls.iter().find(|(p, _)| *p == path) {
+            Some((_, url)) => url.clone(),
+            None => unreachable!("{path} is not one of UPSTREAM_PATHS"),
+        }
+    }
 }
 
 /// The gateway: one HTTP client per provider, the routing table and the recorder.
 #[derive(Debug)]
 pub struct Gateway {
     config: GatewayConfig,
-    clients: HashMap<String, reqwest::Client>,
+    upstreams: HashMap<String, Upstream>,
     breakers: HashMap<String, Mutex<Breaker>>,
     recorder: Recorder,
     policy: Policy,
@@ -127,6 +152,12 @@ const RESPONSES: Endpoint =
     Endpoint { name: "responses", path: "/responses", streams: true, dialect: Dialect::OpenAiResponses };
 const MESSAGES: Endpoint = Endpoint { name: "messages", path: "/messages", streams: true, dialect: Dialect::Anthropic };
 
+/// Path of the model list after an OpenAI provider's base URL.
+const MODELS_PATH: &str = "/models";
+
+/// Every path the gateway calls under a provider's base URL.
+const UPSTREAM_PATHS: [&str; 5] = [CHAT_COMPLETIONS.path, EMBEDDINGS.path, RESPONSES.path, MESSAGES.path, MODELS_PATH];
+
 /// The Anthropic API version sent when the client names none.
 pub const ANTHROPIC_VERSION_DEFAULT: &str = "2023-06-01";
 
@@ -138,14 +169,24 @@ pub fn openai_error(status: StatusCode, kind: &str, code: &str, message: impl In
 
 impl Gateway {
     pub fn new(config: GatewayConfig, recorder: Recorder, overhead: Histogram) -> Result<Gateway, GatewayError> {
-        let mut clients = HashMap::new();
+        let mut upstreams = HashMap::new();
         for provider in &config.providers {
             let client = reqwest::Client::builder()
                 .connect_timeout(provider.connect_timeout)
                 .pool_idle_timeout(std::time::Duration::from_secs(90))
                 .build()
                 .map_err(|source| GatewayError::Client { provider: provider.name.clone(), source })?;
-            clients.insert(provider.name.clone(), client);
+            let urls = UPSTREAM_PATHS
+                .iter()
+                .map(|path| {
+                    let url = format!("{}{path}", provider.base_url);
+                    match reqwest::Url::parse(&url) {
+                        Ok(parsed) => Ok((*path, parsed)),
+                        Err(source) => Err(GatewayError::Url { provider: provider.name.clone(), url, source }),
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            upstreams.insert(provider.name.clone(), Upstream { client, urls });
         }
         let breakers = config
             .providers
@@ -154,7 +195,7 @@ impl Gateway {
             .collect();
         let policy = Policy::new(config.policy.clone());
         let prices = Arc::new(PriceTable::new(&config.prices));
-        Ok(Gateway { config, clients, breakers, recorder, policy, prices, overhead })
+        Ok(Gateway { config, upstreams, breakers, recorder, policy, prices, overhead })
     }
 
     /// The price table in force, for vitals that arrive by other paths (ingest, OTLP).
@@ -368,8 +409,8 @@ impl Gateway {
         let mut data: Vec<Value> = Vec::new();
         let mut reached = false;
         for provider in self.config.providers.iter().filter(|p| p.kind == ProviderKind::Openai) {
-            let mut request =
-                self.clients[&provider.name].get(format!("{}/models", provider.base_url)).timeout(provider.timeout);
+            let upstream = &self.upstreams[&provider.name];
+            let mut request = upstream.client.get(upstream.url(MODELS_PATH)).timeout(provider.timeout);
             // Listing asks every provider, so only configured keys are used here.
             if let Some(key) = self.key_for(provider, caller, false) {
                 request = request.bearer_auth(key);
@@ -508,9 +549,10 @@ impl Gateway {
         path: &str,
         body: Bytes,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let client = &self.clients[&provider.name];
-        let mut request = client
-            .post(format!("{}{path}", provider.base_url))
+        let upstream = &self.upstreams[&provider.name];
+        let mut request = upstream
+            .client
+            .post(upstream.url(path))
             .timeout(provider.timeout)
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);

@@ -19,7 +19,8 @@ use vigil_store::background::Background;
 pub const VITALS_BATCH_MAX: usize = 512;
 /// How long the writer lets a batch fill after its first vital arrives. Fewer, larger
 /// transactions cost far less than one per call; a vital is still on disk within this
-/// much of the call (plus the write itself).
+/// much of the call (plus the write itself). The writer sleeps through the window rather
+/// than wake for each vital, so a call costs no task wake-up beyond the queue push.
 pub const VITALS_BATCH_WINDOW: Duration = Duration::from_millis(25);
 
 /// Something else that wants to see every vital as it is recorded (the immune system).
@@ -80,6 +81,8 @@ async fn write_batches(
     dropped: Counter,
 ) {
     let mut stopping = false;
+    // The last batch was full: the queue is behind, so the next batch does not wait.
+    let mut behind = false;
     loop {
         let first = if stopping {
             None
@@ -98,17 +101,11 @@ async fn write_batches(
             }
         };
         let mut batch: Vec<Vital> = first.into_iter().collect();
-        if !batch.is_empty() {
-            let window = tokio::time::sleep(VITALS_BATCH_WINDOW);
-            tokio::pin!(window);
-            while batch.len() < VITALS_BATCH_MAX {
-                tokio::select! {
-                    v = rx.recv() => match v {
-                        Some(v) => batch.push(v),
-                        None => break,
-                    },
-                    () = &mut window => break,
-                }
+        if !batch.is_empty() && !behind {
+            // The queue is not polled meanwhile: senders push without waking this task.
+            tokio::select! {
+                () = tokio::time::sleep(VITALS_BATCH_WINDOW) => {}
+                _ = stop.wait_for(|s| *s) => stopping = true,
             }
         }
         while batch.len() < VITALS_BATCH_MAX {
@@ -123,6 +120,7 @@ async fn write_batches(
             }
             continue;
         }
+        behind = batch.len() == VITALS_BATCH_MAX;
         let count = batch.len() as u64;
         let store = store.clone();
         match writer.run(move || store.insert_vitals(&batch)).await {

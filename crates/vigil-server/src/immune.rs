@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use vigil_core::config::ImmuneConfig;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::time::Timestamp;
@@ -50,10 +50,11 @@ const QUEUE: usize = 65_536;
 const BATCH_MAX: usize = 2_048;
 /// While observations keep coming, at most one batch is applied (and logged) per this
 /// long: at high call rates one log transaction per window instead of one per call or two,
-/// each a WAL write that competed with the calls for the CPU. An observation after a quiet
-/// spell is applied at once, and any other command (an operator's, an executor's result,
-/// shutdown) ends the wait; the engine's timers and the snapshot tick may wait out the rest
-/// of the window.
+/// each a WAL write that competed with the calls for the CPU. The task sleeps through the
+/// window instead of waking for each observation (a wake-up per call cost the calls' tail
+/// latency). An observation after a quiet spell is applied at once, and any other command
+/// (an operator's, an executor's result, shutdown) ends the wait; the engine's timers and
+/// the snapshot tick may wait out the rest of the window.
 const FILL_WINDOW: Duration = Duration::from_millis(20);
 /// Decisions buffered for each live subscriber (a slow one misses the oldest).
 const EVENTS: usize = 4_096;
@@ -126,6 +127,28 @@ pub enum ImmuneError {
     Stopped,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The engine task's queue. Observations are pushed quietly; every other command also
+/// rings `urgent`, which cuts short a batch's fill window.
+#[derive(Clone, Debug)]
+struct Inbox {
+    tx: mpsc::Sender<Command>,
+    urgent: Arc<Notify>,
+}
+
+impl Inbox {
+    /// Queues an observation unless the queue is full; never blocks.
+    fn observe(&self, observation: Observation) -> bool {
+        self.tx.try_send(Command::Observe(observation)).is_ok()
+    }
+
+    /// Queues any other command, waiting for room, and has it applied without delay.
+    async fn send(&self, command: Command) -> Result<(), ImmuneError> {
+        self.tx.send(command).await.map_err(|_| ImmuneError::Stopped)?;
+        self.urgent.notify_one();
+        Ok(())
+    }
 }
 
 enum Command {
@@ -347,7 +370,7 @@ impl Executor {
 #[derive(Debug)]
 pub struct Immune {
     engine: Arc<Mutex<Engine>>,
-    tx: mpsc::Sender<Command>,
+    inbox: Inbox,
     guard: Arc<ImmuneGuard>,
     dropped: Counter,
     enabled: bool,
@@ -365,6 +388,18 @@ impl Immune {
         config: ImmuneConfig,
         dropped: Counter,
     ) -> Result<Arc<Immune>, StoreError> {
+        Immune::start_with_window(store, writer, config, dropped, FILL_WINDOW)
+    }
+
+    /// [`Immune::start`] with another fill window, so tests can tell a cut-short wait from
+    /// a full one.
+    fn start_with_window(
+        store: Store,
+        writer: Background,
+        config: ImmuneConfig,
+        dropped: Counter,
+        fill_window: Duration,
+    ) -> Result<Arc<Immune>, StoreError> {
         let guard = Arc::new(ImmuneGuard::default());
         let (engine, seq) = restore(&store, engine_config(&config))?;
         // Switched off, nothing is enforced: no agent stays refused with no way to release it.
@@ -376,6 +411,7 @@ impl Immune {
         let running = engine.running();
         let engine = Arc::new(Mutex::new(engine));
         let (tx, rx) = mpsc::channel(QUEUE);
+        let inbox = Inbox { tx, urgent: Arc::new(Notify::new()) };
         let executor = Executor {
             store: store.clone(),
             guard: guard.clone(),
@@ -389,10 +425,11 @@ impl Immune {
             store,
             writer,
             executor,
-            tx: tx.clone(),
+            inbox: inbox.clone(),
             seq,
             config: config.clone(),
             events: events.clone(),
+            fill_window,
         };
         // Actions a previous process started and never reported on are run again.
         if config.enabled {
@@ -401,7 +438,7 @@ impl Immune {
             }
         }
         let task = if config.enabled { Some(tokio::spawn(worker.run(rx))) } else { None };
-        Ok(Arc::new(Immune { engine, tx, guard, dropped, enabled: config.enabled, events, task: Mutex::new(task) }))
+        Ok(Arc::new(Immune { engine, inbox, guard, dropped, enabled: config.enabled, events, task: Mutex::new(task) }))
     }
 
     pub fn guard(&self) -> Arc<ImmuneGuard> {
@@ -418,7 +455,7 @@ impl Immune {
             return;
         }
         if let Some(o) = observation(vital)
-            && self.tx.try_send(Command::Observe(o)).is_err()
+            && !self.inbox.observe(o)
         {
             self.dropped.inc();
         }
@@ -432,7 +469,7 @@ impl Immune {
     /// Whether `n` more observations fit in the queue with a tenth of it to spare; receivers
     /// of bulk input answer "retry later" when not.
     pub fn has_room(&self, n: usize) -> bool {
-        !self.enabled || self.tx.capacity() >= n.saturating_add(QUEUE / 10)
+        !self.enabled || self.inbox.tx.capacity() >= n.saturating_add(QUEUE / 10)
     }
 
     /// Applies an operator's input; answers once it is logged.
@@ -441,7 +478,7 @@ impl Immune {
             return Err(ImmuneError::Disabled);
         }
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Command::Operator(input, reply)).await.map_err(|_| ImmuneError::Stopped)?;
+        self.inbox.send(Command::Operator(input, reply)).await?;
         answer.await.map_err(|_| ImmuneError::Stopped)?
     }
 
@@ -455,7 +492,7 @@ impl Immune {
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(task) = task else { return };
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Command::Shutdown(done)).await.is_ok() {
+        if self.inbox.send(Command::Shutdown(done)).await.is_ok() {
             let _ = wait.await;
         }
         if let Err(e) = task.await {
@@ -549,10 +586,12 @@ struct Worker {
     /// Where the input log and snapshots are written, in order, off the async workers.
     writer: Background,
     executor: Executor,
-    tx: mpsc::Sender<Command>,
+    inbox: Inbox,
     seq: i64,
     config: ImmuneConfig,
     events: broadcast::Sender<Decision>,
+    /// [`FILL_WINDOW`], but for tests.
+    fill_window: Duration,
 }
 
 impl Worker {
@@ -561,6 +600,8 @@ impl Worker {
         snapshot_tick.tick().await;
         let mut snapshot_seq = self.seq;
         let mut last_batch: Option<tokio::time::Instant> = None;
+        // The last batch was full: the queue is behind, so the next batch does not wait.
+        let mut behind = false;
         loop {
             let deadline = self.engine.lock().unwrap_or_else(|e| e.into_inner()).next_deadline();
             let wait = deadline.map(|at| {
@@ -585,22 +626,11 @@ impl Worker {
                     continue;
                 }
             }
-            let busy = last_batch.filter(|at| at.elapsed() < FILL_WINDOW);
+            let busy = last_batch.filter(|at| !behind && at.elapsed() < self.fill_window);
             if let (Some(at), [Command::Observe(_)]) = (busy, &commands[..]) {
-                let window = tokio::time::sleep_until(at + FILL_WINDOW);
-                tokio::pin!(window);
-                while commands.len() < BATCH_MAX {
-                    tokio::select! {
-                        command = rx.recv() => match command {
-                            Some(Command::Observe(o)) => commands.push(Command::Observe(o)),
-                            Some(other) => {
-                                commands.push(other);
-                                break;
-                            }
-                            None => break,
-                        },
-                        () = &mut window => break,
-                    }
+                tokio::select! {
+                    () = tokio::time::sleep_until(at + self.fill_window) => {}
+                    () = self.inbox.urgent.notified() => {}
                 }
             }
             while commands.len() < BATCH_MAX {
@@ -609,6 +639,7 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+            behind = commands.len() == BATCH_MAX;
             last_batch = Some(tokio::time::Instant::now());
             if let Some(done) = self.apply(commands).await {
                 self.snapshot().await;
@@ -762,7 +793,7 @@ impl Worker {
         diagnosis: Diagnosis,
     ) {
         let executor = self.executor.clone();
-        let tx = self.tx.clone();
+        let inbox = self.inbox.clone();
         tokio::spawn(async move {
             let request = ControlRequest {
                 action_id: &action_id,
@@ -773,7 +804,7 @@ impl Worker {
             };
             let (ok, detail) = executor.run(request).await;
             tracing::info!(%agent_id, action = action.as_str(), ok, %detail, "healing action finished");
-            let _ = tx.send(Command::Result(Input::ActionResult { action_id, ok, detail })).await;
+            let _ = inbox.send(Command::Result(Input::ActionResult { action_id, ok, detail })).await;
         });
     }
 }
@@ -863,12 +894,11 @@ mod tests {
         assert_eq!(redact_url("http://host"), "http://host/");
     }
 
-    #[test]
-    fn refused_and_cancelled_calls_are_not_observed() {
-        let mut vital = Vital {
+    fn vital(agent_id: &str) -> Vital {
+        Vital {
             at: Timestamp::now(),
             request_id: None,
-            agent_id: "a".into(),
+            agent_id: agent_id.into(),
             agent_type: "t".into(),
             provider: "p".into(),
             endpoint: "chat.completions".into(),
@@ -894,12 +924,52 @@ mod tests {
             client_ip: None,
             injection_score: None,
             injection_rules: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn refused_and_cancelled_calls_are_not_observed() {
+        let mut vital = vital("a");
         let o = observation(&vital).expect("observed");
         assert_eq!((o.latency_ms, o.cost_usd, o.error, o.tool_calls), (1.5, Some(0.002), false, 2));
         vital.outcome = CallOutcome::Refused;
         assert!(observation(&vital).is_none());
         vital.outcome = CallOutcome::Unreachable;
         assert!(observation(&vital).is_some_and(|o| o.error));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn observations_wait_out_the_fill_window_but_an_operator_cuts_it_short() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vigil.db"), vigil_store::StoreOptions::default()).expect("open");
+        let writer = Background::start("vigil-test-imm", vigil_store::background::Priority::Normal).expect("writer");
+        let config = vigil_core::config::Config::default().immune;
+        assert!(config.enabled);
+        let window = Duration::from_secs(30);
+        let immune = Immune::start_with_window(store, writer, config, Counter::default(), window).expect("start");
+        let observed = || immune.read(|engine| engine.agent("a").map_or(0, |a| a.observations));
+
+        // The first observation after a quiet spell is applied at once.
+        immune.observe(&vital("a"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while observed() < 1 {
+            assert!(Instant::now() < deadline, "the first observation was not applied");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The next ones wait for the batch to fill...
+        immune.observe(&vital("a"));
+        immune.observe(&vital("a"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(observed(), 1, "observations during the window wait for it");
+
+        // ...unless an operator's command comes: it is applied after them, long before the
+        // window would end.
+        let asked = Instant::now();
+        let decisions =
+            immune.operate(Input::Quarantine { agent_id: "a".into(), by: "test".into() }).await.expect("quarantined");
+        assert!(asked.elapsed() < window / 3, "the operator waited {:?}", asked.elapsed());
+        assert!(!decisions.is_empty());
+        assert_eq!(observed(), 3, "the queued observations were applied first");
+        immune.shutdown().await;
     }
 }
