@@ -2,7 +2,8 @@
 //! evaluated after it (`evaluation.json`).
 //!
 //! A declared issue is checkable when it names a finding `kind`; it may narrow the match
-//! to a plugin, a column the evidence names, and a least number of affected rows. An
+//! to a plugin, a column the evidence names, a sheet of a workbook, and a least number of
+//! affected rows. An
 //! issue without a kind is a note: shown in the report, never counted as found or missed,
 //! and the preview says so, so a free-form entry cannot pass for a check that runs.
 //!
@@ -39,6 +40,10 @@ pub struct KnownIssue {
     /// Only findings whose evidence names this column match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
+    /// Only findings about this sheet of a workbook match: the finding's
+    /// `evidence.values.sheet` (findings about a CSV or JSON input state no sheet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
     /// Only findings affecting at least this many rows match: the finding's
     /// `evidence.values.affected_rows` (a finding that does not state it never matches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,15 +82,24 @@ impl Declaration {
                 {
                     problems.push(format!("{at}: kind {kind:?} must be lowercase letters, digits and underscores"));
                 }
-                None if issue.plugin_id.is_some() || issue.column.is_some() || issue.min_rows.is_some() => {
+                None if issue.plugin_id.is_some()
+                    || issue.column.is_some()
+                    || issue.sheet.is_some()
+                    || issue.min_rows.is_some() =>
+                {
                     problems.push(format!(
-                        "{at}: plugin_id, column and min_rows narrow a check, which needs a kind (or leave them out for a note)"
+                        "{at}: plugin_id, column, sheet and min_rows narrow a check, which needs a kind (or leave them out for a note)"
                     ));
                 }
                 None if issue.description.trim().is_empty() => {
                     problems.push(format!("{at}: a note (an issue without a kind) needs a description"));
                 }
                 _ => {}
+            }
+            if let Some(sheet) = &issue.sheet
+                && (sheet.is_empty() || sheet.len() > 255)
+            {
+                problems.push(format!("{at}: sheet must be a sheet's name, 1 to 255 bytes"));
             }
             if issue.description.len() > 4096 {
                 problems.push(format!("{at}: the description is longer than 4096 bytes"));
@@ -105,6 +119,9 @@ impl KnownIssue {
         }
         if let Some(column) = &self.column {
             check.push_str(&format!(" naming column `{column}`"));
+        }
+        if let Some(sheet) = &self.sheet {
+            check.push_str(&format!(" about sheet `{sheet}`"));
         }
         if let Some(n) = self.min_rows {
             check.push_str(&format!(" affecting at least {n} rows"));
@@ -126,6 +143,11 @@ impl KnownIssue {
         let evidence = &finding["evidence"];
         if let Some(column) = &self.column
             && !evidence["columns"].as_array().is_some_and(|c| c.iter().any(|c| c.as_str() == Some(column)))
+        {
+            return false;
+        }
+        if let Some(sheet) = &self.sheet
+            && evidence["values"]["sheet"].as_str() != Some(sheet)
         {
             return false;
         }
@@ -357,6 +379,36 @@ mod tests {
         assert!(issue(json!({"id": "o", "kind": "outliers"})).matches(&findings["findings"][1]));
         assert!(!issue(json!({"id": "o", "kind": "outliers", "min_rows": 1})).matches(&findings["findings"][1]));
         assert!(!issue(json!({"id": "n", "description": "a note"})).matches(f), "a note checks nothing");
+    }
+
+    #[test]
+    fn an_issue_narrowed_to_a_sheet_matches_only_findings_about_that_sheet() {
+        let finding = |sheet: Option<&str>| {
+            let mut values = json!({ "affected_rows": 3 });
+            if let Some(sheet) = sheet {
+                values["sheet"] = json!(sheet);
+            }
+            json!({ "finding_id": "f", "plugin_id": "tabular.profile", "kind": "duplicate_keys",
+                    "evidence": { "columns": ["invoice_id"], "values": values } })
+        };
+        let on_invoices =
+            issue(json!({"id": "d", "kind": "duplicate_keys", "sheet": "Invoices", "column": "invoice_id"}));
+        assert!(on_invoices.matches(&finding(Some("Invoices"))));
+        assert!(!on_invoices.matches(&finding(Some("Vendors"))));
+        assert!(!on_invoices.matches(&finding(Some("invoices"))), "sheet names compare exactly");
+        assert!(!on_invoices.matches(&finding(None)), "a CSV's findings name no sheet");
+        assert!(issue(json!({"id": "d", "kind": "duplicate_keys"})).matches(&finding(Some("Vendors"))));
+        assert_eq!(
+            on_invoices.check().as_deref(),
+            Some("a finding of kind `duplicate_keys` naming column `invoice_id` about sheet `Invoices`")
+        );
+        let decl: Declaration = serde_json::from_value(json!({ "issues": [
+            { "id": "loose", "sheet": "Invoices" },
+            { "id": "blank", "kind": "outliers", "sheet": "" },
+        ]}))
+        .expect("parse");
+        let problems = decl.validate().expect_err("problems");
+        assert!(problems[0].contains("needs a kind") && problems[1].contains("sheet must be"), "{problems:?}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ use crate::protocol::{ArtifactRef, DatasetVersion, Evidence, Finding, Request, R
 
 pub(super) const INGEST: &str = "tabular.ingest";
 /// The pack's plugins' version: their manifests, settings and results change together.
-const VERSION: &str = "1.1.0";
+const VERSION: &str = "1.2.0";
 /// The largest snapshot written, well under the sandbox's cap on one file (4 GiB), which
 /// would stop the plugin: past it the dependents read the input again.
 const SNAPSHOT_BYTES_MAX: u64 = 2 << 30;
@@ -301,27 +301,29 @@ fn dataset_version(tables: &[(Option<String>, Dataset)]) -> DatasetVersion {
 /// The only table of an input needs no more than its columns.
 #[derive(Clone, Copy)]
 struct Scope<'a> {
+    /// The sheet the table was read from, if it came from a workbook.
+    sheet: Option<&'a str>,
     /// The sheet and its 1-based place among the tables, when there are several.
-    sheet: Option<(&'a str, usize)>,
+    among: Option<(&'a str, usize)>,
 }
 
 impl<'a> Scope<'a> {
     /// The scope of table `index` (0-based) of `count`, read from `sheet`.
     fn new(sheet: Option<&'a str>, index: usize, count: usize) -> Scope<'a> {
-        Scope { sheet: sheet.filter(|_| count > 1).map(|s| (s, index + 1)) }
+        Scope { sheet, among: sheet.filter(|_| count > 1).map(|s| (s, index + 1)) }
     }
 
     /// The name of this table's file `name`: as is, or after the sheet's place and name.
     fn file(&self, name: &str) -> String {
-        match self.sheet {
+        match self.among {
             None => name.to_owned(),
             Some((sheet, n)) => format!("sheet-{n:02}-{}-{name}", slug(sheet)),
         }
     }
 
-    /// `text` about this table, saying which sheet.
+    /// `text` about this table, saying which sheet when there are several.
     fn describe(&self, text: String) -> String {
-        match self.sheet {
+        match self.among {
             None => text,
             Some((sheet, _)) => format!("{text} (sheet {sheet:?})"),
         }
@@ -343,11 +345,14 @@ impl<'a> Scope<'a> {
         Ok(())
     }
 
-    /// Findings about this table: each title and evidence names the sheet.
+    /// Findings about this table: the evidence of each names the sheet it came from (so
+    /// a known issue can be narrowed to it), and with several tables the title does too.
     fn qualify(&self, findings: &mut [Finding]) {
-        let Some((sheet, _)) = self.sheet else { return };
+        let Some(sheet) = self.sheet else { return };
         for finding in findings {
-            finding.title = format!("Sheet {sheet:?}: {}", finding.title);
+            if self.among.is_some() {
+                finding.title = format!("Sheet {sheet:?}: {}", finding.title);
+            }
             if let Some(evidence) = &mut finding.evidence {
                 evidence.values.insert("sheet".to_owned(), json!(sheet));
             }
@@ -1609,6 +1614,13 @@ mod tests {
         // A sheet listed twice is read once.
         let twice = run.ingest(json!({ "sheets": ["Vendors", "Vendors"] }));
         assert_eq!(twice.dataset.map(|d| d.data_hash), Some(hashes[1].to_owned()));
+        // The one table of a chosen sheet: plain titles and file names, but the evidence
+        // still says which sheet (a known issue narrowed to it must match).
+        let alone = profile(&run.request("tabular.profile", json!({}))).expect("profile");
+        let keys = finding(&alone, "duplicate_keys");
+        assert!(!keys.title.starts_with("Sheet"), "{}", keys.title);
+        assert_eq!(keys.evidence.as_ref().expect("evidence").values["sheet"], "Vendors");
+        assert!(alone.artifacts.iter().any(|a| a.path == "profile.json"), "{:?}", alone.artifacts);
         run.ingest(json!({}));
 
         // Snapshots or the workbook read again: the same results.

@@ -320,6 +320,21 @@ fn an_xlsx_workbook_is_read_sheet_by_sheet_and_each_sheet_or_the_chosen_one_prof
         .unwrap_or_default();
     assert_eq!(duplicate["evidence"]["values"]["sheet"], "Ledger", "{duplicate}");
     assert!(duplicate["title"].as_str().is_some_and(|t| t.starts_with("Sheet \"Ledger\": ")), "{duplicate}");
+
+    // A known issue narrowed to a sheet matches only findings about that sheet.
+    let issues = json!([
+        { "id": "ledger-dups", "kind": "duplicate_rows", "plugin_id": "tabular.profile", "sheet": "Ledger" },
+        { "id": "notes-dups", "kind": "duplicate_rows", "sheet": "Notes" },
+    ]);
+    let preview =
+        server.post("/api/v1/known-issues/preview", None, &json!({ "issues": issues, "run_id": id }).to_string());
+    assert_eq!(preview.status, 200, "{:?}", preview.body);
+    assert_eq!(preview.body["data"][0]["would_match"], json!([duplicate["finding_id"]]), "{:?}", preview.body);
+    assert_eq!(
+        preview.body["data"][0]["check"],
+        "a finding of kind `duplicate_rows` from tabular.profile about sheet `Ledger`"
+    );
+    assert_eq!(preview.body["data"][1]["would_match"], json!([]), "{:?}", preview.body);
     let markdown = std::fs::read_to_string(run_dir(&env, id).join("report.md")).expect("md");
     assert!(markdown.contains("sheet-02-ledger-missingness.svg"), "{markdown}");
 }
