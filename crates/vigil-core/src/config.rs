@@ -1101,6 +1101,9 @@ fn validate_gateway(raw: RawGateway, origins: &Origins, sources: &Sources<'_>, p
         let scheme_ok = base_url.starts_with("http://") || base_url.starts_with("https://");
         if !scheme_ok || base_url.len() <= "https://".len() || base_url.contains(char::is_whitespace) {
             problem("base_url", format!("expected an http:// or https:// URL, got {:?}", provider.base_url));
+        } else if let Err(e) = url::Url::parse(&base_url) {
+            // Checked here, as the gateway will parse it, so `vigil config check` says so too.
+            problem("base_url", format!("{:?} is not a valid URL: {e}", provider.base_url));
         }
         let api_key = match (&provider.api_key_file, &provider.api_key_env) {
             (Some(path), _) => match read_secret_file(sources, path) {
@@ -1319,6 +1322,11 @@ api_key_env = "OPENAI_API_KEY"
         let bad = "[[gateway.providers]]\nname = \"x\"\nkind = \"openai\"\nbase_url = \"ftp://x\"\n";
         let err = load_with(Some(bad), &[]).expect_err("bad url");
         assert!(messages(err)[0].starts_with("gateway.providers[0].base_url (in vigil.toml)"));
+        for bad in ["https://host:70000/v1", "https://ap|i.example.com/v1", "http://[::1/v1"] {
+            let text = format!("[[gateway.providers]]\nname = \"x\"\nkind = \"openai\"\nbase_url = \"{bad}\"\n");
+            let err = load_with(Some(&text), &[]).expect_err(bad);
+            assert!(messages(err)[0].contains("is not a valid URL"), "{bad}");
+        }
     }
 
     #[test]

@@ -130,7 +130,8 @@ pub enum ImmuneError {
 }
 
 /// The engine task's queue. Observations are pushed quietly; every other command also
-/// rings `urgent`, which cuts short a batch's fill window.
+/// rings `urgent`, which cuts short a batch's fill window. A ring while no window is open
+/// is kept and ends the next window early: one extra batch, never a command left waiting.
 #[derive(Clone, Debug)]
 struct Inbox {
     tx: mpsc::Sender<Command>,
