@@ -707,8 +707,11 @@ fn profile_table(
     let findings = profile_findings(&p, columns);
     let mut add =
         |name: &str, content: &str, description: String| scope.write(request, artifacts, name, content, description);
-    let everything = serde_json::to_string_pretty(&json!(p)).map_err(|e| format!("cannot write the profile: {e}"))?;
-    add("profile.json", &everything, "Every statistic of every column and of the table".to_owned())?;
+    add(
+        "profile.json",
+        &pretty("profile.json", &json!(p))?,
+        "Every statistic of every column and of the table".to_owned(),
+    )?;
     let numeric = p.columns.iter().enumerate().filter_map(|(i, c)| Some((i, c, c.numeric.as_ref()?)));
     for (i, column, stats) in numeric.take(HISTOGRAMS_MAX) {
         let name = format!("histogram-{:02}-{}.svg", i + 1, slug(&column.name));
@@ -1037,8 +1040,11 @@ fn analysis_artifacts(
 ) -> Result<(), String> {
     let mut add =
         |name: &str, content: &str, description: String| scope.write(request, artifacts, name, content, description);
-    let everything = serde_json::to_string_pretty(&json!(a)).map_err(|e| format!("cannot write the analyses: {e}"))?;
-    add("analyses.json", &everything, "Every analysis with its statistics and examples".to_owned())?;
+    add(
+        "analyses.json",
+        &pretty("analyses.json", &json!(a))?,
+        "Every analysis with its statistics and examples".to_owned(),
+    )?;
     let index = |name: &str| columns.iter().position(|c| c.name == name).map_or(0, |i| i + 1);
     for b in &a.benford {
         let name = format!("benford-{:02}-{}.svg", index(&b.column), slug(&b.column));
@@ -1234,8 +1240,12 @@ fn write_file(request: &Request, name: &str, content: &str) -> Result<(), String
 }
 
 fn write_json(request: &Request, name: &str, value: &Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| format!("cannot write {name}: {e}"))?;
-    write_file(request, name, &text)
+    write_file(request, name, &pretty(name, value)?)
+}
+
+/// `value` as the text of the JSON file `name`.
+fn pretty(name: &str, value: &Value) -> Result<String, String> {
+    serde_json::to_string_pretty(value).map_err(|e| format!("cannot write {name}: {e}"))
 }
 
 #[cfg(test)]
