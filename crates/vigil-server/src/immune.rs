@@ -4,12 +4,13 @@
 //! Every vital (from the gateway's recorder tap and from `/api/v1/ingest`) becomes an
 //! observation on a bounded queue (full: dropped and counted, never slowing a call).
 //! Operator commands and executor results travel the same queue, so the engine sees one
-//! ordered stream. The task stamps each input with the time, applies it, appends the
-//! accepted inputs and their decisions to `immune_log` (before acting on them), then acts:
+//! ordered stream. The task stamps each input with the time and applies it. Lifecycle
+//! transitions reach [`ImmuneGuard`], the gateway's [`CallGuard`], in the same step, under
+//! the engine's lock, so the state the API shows is the state the gateway enforces: it
+//! refuses the calls of draining, quarantined, healing and exhausted agents with the
+//! reason, and enforces throttles and tool revocations. The accepted inputs and their
+//! decisions are then appended to `immune_log`, and only then acted on:
 //!
-//! - lifecycle transitions update [`ImmuneGuard`], the gateway's [`CallGuard`], which
-//!   refuses the calls of draining, quarantined, healing and exhausted agents with the
-//!   reason, and enforces throttles and tool revocations;
 //! - `execute` decisions run on an [`Executor`]: the gateway itself (throttle, revoke
 //!   tools, quarantine cool-down), or the agent's registered control URL (reset memory,
 //!   switch model, reset agent); the result comes back as an input;
@@ -683,9 +684,8 @@ impl Worker {
                         };
                         log.push(entry);
                         for d in &decisions {
-                            if let Some(act) = act_for(&engine, d) {
-                                acts.push(act);
-                            }
+                            acts.extend(self.enforce(&engine, d));
+                            acts.extend(act_for(d));
                         }
                         published.extend(decisions.iter().cloned());
                         if let Some(reply) = reply {
@@ -742,22 +742,31 @@ impl Worker {
         }
     }
 
+    /// Carries a lifecycle transition to the gateway's guard at once, while the engine's
+    /// lock is held: whoever reads an agent's state (the API) finds the gateway already
+    /// enforcing it, never the state before. Returns the audit of an isolation, which
+    /// waits for the log like every other act.
+    fn enforce(&self, engine: &Engine, decision: &Decision) -> Option<Act> {
+        let DecisionKind::Transition { agent_id, to, event, .. } = &decision.kind else { return None };
+        let guard = &self.executor.guard;
+        let released = *event == Event::OperatorRelease;
+        if released {
+            guard.clear(agent_id);
+        }
+        // Only refusing states carry a reason; the guard drops it otherwise.
+        let reason = if to.accepts_calls() { String::new() } else { refusal_reason(engine, agent_id, *to) };
+        let audit = (matches!(to, State::Quarantined | State::Exhausted) && !released).then(|| Act::Audit {
+            // Isolating an agent is an act of governance: on the record.
+            action: if *to == State::Quarantined { "immune.quarantined" } else { "immune.exhausted" },
+            target: format!("/api/v1/immune/agents/{agent_id}"),
+            decision: reason.clone(),
+        });
+        guard.set_state(agent_id, *to, reason);
+        audit
+    }
+
     fn act(&self, act: Act) {
         match act {
-            Act::State { agent_id, state, reason, released } => {
-                if released {
-                    self.executor.guard.clear(&agent_id);
-                }
-                if matches!(state, State::Quarantined | State::Exhausted) && !released {
-                    // Isolating an agent is an act of governance: on the record.
-                    self.act(Act::Audit {
-                        action: if state == State::Quarantined { "immune.quarantined" } else { "immune.exhausted" },
-                        target: format!("/api/v1/immune/agents/{agent_id}"),
-                        decision: reason.clone(),
-                    });
-                }
-                self.executor.guard.set_state(&agent_id, state, reason);
-            }
             Act::Execute { action_id, agent_id, action, incident_id, diagnosis } => {
                 self.act(Act::Audit {
                     action: "immune.execute",
@@ -812,23 +821,15 @@ impl Worker {
 
 /// Something to do about a decision, once it is logged.
 enum Act {
-    State { agent_id: String, state: State, reason: String, released: bool },
     Execute { action_id: String, agent_id: String, action: Action, incident_id: String, diagnosis: Diagnosis },
     Audit { action: &'static str, target: String, decision: String },
 }
 
-fn act_for(engine: &Engine, decision: &Decision) -> Option<Act> {
+fn act_for(decision: &Decision) -> Option<Act> {
     let audit = |action: &'static str, target: String| {
         Some(Act::Audit { action, target, decision: serde_json::to_string(decision).unwrap_or_default() })
     };
     match &decision.kind {
-        DecisionKind::Transition { agent_id, to, event, .. } => Some(Act::State {
-            agent_id: agent_id.clone(),
-            state: *to,
-            // Only refusing states carry a reason; the guard drops it otherwise.
-            reason: if to.accepts_calls() { String::new() } else { refusal_reason(engine, agent_id, *to) },
-            released: *event == Event::OperatorRelease,
-        }),
         DecisionKind::Execute { action_id, agent_id, action, incident_id, diagnosis } => Some(Act::Execute {
             action_id: action_id.clone(),
             agent_id: agent_id.clone(),
@@ -971,6 +972,38 @@ mod tests {
         assert!(asked.elapsed() < window / 3, "the operator waited {:?}", asked.elapsed());
         assert!(!decisions.is_empty());
         assert_eq!(observed(), 3, "the queued observations were applied first");
+        immune.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_gateway_enforces_a_state_as_soon_as_the_api_can_read_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vigil.db"), vigil_store::StoreOptions::default()).expect("open");
+        let writer = Background::start("vigil-test-imm", vigil_store::background::Priority::Normal).expect("writer");
+        let config = vigil_core::config::Config::default().immune;
+        let immune = Immune::start(store, writer.clone(), config, Counter::default()).expect("start");
+        // Hold the log writer, as a slow disk would, until the test has looked.
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let held = tokio::spawn(async move { writer.run(move || gate.recv()).await });
+        let operator = immune.clone();
+        let quarantine =
+            tokio::spawn(
+                async move { operator.operate(Input::Quarantine { agent_id: "a".into(), by: "t".into() }).await },
+            );
+
+        let state = || immune.read(|engine| engine.agent("a").map(|a| a.state()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state() != Some(State::Quarantined) {
+            assert!(Instant::now() < deadline, "the quarantine was never applied");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(!quarantine.is_finished(), "the log write is still held");
+        let refusal = immune.guard().check(&facts("a", false)).expect("refused while the API shows it quarantined");
+        assert_eq!(refusal.code, "agent_quarantined");
+
+        open.send(()).expect("release the writer");
+        held.await.expect("join").expect("writer ran").expect("gate opened");
+        quarantine.await.expect("join").expect("quarantined");
         immune.shutdown().await;
     }
 }
