@@ -100,16 +100,7 @@ impl Dataset {
             data_hash: &self.data_hash,
             encoding: &self.encoding,
             format: &self.format,
-            schema: self
-                .columns
-                .iter()
-                .map(|c| ColumnSummary {
-                    name: &c.name,
-                    kind: &c.kind,
-                    role: &c.role,
-                    missing: c.validity.missing_count(),
-                })
-                .collect(),
+            schema: self.columns.iter().map(ColumnSummary::of).collect(),
             problems: &self.problems,
             renamed: &self.renamed,
         }
@@ -134,6 +125,17 @@ pub struct ColumnSummary<'a> {
     pub kind: &'a Chosen<crate::table::Kind>,
     pub role: &'a Chosen<crate::table::Role>,
     pub missing: usize,
+}
+
+impl<'a> ColumnSummary<'a> {
+    pub fn of(column: &'a Column) -> Self {
+        ColumnSummary {
+            name: &column.name,
+            kind: &column.kind,
+            role: &column.role,
+            missing: column.validity.missing_count(),
+        }
+    }
 }
 
 /// Bytes of the file's start used to detect its encoding and dialect.

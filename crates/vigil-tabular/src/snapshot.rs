@@ -10,8 +10,9 @@
 //! must be finite and dates within the years ingest reads (0 to 9999), and the caller
 //! compares the table's canonical hash with the one the ingest reported.
 //!
-//! The hash covers names, kinds and values, not roles or evidence: those are as
-//! trustworthy as the ingest that wrote them, like everything else it reports.
+//! The hash covers names, kinds and values, not roles or evidence: the caller compares
+//! those with the schema the ingest reported (its response, which the run records), so a
+//! snapshot whose roles were changed is passed over like a damaged one.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};

@@ -30,7 +30,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use vigil_tabular::analyses::{self, Analyses, Referential, RobustZ};
-use vigil_tabular::ingest::{Dataset, Format as TableFormat, IngestOptions, InputFormat};
+use vigil_tabular::ingest::{ColumnSummary, Dataset, Format as TableFormat, IngestOptions, InputFormat};
 use vigil_tabular::profile::{self, Profile};
 use vigil_tabular::read::ReadOptions;
 use vigil_tabular::snapshot;
@@ -592,9 +592,37 @@ struct Table {
     rows: usize,
 }
 
+/// What the ingest reported of one table: the hash of its typed content, and its schema
+/// (each column's kind and role with their evidence), which the hash does not cover.
+struct Reported<'a> {
+    sheet: Option<String>,
+    data_hash: &'a str,
+    schema: &'a Value,
+}
+
+impl Reported<'_> {
+    /// Whether `columns` are the table reported: the same content, and the same kinds and
+    /// roles for the same reasons. Names the first column that differs.
+    fn check(&self, columns: &[Column], rows: usize) -> Result<(), String> {
+        if data_hash(columns, rows, default_threads()) != self.data_hash {
+            return Err("it is not the table the ingest reported".to_owned());
+        }
+        let reported = self.schema.as_array().map_or(&[][..], Vec::as_slice);
+        if reported.len() != columns.len() {
+            return Err(format!("it has {} columns, the ingest reported {}", columns.len(), reported.len()));
+        }
+        for (column, said) in columns.iter().zip(reported) {
+            if serde_json::to_value(ColumnSummary::of(column)).ok().as_ref() != Some(said) {
+                return Err(format!("column {:?} is not typed or given a role as the ingest reported", column.name));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The typed tables the ingest produced (one, or one per sheet of a workbook): its
-/// snapshots when intact and hashing as the tables it reported, else the input read again
-/// the same way and checked against those hashes.
+/// snapshots when intact and the tables it reported (content, kinds and roles), else the
+/// input read again the same way and checked against the same report.
 fn tables_of(request: &Request) -> Result<Vec<Table>, String> {
     let dependency =
         request.dependencies.get(INGEST).ok_or_else(|| format!("{INGEST} did not run before this plugin"))?;
@@ -604,15 +632,30 @@ fn tables_of(request: &Request) -> Result<Vec<Table>, String> {
     let data = response.data.as_ref().ok_or_else(|| format!("{INGEST} did not say how it read the input"))?;
     let read_as = data.get("read_as").ok_or_else(|| format!("{INGEST} did not say how it read the input"))?;
     let listed = data.get("tables").and_then(Value::as_array).filter(|t| !t.is_empty());
-    let expected: Vec<(Option<String>, &str)> = listed
-        .ok_or_else(|| format!("{INGEST} did not list the tables it read"))?
+    let listed = listed.ok_or_else(|| format!("{INGEST} did not list the tables it read"))?;
+    // One table's summary is the summary itself; several are a list.
+    let summaries = match data.get("summary") {
+        Some(Value::Array(all)) => all.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => Vec::new(),
+    };
+    if summaries.len() != listed.len() {
+        return Err(format!("{INGEST} did not report the schema of every table it read"));
+    }
+    let expected: Vec<Reported> = listed
         .iter()
-        .map(|t| {
-            let hash = t.get("data_hash").and_then(Value::as_str);
+        .zip(summaries)
+        .map(|(t, summary)| {
+            let data_hash = t
+                .get("data_hash")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("{INGEST} listed a table without its data_hash"))?;
+            let schema =
+                summary.get("schema").ok_or_else(|| format!("{INGEST} reported a table without its schema"))?;
             let sheet = t.get("sheet").and_then(Value::as_str).map(str::to_owned);
-            Some(sheet).zip(hash).ok_or_else(|| format!("{INGEST} listed a table without its data_hash"))
+            Ok(Reported { sheet, data_hash, schema })
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, String>>()?;
     if let Some(share) = &dependency.share_dir {
         match snapshots(share, &expected) {
             Ok(tables) => return Ok(tables),
@@ -620,28 +663,31 @@ fn tables_of(request: &Request) -> Result<Vec<Table>, String> {
         }
     }
     let loaded = load(&request.input.path, read_as, false)?;
-    let found: Vec<&str> = loaded.tables.iter().map(|(_, d)| d.data_hash.as_str()).collect();
-    let wanted: Vec<&str> = expected.iter().map(|(_, hash)| *hash).collect();
-    if found != wanted {
+    if loaded.tables.len() != expected.len() {
         return Err(format!(
-            "the input reads as {} now but {INGEST} read it as {}: it changed in between",
-            found.join(", "),
-            wanted.join(", ")
+            "the input reads as {} tables now but {INGEST} read {}: it changed in between",
+            loaded.tables.len(),
+            expected.len()
         ));
     }
-    Ok(loaded.tables.into_iter().map(|(sheet, d)| Table { sheet, columns: d.columns, rows: d.rows }).collect())
+    let mut tables = Vec::with_capacity(expected.len());
+    for ((sheet, d), reported) in loaded.tables.into_iter().zip(&expected) {
+        reported.check(&d.columns, d.rows).map_err(|e| {
+            format!("the input does not read as {INGEST} read it ({e}, hash {}): it changed in between", d.data_hash)
+        })?;
+        tables.push(Table { sheet, columns: d.columns, rows: d.rows });
+    }
+    Ok(tables)
 }
 
-/// The tables from the ingest's snapshots in `share`, each checked against its hash.
-fn snapshots(share: &Path, expected: &[(Option<String>, &str)]) -> Result<Vec<Table>, String> {
+/// The tables from the ingest's snapshots in `share`, each checked against its report.
+fn snapshots(share: &Path, expected: &[Reported]) -> Result<Vec<Table>, String> {
     let mut tables = Vec::with_capacity(expected.len());
-    for (i, (sheet, hash)) in expected.iter().enumerate() {
+    for (i, reported) in expected.iter().enumerate() {
         let name = snapshot_name(i);
         let (columns, rows) = snapshot::read(&share.join(&name)).map_err(|e| format!("{name}: {e}"))?;
-        if data_hash(&columns, rows, default_threads()) != *hash {
-            return Err(format!("{name} is not the table the ingest reported"));
-        }
-        tables.push(Table { sheet: sheet.clone(), columns, rows });
+        reported.check(&columns, rows).map_err(|e| format!("{name}: {e}"))?;
+        tables.push(Table { sheet: reported.sheet.clone(), columns, rows });
     }
     Ok(tables)
 }
@@ -1510,6 +1556,21 @@ mod tests {
         snapshot::write(&snapshot, &other.columns, other.rows).expect("write");
         let err = profile(&run.request("tabular.profile", json!({}))).expect_err("another table");
         assert!(err.contains("changed"), "{err}");
+        // The same content with a column given another role (which the hash does not
+        // cover) is not the table the ingest reported either.
+        std::fs::write(&snapshot, &good).expect("restore");
+        assert!(profile(&run.request("tabular.profile", json!({}))).is_ok(), "the restored snapshot serves");
+        let (mut columns, rows) = snapshot::read(&snapshot).expect("read");
+        let hash = data_hash(&columns, rows, 1);
+        columns[1].role = vigil_tabular::sniff::Chosen { value: Role::Pii, evidence: "said so".into() };
+        assert_eq!(data_hash(&columns, rows, 1), hash, "roles are not hashed");
+        snapshot::write(&snapshot, &columns, rows).expect("write");
+        let err = profile(&run.request("tabular.profile", json!({}))).expect_err("another role");
+        assert!(err.contains("changed"), "{err}");
+        // Read again, the input itself must give the reported roles too.
+        std::fs::write(run.dir.path().join("input"), b"id,amount\n1,10\n2,20\n").expect("restore");
+        let response = profile(&run.request("tabular.profile", json!({}))).expect("from the input");
+        assert_eq!(response.metrics["columns"]["amount"]["min"], json!(10.0));
     }
 
     /// Vendors V1 to V20, and V2 again as another vendor.
