@@ -984,7 +984,16 @@ mod tests {
         let immune = Immune::start(store, writer.clone(), config, Counter::default()).expect("start");
         // Hold the log writer, as a slow disk would, until the test has looked.
         let (open, gate) = std::sync::mpsc::channel::<()>();
-        let held = tokio::spawn(async move { writer.run(move || gate.recv()).await });
+        let (holding, held_now) = oneshot::channel();
+        let held = tokio::spawn(async move {
+            writer
+                .run(move || {
+                    let _ = holding.send(());
+                    gate.recv()
+                })
+                .await
+        });
+        held_now.await.expect("the writer is held");
         let operator = immune.clone();
         let quarantine =
             tokio::spawn(
