@@ -6,10 +6,11 @@
 //! new vitals are dropped and counted (`vigil_vitals_dropped_total`), so a slow disk never
 //! slows a model call. At shutdown the queue is drained before the store closes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use vigil_core::vitals::Vital;
 use vigil_store::Store;
@@ -20,17 +21,23 @@ pub const VITALS_BATCH_MAX: usize = 512;
 /// How long the writer lets a batch fill after its first vital arrives. Fewer, larger
 /// transactions cost far less than one per call; a vital is still on disk within this
 /// much of the call (plus the write itself). The writer sleeps through the window rather
-/// than wake for each vital, so a call costs no task wake-up beyond the queue push.
+/// than wake for each vital, so a call costs no task wake-up beyond the queue push; a
+/// queue more than half full ends the window early, so a small queue fills no faster than
+/// it is written.
 pub const VITALS_BATCH_WINDOW: Duration = Duration::from_millis(25);
 
 /// Something else that wants to see every vital as it is recorded (the immune system).
 /// Called on the response path, so it must not block.
-pub type VitalTap = std::sync::Arc<dyn Fn(&Vital) + Send + Sync>;
+pub type VitalTap = Arc<dyn Fn(&Vital) + Send + Sync>;
 
 /// The sending side: cheap to clone, never blocks.
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Vital>,
+    /// Rung when the queue is more than half full: the writer stops waiting for its batch.
+    filling: Arc<Notify>,
+    /// Free slots below which the queue counts as more than half full.
+    half: usize,
     dropped: Counter,
     stop: watch::Sender<bool>,
     tap: Option<VitalTap>,
@@ -46,10 +53,24 @@ impl Recorder {
     /// Starts the writer task, which writes on `writer`. `dropped` counts vitals lost to a
     /// full queue or a failed write.
     pub fn start(store: Store, writer: Background, capacity: usize, dropped: Counter) -> (Recorder, JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Recorder::start_with_window(store, writer, capacity, dropped, VITALS_BATCH_WINDOW)
+    }
+
+    /// [`Recorder::start`] with another batch window, so tests can tell a cut-short wait
+    /// from a full one.
+    fn start_with_window(
+        store: Store,
+        writer: Background,
+        capacity: usize,
+        dropped: Counter,
+        window: Duration,
+    ) -> (Recorder, JoinHandle<()>) {
+        let capacity = capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(write_batches(store, writer, rx, stop_rx, dropped.clone()));
-        (Recorder { tx, dropped, stop, tap: None }, task)
+        let filling = Arc::new(Notify::new());
+        let task = tokio::spawn(write_batches(store, writer, rx, stop_rx, filling.clone(), dropped.clone(), window));
+        (Recorder { tx, filling, half: capacity.div_ceil(2), dropped, stop, tap: None }, task)
     }
 
     /// Shows every recorded vital to `tap` too.
@@ -65,6 +86,9 @@ impl Recorder {
         if self.tx.try_send(vital).is_err() {
             self.dropped.inc();
         }
+        if self.tx.capacity() < self.half {
+            self.filling.notify_one();
+        }
     }
 
     /// Asks the writer to drain what is queued and stop.
@@ -78,7 +102,9 @@ async fn write_batches(
     writer: Background,
     mut rx: mpsc::Receiver<Vital>,
     mut stop: watch::Receiver<bool>,
+    filling: Arc<Notify>,
     dropped: Counter,
+    window: Duration,
 ) {
     let mut stopping = false;
     // The last batch was full: the queue is behind, so the next batch does not wait.
@@ -102,9 +128,11 @@ async fn write_batches(
         };
         let mut batch: Vec<Vital> = first.into_iter().collect();
         if !batch.is_empty() && !behind {
-            // The queue is not polled meanwhile: senders push without waking this task.
+            // The queue is not polled meanwhile: senders push without waking this task,
+            // until it is more than half full.
             tokio::select! {
-                () = tokio::time::sleep(VITALS_BATCH_WINDOW) => {}
+                () = tokio::time::sleep(window) => {}
+                () = filling.notified() => {}
                 _ = stop.wait_for(|s| *s) => stopping = true,
             }
         }
@@ -176,5 +204,39 @@ mod tests {
         recorder.record(vital("a"));
         drop(recorder);
         tokio::time::timeout(Duration::from_secs(5), task).await.expect("writer stops").expect("clean");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queue_more_than_half_full_ends_the_window_early() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
+        let writer = Background::start("vigil-test-vit", Priority::Lower).expect("writer");
+        let dropped = Counter::default();
+        let window = Duration::from_secs(30);
+        let (recorder, task) = Recorder::start_with_window(store.clone(), writer, 8, dropped.clone(), window);
+        let stored = || {
+            let page = PageRequest::new(None, None).expect("page");
+            store.list_vitals(&VitalsFilter::default(), page).expect("list").0.len()
+        };
+        // The first vital opens a window; the next few wait in the queue for it to end...
+        recorder.record(vital("a"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..3 {
+            recorder.record(vital("a"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(stored(), 0, "a queue half full or less waits out the window");
+        // ...until the queue is more than half full: then the batch goes at once.
+        for _ in 0..2 {
+            recorder.record(vital("a"));
+        }
+        let since = std::time::Instant::now();
+        while stored() < 6 {
+            assert!(since.elapsed() < window / 3, "the window was not cut short");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(dropped.get(), 0);
+        recorder.shutdown();
+        task.await.expect("writer");
     }
 }
