@@ -207,6 +207,25 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_mid_window_writes_what_was_queued_without_waiting_it_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
+        let writer = Background::start("vigil-test-vit", Priority::Lower).expect("writer");
+        let window = Duration::from_secs(30);
+        let (recorder, task) = Recorder::start_with_window(store.clone(), writer, 64, Counter::default(), window);
+        recorder.record(vital("a"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        recorder.record(vital("a"));
+        recorder.record(vital("a"));
+        let asked = std::time::Instant::now();
+        recorder.shutdown();
+        tokio::time::timeout(window / 3, task).await.expect("the window was cut short").expect("writer");
+        assert!(asked.elapsed() < window / 3);
+        let page = PageRequest::new(None, None).expect("page");
+        assert_eq!(store.list_vitals(&VitalsFilter::default(), page).expect("list").0.len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_queue_more_than_half_full_ends_the_window_early() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");

@@ -976,6 +976,40 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_mid_window_applies_and_keeps_what_was_queued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vigil.db");
+        let store = Store::open(&path, vigil_store::StoreOptions::default()).expect("open");
+        let writer = Background::start("vigil-test-imm", vigil_store::background::Priority::Normal).expect("writer");
+        let config = vigil_core::config::Config::default().immune;
+        let window = Duration::from_secs(30);
+        let immune = Immune::start_with_window(store, writer.clone(), config.clone(), Counter::default(), window)
+            .expect("start");
+        let observed = |immune: &Immune| immune.read(|engine| engine.agent("a").map_or(0, |a| a.observations));
+        immune.observe(&vital("a"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while observed(&immune) < 1 {
+            assert!(Instant::now() < deadline, "the first observation was not applied");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Two more wait in the window when the server stops.
+        immune.observe(&vital("a"));
+        immune.observe(&vital("a"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(observed(&immune), 1);
+        let asked = Instant::now();
+        immune.shutdown().await;
+        assert!(asked.elapsed() < window / 3, "shutdown waited out the window: {:?}", asked.elapsed());
+        assert_eq!(observed(&immune), 3, "what was queued is applied before stopping");
+
+        // And it is kept: a restart restores all three.
+        let store = Store::open(&path, vigil_store::StoreOptions::default()).expect("reopen");
+        let restarted = Immune::start(store, writer, config, Counter::default()).expect("restart");
+        assert_eq!(observed(&restarted), 3);
+        restarted.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_gateway_enforces_a_state_as_soon_as_the_api_can_read_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("vigil.db"), vigil_store::StoreOptions::default()).expect("open");
