@@ -691,11 +691,18 @@ fn correlations(columns: &[Column], ranked: &[Option<Ranked>], threads: usize) -
 
     let categorical: Vec<&Column> =
         columns.iter().filter(|c| matches!(c.kind.value, Kind::Category | Kind::Boolean)).collect();
-    let codes: Vec<std::borrow::Cow<'_, [u32]>> = par::map(&categorical, threads, |c| category_codes(c));
-    let pairs: Vec<(usize, usize)> = (0..codes.len()).flat_map(|i| (i..codes.len()).map(move |j| (i, j))).collect();
-    let results = par::map(&pairs, threads, |&(i, j)| cramers_v(&codes[i], &codes[j]));
+    let coded: Vec<Coded<'_>> = par::map(&categorical, threads, |c| Coded::new(category_codes(c)));
+    let pairs: Vec<(usize, usize)> = (0..coded.len()).flat_map(|i| (i + 1..coded.len()).map(move |j| (i, j))).collect();
+    let results = par::map(&pairs, threads, |&(i, j)| {
+        let (a, b) = (&coded[i], &coded[j]);
+        cramers_v(&a.codes, a.width, &b.codes, b.width)
+    });
     let c = categorical.len();
     let mut cramers = vec![vec![None; c]; c];
+    for (i, a) in coded.iter().enumerate() {
+        // A column against itself is a function of itself: V is 1 once it has two categories.
+        cramers[i][i] = (a.present >= 2).then_some(1.0);
+    }
     for (&(i, j), v) in pairs.iter().zip(results) {
         (cramers[i][j], cramers[j][i]) = (v, v);
     }
@@ -899,6 +906,32 @@ fn rerank(ranks2: &[u32], keep: &[bool]) -> Vec<u32> {
         .collect()
 }
 
+/// A category column's dense codes, with the table width they need and how many distinct
+/// codes occur.
+struct Coded<'a> {
+    codes: std::borrow::Cow<'a, [u32]>,
+    width: usize,
+    present: usize,
+}
+
+impl<'a> Coded<'a> {
+    fn new(codes: std::borrow::Cow<'a, [u32]>) -> Self {
+        let width = code_width(&codes);
+        let mut seen = vec![false; width];
+        for &code in codes.iter().filter(|c| **c != u32::MAX) {
+            seen[code as usize] = true;
+        }
+        let present = seen.iter().filter(|s| **s).count();
+        Coded { codes, width, present }
+    }
+}
+
+/// One more than the largest code (`u32::MAX`, missing, aside): the contingency table's
+/// side for these codes.
+fn code_width(codes: &[u32]) -> usize {
+    codes.iter().filter(|c| **c != u32::MAX).max().map_or(0, |m| *m as usize + 1)
+}
+
 /// Dense codes for a category or boolean column, `u32::MAX` where missing.
 fn category_codes(column: &Column) -> std::borrow::Cow<'_, [u32]> {
     if let Values::Text(s) = &column.values
@@ -925,12 +958,10 @@ fn category_codes(column: &Column) -> std::borrow::Cow<'_, [u32]> {
         .into()
 }
 
-/// Cramér's V of two category columns (dense codes, `u32::MAX` for missing) over rows
-/// where both have a value (no bias correction, as `scipy.stats.contingency.association`);
-/// `None` when either side has a single category.
-pub fn cramers_v(a: &[u32], b: &[u32]) -> Option<f64> {
-    let width = |codes: &[u32]| codes.iter().filter(|c| **c != u32::MAX).max().map_or(0, |m| *m as usize + 1);
-    let (r, c) = (width(a), width(b));
+/// Cramér's V of two category columns (dense codes below `r` and `c`, `u32::MAX` for
+/// missing) over rows where both have a value (no bias correction, as
+/// `scipy.stats.contingency.association`); `None` when either side has a single category.
+pub fn cramers_v(a: &[u32], r: usize, b: &[u32], c: usize) -> Option<f64> {
     if r.checked_mul(c).is_none_or(|cells| cells > 16 << 20) {
         return None;
     }
@@ -1043,14 +1074,15 @@ mod tests {
     fn cramers_v_is_one_for_a_function_and_zero_for_independence() {
         let a: Vec<u32> = (0..100).map(|i| i % 4).collect();
         let b: Vec<u32> = (0..100).map(|i| (i % 4) * 10).collect();
-        assert!((cramers_v(&a, &b).expect("v") - 1.0).abs() < 1e-12);
+        let v = |a: &[u32], b: &[u32]| cramers_v(a, code_width(a), b, code_width(b));
+        assert!((v(&a, &b).expect("v") - 1.0).abs() < 1e-12);
         let c: Vec<u32> = (0..100).map(|i| i / 2 % 2).collect();
         let d: Vec<u32> = (0..100).map(|i| i % 2).collect();
-        assert!(cramers_v(&c, &d).expect("v").abs() < 1e-12);
+        assert!(v(&c, &d).expect("v").abs() < 1e-12);
         // Missing cells (u32::MAX) are left out: what remains is a function again.
         let mut e = b.clone();
         e[3] = u32::MAX;
-        assert!((cramers_v(&a, &e).expect("v") - 1.0).abs() < 1e-12);
-        assert_eq!(cramers_v(&[1, 1, 1], &[0, 1, 2]), None);
+        assert!((v(&a, &e).expect("v") - 1.0).abs() < 1e-12);
+        assert_eq!(v(&[1, 1, 1], &[0, 1, 2]), None);
     }
 }
