@@ -143,16 +143,19 @@ struct ReadAs {
 }
 
 impl ReadAs {
-    fn of(dataset: &Dataset, max_record_bytes: usize) -> ReadAs {
+    /// How a text table was read. A workbook has no text settings: `load` records its
+    /// sheets instead, so one here is a mistake, refused rather than recorded wrongly.
+    fn of(dataset: &Dataset, max_record_bytes: usize) -> Result<ReadAs, String> {
         let (format, delimiter, header) = match &dataset.format.value {
             TableFormat::Delimited(d) => {
                 (InputFormat::Delimited, u8::try_from(d.delimiter.value).ok(), Some(d.header.value))
             }
             TableFormat::Json { .. } => (InputFormat::Json, None, None),
-            // Workbooks are read (and recorded) by `load`, never through text options.
-            TableFormat::Xlsx { .. } => (InputFormat::Delimited, None, None),
+            TableFormat::Xlsx { sheet } => {
+                return Err(format!("sheet {sheet:?} of a workbook cannot be read again as text"));
+            }
         };
-        ReadAs { format, encoding: dataset.encoding.value, delimiter, header, max_record_bytes }
+        Ok(ReadAs { format, encoding: dataset.encoding.value, delimiter, header, max_record_bytes })
     }
 
     fn to_json(&self) -> Value {
@@ -238,7 +241,7 @@ fn load(path: &Path, how: &Value, xlsx: bool) -> Result<Loaded, String> {
     if !xlsx && how.get("format").and_then(Value::as_str) != Some("xlsx") {
         let (options, cap) = ReadAs::from_json(how)?;
         let dataset = read(path, &options)?;
-        let read_as = ReadAs::of(&dataset, cap).to_json();
+        let read_as = ReadAs::of(&dataset, cap)?.to_json();
         return Ok(Loaded { tables: vec![(None, dataset)], read_as, sheets: Vec::new() });
     }
     let sheet = how.get("sheet").and_then(Value::as_str);
