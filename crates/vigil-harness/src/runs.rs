@@ -339,7 +339,7 @@ impl Harness {
         declaration: &Declaration,
         by: &str,
         audit: Option<&NewAuditEntry>,
-    ) -> Result<KnownIssueSet, HarnessError> {
+    ) -> Result<(KnownIssueSet, bool), HarnessError> {
         check_dataset_kind(dataset_kind)?;
         declaration
             .validate()

@@ -43,15 +43,16 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<KnownIssueSet> {
 
 impl Store {
     /// Saves `issues` as the next version of `dataset_kind`'s known issues, with its audit
-    /// entry in the same transaction. Saving what the latest version already holds
-    /// changes nothing and returns that version.
+    /// entry in the same transaction; true when a version was added. Saving what the latest
+    /// version already holds adds none and returns that version (the request is still
+    /// audited).
     pub fn save_known_issues(
         &self,
         dataset_kind: &str,
         issues: &Value,
         by: &str,
         audit: Option<&NewAuditEntry>,
-    ) -> Result<KnownIssueSet> {
+    ) -> Result<(KnownIssueSet, bool)> {
         let text = issues.to_string();
         let sha256 = Sha256Digest::of(text.as_bytes()).to_string();
         self.write(|tx| {
@@ -62,21 +63,21 @@ impl Store {
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
-            let version = match latest {
-                Some((version, ref same)) if *same == sha256 => {
-                    return get_in(tx, dataset_kind, Some(version));
-                }
-                Some((version, _)) => version + 1,
-                None => 1,
+            let (version, created) = match latest {
+                Some((version, ref same)) if *same == sha256 => (version, false),
+                Some((version, _)) => (version + 1, true),
+                None => (1, true),
             };
-            tx.execute(
-                &format!("INSERT INTO known_issue_sets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-                params![dataset_kind, version, text, sha256, Timestamp::now().as_unix_micros(), by],
-            )?;
+            if created {
+                tx.execute(
+                    &format!("INSERT INTO known_issue_sets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                    params![dataset_kind, version, text, sha256, Timestamp::now().as_unix_micros(), by],
+                )?;
+            }
             if let Some(entry) = audit {
                 append_in(tx, entry)?;
             }
-            get_in(tx, dataset_kind, Some(version))
+            Ok((get_in(tx, dataset_kind, Some(version))?, created))
         })
     }
 
@@ -152,13 +153,17 @@ mod tests {
     fn each_change_is_a_new_version_and_the_history_stays() {
         let (_dir, store) = temp_store();
         let first = json!([{ "id": "dup", "kind": "duplicate_keys" }]);
-        let v1 = store.save_known_issues("erp.invoices", &first, "alice", None).expect("save");
-        assert_eq!((v1.version, v1.sha256.len()), (1, 64));
-        let again = store.save_known_issues("erp.invoices", &first, "bob", None).expect("same again");
-        assert_eq!((again.version, again.created_by.as_str()), (1, "alice"), "no new version for the same issues");
+        let (v1, created) = store.save_known_issues("erp.invoices", &first, "alice", None).expect("save");
+        assert_eq!((v1.version, v1.sha256.len(), created), (1, 64, true));
+        let (again, created) = store.save_known_issues("erp.invoices", &first, "bob", None).expect("same again");
+        assert_eq!(
+            (again.version, again.created_by.as_str(), created),
+            (1, "alice", false),
+            "no new version for the same issues"
+        );
         let second = json!([{ "id": "dup", "kind": "duplicate_keys", "column": "invoice_id" }]);
-        let v2 = store.save_known_issues("erp.invoices", &second, "bob", None).expect("change");
-        assert_eq!(v2.version, 2);
+        let (v2, created) = store.save_known_issues("erp.invoices", &second, "bob", None).expect("change");
+        assert_eq!((v2.version, created), (2, true));
         store.save_known_issues("erp.vendors", &first, "alice", None).expect("other kind");
 
         assert_eq!(store.known_issues("erp.invoices", None).expect("latest").issues, second);

@@ -87,9 +87,7 @@ pub async fn put(
     let harness = state.harness.clone();
     let by = principal.label();
     let saved = harness_call(move || {
-        let before = harness.store().known_issues(&kind, None).ok().map(|s| s.version);
-        let set = harness.save_known_issues(&kind, &declaration, &by, Some(&audit.entry(StatusCode::OK)))?;
-        let changed = before != Some(set.version);
+        let (set, changed) = harness.save_known_issues(&kind, &declaration, &by, Some(&audit.entry(StatusCode::OK)))?;
         let request = PreviewRequest { dataset_kind: Some(kind), ..PreviewRequest::default() };
         let preview = harness.preview_known_issues(&request)?;
         Ok(Saved { set, changed, preview })

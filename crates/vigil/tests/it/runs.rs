@@ -381,6 +381,17 @@ fn known_issues_are_previewed_versioned_and_evaluated_in_the_report() {
         (saved.body["data"]["set"]["version"].clone(), saved.body["data"]["changed"].clone()),
         (json!(1), json!(true))
     );
+    // The same issues again add no version, and the request is on the record all the same.
+    let again = server.put("/api/v1/known-issues/erp.orders", None, &issues.to_string());
+    assert_eq!(
+        (again.body["data"]["set"]["version"].clone(), again.body["data"]["changed"].clone()),
+        (json!(1), json!(false)),
+        "{:?}",
+        again.body
+    );
+    let audit = server.get("/api/v1/audit?action=known_issues.put", None);
+    let saves = audit.body["data"]["items"].as_array().into_iter().flatten().filter(|e| e["outcome"] == "success");
+    assert_eq!(saves.count(), 2, "{:?}", audit.body);
 
     let created = submit(&server, json!({ "upload_id": upload_id, "dataset_kind": "erp.orders" }));
     assert_eq!(created.status, 201, "{:?}", created.body);
