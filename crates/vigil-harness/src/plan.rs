@@ -63,6 +63,11 @@ impl Plan {
     pub fn step(&self, id: &str) -> Option<&PlannedStep> {
         self.steps.iter().find(|s| s.plugin_id == id)
     }
+
+    /// The ids of every plugin the plan runs.
+    pub fn plugin_ids(&self) -> BTreeSet<&str> {
+        self.steps.iter().map(|s| s.plugin_id.as_str()).collect()
+    }
 }
 
 /// Why no plan could be made.

@@ -378,7 +378,7 @@ impl Harness {
             None => None,
         };
         let planned = match &plan {
-            Some(plan) => plan.steps.iter().map(|s| s.plugin_id.as_str()).collect(),
+            Some(plan) => plan.plugin_ids(),
             None => kinds.keys().map(String::as_str).collect(),
         };
         let report = request.run_id.as_deref().map(|id| self.read_report(id)).transpose()?;
@@ -435,8 +435,8 @@ impl Harness {
             Some(set) => {
                 let issues = known::issues_of(&set).map_err(HarnessError::Invalid)?;
                 let kinds = finding_kinds(&registry);
-                let planned = plan.steps.iter().map(|s| s.plugin_id.as_str()).collect();
-                let preview = known::preview(&issues, &known::reporters(&kinds, &planned, &Default::default()), None);
+                let preview =
+                    known::preview(&issues, &known::reporters(&kinds, &plan.plugin_ids(), &Default::default()), None);
                 Some(PreparedKnownIssues { set, preview })
             }
             None => None,
@@ -974,9 +974,9 @@ impl Harness {
             run.settings.get("known_issues").and_then(|k| serde_json::from_value(k.clone()).ok());
         let registry = self.registry();
         let kinds = finding_kinds(&registry);
-        let planned = plan.steps.iter().map(|s| s.plugin_id.as_str()).collect();
         let succeeded = results.iter().filter(|(_, r)| r.status.succeeded()).map(|(id, _)| id.as_str()).collect();
-        let evaluation = known::evaluate(set.as_ref(), &report_json, &known::reporters(&kinds, &planned, &succeeded));
+        let reporters = known::reporters(&kinds, &plan.plugin_ids(), &succeeded);
+        let evaluation = known::evaluate(set.as_ref(), &report_json, &reporters);
         report_json["evaluation"] = evaluation.clone();
         report::validate(&report_json).map_err(HarnessError::Invalid)?;
         let pretty = serde_json::to_vec_pretty(&report_json).unwrap_or_default();

@@ -182,10 +182,7 @@ pub fn ingest(mut input: impl Read, options: &IngestOptions) -> Result<Dataset, 
     };
     let whole = Cursor::new(head).chain(input);
     let (format, raw, context) = if let Some(layout) = layout {
-        let raw = match encoding.value {
-            Encoding::Utf8 => json::read_json(whole, layout, &read_options)?,
-            other => json::read_json(DecodingReader::new(whole, other), layout, &read_options)?,
-        };
+        let raw = as_utf8(whole, encoding.value, |text| json::read_json(text, layout, &read_options))?;
         let evidence = match (options.format, layout) {
             (Some(_), _) => "given".to_string(),
             (None, JsonLayout::Array) => "the text starts with '['".to_string(),
@@ -206,10 +203,7 @@ pub fn ingest(mut input: impl Read, options: &IngestOptions) -> Result<Dataset, 
             header: dialect.header.value,
             ..read_options
         };
-        let raw = match encoding.value {
-            Encoding::Utf8 => read::read_delimited(whole, &read_options)?,
-            other => read::read_delimited(DecodingReader::new(whole, other), &read_options)?,
-        };
+        let raw = as_utf8(whole, encoding.value, |text| read::read_delimited(text, &read_options))?;
         let evidence = if options.format.is_some() { "given" } else { "not JSON" };
         let context = Context { delimiter: read_options.delimiter };
         (Chosen { value: Format::Delimited(dialect), evidence: evidence.into() }, raw, context)
@@ -218,6 +212,15 @@ pub fn ingest(mut input: impl Read, options: &IngestOptions) -> Result<Dataset, 
     let threads = options.read.threads;
     let (columns, data_hash) = infer::table(raw.names, raw.columns, rows, context, threads);
     Ok(Dataset { encoding, format, rows, columns, problems: raw.problems, renamed: raw.renamed, data_hash })
+}
+
+/// Runs `read` over `input` as UTF-8 text: the bytes themselves when that is the encoding,
+/// else decoded on the way.
+fn as_utf8<T>(input: impl Read, encoding: Encoding, read: impl FnOnce(&mut dyn Read) -> T) -> T {
+    match encoding {
+        Encoding::Utf8 => read(&mut { input }),
+        other => read(&mut DecodingReader::new(input, other)),
+    }
 }
 
 /// Stops binary files (archives, images, executables) before they are read as text.
