@@ -10,10 +10,12 @@
 //! reported with its line number and left out; a syntax error inside an array cannot be
 //! resynchronised and stops the read with its line and column.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::{self, BufRead, BufReader, Read};
+use std::ops::Range;
 use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -52,7 +54,9 @@ pub fn detect_layout(sample: &str) -> Option<JsonLayout> {
         return Some(JsonLayout::Array);
     }
     let first = start.lines().next()?;
-    (first.starts_with('{') && parse_line(first).is_ok_and(|r| r.is_ok())).then_some(JsonLayout::Lines)
+    let mut parsed = Parsed::default();
+    let object = first.starts_with('{') && parse_line(first, &HashMap::default(), &mut parsed).is_ok_and(|r| r.is_ok());
+    object.then_some(JsonLayout::Lines)
 }
 
 /// Reads JSON records from UTF-8 text into raw columns.
@@ -66,7 +70,7 @@ pub(crate) fn read_json(input: impl Read, layout: JsonLayout, options: &ReadOpti
             let position = Rc::new(Position::default());
             let counting = Counting { inner: reader, position: position.clone(), cap: options.max_record_bytes as u64 };
             let mut de = serde_json::Deserializer::from_reader(counting);
-            let records = Records { builder: &mut builder, position: &position };
+            let records = Records { builder: &mut builder, position: &position, parsed: Parsed::default() };
             if let Err(e) = de.deserialize_seq(records).and_then(|()| de.end()) {
                 if let Some(stopped) = builder.failed.take() {
                     return Err(stopped);
@@ -130,6 +134,7 @@ impl<R: Read> Read for Counting<R> {
 /// One line at a time, never holding more than `cap` bytes of one.
 fn read_lines(reader: &mut impl BufRead, builder: &mut Builder, cap: usize) -> Result<(), IngestError> {
     let mut line = Vec::new();
+    let mut parsed = Parsed::default();
     let mut number = 0u64;
     loop {
         line.clear();
@@ -153,8 +158,8 @@ fn read_lines(reader: &mut impl BufRead, builder: &mut Builder, cap: usize) -> R
             builder.problems.blank_lines += 1;
             continue;
         }
-        match parse_line(text) {
-            Ok(Ok(cells)) => builder.record(cells, number)?,
+        match parse_line(text, &builder.index, &mut parsed) {
+            Ok(Ok(())) => builder.record(&mut parsed, number)?,
             Ok(Err(what)) => builder.malformed(number, not_a_record(what)),
             Err(e) => builder.malformed(number, format!("not JSON: {e}")),
         }
@@ -165,10 +170,10 @@ fn not_a_record(what: &str) -> String {
     format!("{what} where a record (an object) belongs")
 }
 
-/// One JSON Lines record: its cells, or what it was instead of an object.
-fn parse_line(text: &str) -> Result<Record, serde_json::Error> {
+/// One JSON Lines record into `parsed`, or what it was instead of an object.
+fn parse_line(text: &str, index: &ColumnIndex, parsed: &mut Parsed) -> Result<Record, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let record = RecordSeed.deserialize(&mut de)?;
+    let record = RecordSeed { index, parsed }.deserialize(&mut de)?;
     de.end()?;
     Ok(record)
 }
@@ -221,6 +226,7 @@ fn read_capped_line(reader: &mut impl BufRead, line: &mut Vec<u8>, cap: usize) -
 struct Records<'a> {
     builder: &'a mut Builder,
     position: &'a Position,
+    parsed: Parsed,
 }
 
 impl<'de> Visitor<'de> for Records<'_> {
@@ -230,12 +236,14 @@ impl<'de> Visitor<'de> for Records<'_> {
         f.write_str("an array of records")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(record) = seq.next_element_seed(RecordSeed)? {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            let seed = RecordSeed { index: &self.builder.index, parsed: &mut self.parsed };
+            let Some(record) = seq.next_element_seed(seed)? else { break };
             let line = self.position.lines.get() + 1;
             match record {
-                Ok(cells) => {
-                    if let Err(e) = self.builder.record(cells, line) {
+                Ok(()) => {
+                    if let Err(e) = self.builder.record(&mut self.parsed, line) {
                         self.builder.failed = Some(e);
                         return Err(de::Error::custom("stopped"));
                     }
@@ -248,24 +256,45 @@ impl<'de> Visitor<'de> for Records<'_> {
     }
 }
 
-/// Reads one record as its cells in document order, nested objects flattened to dotted
-/// names; anything but an object gives what it was instead.
-struct RecordSeed;
+/// Column names to their columns.
+type ColumnIndex = HashMap<String, usize, foldhash::fast::FixedState>;
 
-/// A record's `(name, text)` cells, or what the value was instead of an object.
-type Record = Result<Vec<(String, String)>, &'static str>;
+/// The cells of the record being read, before it is known to be whole: each names a
+/// column the table already has, or a new one (added only once the record parsed), and
+/// where its text lies in `text`, one buffer for the record instead of a string per cell.
+#[derive(Debug, Default)]
+struct Parsed {
+    text: String,
+    cells: Vec<(Key, Range<usize>)>,
+}
 
-impl<'de> DeserializeSeed<'de> for RecordSeed {
+#[derive(Debug)]
+enum Key {
+    Known(usize),
+    New(String),
+}
+
+/// Reads one record's cells into a [`Parsed`], in document order, nested objects flattened
+/// to dotted names; anything but an object gives what it was instead.
+struct RecordSeed<'a> {
+    index: &'a ColumnIndex,
+    parsed: &'a mut Parsed,
+}
+
+/// `Ok` when the value was a record (its cells are in the [`Parsed`]), else what it was.
+type Record = Result<(), &'static str>;
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
     type Value = Record;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
-        d.deserialize_any(RecordVisitor)
+        self.parsed.text.clear();
+        self.parsed.cells.clear();
+        d.deserialize_any(self)
     }
 }
 
-struct RecordVisitor;
-
-impl<'de> Visitor<'de> for RecordVisitor {
+impl<'de> Visitor<'de> for RecordSeed<'_> {
     type Value = Record;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -273,11 +302,10 @@ impl<'de> Visitor<'de> for RecordVisitor {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Record, M::Error> {
-        let mut cells = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            map.next_value_seed(CellSeed { name: key, cells: &mut cells })?;
+        while let Some(name) = map.next_key_seed(Name)? {
+            map.next_value_seed(CellSeed { name, index: self.index, parsed: self.parsed })?;
         }
-        Ok(Ok(cells))
+        Ok(Ok(()))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Record, A::Error> {
@@ -310,14 +338,46 @@ impl<'de> Visitor<'de> for RecordVisitor {
     }
 }
 
-/// One value of a record under `name`: a scalar becomes one cell (null an empty one),
-/// an object its flattened cells, an array one cell of its JSON text.
-struct CellSeed<'a> {
-    name: String,
-    cells: &'a mut Vec<(String, String)>,
+/// A key, borrowed from the text when it can be (no escapes, read from a string).
+struct Name;
+
+impl<'de> DeserializeSeed<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
 }
 
-impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+impl<'de> Visitor<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// One value of a record under `name`: a scalar becomes one cell (null an empty one),
+/// an object its flattened cells, an array one cell of its JSON text.
+struct CellSeed<'a, 'n> {
+    name: Cow<'n, str>,
+    index: &'a ColumnIndex,
+    parsed: &'a mut Parsed,
+}
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -325,13 +385,20 @@ impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
     }
 }
 
-impl CellSeed<'_> {
-    fn cell(self, text: String) {
-        self.cells.push((self.name, text));
+impl CellSeed<'_, '_> {
+    /// Adds the cell whose text `write` appends.
+    fn cell(self, write: impl FnOnce(&mut String)) {
+        let start = self.parsed.text.len();
+        write(&mut self.parsed.text);
+        let key = match self.index.get(&*self.name) {
+            Some(&column) => Key::Known(column),
+            None => Key::New(self.name.into_owned()),
+        };
+        self.parsed.cells.push((key, start..self.parsed.text.len()));
     }
 }
 
-impl<'de> Visitor<'de> for CellSeed<'_> {
+impl<'de> Visitor<'de> for CellSeed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -339,56 +406,61 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.cell(String::new());
+        self.cell(|_| {});
         Ok(())
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.cell(v.to_string());
+        self.cell(|text| text.push_str(if v { "true" } else { "false" }));
         Ok(())
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.cell(v.to_string());
+        self.cell(|text| {
+            let _ = write!(text, "{v}");
+        });
         Ok(())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.cell(v.to_string());
+        self.cell(|text| {
+            let _ = write!(text, "{v}");
+        });
         Ok(())
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         // JSON's shortest form: `1.0` stays a decimal, `1e300` stays short.
-        self.cell(serde_json::Number::from_f64(v).map_or_else(String::new, |n| n.to_string()));
+        self.cell(|text| {
+            if let Some(n) = serde_json::Number::from_f64(v) {
+                let _ = write!(text, "{n}");
+            }
+        });
         Ok(())
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.cell(v.to_string());
-        Ok(())
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.cell(v);
+        self.cell(|text| text.push_str(v));
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        self.cell(value.to_string());
+        self.cell(|text| {
+            let _ = write!(text, "{value}");
+        });
         Ok(())
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
         let mut empty = true;
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key_seed(Name)? {
             empty = false;
-            let name = format!("{}.{key}", self.name);
-            map.next_value_seed(CellSeed { name, cells: self.cells })?;
+            let name = Cow::Owned(format!("{}.{key}", self.name));
+            map.next_value_seed(CellSeed { name, index: self.index, parsed: self.parsed })?;
         }
         if empty {
-            self.cell("{}".to_string());
+            self.cell(|text| text.push_str("{}"));
         }
         Ok(())
     }
@@ -400,7 +472,7 @@ const CHUNK_BYTES: usize = 1 << 30;
 /// Raw columns built record by record.
 struct Builder {
     names: Vec<String>,
-    index: HashMap<String, usize>,
+    index: ColumnIndex,
     /// Per column, its chunks; every column has `rows` cells at a record's end.
     columns: Vec<Vec<RawColumn>>,
     rows: usize,
@@ -409,8 +481,8 @@ struct Builder {
     max_columns: usize,
     /// The line of the record being added.
     line: u64,
-    /// Cells of the record being added, by column.
-    cells: Vec<(usize, String)>,
+    /// Cells of the record being added: column, and span in its [`Parsed`] text.
+    cells: Vec<(usize, Range<usize>)>,
     renamed: Vec<(String, String)>,
     /// Why the array reader stopped, when the builder stopped it.
     failed: Option<IngestError>,
@@ -422,7 +494,7 @@ impl Builder {
             max_columns,
             line: 0,
             names: Vec::new(),
-            index: HashMap::new(),
+            index: ColumnIndex::default(),
             columns: Vec::new(),
             rows: 0,
             problems: Problems::default(),
@@ -437,13 +509,16 @@ impl Builder {
         self.problems.malformed.add(Malformed { line, reason }, self.max_examples);
     }
 
-    fn record(&mut self, record: Vec<(String, String)>, line: u64) -> Result<(), IngestError> {
+    fn record(&mut self, record: &mut Parsed, line: u64) -> Result<(), IngestError> {
         self.line = line;
         let mut cells = std::mem::take(&mut self.cells);
         cells.clear();
-        for (name, text) in record {
-            let column = self.column(&name)?;
-            cells.push((column, text));
+        for (key, span) in record.cells.drain(..) {
+            let column = match key {
+                Key::Known(column) => column,
+                Key::New(name) => self.column(&name)?,
+            };
+            cells.push((column, span));
         }
         // A name given twice (`{"a.b": 1, "a": {"b": 2}}`): the last wins, as in an object.
         cells.sort_by_key(|(c, _)| *c);
@@ -457,7 +532,7 @@ impl Builder {
         });
         let mut next = cells.iter().peekable();
         for (c, chunks) in self.columns.iter_mut().enumerate() {
-            let cell = next.next_if(|(i, _)| *i == c).map_or("", |(_, text)| text.as_str());
+            let cell = next.next_if(|(i, _)| *i == c).map_or("", |(_, span)| &record.text[span.clone()]);
             push(chunks, cell);
         }
         self.rows += 1;
