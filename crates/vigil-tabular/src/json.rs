@@ -22,8 +22,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::IngestError;
 use crate::read::{LongRecord, Problems, RawColumn, RawTable, ReadOptions};
+use crate::{IngestError, par};
 
 /// How the JSON holds its records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -65,7 +65,7 @@ pub(crate) fn read_json(input: impl Read, layout: JsonLayout, options: &ReadOpti
     let mut reader = BufReader::with_capacity(1 << 16, input);
     skip_bom(&mut reader).map_err(IngestError::Read)?;
     match layout {
-        JsonLayout::Lines => read_lines(&mut reader, &mut builder, options.max_record_bytes)?,
+        JsonLayout::Lines => read_lines(&mut reader, &mut builder, options)?,
         JsonLayout::Array => {
             let position = Rc::new(Position::default());
             let counting = Counting { inner: reader, position: position.clone(), cap: options.max_record_bytes as u64 };
@@ -131,46 +131,111 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// One line at a time, never holding more than `cap` bytes of one.
-fn read_lines(reader: &mut impl BufRead, builder: &mut Builder, cap: usize) -> Result<(), IngestError> {
+/// Lines read but not parsed yet: their text one after the other, and each line's number
+/// and span.
+#[derive(Debug, Default)]
+struct Batch {
+    text: Vec<u8>,
+    lines: Vec<(u64, Range<usize>)>,
+}
+
+/// What a run of consecutive lines parsed into, every record's cells in one [`Parsed`].
+#[derive(Debug, Default)]
+struct Run {
+    parsed: Parsed,
+    lines: Vec<(u64, Outcome)>,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    /// A record: its next this many cells.
+    Record(usize),
+    Malformed(String),
+    Blank,
+}
+
+/// One line at a time, never holding more than the record cap of one. Lines gather into
+/// batches of about `block_bytes`, each parsed on up to `threads` threads (a run of lines
+/// each) and added to the table in order, so the result does not depend on either.
+fn read_lines(reader: &mut impl BufRead, builder: &mut Builder, options: &ReadOptions) -> Result<(), IngestError> {
     let mut line = Vec::new();
-    let mut parsed = Parsed::default();
+    let mut batch = Batch::default();
     let mut number = 0u64;
     loop {
         line.clear();
         number += 1;
-        let (read, too_long) = read_capped_line(reader, &mut line, cap).map_err(IngestError::Read)?;
+        let (read, too_long) =
+            read_capped_line(reader, &mut line, options.max_record_bytes).map_err(IngestError::Read)?;
         if read == 0 {
-            return Ok(());
+            return add_batch(&batch, builder, options.threads);
         }
         if too_long {
             builder.problems.too_long.add(LongRecord { line: number, bytes: read }, builder.max_examples);
             continue;
         }
-        let text = match std::str::from_utf8(&line) {
-            Ok(text) => text.trim(),
-            Err(e) => {
-                builder.malformed(number, format!("not UTF-8 at byte {}", e.valid_up_to()));
-                continue;
-            }
-        };
-        if text.is_empty() {
-            builder.problems.blank_lines += 1;
-            continue;
-        }
-        match parse_line(text, &builder.index, &mut parsed) {
-            Ok(Ok(())) => builder.record(&mut parsed, number)?,
-            Ok(Err(what)) => builder.malformed(number, not_a_record(what)),
-            Err(e) => builder.malformed(number, format!("not JSON: {e}")),
+        let start = batch.text.len();
+        batch.text.extend_from_slice(&line);
+        batch.lines.push((number, start..batch.text.len()));
+        if batch.text.len() >= options.block_bytes {
+            add_batch(&batch, builder, options.threads)?;
+            batch.text.clear();
+            batch.lines.clear();
         }
     }
+}
+
+/// Parses a batch's lines in runs, in parallel, then adds them to the table in order.
+fn add_batch(batch: &Batch, builder: &mut Builder, threads: usize) -> Result<(), IngestError> {
+    let threads = threads.max(1);
+    let runs: Vec<&[(u64, Range<usize>)]> = batch.lines.chunks(batch.lines.len().div_ceil(threads).max(1)).collect();
+    let index = &builder.index;
+    let parsed = par::map(&runs, threads, |lines| parse_run(&batch.text, lines, index));
+    for run in parsed {
+        let mut cells = run.parsed.cells.into_iter();
+        for (number, outcome) in run.lines {
+            match outcome {
+                Outcome::Record(n) => builder.record(&run.parsed.text, cells.by_ref().take(n), number)?,
+                Outcome::Malformed(reason) => builder.malformed(number, reason),
+                Outcome::Blank => builder.problems.blank_lines += 1,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses consecutive lines of `text`. New keys stay names until their record is added.
+fn parse_run(text: &[u8], lines: &[(u64, Range<usize>)], index: &ColumnIndex) -> Run {
+    let mut run = Run::default();
+    for (number, span) in lines {
+        let outcome = match std::str::from_utf8(&text[span.clone()]) {
+            Err(e) => Outcome::Malformed(format!("not UTF-8 at byte {}", e.valid_up_to())),
+            Ok(line) if line.trim().is_empty() => Outcome::Blank,
+            Ok(line) => {
+                let mark = run.parsed.mark();
+                match parse_line(line.trim(), index, &mut run.parsed) {
+                    Ok(Ok(())) => Outcome::Record(run.parsed.cells.len() - mark.1),
+                    Ok(Err(what)) => {
+                        run.parsed.truncate(mark);
+                        Outcome::Malformed(not_a_record(what))
+                    }
+                    Err(e) => {
+                        run.parsed.truncate(mark);
+                        Outcome::Malformed(format!("not JSON: {e}"))
+                    }
+                }
+            }
+        };
+        run.lines.push((*number, outcome));
+    }
+    run
 }
 
 fn not_a_record(what: &str) -> String {
     format!("{what} where a record (an object) belongs")
 }
 
-/// One JSON Lines record into `parsed`, or what it was instead of an object.
+/// One JSON Lines record appended to `parsed`, or what it was instead of an object (what
+/// it appended before it failed is the caller's to drop).
 fn parse_line(text: &str, index: &ColumnIndex, parsed: &mut Parsed) -> Result<Record, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     let record = RecordSeed { index, parsed }.deserialize(&mut de)?;
@@ -238,12 +303,14 @@ impl<'de> Visitor<'de> for Records<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         loop {
+            self.parsed.truncate((0, 0));
             let seed = RecordSeed { index: &self.builder.index, parsed: &mut self.parsed };
             let Some(record) = seq.next_element_seed(seed)? else { break };
             let line = self.position.lines.get() + 1;
             match record {
                 Ok(()) => {
-                    if let Err(e) = self.builder.record(&mut self.parsed, line) {
+                    let Parsed { text, cells } = &mut self.parsed;
+                    if let Err(e) = self.builder.record(text, cells.drain(..), line) {
                         self.builder.failed = Some(e);
                         return Err(de::Error::custom("stopped"));
                     }
@@ -268,6 +335,19 @@ struct Parsed {
     cells: Vec<(Key, Range<usize>)>,
 }
 
+impl Parsed {
+    /// Where the text and the cells end now.
+    fn mark(&self) -> (usize, usize) {
+        (self.text.len(), self.cells.len())
+    }
+
+    /// Drops what was added after `mark`.
+    fn truncate(&mut self, (text, cells): (usize, usize)) {
+        self.text.truncate(text);
+        self.cells.truncate(cells);
+    }
+}
+
 #[derive(Debug)]
 enum Key {
     Known(usize),
@@ -288,8 +368,6 @@ impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
     type Value = Record;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
-        self.parsed.text.clear();
-        self.parsed.cells.clear();
         d.deserialize_any(self)
     }
 }
@@ -509,11 +587,17 @@ impl Builder {
         self.problems.malformed.add(Malformed { line, reason }, self.max_examples);
     }
 
-    fn record(&mut self, record: &mut Parsed, line: u64) -> Result<(), IngestError> {
+    /// Adds a record: its `cells`, spans of `text`.
+    fn record(
+        &mut self,
+        text: &str,
+        record: impl Iterator<Item = (Key, Range<usize>)>,
+        line: u64,
+    ) -> Result<(), IngestError> {
         self.line = line;
         let mut cells = std::mem::take(&mut self.cells);
         cells.clear();
-        for (key, span) in record.cells.drain(..) {
+        for (key, span) in record {
             let column = match key {
                 Key::Known(column) => column,
                 Key::New(name) => self.column(&name)?,
@@ -532,7 +616,7 @@ impl Builder {
         });
         let mut next = cells.iter().peekable();
         for (c, chunks) in self.columns.iter_mut().enumerate() {
-            let cell = next.next_if(|(i, _)| *i == c).map_or("", |(_, span)| &record.text[span.clone()]);
+            let cell = next.next_if(|(i, _)| *i == c).map_or("", |(_, span)| &text[span.clone()]);
             push(chunks, cell);
         }
         self.rows += 1;
