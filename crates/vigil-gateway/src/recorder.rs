@@ -22,8 +22,9 @@ pub const VITALS_BATCH_MAX: usize = 512;
 /// transactions cost far less than one per call; a vital is still on disk within this
 /// much of the call (plus the write itself). The writer sleeps through the window rather
 /// than wake for each vital, so a call costs no task wake-up beyond the queue push; a
-/// queue more than half full ends the window early, so a small queue fills no faster than
-/// it is written.
+/// queue more than half full ends the window early, so a small queue does not overflow
+/// while the writer sleeps. (A ring while the writer is busy writing is kept and ends its
+/// next window at once: one extra small batch, never a vital left waiting.)
 pub const VITALS_BATCH_WINDOW: Duration = Duration::from_millis(25);
 
 /// Something else that wants to see every vital as it is recorded (the immune system).

@@ -332,7 +332,8 @@ impl Harness {
         serde_json::from_slice(&bytes).map_err(|e| HarnessError::Io(format!("{}: {e}", path.display())))
     }
 
-    /// Saves a dataset kind's known issues as its next version, once every issue is valid.
+    /// Saves a dataset kind's known issues as its next version, once every issue is valid;
+    /// true when a version was added (false: the latest already held these issues).
     pub fn save_known_issues(
         &self,
         dataset_kind: &str,

@@ -8,12 +8,13 @@
 //! transitions reach [`ImmuneGuard`], the gateway's [`CallGuard`], in the same step, under
 //! the engine's lock, so the state the API shows is the state the gateway enforces: it
 //! refuses the calls of draining, quarantined, healing and exhausted agents with the
-//! reason, and enforces throttles and tool revocations. The accepted inputs and their
-//! decisions are then appended to `immune_log`, and only then acted on:
+//! reason. The accepted inputs and their decisions are then appended to `immune_log`, and
+//! only then acted on:
 //!
-//! - `execute` decisions run on an [`Executor`]: the gateway itself (throttle, revoke
-//!   tools, quarantine cool-down), or the agent's registered control URL (reset memory,
-//!   switch model, reset agent); the result comes back as an input;
+//! - `execute` decisions run on an [`Executor`]: the gateway itself (throttle and revoke
+//!   tools, which the guard then enforces; quarantine cool-down), or the agent's registered
+//!   control URL (reset memory, switch model, reset agent); the result comes back as an
+//!   input, so an agent reaches probation only once its cure is in force;
 //! - decisions the engine made on its own are audit entries (principal `immune`).
 //!
 //! At start the state is the newest snapshot plus the log after it (a restart mid-incident
@@ -652,7 +653,8 @@ impl Worker {
         self.snapshot().await;
     }
 
-    /// Applies a batch, logs what was accepted, then acts on it. Returns the shutdown
+    /// Applies a batch (lifecycle changes reach the guard as they are made), logs what was
+    /// accepted, then acts on it. Returns the shutdown
     /// request if the batch held one.
     async fn apply(&mut self, commands: Vec<Command>) -> Option<oneshot::Sender<()>> {
         let mut log = Vec::new();

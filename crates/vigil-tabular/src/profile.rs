@@ -961,7 +961,7 @@ fn category_codes(column: &Column) -> std::borrow::Cow<'_, [u32]> {
 /// Cramér's V of two category columns (dense codes below `r` and `c`, `u32::MAX` for
 /// missing) over rows where both have a value (no bias correction, as
 /// `scipy.stats.contingency.association`); `None` when either side has a single category.
-pub fn cramers_v(a: &[u32], r: usize, b: &[u32], c: usize) -> Option<f64> {
+pub(crate) fn cramers_v(a: &[u32], r: usize, b: &[u32], c: usize) -> Option<f64> {
     if r.checked_mul(c).is_none_or(|cells| cells > 16 << 20) {
         return None;
     }

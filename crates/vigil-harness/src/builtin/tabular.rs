@@ -604,19 +604,34 @@ struct Reported<'a> {
 }
 
 impl Reported<'_> {
-    /// Whether `columns` are the table reported: the same content, and the same kinds and
-    /// roles for the same reasons. Names the first column that differs.
-    fn check(&self, columns: &[Column], rows: usize) -> Result<(), String> {
+    /// Whether a snapshot is the table reported: the same content, and every column with
+    /// the reported kind and role for the same reasons (the evidence).
+    fn check_snapshot(&self, columns: &[Column], rows: usize) -> Result<(), String> {
         if data_hash(columns, rows, default_threads()) != self.data_hash {
             return Err("it is not the table the ingest reported".to_owned());
         }
+        self.check_schema(columns, true)
+    }
+
+    /// Column by column against the reported schema: names, kinds, roles and missing
+    /// counts, and with `evidence` the reasons given for each kind and role too. Names
+    /// the first difference.
+    fn check_schema(&self, columns: &[Column], evidence: bool) -> Result<(), String> {
         let reported = self.schema.as_array().map_or(&[][..], Vec::as_slice);
         if reported.len() != columns.len() {
-            return Err(format!("it has {} columns, the ingest reported {}", columns.len(), reported.len()));
+            return Err(format!("{} columns where the ingest reported {}", columns.len(), reported.len()));
         }
         for (column, said) in columns.iter().zip(reported) {
-            if serde_json::to_value(ColumnSummary::of(column)).ok().as_ref() != Some(said) {
-                return Err(format!("column {:?} is not typed or given a role as the ingest reported", column.name));
+            let now = serde_json::to_value(ColumnSummary::of(column)).map_err(|e| e.to_string())?;
+            let differs = |field: &str| match (&now[field], &said[field]) {
+                (Value::Object(a), Value::Object(b)) if !evidence => a.get("value") != b.get("value"),
+                (a, b) => a != b,
+            };
+            if let Some(field) = ["name", "kind", "role", "missing"].into_iter().find(|f| differs(f)) {
+                return Err(format!(
+                    "column {:?} has {field} {} where the ingest reported {}",
+                    column.name, now[field], said[field]
+                ));
             }
         }
         Ok(())
@@ -675,8 +690,16 @@ fn tables_of(request: &Request) -> Result<Vec<Table>, String> {
     }
     let mut tables = Vec::with_capacity(expected.len());
     for ((sheet, d), reported) in loaded.tables.into_iter().zip(&expected) {
-        reported.check(&d.columns, d.rows).map_err(|e| {
-            format!("the input does not read as {INGEST} read it ({e}, hash {}): it changed in between", d.data_hash)
+        if d.data_hash != reported.data_hash {
+            return Err(format!(
+                "the input reads as {} now but {INGEST} read it as {}: it changed in between",
+                d.data_hash, reported.data_hash
+            ));
+        }
+        // The same content: only a different reading (another Vigil build) can differ here,
+        // so the reasons given may be worded otherwise, but kinds and roles must agree.
+        reported.check_schema(&d.columns, false).map_err(|e| {
+            format!("the input is what {INGEST} read, but this Vigil reads it otherwise ({e}): run {INGEST} again")
         })?;
         tables.push(Table { sheet, columns: d.columns, rows: d.rows });
     }
@@ -689,7 +712,7 @@ fn snapshots(share: &Path, expected: &[Reported]) -> Result<Vec<Table>, String> 
     for (i, reported) in expected.iter().enumerate() {
         let name = snapshot_name(i);
         let (columns, rows) = snapshot::read(&share.join(&name)).map_err(|e| format!("{name}: {e}"))?;
-        reported.check(&columns, rows).map_err(|e| format!("{name}: {e}"))?;
+        reported.check_snapshot(&columns, rows).map_err(|e| format!("{name}: {e}"))?;
         tables.push(Table { sheet: reported.sheet.clone(), columns, rows });
     }
     Ok(tables)
@@ -1574,6 +1597,21 @@ mod tests {
         std::fs::write(run.dir.path().join("input"), b"id,amount\n1,10\n2,20\n").expect("restore");
         let response = profile(&run.request("tabular.profile", json!({}))).expect("from the input");
         assert_eq!(response.metrics["columns"]["amount"]["min"], json!(10.0));
+
+        // Read again (no snapshot), reasons worded otherwise than the ingest's are fine (a
+        // result reused from another build of the same version); another role is not.
+        std::fs::remove_file(&snapshot).expect("no snapshot");
+        let response_path = run.dir.path().join(INGEST).join("response.json");
+        let original: Value = serde_json::from_slice(&std::fs::read(&response_path).expect("read")).expect("json");
+        let mut reworded = original.clone();
+        reworded["data"]["summary"]["schema"][1]["role"]["evidence"] = json!("worded otherwise");
+        std::fs::write(&response_path, reworded.to_string()).expect("write");
+        assert!(profile(&run.request("tabular.profile", json!({}))).is_ok(), "evidence alone may differ");
+        let mut other_role = original;
+        other_role["data"]["summary"]["schema"][1]["role"]["value"] = json!("pii");
+        std::fs::write(&response_path, other_role.to_string()).expect("write");
+        let err = profile(&run.request("tabular.profile", json!({}))).expect_err("another role");
+        assert!(err.contains("reads it otherwise") && err.contains("\"amount\" has role"), "{err}");
     }
 
     /// Vendors V1 to V20, and V2 again as another vendor.
