@@ -8,6 +8,8 @@
 #
 #   ./scripts/bench-tabular.sh            # 1M rows, 3 runs each
 #   ROWS=200000 RUNS=5 ./scripts/bench-tabular.sh
+#   FORMAT=ndjson ./scripts/bench-tabular.sh   # the same table as JSON Lines (pandas
+#                                              # read_json(lines=True), polars read_ndjson)
 #
 # pandas, numpy and polars are installed (pinned) into target/bench-tabular-venv.
 set -euo pipefail
@@ -19,9 +21,20 @@ if ! "$venv/bin/python" -c 'import pandas, polars' >/dev/null 2>&1; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "pandas==3.1.1" "numpy==2.4.6" "polars==2.1.0"
 fi
+format=${FORMAT:-csv}
 data=target/bench-tabular/erp-$rows.csv
 mkdir -p target/bench-tabular
 [ -s "$data" ] || "$venv/bin/python" scripts/tabular/gen_erp.py "$rows" "$data"
+case "$format" in
+    csv) ;;
+    ndjson)
+        csv=$data
+        data=target/bench-tabular/erp-$rows.ndjson
+        [ -s "$data" ] || "$venv/bin/python" -c 'import sys, polars as pl
+pl.read_csv(sys.argv[1], infer_schema_length=10000).write_ndjson(sys.argv[2])' "$csv" "$data"
+        ;;
+    *) echo "FORMAT is csv or ndjson, not $format" >&2; exit 2 ;;
+esac
 cargo build -q --release -p vigil-tabular --example ingest
 cargo build -q --release -p vigil
 scratch=$(mktemp -d)
