@@ -942,11 +942,17 @@ mod tests {
         assert!(observation(&vital).is_some_and(|o| o.error));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn observations_wait_out_the_fill_window_but_an_operator_cuts_it_short() {
+    /// A fresh store (in the returned folder, as `vigil.db`) and a writer thread for it.
+    fn storage() -> (tempfile::TempDir, Store, Background) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("vigil.db"), vigil_store::StoreOptions::default()).expect("open");
         let writer = Background::start("vigil-test-imm", vigil_store::background::Priority::Normal).expect("writer");
+        (dir, store, writer)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn observations_wait_out_the_fill_window_but_an_operator_cuts_it_short() {
+        let (_dir, store, writer) = storage();
         let config = vigil_core::config::Config::default().immune;
         assert!(config.enabled);
         let window = Duration::from_secs(30);
@@ -979,10 +985,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_mid_window_applies_and_keeps_what_was_queued() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let (dir, store, writer) = storage();
         let path = dir.path().join("vigil.db");
-        let store = Store::open(&path, vigil_store::StoreOptions::default()).expect("open");
-        let writer = Background::start("vigil-test-imm", vigil_store::background::Priority::Normal).expect("writer");
         let config = vigil_core::config::Config::default().immune;
         let window = Duration::from_secs(30);
         let immune = Immune::start_with_window(store, writer.clone(), config.clone(), Counter::default(), window)
@@ -1013,9 +1017,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_gateway_enforces_a_state_as_soon_as_the_api_can_read_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("vigil.db"), vigil_store::StoreOptions::default()).expect("open");
-        let writer = Background::start("vigil-test-imm", vigil_store::background::Priority::Normal).expect("writer");
+        let (_dir, store, writer) = storage();
         let config = vigil_core::config::Config::default().immune;
         let immune = Immune::start(store, writer.clone(), config, Counter::default()).expect("start");
         // Hold the log writer, as a slow disk would, until the test has looked.
