@@ -138,24 +138,78 @@ impl Surge {
     }
 }
 
-/// One agent's open bucket and its detectors.
+/// One agent's open bucket and, per [`Rate`], its series.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(default)]
+#[serde(from = "Stored", into = "Stored")]
 pub struct Rhythm {
     /// Start of the open bucket; `None` before the first call.
     open_us: Option<i64>,
+    /// Buckets closed.
+    closed: u64,
+    /// In [`Rate::ALL`] order.
+    rates: [Series; 2],
+}
+
+/// One rate of one agent.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Series {
+    /// In the open bucket so far.
+    count: f64,
+    /// Created when the first bucket closes.
+    detector: Option<ContextDetector>,
+    /// Surging buckets in a row.
+    surging: u32,
+    /// The busiest bucket of today and of each of the last seven days (newest last).
+    /// Surges are not peaks: a runaway must not raise the bar for the next one. Nor is the
+    /// bucket before a surge (a runaway's partial first bucket), so each bucket waits in
+    /// `held` until the next one closes.
+    held: f64,
+    today: f64,
+    week: VecDeque<f64>,
+}
+
+/// [`Rhythm`] as snapshots store it: one array per field, indexed by [`Rate`]. (The
+/// layout of every snapshot so far; a change would need a migration.)
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+struct Stored {
+    open_us: Option<i64>,
     counts: [f64; 2],
-    /// One per [`Rate`], created with the first call.
+    /// None, or one per [`Rate`].
     detectors: Vec<ContextDetector>,
     surging: [u32; 2],
-    /// Buckets closed, and per rate the busiest bucket of today and of each of the last
-    /// seven days (newest last). Surges are not peaks: a runaway must not raise the bar for
-    /// the next one. Nor is the bucket before a surge (a runaway's partial first bucket), so
-    /// each bucket waits in `held` until the next one closes.
     closed: u64,
     held: [f64; 2],
     today: [f64; 2],
     week: [VecDeque<f64>; 2],
+}
+
+impl From<Stored> for Rhythm {
+    fn from(s: Stored) -> Self {
+        // Detectors exist for every rate or for none.
+        let mut detectors = (s.detectors.len() == Rate::ALL.len()).then_some(s.detectors).into_iter().flatten();
+        let mut weeks = s.week.into_iter();
+        let rates = std::array::from_fn(|i| Series {
+            count: s.counts[i],
+            detector: detectors.next(),
+            surging: s.surging[i],
+            held: s.held[i],
+            today: s.today[i],
+            week: weeks.next().unwrap_or_default(),
+        });
+        Rhythm { open_us: s.open_us, closed: s.closed, rates }
+    }
+}
+
+impl From<Rhythm> for Stored {
+    fn from(r: Rhythm) -> Self {
+        let field = |f: fn(&Series) -> f64| std::array::from_fn(|i| f(&r.rates[i]));
+        let (counts, held, today) = (field(|s| s.count), field(|s| s.held), field(|s| s.today));
+        let surging = std::array::from_fn(|i| r.rates[i].surging);
+        let detectors = r.rates.iter().map(|s| s.detector.clone()).collect::<Option<Vec<_>>>().unwrap_or_default();
+        let [a, b] = r.rates;
+        Stored { open_us: r.open_us, counts, detectors, surging, closed: r.closed, held, today, week: [a.week, b.week] }
+    }
 }
 
 /// Days of daily peaks kept.
@@ -181,31 +235,27 @@ impl Rhythm {
             // A call stamped in (or before) the open bucket counts there.
             Some(_) => {}
         }
-        self.counts[Rate::CallRate.index()] += 1.0;
-        self.counts[Rate::TokenRate.index()] += tokens as f64;
+        self.rates[Rate::CallRate.index()].count += 1.0;
+        self.rates[Rate::TokenRate.index()].count += tokens as f64;
         surges
     }
 
     /// Whether the detectors are still learning the agent's rhythm.
     pub fn is_learning(&self) -> bool {
-        self.detectors.first().is_none_or(|d| !d.is_learned())
+        self.rates[0].detector.as_ref().is_none_or(|d| !d.is_learned())
     }
 
     /// Feeds the open bucket to the detectors and starts an empty one.
     fn close(&mut self, config: &RhythmConfig) -> Vec<Surge> {
-        if self.detectors.len() != Rate::ALL.len() {
-            self.detectors = Rate::ALL.iter().map(|_| ContextDetector::new(config.context)).collect();
-        }
         let bucket_us = config.bucket_us.max(1);
         let minutes = bucket_us as f64 / 60e6;
         let per_day = (86_400_000_000 / bucket_us).max(1) as u64;
-        let counts = std::mem::take(&mut self.counts);
         let mut surges = Vec::new();
         for rate in Rate::ALL {
-            let i = rate.index();
-            let value = counts[i];
-            let week_peak = self.week[i].iter().copied().fold(0.0, f64::max);
-            let detector = &mut self.detectors[i];
+            let series = &mut self.rates[rate.index()];
+            let value = std::mem::take(&mut series.count);
+            let week_peak = series.week.iter().copied().fold(0.0, f64::max);
+            let detector = series.detector.get_or_insert_with(|| ContextDetector::new(config.context));
             let surged = detector.peek(value).filter(|j| {
                 j.score >= config.context.alarm
                     && value >= config.rise_factor * j.expected
@@ -215,33 +265,33 @@ impl Rhythm {
             // A surge is learned as what was expected there: a runaway must not make the
             // next one look normal.
             detector.judge_next(surged.map_or(value, |j| j.expected));
-            let held = std::mem::take(&mut self.held[i]);
+            let held = std::mem::take(&mut series.held);
             if surged.is_none() {
-                self.today[i] = self.today[i].max(held);
-                self.held[i] = value;
+                series.today = series.today.max(held);
+                series.held = value;
             }
             match surged {
                 Some(j) => {
-                    self.surging[i] = self.surging[i].saturating_add(1);
+                    series.surging = series.surging.saturating_add(1);
                     surges.push(Surge {
                         rate,
                         value,
                         expected: j.expected,
                         score: j.score,
-                        buckets: self.surging[i],
+                        buckets: series.surging,
                         bucket_secs: config.bucket_us as f64 / 1e6,
                     });
                 }
-                None => self.surging[i] = 0,
+                None => series.surging = 0,
             }
         }
         self.closed += 1;
         if self.closed.is_multiple_of(per_day) {
-            for (week, today) in self.week.iter_mut().zip(&mut self.today) {
-                if week.len() == WEEK {
-                    week.pop_front();
+            for series in &mut self.rates {
+                if series.week.len() == WEEK {
+                    series.week.pop_front();
                 }
-                week.push_back(std::mem::take(today));
+                series.week.push_back(std::mem::take(&mut series.today));
             }
         }
         surges
@@ -326,5 +376,28 @@ mod tests {
         assert!(json.len() < 8_000, "{} bytes", json.len());
         let back: Rhythm = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, rhythm);
+    }
+
+    /// A rhythm as snapshots stored it before its fields were grouped per rate: the same
+    /// run must still serialise to exactly this, and this must load as that run's state.
+    const STORED: &str = r#"{"open_us":259560000000,"counts":[1.0,10.0],"detectors":[{"config":{"window":2,"neighbours":1,"learn":8,"alarm":0.99,"rest":0},"learning":"","learned":true,"low":1.0,"range":1e-9,"history":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==","first":4319,"distances":"AAAAAAAAAAAAAAAAAAAAAA==","quiet":0},{"config":{"window":2,"neighbours":1,"learn":8,"alarm":0.99,"rest":0},"learning":"","learned":true,"low":10.0,"range":6.0,"history":"AAAAAKuqKj6rqqo+AAAAP6uqKj9VVVU/AACAPw==","first":4319,"distances":"Oo5jPTeOYz03jmM9////Pg==","quiet":0}],"surging":[0,0],"closed":4326,"held":[1.0,16.0],"today":[1.0,15.0],"week":[[1.0,1.0,1.0],[16.0,16.0,16.0]]}"#;
+
+    #[test]
+    fn the_stored_layout_is_unchanged() {
+        let config = RhythmConfig {
+            bucket_us: MINUTE,
+            context: ContextConfig { window: 2, neighbours: 1, learn: 4, alarm: 0.99, rest: Some(0) },
+            ..RhythmConfig::default()
+        };
+        let mut rhythm = Rhythm::default();
+        for minute in 0..(3 * DAY + 7) {
+            rhythm.record(minute * MINUTE, 10 + (minute as u64 % 7), &config);
+        }
+        assert_eq!(serde_json::to_string(&rhythm).expect("json"), STORED);
+        let loaded: Rhythm = serde_json::from_str(STORED).expect("loads");
+        assert_eq!(loaded, rhythm);
+        // A state from before the first bucket closed has no detectors yet.
+        let fresh: Rhythm = serde_json::from_str(r#"{"open_us":0,"counts":[3.0,30.0]}"#).expect("partial");
+        assert!(fresh.is_learning());
     }
 }
