@@ -115,3 +115,41 @@ pub struct Vital {
     pub injection_score: Option<f64>,
     pub injection_rules: Vec<String>,
 }
+
+impl Vital {
+    /// A call of `agent_id`'s to `endpoint` received at `at`, before anything about it is
+    /// known: refused (nothing was forwarded), status 0, no provider, usage, cost or tags.
+    /// Whoever records the call fills in what it learns.
+    pub fn received(at: Timestamp, agent_id: String, endpoint: &str) -> Vital {
+        Vital {
+            at,
+            request_id: None,
+            agent_id,
+            agent_type: String::new(),
+            provider: String::new(),
+            endpoint: endpoint.to_owned(),
+            model_requested: None,
+            model_served: None,
+            streamed: false,
+            status: 0,
+            outcome: CallOutcome::Refused,
+            latency_us: 0,
+            ttft_us: None,
+            usage: None,
+            tool_calls: 0,
+            tool_names: Vec::new(),
+            cost_nanos: None,
+            unpriced: false,
+            cost_reported: false,
+            table_cost_nanos: None,
+            retries: 0,
+            error_class: None,
+            system_prompt_sha256: None,
+            feature: None,
+            user: None,
+            client_ip: None,
+            injection_score: None,
+            injection_rules: Vec::new(),
+        }
+    }
+}

@@ -32,34 +32,13 @@ pub(crate) mod testing {
     /// An unpriced call of `agent`'s, made now, without usage: tests set what they need.
     pub(crate) fn vital(agent: &str) -> Vital {
         Vital {
-            at: Timestamp::now(),
-            request_id: None,
-            agent_id: agent.into(),
             agent_type: "unknown".into(),
             provider: "p".into(),
-            endpoint: "chat.completions".into(),
-            model_requested: None,
-            model_served: None,
-            streamed: false,
             status: 200,
             outcome: CallOutcome::Ok,
             latency_us: 1,
-            ttft_us: None,
-            usage: None,
-            tool_calls: 0,
-            tool_names: Vec::new(),
-            cost_nanos: None,
             unpriced: true,
-            cost_reported: false,
-            table_cost_nanos: None,
-            retries: 0,
-            error_class: None,
-            system_prompt_sha256: None,
-            feature: None,
-            user: None,
-            client_ip: None,
-            injection_score: None,
-            injection_rules: Vec::new(),
+            ..Vital::received(Timestamp::now(), agent.into(), "chat.completions")
         }
     }
 }

@@ -719,34 +719,14 @@ fn retry_after(headers: &axum::http::HeaderMap) -> Option<std::time::Duration> {
 
 fn base_vital(caller: &Caller, endpoint: &str) -> Vital {
     Vital {
-        at: Timestamp::now(),
         request_id: caller.request_id.clone(),
-        agent_id: caller.agent_id.clone(),
         agent_type: caller.agent_type.clone(),
-        provider: String::new(),
-        endpoint: endpoint.to_owned(),
-        model_requested: None,
-        model_served: None,
-        streamed: false,
-        status: 0,
-        outcome: CallOutcome::Refused,
-        latency_us: 0,
-        ttft_us: None,
-        usage: None,
-        tool_calls: 0,
-        tool_names: Vec::new(),
         cost_nanos: caller.reported_cost_nanos,
-        unpriced: false,
         cost_reported: caller.reported_cost_nanos.is_some(),
-        table_cost_nanos: None,
-        retries: 0,
-        error_class: None,
-        system_prompt_sha256: None,
         feature: caller.feature.clone(),
         user: caller.user.clone(),
         client_ip: caller.client_ip.map(|ip| ip.to_string()),
-        injection_score: None,
-        injection_rules: Vec::new(),
+        ..Vital::received(Timestamp::now(), caller.agent_id.clone(), endpoint)
     }
 }
 

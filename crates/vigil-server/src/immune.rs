@@ -900,34 +900,16 @@ mod tests {
 
     fn vital(agent_id: &str) -> Vital {
         Vital {
-            at: Timestamp::now(),
-            request_id: None,
-            agent_id: agent_id.into(),
             agent_type: "t".into(),
             provider: "p".into(),
-            endpoint: "chat.completions".into(),
-            model_requested: None,
-            model_served: None,
-            streamed: false,
             status: 200,
             outcome: CallOutcome::Ok,
             latency_us: 1_500,
-            ttft_us: None,
-            usage: None,
             tool_calls: 2,
             tool_names: vec!["x".into()],
             cost_nanos: Some(2_000_000),
-            unpriced: false,
-            cost_reported: false,
-            table_cost_nanos: None,
             retries: 1,
-            error_class: None,
-            system_prompt_sha256: None,
-            feature: None,
-            user: None,
-            client_ip: None,
-            injection_score: None,
-            injection_rules: Vec::new(),
+            ..Vital::received(Timestamp::now(), agent_id.into(), "chat.completions")
         }
     }
 
