@@ -27,6 +27,9 @@ fuzz_target!(|data: &[u8]| {
             (Ok(a), Ok(b)) => {
                 assert_eq!((a.rows, a.columns.len(), &a.data_hash), (b.rows, b.columns.len(), &b.data_hash));
                 assert_eq!(a.problems, b.problems);
+                assert_eq!(a.renamed, b.renamed);
+                let names = |d: &vigil_tabular::Dataset| d.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+                assert_eq!(names(a), names(b));
                 for column in &a.columns {
                     assert_eq!(column.values.len(), a.rows, "{}", column.name);
                 }

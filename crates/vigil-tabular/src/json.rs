@@ -139,6 +139,13 @@ struct Batch {
     lines: Vec<(u64, Range<usize>)>,
 }
 
+impl Batch {
+    /// Whether it holds about `limit` bytes, each line weighing its text and [`LINE_WEIGHT`].
+    fn is_full(&self, limit: usize) -> bool {
+        self.text.len() + self.lines.len() * LINE_WEIGHT >= limit
+    }
+}
+
 /// What a run of consecutive lines parsed into, every record's cells in one [`Parsed`].
 #[derive(Debug, Default)]
 struct Run {
@@ -154,18 +161,32 @@ enum Outcome {
     Blank,
 }
 
+/// What a batched line costs beside its text (its entry, and its outcome once parsed), so
+/// blank or tiny lines fill a batch too.
+const LINE_WEIGHT: usize = 64;
+/// The largest batch, whatever the block size asked for.
+const BATCH_MAX_BYTES: usize = 64 << 20;
+
 /// One line at a time, never holding more than the record cap of one. Lines gather into
-/// batches of about `block_bytes`, each parsed on up to `threads` threads (a run of lines
-/// each) and added to the table in order, so the result does not depend on either.
+/// batches of about `block_bytes` (text plus [`LINE_WEIGHT`] per line), each parsed on up
+/// to `threads` threads (a run of lines each) and added to the table in order, so the
+/// result does not depend on either.
 fn read_lines(reader: &mut impl BufRead, builder: &mut Builder, options: &ReadOptions) -> Result<(), IngestError> {
+    let limit = options.block_bytes.min(BATCH_MAX_BYTES);
     let mut line = Vec::new();
     let mut batch = Batch::default();
     let mut number = 0u64;
     loop {
         line.clear();
         number += 1;
-        let (read, too_long) =
-            read_capped_line(reader, &mut line, options.max_record_bytes).map_err(IngestError::Read)?;
+        let (read, too_long) = match read_capped_line(reader, &mut line, options.max_record_bytes) {
+            Ok(read) => read,
+            Err(e) => {
+                // What was read before the failure is judged first, as line by line it was.
+                add_batch(&batch, builder, options.threads)?;
+                return Err(IngestError::Read(e));
+            }
+        };
         if read == 0 {
             return add_batch(&batch, builder, options.threads);
         }
@@ -176,7 +197,7 @@ fn read_lines(reader: &mut impl BufRead, builder: &mut Builder, options: &ReadOp
         let start = batch.text.len();
         batch.text.extend_from_slice(&line);
         batch.lines.push((number, start..batch.text.len()));
-        if batch.text.len() >= options.block_bytes {
+        if batch.is_full(limit) {
             add_batch(&batch, builder, options.threads)?;
             batch.text.clear();
             batch.lines.clear();
@@ -677,5 +698,36 @@ pub(crate) fn push(chunks: &mut Vec<RawColumn>, cell: &str) {
     if let Some(chunk) = chunks.last_mut() {
         chunk.bytes.extend_from_slice(cell.as_bytes());
         chunk.ends.push(chunk.bytes.len() as u32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_lines_fill_a_batch_too() {
+        let mut batch = Batch::default();
+        for number in 0..1024 {
+            batch.lines.push((number, 0..0));
+        }
+        assert!(batch.is_full(64 << 10), "1,024 empty lines weigh 64 KiB");
+        assert!(!Batch::default().is_full(1));
+    }
+
+    #[test]
+    fn many_small_batches_read_as_one() {
+        let mut text = "\n".repeat(200_000);
+        text.push_str("{\"a\": 1}\nnot json\n\r\n{\"a\": 2, \"b\": \"x\"}\n");
+        let read = |block_bytes, threads| {
+            let options = ReadOptions { block_bytes, threads, ..ReadOptions::default() };
+            read_json(text.as_bytes(), JsonLayout::Lines, &options).expect("read")
+        };
+        let (whole, cut) = (read(1 << 20, 1), read(4 << 10, 2));
+        assert_eq!((whole.rows, cut.rows), (2, 2));
+        assert_eq!(whole.problems, cut.problems);
+        assert_eq!(whole.problems.blank_lines, 200_001);
+        assert_eq!(whole.problems.malformed.count, 1);
+        assert_eq!(whole.names, cut.names);
     }
 }

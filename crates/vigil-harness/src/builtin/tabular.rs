@@ -628,9 +628,13 @@ impl Reported<'_> {
                 (a, b) => a != b,
             };
             if let Some(field) = ["name", "kind", "role", "missing"].into_iter().find(|f| differs(f)) {
+                // Without the evidence compared, show only what was compared.
+                let shown = |v: &Value| if evidence || !v.is_object() { v.to_string() } else { v["value"].to_string() };
                 return Err(format!(
                     "column {:?} has {field} {} where the ingest reported {}",
-                    column.name, now[field], said[field]
+                    column.name,
+                    shown(&now[field]),
+                    shown(&said[field])
                 ));
             }
         }
