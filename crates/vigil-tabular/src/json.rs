@@ -241,7 +241,12 @@ fn parse_run(text: &[u8], lines: &[(u64, Range<usize>)], index: &ColumnIndex) ->
                     }
                     Err(e) => {
                         run.parsed.truncate(mark);
-                        Outcome::Malformed(format!("not JSON: {e}"))
+                        // A data error is the reader's refusal of well-formed JSON.
+                        Outcome::Malformed(if e.is_data() {
+                            format!("left out: {e}")
+                        } else {
+                            format!("not JSON: {e}")
+                        })
                     }
                 }
             }
@@ -330,7 +335,7 @@ impl<'de> Visitor<'de> for Records<'_> {
             let line = self.position.lines.get() + 1;
             match record {
                 Ok(()) => {
-                    let Parsed { text, cells } = &mut self.parsed;
+                    let Parsed { text, cells, .. } = &mut self.parsed;
                     if let Err(e) = self.builder.record(text, cells.drain(..), line) {
                         self.builder.failed = Some(e);
                         return Err(de::Error::custom("stopped"));
@@ -354,7 +359,14 @@ type ColumnIndex = HashMap<String, usize, foldhash::fast::FixedState>;
 struct Parsed {
     text: String,
     cells: Vec<(Key, Range<usize>)>,
+    /// Bytes of dotted names made for the record being read (see [`NESTED_NAMES_MAX`]).
+    nested_names: usize,
 }
+
+/// Most bytes of dotted column names one record may flatten to. Each nested key's name
+/// repeats its parents', so a long key over many nested ones would otherwise cost memory
+/// quadratic in the record's size.
+const NESTED_NAMES_MAX: usize = 1 << 20;
 
 impl Parsed {
     /// Where the text and the cells end now.
@@ -389,6 +401,7 @@ impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
     type Value = Record;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
+        self.parsed.nested_names = 0;
         d.deserialize_any(self)
     }
 }
@@ -555,8 +568,15 @@ impl<'de> Visitor<'de> for CellSeed<'_, '_> {
         let mut empty = true;
         while let Some(key) = map.next_key_seed(Name)? {
             empty = false;
-            let name = Cow::Owned(format!("{}.{key}", self.name));
-            map.next_value_seed(CellSeed { name, index: self.index, parsed: self.parsed })?;
+            let name = format!("{}.{key}", self.name);
+            self.parsed.nested_names += name.len();
+            if self.parsed.nested_names > NESTED_NAMES_MAX {
+                return Err(de::Error::custom(format!(
+                    "its nested keys flatten to over {} MiB of column names",
+                    NESTED_NAMES_MAX >> 20
+                )));
+            }
+            map.next_value_seed(CellSeed { name: Cow::Owned(name), index: self.index, parsed: self.parsed })?;
         }
         if empty {
             self.cell(|text| text.push_str("{}"));
@@ -713,6 +733,18 @@ mod tests {
         }
         assert!(batch.is_full(64 << 10), "1,024 empty lines weigh 64 KiB");
         assert!(!Batch::default().is_full(1));
+    }
+
+    #[test]
+    fn a_long_key_over_many_nested_ones_is_left_out() {
+        let inner: Vec<String> = (0..2_000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let long = "x".repeat(4 << 10);
+        let text = format!("{{\"{long}\": {{{}}}}}\n{{\"a\": {{\"b\": 1}}}}\n", inner.join(", "));
+        let read = read_json(text.as_bytes(), JsonLayout::Lines, &ReadOptions::default()).expect("read");
+        assert_eq!((read.rows, read.names.as_slice()), (1, &["a.b".to_owned()][..]));
+        let left_out = &read.problems.malformed.examples[0];
+        assert_eq!(left_out.line, 1);
+        assert!(left_out.reason.contains("flatten to over 1 MiB"), "{}", left_out.reason);
     }
 
     #[test]
