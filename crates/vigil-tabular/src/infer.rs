@@ -517,7 +517,7 @@ fn convert(kind: &Kind, chunks: &[RawColumn], rows: usize) -> (Values, Validity)
 /// identifier or free text (unless `decided` already).
 fn text(chunks: &[RawColumn], rows: usize, decided: Option<Chosen<Kind>>) -> (Chosen<Kind>, Values, Validity) {
     let mut missing = Vec::with_capacity(rows);
-    let mut distinct: HashMap<&str, u32, foldhash::fast::FixedState> = HashMap::default();
+    let mut distinct: crate::FastMap<&str, u32> = crate::FastMap::default();
     // Each distinct value once and a code per row, while there are few enough for a
     // category: a category column is stored that way.
     let mut coded = Some((Strings::default(), Vec::with_capacity(rows)));

@@ -12,7 +12,6 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::io::{self, BufRead, BufReader, Read};
 use std::ops::Range;
@@ -23,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::read::{LongRecord, Problems, RawColumn, RawTable, ReadOptions};
-use crate::{IngestError, par};
+use crate::{FastMap, IngestError, par};
 
 /// How the JSON holds its records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -55,7 +54,8 @@ pub fn detect_layout(sample: &str) -> Option<JsonLayout> {
     }
     let first = start.lines().next()?;
     let mut parsed = Parsed::default();
-    let object = first.starts_with('{') && parse_line(first, &HashMap::default(), &mut parsed).is_ok_and(|r| r.is_ok());
+    let object =
+        first.starts_with('{') && parse_line(first, &ColumnIndex::default(), &mut parsed).is_ok_and(|r| r.is_ok());
     object.then_some(JsonLayout::Lines)
 }
 
@@ -350,7 +350,7 @@ impl<'de> Visitor<'de> for Records<'_> {
 }
 
 /// Column names to their columns.
-type ColumnIndex = HashMap<String, usize, foldhash::fast::FixedState>;
+type ColumnIndex = FastMap<String, usize>;
 
 /// The cells of the record being read, before it is known to be whole: each names a
 /// column the table already has, or a new one (added only once the record parsed), and

@@ -49,3 +49,7 @@ pub use ingest::{Dataset, Format, IngestError, IngestOptions, InputFormat, inges
 pub use par::default_threads;
 pub use sniff::Chosen;
 pub use table::{Column, Kind, Role, Values};
+
+/// A map with a fast, fixed-seed hash (the same results every run; keys are table content
+/// and column names, hashed millions of times).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;

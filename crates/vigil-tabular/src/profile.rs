@@ -9,18 +9,14 @@
 //! histogram bins like `numpy.histogram`, Spearman on average ranks, Pearson and Spearman
 //! over pairwise-complete rows, Cramér's V without bias correction.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use serde::Serialize;
 
+use crate::FastMap;
 use crate::par;
 use crate::table::{Column, Kind, Role, Strings, Values};
 use crate::value::{MICROS_PER_DAY, format_date, format_instant};
-
-/// A map with a fast, fixed-seed hash (the same results every run; keys are table
-/// content, hashed millions of times).
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
     FastMap::with_capacity_and_hasher(capacity, foldhash::fast::FixedState::default())
