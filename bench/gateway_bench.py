@@ -4,7 +4,9 @@ Started by scripts/bench-gateway.sh, which installs everything first. For each t
 (the mock called directly, Vigil, and each available peer) and each rate, drives
 `oha` at a fixed request rate (open loop, latency-corrected) with and without streaming,
 then reports latency added over calling the mock directly (p50, p99), CPU time per request
-(from /proc, the target's own process tree) and peak resident memory.
+(from /proc, the target's own process tree) and peak resident memory. Before each
+measurement it waits for every target to go idle, so one still working off a backlog does
+not load the next, and stops (SIGSTOP) every other gateway while one is measured.
 
 Usage: gateway_bench.py VIGIL_BIN SCRATCH_DIR --rates 1000,2000,5000 --seconds 10 [--peers tensorzero,litellm,portkey]
        [--repeat N] [--compare OTHER_VIGIL_BIN]
@@ -92,6 +94,34 @@ def peak_rss_mb(pid):
     return total / 1024
 
 
+def settle(pids, idle=0.05, window=1.0, limit=60):
+    """Waits until the given process trees together use under `idle` of a core, so that a
+    target still working off the previous cell's backlog (a saturated peer finishes the
+    requests it had accepted) does not load the machine while the next one is measured.
+    Returns the seconds waited."""
+    started = time.time()
+    while time.time() - started < limit:
+        before = sum(cpu_seconds(p) for p in pids)
+        time.sleep(window)
+        if sum(cpu_seconds(p) for p in pids) - before < idle * window:
+            break
+    else:
+        print(f"warning: still busy after {limit} s; measuring anyway", file=sys.stderr, flush=True)
+    return time.time() - started
+
+
+def signal_trees(pids, sig):
+    """Signals every process of each tree. The gateways run in sessions of their own, so a
+    stopped one never leaves this driver's process group holding a stopped process (which
+    would earn the whole group a SIGHUP if the shell that started it went away)."""
+    for root in pids:
+        for p in tree_pids(root):
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+
+
 def oha(url, rate, seconds, stream, model, headers):
     body = dict(BODY, model=model)
     if stream:
@@ -128,7 +158,7 @@ def start_vigil(vigil, scratch, mock_url, name="Vigil"):
         f.write(f'[[gateway.providers]]\nname = "mock"\nkind = "openai"\nbase_url = "{mock_url}"\n')
     env = dict(os.environ, VIGIL_DATA=data, VIGIL_LISTEN="127.0.0.1:0", VIGIL_LOG="warn",
                VIGIL_RATE_LIMIT_ENABLED="false", VIGIL_STORE_DURABILITY="fast")
-    proc = subprocess.Popen([vigil, "serve"], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([vigil, "serve"], stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
     url = wait_for_line(proc, r"listening on (http://\S+)")
     return Target(name, f"{url}/v1/chat/completions", proc.pid, proc=proc)
 
@@ -145,6 +175,7 @@ def start_tensorzero(scratch, mock_url):
             "print('BASE', g.base_url, flush=True)\n"
             "time.sleep(10**6)\n")
     proc = subprocess.Popen([os.path.join(venv, "bin", "python"), "-c", code], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True,
                             stderr=subprocess.DEVNULL)
     base = wait_for_line(proc, r"BASE (\S+)")
     return Target("TensorZero", f"{base}/chat/completions", proc.pid, model="tensorzero::model_name::gpt-4o", proc=proc)
@@ -160,6 +191,7 @@ def start_litellm(scratch, mock_url):
     port = free_port()
     env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR")
     proc = subprocess.Popen([os.path.join(venv, "bin", "litellm"), "--config", config, "--port", str(port), "--num_workers", "1"],
+                            start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     headers = {"Authorization": "Bearer sk-bench-master", "Content-Type": "application/json"}
@@ -171,7 +203,7 @@ def start_portkey(scratch, mock_url):
     root = os.path.join(scratch, "portkey")
     port = free_port()
     entry = os.path.join(root, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js")
-    proc = subprocess.Popen(["node", entry, f"--port={port}", "--headless"], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(["node", entry, f"--port={port}", "--headless"], stdout=subprocess.DEVNULL, start_new_session=True,
                             stderr=subprocess.DEVNULL, cwd=root)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": mock_url, "Authorization": "Bearer sk-mock"}
@@ -230,9 +262,20 @@ def main():
                 runs = {t.name: [] for t in targets}
                 for _ in range(args.repeat):
                     for t in targets:
-                        before = cpu_seconds(t.pid)
-                        r = oha(t.url, rate, args.seconds, stream, t.model, t.headers)
-                        cpu = cpu_seconds(t.pid) - before
+                        # Only the target and the mock run while it is measured: the other
+                        # gateways are stopped, since even idle ones wake now and then
+                        # (timers, event loops) and take a core from the measured one.
+                        others = [x.pid for x in targets if x is not t and x.proc is not None]
+                        signal_trees(others, signal.SIGSTOP)
+                        try:
+                            waited = settle([t.pid, mock_proc.pid])
+                            if waited > 3:
+                                print(f"(waited {waited:.0f} s for {t.name} to go idle)", file=sys.stderr, flush=True)
+                            before = cpu_seconds(t.pid)
+                            r = oha(t.url, rate, args.seconds, stream, t.model, t.headers)
+                            cpu = cpu_seconds(t.pid) - before
+                        finally:
+                            signal_trees(others, signal.SIGCONT)
                         r["cpu_us"] = cpu / max(r["total"], 1) * 1e6
                         r["rss"] = peak_rss_mb(t.pid)
                         runs[t.name].append(r)

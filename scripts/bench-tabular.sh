@@ -5,6 +5,8 @@
 # A fourth row times the real path end to end: `vigil run` on the same file (the whole
 # recommended pipeline in the sandbox: inspect, text profile, ingest, profile, analyses,
 # plots and report), which does more than the peers and is shown for what it costs.
+# A fifth, pandas-same, is pandas and numpy computing what Vigil's profile computes, on the
+# columns Vigil chose (scripts/tabular/peer.py says what exactly).
 #
 #   ./scripts/bench-tabular.sh            # 1M rows, 3 runs each
 #   ROWS=200000 RUNS=5 ./scripts/bench-tabular.sh
@@ -40,14 +42,19 @@ cargo build -q --release -p vigil
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 echo "input: $data ($(du -h "$data" | cut -f1)), $(nproc) cores" >&2
+# Vigil's own output, once, untimed: pandas-same computes the same statistics on the columns
+# it names (numeric, categorical, dates, ids).
+target/release/examples/ingest "$data" >"$scratch/vigil.json"
 
 declare -A times mems
 for ((i = 0; i < runs; i++)); do
-    for tool in vigil pandas polars vigil-run; do
+    for tool in vigil pandas polars vigil-run pandas-same; do
         if [ "$tool" = vigil ]; then
             cmd=(target/release/examples/ingest "$data" --quiet)
         elif [ "$tool" = vigil-run ]; then
             cmd=(target/release/vigil run --data "$scratch" --fresh "$data")
+        elif [ "$tool" = pandas-same ]; then
+            cmd=("$venv/bin/python" scripts/tabular/peer.py pandas-same "$data" "$scratch/vigil.json")
         else
             cmd=("$venv/bin/python" scripts/tabular/peer.py "$tool" "$data")
         fi
@@ -64,7 +71,7 @@ v=$(echo "${times[vigil]}" | median)
 echo
 echo "| tool | median wall (s), $runs runs | vs Vigil | peak RSS (MB) |"
 echo "|---|---|---|---|"
-for tool in vigil pandas polars vigil-run; do
+for tool in vigil pandas polars vigil-run pandas-same; do
     t=$(echo "${times[$tool]}" | median)
     m=$(echo "${mems[$tool]}" | median)
     printf "| %s | %.2f | %.2fx | %d |\n" "$tool" "$t" "$(echo "$t / $v" | bc -l)" "$((m / 1024))"
