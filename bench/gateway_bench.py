@@ -4,9 +4,10 @@ Started by scripts/bench-gateway.sh, which installs everything first. For each t
 (the mock called directly, Vigil, and each available peer) and each rate, drives
 `oha` at a fixed request rate (open loop, latency-corrected) with and without streaming,
 then reports latency added over calling the mock directly (p50, p99), CPU time per request
-(from /proc, the target's own process tree) and peak resident memory. Before each
-measurement it waits for every target to go idle, so one still working off a backlog does
-not load the next, and stops (SIGSTOP) every other gateway while one is measured.
+(from /proc, the target's own process tree) and peak resident memory. While one gateway is
+measured every other one is stopped (SIGSTOP), and before it starts the driver waits for
+the measured gateway and the mock to go idle, so neither is still working off the
+previous cell's backlog.
 
 Usage: gateway_bench.py VIGIL_BIN SCRATCH_DIR --rates 1000,2000,5000 --seconds 10 [--peers tensorzero,litellm,portkey]
        [--repeat N] [--compare OTHER_VIGIL_BIN]
@@ -95,10 +96,9 @@ def peak_rss_mb(pid):
 
 
 def settle(pids, idle=0.05, window=1.0, limit=60):
-    """Waits until the given process trees together use under `idle` of a core, so that a
-    target still working off the previous cell's backlog (a saturated peer finishes the
-    requests it had accepted) does not load the machine while the next one is measured.
-    Returns the seconds waited."""
+    """Waits until the given process trees together use under `idle` of a core (a saturated
+    gateway, or the mock behind it, finishes the requests it had accepted after the load
+    generator stops). Returns the seconds waited."""
     started = time.time()
     while time.time() - started < limit:
         before = sum(cpu_seconds(p) for p in pids)
