@@ -29,8 +29,16 @@ impl Timestamp {
         self.0
     }
 
+    /// Parses an RFC 3339 timestamp whose UTC instant lies in years 0000 to 9999, the range
+    /// RFC 3339 can write: `0000-01-01T00:30:00+01:00` is refused, since in UTC it falls in
+    /// year -1 and could not be shown again.
     pub fn parse_rfc3339(s: &str) -> Result<Self, TimestampParseError> {
-        OffsetDateTime::parse(s, &Rfc3339).map(Self::from_offset).map_err(|_| TimestampParseError(s.to_owned()))
+        OffsetDateTime::parse(s, &Rfc3339)
+            .ok()
+            .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
+            .filter(|t| (0..=9999).contains(&t.year()))
+            .map(Self::from_offset)
+            .ok_or_else(|| TimestampParseError(s.to_owned()))
     }
 
     fn from_offset(t: OffsetDateTime) -> Self {
@@ -103,5 +111,16 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert!(Timestamp::parse_rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn rejects_instants_that_rfc3339_cannot_write_in_utc() {
+        // Found by the `identifiers` fuzz target: the offset moves the instant into year -1.
+        assert!(Timestamp::parse_rfc3339("0000-01-01T01:05:55+05:55").is_err());
+        assert!(Timestamp::parse_rfc3339("9999-12-31T23:30:00-01:00").is_err());
+        let earliest = Timestamp::parse_rfc3339("0000-01-01T05:55:00+05:55").expect("year 0 in UTC");
+        assert_eq!(earliest.to_rfc3339(), "0000-01-01T00:00:00Z");
+        let latest = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999999Z").expect("year 9999");
+        assert_eq!(Timestamp::parse_rfc3339(&latest.to_rfc3339()), Ok(latest));
     }
 }
