@@ -6,7 +6,9 @@
 //! each plugin through [`exec`] in the [`sandbox`] (speaking the JSON [`protocol`]), reuses
 //! identical earlier results, writes the [`report`] and records lineage; [`known`] issues
 //! declared per dataset kind are previewed and evaluated. [`format`] detects
-//! what an input is; [`fsutil`] holds the atomic-write and containment helpers.
+//! what an input is; [`fsutil`] holds the atomic-write and containment helpers. The
+//! built-ins' code identity is the digest of their source, taken at build time by
+//! `build.rs` (`source_digest`).
 
 pub mod artifacts;
 pub mod builtin;
@@ -25,6 +27,8 @@ pub mod registry;
 pub mod report;
 pub mod runs;
 pub mod sandbox;
+#[cfg(test)]
+mod source_digest;
 pub mod uploads;
 
 pub use runs::{Harness, HarnessError, HarnessOptions, Prepared, RunEvent, RunRequest, Submitted};

@@ -26,6 +26,10 @@ pub const PLUGIN_ID_LEN_MAX: usize = 64;
 /// Budget ceilings a manifest may ask for.
 pub const TIME_LIMIT_MS_MAX: u64 = 6 * 60 * 60 * 1000;
 pub const MEMORY_MB_MAX: u64 = 64 * 1024;
+/// The digest of the source the built-ins are compiled from (see `build.rs`): part of
+/// their code hash, so a build that could compute differently never reuses another
+/// build's cached results.
+const BUILTIN_SOURCE_SHA256: &str = env!("VIGIL_BUILTIN_SOURCE_SHA256");
 
 /// What a plugin does, which decides where it sits in a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -465,7 +469,7 @@ pub fn validate(raw: RawManifest, cx: &ValidateContext<'_>) -> Result<Plugin, Ma
     let manifest_hash = Sha256Digest::of(canonical.to_string().as_bytes());
     let code_hash = match cx.dir {
         Some(dir) => hash_folder(dir).map_err(|e| ManifestErrors { location: location.clone(), problems: vec![e] })?,
-        None => Sha256Digest::of(format!("builtin:{}:{}", raw.id, cx.vigil_version).as_bytes()),
+        None => Sha256Digest::of(format!("builtin:{}:{}:{BUILTIN_SOURCE_SHA256}", raw.id, cx.vigil_version).as_bytes()),
     };
     Ok(Plugin {
         id: raw.id,
