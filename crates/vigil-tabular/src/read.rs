@@ -2,8 +2,9 @@
 //!
 //! The calling thread reads blocks and cuts them at record boundaries with a small state
 //! machine that follows the CSV quoting rules exactly as the `csv-core` tokenizer does
-//! (a quote opens a quoted field only at the start of a field; `""` inside one is a
-//! quote), so a newline inside a quoted field never splits a chunk. Worker threads
+//! (a quote opens a quoted field only at the start of a field, where the `\r`s that open a
+//! line are skipped as a blank line's; `""` inside one is a quote), so a newline inside a
+//! quoted field never splits a chunk. Worker threads
 //! tokenize the chunks into per-chunk raw columns: a chunk without a quote character is
 //! cut at its delimiters and newlines directly, one with quotes by `csv-core`, and both
 //! read a quote-free chunk alike (a property test holds them to it). Nothing is held
@@ -166,9 +167,13 @@ pub(crate) struct RawTable {
     pub renamed: Vec<(String, String)>,
 }
 
-/// The quoting state of the boundary scanner, mirroring `csv-core`'s.
+/// The quoting state of the boundary scanner, mirroring the tokenizers'.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scan {
+    /// The start of a line. `\r`s here are skipped as part of a blank line (see
+    /// `skip_blank_lines`), so a quote after them still opens a quoted field.
+    StartRecord,
+    /// After a delimiter.
     StartField,
     InField,
     InQuoted,
@@ -188,46 +193,63 @@ impl Splitter {
     fn scan(&mut self, bytes: &[u8]) -> Option<usize> {
         let quoted = matches!(self.state, Scan::InQuoted | Scan::QuoteInQuoted);
         if !quoted && memchr::memchr(self.quote, bytes).is_none() {
-            // No quotes: every newline ends a record.
+            // No quotes: every newline ends a record, and what follows the last one (no
+            // quote, no newline) decides the state.
             let last = memchr::memrchr(b'\n', bytes);
-            if let Some(&b) = bytes.last() {
-                self.state = if b == b'\n' || b == self.delimiter { Scan::StartField } else { Scan::InField };
+            if last.is_some() {
+                self.state = Scan::StartRecord;
             }
+            self.unquoted(&bytes[last.map_or(0, |i| i + 1)..]);
             return last.map(|i| i + 1);
         }
         let mut last = None;
         let mut next = 0;
         for i in memchr::memchr3_iter(self.quote, self.delimiter, b'\n', bytes) {
-            if i > next {
-                self.other();
-            }
+            self.others(&bytes[next..i]);
             next = i + 1;
             let b = bytes[i];
             self.state = match (self.state, b) {
                 (Scan::InQuoted, q) if q == self.quote => Scan::QuoteInQuoted,
                 (Scan::InQuoted, _) => Scan::InQuoted,
                 (Scan::QuoteInQuoted, q) if q == self.quote => Scan::InQuoted,
-                (Scan::StartField, q) if q == self.quote => Scan::InQuoted,
+                (Scan::StartRecord | Scan::StartField, q) if q == self.quote => Scan::InQuoted,
                 (Scan::InField, q) if q == self.quote => Scan::InField,
                 (_, b'\n') => {
                     last = Some(i + 1);
-                    Scan::StartField
+                    Scan::StartRecord
                 }
                 (_, _) => Scan::StartField,
             };
         }
-        if bytes.len() > next {
-            self.other();
-        }
+        self.others(&bytes[next..]);
         last
     }
 
-    /// A byte that is not a quote, delimiter or newline.
-    fn other(&mut self) {
-        self.state = match self.state {
-            Scan::StartField | Scan::InField | Scan::QuoteInQuoted => Scan::InField,
-            Scan::InQuoted => Scan::InQuoted,
-        };
+    /// Bytes that are not quotes, delimiters or newlines.
+    fn others(&mut self, run: &[u8]) {
+        let run = self.skip_line_start(run);
+        if !run.is_empty() {
+            self.state = match self.state {
+                Scan::StartRecord | Scan::StartField | Scan::InField | Scan::QuoteInQuoted => Scan::InField,
+                Scan::InQuoted => Scan::InQuoted,
+            };
+        }
+    }
+
+    /// Bytes outside quotes that hold no quote and no newline.
+    fn unquoted(&mut self, run: &[u8]) {
+        if let Some(&b) = self.skip_line_start(run).last() {
+            self.state = if b == self.delimiter { Scan::StartField } else { Scan::InField };
+        }
+    }
+
+    /// `run` without the `\r`s that open it at the start of a line, which are skipped.
+    fn skip_line_start<'b>(&self, run: &'b [u8]) -> &'b [u8] {
+        if self.state != Scan::StartRecord {
+            return run;
+        }
+        let skipped = run.iter().position(|&b| b != b'\r').unwrap_or(run.len());
+        &run[skipped..]
     }
 }
 
@@ -250,7 +272,7 @@ struct Chunk {
 
 /// Reads `input` (UTF-8) into raw columns.
 pub(crate) fn read_delimited(mut input: impl Read, options: &ReadOptions) -> Result<RawTable, IngestError> {
-    let mut splitter = Splitter { delimiter: options.delimiter, quote: options.quote, state: Scan::StartField };
+    let mut splitter = Splitter { delimiter: options.delimiter, quote: options.quote, state: Scan::StartRecord };
     let mut buf = Vec::new();
     let mut eof;
     // Blank lines before the first record are not part of the table.
@@ -273,14 +295,12 @@ pub(crate) fn read_delimited(mut input: impl Read, options: &ReadOptions) -> Res
         if eof {
             break buf.len();
         }
-        if buf.len() > options.max_record_bytes {
+        if buf.len() - line_ending_len(&buf) > options.max_record_bytes {
             return Err(IngestError::FirstRecordTooLong { cap: options.max_record_bytes });
         }
     };
     // However the blocks fell, a first record over the cap is refused.
-    let first_record =
-        buf[..first_end].strip_suffix(b"\n").map_or(&buf[..first_end], |r| r.strip_suffix(b"\r").unwrap_or(r));
-    if first_record.len() > options.max_record_bytes {
+    if first_end - line_ending_len(&buf[..first_end]) > options.max_record_bytes {
         return Err(IngestError::FirstRecordTooLong { cap: options.max_record_bytes });
     }
     // The first record fixes the number of columns (and their names, if a header).
@@ -302,7 +322,7 @@ pub(crate) fn read_delimited(mut input: impl Read, options: &ReadOptions) -> Res
         buf.drain(..first_end);
     }
     // Scan again from the start of what is left, which is a record boundary.
-    splitter.state = Scan::StartField;
+    splitter.state = Scan::StartRecord;
 
     let threads = options.threads.max(1);
     let (to_workers, from_reader) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 2);
@@ -396,8 +416,7 @@ fn split(
                 scanned = buf.len();
                 boundary = None;
             }
-            // A trailing CR may be half of the line ending: it does not count.
-            None if buf.len() - usize::from(buf.last() == Some(&b'\r')) > options.max_record_bytes => {
+            None if buf.len() - line_ending_len(&buf) > options.max_record_bytes => {
                 // One record longer than the cap: skip to its end without holding it.
                 let (newlines, bytes, rest, at_eof) = skip_record(input, splitter, &buf, options)?;
                 emit(index, Err(Piece::TooLong { newlines, bytes }))?;
@@ -411,6 +430,15 @@ fn split(
         }
         eof = fill(input, &mut buf, options.block_bytes)?;
     }
+}
+
+/// The length of the line ending `bytes` ends with, which does not count towards a
+/// record's length: `\r\n`, `\n`, or a lone `\r` (which ends only the last record of the
+/// file). Every reader of the cap uses it, on a whole record or on the part of one read so
+/// far; a part can only grow past the cap as the record does, so whether a record is over
+/// the cap does not depend on where the blocks fell.
+fn line_ending_len(bytes: &[u8]) -> usize {
+    if bytes.ends_with(b"\r\n") { 2 } else { usize::from(bytes.ends_with(b"\n") || bytes.ends_with(b"\r")) }
 }
 
 /// Reads until `buf` has grown by `block` bytes or the input ends; true at the end.
@@ -594,16 +622,9 @@ impl<'o> Records<'o> {
     /// line through its line ending), starting on `record_line`, if it is over the cap.
     /// The cap is applied exactly here so it does not depend on where blocks fell.
     fn over_cap(&mut self, bytes: &[u8], growth: &Growth, record_start: usize, end: usize, record_line: u64) -> bool {
-        // The record without its line ending (the tokenizer has read through its `\n`; a
-        // lone `\r` ends only the last record of the file).
-        let ending = if bytes[..end].ends_with(b"\r\n") {
-            2
-        } else {
-            usize::from(bytes[..end].ends_with(b"\n") || bytes[..end].ends_with(b"\r"))
-        };
         // In the file's bytes, before invalid UTF-8 was repaired.
         let raw = end - record_start - growth.within(record_start, end);
-        if raw - ending <= self.options.max_record_bytes {
+        if raw - line_ending_len(&bytes[..end]) <= self.options.max_record_bytes {
             return false;
         }
         self.problems.too_long.add(LongRecord { line: record_line, bytes: raw as u64 }, self.options.max_examples);

@@ -322,6 +322,49 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any bytes made of quotes, delimiters, line endings (lone `\r`s included) and text,
+    /// valid UTF-8 or not: the outcome is the same however the blocks fall and however
+    /// many threads read them.
+    #[test]
+    fn the_outcome_never_depends_on_the_blocks(
+        pieces in proptest::collection::vec(
+            prop::sample::select(vec![&b"a"[..], b"1", b",", b"\"", b"\"", b"\n", b"\r", b"\r\n", b" ", "\u{e9}".as_bytes(), b"\xeb"]),
+            0..60,
+        ),
+        block in 1usize..24,
+        threads in 1usize..4,
+        cap in prop::sample::select(vec![8usize, 1 << 20]),
+    ) {
+        let bytes = pieces.concat();
+        let read = |block_bytes, threads| {
+            let options = IngestOptions {
+                read: ReadOptions { block_bytes, threads, max_record_bytes: cap, ..ReadOptions::default() },
+                ..IngestOptions::default()
+            };
+            ingest_delimited(Cursor::new(bytes.clone()), &options)
+                .map(|d| (d.rows, d.data_hash, d.problems, d.renamed))
+                .map_err(|e| e.to_string())
+        };
+        prop_assert_eq!(read(block, threads), read(1 << 20, 1));
+    }
+}
+
+/// Found by the fuzz target: a lone `\r` at the start of a line is skipped as part of a
+/// blank line, so a quote after it opens a quoted field, and a newline inside that field
+/// must not end a block.
+#[test]
+fn a_quote_after_a_lone_cr_opens_a_field_whatever_the_block_size() {
+    let text = "name\n\r\"a\nb\"\nc\n";
+    for block in [1, 3, 5, 7, 1 << 20] {
+        let data = ingest_chunked(text.as_bytes(), block, 2).expect("ingest");
+        let Values::Text(names) = &data.column("name").expect("name").values else { panic!("text") };
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["a\nb", "c"], "block {block}");
+    }
+}
+
 #[test]
 fn a_first_record_over_the_cap_is_refused_whatever_the_block_size() {
     let header = format!("{}\n1\n", "h".repeat(5000));
