@@ -4,11 +4,11 @@
 //! machine that follows the CSV quoting rules exactly as the `csv-core` tokenizer does
 //! (a quote opens a quoted field only at the start of a field, where the `\r`s that open a
 //! line are skipped as a blank line's; `""` inside one is a quote), so a newline inside a
-//! quoted field never splits a chunk. Worker threads
-//! tokenize the chunks into per-chunk raw columns: a chunk without a quote character is
-//! cut at its delimiters and newlines directly, one with quotes by `csv-core`, and both
-//! read a quote-free chunk alike (a property test holds them to it). Nothing is held
-//! twice: a block becomes raw columns and is dropped.
+//! quoted field never splits a chunk. Worker threads tokenize the chunks into per-chunk
+//! raw columns: a chunk without a quote character is cut at its delimiters and newlines
+//! directly, one with quotes by `csv-core`, and both read a quote-free chunk alike (a
+//! property test holds them to it). Nothing is held twice: a block becomes raw columns and
+//! is dropped.
 //!
 //! Rows whose field count differs from the header's are not part of the table: they are
 //! counted and reported with their line numbers. A record longer than the cap is skipped
@@ -199,7 +199,7 @@ impl Splitter {
             if last.is_some() {
                 self.state = Scan::StartRecord;
             }
-            self.unquoted(&bytes[last.map_or(0, |i| i + 1)..]);
+            self.others(&bytes[last.map_or(0, |i| i + 1)..]);
             return last.map(|i| i + 1);
         }
         let mut last = None;
@@ -225,19 +225,13 @@ impl Splitter {
         last
     }
 
-    /// Bytes that are not quotes, delimiters or newlines.
+    /// A run of bytes holding no quote and no newline. Inside a quoted field it changes
+    /// nothing; outside one its last byte (the `\r`s that open a line skipped) decides
+    /// whether a field is just starting or under way.
     fn others(&mut self, run: &[u8]) {
-        let run = self.skip_line_start(run);
-        if !run.is_empty() {
-            self.state = match self.state {
-                Scan::StartRecord | Scan::StartField | Scan::InField | Scan::QuoteInQuoted => Scan::InField,
-                Scan::InQuoted => Scan::InQuoted,
-            };
+        if self.state == Scan::InQuoted {
+            return;
         }
-    }
-
-    /// Bytes outside quotes that hold no quote and no newline.
-    fn unquoted(&mut self, run: &[u8]) {
         if let Some(&b) = self.skip_line_start(run).last() {
             self.state = if b == self.delimiter { Scan::StartField } else { Scan::InField };
         }
