@@ -48,6 +48,19 @@ impl CallOutcome {
     }
 }
 
+/// Most tokens one call may report in any usage field. Far above any context window, far
+/// below what would let a few rows overflow a sum: bounds what an ingest or OTLP caller can
+/// store, so no report can poison the statistics read back.
+pub const TOKENS_PER_CALL_MAX: u64 = 1_000_000_000;
+/// Most tool calls one call may report.
+pub const TOOL_CALLS_PER_CALL_MAX: u32 = 100_000;
+/// Most retries one call may report.
+pub const RETRIES_PER_CALL_MAX: u32 = 10_000;
+/// Largest cost one call may report, in US dollars.
+pub const COST_USD_PER_CALL_MAX: f64 = 1_000_000.0;
+/// Longest latency one call may report, in microseconds (one day).
+pub const LATENCY_US_MAX: u64 = 86_400 * 1_000_000;
+
 /// Token counts of one call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Usage {
@@ -67,6 +80,25 @@ pub struct Usage {
     pub reasoning_tokens: u64,
     /// True when the provider reported no usage (an interrupted stream) and Vigil estimated.
     pub estimated: bool,
+}
+
+impl Usage {
+    /// The usage fields in their wire names, for bounds checks and messages.
+    pub fn counts(&self) -> [(&'static str, u64); 6] {
+        [
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("cached_tokens", self.cached_tokens),
+            ("cache_write_tokens", self.cache_write_tokens),
+            ("cache_write_1h_tokens", self.cache_write_1h_tokens),
+            ("reasoning_tokens", self.reasoning_tokens),
+        ]
+    }
+
+    /// The first field above [`TOKENS_PER_CALL_MAX`], if any.
+    pub fn over_bounds(&self) -> Option<(&'static str, u64)> {
+        self.counts().into_iter().find(|(_, n)| *n > TOKENS_PER_CALL_MAX)
+    }
 }
 
 /// One model call.

@@ -14,7 +14,7 @@ use prost::Message;
 use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::time::Timestamp;
-use vigil_core::vitals::{CallOutcome, Usage, Vital};
+use vigil_core::vitals::{COST_USD_PER_CALL_MAX, CallOutcome, LATENCY_US_MAX, TOKENS_PER_CALL_MAX, Usage, Vital};
 
 /// The protobuf messages of `opentelemetry/proto/{collector/trace,trace,common,resource}/v1`
 /// that Vigil reads (unknown fields are skipped by the decoder).
@@ -317,14 +317,22 @@ impl<'a> Attributes<'a> {
         })
     }
 
-    /// The first of `keys` present, as a count.
-    fn count(&self, keys: &[&str]) -> Option<u64> {
-        keys.iter().find_map(|k| match self.get(k)? {
+    /// The first of `keys` present, as a token count: a whole number from 0 to
+    /// [`TOKENS_PER_CALL_MAX`]. Anything else present under the key is an error naming it.
+    fn count(&self, keys: &[&str]) -> Result<Option<u64>, String> {
+        let Some((key, value)) = keys.iter().find_map(|k| Some((*k, self.get(k)?))) else { return Ok(None) };
+        let n = match value {
             Any::IntValue(i) => u64::try_from(*i).ok(),
-            Any::DoubleValue(d) if d.is_finite() && *d >= 0.0 => Some(*d as u64),
-            Any::StringValue(s) => s.parse().ok(),
+            Any::DoubleValue(d) if d.is_finite() && *d >= 0.0 && d.fract() == 0.0 && *d <= u64::MAX as f64 => {
+                Some(*d as u64)
+            }
+            Any::StringValue(s) => s.trim().parse().ok(),
             _ => None,
-        })
+        };
+        match n {
+            Some(n) if n <= TOKENS_PER_CALL_MAX => Ok(Some(n)),
+            _ => Err(format!("{key} must be a whole number of tokens from 0 to {TOKENS_PER_CALL_MAX}")),
+        }
     }
 
     fn has_prefix(&self, prefix: &str) -> bool {
@@ -409,39 +417,37 @@ fn model_call(
         return Err("the span starts more than five minutes in the future".into());
     }
     let latency_us = (span.end_time_unix_nano - span.start_time_unix_nano) / 1_000;
+    if latency_us > LATENCY_US_MAX {
+        return Err("the span lasts more than one day".into());
+    }
     let agent_id = attrs
         .text(&["gen_ai.agent.id", "gen_ai.agent.name", "agent.name", "service.name"])
         .unwrap_or_else(|| "otel".to_owned());
     let input_tokens =
-        attrs.count(&["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"]);
+        attrs.count(&["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"])?;
     let output_tokens =
-        attrs.count(&["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"]);
+        attrs.count(&["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"])?;
+    let cached_tokens = attrs.count(&[
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cached_tokens",
+        "llm.token_count.prompt_details.cache_read",
+    ])?;
+    let cache_write_tokens =
+        attrs.count(&["gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write"])?;
+    let reasoning_tokens = attrs.count(&[
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+    ])?;
     let usage = (input_tokens.is_some() || output_tokens.is_some()).then(|| {
         let input = input_tokens.unwrap_or(0);
         let output = output_tokens.unwrap_or(0);
         Usage {
             input_tokens: input,
             output_tokens: output,
-            cached_tokens: attrs
-                .count(&[
-                    "gen_ai.usage.cache_read.input_tokens",
-                    "gen_ai.usage.cached_tokens",
-                    "llm.token_count.prompt_details.cache_read",
-                ])
-                .unwrap_or(0)
-                .min(input),
-            cache_write_tokens: attrs
-                .count(&["gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write"])
-                .unwrap_or(0)
-                .min(input),
-            reasoning_tokens: attrs
-                .count(&[
-                    "gen_ai.usage.reasoning.output_tokens",
-                    "gen_ai.usage.reasoning_tokens",
-                    "llm.token_count.completion_details.reasoning",
-                ])
-                .unwrap_or(0)
-                .min(output),
+            cached_tokens: cached_tokens.unwrap_or(0).min(input),
+            cache_write_tokens: cache_write_tokens.unwrap_or(0).min(input),
+            reasoning_tokens: reasoning_tokens.unwrap_or(0).min(output),
             ..Usage::default()
         }
     });
@@ -455,10 +461,14 @@ fn model_call(
     });
     let (tool_names, system_text, newest_input) = messages(attrs);
     let cost_nanos = match attrs.get("llm.cost.total") {
-        Some(Any::DoubleValue(usd)) if usd.is_finite() && *usd >= 0.0 && *usd <= 1e6 => {
+        Some(Any::DoubleValue(usd)) if usd.is_finite() && (0.0..=COST_USD_PER_CALL_MAX).contains(usd) => {
             Some((usd * 1e9).round() as i64)
         }
-        _ => None,
+        Some(Any::IntValue(usd)) if (0..=COST_USD_PER_CALL_MAX as i64).contains(usd) => Some(usd * 1_000_000_000),
+        Some(_) => {
+            return Err(format!("llm.cost.total must be a number of US dollars from 0 to {COST_USD_PER_CALL_MAX}"));
+        }
+        None => None,
     };
     let signal = vigil_immune::injection::scan(&newest_input);
     Ok(Vital {
@@ -691,5 +701,27 @@ mod tests {
         assert_eq!(response(0, String::new(), Encoding::Json), b"{}");
         assert!(decode(b"{\"resourceSpans\": 3}", Encoding::Json).is_err());
         assert!(decode(b"\xff\xff\xff", Encoding::Protobuf).is_err());
+    }
+
+    /// A counted attribute outside its bounds rejects the span, naming the attribute, so a
+    /// sender cannot store a count that would poison sums read back later.
+    #[test]
+    fn out_of_bounds_counts_reject_the_span_and_name_the_attribute() {
+        let chat = || kv("gen_ai.operation.name", Any::StringValue("chat".into()));
+        let cases = [
+            (kv("gen_ai.usage.input_tokens", Any::IntValue(i64::MAX)), "gen_ai.usage.input_tokens"),
+            (kv("gen_ai.usage.completion_tokens", Any::IntValue(-5)), "gen_ai.usage.completion_tokens"),
+            (kv("llm.token_count.prompt", Any::StringValue("18446744073709551615".into())), "llm.token_count.prompt"),
+            (kv("gen_ai.usage.output_tokens", Any::DoubleValue(5e18)), "gen_ai.usage.output_tokens"),
+            (kv("llm.cost.total", Any::DoubleValue(5e18)), "llm.cost.total"),
+        ];
+        for (attribute, named) in cases {
+            let mapped = to_vitals(&export(vec![span(vec![chat(), attribute])]), Timestamp::now());
+            assert_eq!((mapped.vitals.len(), mapped.rejected), (0, 1), "{named}");
+            assert!(mapped.reasons[0].contains(named), "{named}: {:?}", mapped.reasons);
+        }
+        let at_bound = kv("gen_ai.usage.input_tokens", Any::IntValue(TOKENS_PER_CALL_MAX as i64));
+        let mapped = to_vitals(&export(vec![span(vec![chat(), at_bound])]), Timestamp::now());
+        assert_eq!(mapped.vitals.len(), 1, "{:?}", mapped.reasons);
     }
 }

@@ -172,14 +172,50 @@ pub struct TokenTotals {
     pub reasoning_tokens: u64,
 }
 
-/// The SQL sums that fill a [`TokenTotals`], in its field order (see [`token_totals`]).
-const TOKEN_SUMS: &str = "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-    COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cache_write_tokens), 0),
-    COALESCE(SUM(cache_write_1h_tokens), 0), COALESCE(SUM(reasoning_tokens), 0)";
+/// The token columns summed into a [`TokenTotals`], in its field order.
+const TOKEN_COLUMNS: [&str; 6] = [
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+];
 
-/// Reads the [`TOKEN_SUMS`] columns starting at `first`.
+/// SQL for an exact sum of an integer column that no stored value can make fail. SQLite's
+/// `SUM` stops with "integer overflow" past `i64`, so the column is summed as its high and
+/// low 32-bit halves (two result columns; each half's sum fits for 2^31 rows) and put back
+/// together in Rust by [`wide_sum`].
+fn wide_sum_sql(column: &str) -> String {
+    format!("COALESCE(SUM({column} >> 32), 0), COALESCE(SUM({column} & 4294967295), 0)")
+}
+
+/// Reads the two columns of a [`wide_sum_sql`] starting at `first`.
+fn wide_sum(row: &Row<'_>, first: usize) -> rusqlite::Result<i128> {
+    let high: i64 = row.get(first)?;
+    let low: i64 = row.get(first + 1)?;
+    Ok((i128::from(high) << 32) + i128::from(low))
+}
+
+/// A sum of counts, saturated into a `u64`.
+fn count_sum(row: &Row<'_>, first: usize) -> rusqlite::Result<u64> {
+    Ok(u64::try_from(wide_sum(row, first)?.max(0)).unwrap_or(u64::MAX))
+}
+
+/// A sum of nano-dollars, saturated into an `i64`.
+fn cost_sum(row: &Row<'_>, first: usize) -> rusqlite::Result<i64> {
+    let sum = wide_sum(row, first)?;
+    Ok(i64::try_from(sum).unwrap_or(if sum < 0 { i64::MIN } else { i64::MAX }))
+}
+
+/// The SQL sums that fill a [`TokenTotals`] (see [`token_totals`]).
+fn token_sums_sql() -> String {
+    TOKEN_COLUMNS.map(wide_sum_sql).join(", ")
+}
+
+/// Reads the [`token_sums_sql`] columns starting at `first`.
 fn token_totals(row: &Row<'_>, first: usize) -> rusqlite::Result<TokenTotals> {
-    let count = |i: usize| row.get::<_, i64>(first + i).map(|v| v.max(0) as u64);
+    let count = |i: usize| count_sum(row, first + 2 * i);
     Ok(TokenTotals {
         input_tokens: count(0)?,
         output_tokens: count(1)?,
@@ -213,17 +249,20 @@ impl Store {
         })
     }
 
-    /// Totals and models in use over `[from, to)`.
+    /// Totals and models in use over `[from, to)`. Sums are exact up to their type's range
+    /// and saturate beyond it: no stored row can make this read fail.
     pub fn gateway_stats(&self, from: Option<Timestamp>, to: Option<Timestamp>) -> Result<GatewayStats> {
         let from = from.map_or(i64::MIN, Timestamp::as_unix_micros);
         let to = to.map_or(i64::MAX, Timestamp::as_unix_micros);
         let count = |v: i64| v.max(0) as u64;
+        let (cost, table_cost, tokens) =
+            (wide_sum_sql("cost_nanos"), wide_sum_sql("table_cost_nanos"), token_sums_sql());
         self.read(|conn| {
             let mut stats = conn
                 .prepare_cached(&format!(
                     "SELECT COUNT(*), COUNT(*) FILTER (WHERE outcome != 'ok'), COUNT(DISTINCT agent_id),
-                        COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(table_cost_nanos), 0),
-                        COUNT(*) FILTER (WHERE cost_reported), COUNT(*) FILTER (WHERE unpriced), {TOKEN_SUMS}
+                        COUNT(*) FILTER (WHERE cost_reported), COUNT(*) FILTER (WHERE unpriced),
+                        {cost}, {table_cost}, {tokens}
                      FROM vitals WHERE at >= ?1 AND at < ?2",
                 ))?
                 .query_row([from, to], |r| {
@@ -231,16 +270,16 @@ impl Store {
                         calls: count(r.get(0)?),
                         errors: count(r.get(1)?),
                         agents: count(r.get(2)?),
-                        cost_nanos: r.get(3)?,
-                        table_cost_nanos: r.get(4)?,
-                        cost_reported_calls: count(r.get(5)?),
-                        unpriced_calls: count(r.get(6)?),
-                        tokens: token_totals(r, 7)?,
+                        cost_reported_calls: count(r.get(3)?),
+                        unpriced_calls: count(r.get(4)?),
+                        cost_nanos: cost_sum(r, 5)?,
+                        table_cost_nanos: cost_sum(r, 7)?,
+                        tokens: token_totals(r, 9)?,
                         models: Vec::new(),
                     })
                 })?;
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT model_requested, COUNT(*), COALESCE(SUM(cost_nanos), 0), {TOKEN_SUMS}
+                "SELECT model_requested, COUNT(*), {cost}, {tokens}
                  FROM vitals WHERE at >= ?1 AND at < ?2 AND model_requested IS NOT NULL
                  GROUP BY model_requested ORDER BY COUNT(*) DESC, model_requested LIMIT 200",
             ))?;
@@ -249,8 +288,8 @@ impl Store {
                     Ok(ModelStats {
                         model: r.get(0)?,
                         calls: count(r.get(1)?),
-                        cost_nanos: r.get(2)?,
-                        tokens: token_totals(r, 3)?,
+                        cost_nanos: cost_sum(r, 2)?,
+                        tokens: token_totals(r, 4)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

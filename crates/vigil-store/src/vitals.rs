@@ -290,4 +290,34 @@ mod tests {
         let window = store.gateway_stats(Some(Timestamp::from_unix_micros(35)), None).expect("stats");
         assert_eq!(window.calls, 1);
     }
+
+    /// Rows at the edge of what a column holds (written before ingest bounded its counts)
+    /// cannot make a read fail: sums are exact where they fit and saturate beyond.
+    #[test]
+    fn sums_past_i64_saturate_instead_of_failing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
+        let mut huge = vital("a", 10);
+        huge.usage =
+            Some(Usage { input_tokens: u64::MAX, output_tokens: 5_000_000_000_000_000_000, ..Usage::default() });
+        huge.cost_nanos = Some(i64::MAX);
+        huge.table_cost_nanos = Some(i64::MAX);
+        store.insert_vitals(&[huge.clone(), huge.clone(), huge]).expect("insert");
+        let stats = store.gateway_stats(None, None).expect("a sum past i64 does not fail");
+        // Each u64::MAX was stored as i64::MAX; three of them are past a u64.
+        assert_eq!(
+            (stats.tokens.input_tokens, stats.tokens.output_tokens),
+            (u64::MAX, 15_000_000_000_000_000_000),
+            "exact while it fits"
+        );
+        assert_eq!((stats.cost_nanos, stats.table_cost_nanos), (i64::MAX, i64::MAX));
+        assert_eq!(stats.models[0].tokens.input_tokens, u64::MAX, "per model too");
+
+        // Exact, not approximate, below the edge: a float sum would lose the last digits.
+        let mut exact = vital("b", 20);
+        exact.cost_nanos = Some((1 << 53) + 1);
+        store.insert_vitals(&[exact.clone(), exact]).expect("insert");
+        let window = store.gateway_stats(Some(Timestamp::from_unix_micros(15)), None).expect("stats");
+        assert_eq!(window.cost_nanos, (1 << 54) + 2);
+    }
 }

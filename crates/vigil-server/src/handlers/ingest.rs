@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use vigil_core::digest::Sha256Digest;
 use vigil_core::provenance::Aggregation;
 use vigil_core::time::Timestamp;
-use vigil_core::vitals::{CallOutcome, Usage, Vital};
+use vigil_core::vitals::{
+    COST_USD_PER_CALL_MAX, CallOutcome, LATENCY_US_MAX, RETRIES_PER_CALL_MAX, TOKENS_PER_CALL_MAX,
+    TOOL_CALLS_PER_CALL_MAX, Usage, Vital,
+};
 
 use crate::api::{ApiError, ApiJson, blocking, envelope};
 use crate::state::AppState;
@@ -117,8 +120,28 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
             text(field, v)?;
         }
     }
-    if !item.latency_ms.is_finite() || item.latency_ms < 0.0 || item.latency_ms > 86_400_000.0 {
-        return Err(("latency_ms".into(), "must be between 0 and 86400000 (one day)".into()));
+    let latency_ms_max = (LATENCY_US_MAX / 1000) as f64;
+    if !item.latency_ms.is_finite() || item.latency_ms < 0.0 || item.latency_ms > latency_ms_max {
+        return Err(("latency_ms".into(), format!("must be between 0 and {latency_ms_max} (one day)")));
+    }
+    // Every counted field is bounded, so no report can make a sum over stored calls overflow.
+    let usage = Usage {
+        input_tokens: item.input_tokens.unwrap_or(0),
+        output_tokens: item.output_tokens.unwrap_or(0),
+        cached_tokens: item.cached_tokens,
+        cache_write_tokens: item.cache_write_tokens,
+        cache_write_1h_tokens: item.cache_write_1h_tokens,
+        reasoning_tokens: item.reasoning_tokens,
+        ..Usage::default()
+    };
+    if let Some((field, n)) = usage.over_bounds() {
+        return Err((field.into(), format!("must be at most {TOKENS_PER_CALL_MAX} tokens per call, got {n}")));
+    }
+    if item.tool_calls > TOOL_CALLS_PER_CALL_MAX {
+        return Err(("tool_calls".into(), format!("must be at most {TOOL_CALLS_PER_CALL_MAX} per call")));
+    }
+    if item.retries > RETRIES_PER_CALL_MAX {
+        return Err(("retries".into(), format!("must be at most {RETRIES_PER_CALL_MAX} per call")));
     }
     let at = match &item.at {
         Some(t) => Timestamp::parse_rfc3339(t).map_err(|e| ("at".to_owned(), e.to_string()))?,
@@ -128,8 +151,8 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
         return Err(("at".into(), "is more than five minutes in the future".into()));
     }
     let cost_nanos = match item.cost_usd {
-        Some(c) if !c.is_finite() || !(0.0..=1_000_000.0).contains(&c) => {
-            return Err(("cost_usd".into(), "must be between 0 and 1000000".into()));
+        Some(c) if !c.is_finite() || !(0.0..=COST_USD_PER_CALL_MAX).contains(&c) => {
+            return Err(("cost_usd".into(), format!("must be between 0 and {COST_USD_PER_CALL_MAX}")));
         }
         Some(c) => Some((c * 1e9).round() as i64),
         None => None,
@@ -180,15 +203,7 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
         outcome: if failed { CallOutcome::UpstreamError } else { CallOutcome::Ok },
         latency_us: (item.latency_ms * 1000.0).round() as u64,
         ttft_us: None,
-        usage: counted.then_some(Usage {
-            input_tokens: input,
-            output_tokens: output,
-            cached_tokens: item.cached_tokens,
-            cache_write_tokens: item.cache_write_tokens,
-            cache_write_1h_tokens: item.cache_write_1h_tokens,
-            reasoning_tokens: item.reasoning_tokens,
-            ..Usage::default()
-        }),
+        usage: counted.then_some(usage),
         tool_calls: item.tool_calls.max(u32::try_from(item.tool_names.len()).unwrap_or(u32::MAX)),
         tool_names: item.tool_names,
         // Priced from the table by the handler when the agent reported no cost.
@@ -254,6 +269,17 @@ mod tests {
             (json!({ "agent_id": "a", "latency_ms": -1 }), "latency_ms"),
             (json!({ "agent_id": "a", "latency_ms": 1, "at": "yesterday" }), "at"),
             (json!({ "agent_id": "a", "latency_ms": 1, "cost_usd": -3 }), "cost_usd"),
+            (json!({ "agent_id": "a", "latency_ms": 1, "input_tokens": u64::MAX }), "input_tokens"),
+            (
+                json!({ "agent_id": "a", "latency_ms": 1, "output_tokens": 5_000_000_000_000_000_000u64 }),
+                "output_tokens",
+            ),
+            (
+                json!({ "agent_id": "a", "latency_ms": 1, "input_tokens": 1, "reasoning_tokens": 2_000_000_000u64 }),
+                "reasoning_tokens",
+            ),
+            (json!({ "agent_id": "a", "latency_ms": 1, "tool_calls": 4_000_000_000u32 }), "tool_calls"),
+            (json!({ "agent_id": "a", "latency_ms": 1, "retries": 100_000 }), "retries"),
             (json!({ "agent_id": "a", "latency_ms": 1, "input_tokens": "many" }), "input_tokens"),
             (json!({ "agent_id": "a", "latency_ms": 1, "system_prompt_sha256": "abc" }), "system_prompt_sha256"),
             (json!({ "agent_id": "", "latency_ms": 1 }), "agent_id"),
