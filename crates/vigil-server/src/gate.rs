@@ -35,6 +35,7 @@ use vigil_store::NewAuditEntry;
 
 use crate::api::ApiError;
 use crate::auth::{Principal, authorize, identify};
+use crate::origin;
 use crate::routes::{Access, is_mutating};
 use crate::state::AppState;
 
@@ -161,8 +162,9 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next, rou
         body_sha256: Sha256Digest::of(b""),
     });
 
-    let admitted =
-        admit_and_run(&state, req, peer, identity, Guard { access, model_call, streamed_body }, audit.clone(), next);
+    let mutating = is_mutating(req.method());
+    let guard = Guard { access, model_call, streamed_body, mutating };
+    let admitted = admit_and_run(&state, req, peer, identity, guard, audit.clone(), next);
     // Model calls are bounded by their provider's own timeout instead: a long generation
     // must not be cut off at the API's deadline.
     let (response, body_sha256) = if model_call {
@@ -202,6 +204,8 @@ struct Guard {
     model_call: bool,
     /// The handler streams the body itself and records its hash.
     streamed_body: bool,
+    /// POST, PUT, PATCH or DELETE (model calls included).
+    mutating: bool,
 }
 
 /// Everything between identification and the handler. Returns the response and, for
@@ -215,9 +219,15 @@ async fn admit_and_run(
     audit: Option<AuditContext>,
     next: Next,
 ) -> (Response, Option<Sha256Digest>) {
-    let Guard { access, model_call, streamed_body } = guard;
+    let Guard { access, model_call, streamed_body, mutating } = guard;
     // Model-call clients are provider SDKs: refuse them in the provider's error shape.
     let render = |e: ApiError| if model_call { provider_error(e) } else { e.into_response() };
+    // Before anything else: a request a web page may have sent on the operator's behalf.
+    if let Err(refusal) = origin::check(state.config.mode, req.headers(), mutating) {
+        state.metrics.browser_refused.inc();
+        tracing::warn!(code = refusal.code(), "refused a request a web page may have sent");
+        return (render(ApiError::new(StatusCode::FORBIDDEN, refusal.code(), refusal.message())), None);
+    }
     // Callers with a valid key are limited per key; everyone else (no key, a bad key, or a
     // loopback caller in local mode) per IP, which also slows down key guessing.
     if let Some(limiter) = &state.limiter {
@@ -285,7 +295,8 @@ async fn admit_and_run(
 fn provider_error(e: ApiError) -> Response {
     let (kind, code) = match e.status {
         StatusCode::UNAUTHORIZED => ("invalid_request_error", "invalid_api_key"),
-        StatusCode::FORBIDDEN => ("permission_error", "insufficient_scope"),
+        StatusCode::FORBIDDEN if e.code == "forbidden" => ("permission_error", "insufficient_scope"),
+        StatusCode::FORBIDDEN => ("permission_error", e.code),
         StatusCode::TOO_MANY_REQUESTS => ("rate_limit_error", "rate_limit_exceeded"),
         _ => ("invalid_request_error", e.code),
     };

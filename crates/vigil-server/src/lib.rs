@@ -17,6 +17,7 @@ pub mod immune;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod origin;
 pub mod otlp;
 pub mod ratelimit;
 pub mod routes;

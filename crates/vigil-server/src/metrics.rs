@@ -46,6 +46,18 @@ pub struct Metrics {
     pub immune_dropped: Counter,
     /// Time the gateway adds to a model call (everything but waiting for the provider).
     pub gateway_overhead: Histogram,
+    /// Requests refused because a web page may have sent them (see [`crate::origin`]).
+    pub browser_refused: Counter,
+    /// Connections open now.
+    pub connections_open: Gauge,
+    /// Connections refused at the cap, or closed to make room for a new one.
+    pub connections_shed: Family<ShedLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    /// `refused` (every connection was busy) or `evicted` (an idle one made room).
+    pub how: &'static str,
 }
 
 impl fmt::Debug for Metrics {
@@ -65,6 +77,9 @@ impl Metrics {
         let immune_dropped = Counter::default();
         // 10 µs to ~0.3 s.
         let gateway_overhead = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
+        let browser_refused = Counter::default();
+        let connections_open = Gauge::default();
+        let connections_shed = Family::<ShedLabels, Counter>::default();
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info.get_or_create(&BuildLabels { version: build.version, git_sha: build.git_sha }).set(1);
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
@@ -86,6 +101,17 @@ impl Metrics {
             "Time Vigil adds to a model call, excluding the provider",
             gateway_overhead.clone(),
         );
+        registry.register(
+            "browser_refused_requests",
+            "Requests refused because a web page may have sent them (Host, Origin, simple requests)",
+            browser_refused.clone(),
+        );
+        registry.register("http_connections_open", "HTTP connections open now", connections_open.clone());
+        registry.register(
+            "http_connections_shed",
+            "Connections refused at the cap, or idle ones closed to make room",
+            connections_shed.clone(),
+        );
         registry.register("build_info", "Version of the running binary", build_info);
         Metrics {
             registry,
@@ -96,6 +122,9 @@ impl Metrics {
             vitals_dropped,
             immune_dropped,
             gateway_overhead,
+            browser_refused,
+            connections_open,
+            connections_shed,
         }
     }
 

@@ -309,6 +309,7 @@ probation_calls = {probation}
                             tokio::time::sleep(timing.approve_after).await;
                             let reply = client
                                 .post(format!("{url}/api/v1/immune/approvals/{approval_id}/approve"))
+                                .header("x-requested-with", "vigil-demo")
                                 .send()
                                 .await;
                             if !json_out && reply.is_ok_and(|r| r.status().is_success()) {

@@ -50,6 +50,7 @@ fn bad_inputs_get_the_right_status_and_error_shape() {
         .client
         .post(format!("{}/api/v1/keys", server.url))
         .header("content-type", "text/plain")
+        .header("x-requested-with", "test")
         .body("name=x")
         .send()
         .expect("send");

@@ -41,6 +41,7 @@ fn upload(server: &Server, name: &str, body: &[u8]) -> String {
     let resp = server
         .client
         .post(format!("{}/api/v1/uploads?name={name}", server.url))
+        .header("content-type", "application/octet-stream")
         .body(body.to_vec())
         .send()
         .expect("upload");

@@ -113,8 +113,11 @@ impl Server {
         if let Some(key) = key {
             req = req.header("x-api-key", key);
         }
-        if let Some(body) = body {
-            req = req.header("content-type", "application/json").body(body.to_owned());
+        // A change without a body says it is intended, as scripts are told to (web pages
+        // cannot send that header without asking first).
+        match body {
+            Some(body) => req = req.header("content-type", "application/json").body(body.to_owned()),
+            None => req = req.header("x-requested-with", "vigil-tests"),
         }
         reply(req.send().expect("send"))
     }
