@@ -60,6 +60,10 @@ pub const BUSY_TIMEOUT_MS_MAX: u64 = 60_000;
 pub const REQUEST_TIMEOUT_MS_MIN: u64 = 100;
 pub const REQUEST_TIMEOUT_MS_MAX: u64 = 3_600_000;
 pub const SHUTDOWN_GRACE_MS_MAX: u64 = 600_000;
+pub const HEADER_READ_TIMEOUT_MS_MIN: u64 = 100;
+pub const HEADER_READ_TIMEOUT_MS_MAX: u64 = 600_000;
+pub const CONNECTIONS_MIN: u64 = 8;
+pub const CONNECTIONS_MAX: u64 = 1_000_000;
 pub const RATE_PER_SECOND_MAX: u64 = 1_000_000;
 pub const RATE_BURST_MAX: u64 = 10_000_000;
 pub const ADMIN_KEY_LEN_MIN: usize = 32;
@@ -212,11 +216,23 @@ pub struct RawHttp {
     pub max_body_bytes: u64,
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    /// How long a connection may take to send a request's head, counted from when it opens
+    /// or from the end of its previous answer: the keep-alive idle limit too.
+    pub header_read_timeout_ms: u64,
+    /// Connections open at once. Beyond it an idle connection is closed to make room, or,
+    /// when every one is busy, the new one is refused with a 503.
+    pub max_connections: u64,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
-        RawHttp { max_body_bytes: 1 << 20, request_timeout_ms: 30_000, shutdown_grace_ms: 10_000 }
+        RawHttp {
+            max_body_bytes: 1 << 20,
+            request_timeout_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            max_connections: 4096,
+        }
     }
 }
 
@@ -416,6 +432,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("immune.rhythm_bucket_secs", "VIGIL_IMMUNE_RHYTHM_BUCKET_SECS", ValueKind::Integer),
     setting("http.request_timeout_ms", "VIGIL_HTTP_REQUEST_TIMEOUT_MS", ValueKind::Integer),
     setting("http.shutdown_grace_ms", "VIGIL_HTTP_SHUTDOWN_GRACE_MS", ValueKind::Integer),
+    setting("http.header_read_timeout_ms", "VIGIL_HTTP_HEADER_READ_TIMEOUT_MS", ValueKind::Integer),
+    setting("http.max_connections", "VIGIL_HTTP_MAX_CONNECTIONS", ValueKind::Integer),
     setting("rate_limit.enabled", "VIGIL_RATE_LIMIT_ENABLED", ValueKind::Boolean),
     setting("rate_limit.per_second", "VIGIL_RATE_LIMIT_PER_SECOND", ValueKind::Integer),
     setting("rate_limit.burst", "VIGIL_RATE_LIMIT_BURST", ValueKind::Integer),
@@ -640,6 +658,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -894,6 +914,14 @@ impl RawConfig {
             REQUEST_TIMEOUT_MS_MIN..=REQUEST_TIMEOUT_MS_MAX,
         );
         check_range(p, origins, "http.shutdown_grace_ms", self.http.shutdown_grace_ms, 0..=SHUTDOWN_GRACE_MS_MAX);
+        check_range(
+            p,
+            origins,
+            "http.header_read_timeout_ms",
+            self.http.header_read_timeout_ms,
+            HEADER_READ_TIMEOUT_MS_MIN..=HEADER_READ_TIMEOUT_MS_MAX,
+        );
+        check_range(p, origins, "http.max_connections", self.http.max_connections, CONNECTIONS_MIN..=CONNECTIONS_MAX);
         let rate_ok =
             check_range(p, origins, "rate_limit.per_second", self.rate_limit.per_second, 1..=RATE_PER_SECOND_MAX)
                 & check_range(p, origins, "rate_limit.burst", self.rate_limit.burst, 1..=RATE_BURST_MAX);
@@ -954,6 +982,8 @@ impl RawConfig {
                 max_body_bytes: usize::try_from(self.http.max_body_bytes).unwrap_or(usize::MAX),
                 request_timeout: Duration::from_millis(self.http.request_timeout_ms),
                 shutdown_grace: Duration::from_millis(self.http.shutdown_grace_ms),
+                header_read_timeout: Duration::from_millis(self.http.header_read_timeout_ms),
+                max_connections: usize::try_from(self.http.max_connections).unwrap_or(usize::MAX),
             },
             rate_limit: (self.rate_limit.enabled && rate_ok).then(|| RateLimitConfig {
                 per_second: nonzero(self.rate_limit.per_second),

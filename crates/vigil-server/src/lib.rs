@@ -6,11 +6,13 @@
 //! [`handlers`] follow the conventions in [`api`]: envelopes with provenance, typed errors,
 //! cursor pages. [`openapi`] renders the same table as an OpenAPI 3.1 document.
 //!
-//! [`serve`] runs the app on a listener until a shutdown signal, then stops accepting,
-//! lets in-flight requests finish (up to the configured grace period), and closes the store.
+//! [`serve`] runs the app on a listener ([`connections`] caps and times what clients
+//! control) until a shutdown signal, then stops accepting, lets in-flight requests finish
+//! (up to the configured grace period), and closes the store.
 
 pub mod api;
 pub mod auth;
+pub mod connections;
 pub mod gate;
 pub mod handlers;
 pub mod immune;
@@ -24,7 +26,6 @@ pub mod routes;
 pub mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -205,27 +206,22 @@ pub async fn serve(
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         let _ = stop_tx.send(true);
     };
-    // Answers (a model call's stream above all) are written as they come: no Nagle delay
-    // holding a small write back until the one before it is acknowledged.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
-        }
-    });
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(signal);
+    connections::raise_open_file_limit(state.config.http.max_connections);
+    let accepting = connections::accept_loop(listener, router, state.clone(), stop_rx.clone());
+    let server = async {
+        tokio::join!(signal, accepting);
+    };
     let deadline = async move {
         let mut stop_rx = stop_rx;
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(grace).await;
     };
-    let served = tokio::select! {
-        result = server => result,
+    tokio::select! {
+        () = server => {}
         () = deadline => {
             tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; closing anyway");
-            Ok(())
         }
-    };
+    }
 
     // Whatever ended serving, drain the vitals queue and close the store before returning.
     background.abort();
@@ -237,12 +233,11 @@ pub async fn serve(
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)??;
     tracing::info!("store flushed and closed");
-    served.map_err(ServerError::from)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
 
     use axum::body::Body;
     use axum::extract::ConnectInfo;
@@ -291,7 +286,7 @@ mod tests {
 
             let uri = spec.path.replace("{id}", "0000000000000000");
             let mut req = Request::builder().method(spec.method.clone()).uri(uri).body(Body::empty()).expect("request");
-            req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+            req.extensions_mut().insert(ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 9))));
             let response = app.router.clone().oneshot(req).await.expect("infallible");
             let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
             let text = String::from_utf8_lossy(&bytes);

@@ -1,6 +1,10 @@
 //! What an outside reliability and security probe broke, kept fixed: each test drives the
 //! real binary on loopback the way the probe did, bounded in count and time.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 
 use crate::support::Env;
@@ -133,4 +137,137 @@ fn production_mode_refuses_changes_from_another_origin_even_with_a_key() {
     let own = server.url.clone();
     assert_eq!(create(&[("origin", own.as_str())]).status, 201);
     assert_eq!(env.ok(&["keys", "list"]).lines().filter(|l| l.contains("ci")).count(), 1, "only the allowed change");
+}
+
+/// The host and port a server listens on, for raw sockets.
+fn address(server: &crate::support::Server) -> String {
+    server.url.trim_start_matches("http://").to_owned()
+}
+
+/// Reads until the server closes the connection; returns what it sent, or `None` if it is
+/// still open after `wait`.
+fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    stream.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Some(got),
+        }
+    }
+    None
+}
+
+/// Headers sent a line at a time never finished before; now the head has a deadline, and
+/// the same deadline closes a kept-alive connection that sends nothing more.
+#[test]
+fn slow_headers_and_idle_keep_alive_connections_are_closed() {
+    let mut env = Env::new();
+    env.set("VIGIL_HTTP_HEADER_READ_TIMEOUT_MS", "700");
+    let server = env.start();
+
+    let mut slow = TcpStream::connect(address(&server)).expect("connect");
+    let started = Instant::now();
+    slow.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n").expect("write");
+    let closed = loop {
+        assert!(started.elapsed() < Duration::from_secs(5), "a head sent a line every 200 ms was never cut off");
+        if slow.write_all(b"X-Slow: 1\r\n").is_err()
+            || read_until_closed(&mut slow, Duration::from_millis(200)).is_some()
+        {
+            break started.elapsed();
+        }
+    };
+    assert!(closed >= Duration::from_millis(600), "closed after {closed:?}, before the deadline");
+
+    let mut idle = TcpStream::connect(address(&server)).expect("connect");
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("write");
+    let sent = Instant::now();
+    let answer = read_until_closed(&mut idle, Duration::from_secs(5)).expect("an idle kept-alive connection is closed");
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    let after = sent.elapsed();
+    assert!(after >= Duration::from_millis(600) && after < Duration::from_secs(4), "closed after {after:?}");
+}
+
+/// Hundreds of half-open connections (the probe used 20,000 to exhaust file handles) are
+/// shed from the idle end: file handles stay bounded by the cap, and health probes and
+/// callers are still answered.
+#[test]
+fn a_flood_of_half_open_connections_is_shed_and_the_server_keeps_answering() {
+    const FLOOD: usize = 400;
+    let mut env = Env::new();
+    env.set("VIGIL_HTTP_MAX_CONNECTIONS", "64").set("VIGIL_HTTP_HEADER_READ_TIMEOUT_MS", "60000");
+    let server = env.start();
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", server.child.id())).expect("fd dir").count();
+    let before = fds();
+
+    let mut flood: Vec<TcpStream> = (0..FLOOD)
+        .map(|_| {
+            let mut s = TcpStream::connect(address(&server)).expect("connect");
+            s.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n").expect("write");
+            s
+        })
+        .collect();
+    let fresh = || reqwest::blocking::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    for _ in 0..5 {
+        let started = Instant::now();
+        let live = fresh().get(format!("{}/health/live", server.url)).send().expect("health under a flood");
+        assert_eq!(live.status().as_u16(), 200);
+        assert!(started.elapsed() < Duration::from_secs(2), "health took {:?}", started.elapsed());
+    }
+    let key = env.key("reader", "read");
+    let version = fresh().get(format!("{}/api/v1/version", server.url)).header("x-api-key", &key).send();
+    assert_eq!(version.expect("a keyed call under a flood").status().as_u16(), 200);
+
+    let during = fds();
+    assert!(during <= before + 64 + 8, "file handles grew from {before} to {during} with a cap of 64");
+    let shed =
+        flood.iter_mut().map(|s| read_until_closed(s, Duration::from_millis(20))).filter(Option::is_some).count();
+    assert!(shed >= FLOOD - 64, "only {shed} of {FLOOD} idle connections were shed");
+    let metrics = server.get("/metrics", Some(&key)).body;
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(metrics.contains("vigil_http_connections_shed_total{how=\"evicted\"}"), "{metrics}");
+}
+
+/// When every connection is busy with a request, a new one is refused at once with a 503
+/// that says why, instead of waiting in the kernel's queue; room returns as requests end.
+#[test]
+fn when_every_connection_is_busy_a_new_one_is_refused_clearly() {
+    const CAP: usize = 8;
+    let mut env = Env::new();
+    env.set("VIGIL_HTTP_MAX_CONNECTIONS", CAP.to_string());
+    let server = env.start();
+    // Each upload asks to continue, so the server's "100 Continue" says its handler is
+    // reading the body: the connection is busy.
+    let head = "POST /api/v1/uploads?name=slow.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: application/octet-stream\r\nContent-Length: 8\r\nExpect: 100-continue\r\n\r\n";
+    let mut uploads: Vec<TcpStream> = (0..CAP)
+        .map(|_| {
+            let mut s = TcpStream::connect(address(&server)).expect("connect");
+            s.write_all(head.as_bytes()).expect("write");
+            let mut continued = [0u8; 25];
+            s.read_exact(&mut continued).expect("100 Continue");
+            assert_eq!(&continued, b"HTTP/1.1 100 Continue\r\n\r\n");
+            s.write_all(b"a,b\n").expect("half the body");
+            s
+        })
+        .collect();
+
+    let mut refused = TcpStream::connect(address(&server)).expect("connect");
+    let _ = refused.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let answer = read_until_closed(&mut refused, Duration::from_secs(3)).expect("refused at once");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("Retry-After: 1") && answer.contains("too_many_connections"), "{answer}");
+
+    // One upload ends: its connection goes idle and makes room.
+    uploads[0].write_all(b"1,2\n").expect("finish the upload");
+    let mut buf = [0u8; 12];
+    uploads[0].read_exact(&mut buf).expect("answer");
+    assert_eq!(&buf, b"HTTP/1.1 201");
+    let live = reqwest::blocking::get(format!("{}/health/live", server.url)).expect("health");
+    assert_eq!(live.status().as_u16(), 200);
 }
