@@ -25,6 +25,9 @@ pub struct GcReport {
     pub blobs_removed: Vec<String>,
     pub bytes_freed: u64,
     pub pinned_runs_kept: u64,
+    /// Partial files of blob writes whose writer died (a crash, `kill -9`), whatever their
+    /// age; their bytes count in `bytes_freed`.
+    pub partial_files: vigil_store::StaleTemps,
 }
 
 /// Parses an age such as `30d`, `12h`, `90m` or `45s`.
@@ -106,6 +109,8 @@ pub fn collect(
         report.bytes_freed += size;
         report.blobs_removed.push(sha);
     }
+    report.partial_files = harness.blobs().remove_stale_temps(dry_run)?;
+    report.bytes_freed += report.partial_files.bytes;
     Ok(report)
 }
 

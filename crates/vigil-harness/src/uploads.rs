@@ -18,7 +18,21 @@ pub fn store_upload(
     by: &str,
     audit: Option<&dyn Fn(Sha256Digest) -> NewAuditEntry>,
 ) -> Result<UploadAttempt, StoreError> {
-    let info = blobs.put(content)?;
+    // An empty body is a mistake (a client that sent no file), not a dataset: refuse it
+    // before anything is stored.
+    let mut content = content;
+    let mut first = [0u8; 1];
+    let n = loop {
+        match content.read(&mut first) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(StoreError::Io { context: "reading the upload".into(), source }),
+        }
+    };
+    if n == 0 {
+        return Err(StoreError::Invalid("the upload is empty: send the file's content as the body".into()));
+    }
+    let info = blobs.put(first[..n].chain(content))?;
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     if let Some(file) = blobs.open_blob(&info.digest)? {
         file.take(SNIFF_BYTES as u64)

@@ -7,11 +7,17 @@
 //! already exists, which makes "first writer wins, everyone else learns it was a duplicate"
 //! atomic even between processes. The parent directories are fsynced so the new name
 //! survives a crash. Blobs are made read-only once in place.
+//!
+//! A writer holds an exclusive lock on its temp file from creation to the end, and the
+//! kernel drops the lock when the process dies, however it dies. So a temp file that can be
+//! locked belongs to no live write, in this process or any other: the server's start-up and
+//! garbage collection remove those ([`BlobStore::remove_stale_temps`]), and nothing else.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use vigil_core::digest::{Sha256Digest, Sha256Hasher};
 
@@ -19,8 +25,17 @@ use crate::{Result, StoreError};
 
 /// Buffer size for streaming writes and verification reads.
 const CHUNK_BYTES: usize = 64 * 1024;
-/// Temp files older than this are leftovers of a crashed write and are removed on open.
-const TMP_STALE_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Attempts at a temp file that stays ours (a cleaner may remove one between its creation
+/// and its lock).
+const TMP_CREATE_ATTEMPTS: usize = 3;
+
+/// What [`BlobStore::remove_stale_temps`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct StaleTemps {
+    /// Temp files of writes that no live process holds (removed unless a dry run).
+    pub files: u64,
+    pub bytes: u64,
+}
 
 /// Result of a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -79,9 +94,7 @@ impl BlobStore {
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
             fsync_dir(parent)?;
         }
-        let store = BlobStore { root: root.to_owned(), max_bytes };
-        store.remove_stale_temps();
-        Ok(store)
+        Ok(BlobStore { root: root.to_owned(), max_bytes })
     }
 
     pub fn root(&self) -> &Path {
@@ -105,13 +118,8 @@ impl BlobStore {
     /// Streams `reader` into the store. Fails with [`StoreError::TooLarge`] as soon as the
     /// cap is passed, leaving nothing behind.
     pub fn put(&self, mut reader: impl Read) -> Result<BlobInfo> {
-        let tmp_path = self.root.join("tmp").join(format!("{}.part", uuid::Uuid::now_v7()));
-        let mut guard = TempGuard(Some(tmp_path.clone()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .map_err(StoreError::io(format!("creating {}", tmp_path.display())))?;
+        // `file` holds the temp file's lock until this function returns, whichever way.
+        let (mut file, tmp_path, mut guard) = self.create_temp()?;
 
         let mut hasher = Sha256Hasher::new();
         let mut size = 0u64;
@@ -131,7 +139,6 @@ impl BlobStore {
             file.write_all(&buf[..n]).map_err(StoreError::io(format!("writing {}", tmp_path.display())))?;
         }
         file.sync_all().map_err(StoreError::io(format!("syncing {}", tmp_path.display())))?;
-        drop(file);
         let digest = hasher.finish();
 
         let final_path = self.path_of(&digest);
@@ -165,6 +172,30 @@ impl BlobStore {
         self.sync_names(&final_path)?;
         drop(guard.0.take().map(fs::remove_file));
         Ok(BlobInfo { digest, size_bytes: size, existed: false })
+    }
+
+    /// A new temp file, created and locked, that is still under its name once locked.
+    fn create_temp(&self) -> Result<(File, PathBuf, TempGuard)> {
+        for _ in 0..TMP_CREATE_ATTEMPTS {
+            let path = self.root.join("tmp").join(format!("{}.part", uuid::Uuid::now_v7()));
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(StoreError::io(format!("creating {}", path.display())))?;
+            let guard = TempGuard(Some(path.clone()));
+            file.lock().map_err(StoreError::io(format!("locking {}", path.display())))?;
+            // A cleaner that opened the file before the lock was taken may have removed it.
+            let ours = file.metadata().map_err(StoreError::io(format!("reading {}", path.display())))?;
+            match fs::metadata(&path) {
+                Ok(named) if named.dev() == ours.dev() && named.ino() == ours.ino() => return Ok((file, path, guard)),
+                _ => continue,
+            }
+        }
+        Err(StoreError::Io {
+            context: format!("creating a temp file in {}", self.root.join("tmp").display()),
+            source: io::Error::other("removed by a cleaner each time before it could be locked"),
+        })
     }
 
     /// Stores an in-memory value.
@@ -259,19 +290,40 @@ impl BlobStore {
             .map_err(StoreError::io(format!("writing {}", probe.display())))
     }
 
-    fn remove_stale_temps(&self) {
-        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else { return };
-        let now = SystemTime::now();
-        for entry in entries.flatten() {
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .map(|modified| now.duration_since(modified).unwrap_or_default() > TMP_STALE_AGE)
-                .unwrap_or(false);
-            if stale {
-                let _ = fs::remove_file(entry.path());
+    /// Removes the temp files of writes whose writer is gone (a crash, `kill -9`), or in a
+    /// dry run only counts them. A live write's file is locked and left alone, whichever
+    /// process holds it.
+    pub fn remove_stale_temps(&self, dry_run: bool) -> Result<StaleTemps> {
+        let dir = self.root.join("tmp");
+        let entries = fs::read_dir(&dir).map_err(StoreError::io(format!("listing {}", dir.display())))?;
+        let mut stale = StaleTemps::default();
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io(format!("listing {}", dir.display())))?;
+            let path = entry.path();
+            // Gone already (its write finished), or not ours to open: not stale.
+            let Ok(file) = File::open(&path) else { continue };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => continue,
+                Err(fs::TryLockError::Error(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot tell whether a temp file is in use");
+                    continue;
+                }
             }
+            let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if !dry_run {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(StoreError::Io { context: format!("removing {}", path.display()), source: e });
+                    }
+                }
+            }
+            stale.files += 1;
+            stale.bytes += bytes;
         }
+        Ok(stale)
     }
 }
 
@@ -313,6 +365,50 @@ mod tests {
         assert!(matches!(store.put_bytes(&[7; 11]), Err(StoreError::TooLarge { cap_bytes: 10 })));
         assert!(tmp_is_empty(&store));
         assert!(!store.contains(&Sha256Digest::of(&[7; 11])));
+    }
+
+    /// A temp file whose writer is gone is removed; a live writer's is kept, whoever holds
+    /// it, and a dry run only counts.
+    #[test]
+    fn only_temp_files_no_live_writer_holds_are_removed() {
+        let (_dir, store) = blobs(1 << 20);
+        let tmp = store.root().join("tmp");
+        fs::write(tmp.join("dead.part"), b"left by a crash").expect("write");
+        let live = File::create(tmp.join("live.part")).expect("create");
+        live.lock().expect("lock");
+
+        let counted = store.remove_stale_temps(true).expect("dry run");
+        assert_eq!(counted, StaleTemps { files: 1, bytes: 15 });
+        assert!(tmp.join("dead.part").exists(), "a dry run removes nothing");
+        assert_eq!(store.remove_stale_temps(false).expect("remove"), counted);
+        assert!(!tmp.join("dead.part").exists());
+        assert!(tmp.join("live.part").exists(), "a locked file belongs to a live write");
+        drop(live);
+        assert_eq!(store.remove_stale_temps(false).expect("remove").files, 1, "its writer is gone now");
+    }
+
+    /// Cleaning up while writes are in flight never breaks one of them.
+    #[test]
+    fn cleaning_up_during_writes_leaves_them_whole() {
+        let (_dir, store) = blobs(1 << 24);
+        std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..4u8)
+                .map(|w| {
+                    let store = store.clone();
+                    scope.spawn(move || {
+                        for i in 0..50u8 {
+                            let data = vec![w.wrapping_mul(31).wrapping_add(i); 200_000];
+                            let info = store.put(&data[..]).expect("a write survives cleanup");
+                            assert_eq!(read_all(&store, &info.digest), data);
+                        }
+                    })
+                })
+                .collect();
+            while !writers.iter().all(|w| w.is_finished()) {
+                store.remove_stale_temps(false).expect("cleanup");
+            }
+        });
+        assert!(tmp_is_empty(&store));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use std::path::PathBuf;
 
 pub use agents::{AgentRecord, GatewayStats, ModelStats, TokenTotals};
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAuditEntry};
-pub use blob::{BlobInfo, BlobStore};
+pub use blob::{BlobInfo, BlobStore, StaleTemps};
 pub use db::{Store, StoreOptions};
 pub use immune::{ControlUrl, ImmuneLogEntry, ImmuneSnapshot};
 pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};

@@ -408,6 +408,11 @@ fn serve(global: &Global) -> anyhow::Result<ExitCode> {
     init_logging("info");
     let (config, store) = open_store(global, true)?;
     let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
+    // Partial files of uploads a dead process was writing; live writers' files are locked.
+    let stale = blobs.remove_stale_temps(false)?;
+    if stale.files > 0 {
+        tracing::info!(files = stale.files, bytes = stale.bytes, "removed partial files of writes that died");
+    }
     let listen = config.listen;
     let mode = config.mode;
 
@@ -656,10 +661,11 @@ fn gc(global: &Global, older_than: std::time::Duration, dry_run: bool, json: boo
     } else {
         let verb = if dry_run { "would remove" } else { "removed" };
         println!(
-            "{verb} {} runs, {} uploads, {} blobs ({} bytes); kept {} pinned runs; cutoff {}",
+            "{verb} {} runs, {} uploads, {} blobs, {} partial files ({} bytes); kept {} pinned runs; cutoff {}",
             report.runs_removed.len(),
             report.uploads_removed.len(),
             report.blobs_removed.len(),
+            report.partial_files.files,
             report.bytes_freed,
             report.pinned_runs_kept,
             report.cutoff

@@ -271,3 +271,68 @@ fn when_every_connection_is_busy_a_new_one_is_refused_clearly() {
     let live = reqwest::blocking::get(format!("{}/health/live", server.url)).expect("health");
     assert_eq!(live.status().as_u16(), 200);
 }
+
+/// The partial files in `blobs/tmp`.
+fn partial_files(env: &Env) -> Vec<std::path::PathBuf> {
+    let tmp = env.data().join("blobs/tmp");
+    std::fs::read_dir(tmp).expect("tmp").map(|e| e.expect("entry").path()).collect()
+}
+
+/// Starts an upload that sends half its body and stalls, and waits for its partial file.
+fn stalled_upload(server: &crate::support::Server, env: &Env) -> TcpStream {
+    let mut s = TcpStream::connect(address(server)).expect("connect");
+    let head = "POST /api/v1/uploads?name=big.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n";
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&vec![b'x'; 200_000]).expect("half the body");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while partial_files(env).is_empty() {
+        assert!(Instant::now() < deadline, "the upload's partial file never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s
+}
+
+/// `kill -9` in the middle of an upload left its partial file forever. Start-up and gc now
+/// remove partial files no live writer holds, and never one a live upload is writing.
+#[test]
+fn partial_files_of_dead_writes_are_removed_and_live_ones_kept() {
+    let env = Env::new();
+    let server = env.start();
+    let _stalled = stalled_upload(&server, &env);
+    server.kill();
+    assert_eq!(partial_files(&env).len(), 1, "kill -9 leaves the partial file");
+
+    let server = env.start();
+    assert_eq!(partial_files(&env), Vec::<std::path::PathBuf>::new(), "start-up removed it");
+
+    // A live upload's partial file survives gc; a dead one's (left by another process) does not.
+    let mut live = stalled_upload(&server, &env);
+    std::fs::write(env.data().join("blobs/tmp/dead.part"), b"left by a crash").expect("write");
+    let gc = server.post("/api/v1/gc", None, &json!({ "older_than": "30d" }).to_string());
+    assert_eq!(gc.status, 200, "{:?}", gc.body);
+    assert_eq!(gc.body["data"]["partial_files"], json!({ "files": 1, "bytes": 15 }), "{:?}", gc.body);
+    assert_eq!(partial_files(&env).len(), 1, "the live upload's file is kept");
+
+    live.write_all(&vec![b'x'; 800_000]).expect("the rest of the body");
+    let mut status = [0u8; 12];
+    live.read_exact(&mut status).expect("answer");
+    assert_eq!(&status, b"HTTP/1.1 201", "the upload completed after gc");
+}
+
+/// An upload with no body was stored as an empty file; it is refused, naming the problem.
+#[test]
+fn an_empty_upload_is_refused() {
+    let env = Env::new();
+    let server = env.start();
+    let empty = server
+        .client
+        .post(format!("{}/api/v1/uploads?name=a.csv", server.url))
+        .header("content-type", "application/octet-stream")
+        .send()
+        .expect("send");
+    let reply = crate::support::reply(empty);
+    assert_eq!((reply.status, reply.error_code()), (422, "invalid_request"), "{:?}", reply.body);
+    assert!(reply.body["error"]["message"].as_str().is_some_and(|m| m.contains("empty")), "{:?}", reply.body);
+    assert_eq!(server.get("/api/v1/uploads", None).body["data"]["items"], json!([]));
+}
