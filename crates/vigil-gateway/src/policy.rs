@@ -3,12 +3,11 @@
 //! [`Policy`] holds the gateway's own rules (model allow/block globs, a per-agent call
 //! rate). Other parts of Vigil add their own rules through [`CallGuard`] — the immune
 //! system refuses quarantined or draining agents, governance enforces budgets and kill
-//! switches — and the first refusal wins. A refusal carries the status and a reason the
-//! caller can read.
+//! switches — and the first refusal wins. A [`Refusal`] is a domain value: its
+//! [`RefusalKind`] says what kind of "no" it is, and the proxy turns that into a status.
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use vigil_core::config::PolicyConfig;
 use vigil_core::glob::glob_match;
@@ -23,10 +22,21 @@ pub struct CallFacts<'a> {
     pub offers_tools: bool,
 }
 
+/// What kind of "no" a refusal is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// Not allowed, and retrying will not change that until an operator does something.
+    Denied,
+    /// Too many calls; `retry_after_secs` says when to try again.
+    RateLimited,
+    /// Not now (an agent being drained or healed); retrying later may work.
+    Unavailable,
+}
+
 /// Why a call was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
-    pub status: StatusCode,
+    pub kind: RefusalKind,
     /// Stable, machine-readable: `model_blocked`, `model_not_allowed`, `agent_rate_limited`, ...
     pub code: &'static str,
     pub reason: String,
@@ -69,7 +79,7 @@ impl Policy {
     pub fn check(&self, call: &CallFacts<'_>) -> Option<Refusal> {
         if let Some(pattern) = self.config.block_models.iter().find(|g| glob_match(g, call.model)) {
             return Some(Refusal {
-                status: StatusCode::FORBIDDEN,
+                kind: RefusalKind::Denied,
                 code: "model_blocked",
                 reason: format!("model {:?} is blocked by policy (pattern {pattern:?})", call.model),
                 retry_after_secs: None,
@@ -77,7 +87,7 @@ impl Policy {
         }
         if !self.config.allow_models.is_empty() && !self.config.allow_models.iter().any(|g| glob_match(g, call.model)) {
             return Some(Refusal {
-                status: StatusCode::FORBIDDEN,
+                kind: RefusalKind::Denied,
                 code: "model_not_allowed",
                 reason: format!("model {:?} is not in the allowed models {:?}", call.model, self.config.allow_models),
                 retry_after_secs: None,
@@ -91,7 +101,7 @@ impl Policy {
         let wait = refused.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
         let secs = vigil_core::time::retry_after_secs(wait);
         Some(Refusal {
-            status: StatusCode::TOO_MANY_REQUESTS,
+            kind: RefusalKind::RateLimited,
             code: "agent_rate_limited",
             reason: format!("agent {:?} is over its limit of calls per minute; retry in {secs} s", call.agent_id),
             retry_after_secs: Some(secs),
@@ -126,7 +136,7 @@ mod tests {
     impl CallGuard for Quarantine {
         fn check(&self, call: &CallFacts<'_>) -> Option<Refusal> {
             (call.agent_id == "sick").then(|| Refusal {
-                status: StatusCode::FORBIDDEN,
+                kind: RefusalKind::Denied,
                 code: "agent_quarantined",
                 reason: "agent is quarantined".into(),
                 retry_after_secs: None,
@@ -143,7 +153,7 @@ mod tests {
         assert_eq!(policy.check(&facts("well", "m")), None);
         assert_eq!(policy.check(&facts("well", "m")), None);
         let limited = policy.check(&facts("well", "m")).expect("third call in a minute");
-        assert_eq!((limited.status, limited.code), (StatusCode::TOO_MANY_REQUESTS, "agent_rate_limited"));
+        assert_eq!((limited.kind, limited.code), (RefusalKind::RateLimited, "agent_rate_limited"));
         assert!(limited.retry_after_secs.is_some_and(|s| s >= 1));
         assert_eq!(policy.check(&facts("other", "m")), None, "limits are per agent");
     }

@@ -19,7 +19,7 @@ use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
 use crate::breaker::{Admission, Breaker};
 use crate::openai::{Answer, RequestFacts, estimate_usage};
-use crate::policy::{CallFacts, Policy};
+use crate::policy::{CallFacts, Policy, RefusalKind};
 use crate::price::PriceTable;
 use crate::recorder::Recorder;
 use crate::sse::Scanner;
@@ -27,8 +27,9 @@ use crate::sse::Scanner;
 /// Largest non-streamed answer relayed.
 pub const UPSTREAM_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Who made a call, as the server worked it out.
-#[derive(Clone, Debug)]
+/// Who made a call, as the server worked it out. Its `Debug` never shows the caller's
+/// provider key.
+#[derive(Clone)]
 pub struct Caller {
     /// When the request reached Vigil, for measuring Vigil's own overhead.
     pub received: Instant,
@@ -46,6 +47,24 @@ pub struct Caller {
     /// A cost the caller computed itself (`X-Vigil-Reported-Cost-Usd`), in nano-dollars; it
     /// wins over the price table.
     pub reported_cost_nanos: Option<i64>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("received", &self.received)
+            .field("request_id", &self.request_id)
+            .field("agent_id", &self.agent_id)
+            .field("agent_type", &self.agent_type)
+            .field("client_key", &self.client_key.as_ref().map(|_| "<redacted>"))
+            .field("feature", &self.feature)
+            .field("user", &self.user)
+            .field("client_ip", &self.client_ip)
+            .field("anthropic_version", &self.anthropic_version)
+            .field("anthropic_beta", &self.anthropic_beta)
+            .field("reported_cost_nanos", &self.reported_cost_nanos)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,13 +298,16 @@ impl Gateway {
         let offers_tools = value.get("tools").and_then(Value::as_array).is_some_and(|tools| !tools.is_empty());
         let call = CallFacts { agent_id: &caller.agent_id, model: &facts.model, endpoint: endpoint.name, offers_tools };
         if let Some(refusal) = self.policy.check(&call) {
-            vital.status = refusal.status.as_u16();
+            let (status, kind) = match refusal.kind {
+                RefusalKind::Denied => (StatusCode::FORBIDDEN, "permission_error"),
+                RefusalKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+                RefusalKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "permission_error"),
+            };
+            vital.status = status.as_u16();
             vital.error_class = Some(format!("policy:{}", refusal.code));
             vital.latency_us = elapsed_us(started);
             self.recorder.record(vital);
-            let kind =
-                if refusal.status == StatusCode::TOO_MANY_REQUESTS { "rate_limit_error" } else { "permission_error" };
-            let mut response = endpoint.dialect.error(refusal.status, kind, refusal.code, refusal.reason);
+            let mut response = endpoint.dialect.error(status, kind, refusal.code, refusal.reason);
             if let Some(secs) = refusal.retry_after_secs {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
@@ -946,6 +968,25 @@ impl Stream for Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_callers_debug_never_shows_its_provider_key() {
+        let caller = Caller {
+            received: Instant::now(),
+            request_id: None,
+            agent_id: "a".into(),
+            agent_type: "t".into(),
+            client_key: Some("sk-secret-provider-key".into()),
+            feature: None,
+            user: None,
+            client_ip: None,
+            anthropic_version: None,
+            anthropic_beta: None,
+            reported_cost_nanos: None,
+        };
+        let shown = format!("{caller:?}");
+        assert!(!shown.contains("sk-secret") && shown.contains("<redacted>"), "{shown}");
+    }
 
     #[test]
     fn retry_after_is_clamped_and_never_panics() {

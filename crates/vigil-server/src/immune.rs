@@ -26,14 +26,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use vigil_core::config::ImmuneConfig;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Vital};
-use vigil_gateway::policy::{CallFacts, CallGuard, Refusal};
+use vigil_gateway::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
 use vigil_immune::baseline::BaselineConfig;
 use vigil_immune::correlation::CorrelationConfig;
 use vigil_immune::diagnosis::Diagnosis;
@@ -118,7 +117,7 @@ pub fn observation(vital: &Vital) -> Option<Observation> {
     })
 }
 
-/// Why the immune system refused an operator's command.
+/// Why the immune system refused an operator's command, or could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ImmuneError {
     #[error(transparent)]
@@ -129,6 +128,8 @@ pub enum ImmuneError {
     Stopped,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot build the HTTP client for agents' control URLs: {0}")]
+    ControlClient(reqwest::Error),
 }
 
 /// The engine task's queue. Observations are pushed quietly; every other command also
@@ -237,18 +238,18 @@ impl CallGuard for ImmuneGuard {
         let agents = self.agents.read().unwrap_or_else(|e| e.into_inner());
         let mut r = agents.get(call.agent_id)?.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((state, reason)) = &r.refused {
-            let (status, code, retry) = match state {
-                State::Draining => (StatusCode::SERVICE_UNAVAILABLE, "agent_draining", Some(5)),
-                State::Healing => (StatusCode::SERVICE_UNAVAILABLE, "agent_healing", Some(5)),
-                State::Exhausted => (StatusCode::FORBIDDEN, "agent_exhausted", None),
-                _ => (StatusCode::FORBIDDEN, "agent_quarantined", None),
+            let (kind, code, retry) = match state {
+                State::Draining => (RefusalKind::Unavailable, "agent_draining", Some(5)),
+                State::Healing => (RefusalKind::Unavailable, "agent_healing", Some(5)),
+                State::Exhausted => (RefusalKind::Denied, "agent_exhausted", None),
+                _ => (RefusalKind::Denied, "agent_quarantined", None),
             };
-            return Some(Refusal { status, code, reason: reason.clone(), retry_after_secs: retry });
+            return Some(Refusal { kind, code, reason: reason.clone(), retry_after_secs: retry });
         }
         let now = Instant::now();
         if call.offers_tools && r.tools_revoked_until.is_some_and(|until| now < until) {
             return Some(Refusal {
-                status: StatusCode::FORBIDDEN,
+                kind: RefusalKind::Denied,
                 code: "agent_tools_revoked",
                 reason: format!(
                     "the immune system revoked tools for agent {:?}; send the request without \"tools\"",
@@ -265,7 +266,7 @@ impl CallGuard for ImmuneGuard {
             Some(next) if now < next => {
                 let secs = vigil_core::time::retry_after_secs(next - now);
                 Some(Refusal {
-                    status: StatusCode::TOO_MANY_REQUESTS,
+                    kind: RefusalKind::RateLimited,
                     code: "agent_throttled",
                     reason: format!(
                         "the immune system throttled agent {:?} to one call every {} s; retry in {secs} s",
@@ -390,7 +391,7 @@ impl Immune {
         writer: Background,
         config: ImmuneConfig,
         dropped: Counter,
-    ) -> Result<Arc<Immune>, StoreError> {
+    ) -> Result<Arc<Immune>, ImmuneError> {
         Immune::start_with_window(store, writer, config, dropped, FILL_WINDOW)
     }
 
@@ -402,7 +403,7 @@ impl Immune {
         config: ImmuneConfig,
         dropped: Counter,
         fill_window: Duration,
-    ) -> Result<Arc<Immune>, StoreError> {
+    ) -> Result<Arc<Immune>, ImmuneError> {
         let guard = Arc::new(ImmuneGuard::default());
         let (engine, seq) = restore(&store, engine_config(&config))?;
         // Switched off, nothing is enforced: no agent stays refused with no way to release it.
@@ -419,8 +420,12 @@ impl Immune {
             store: store.clone(),
             guard: guard.clone(),
             config: config.clone(),
-            // A control URL answers itself: redirects are not followed.
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
+            // A control URL answers itself: redirects are not followed. A client that cannot
+            // be built so stops start-up rather than silently following redirects.
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(ImmuneError::ControlClient)?,
         };
         let (events, _) = broadcast::channel(EVENTS);
         let worker = Worker {
@@ -870,8 +875,8 @@ mod tests {
         guard.set_state("a", State::Quarantined, "quarantined: inc-1".into());
         let refusal = guard.check(&facts("a", false)).expect("refused");
         assert_eq!(
-            (refusal.status, refusal.code, refusal.reason.as_str()),
-            (StatusCode::FORBIDDEN, "agent_quarantined", "quarantined: inc-1")
+            (refusal.kind, refusal.code, refusal.reason.as_str()),
+            (RefusalKind::Denied, "agent_quarantined", "quarantined: inc-1")
         );
         assert!(guard.check(&facts("b", false)).is_none());
         guard.set_state("a", State::Probation, String::new());

@@ -54,6 +54,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("cannot start the background writer thread: {0}")]
     Writer(std::io::Error),
+    #[error(transparent)]
+    Immune(#[from] immune::ImmuneError),
 }
 
 /// Whether a path belongs to the provider-compatible API (`/v1/...`), whose clients are

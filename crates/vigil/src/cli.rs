@@ -41,12 +41,21 @@ struct Global {
     /// Config file (TOML). Defaults to <DATA>/vigil.toml when that file exists.
     #[arg(long, global = true, env = "VIGIL_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Set by a command's own flags that stand for a setting (`serve --listen`): each wins
+    /// over the file and over its `VIGIL_*` variable, as that variable would.
+    #[arg(skip)]
+    overrides: Vec<(&'static str, String)>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server (API, health, metrics) until SIGTERM or Ctrl-C.
-    Serve,
+    Serve {
+        /// Address and port to listen on, such as 127.0.0.1:7700 (the same as VIGIL_LISTEN,
+        /// and wins over it and the config file). Local mode binds loopback only.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -280,9 +289,12 @@ fn parse_scope(text: &str) -> Result<Scope, String> {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let Cli { global, command } = cli;
+    let Cli { mut global, command } = cli;
     match command {
-        Command::Serve => serve(&global),
+        Command::Serve { listen } => {
+            global.overrides.extend(listen.map(|addr| ("VIGIL_LISTEN", addr)));
+            serve(&global)
+        }
         Command::Keys(cmd) => keys(&global, cmd),
         Command::Audit(AuditCommand::Verify) => audit_verify(&global),
         Command::Db(DbCommand::Doctor { json }) => db_doctor(&global, json),
@@ -371,7 +383,11 @@ fn load_config(global: &Global) -> anyhow::Result<Config> {
         .transpose()?;
     let path_text = path.as_ref().map(|p| p.display().to_string());
     // The whole environment: `VIGIL_*` settings, and the variables providers name for keys.
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    for (variable, value) in &global.overrides {
+        env.remove(&format!("{variable}_FILE"));
+        env.insert((*variable).to_owned(), value.clone());
+    }
     let sources = Sources { file: path_text.as_deref().zip(text.as_deref()), env: &env, read_file: &read_secret_file };
     Ok(config::load(&sources)?)
 }

@@ -46,6 +46,11 @@ impl From<ImmuneError> for ApiError {
             }
             ImmuneError::Disabled | ImmuneError::Stopped => ApiError::unavailable("immune_unavailable", e.to_string()),
             ImmuneError::Store(e) => e.into(),
+            // Only at start-up; a running service cannot return it.
+            e @ ImmuneError::ControlClient(_) => {
+                tracing::error!(error = %e, "immune service failure");
+                ApiError::internal()
+            }
         }
     }
 }

@@ -8,8 +8,40 @@ use crate::support::{ChannelReader, Env, write_file};
 fn help_lists_every_command() {
     let env = Env::new();
     let help = env.ok(&["--help"]);
-    for command in ["serve", "keys", "audit", "db", "config", "version"] {
-        assert!(help.contains(command), "{command} missing from:\n{help}");
+    // The names in the "Commands:" section, each at the start of its own line: exactly the
+    // commands Vigil has, so a command added, lost or renamed fails here.
+    let section = help.split("Commands:").nth(1).and_then(|rest| rest.split("Options:").next()).unwrap_or("");
+    let listed: Vec<&str> = section
+        .lines()
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    let expected = [
+        "serve",
+        "keys",
+        "audit",
+        "db",
+        "config",
+        "upload",
+        "run",
+        "plugins",
+        "demo",
+        "immune",
+        "bundle",
+        "pin",
+        "unpin",
+        "gc",
+        "replay",
+        "version",
+        "mock-upstream",
+        "help",
+    ];
+    assert_eq!(listed, expected, "{help}");
+    for command in expected.iter().filter(|c| **c != "help") {
+        let out = env.run(&[command, "--help"]);
+        assert!(out.status.success(), "vigil {command} --help failed");
+        let usage = String::from_utf8_lossy(&out.stdout);
+        assert!(usage.contains(&format!("Usage: vigil {command}")), "vigil {command} --help:\n{usage}");
     }
     let keys = env.ok(&["keys", "create", "--help"]);
     assert!(keys.contains("--scope") && keys.contains("read, write"), "{keys}");
@@ -133,4 +165,29 @@ fn sigterm_lets_an_in_flight_request_finish() {
     assert_eq!(status, 201, "the in-flight request completes");
     assert!(server.stop().success());
     assert!(env.ok(&["keys", "list"]).contains("slow"));
+}
+
+/// `vigil serve --listen ADDR` is where a new user looks first; it wins over VIGIL_LISTEN
+/// and is checked like it.
+#[test]
+fn serve_listens_where_the_flag_says() {
+    use std::io::BufRead;
+    let mut env = Env::new();
+    env.set("VIGIL_LISTEN", "not an address");
+    let mut child = env
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("vigil listening on http://127.0.0.1:"), "{line}");
+
+    let refused = env.run(&["serve", "--listen", "0.0.0.0:0"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("local mode binds loopback only"), "{stderr}");
 }
