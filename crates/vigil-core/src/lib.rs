@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod digest;
+pub mod egress;
 pub mod glob;
 pub mod id;
 pub mod page;

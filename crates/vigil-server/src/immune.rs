@@ -30,6 +30,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use vigil_core::config::ImmuneConfig;
 use vigil_core::digest::Sha256Digest;
+use vigil_core::egress::EgressPolicy;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Vital};
 use vigil_gateway::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
@@ -117,7 +118,7 @@ pub fn observation(vital: &Vital) -> Option<Observation> {
     })
 }
 
-/// Why the immune system refused an operator's command, or could not start.
+/// Why the immune system refused an operator's command.
 #[derive(Debug, thiserror::Error)]
 pub enum ImmuneError {
     #[error(transparent)]
@@ -128,8 +129,6 @@ pub enum ImmuneError {
     Stopped,
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot build the HTTP client for agents' control URLs: {0}")]
-    ControlClient(reqwest::Error),
 }
 
 /// The engine task's queue. Observations are pushed quietly; every other command also
@@ -293,13 +292,40 @@ pub fn redact_url(url: &str) -> String {
     if scheme.is_empty() { format!("{host}/{path}") } else { format!("{scheme}://{host}/{path}") }
 }
 
+/// A client that may call `url`: the URL passes the egress policy, and so does every
+/// address its host resolves to right now; the client connects to the address judged
+/// (no second lookup a rebinding name could answer differently), through no proxy, and
+/// follows no redirect.
+async fn vetted_client(egress: &EgressPolicy, url: &str) -> Result<reqwest::Client, String> {
+    let url = egress.check_url(url).map_err(|e| e.to_string())?;
+    let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy();
+    // An address (not a name) was judged by `check_url` already.
+    let builder = match url.domain() {
+        Some(name) => {
+            let port = url.port_or_known_default().unwrap_or(80);
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name, port))
+                .await
+                .map_err(|e| format!("{name} does not resolve: {e}"))?
+                .collect();
+            let first = *addrs.first().ok_or_else(|| format!("{name} resolves to no address"))?;
+            for addr in &addrs {
+                egress.check_addr(Some(name), *addr).map_err(|e| format!("{name} resolves to {e}"))?;
+            }
+            builder.resolve(name, first)
+        }
+        None => builder,
+    };
+    builder.build().map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
 /// Runs healing actions.
 #[derive(Clone, Debug)]
 pub struct Executor {
     store: Store,
     guard: Arc<ImmuneGuard>,
     config: ImmuneConfig,
-    http: reqwest::Client,
+    /// Where control URLs may point.
+    egress: EgressPolicy,
 }
 
 /// What an agent's control URL receives.
@@ -353,9 +379,14 @@ impl Executor {
             Ok(Err(e)) => return (false, format!("could not read the control URL: {e}")),
             Err(e) => return (false, format!("could not read the control URL: {e}")),
         };
-        let sent = self.http.post(&url).timeout(self.config.control_timeout).json(request).send().await;
         // Details land in incident timelines anyone with a read key sees: no credentials.
-        let url = redact_url(&url);
+        let shown = redact_url(&url);
+        let client = match vetted_client(&self.egress, &url).await {
+            Ok(client) => client,
+            Err(why) => return (false, format!("control URL {shown} refused: {why}")),
+        };
+        let sent = client.post(&url).timeout(self.config.control_timeout).json(request).send().await;
+        let url = shown;
         match sent {
             Ok(response) if response.status().is_success() => {
                 (true, format!("control URL {url} answered {}", response.status().as_u16()))
@@ -390,9 +421,10 @@ impl Immune {
         store: Store,
         writer: Background,
         config: ImmuneConfig,
+        egress: EgressPolicy,
         dropped: Counter,
     ) -> Result<Arc<Immune>, ImmuneError> {
-        Immune::start_with_window(store, writer, config, dropped, FILL_WINDOW)
+        Immune::start_with_window(store, writer, config, egress, dropped, FILL_WINDOW)
     }
 
     /// [`Immune::start`] with another fill window, so tests can tell a cut-short wait from
@@ -401,6 +433,7 @@ impl Immune {
         store: Store,
         writer: Background,
         config: ImmuneConfig,
+        egress: EgressPolicy,
         dropped: Counter,
         fill_window: Duration,
     ) -> Result<Arc<Immune>, ImmuneError> {
@@ -416,17 +449,7 @@ impl Immune {
         let engine = Arc::new(Mutex::new(engine));
         let (tx, rx) = mpsc::channel(QUEUE);
         let inbox = Inbox { tx, urgent: Arc::new(Notify::new()) };
-        let executor = Executor {
-            store: store.clone(),
-            guard: guard.clone(),
-            config: config.clone(),
-            // A control URL answers itself: redirects are not followed. A client that cannot
-            // be built so stops start-up rather than silently following redirects.
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(ImmuneError::ControlClient)?,
-        };
+        let executor = Executor { store: store.clone(), guard: guard.clone(), config: config.clone(), egress };
         let (events, _) = broadcast::channel(EVENTS);
         let worker = Worker {
             engine: engine.clone(),
@@ -896,6 +919,18 @@ mod tests {
         assert!(!guard.any.load(Ordering::Acquire));
     }
 
+    #[tokio::test]
+    async fn a_control_url_is_judged_by_the_addresses_its_name_resolves_to() {
+        let strict = EgressPolicy::default();
+        let refused = vetted_client(&strict, "http://localhost:9/control").await.expect_err("loopback by name");
+        assert!(refused.contains("localhost resolves to") && refused.contains("loopback"), "{refused}");
+        let refused = vetted_client(&strict, "http://169.254.169.254/latest").await.expect_err("metadata");
+        assert!(refused.contains("link-local"), "{refused}");
+        let allow = ["127.0.0.0/8", "::1"].map(|a| vigil_core::egress::Allowed::parse(a).expect("entry")).to_vec();
+        let lenient = EgressPolicy { allow, own: None };
+        assert!(vetted_client(&lenient, "http://localhost:9/control").await.is_ok());
+    }
+
     #[test]
     fn control_urls_lose_their_credentials_in_details() {
         assert_eq!(redact_url("https://user:pw@agent.example:9000/ctl?token=abc#x"), "https://agent.example:9000/ctl");
@@ -943,7 +978,9 @@ mod tests {
         let config = vigil_core::config::Config::default().immune;
         assert!(config.enabled);
         let window = Duration::from_secs(30);
-        let immune = Immune::start_with_window(store, writer, config, Counter::default(), window).expect("start");
+        let immune =
+            Immune::start_with_window(store, writer, config, EgressPolicy::default(), Counter::default(), window)
+                .expect("start");
         let observed = || immune.read(|engine| engine.agent("a").map_or(0, |a| a.observations));
 
         // The first observation after a quiet spell is applied at once.
@@ -976,8 +1013,15 @@ mod tests {
         let path = dir.path().join("vigil.db");
         let config = vigil_core::config::Config::default().immune;
         let window = Duration::from_secs(30);
-        let immune = Immune::start_with_window(store, writer.clone(), config.clone(), Counter::default(), window)
-            .expect("start");
+        let immune = Immune::start_with_window(
+            store,
+            writer.clone(),
+            config.clone(),
+            EgressPolicy::default(),
+            Counter::default(),
+            window,
+        )
+        .expect("start");
         let observed = |immune: &Immune| immune.read(|engine| engine.agent("a").map_or(0, |a| a.observations));
         immune.observe(&vital("a"));
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -997,7 +1041,8 @@ mod tests {
 
         // And it is kept: a restart restores all three.
         let store = Store::open(&path, vigil_store::StoreOptions::default()).expect("reopen");
-        let restarted = Immune::start(store, writer, config, Counter::default()).expect("restart");
+        let restarted =
+            Immune::start(store, writer, config, EgressPolicy::default(), Counter::default()).expect("restart");
         assert_eq!(observed(&restarted), 3);
         restarted.shutdown().await;
     }
@@ -1006,7 +1051,8 @@ mod tests {
     async fn the_gateway_enforces_a_state_as_soon_as_the_api_can_read_it() {
         let (_dir, store, writer) = storage();
         let config = vigil_core::config::Config::default().immune;
-        let immune = Immune::start(store, writer.clone(), config, Counter::default()).expect("start");
+        let immune =
+            Immune::start(store, writer.clone(), config, EgressPolicy::default(), Counter::default()).expect("start");
         // Hold the log writer, as a slow disk would, until the test has looked.
         let (open, gate) = std::sync::mpsc::channel::<()>();
         let (holding, held_now) = oneshot::channel();

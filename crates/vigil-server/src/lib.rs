@@ -130,6 +130,7 @@ impl App {
             store.clone(),
             writer("vigil-immune", Priority::Normal)?,
             config.immune.clone(),
+            config.egress.clone(),
             metrics.immune_dropped.clone(),
         )?;
         let tap = immune.clone();

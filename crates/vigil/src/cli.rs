@@ -436,9 +436,12 @@ fn serve(global: &Global) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let harness =
             vigil_harness::Harness::new(harness_options(&global.data, &config)?, store.clone(), blobs.clone())?;
-        let app = App::new(config, store, blobs, harness, BUILD)?;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let local = listener.local_addr()?;
+        // Calls on a caller's behalf must never reach Vigil itself: the port it really got.
+        let mut config = config;
+        config.egress.own = Some(local);
+        let app = App::new(config, store, blobs, harness, BUILD)?;
         tracing::info!(%local, mode = mode.as_str(), data = %global.data.display(), "vigil listening");
         // Scripts and tests read the bound address (port 0 picks a free one) from stdout.
         println!("vigil listening on http://{local} (mode {})", mode.as_str());

@@ -194,6 +194,9 @@ name = "demo"
 kind = "openai"
 base_url = "{mock_url}"
 api_key_env = "DEMO_PROVIDER_KEY"
+[egress]
+# The simulated agents' control server listens on loopback.
+allow = ["127.0.0.1"]
 [immune]
 throttle_calls_per_minute = {throttle}
 drain_grace_ms = {drain}
@@ -210,16 +213,17 @@ probation_calls = {probation}
     let env: BTreeMap<String, String> = [("DEMO_PROVIDER_KEY".to_owned(), "sk-demo".to_owned())].into();
     let read_file = |_: &str| -> Result<String, String> { Err("the demo reads no secret files".to_owned()) };
     let sources = vigil_core::config::Sources { file: Some(("demo", toml.as_str())), env: &env, read_file: &read_file };
-    let config = vigil_core::config::load(&sources)?;
+    let mut config = vigil_core::config::load(&sources)?;
     let store = vigil_store::Store::open(&data.join("vigil.db"), vigil_store::StoreOptions::default())?;
     let blobs = vigil_store::BlobStore::open(&data.join("blobs"), config.blobs.max_bytes)?;
     let harness =
         vigil_harness::Harness::new(crate::cli::harness_options(&data, &config)?, store.clone(), blobs.clone())?;
+    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    config.egress.own = Some(listener.local_addr()?);
     let app = vigil_server::App::new(config, store, blobs, harness, crate::cli::BUILD)?;
     let immune = app.state.immune.clone();
     let mut decisions = immune.subscribe();
-    let listener = tokio::net::TcpListener::bind(options.listen).await?;
-    let url = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_server = stop_rx.clone();
     let server = tokio::spawn(vigil_server::serve(app, listener, async move {

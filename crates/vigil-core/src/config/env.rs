@@ -103,6 +103,13 @@ fn parse_env_value(setting: &Setting, text: &str) -> Result<toml::Value, String>
             "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
             _ => Err(format!("expected true or false, got {}", shown(text))),
         },
+        ValueKind::List => Ok(toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_owned()))
+                .collect(),
+        )),
     }
 }
 

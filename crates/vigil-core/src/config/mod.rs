@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod egress;
 mod env;
 mod gateway;
 mod harness;
@@ -32,6 +33,7 @@ mod store;
 mod tests;
 
 pub use auth::{ADMIN_KEY_LEN_MAX, ADMIN_KEY_LEN_MIN, RawAuth};
+pub use egress::{EGRESS_ALLOW_MAX, RawEgress};
 pub use gateway::{
     GatewayConfig, PolicyConfig, PriceConfig, ProviderConfig, ProviderKind, RawGateway, RawPolicy, RawPrice,
     RawProvider, UPSTREAM_TIMEOUT_MS_MAX, VITALS_QUEUE_MAX,
@@ -84,6 +86,7 @@ pub struct RawConfig {
     pub gateway: RawGateway,
     pub harness: RawHarness,
     pub immune: RawImmune,
+    pub egress: RawEgress,
 }
 
 /// Validated configuration, ready to run with.
@@ -101,6 +104,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub harness: HarnessConfig,
     pub immune: ImmuneConfig,
+    /// Where Vigil may call on a caller's behalf; never its own listen address.
+    pub egress: crate::egress::EgressPolicy,
 }
 
 impl Default for Config {
@@ -122,6 +127,8 @@ pub enum ValueKind {
     Text,
     Integer,
     Boolean,
+    /// Comma-separated text, each item trimmed; empty items are dropped.
+    List,
 }
 
 /// One configuration key and the environment variable that overrides it.
@@ -154,6 +161,7 @@ pub fn settings() -> impl Iterator<Item = &'static Setting> + Clone {
         gateway::SETTINGS,
         harness::SETTINGS,
         immune::SETTINGS,
+        egress::SETTINGS,
     ]
     .into_iter()
     .flatten()
@@ -359,9 +367,10 @@ impl RawConfig {
     pub fn validate(self, origins: &mut Origins, sources: &Sources<'_>) -> Result<Config, ConfigError> {
         let mut check = Check { origins, sources, mode: self.mode, problems: Vec::new() };
         // Fields are validated in the order written, which is the order problems are reported.
+        let listen = validate_listen(self.listen.as_deref(), &mut check);
         let config = Config {
             mode: self.mode,
-            listen: validate_listen(self.listen.as_deref(), &mut check),
+            listen,
             store: self.store.validate(&mut check),
             blobs: self.blobs.validate(&mut check),
             http: self.http.validate(&mut check),
@@ -370,6 +379,7 @@ impl RawConfig {
             gateway: self.gateway.validate(&mut check),
             harness: self.harness.validate(&mut check),
             immune: self.immune.validate(&mut check),
+            egress: crate::egress::EgressPolicy { own: Some(listen), ..self.egress.validate(&mut check) },
         };
         if check.problems.is_empty() { Ok(config) } else { Err(ConfigError { problems: check.problems }) }
     }

@@ -46,11 +46,6 @@ impl From<ImmuneError> for ApiError {
             }
             ImmuneError::Disabled | ImmuneError::Stopped => ApiError::unavailable("immune_unavailable", e.to_string()),
             ImmuneError::Store(e) => e.into(),
-            // Only at start-up; a running service cannot return it.
-            e @ ImmuneError::ControlClient(_) => {
-                tracing::error!(error = %e, "immune service failure");
-                ApiError::internal()
-            }
         }
     }
 }
@@ -249,13 +244,17 @@ pub async fn set_control(
     ApiJson(body): ApiJson<ControlBody>,
 ) -> Result<Response, ApiError> {
     let url = body.url.trim().to_owned();
-    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-    if !scheme_ok || url.len() > CONTROL_URL_MAX || url.chars().any(char::is_whitespace) {
+    if url.len() > CONTROL_URL_MAX {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
-            format!("url must be an http:// or https:// URL of at most {CONTROL_URL_MAX} characters"),
+            format!("url must be at most {CONTROL_URL_MAX} characters"),
         ));
+    }
+    // Checked again (with the addresses its host resolves to) before every call.
+    if let Err(e) = state.config.egress.check_url(&url) {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "url_refused", format!("url: {e}"))
+            .with_details(serde_json::json!({ "field": "url" })));
     }
     if id.is_empty() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "an empty agent id"));

@@ -336,3 +336,44 @@ fn an_empty_upload_is_refused() {
     assert!(reply.body["error"]["message"].as_str().is_some_and(|m| m.contains("empty")), "{:?}", reply.body);
     assert_eq!(server.get("/api/v1/uploads", None).body["data"]["items"], json!([]));
 }
+
+/// A write key could point an agent's control URL at loopback, cloud metadata, `[::1]`,
+/// `0.0.0.0`, a decimal IP or Vigil itself, and credentials in the URL were sent as Basic
+/// auth. Now only public addresses, or what `egress.allow` lists, and never Vigil itself.
+#[test]
+fn control_urls_may_not_point_inside_or_carry_credentials() {
+    let put = |server: &crate::support::Server, url: &str| {
+        let body = json!({ "url": url }).to_string();
+        server.request("PUT", "/api/v1/immune/agents/a1/control", None, Some(&body))
+    };
+    let env = Env::new();
+    let server = env.start();
+    for url in [
+        "http://127.0.0.1:9000/control",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9000/",
+        "http://0.0.0.0:9000/",
+        "http://2130706433:9000/",
+        "http://10.0.0.5/control",
+        "http://user:secret@93.184.216.34/control",
+        "gopher://93.184.216.34/",
+    ] {
+        let reply = put(&server, url);
+        assert_eq!((reply.status, reply.error_code()), (422, "url_refused"), "{url}: {:?}", reply.body);
+    }
+    assert_eq!(
+        put(&server, "https://agents.example.com/control/a1").status,
+        200,
+        "a public name is judged at call time"
+    );
+    drop(server);
+
+    let mut env = Env::new();
+    env.set("VIGIL_EGRESS_ALLOW", "127.0.0.0/8");
+    let server = env.start();
+    assert_eq!(put(&server, "http://127.0.0.1:9000/control").status, 200, "allowed by network");
+    let own = format!("{}/api/v1/keys", server.url);
+    let reply = put(&server, &own);
+    assert_eq!(reply.status, 422, "never Vigil itself: {:?}", reply.body);
+    assert!(reply.body["error"]["message"].as_str().is_some_and(|m| m.contains("Vigil itself")), "{:?}", reply.body);
+}

@@ -15,7 +15,9 @@ fn env() -> Env {
     let mut env = Env::new();
     env.set("VIGIL_IMMUNE_DRAIN_GRACE_MS", "200")
         .set("VIGIL_IMMUNE_PROBATION_CALLS", "5")
-        .set("VIGIL_IMMUNE_APPROVAL_MIN_SEVERITY", "3");
+        .set("VIGIL_IMMUNE_APPROVAL_MIN_SEVERITY", "3")
+        // The tests' control servers listen on loopback.
+        .set("VIGIL_EGRESS_ALLOW", "127.0.0.1");
     env
 }
 
