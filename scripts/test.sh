@@ -21,6 +21,15 @@ for pure in vigil-core vigil-immune; do
         fi
     done
 done
+# Invariant: the services layer has no HTTP framework or HTTP stack in its tree (it talks to
+# the outside through ports the binary fills). Again the first query proves `cargo tree` works.
+cargo tree -p vigil-services -e normal -i tokio >/dev/null
+for banned in axum hyper reqwest tower; do
+    if cargo tree -p vigil-services -e normal -i "$banned" >/dev/null 2>&1; then
+        echo "invariant broken: vigil-services depends on $banned" >&2
+        exit 1
+    fi
+done
 
 # The gateway tests drive Vigil with the official OpenAI and Anthropic Python SDKs, the
 # OTLP receiver test with the official OpenTelemetry SDK, and the tabular pack's profile is

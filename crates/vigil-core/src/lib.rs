@@ -17,6 +17,7 @@ pub mod egress;
 pub mod glob;
 pub mod id;
 pub mod page;
+pub mod policy;
 pub mod provenance;
 pub mod run;
 pub mod scope;

@@ -12,41 +12,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use vigil_core::config::PolicyConfig;
 use vigil_core::glob::glob_match;
 
-/// What a guard sees of a call.
-#[derive(Clone, Copy, Debug)]
-pub struct CallFacts<'a> {
-    pub agent_id: &'a str,
-    pub model: &'a str,
-    pub endpoint: &'a str,
-    /// The request offers the model tools to call.
-    pub offers_tools: bool,
-}
-
-/// What kind of "no" a refusal is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefusalKind {
-    /// Not allowed, and retrying will not change that until an operator does something.
-    Denied,
-    /// Too many calls; `retry_after_secs` says when to try again.
-    RateLimited,
-    /// Not now (an agent being drained or healed); retrying later may work.
-    Unavailable,
-}
-
-/// Why a call was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub kind: RefusalKind,
-    /// Stable, machine-readable: `model_blocked`, `model_not_allowed`, `agent_rate_limited`, ...
-    pub code: &'static str,
-    pub reason: String,
-    pub retry_after_secs: Option<u64>,
-}
-
-/// A rule another part of Vigil plugs into the gateway.
-pub trait CallGuard: Send + Sync + std::fmt::Debug {
-    fn check(&self, call: &CallFacts<'_>) -> Option<Refusal>;
-}
+pub use vigil_core::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
 
 /// The gateway's own rules plus the registered guards.
 #[derive(Debug)]

@@ -15,12 +15,11 @@ pub mod auth;
 pub mod connections;
 pub mod gate;
 pub mod handlers;
-pub mod immune;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod origin;
-pub mod otlp;
+pub mod outbound;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
@@ -55,7 +54,7 @@ pub enum ServerError {
     #[error("cannot start the background writer thread: {0}")]
     Writer(std::io::Error),
     #[error(transparent)]
-    Immune(#[from] immune::ImmuneError),
+    Immune(#[from] vigil_services::immune::ImmuneError),
 }
 
 /// Whether a path belongs to the provider-compatible API (`/v1/...`), whose clients are
@@ -126,11 +125,12 @@ impl App {
             metrics.vitals_dropped.clone(),
         );
         // Every recorded call is also judged by the immune system, which the gateway obeys.
-        let immune = immune::Immune::start(
+        let immune = vigil_services::immune::Immune::start(
             store.clone(),
             writer("vigil-immune", Priority::Normal)?,
             config.immune.clone(),
             config.egress.clone(),
+            std::sync::Arc::new(outbound::ReqwestSender),
             metrics.immune_dropped.clone(),
         )?;
         let tap = immune.clone();

@@ -28,7 +28,7 @@ pub struct BuildInfo {
 pub(crate) struct Services {
     pub gateway: vigil_gateway::Gateway,
     pub harness: vigil_harness::Harness,
-    pub immune: Arc<crate::immune::Immune>,
+    pub immune: Arc<vigil_services::immune::Immune>,
 }
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -48,7 +48,7 @@ pub struct Shared {
     pub keys: KeyCache,
     pub gateway: vigil_gateway::Gateway,
     pub harness: vigil_harness::Harness,
-    pub immune: Arc<crate::immune::Immune>,
+    pub immune: Arc<vigil_services::immune::Immune>,
     /// The last readiness result and when it was taken (see `handlers::health::ready`).
     pub readiness: tokio::sync::Mutex<Option<(Instant, Vec<crate::handlers::health::Check>)>>,
     pub started: Instant,

@@ -744,14 +744,14 @@ fn immune(global: &Global, cmd: ImmuneCommand) -> anyhow::Result<ExitCode> {
                         .open(&path)
                         .with_context(|| format!("creating {}", path.display()))?;
                     let mut out = std::io::BufWriter::new(file);
-                    let lines = vigil_server::immune::export(&store, &mut out)?;
+                    let lines = vigil_services::immune::export(&store, &mut out)?;
                     out.flush().with_context(|| format!("writing {}", path.display()))?;
                     eprintln!("wrote {lines} logged inputs to {}", path.display());
                     lines
                 }
                 None => {
                     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    let lines = vigil_server::immune::export(&store, &mut out)?;
+                    let lines = vigil_services::immune::export(&store, &mut out)?;
                     out.flush()?;
                     lines
                 }
@@ -762,7 +762,8 @@ fn immune(global: &Global, cmd: ImmuneCommand) -> anyhow::Result<ExitCode> {
         ImmuneCommand::Replay { file, decisions, json } => {
             let config = load_config(global)?;
             let reader = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
-            let mut replayer = vigil_immune::replay::Replayer::new(vigil_server::immune::engine_config(&config.immune));
+            let mut replayer =
+                vigil_immune::replay::Replayer::new(vigil_services::immune::engine_config(&config.immune));
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for line in std::io::BufReader::new(reader).lines() {
                 let line = line.with_context(|| format!("reading {}", file.display()))?;

@@ -480,7 +480,7 @@ fn track(
     kind: &DecisionKind,
     injected: &Arc<Mutex<Vec<Injected>>>,
     fleet: &Fleet,
-    immune: &vigil_server::immune::Immune,
+    immune: &vigil_services::immune::Immune,
 ) {
     let mut injected = injected.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let find = |injected: &mut Vec<Injected>, agent: &str, fleet_wide: bool| -> Option<usize> {

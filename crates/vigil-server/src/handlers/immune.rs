@@ -22,8 +22,8 @@ use vigil_immune::sentinel::Metric;
 
 use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, blocking, envelope};
 use crate::auth::Principal;
-use crate::immune::ImmuneError;
 use crate::state::AppState;
+use vigil_services::immune::ImmuneError;
 
 const SOURCE: &str = "immune";
 
@@ -191,7 +191,7 @@ pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) ->
     };
     let store = state.store.clone();
     detail.control_url = blocking(move || store.control_url(&id)).await?.map(|mut c| {
-        c.url = crate::immune::redact_url(&c.url);
+        c.url = vigil_services::immune::redact_url(&c.url);
         c
     });
     Ok(envelope(detail, Aggregation::Detail, SOURCE).into_response())
@@ -453,7 +453,7 @@ pub async fn export(State(state): State<AppState>) -> Result<Response, ApiError>
     let store = state.store.clone();
     let text = blocking(move || {
         let mut out = Vec::new();
-        crate::immune::export(&store, &mut out)?;
+        vigil_services::immune::export(&store, &mut out)?;
         Ok(out)
     })
     .await?;

@@ -1,6 +1,6 @@
 //! `POST /v1/traces`: an OTLP/HTTP trace receiver. OpenTelemetry SDKs and collectors export
 //! here (protobuf or JSON on the same path, optionally gzipped); the model-call spans become
-//! vitals, stored and judged like gateway calls (see [`crate::otlp`]).
+//! vitals, stored and judged like gateway calls (see [`vigil_services::otlp`]).
 //!
 //! Answers follow OTLP/HTTP: the request's content type; 200 with a partial success naming
 //! rejected spans; 400 for a body that is not an export; 413 when the body (after
@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 use vigil_core::time::Timestamp;
 
-use crate::otlp::{self, Encoding};
 use crate::state::AppState;
+use vigil_services::otlp::{self, Encoding};
 
 /// Largest export accepted once decompressed (OTLP recommends 20 MiB).
 pub const DECOMPRESSED_MAX: usize = 20 * 1024 * 1024;

@@ -31,9 +31,9 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use vigil_core::config::ImmuneConfig;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::egress::EgressPolicy;
+use vigil_core::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Vital};
-use vigil_gateway::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
 use vigil_immune::baseline::BaselineConfig;
 use vigil_immune::correlation::CorrelationConfig;
 use vigil_immune::diagnosis::Diagnosis;
@@ -45,6 +45,10 @@ use vigil_immune::sentinel::SentinelConfig;
 use vigil_immune::stream::ContextConfig;
 use vigil_store::background::Background;
 use vigil_store::{ImmuneLogEntry, NewAuditEntry, Store, StoreError};
+
+use crate::outbound::{self, ControlSender, Post};
+#[cfg(test)]
+use crate::outbound::{BoxFuture, SendError};
 
 /// Inputs waiting for the engine.
 const QUEUE: usize = 65_536;
@@ -292,32 +296,6 @@ pub fn redact_url(url: &str) -> String {
     if scheme.is_empty() { format!("{host}/{path}") } else { format!("{scheme}://{host}/{path}") }
 }
 
-/// A client that may call `url`: the URL passes the egress policy, and so does every
-/// address its host resolves to right now; the client connects to the address judged
-/// (no second lookup a rebinding name could answer differently), through no proxy, and
-/// follows no redirect.
-async fn vetted_client(egress: &EgressPolicy, url: &str) -> Result<reqwest::Client, String> {
-    let url = egress.check_url(url).map_err(|e| e.to_string())?;
-    let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy();
-    // An address (not a name) was judged by `check_url` already.
-    let builder = match url.domain() {
-        Some(name) => {
-            let port = url.port_or_known_default().unwrap_or(80);
-            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name, port))
-                .await
-                .map_err(|e| format!("{name} does not resolve: {e}"))?
-                .collect();
-            let first = *addrs.first().ok_or_else(|| format!("{name} resolves to no address"))?;
-            for addr in &addrs {
-                egress.check_addr(Some(name), *addr).map_err(|e| format!("{name} resolves to {e}"))?;
-            }
-            builder.resolve(name, first)
-        }
-        None => builder,
-    };
-    builder.build().map_err(|e| format!("cannot build an HTTP client: {e}"))
-}
-
 /// Runs healing actions.
 #[derive(Clone, Debug)]
 pub struct Executor {
@@ -326,6 +304,8 @@ pub struct Executor {
     config: ImmuneConfig,
     /// Where control URLs may point.
     egress: EgressPolicy,
+    /// Sends to control URLs (an HTTP client outside this layer).
+    sender: Arc<dyn ControlSender>,
 }
 
 /// What an agent's control URL receives.
@@ -381,22 +361,24 @@ impl Executor {
         };
         // Details land in incident timelines anyone with a read key sees: no credentials.
         let shown = redact_url(&url);
-        let client = match vetted_client(&self.egress, &url).await {
-            Ok(client) => client,
+        let pinned = match outbound::judge(&self.egress, &url).await {
+            Ok(pinned) => pinned,
             Err(why) => return (false, format!("control URL {shown} refused: {why}")),
         };
-        let sent = client.post(&url).timeout(self.config.control_timeout).json(request).send().await;
-        let url = shown;
-        match sent {
-            Ok(response) if response.status().is_success() => {
-                (true, format!("control URL {url} answered {}", response.status().as_u16()))
-            }
-            Ok(response) => (false, format!("control URL {url} answered {}", response.status().as_u16())),
-            Err(e) if e.is_timeout() => (
-                false,
-                format!("control URL {url} did not answer within {} ms", self.config.control_timeout.as_millis()),
-            ),
-            Err(e) => (false, format!("control URL {url} could not be reached: {e}")),
+        let body = match serde_json::to_vec(request) {
+            Ok(body) => body,
+            Err(e) => return (false, format!("could not encode the request for {shown}: {e}")),
+        };
+        let post = Post {
+            url: &url,
+            pinned: pinned.as_ref().map(|(name, addr)| (name.as_str(), *addr)),
+            body,
+            timeout: self.config.control_timeout,
+        };
+        match self.sender.post_json(post).await {
+            Ok(status) if (200..300).contains(&status) => (true, format!("control URL {shown} answered {status}")),
+            Ok(status) => (false, format!("control URL {shown} answered {status}")),
+            Err(e) => (false, format!("control URL {shown}: {e}")),
         }
     }
 }
@@ -422,9 +404,10 @@ impl Immune {
         writer: Background,
         config: ImmuneConfig,
         egress: EgressPolicy,
+        sender: Arc<dyn ControlSender>,
         dropped: Counter,
     ) -> Result<Arc<Immune>, ImmuneError> {
-        Immune::start_with_window(store, writer, config, egress, dropped, FILL_WINDOW)
+        Immune::start_with_window(store, writer, config, (egress, sender), dropped, FILL_WINDOW)
     }
 
     /// [`Immune::start`] with another fill window, so tests can tell a cut-short wait from
@@ -433,7 +416,7 @@ impl Immune {
         store: Store,
         writer: Background,
         config: ImmuneConfig,
-        egress: EgressPolicy,
+        (egress, sender): (EgressPolicy, Arc<dyn ControlSender>),
         dropped: Counter,
         fill_window: Duration,
     ) -> Result<Arc<Immune>, ImmuneError> {
@@ -449,7 +432,7 @@ impl Immune {
         let engine = Arc::new(Mutex::new(engine));
         let (tx, rx) = mpsc::channel(QUEUE);
         let inbox = Inbox { tx, urgent: Arc::new(Notify::new()) };
-        let executor = Executor { store: store.clone(), guard: guard.clone(), config: config.clone(), egress };
+        let executor = Executor { store: store.clone(), guard: guard.clone(), config: config.clone(), egress, sender };
         let (events, _) = broadcast::channel(EVENTS);
         let worker = Worker {
             engine: engine.clone(),
@@ -887,6 +870,16 @@ fn act_for(decision: &Decision) -> Option<Act> {
 mod tests {
     use super::*;
 
+    /// The tests' agents have no control URLs: nothing is ever sent.
+    #[derive(Debug)]
+    struct NoSender;
+
+    impl ControlSender for NoSender {
+        fn post_json<'a>(&'a self, _: Post<'a>) -> BoxFuture<'a, Result<u16, SendError>> {
+            Box::pin(async { Err(SendError::Failed("the tests send nothing".into())) })
+        }
+    }
+
     fn facts<'a>(agent: &'a str, tools: bool) -> CallFacts<'a> {
         CallFacts { agent_id: agent, model: "m", endpoint: "chat.completions", offers_tools: tools }
     }
@@ -917,18 +910,6 @@ mod tests {
         guard.clear("a");
         assert!(guard.check(&facts("a", true)).is_none());
         assert!(!guard.any.load(Ordering::Acquire));
-    }
-
-    #[tokio::test]
-    async fn a_control_url_is_judged_by_the_addresses_its_name_resolves_to() {
-        let strict = EgressPolicy::default();
-        let refused = vetted_client(&strict, "http://localhost:9/control").await.expect_err("loopback by name");
-        assert!(refused.contains("localhost resolves to") && refused.contains("loopback"), "{refused}");
-        let refused = vetted_client(&strict, "http://169.254.169.254/latest").await.expect_err("metadata");
-        assert!(refused.contains("link-local"), "{refused}");
-        let allow = ["127.0.0.0/8", "::1"].map(|a| vigil_core::egress::Allowed::parse(a).expect("entry")).to_vec();
-        let lenient = EgressPolicy { allow, own: None };
-        assert!(vetted_client(&lenient, "http://localhost:9/control").await.is_ok());
     }
 
     #[test]
@@ -978,9 +959,15 @@ mod tests {
         let config = vigil_core::config::Config::default().immune;
         assert!(config.enabled);
         let window = Duration::from_secs(30);
-        let immune =
-            Immune::start_with_window(store, writer, config, EgressPolicy::default(), Counter::default(), window)
-                .expect("start");
+        let immune = Immune::start_with_window(
+            store,
+            writer,
+            config,
+            (EgressPolicy::default(), Arc::new(NoSender)),
+            Counter::default(),
+            window,
+        )
+        .expect("start");
         let observed = || immune.read(|engine| engine.agent("a").map_or(0, |a| a.observations));
 
         // The first observation after a quiet spell is applied at once.
@@ -1017,7 +1004,7 @@ mod tests {
             store,
             writer.clone(),
             config.clone(),
-            EgressPolicy::default(),
+            (EgressPolicy::default(), Arc::new(NoSender)),
             Counter::default(),
             window,
         )
@@ -1042,7 +1029,8 @@ mod tests {
         // And it is kept: a restart restores all three.
         let store = Store::open(&path, vigil_store::StoreOptions::default()).expect("reopen");
         let restarted =
-            Immune::start(store, writer, config, EgressPolicy::default(), Counter::default()).expect("restart");
+            Immune::start(store, writer, config, EgressPolicy::default(), Arc::new(NoSender), Counter::default())
+                .expect("restart");
         assert_eq!(observed(&restarted), 3);
         restarted.shutdown().await;
     }
@@ -1051,8 +1039,15 @@ mod tests {
     async fn the_gateway_enforces_a_state_as_soon_as_the_api_can_read_it() {
         let (_dir, store, writer) = storage();
         let config = vigil_core::config::Config::default().immune;
-        let immune =
-            Immune::start(store, writer.clone(), config, EgressPolicy::default(), Counter::default()).expect("start");
+        let immune = Immune::start(
+            store,
+            writer.clone(),
+            config,
+            EgressPolicy::default(),
+            Arc::new(NoSender),
+            Counter::default(),
+        )
+        .expect("start");
         // Hold the log writer, as a slow disk would, until the test has looked.
         let (open, gate) = std::sync::mpsc::channel::<()>();
         let (holding, held_now) = oneshot::channel();

@@ -1,0 +1,19 @@
+//! Vigil's services: the runtimes between the HTTP adapter and storage.
+//!
+//! A service owns tasks, queues and executors, and talks to the outside through ports: the
+//! store, and [`outbound::ControlSender`] for requests sent on a caller's behalf. No HTTP
+//! framework or HTTP stack is in this crate's dependency tree (`scripts/test.sh` checks),
+//! so the server translates HTTP to calls on these services and their refusals to
+//! statuses, and the binary composes them.
+//!
+//! - [`immune`]: the immune service. Its engine task applies timestamped inputs to the pure
+//!   [`vigil_immune::engine::Engine`], logs them with their decisions, snapshots the state,
+//!   restores it at start, and carries out healing actions through its [`immune::Executor`];
+//!   its [`immune::ImmuneGuard`] is the gateway's lifecycle rule.
+//! - [`otlp`]: OpenTelemetry trace exports (protobuf or JSON) decoded into vitals.
+//! - [`outbound`]: where a call on a caller's behalf may go (the egress policy, resolved
+//!   and pinned), and the port that sends it.
+
+pub mod immune;
+pub mod otlp;
+pub mod outbound;
