@@ -276,7 +276,10 @@ impl BlobStore {
     /// Re-hashes a stored blob and checks it still matches its address.
     pub fn verify(&self, digest: &Sha256Digest) -> Result<bool> {
         let path = self.path_of(digest);
-        let (found, _) = hash_file(&path).map_err(StoreError::io(format!("reading {}", path.display())))?;
+        let (found, _) = hash_file(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {digest}")),
+            _ => StoreError::Io { context: format!("reading {}", path.display()), source: e },
+        })?;
         Ok(found == *digest)
     }
 

@@ -13,8 +13,10 @@
 //! priority) for the vitals batches and the immune log.
 //!
 //! The boundary is deliberately narrow: callers use domain methods (`create_key`,
-//! `append_audit`, `list_audit`, ...) and never see SQL or `rusqlite` types, so a Postgres
-//! backend can later sit behind the same methods.
+//! `append_audit`, `list_audit`, ...) and never see SQL or `rusqlite` types. [`ports`]
+//! states that boundary as async traits per domain, which `Store` and `BlobStore`
+//! implement and which a Postgres store or an object store will implement next;
+//! [`conformance`] (feature `conformance`) is the behaviour every backend must show.
 //!
 //! [`BlobStore`] keeps bytes under `blobs/sha256/ab/<hex>`: written to a temp file, fsynced,
 //! re-read and verified, then linked into place and the directory fsynced, so a blob path
@@ -25,6 +27,8 @@ pub mod audit;
 pub mod background;
 pub mod backup;
 pub mod blob;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod db;
 pub mod doctor;
 pub mod immune;
@@ -32,6 +36,7 @@ pub mod keys;
 pub mod known_issues;
 pub mod migrations;
 pub mod plugins;
+pub mod ports;
 pub mod runs;
 pub mod uploads;
 pub mod vitals;
@@ -97,6 +102,10 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => StoreError::Busy,
+            // A uniqueness or key rule of the schema: the write clashes with what is stored.
+            Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                StoreError::Conflict(format!("conflicts with what is stored: {e}"))
+            }
             _ => StoreError::Sqlite(e),
         }
     }

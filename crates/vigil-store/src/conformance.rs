@@ -1,0 +1,385 @@
+//! The behaviour every storage backend must show, written against the [`crate::ports`]
+//! traits only: a Postgres store or an object-store blob backend is done when it passes
+//! these, unchanged. Each suite takes a fresh, empty backend and panics, naming the rule,
+//! on the first one broken.
+//!
+//! What they check: round trips; the documented order of every list; that cursors walk a
+//! list exactly once at every page size; each filter; error kinds (`NotFound`,
+//! `Conflict`, `Invalid`, `TooLarge`) that callers branch on; that writes made together
+//! commit together (a key with its audit entry, a log batch whole or not at all); and
+//! concurrency: parallel writers lose nothing and never fork the audit chain.
+//!
+//! Compiled for this crate's tests and, with the `conformance` feature, for other
+//! backends' tests.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::sync::Arc;
+
+use vigil_core::digest::Sha256Digest;
+use vigil_core::page::{Cursor, PageRequest};
+use vigil_core::scope::Scope;
+use vigil_core::time::Timestamp;
+use vigil_core::vitals::{CallOutcome, Usage, Vital};
+
+use crate::ports::{Blobs, ImmuneLog, KeysAudit, Page, VitalsAgents};
+use crate::{AuditFilter, AuditOutcome, ImmuneLogEntry, NewAuditEntry, StoreError, VitalsFilter};
+
+/// Page sizes every list is walked with.
+const PAGE_SIZES: [u32; 4] = [1, 2, 3, 500];
+
+fn page(after: Option<Cursor>, limit: u32) -> PageRequest {
+    PageRequest { after, limit }
+}
+
+/// Walks a list page by page and returns everything in order, checking each page's size.
+async fn walk<T, F, Fut>(limit: u32, mut fetch: F) -> Vec<T>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = crate::Result<Page<T>>>,
+{
+    let mut all = Vec::new();
+    let mut after = None;
+    for _ in 0..10_000 {
+        let (items, next) = fetch(page(after, limit)).await.expect("a page");
+        assert!(items.len() <= limit as usize, "a page holds at most its limit");
+        assert!(next.is_none() || items.len() == limit as usize, "only a full page has a next one");
+        all.extend(items);
+        match next {
+            Some(cursor) => after = Some(cursor),
+            None => return all,
+        }
+    }
+    panic!("a list never ended");
+}
+
+fn audit_entry(principal: &str, action: &str, status: u16) -> NewAuditEntry {
+    NewAuditEntry {
+        principal: principal.to_owned(),
+        action: action.to_owned(),
+        target: format!("/api/v1/{action}"),
+        request_id: None,
+        body_sha256: Sha256Digest::of(action.as_bytes()),
+        status,
+    }
+}
+
+/// Keys and the audit log.
+pub async fn keys_audit(port: Arc<dyn KeysAudit>) {
+    // Empty.
+    assert!(!port.has_active_admin_key().await.expect("admins"), "a new store has no admin key");
+    let empty = port.verify_audit().await.expect("verify");
+    assert_eq!((empty.entries, empty.head, empty.first_break), (0, None, None), "an empty chain is intact");
+
+    // Create, read back, authenticate.
+    let version = port.keys_version().await.expect("version");
+    let created = port
+        .create_key("ci".into(), Scope::Read, "cli".into(), Some(audit_entry("cli", "keys.create", 0)))
+        .await
+        .expect("create");
+    assert_ne!(port.keys_version().await.expect("version"), version, "creating a key changes the version");
+    assert_eq!(port.get_key(created.record.id).await.expect("get"), created.record);
+    let found = port.authenticate(created.secret.clone()).await.expect("authenticate");
+    assert_eq!(found.as_ref(), Some(&created.record), "the secret authenticates its key");
+    let mut wrong = created.secret.clone();
+    let last = wrong.pop().map_or('0', |c| if c == '0' { '1' } else { '0' });
+    wrong.push(last);
+    assert_eq!(port.authenticate(wrong).await.expect("authenticate"), None, "a wrong secret does not");
+    assert_eq!(port.authenticate("not a key".into()).await.expect("authenticate"), None);
+    let audited = port.list_audit(AuditFilter::default(), page(None, 10)).await.expect("audit").0;
+    assert_eq!(audited.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["keys.create"], "committed together");
+
+    // Error kinds.
+    let duplicate = port.create_key("ci".into(), Scope::Write, "cli".into(), None).await;
+    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "an active name is taken: {duplicate:?}");
+    for bad in ["", "a/b", &"x".repeat(65)] {
+        let refused = port.create_key(bad.into(), Scope::Read, "cli".into(), None).await;
+        assert!(matches!(refused, Err(StoreError::Invalid(_))), "name {bad:?}: {refused:?}");
+    }
+    let unknown = vigil_core::id::KeyId::from_bytes([7; 8]);
+    assert!(matches!(port.get_key(unknown).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(port.revoke_key(unknown, None).await, Err(StoreError::NotFound(_))));
+    let audited_after_refusals = port.list_audit(AuditFilter::default(), page(None, 10)).await.expect("audit").0;
+    assert_eq!(audited_after_refusals.len(), 1, "a refused change leaves no entry of its own");
+
+    // Revocation: the last admin is kept, a revoked key stops working, its name is free.
+    let admin = port.create_key("admin".into(), Scope::Admin, "cli".into(), None).await.expect("admin");
+    assert!(port.has_active_admin_key().await.expect("admins"));
+    let last_admin = port.revoke_key(admin.record.id, None).await;
+    assert!(matches!(last_admin, Err(StoreError::Conflict(_))), "the last admin stays: {last_admin:?}");
+    let version = port.keys_version().await.expect("version");
+    let revoked = port.revoke_key(created.record.id, Some(audit_entry("cli", "keys.revoke", 0))).await.expect("revoke");
+    assert!(revoked.revoked_at.is_some());
+    assert_ne!(port.keys_version().await.expect("version"), version, "revoking changes the version");
+    assert_eq!(port.authenticate(created.secret).await.expect("authenticate"), None, "revoked keys fail");
+    let again = port.revoke_key(created.record.id, None).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "revoking twice: {again:?}");
+    port.create_key("ci".into(), Scope::Read, "cli".into(), None).await.expect("a revoked key's name is free");
+    let active: BTreeSet<String> =
+        port.active_keys().await.expect("active").into_iter().map(|k| k.record.name).collect();
+    assert_eq!(active, BTreeSet::from(["admin".to_owned(), "ci".to_owned()]));
+
+    // Key pages: newest first, every key once at every page size, revoked ones on request.
+    for i in 0..5 {
+        port.create_key(format!("k{i}"), Scope::Read, "cli".into(), None).await.expect("create");
+    }
+    for limit in PAGE_SIZES {
+        let all = walk(limit, |p| port.list_keys_page(true, p)).await;
+        let names: Vec<&str> = all.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["k4", "k3", "k2", "k1", "k0", "ci", "admin", "ci"], "newest first, limit {limit}");
+        let active = walk(limit, |p| port.list_keys_page(false, p)).await;
+        assert_eq!(active.len(), 7, "revoked keys are left out unless asked for");
+    }
+
+    audit_log(port).await;
+}
+
+async fn audit_log(port: Arc<dyn KeysAudit>) {
+    let before = port.list_audit(AuditFilter::default(), page(None, 500)).await.expect("audit").0.len();
+    // Concurrent appends: nothing lost, the chain never forks.
+    // 4 writers × 24 appends, cycling through the four outcomes: 24 of each in all.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let port = port.clone();
+            tokio::spawn(async move {
+                for i in 0..24 {
+                    let status = [201, 403, 422, 500][i % 4];
+                    port.append_audit(audit_entry(&format!("key:w{w}"), "runs.create", status)).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let verified = port.verify_audit().await.expect("verify");
+    assert_eq!(verified.first_break, None, "concurrent appends keep the chain intact");
+    assert_eq!(verified.entries as usize, before + 96, "no append is lost");
+
+    for limit in PAGE_SIZES {
+        let all = walk(limit, |p| port.list_audit(AuditFilter::default(), p)).await;
+        assert_eq!(all.len(), before + 96, "limit {limit}");
+        assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first, limit {limit}");
+        assert!(all.windows(2).all(|w| w[1].entry_hash == w[0].prev_hash), "each entry chains to the one before");
+        assert_eq!(Some(all[0].entry_hash), verified.head, "the head is the newest entry");
+    }
+    let one_writer = AuditFilter { principal: Some("key:w2".into()), ..AuditFilter::default() };
+    let mine = walk(7, |p| port.list_audit(one_writer.clone(), p)).await;
+    assert_eq!(mine.len(), 24);
+    assert!(mine.iter().all(|e| e.principal == "key:w2"));
+    let denied = AuditFilter { outcome: Some(AuditOutcome::Denied), ..AuditFilter::default() };
+    let refusals = walk(500, |p| port.list_audit(denied.clone(), p)).await;
+    assert_eq!(refusals.len(), 24, "403s are denials");
+    assert!(refusals.iter().all(|e| e.status == 403));
+    let errors = AuditFilter {
+        action: Some("runs.create".into()),
+        outcome: Some(AuditOutcome::Error),
+        ..AuditFilter::default()
+    };
+    assert_eq!(walk(3, |p| port.list_audit(errors.clone(), p)).await.len(), 24, "filters combine");
+    let future = AuditFilter { from: Some(Timestamp::from_unix_micros(i64::MAX / 2)), ..AuditFilter::default() };
+    assert!(walk(500, |p| port.list_audit(future.clone(), p)).await.is_empty(), "time windows filter");
+}
+
+fn vital(agent: &str, at: i64, model: &str, outcome: CallOutcome) -> Vital {
+    let mut v = Vital::received(Timestamp::from_unix_micros(at), agent.to_owned(), "chat.completions");
+    v.agent_type = "openai-python".into();
+    v.provider = "openai".into();
+    v.model_requested = Some(model.to_owned());
+    v.outcome = outcome;
+    v.status = if outcome == CallOutcome::Ok { 200 } else { 500 };
+    v.latency_us = 1_000;
+    v.usage = Some(Usage { input_tokens: 10, output_tokens: 5, cached_tokens: 2, ..Usage::default() });
+    v.cost_nanos = Some(100);
+    v.client_ip = Some(format!("10.0.0.{}", at % 7));
+    v
+}
+
+/// Vitals and discovery.
+pub async fn vitals_agents(port: Arc<dyn VitalsAgents>) {
+    assert!(matches!(port.get_agent("nobody".into()).await, Err(StoreError::NotFound(_))));
+    let empty = port.gateway_stats(None, None).await.expect("stats");
+    assert_eq!((empty.calls, empty.cost_nanos, empty.tokens.input_tokens), (0, 0, 0));
+
+    // Round trip, and discovery folded in.
+    let first = vec![
+        vital("planner", 10, "gpt-4o", CallOutcome::Ok),
+        vital("planner", 30, "o3", CallOutcome::UpstreamError),
+        vital("writer", 20, "gpt-4o", CallOutcome::Ok),
+    ];
+    port.insert_vitals(first.clone()).await.expect("insert");
+    let listed = walk(500, |p| port.list_vitals(VitalsFilter::default(), p)).await;
+    let back: Vec<Vital> = listed.iter().rev().map(|s| s.vital.clone()).collect();
+    assert_eq!(back, first, "vitals come back as stored, newest (last stored) first");
+    let planner = port.get_agent("planner".into()).await.expect("planner");
+    assert_eq!((planner.calls, planner.errors), (2, 1));
+    assert_eq!((planner.first_seen.as_unix_micros(), planner.last_seen.as_unix_micros()), (10, 30));
+    assert_eq!(
+        planner.models.iter().collect::<BTreeSet<_>>(),
+        BTreeSet::from([&"gpt-4o".to_owned(), &"o3".to_owned()])
+    );
+
+    // Concurrent batches: nothing lost, discovery counts every call.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let port = port.clone();
+            tokio::spawn(async move {
+                for batch in 0..10 {
+                    let at = 1_000 + w * 100 + batch;
+                    let vitals = (0..5).map(|i| vital(&format!("agent-{i}"), at, "gpt-4o", CallOutcome::Ok)).collect();
+                    port.insert_vitals(vitals).await.expect("insert");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    for i in 0..5 {
+        let agent = port.get_agent(format!("agent-{i}")).await.expect("agent");
+        assert_eq!(agent.calls, 40, "agent-{i} saw every concurrent call");
+    }
+
+    // Lists: every item once at every page size, in order; filters.
+    for limit in PAGE_SIZES {
+        let all = walk(limit, |p| port.list_vitals(VitalsFilter::default(), p)).await;
+        assert_eq!(all.len(), 203, "limit {limit}");
+        assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first, limit {limit}");
+        let agents = walk(limit, |p| port.list_agents(p)).await;
+        assert_eq!(agents.len(), 7, "limit {limit}");
+        assert_eq!(agents.last().map(|a| a.agent_id.as_str()), Some("planner"), "most recently discovered first");
+    }
+    let filter = VitalsFilter {
+        agent_id: Some("agent-3".into()),
+        from: Some(Timestamp::from_unix_micros(1_100)),
+        to: Some(Timestamp::from_unix_micros(1_300)),
+    };
+    let window = walk(4, |p| port.list_vitals(filter.clone(), p)).await;
+    assert_eq!(window.len(), 20, "agent and [from, to) combine");
+    assert!(
+        window.iter().all(|v| v.vital.agent_id == "agent-3" && (1_100..1_300).contains(&v.vital.at.as_unix_micros()))
+    );
+
+    // Totals: exact, windowed, per model, and never an error for what is stored.
+    let stats = port.gateway_stats(None, None).await.expect("stats");
+    assert_eq!((stats.calls, stats.errors, stats.agents), (203, 1, 7));
+    assert_eq!((stats.tokens.input_tokens, stats.tokens.cached_tokens, stats.cost_nanos), (2_030, 406, 20_300));
+    let o3 = stats.models.iter().find(|m| m.model == "o3").expect("o3");
+    assert_eq!((o3.calls, o3.tokens.output_tokens), (1, 5));
+    let early = port
+        .gateway_stats(Some(Timestamp::from_unix_micros(0)), Some(Timestamp::from_unix_micros(1_000)))
+        .await
+        .expect("window");
+    assert_eq!(early.calls, 3, "[from, to)");
+    let mut huge = vital("whale", 5_000, "gpt-4o", CallOutcome::Ok);
+    huge.usage = Some(Usage { input_tokens: u64::MAX / 2, ..Usage::default() });
+    huge.cost_nanos = Some(i64::MAX);
+    port.insert_vitals(vec![huge.clone(), huge.clone(), huge]).await.expect("insert");
+    let saturated = port.gateway_stats(None, None).await.expect("sums past 64 bits do not fail");
+    assert_eq!(saturated.cost_nanos, i64::MAX, "cost saturates");
+    assert_eq!(saturated.tokens.input_tokens, u64::MAX, "tokens saturate");
+}
+
+fn log_entry(seq: i64) -> ImmuneLogEntry {
+    ImmuneLogEntry { seq, at_us: seq * 1_000, input: format!("{{\"n\":{seq}}}"), decisions: "[]".into() }
+}
+
+/// The immune engine's log, snapshots and control URLs.
+pub async fn immune_log(port: Arc<dyn ImmuneLog>) {
+    assert_eq!(port.last_immune_seq().await.expect("seq"), 0, "an empty log ends at 0");
+    assert!(port.immune_snapshots().await.expect("snapshots").is_empty());
+    port.append_immune_log(Vec::new()).await.expect("an empty batch is nothing");
+
+    port.append_immune_log((1..=10).map(log_entry).collect()).await.expect("append");
+    assert_eq!(port.last_immune_seq().await.expect("seq"), 10);
+    let after = port.immune_log_after(3, 4).await.expect("after");
+    assert_eq!(after, (4..=7).map(log_entry).collect::<Vec<_>>(), "oldest first, after seq, at most limit");
+    assert!(port.immune_log_after(10, 5).await.expect("after").is_empty());
+
+    // A batch is kept whole or not at all; a logged seq is a conflict.
+    let clash = port.append_immune_log(vec![log_entry(11), log_entry(5)]).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "seq 5 is logged already: {clash:?}");
+    assert_eq!(port.last_immune_seq().await.expect("seq"), 10, "nothing of a refused batch is kept");
+
+    // Snapshots: newest first, three kept, the log before the oldest kept one dropped.
+    for seq in [2, 4, 6, 8] {
+        port.save_immune_snapshot(seq, format!("state@{seq}")).await.expect("snapshot");
+    }
+    let kept: Vec<i64> = port.immune_snapshots().await.expect("snapshots").iter().map(|s| s.seq).collect();
+    assert_eq!(kept, [8, 6, 4]);
+    assert_eq!(port.immune_snapshots().await.expect("snapshots")[0].state, "state@8");
+    let log = port.immune_log_after(0, 100).await.expect("log");
+    assert_eq!(log.first().map(|e| e.seq), Some(5), "inputs the oldest kept snapshot includes are dropped");
+    assert_eq!(port.last_immune_seq().await.expect("seq"), 10);
+
+    // Control URLs: set, replace, read, remove.
+    assert_eq!(port.control_url("a1".into()).await.expect("read"), None);
+    port.set_control_url("a1".into(), "https://a.example/one".into(), "local".into()).await.expect("set");
+    let replaced = port.set_control_url("a1".into(), "https://a.example/two".into(), "key:x".into()).await;
+    let replaced = replaced.expect("replace");
+    assert_eq!((replaced.url.as_str(), replaced.registered_by.as_str()), ("https://a.example/two", "key:x"));
+    assert_eq!(port.control_url("a1".into()).await.expect("read"), Some(replaced));
+    assert!(port.remove_control_url("a1".into()).await.expect("remove"));
+    assert!(!port.remove_control_url("a1".into()).await.expect("remove again"), "nothing left to remove");
+    assert_eq!(port.control_url("a1".into()).await.expect("read"), None);
+}
+
+async fn read_blob(port: &dyn Blobs, digest: Sha256Digest) -> Option<Vec<u8>> {
+    let mut reader = port.open(digest).await.expect("open")?;
+    tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).map(|_| bytes)
+    })
+    .await
+    .expect("read task")
+    .ok()
+}
+
+/// Content-addressed blobs. `cap_bytes` is the backend's per-blob cap (at least 64 KiB).
+pub async fn blobs(port: Arc<dyn Blobs>, cap_bytes: u64) {
+    let content = b"a,b\n1,2\n".to_vec();
+    let digest = Sha256Digest::of(&content);
+    assert!(!port.contains(digest).await.expect("contains"));
+    assert_eq!(read_blob(port.as_ref(), digest).await, None, "absent blobs open as None");
+    let stored = port.put(Box::new(std::io::Cursor::new(content.clone()))).await.expect("put");
+    assert_eq!((stored.digest, stored.size_bytes, stored.existed), (digest, 8, false));
+    assert_eq!(read_blob(port.as_ref(), digest).await, Some(content.clone()), "round trip");
+    assert!(port.contains(digest).await.expect("contains"));
+    assert!(port.verify(digest).await.expect("verify"));
+    let again = port.put(Box::new(std::io::Cursor::new(content.clone()))).await.expect("put again");
+    assert!(again.existed, "the same content is stored once");
+
+    // The cap: refused whole, nothing left behind.
+    let over = vec![7u8; usize::try_from(cap_bytes + 1).unwrap_or(usize::MAX)];
+    let refused = port.put(Box::new(std::io::Cursor::new(over.clone()))).await;
+    assert!(matches!(refused, Err(StoreError::TooLarge { .. })), "{refused:?}");
+    assert!(!port.contains(Sha256Digest::of(&over)).await.expect("contains"));
+    assert_eq!(port.remove_stale_temps(true).await.expect("temps").files, 0, "a refused write leaves no part");
+
+    // Concurrent writers of the same content: all succeed, exactly one wrote it.
+    let shared = vec![42u8; 100_000];
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (port, shared) = (port.clone(), shared.clone());
+            tokio::spawn(async move { port.put(Box::new(std::io::Cursor::new(shared))).await.expect("put") })
+        })
+        .collect();
+    let mut wrote = 0;
+    for writer in writers {
+        wrote += usize::from(!writer.await.expect("writer").existed);
+    }
+    assert_eq!(wrote, 1, "exactly one concurrent writer stores the content");
+    assert_eq!(read_blob(port.as_ref(), Sha256Digest::of(&shared)).await, Some(shared.clone()));
+
+    // Listing (by digest), removal, and the empty blob.
+    let empty = port.put(Box::new(std::io::empty())).await.expect("an empty blob");
+    assert_eq!(empty.digest, Sha256Digest::of(b""));
+    let listed = port.list().await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert!(listed.windows(2).all(|w| w[0].0.as_bytes() < w[1].0.as_bytes()), "sorted by digest");
+    assert!(listed.iter().any(|(d, size, _)| *d == Sha256Digest::of(&shared) && *size == 100_000));
+    assert_eq!(port.remove(digest).await.expect("remove"), 8);
+    assert_eq!(port.remove(digest).await.expect("remove again"), 0, "removing what is gone is 0");
+    assert_eq!(read_blob(port.as_ref(), digest).await, None);
+    assert!(matches!(port.verify(digest).await, Err(StoreError::NotFound(_))), "verifying what is gone");
+}

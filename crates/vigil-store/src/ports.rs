@@ -1,0 +1,301 @@
+//! The storage ports: one narrow async trait per domain, which the services and the HTTP
+//! adapter program against, so a second backend (Postgres, an S3-compatible object store)
+//! slots in without their callers changing.
+//!
+//! | port | what it holds |
+//! |---|---|
+//! | [`KeysAudit`] | API keys (salted hashes) and the hash-chained audit log |
+//! | [`VitalsAgents`] | model-call vitals, what discovery learned per agent, gateway totals |
+//! | [`ImmuneLog`] | the immune engine's input log, snapshots, agents' control URLs |
+//! | [`Blobs`] | content-addressed bytes, by stream |
+//!
+//! The ports are async because the next backends answer over the network; the SQLite
+//! [`Store`] and the local [`BlobStore`] implement them by running their blocking code on
+//! tokio's blocking pool. Every backend must pass the same behavioural suite,
+//! [`crate::conformance`] (ordering, pagination, filters, error kinds, concurrency,
+//! atomicity); backend-specific checks (SQLite's re-prepare counters) stay beside their code.
+//!
+//! Still to come behind ports (issue 20): uploads, runs, plugins and known issues.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io::Read;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use vigil_core::digest::Sha256Digest;
+use vigil_core::id::{KeyId, PresentedKey};
+use vigil_core::page::{Cursor, PageRequest};
+use vigil_core::scope::Scope;
+use vigil_core::time::Timestamp;
+use vigil_core::vitals::Vital;
+
+use crate::{
+    ActiveKey, AgentRecord, AuditEntry, AuditFilter, AuditVerification, BlobInfo, BlobStore, ControlUrl, CreatedKey,
+    GatewayStats, ImmuneLogEntry, ImmuneSnapshot, KeyRecord, KeysVersion, NewAuditEntry, Result, StaleTemps, Store,
+    StoreError, StoredVital, VitalsFilter,
+};
+
+/// What a port's method returns: a boxed future, so the ports can be trait objects.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// A page of items and the cursor of the next one.
+pub type Page<T> = (Vec<T>, Option<Cursor>);
+
+/// API keys and the audit log: one port, because a key's creation or revocation commits
+/// together with its audit entry.
+pub trait KeysAudit: Send + Sync + Debug {
+    /// Creates a key named `name` (1 to 64 letters, digits, space, `.`, `_`, `-`; else
+    /// `Invalid`); an active key of that name is a `Conflict`. `audit`, when given, commits
+    /// with it.
+    fn create_key(
+        &self,
+        name: String,
+        scope: Scope,
+        created_by: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, CreatedKey>;
+    /// Keys, newest first.
+    fn list_keys_page(&self, include_revoked: bool, page: PageRequest) -> StoreFuture<'_, Page<KeyRecord>>;
+    /// `NotFound` for an unknown id.
+    fn get_key(&self, id: KeyId) -> StoreFuture<'_, KeyRecord>;
+    /// `NotFound` for an unknown id; `Conflict` if already revoked, or if it is the last
+    /// active admin key.
+    fn revoke_key(&self, id: KeyId, audit: Option<NewAuditEntry>) -> StoreFuture<'_, KeyRecord>;
+    fn has_active_admin_key(&self) -> StoreFuture<'_, bool>;
+    fn active_keys(&self) -> StoreFuture<'_, Vec<ActiveKey>>;
+    /// Changes whenever a key is created or revoked.
+    fn keys_version(&self) -> StoreFuture<'_, KeysVersion>;
+    /// The key `text` (`vgl_<id>_<secret>`) names, if it is active and its secret matches.
+    fn authenticate(&self, text: String) -> StoreFuture<'_, Option<KeyRecord>>;
+    /// Appends to the chain; concurrent appends are serialized, never forked.
+    fn append_audit(&self, entry: NewAuditEntry) -> StoreFuture<'_, AuditEntry>;
+    /// Entries, newest first, matching every filter given.
+    fn list_audit(&self, filter: AuditFilter, page: PageRequest) -> StoreFuture<'_, Page<AuditEntry>>;
+    /// Walks the whole chain.
+    fn verify_audit(&self) -> StoreFuture<'_, AuditVerification>;
+}
+
+/// Model-call vitals and what discovery learned about each agent.
+pub trait VitalsAgents: Send + Sync + Debug {
+    /// Stores a batch in one transaction and folds it into discovery.
+    fn insert_vitals(&self, vitals: Vec<Vital>) -> StoreFuture<'_, ()>;
+    /// Vitals, newest first, matching the filter (`from` inclusive, `to` exclusive).
+    fn list_vitals(&self, filter: VitalsFilter, page: PageRequest) -> StoreFuture<'_, Page<StoredVital>>;
+    /// Agents, most recently discovered first.
+    fn list_agents(&self, page: PageRequest) -> StoreFuture<'_, Page<AgentRecord>>;
+    /// `NotFound` for an agent never seen.
+    fn get_agent(&self, agent_id: String) -> StoreFuture<'_, AgentRecord>;
+    /// Totals over `[from, to)`: exact where they fit, saturated beyond; never an error
+    /// because of what is stored.
+    fn gateway_stats(&self, from: Option<Timestamp>, to: Option<Timestamp>) -> StoreFuture<'_, GatewayStats>;
+}
+
+/// The immune engine's durable memory.
+pub trait ImmuneLog: Send + Sync + Debug {
+    /// Appends inputs whose `seq`s continue the log, in one transaction; a `seq` already
+    /// logged is a `Conflict` and nothing of the batch is kept.
+    fn append_immune_log(&self, entries: Vec<ImmuneLogEntry>) -> StoreFuture<'_, ()>;
+    /// Up to `limit` inputs after `seq`, oldest first.
+    fn immune_log_after(&self, seq: i64, limit: usize) -> StoreFuture<'_, Vec<ImmuneLogEntry>>;
+    /// The newest logged `seq`, 0 for an empty log.
+    fn last_immune_seq(&self) -> StoreFuture<'_, i64>;
+    /// Saves the state after `seq`; keeps the newest [`crate::immune::SNAPSHOTS_KEPT`] and
+    /// drops the log no kept snapshot needs.
+    fn save_immune_snapshot(&self, seq: i64, state: String) -> StoreFuture<'_, ()>;
+    /// Kept snapshots, newest first.
+    fn immune_snapshots(&self) -> StoreFuture<'_, Vec<ImmuneSnapshot>>;
+    /// Registers (or replaces) where an agent receives healing actions.
+    fn set_control_url(&self, agent_id: String, url: String, by: String) -> StoreFuture<'_, ControlUrl>;
+    /// Whether there was one to remove.
+    fn remove_control_url(&self, agent_id: String) -> StoreFuture<'_, bool>;
+    fn control_url(&self, agent_id: String) -> StoreFuture<'_, Option<ControlUrl>>;
+}
+
+/// Content-addressed bytes.
+pub trait Blobs: Send + Sync + Debug {
+    /// Streams `content` in: hashed, capped (`TooLarge` past the cap, leaving nothing),
+    /// verified and made visible under its digest at once; `existed` says it was already
+    /// there. Concurrent writers of the same content all succeed, exactly one writes.
+    fn put(&self, content: Box<dyn Read + Send>) -> StoreFuture<'_, BlobInfo>;
+    /// A reader of the blob, or `None` if it is not stored.
+    fn open(&self, digest: Sha256Digest) -> StoreFuture<'_, Option<Box<dyn Read + Send>>>;
+    fn contains(&self, digest: Sha256Digest) -> StoreFuture<'_, bool>;
+    /// Removes the blob; returns its size, 0 if it was not stored.
+    fn remove(&self, digest: Sha256Digest) -> StoreFuture<'_, u64>;
+    /// Every blob with its size and when it was written.
+    fn list(&self) -> StoreFuture<'_, Vec<(Sha256Digest, u64, SystemTime)>>;
+    /// Whether the stored bytes still hash to their address.
+    fn verify(&self, digest: Sha256Digest) -> StoreFuture<'_, bool>;
+    /// Removes what writers that died left behind (or, in a dry run, counts it).
+    fn remove_stale_temps(&self, dry_run: bool) -> StoreFuture<'_, StaleTemps>;
+}
+
+/// Runs blocking storage code on tokio's blocking pool.
+fn blocking<S, T>(backend: &S, work: impl FnOnce(&S) -> Result<T> + Send + 'static) -> StoreFuture<'static, T>
+where
+    S: Clone + Send + 'static,
+    T: Send + 'static,
+{
+    let backend = backend.clone();
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || work(&backend)).await.map_err(|e| StoreError::Io {
+            context: "a storage task".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    })
+}
+
+impl KeysAudit for Store {
+    fn create_key(
+        &self,
+        name: String,
+        scope: Scope,
+        created_by: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, CreatedKey> {
+        blocking(self, move |s| s.create_key(&name, scope, &created_by, audit.as_ref()))
+    }
+    fn list_keys_page(&self, include_revoked: bool, page: PageRequest) -> StoreFuture<'_, Page<KeyRecord>> {
+        blocking(self, move |s| s.list_keys_page(include_revoked, page))
+    }
+    fn get_key(&self, id: KeyId) -> StoreFuture<'_, KeyRecord> {
+        blocking(self, move |s| s.get_key(id))
+    }
+    fn revoke_key(&self, id: KeyId, audit: Option<NewAuditEntry>) -> StoreFuture<'_, KeyRecord> {
+        blocking(self, move |s| s.revoke_key(id, audit.as_ref()))
+    }
+    fn has_active_admin_key(&self) -> StoreFuture<'_, bool> {
+        blocking(self, Store::has_active_admin_key)
+    }
+    fn active_keys(&self) -> StoreFuture<'_, Vec<ActiveKey>> {
+        blocking(self, Store::active_keys)
+    }
+    fn keys_version(&self) -> StoreFuture<'_, KeysVersion> {
+        blocking(self, Store::keys_version)
+    }
+    fn authenticate(&self, text: String) -> StoreFuture<'_, Option<KeyRecord>> {
+        blocking(self, move |s| match PresentedKey::parse(&text) {
+            Some(presented) => s.authenticate(presented),
+            None => Ok(None),
+        })
+    }
+    fn append_audit(&self, entry: NewAuditEntry) -> StoreFuture<'_, AuditEntry> {
+        blocking(self, move |s| s.append_audit(&entry))
+    }
+    fn list_audit(&self, filter: AuditFilter, page: PageRequest) -> StoreFuture<'_, Page<AuditEntry>> {
+        blocking(self, move |s| s.list_audit(&filter, page))
+    }
+    fn verify_audit(&self) -> StoreFuture<'_, AuditVerification> {
+        blocking(self, Store::verify_audit)
+    }
+}
+
+impl VitalsAgents for Store {
+    fn insert_vitals(&self, vitals: Vec<Vital>) -> StoreFuture<'_, ()> {
+        blocking(self, move |s| s.insert_vitals(&vitals))
+    }
+    fn list_vitals(&self, filter: VitalsFilter, page: PageRequest) -> StoreFuture<'_, Page<StoredVital>> {
+        blocking(self, move |s| s.list_vitals(&filter, page))
+    }
+    fn list_agents(&self, page: PageRequest) -> StoreFuture<'_, Page<AgentRecord>> {
+        blocking(self, move |s| s.list_agents(page))
+    }
+    fn get_agent(&self, agent_id: String) -> StoreFuture<'_, AgentRecord> {
+        blocking(self, move |s| s.get_agent(&agent_id))
+    }
+    fn gateway_stats(&self, from: Option<Timestamp>, to: Option<Timestamp>) -> StoreFuture<'_, GatewayStats> {
+        blocking(self, move |s| s.gateway_stats(from, to))
+    }
+}
+
+impl ImmuneLog for Store {
+    fn append_immune_log(&self, entries: Vec<ImmuneLogEntry>) -> StoreFuture<'_, ()> {
+        blocking(self, move |s| s.append_immune_log(&entries))
+    }
+    fn immune_log_after(&self, seq: i64, limit: usize) -> StoreFuture<'_, Vec<ImmuneLogEntry>> {
+        blocking(self, move |s| s.immune_log_after(seq, limit))
+    }
+    fn last_immune_seq(&self) -> StoreFuture<'_, i64> {
+        blocking(self, Store::last_immune_seq)
+    }
+    fn save_immune_snapshot(&self, seq: i64, state: String) -> StoreFuture<'_, ()> {
+        blocking(self, move |s| s.save_immune_snapshot(seq, &state))
+    }
+    fn immune_snapshots(&self) -> StoreFuture<'_, Vec<ImmuneSnapshot>> {
+        blocking(self, Store::immune_snapshots)
+    }
+    fn set_control_url(&self, agent_id: String, url: String, by: String) -> StoreFuture<'_, ControlUrl> {
+        blocking(self, move |s| s.set_control_url(&agent_id, &url, &by))
+    }
+    fn remove_control_url(&self, agent_id: String) -> StoreFuture<'_, bool> {
+        blocking(self, move |s| s.remove_control_url(&agent_id))
+    }
+    fn control_url(&self, agent_id: String) -> StoreFuture<'_, Option<ControlUrl>> {
+        blocking(self, move |s| s.control_url(&agent_id))
+    }
+}
+
+impl Blobs for BlobStore {
+    fn put(&self, content: Box<dyn Read + Send>) -> StoreFuture<'_, BlobInfo> {
+        blocking(self, move |b| b.put(content))
+    }
+    fn open(&self, digest: Sha256Digest) -> StoreFuture<'_, Option<Box<dyn Read + Send>>> {
+        blocking(self, move |b| Ok(b.open_blob(&digest)?.map(|file| Box::new(file) as Box<dyn Read + Send>)))
+    }
+    fn contains(&self, digest: Sha256Digest) -> StoreFuture<'_, bool> {
+        blocking(self, move |b| Ok(b.contains(&digest)))
+    }
+    fn remove(&self, digest: Sha256Digest) -> StoreFuture<'_, u64> {
+        blocking(self, move |b| b.remove(&digest))
+    }
+    fn list(&self) -> StoreFuture<'_, Vec<(Sha256Digest, u64, SystemTime)>> {
+        blocking(self, BlobStore::list)
+    }
+    fn verify(&self, digest: Sha256Digest) -> StoreFuture<'_, bool> {
+        blocking(self, move |b| b.verify(&digest))
+    }
+    fn remove_stale_temps(&self, dry_run: bool) -> StoreFuture<'_, StaleTemps> {
+        blocking(self, move |b| b.remove_stale_temps(dry_run))
+    }
+}
+
+/// The SQLite store and the local blob folder against the conformance suite.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{StoreOptions, conformance};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
+        (dir, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_keeps_keys_and_the_audit_log_as_every_backend_must() {
+        let (_dir, store) = store();
+        conformance::keys_audit(Arc::new(store)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_keeps_vitals_and_agents_as_every_backend_must() {
+        let (_dir, store) = store();
+        conformance::vitals_agents(Arc::new(store)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_keeps_the_immune_log_as_every_backend_must() {
+        let (_dir, store) = store();
+        conformance::immune_log(Arc::new(store)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_blob_folder_keeps_blobs_as_every_backend_must() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = BlobStore::open(&dir.path().join("blobs"), 1 << 20).expect("blobs");
+        conformance::blobs(Arc::new(blobs), 1 << 20).await;
+    }
+}
