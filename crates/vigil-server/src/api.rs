@@ -142,6 +142,16 @@ impl ApiError {
         e
     }
 
+    /// 507: the disk is full. Nothing stored was lost; the same request works once space is
+    /// freed, so it carries a `Retry-After`.
+    pub fn storage_full(what: &str) -> Self {
+        tracing::error!(what, "the disk is full: refusing writes until space is freed");
+        let message = format!("{what}: the disk is full; nothing stored was lost, retry once space is freed");
+        let mut e = Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message);
+        e.retry_after_secs = Some(STORAGE_FULL_RETRY_SECS);
+        e
+    }
+
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
         e.retry_after_secs = Some(1);
@@ -176,6 +186,12 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message),
             StoreError::TooLarge { cap_bytes } => ApiError::payload_too_large(cap_bytes),
             StoreError::Busy => ApiError::unavailable("store_busy", "the database is busy; retry shortly"),
+            StoreError::StorageFull { what } => ApiError::storage_full(&what),
+            StoreError::Io { context, source }
+                if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) =>
+            {
+                ApiError::storage_full(&context)
+            }
             e @ StoreError::SchemaTooNew { .. } => ApiError::unavailable("store_unavailable", e.to_string()),
             e => {
                 tracing::error!(error = %e, "storage failure");
@@ -194,6 +210,9 @@ impl From<PageError> for ApiError {
         ApiError::bad_request("invalid_query", e.to_string()).with_details(json!({ "parameter": field }))
     }
 }
+
+/// When a client should retry a write refused because the disk is full.
+pub const STORAGE_FULL_RETRY_SECS: u64 = 60;
 
 /// Largest number of rows a read may return and still run on the async worker thread.
 pub const INLINE_READ_ROWS_MAX: u32 = 100;

@@ -1,4 +1,7 @@
 //! `vigil db doctor`: inspects a database without migrating or changing its contents.
+//!
+//! It reports rather than fails: a check that cannot run (the disk is full, say) is a
+//! problem in the report, and the others still run.
 
 use std::path::{Path, PathBuf};
 
@@ -19,10 +22,15 @@ pub struct DoctorReport {
     pub page_count: i64,
     pub page_size: i64,
     pub freelist_count: i64,
+    /// Bytes free to Vigil on the filesystem holding the database, when it can be read.
+    pub free_bytes: Option<u64>,
 }
 
+/// Below this much free space the disk counts as full: writes are about to fail.
+pub const FREE_BYTES_MIN: u64 = 1 << 20;
+
 /// What a passive checkpoint found in the write-ahead log.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct WalState {
     /// Bytes in the `-wal` file before the checkpoint.
     pub wal_bytes: u64,
@@ -32,12 +40,15 @@ pub struct WalState {
     pub checkpointed_frames: i64,
     /// Whether the checkpoint could not finish because of readers or writers.
     pub busy: bool,
+    /// Why the checkpoint could not run at all (a full disk, say).
+    pub error: Option<String>,
 }
 
 impl DoctorReport {
-    /// True when the database is intact, in WAL mode, and at a schema this binary knows.
+    /// True when the database is intact, in WAL mode, at a schema this binary knows, and
+    /// has room to write.
     pub fn healthy(&self) -> bool {
-        self.integrity == ["ok"] && self.journal_mode == "wal" && self.schema_version <= self.schema_head
+        self.problems().is_empty()
     }
 
     pub fn problems(&self) -> Vec<String> {
@@ -54,6 +65,12 @@ impl DoctorReport {
                 self.schema_version, self.schema_head
             ));
         }
+        if let Some(error) = &self.wal.error {
+            problems.push(format!("the WAL could not be checkpointed: {error}"));
+        }
+        if let Some(free) = self.free_bytes.filter(|free| *free < FREE_BYTES_MIN) {
+            problems.push(format!("the disk is full: {free} bytes free; free space before writes fail"));
+        }
         problems
     }
 }
@@ -69,15 +86,22 @@ pub fn doctor(path: &Path) -> Result<DoctorReport> {
         _ => StoreError::from(e),
     })?;
     conn.busy_timeout(StoreOptions::default().busy_timeout)?;
-    let integrity = {
+    let integrity = (|| -> rusqlite::Result<Vec<String>> {
         let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-        stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?
-    };
+        stmt.query_map([], |r| r.get::<_, String>(0))?.collect()
+    })()
+    .unwrap_or_else(|e| vec![format!("could not run: {}", StoreError::from(e))]);
     let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     // A passive checkpoint reports the WAL's state and copies back what no reader needs; it
     // never changes the database's content. Only meaningful in WAL mode.
+    let mut checkpoint_error = None;
     let (busy, log_frames, checkpointed_frames): (i64, i64, i64) = if journal_mode.eq_ignore_ascii_case("wal") {
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap_or_else(
+            |e| {
+                checkpoint_error = Some(StoreError::from(e).to_string());
+                (0, 0, 0)
+            },
+        )
     } else {
         (0, 0, 0)
     };
@@ -86,13 +110,21 @@ pub fn doctor(path: &Path) -> Result<DoctorReport> {
         path: path.to_owned(),
         integrity,
         journal_mode: journal_mode.to_ascii_lowercase(),
-        wal: WalState { wal_bytes, log_frames, checkpointed_frames, busy: busy != 0 },
+        wal: WalState { wal_bytes, log_frames, checkpointed_frames, busy: busy != 0, error: checkpoint_error },
         schema_version: migrations::current_version(&conn)?,
         schema_head: migrations::head_version(),
         page_count: pragma("page_count")?,
         page_size: pragma("page_size")?,
         freelist_count: pragma("freelist_count")?,
+        free_bytes: free_bytes(path),
     })
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let stats = rustix::fs::statvfs(dir).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 #[cfg(test)]

@@ -89,12 +89,21 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// The filesystem is out of space (or over quota): `what` could not be written.
+    /// Nothing already stored is lost; writes work again once space is freed.
+    #[error("{what}: the disk is full")]
+    StorageFull { what: String },
 }
 
 impl StoreError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
         let context = context.into();
-        move |source| StoreError::Io { context, source }
+        move |source| match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                StoreError::StorageFull { what: context }
+            }
+            _ => StoreError::Io { context, source },
+        }
     }
 }
 
@@ -102,6 +111,7 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => StoreError::Busy,
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::StorageFull { what: "writing the database".to_owned() },
             // A uniqueness or key rule of the schema: the write clashes with what is stored.
             Some(rusqlite::ErrorCode::ConstraintViolation) => {
                 StoreError::Conflict(format!("conflicts with what is stored: {e}"))

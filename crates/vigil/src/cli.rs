@@ -993,6 +993,9 @@ fn db_doctor(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
             "size:            {} pages of {} bytes, {} free",
             report.page_count, report.page_size, report.freelist_count
         );
+        if let Some(free) = report.free_bytes {
+            println!("disk free:       {free} bytes");
+        }
         match report.problems().as_slice() {
             [] => println!("status:          healthy"),
             problems => println!("status:          UNHEALTHY: {}", problems.join("; ")),

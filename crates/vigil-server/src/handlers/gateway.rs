@@ -156,8 +156,13 @@ pub async fn list_vitals(
     ApiQuery(q): ApiQuery<VitalsQuery>,
 ) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let from = time_param("from", q.from.as_deref())?;
     let to = time_param("to", q.to.as_deref())?;
+    // Unbounded, the sum scans every vital ever stored (seconds at a million rows): without
+    // a `from`, the last day before `to` (or now) is summed.
+    let from = time_param("from", q.from.as_deref())?.or_else(|| {
+        let end = to.unwrap_or_else(vigil_core::time::Timestamp::now).as_unix_micros();
+        Some(vigil_core::time::Timestamp::from_unix_micros(end.saturating_sub(STATS_DEFAULT_WINDOW_US)))
+    });
     let filter = VitalsFilter { agent_id: q.agent_id, from, to };
     let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_vitals(&filter, page)).await?);
     Ok(envelope_with_period(data, Aggregation::List, "store:vitals", window(from, to)).into_response())
@@ -186,18 +191,27 @@ pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) ->
     Ok(envelope(agent, Aggregation::Detail, "store:agents").into_response())
 }
 
+/// The window `GET /api/v1/gateway/stats` sums when it is given no `from`: one day.
+pub const STATS_DEFAULT_WINDOW_US: i64 = 24 * 3600 * 1_000_000;
+
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
-    /// Calls at or after this RFC 3339 time.
+    /// Calls at or after this RFC 3339 time; by default 24 hours before `to` (the answer's
+    /// `provenance.period` says which window was summed).
     pub from: Option<String>,
     /// Calls before this RFC 3339 time.
     pub to: Option<String>,
 }
 
 pub async fn stats(State(state): State<AppState>, ApiQuery(q): ApiQuery<StatsQuery>) -> Result<Response, ApiError> {
-    let from = time_param("from", q.from.as_deref())?;
     let to = time_param("to", q.to.as_deref())?;
+    // Unbounded, the sum scans every vital ever stored (seconds at a million rows): without
+    // a `from`, the last day before `to` (or now) is summed.
+    let from = time_param("from", q.from.as_deref())?.or_else(|| {
+        let end = to.unwrap_or_else(vigil_core::time::Timestamp::now).as_unix_micros();
+        Some(vigil_core::time::Timestamp::from_unix_micros(end.saturating_sub(STATS_DEFAULT_WINDOW_US)))
+    });
     // A window's aggregate can touch many rows: the blocking pool, not the async worker.
     let stats = blocking({
         let store = state.store.clone();

@@ -377,3 +377,121 @@ fn control_urls_may_not_point_inside_or_carry_credentials() {
     assert_eq!(reply.status, 422, "never Vigil itself: {:?}", reply.body);
     assert!(reply.body["error"]["message"].as_str().is_some_and(|m| m.contains("Vigil itself")), "{:?}", reply.body);
 }
+
+/// Stats without a window scanned every vital ever stored; they now sum the last day and
+/// say so in `provenance.period`, and an explicit `from` still reaches further back.
+#[test]
+fn gateway_stats_default_to_the_last_day() {
+    let env = Env::new();
+    let server = env.start();
+    use vigil_core::time::Timestamp;
+    const HOUR_US: i64 = 3600 * 1_000_000;
+    let now = Timestamp::now().as_unix_micros();
+    let old = Timestamp::from_unix_micros(now - 48 * HOUR_US).to_rfc3339();
+    let batch = json!({ "vitals": [
+        { "agent_id": "old", "latency_ms": 1, "input_tokens": 5, "at": old },
+        { "agent_id": "new", "latency_ms": 1, "input_tokens": 7 },
+    ]});
+    assert_eq!(server.post("/api/v1/ingest", None, &batch.to_string()).status, 200);
+
+    let recent = server.get("/api/v1/gateway/stats", None).body;
+    assert_eq!((recent["data"]["calls"].as_u64(), recent["data"]["input_tokens"].as_u64()), (Some(1), Some(7)));
+    let from = recent["provenance"]["period"]["from"].as_str().expect("the window's start is stated");
+    let age = now - Timestamp::parse_rfc3339(from).expect("time").as_unix_micros();
+    assert!((23 * HOUR_US..25 * HOUR_US).contains(&age), "the window starts {age} µs ago");
+
+    let all = server.get("/api/v1/gateway/stats?from=2000-01-01T00:00:00Z", None).body;
+    assert_eq!(all["data"]["calls"].as_u64(), Some(2), "an explicit from reaches back");
+}
+
+/// A tmpfs of `bytes` mounted on a new folder, unmounted when dropped (root only).
+struct SmallDisk {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<SmallDisk> {
+        if nix::unistd::geteuid().as_raw() != 0 {
+            eprintln!("skipped: mounting a small disk needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).expect("mkdir");
+        let size = format!("size={bytes}");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(mounted.success(), "root could not mount a tmpfs");
+        Some(SmallDisk { _dir: dir, path })
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        let ballast = self.path.join("ballast");
+        let mut file = std::fs::File::create(&ballast).expect("ballast");
+        let chunk = vec![0u8; 4096];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.sync_all();
+        ballast
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// A full disk answered a generic 500, and `vigil db doctor` failed. Now writes answer 507
+/// with `Retry-After` naming the cause, the refusal is counted when the audit log cannot
+/// take it, doctor reports the full disk, and everything acknowledged is intact once space
+/// is freed.
+#[test]
+fn a_full_disk_is_answered_507_reported_and_recovered_from() {
+    let Some(disk) = SmallDisk::mount(16 << 20) else { return };
+    let mut env = Env::new();
+    env.set("VIGIL_DATA", disk.path.join("data").display().to_string());
+    let server = env.start();
+    let upload = |name: &str, bytes: Vec<u8>| {
+        let sent = server
+            .client
+            .post(format!("{}/api/v1/uploads?name={name}", server.url))
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .expect("send");
+        crate::support::reply(sent)
+    };
+    assert_eq!(upload("first.csv", b"a,b\n1,2\n".to_vec()).status, 201);
+
+    let ballast = disk.fill();
+    let refused = upload("second.bin", vec![7u8; 300_000]);
+    assert_eq!((refused.status, refused.error_code()), (507, "storage_full"), "{:?}", refused.body);
+    assert!(refused.headers.contains_key("retry-after"), "{:?}", refused.headers);
+    let ingest = json!({ "vitals": [{ "agent_id": "a", "latency_ms": 1 }] }).to_string();
+    let ingested = server.post("/api/v1/ingest", None, &ingest);
+    assert_eq!((ingested.status, ingested.error_code()), (507, "storage_full"), "{:?}", ingested.body);
+    let metrics = server.get("/metrics", None).body.as_str().unwrap_or_default().to_owned();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("vigil_audit_append_failures_total") && !l.ends_with(" 0")),
+        "a refusal the audit log could not take is counted: {metrics}"
+    );
+
+    let doctor = env.run(&["db", "doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap_or_else(|e| {
+        panic!("doctor reports instead of failing ({e}): {}", String::from_utf8_lossy(&doctor.stderr))
+    });
+    assert_eq!(report["healthy"], false);
+    assert!(report["free_bytes"].as_u64().is_some_and(|free| free < 1 << 20), "{report}");
+
+    std::fs::remove_file(ballast).expect("free the space");
+    assert_eq!(upload("second.bin", vec![7u8; 300_000]).status, 201, "writes work again");
+    assert_eq!(server.post("/api/v1/ingest", None, &ingest).status, 200);
+    let uploads = server.get("/api/v1/uploads", None).body;
+    assert_eq!(uploads["data"]["items"].as_array().map(Vec::len), Some(2), "nothing acknowledged was lost");
+    drop(server);
+}
