@@ -67,12 +67,16 @@ pub fn manifests(vigil_version: &str) -> Vec<Plugin> {
     let mut all = vec![inspect, profile];
     #[cfg(feature = "tabular")]
     all.extend(tabular::manifests());
+    // A built-in's manifest is compiled in: one that does not parse or validate is a
+    // programmer error, stopped here (every test that builds the registry trips on it),
+    // never a plugin silently missing from the registry.
     all.into_iter()
-        .filter_map(|(toml_text, config_schema)| {
-            let raw: RawManifest = toml::from_str(&toml_text).ok()?;
+        .map(|(toml_text, config_schema)| {
+            let raw: RawManifest = toml::from_str(&toml_text)
+                .unwrap_or_else(|e| panic!("a built-in manifest is not valid TOML: {e}\n{toml_text}"));
             let cx =
                 ValidateContext { dir: None, inline_schemas: Some((config_schema, response_schema())), vigil_version };
-            validate(raw, &cx).ok()
+            validate(raw, &cx).unwrap_or_else(|e| panic!("a built-in manifest is invalid: {e:?}\n{toml_text}"))
         })
         .collect()
 }
@@ -172,7 +176,7 @@ fn rows_evidence(rows: &[u64], values: BTreeMap<String, Value>) -> Evidence {
 }
 
 /// Streaming facts about the bytes of an input.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 struct ByteFacts {
     bytes: u64,
     lines: u64,
@@ -188,57 +192,78 @@ struct ByteFacts {
     bom: Option<&'static str>,
 }
 
-fn inspect(request: &Request) -> Result<Response, String> {
-    let file = std::fs::File::open(&request.input.path).map_err(|e| format!("cannot open the input: {e}"))?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
+/// Line-level facts and the canonical hash of an input, read in pieces: memory stays at
+/// the reader's buffer whatever the lines' lengths, and the result never depends on where
+/// the pieces fall. The buffer must hold a byte-order mark (3 bytes).
+fn scan_input(reader: &mut impl BufRead) -> Result<(ByteFacts, Sha256Hasher), String> {
     let mut facts = ByteFacts::default();
     // The canonical hash: BOM dropped, CRLF read as LF, a final newline implied.
     let mut canonical = Sha256Hasher::new();
-    let mut line = Vec::new();
-    let mut first = true;
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(|e| format!("cannot read the input: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        facts.bytes += n as u64;
-        facts.lines += 1;
-        let number = facts.lines;
-        let mut content: &[u8] = &line;
-        if first {
-            first = false;
-            for (bom, name) in [(&b"\xEF\xBB\xBF"[..], "utf-8"), (b"\xFF\xFE", "utf-16le"), (b"\xFE\xFF", "utf-16be")] {
-                if content.starts_with(bom) {
-                    facts.bom = Some(name);
-                    content = &content[bom.len()..];
-                }
-            }
-        }
-        let had_newline = content.ends_with(b"\n");
-        facts.ends_with_newline = had_newline;
-        if had_newline {
-            content = &content[..content.len() - 1];
-            if content.ends_with(b"\r") {
-                content = &content[..content.len() - 1];
-                facts.crlf_count += 1;
-                push_capped(&mut facts.crlf, number);
-            } else {
-                facts.lf_count += 1;
-                push_capped(&mut facts.lf_lines, number);
-            }
-        }
-        if content.contains(&0) {
-            facts.nul_count += 1;
-            push_capped(&mut facts.nul_lines, number);
-        }
-        if facts.bom.is_none_or(|b| b == "utf-8") && std::str::from_utf8(content).is_err() {
-            facts.invalid_utf8_count += 1;
-            push_capped(&mut facts.invalid_utf8_lines, number);
-        }
-        canonical.update(content);
-        canonical.update(b"\n");
+    let start = reader.fill_buf().map_err(|e| format!("cannot read the input: {e}"))?;
+    let bom = [(&b"\xEF\xBB\xBF"[..], "utf-8"), (b"\xFF\xFE", "utf-16le"), (b"\xFE\xFF", "utf-16be")]
+        .into_iter()
+        .find(|(bom, _)| start.starts_with(bom));
+    if let Some((bytes, name)) = bom {
+        facts.bom = Some(name);
+        facts.bytes += bytes.len() as u64;
+        reader.consume(bytes.len());
     }
+    let check_utf8 = facts.bom.is_none_or(|b| b == "utf-8");
+    let mut line = LineScan::default();
+    scan_lines(reader, |piece| {
+        match piece {
+            // An empty part (a buffer ending right before the newline) changes nothing.
+            Piece::Part([]) => {}
+            Piece::Part(part) => {
+                facts.bytes += part.len() as u64;
+                // A CR that ended the previous piece was content after all.
+                if std::mem::take(&mut line.pending_cr) {
+                    line.content(b"\r", check_utf8, &mut canonical);
+                }
+                let (body, cr) = match part.strip_suffix(b"\r") {
+                    Some(body) => (body, true),
+                    None => (part, false),
+                };
+                line.content(body, check_utf8, &mut canonical);
+                line.pending_cr = cr;
+            }
+            Piece::End { newline } => {
+                facts.lines += 1;
+                let number = facts.lines;
+                facts.ends_with_newline = newline;
+                if newline {
+                    facts.bytes += 1;
+                    if line.pending_cr {
+                        facts.crlf_count += 1;
+                        push_capped(&mut facts.crlf, number);
+                    } else {
+                        facts.lf_count += 1;
+                        push_capped(&mut facts.lf_lines, number);
+                    }
+                } else if line.pending_cr {
+                    line.content(b"\r", check_utf8, &mut canonical);
+                }
+                if line.nul {
+                    facts.nul_count += 1;
+                    push_capped(&mut facts.nul_lines, number);
+                }
+                if check_utf8 && (line.invalid_utf8 || !line.utf8_tail.is_empty()) {
+                    facts.invalid_utf8_count += 1;
+                    push_capped(&mut facts.invalid_utf8_lines, number);
+                }
+                canonical.update(b"\n");
+                line = LineScan::default();
+            }
+        }
+        Ok(())
+    })?;
+    Ok((facts, canonical))
+}
+
+fn inspect(request: &Request) -> Result<Response, String> {
+    let file = std::fs::File::open(&request.input.path).map_err(|e| format!("cannot open the input: {e}"))?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+    let (facts, canonical) = scan_input(&mut reader)?;
     let format: Format = request.input.format.parse().unwrap_or(Format::Binary);
     let is_text = !matches!(
         format,
@@ -349,6 +374,165 @@ fn push_capped(rows: &mut Vec<u64>, row: u64) {
     }
 }
 
+/// Read buffer of the line scanners: also the most of a line held in memory at once.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// A piece of a line: some of its bytes (without the newline), or its end.
+enum Piece<'a> {
+    Part(&'a [u8]),
+    End { newline: bool },
+}
+
+/// Feeds every line of `reader` to `on` as parts of at most the reader's buffer, then its
+/// end, so no line is ever held whole: a 200 MB line costs what a short one does.
+fn scan_lines(reader: &mut impl BufRead, mut on: impl FnMut(Piece<'_>) -> Result<(), String>) -> Result<(), String> {
+    let mut mid_line = false;
+    loop {
+        let buf = reader.fill_buf().map_err(|e| format!("cannot read the input: {e}"))?;
+        if buf.is_empty() {
+            return if mid_line { on(Piece::End { newline: false }) } else { Ok(()) };
+        }
+        match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                on(Piece::Part(&buf[..i]))?;
+                on(Piece::End { newline: true })?;
+                reader.consume(i + 1);
+                mid_line = false;
+            }
+            None => {
+                let n = buf.len();
+                on(Piece::Part(buf))?;
+                reader.consume(n);
+                mid_line = true;
+            }
+        }
+    }
+}
+
+/// What `core.inspect` learns about one line as its parts stream by.
+#[derive(Default)]
+struct LineScan {
+    /// The last part ended in a CR, held back until it is known whether a newline follows.
+    pending_cr: bool,
+    nul: bool,
+    invalid_utf8: bool,
+    /// The start of a UTF-8 sequence cut by a part boundary (at most 3 bytes).
+    utf8_tail: Vec<u8>,
+}
+
+impl LineScan {
+    fn content(&mut self, bytes: &[u8], check_utf8: bool, canonical: &mut Sha256Hasher) {
+        canonical.update(bytes);
+        self.nul |= bytes.contains(&0);
+        if !check_utf8 || self.invalid_utf8 || bytes.is_empty() {
+            return;
+        }
+        let joined;
+        let text = if self.utf8_tail.is_empty() {
+            bytes
+        } else {
+            joined = [self.utf8_tail.as_slice(), bytes].concat();
+            &joined
+        };
+        match std::str::from_utf8(text) {
+            Ok(_) => self.utf8_tail.clear(),
+            // Cut short at the end: the next part may complete it.
+            Err(e) if e.error_len().is_none() => self.utf8_tail = text[e.valid_up_to()..].to_vec(),
+            Err(_) => self.invalid_utf8 = true,
+        }
+    }
+}
+
+/// Delimiters a header line is sniffed for.
+const SNIFFED_DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
+
+/// What `text.profile` learns about one line as its parts stream by: its length, how it
+/// ends, its fields for each candidate delimiter, and (while short) its bytes.
+struct LineShape {
+    len: u64,
+    /// CRs at the end so far (a line's trailing CRs are not content).
+    trailing_crs: u64,
+    /// The last byte that is not a CR.
+    last: Option<u8>,
+    blank: bool,
+    quoted: bool,
+    fields: [usize; SNIFFED_DELIMITERS.len()],
+    /// The bytes, while the line is at most [`LINE_BYTES_KEPT_MAX`] long.
+    kept: Option<Vec<u8>>,
+}
+
+impl Default for LineShape {
+    fn default() -> Self {
+        LineShape {
+            len: 0,
+            trailing_crs: 0,
+            last: None,
+            blank: true,
+            quoted: false,
+            fields: [1; SNIFFED_DELIMITERS.len()],
+            kept: Some(Vec::new()),
+        }
+    }
+}
+
+impl LineShape {
+    fn feed(&mut self, mut part: &[u8], first_line: bool) {
+        if first_line && self.len == 0 {
+            part = part.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(part);
+        }
+        self.len += part.len() as u64;
+        self.blank &= part.iter().all(u8::is_ascii_whitespace);
+        match part.iter().rposition(|b| *b != b'\r') {
+            Some(i) => {
+                self.last = Some(part[i]);
+                self.trailing_crs = (part.len() - i - 1) as u64;
+            }
+            None => self.trailing_crs += part.len() as u64,
+        }
+        for &b in part {
+            if b == b'"' {
+                self.quoted = !self.quoted;
+            } else if !self.quoted
+                && let Some(k) = SNIFFED_DELIMITERS.iter().position(|d| *d == b)
+            {
+                self.fields[k] += 1;
+            }
+        }
+        if let Some(kept) = &mut self.kept {
+            if kept.len() + part.len() <= LINE_BYTES_KEPT_MAX + READ_BUFFER_BYTES {
+                kept.extend_from_slice(part);
+            } else {
+                self.kept = None;
+            }
+        }
+    }
+
+    fn content_len(&self) -> u64 {
+        self.len - self.trailing_crs
+    }
+
+    /// Fields on the line for `delimiter`, honouring double quotes.
+    fn fields(&self, delimiter: u8) -> usize {
+        SNIFFED_DELIMITERS.iter().position(|d| *d == delimiter).map_or(1, |k| self.fields[k])
+    }
+
+    /// The delimiter splitting the line into the most fields, if any splits it.
+    fn sniffed_delimiter(&self) -> Option<u8> {
+        SNIFFED_DELIMITERS
+            .into_iter()
+            .map(|d| (d, self.fields(d)))
+            .filter(|(_, n)| *n > 1)
+            .max_by_key(|(_, n)| *n)
+            .map(|(d, _)| d)
+    }
+
+    /// The line's content, if it is short enough to compare with others.
+    fn kept(&self) -> Option<&[u8]> {
+        let len = usize::try_from(self.content_len()).ok().filter(|len| *len <= LINE_BYTES_KEPT_MAX)?;
+        self.kept.as_deref().map(|kept| &kept[..len])
+    }
+}
+
 fn delimiter_of(format: Format) -> u8 {
     if format == Format::Tsv { b'\t' } else { b',' }
 }
@@ -392,51 +576,48 @@ fn text_profile(request: &Request) -> Result<Response, String> {
     let format: Format = request.input.format.parse().unwrap_or(Format::Text);
     let delimited = matches!(format, Format::Csv | Format::Tsv);
     let file = std::fs::File::open(&request.input.path).map_err(|e| format!("cannot open the input: {e}"))?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let mut line = Vec::new();
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
     let mut number = 0u64;
     let (mut blank, mut trailing, mut long, mut ragged) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut blank_n, mut trailing_n, mut long_n, mut ragged_n, mut dup_n) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut dup_rows = Vec::new();
     let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
     let mut header: Option<(u8, usize)> = None;
-    let mut longest = 0usize;
+    let mut longest = 0u64;
     let mut field_counts: BTreeMap<usize, u64> = BTreeMap::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(|e| format!("cannot read the input: {e}"))? == 0 {
-            break;
-        }
+    let mut line = LineShape::default();
+    scan_lines(&mut reader, |piece| {
+        let Piece::End { .. } = piece else {
+            if let Piece::Part(part) = piece {
+                line.feed(part, number == 0);
+            }
+            return Ok(());
+        };
         number += 1;
-        let mut content: &[u8] = &line;
-        if number == 1 && content.starts_with(b"\xEF\xBB\xBF") {
-            content = &content[3..];
-        }
-        while content.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            content = &content[..content.len() - 1];
-        }
-        longest = longest.max(content.len());
-        if content.iter().all(u8::is_ascii_whitespace) {
+        let shape = std::mem::take(&mut line);
+        let content_len = shape.content_len();
+        longest = longest.max(content_len);
+        if shape.blank {
             blank_n += 1;
             push_capped(&mut blank, number);
-            continue;
+            return Ok(());
         }
-        if content.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+        if matches!(shape.last, Some(b' ' | b'\t')) {
             trailing_n += 1;
             push_capped(&mut trailing, number);
         }
-        if content.len() as u64 > long_line {
+        if content_len > long_line {
             long_n += 1;
             push_capped(&mut long, number);
         }
         if delimited {
             match header {
                 None => {
-                    let d = sniff_delimiter(content).unwrap_or(delimiter_of(format));
-                    header = Some((d, fields(content, d)));
+                    let d = shape.sniffed_delimiter().unwrap_or(delimiter_of(format));
+                    header = Some((d, shape.fields(d)));
                 }
                 Some((d, expected)) => {
-                    let n = fields(content, d);
+                    let n = shape.fields(d);
                     *field_counts.entry(n).or_default() += 1;
                     if n != expected {
                         ragged_n += 1;
@@ -445,7 +626,7 @@ fn text_profile(request: &Request) -> Result<Response, String> {
                 }
             }
         }
-        if content.len() <= LINE_BYTES_KEPT_MAX {
+        if let Some(content) = shape.kept() {
             match seen.get(content) {
                 Some(&earlier) => {
                     dup_n += 1;
@@ -458,7 +639,8 @@ fn text_profile(request: &Request) -> Result<Response, String> {
                 }
             }
         }
-    }
+        Ok(())
+    })?;
 
     let mut findings = Vec::new();
     // `affected_rows` is what known issues' `min_rows` compares.
@@ -531,6 +713,38 @@ fn text_profile(request: &Request) -> Result<Response, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Any mix of CR, LF, NUL, multibyte and invalid UTF-8, read through buffers of 4 to
+        /// 17 bytes (so pieces end inside CRLFs and characters), gives the facts and hash a
+        /// whole read gives.
+        #[test]
+        fn inspect_facts_never_depend_on_where_the_pieces_fall(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                &b"a"[..], b"\r", b"\n", b"\r\n", b"\0", "é".as_bytes(), "漢".as_bytes(), b"\xE6\xBC", b"\xFF",
+                b"\xEF\xBB\xBF", b",", b"\"",
+            ]), 0..60),
+            capacity in 4usize..18,
+        ) {
+            let input: Vec<u8> = pieces.concat();
+            let (whole, whole_hash) = scan_input(&mut BufReader::with_capacity(1 << 20, &input[..])).expect("scan");
+            let (cut, cut_hash) = scan_input(&mut BufReader::with_capacity(capacity, &input[..])).expect("scan");
+            proptest::prop_assert_eq!(whole, cut);
+            proptest::prop_assert_eq!(whole_hash.finish(), cut_hash.finish());
+        }
+    }
+
+    /// The old reader held a line whole; a long one now costs no more than a short one, and
+    /// its facts are the same.
+    #[test]
+    fn a_long_line_is_scanned_in_pieces() {
+        let mut input = b"id,text\r\n1,".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 3 << 20));
+        input.extend_from_slice("é\r\n2,b".as_bytes());
+        let (facts, _) = scan_input(&mut BufReader::with_capacity(64 * 1024, &input[..])).expect("scan");
+        assert_eq!((facts.lines, facts.crlf_count, facts.lf_count, facts.invalid_utf8_count), (3, 2, 0, 0));
+        assert_eq!((facts.bytes, facts.ends_with_newline), (input.len() as u64, false));
+    }
     use crate::protocol::{InputRef, PluginRef, RunContext, check_findings};
 
     fn request(dir: &std::path::Path, content: &[u8], format: &str) -> Request {

@@ -495,3 +495,70 @@ fn a_full_disk_is_answered_507_reported_and_recovered_from() {
     assert_eq!(uploads["data"]["items"].as_array().map(Vec::len), Some(2), "nothing acknowledged was lost");
     drop(server);
 }
+
+/// Runs the built-in `name` as the sandbox does (`vigil __plugin NAME`, the request on
+/// stdin) under an address-space limit of `limit_bytes`; returns its exit status and stdout.
+fn builtin_under_limit(name: &str, input: &std::path::Path, limit_bytes: u64) -> (bool, serde_json::Value) {
+    let dir = input.parent().expect("dir");
+    let request = json!({
+        "protocol": 1,
+        "run": { "run_id": "r", "fingerprint": "f" },
+        "plugin": { "id": name, "version": "1.0.0" },
+        "config": {},
+        "input": { "path": input, "file_name": "long.csv", "format": "csv", "sha256": "raw",
+                   "size_bytes": std::fs::metadata(input).expect("size").len() },
+        "dependencies": {},
+        "output_dir": dir, "scratch_dir": dir,
+        "seed": 1,
+        "budgets": { "time_limit_ms": 600000, "memory_mb": 256, "row_limit": null }
+    });
+    let limit = if limit_bytes == u64::MAX { "unlimited".to_owned() } else { limit_bytes.to_string() };
+    let mut child = std::process::Command::new("prlimit")
+        .arg(format!("--as={limit}"))
+        .arg("--")
+        .arg(crate::support::BIN)
+        .args(["__plugin", name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the plugin");
+    child.stdin.take().expect("stdin").write_all(request.to_string().as_bytes()).expect("request");
+    let out = child.wait_with_output().expect("wait");
+    let response = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&out.stderr).into_owned()));
+    (out.status.success(), response)
+}
+
+/// A CSV with one very long line made `core.inspect` abort allocating (it held the line
+/// whole), and every plugin after it was skipped. Both text built-ins now read lines in
+/// pieces: under an address-space limit well below the line's size they finish, with the
+/// long line counted.
+#[test]
+fn one_long_line_fits_in_a_small_memory_budget() {
+    const LINE_BYTES: usize = 96 << 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("long.csv");
+    let mut csv = b"id,note\n1,ok\n2,".to_vec();
+    csv.resize(csv.len() + LINE_BYTES, b'x');
+    csv.extend_from_slice(b"\n3,fine\n");
+    std::fs::write(&input, &csv).expect("write");
+    drop(csv);
+    // What the binary needs on a short input, plus far less than the long line's size.
+    let (ok, response) = builtin_under_limit("inspect", &input, u64::MAX);
+    assert!(ok, "inspect runs without a limit: {response}");
+    let baseline = {
+        let short = dir.path().join("short.csv");
+        std::fs::write(&short, b"id,note\n1,ok\n").expect("write");
+        (64..=2048u64).step_by(32).map(|mb| mb << 20).find(|limit| builtin_under_limit("inspect", &short, *limit).0)
+    }
+    .expect("inspect runs on a short input under some limit");
+    let limit = baseline + (32 << 20);
+
+    for name in ["inspect", "text_profile"] {
+        let (ok, response) = builtin_under_limit(name, &input, limit);
+        assert!(ok && response["status"] == "ok", "{name} under {limit} bytes: {response}");
+        let lines = response["metrics"]["lines"].as_u64();
+        assert_eq!(lines, Some(4), "{name}: {response}");
+    }
+}
