@@ -42,6 +42,8 @@ pub mod read;
 pub mod snapshot;
 pub mod sniff;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod value;
 pub mod xlsx;
 

@@ -1,7 +1,7 @@
 //! XLSX workbooks built here, cell by cell: sheets read as tables that hash like their CSV
 //! exports, chosen sheets, headers, error cells, and archives that unpack past the caps.
 
-#[path = "common/workbook.rs"]
+#[path = "../src/testing.rs"]
 mod workbook;
 
 use vigil_tabular::xlsx::{XlsxError, XlsxLimits, XlsxOptions, ingest_xlsx};

@@ -1325,9 +1325,7 @@ fn pretty(name: &str, value: &Value) -> Result<String, String> {
 }
 
 #[cfg(test)]
-#[path = "../../../vigil-tabular/tests/common/workbook.rs"]
-#[allow(dead_code, reason = "shared builder; these tests need only some cell kinds")]
-mod workbook;
+use vigil_tabular::testing as workbook;
 
 #[cfg(test)]
 mod tests {

@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Env, Server, reply};
 
-#[path = "../../../vigil-tabular/tests/common/workbook.rs"]
-#[allow(dead_code, reason = "shared builder; this suite needs only some cell kinds")]
-mod workbook;
+use vigil_tabular::testing as workbook;
 
 const ORDERS: &[u8] = b"id,name,amount\n1,Ada,10\n2,Lee,20\n\n2,Lee,20\n3,Kim\n";
 

@@ -1,5 +1,5 @@
-//! Builds XLSX workbooks cell by cell for tests (shared by the tabular pack's tests and
-//! the harness's, through `#[path]`).
+//! Builds XLSX workbooks cell by cell for tests: the tabular pack's own, and (through the
+//! `testing` feature) the harness's and the binary's.
 
 use std::io::Write;
 
