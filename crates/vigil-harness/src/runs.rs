@@ -642,6 +642,7 @@ impl Harness {
             }
         };
         if let Ok(run) = &final_record {
+            tracing::info!(status = %run.status, "run finished");
             let report =
                 run.status.is_final().then(|| self.0.runs_dir.join(&run.dir).join("report.md").display().to_string());
             let _ = events.send(RunEvent::RunFinished { run_id: run_id.to_owned(), status: run.status, report });
@@ -774,28 +775,36 @@ impl Harness {
                 );
                 let (run_id, seed, layer_no) = (run_id.to_owned(), run.seed, step.layer);
                 let cache_key = cache_keys.get(plugin_id).cloned().unwrap_or_default();
-                tasks.push(tokio::spawn(async move {
-                    let _permit = semaphore.acquire_owned().await;
-                    let (plugin, dependencies, config) = spec_parts;
-                    let status = this
-                        .run_plugin(
-                            &run_id,
-                            layer_no,
-                            &plugin,
-                            &cache_key,
-                            &dir,
-                            input,
-                            dependencies,
-                            config,
-                            seed,
-                            context,
-                            fresh,
-                            cancel,
-                            &events,
-                        )
-                        .await;
-                    (plugin.id, status)
-                }));
+                let span = tracing::info_span!("plugin", plugin_id = %plugin_id, layer = layer_no);
+                tasks.push(tokio::spawn(tracing::Instrument::instrument(
+                    async move {
+                        let _permit = semaphore.acquire_owned().await;
+                        let (plugin, dependencies, config) = spec_parts;
+                        let status = this
+                            .run_plugin(
+                                &run_id,
+                                layer_no,
+                                &plugin,
+                                &cache_key,
+                                &dir,
+                                input,
+                                dependencies,
+                                config,
+                                seed,
+                                context,
+                                fresh,
+                                cancel,
+                                &events,
+                            )
+                            .await;
+                        match &status {
+                            Ok(status) => tracing::info!(?status, "plugin finished"),
+                            Err(e) => tracing::warn!(error = %e, "plugin could not be run"),
+                        }
+                        (plugin.id, status)
+                    },
+                    span,
+                )));
             }
             for task in tasks {
                 match task.await {

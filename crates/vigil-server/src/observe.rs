@@ -50,7 +50,14 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         .get::<MatchedPath>()
         .and_then(|m| state.route(&method, m.as_str()))
         .map_or("unmatched", |spec| spec.path);
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %req.uri().path());
+    // `agent_id` is filled in by the gateway once a model call's agent is known.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        path = %req.uri().path(),
+        agent_id = tracing::field::Empty
+    );
 
     let mut response = next.run(req).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {

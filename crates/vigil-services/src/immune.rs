@@ -817,7 +817,14 @@ impl Worker {
     ) {
         let executor = self.executor.clone();
         let inbox = self.inbox.clone();
-        tokio::spawn(async move {
+        let span = tracing::info_span!(
+            parent: None,
+            "heal",
+            agent_id = %agent_id,
+            incident_id = %incident_id,
+            action = action.as_str()
+        );
+        let task = async move {
             let request = ControlRequest {
                 action_id: &action_id,
                 agent_id: &agent_id,
@@ -826,9 +833,10 @@ impl Worker {
                 diagnosis,
             };
             let (ok, detail) = executor.run(request).await;
-            tracing::info!(%agent_id, action = action.as_str(), ok, %detail, "healing action finished");
+            tracing::info!(ok, %detail, "healing action finished");
             let _ = inbox.send(Command::Result(Input::ActionResult { action_id, ok, detail })).await;
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, span));
     }
 }
 

@@ -60,10 +60,13 @@ fn caller(
         .chain(header_text(headers, "x-api-key"))
         .find(|token| !token.is_empty() && !is_vigil_token(state, token));
     let user_agent = header_text(headers, header::USER_AGENT.as_str());
+    let agent_id = agent_id(header_text(headers, "x-agent-id"), client_key, peer.ip(), user_agent);
+    // The request's span (and so every log line of the call) carries the agent.
+    tracing::Span::current().record("agent_id", tracing::field::display(&agent_id));
     Caller {
         received: received.map_or_else(Instant::now, |r| r.0),
         request_id: request_id.map(|id| id.as_str().to_owned()),
-        agent_id: agent_id(header_text(headers, "x-agent-id"), client_key, peer.ip(), user_agent),
+        agent_id,
         agent_type: agent_type(user_agent).to_owned(),
         client_key: client_key.map(str::to_owned),
         feature: tag(headers, "x-vigil-feature"),

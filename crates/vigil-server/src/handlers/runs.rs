@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::time::Duration;
+use tracing::Instrument;
 
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{Extension, Path, State};
@@ -91,11 +92,16 @@ async fn run_detail(state: &AppState, id: &str) -> Result<RunDetail, ApiError> {
 /// Starts executing a queued run on its own task.
 fn spawn_execution(state: &AppState, run_id: String) {
     let harness = state.harness.clone();
-    tokio::spawn(async move {
-        if let Err(e) = harness.execute(&run_id).await {
-            tracing::error!(run_id, error = %e, "run did not execute");
+    // Every log line of the run carries its id, whichever request started it.
+    let span = tracing::info_span!(parent: None, "run", run_id = %run_id);
+    tokio::spawn(
+        async move {
+            if let Err(e) = harness.execute(&run_id).await {
+                tracing::error!(error = %e, "run did not execute");
+            }
         }
-    });
+        .instrument(span),
+    );
 }
 
 pub async fn plan(State(state): State<AppState>, ApiJson(request): ApiJson<RunRequest>) -> Result<Response, ApiError> {

@@ -1102,3 +1102,43 @@ fn database_reads_need_the_permission_and_an_unreadable_plugin_is_blocked() {
     let report = server.get(&format!("/api/v1/runs/{id}/report"), None).body["data"].clone();
     assert_eq!(report["metrics"]["db.allowed"]["uploads"], 1);
 }
+
+/// Every log line of a run carries its id (and a plugin's line its plugin), whichever request
+/// started it; a model call's lines carry its agent.
+#[test]
+fn log_lines_carry_the_run_plugin_and_agent_they_belong_to() {
+    let (mut env, _) = env_with_plugins(&[]);
+    env.set("VIGIL_LOG", "info");
+    let mut server = env.start();
+    let mut stderr = server.child.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+    let created = submit(&server, json!({ "upload_id": upload_id }));
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(wait(&server, &id)["run"]["status"], "completed");
+    let call = server
+        .client
+        .post(format!("{}/v1/chat/completions", server.url))
+        .header("content-type", "application/json")
+        .header("x-agent-id", "logged-agent")
+        .body(r#"{"model": "gpt-4o", "messages": []}"#)
+        .send()
+        .expect("send");
+    assert!(call.status().as_u16() >= 400, "no provider is configured: refused, and logged");
+    server.stop();
+    let log = log.join().expect("log");
+
+    let run_span = format!("run{{run_id={id}}}");
+    assert!(log.lines().any(|l| l.contains(&run_span) && l.contains("run finished")), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains(&run_span)
+            && l.contains("plugin{plugin_id=core.inspect")
+            && l.contains("plugin finished")),
+        "{log}"
+    );
+    assert!(log.lines().any(|l| l.contains("agent_id=logged-agent") && l.contains("/v1/chat/completions")), "{log}");
+}
