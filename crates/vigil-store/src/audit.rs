@@ -302,7 +302,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreOptions;
     use vigil_core::page::PageRequest;
 
     fn entry(action: &str, status: u16) -> NewAuditEntry {
@@ -316,11 +315,7 @@ mod tests {
         }
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
-        (dir, store)
-    }
+    use crate::temp_store as store;
 
     #[test]
     fn chain_links_and_verifies() {

@@ -314,13 +314,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreOptions;
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
-        (dir, store)
-    }
+    use crate::temp_store as store;
 
     #[test]
     fn create_authenticate_revoke() {

@@ -266,13 +266,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{StoreOptions, conformance};
+    use crate::conformance;
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
-        (dir, store)
-    }
+    use crate::temp_store as store;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_keeps_keys_and_the_audit_log_as_every_backend_must() {
