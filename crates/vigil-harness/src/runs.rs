@@ -68,6 +68,12 @@ pub enum HarnessError {
     Io(String),
 }
 
+/// `value` as pretty JSON for the file `name`: a failure is an error of the run, never an
+/// empty file written as if it were the report.
+fn pretty_json(name: &str, value: &impl Serialize) -> Result<Vec<u8>, HarnessError> {
+    serde_json::to_vec_pretty(value).map_err(|e| HarnessError::Io(format!("cannot write {name}: {e}")))
+}
+
 impl From<StoreError> for HarnessError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -698,7 +704,7 @@ impl Harness {
             // The whole declaration, so a bundle replays against the same issues.
             "known_issues": run.settings.get("known_issues").filter(|k| !k.is_null()),
         });
-        write_atomic(&dir.join("run_manifest.json"), &serde_json::to_vec_pretty(&manifest).unwrap_or_default())
+        write_atomic(&dir.join("run_manifest.json"), &pretty_json("run_manifest.json", &manifest)?)
             .map_err(HarnessError::Io)?;
         let _ = events.send(RunEvent::Plan { run_id: run_id.to_owned(), plan: plan.clone() });
 
@@ -774,7 +780,11 @@ impl Harness {
                     cancel.clone(),
                 );
                 let (run_id, seed, layer_no) = (run_id.to_owned(), run.seed, step.layer);
-                let cache_key = cache_keys.get(plugin_id).cloned().unwrap_or_default();
+                // Every planned plugin got its key when the run was prepared; an empty key
+                // would let unrelated work share a cache entry.
+                let cache_key = cache_keys.get(plugin_id).cloned().ok_or_else(|| {
+                    HarnessError::Invalid(format!("run {run_id} has no cache key for planned plugin {plugin_id}"))
+                })?;
                 let span = tracing::info_span!("plugin", plugin_id = %plugin_id, layer = layer_no);
                 tasks.push(tokio::spawn(tracing::Instrument::instrument(
                     async move {
@@ -989,10 +999,10 @@ impl Harness {
         let evaluation = known::evaluate(set.as_ref(), &report_json, &reporters);
         report_json["evaluation"] = evaluation.clone();
         report::validate(&report_json).map_err(HarnessError::Invalid)?;
-        let pretty = serde_json::to_vec_pretty(&report_json).unwrap_or_default();
+        let pretty = pretty_json("report.json", &report_json)?;
         write_atomic(&dir.join("report.json"), &pretty).map_err(HarnessError::Io)?;
         write_atomic(&dir.join("report.md"), report::markdown(&report_json).as_bytes()).map_err(HarnessError::Io)?;
-        let evaluation = serde_json::to_vec_pretty(&evaluation).unwrap_or_default();
+        let evaluation = pretty_json("evaluation.json", &evaluation)?;
         write_atomic(&dir.join("evaluation.json"), &evaluation).map_err(HarnessError::Io)?;
         Ok(REQUIRED_ARTIFACTS.iter().all(|name| dir.join(name).is_file()))
     }

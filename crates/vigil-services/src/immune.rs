@@ -689,11 +689,14 @@ impl Worker {
                 match engine.apply(&stamped) {
                     Ok(decisions) => {
                         self.seq += 1;
+                        // Inputs and decisions are plain data (string keys, finite numbers):
+                        // one that does not serialize is a bug, and an empty log entry would
+                        // silently break every later replay.
                         let entry = ImmuneLogEntry {
                             seq: self.seq,
                             at_us: stamped.at_us,
-                            input: serde_json::to_string(&stamped).unwrap_or_default(),
-                            decisions: serde_json::to_string(&decisions).unwrap_or_default(),
+                            input: serde_json::to_string(&stamped).expect("an engine input serializes"),
+                            decisions: serde_json::to_string(&decisions).expect("engine decisions serialize"),
                         };
                         log.push(entry);
                         for d in &decisions {
@@ -848,7 +851,7 @@ enum Act {
 
 fn act_for(decision: &Decision) -> Option<Act> {
     let audit = |action: &'static str, target: String| {
-        Some(Act::Audit { action, target, decision: serde_json::to_string(decision).unwrap_or_default() })
+        Some(Act::Audit { action, target, decision: serde_json::to_string(decision).expect("a decision serializes") })
     };
     match &decision.kind {
         DecisionKind::Execute { action_id, agent_id, action, incident_id, diagnosis } => Some(Act::Execute {
