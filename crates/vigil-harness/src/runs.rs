@@ -74,6 +74,27 @@ fn pretty_json(name: &str, value: &impl Serialize) -> Result<Vec<u8>, HarnessErr
     serde_json::to_vec_pretty(value).map_err(|e| HarnessError::Io(format!("cannot write {name}: {e}")))
 }
 
+/// One plugin's execution within a run: what [`Harness::run_plugin`] is given.
+#[derive(Debug)]
+struct PluginJob {
+    run_id: String,
+    layer: u32,
+    plugin: crate::manifest::Plugin,
+    /// The step's cache key (computed when the run was prepared).
+    cache_key: String,
+    /// The run's partial folder.
+    dir: PathBuf,
+    input: InputRef,
+    dependencies: BTreeMap<String, DependencyRef>,
+    /// The plugin's validated settings.
+    config: Value,
+    seed: u64,
+    run: RunContext,
+    /// Skip the cache.
+    fresh: bool,
+    cancel: watch::Receiver<bool>,
+}
+
 impl From<StoreError> for HarnessError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -790,28 +811,27 @@ impl Harness {
                     async move {
                         let _permit = semaphore.acquire_owned().await;
                         let (plugin, dependencies, config) = spec_parts;
-                        let status = this
-                            .run_plugin(
-                                &run_id,
-                                layer_no,
-                                &plugin,
-                                &cache_key,
-                                &dir,
-                                input,
-                                dependencies,
-                                config,
-                                seed,
-                                context,
-                                fresh,
-                                cancel,
-                                &events,
-                            )
-                            .await;
+                        let plugin_id = plugin.id.clone();
+                        let job = PluginJob {
+                            run_id,
+                            layer: layer_no,
+                            plugin,
+                            cache_key,
+                            dir,
+                            input,
+                            dependencies,
+                            config,
+                            seed,
+                            run: context,
+                            fresh,
+                            cancel,
+                        };
+                        let status = this.run_plugin(job, &events).await;
                         match &status {
                             Ok(status) => tracing::info!(?status, "plugin finished"),
                             Err(e) => tracing::warn!(error = %e, "plugin could not be run"),
                         }
-                        (plugin.id, status)
+                        (plugin_id, status)
                     },
                     span,
                 )));
@@ -862,23 +882,14 @@ impl Harness {
         Ok(store.set_run_status(run_id, status, error.as_deref(), None)?)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run_plugin(
         &self,
-        run_id: &str,
-        layer: u32,
-        plugin: &crate::manifest::Plugin,
-        cache_key: &str,
-        dir: &Path,
-        input: InputRef,
-        dependencies: BTreeMap<String, DependencyRef>,
-        config: Value,
-        seed: u64,
-        run: RunContext,
-        fresh: bool,
-        cancel: watch::Receiver<bool>,
+        job: PluginJob,
         events: &broadcast::Sender<RunEvent>,
     ) -> Result<ExecStatus, HarnessError> {
+        let PluginJob { run_id, layer, plugin, cache_key, dir, input, dependencies, config, seed, run, fresh, cancel } =
+            job;
+        let (run_id, plugin, cache_key, dir) = (run_id.as_str(), &plugin, cache_key.as_str(), dir.as_path());
         let store = &self.0.store;
         store.start_execution(run_id, &plugin.id)?;
         let _ = events.send(RunEvent::PluginStarted { run_id: run_id.to_owned(), plugin_id: plugin.id.clone(), layer });
