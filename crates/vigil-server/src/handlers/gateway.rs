@@ -159,13 +159,8 @@ pub async fn list_vitals(
     ApiQuery(q): ApiQuery<VitalsQuery>,
 ) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
+    let from = time_param("from", q.from.as_deref())?;
     let to = time_param("to", q.to.as_deref())?;
-    // Unbounded, the sum scans every vital ever stored (seconds at a million rows): without
-    // a `from`, the last day before `to` (or now) is summed.
-    let from = time_param("from", q.from.as_deref())?.or_else(|| {
-        let end = to.unwrap_or_else(vigil_core::time::Timestamp::now).as_unix_micros();
-        Some(vigil_core::time::Timestamp::from_unix_micros(end.saturating_sub(STATS_DEFAULT_WINDOW_US)))
-    });
     let filter = VitalsFilter { agent_id: q.agent_id, from, to };
     let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_vitals(&filter, page)).await?);
     Ok(envelope_with_period(data, Aggregation::List, "store:vitals", window(from, to)).into_response())

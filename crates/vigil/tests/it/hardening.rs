@@ -402,6 +402,9 @@ fn gateway_stats_default_to_the_last_day() {
 
     let all = server.get("/api/v1/gateway/stats?from=2000-01-01T00:00:00Z", None).body;
     assert_eq!(all["data"]["calls"].as_u64(), Some(2), "an explicit from reaches back");
+    // A page of vitals is bounded by its limit: listing keeps every vital, old ones too.
+    let listed = server.get("/api/v1/vitals", None).body;
+    assert_eq!(listed["data"]["items"].as_array().map(Vec::len), Some(2), "{listed}");
 }
 
 /// A tmpfs of `bytes` mounted on a new folder, unmounted when dropped (root only).
