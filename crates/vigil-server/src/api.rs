@@ -187,11 +187,6 @@ impl From<StoreError> for ApiError {
             StoreError::TooLarge { cap_bytes } => ApiError::payload_too_large(cap_bytes),
             StoreError::Busy => ApiError::unavailable("store_busy", "the database is busy; retry shortly"),
             StoreError::StorageFull { what } => ApiError::storage_full(&what),
-            StoreError::Io { context, source }
-                if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) =>
-            {
-                ApiError::storage_full(&context)
-            }
             e @ StoreError::SchemaTooNew { .. } => ApiError::unavailable("store_unavailable", e.to_string()),
             e => {
                 tracing::error!(error = %e, "storage failure");

@@ -167,7 +167,7 @@ impl BlobStore {
         match fs::hard_link(&tmp_path, &final_path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return self.existing(digest, size, &final_path),
-            Err(e) => return Err(StoreError::Io { context: format!("linking {}", final_path.display()), source: e }),
+            Err(e) => return Err(StoreError::io(format!("linking {}", final_path.display()))(e)),
         }
         self.sync_names(&final_path)?;
         drop(guard.0.take().map(fs::remove_file));

@@ -96,6 +96,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The error for a failed filesystem call: a full disk (or quota) is `StorageFull`,
+    /// which callers answer differently from other IO failures. Every write goes through it.
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
         let context = context.into();
         move |source| match source.kind() {
