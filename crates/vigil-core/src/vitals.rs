@@ -61,6 +61,12 @@ pub const COST_USD_PER_CALL_MAX: f64 = 1_000_000.0;
 /// Longest latency one call may report, in microseconds (one day).
 pub const LATENCY_US_MAX: u64 = 86_400 * 1_000_000;
 
+/// A reported cost in US dollars as nano-dollars, or `None` when it is not a number from 0
+/// to [`COST_USD_PER_CALL_MAX`].
+pub fn cost_nanos_from_usd(usd: f64) -> Option<i64> {
+    (usd.is_finite() && (0.0..=COST_USD_PER_CALL_MAX).contains(&usd)).then(|| (usd * 1e9).round() as i64)
+}
+
 /// Token counts of one call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Usage {

@@ -14,7 +14,9 @@ use prost::Message;
 use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::time::Timestamp;
-use vigil_core::vitals::{COST_USD_PER_CALL_MAX, CallOutcome, LATENCY_US_MAX, TOKENS_PER_CALL_MAX, Usage, Vital};
+use vigil_core::vitals::{
+    COST_USD_PER_CALL_MAX, CallOutcome, LATENCY_US_MAX, TOKENS_PER_CALL_MAX, Usage, Vital, cost_nanos_from_usd,
+};
 
 /// The protobuf messages of `opentelemetry/proto/{collector/trace,trace,common,resource}/v1`
 /// that Vigil reads (unknown fields are skipped by the decoder).
@@ -461,10 +463,8 @@ fn model_call(
     });
     let (tool_names, system_text, newest_input) = messages(attrs);
     let cost_nanos = match attrs.get("llm.cost.total") {
-        Some(Any::DoubleValue(usd)) if usd.is_finite() && (0.0..=COST_USD_PER_CALL_MAX).contains(usd) => {
-            Some((usd * 1e9).round() as i64)
-        }
-        Some(Any::IntValue(usd)) if (0..=COST_USD_PER_CALL_MAX as i64).contains(usd) => Some(usd * 1_000_000_000),
+        Some(Any::DoubleValue(usd)) if let Some(nanos) = cost_nanos_from_usd(*usd) => Some(nanos),
+        Some(Any::IntValue(usd)) if let Some(nanos) = cost_nanos_from_usd(*usd as f64) => Some(nanos),
         Some(_) => {
             return Err(format!("llm.cost.total must be a number of US dollars from 0 to {COST_USD_PER_CALL_MAX}"));
         }

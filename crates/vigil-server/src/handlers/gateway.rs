@@ -38,7 +38,7 @@ const REPORTED_COST_USD_MAX: f64 = 1_000.0;
 /// non-negative amount within [`REPORTED_COST_USD_MAX`].
 fn reported_cost(headers: &HeaderMap) -> Option<i64> {
     let usd: f64 = header_text(headers, "x-vigil-reported-cost-usd")?.parse().ok()?;
-    (usd.is_finite() && (0.0..=REPORTED_COST_USD_MAX).contains(&usd)).then(|| (usd * 1e9).round() as i64)
+    (usd <= REPORTED_COST_USD_MAX).then(|| vigil_core::vitals::cost_nanos_from_usd(usd)).flatten()
 }
 
 /// Works out who is calling from the headers.

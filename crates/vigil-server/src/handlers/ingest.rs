@@ -14,7 +14,7 @@ use vigil_core::provenance::Aggregation;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{
     COST_USD_PER_CALL_MAX, CallOutcome, LATENCY_US_MAX, RETRIES_PER_CALL_MAX, TOKENS_PER_CALL_MAX,
-    TOOL_CALLS_PER_CALL_MAX, Usage, Vital,
+    TOOL_CALLS_PER_CALL_MAX, Usage, Vital, cost_nanos_from_usd,
 };
 
 use crate::api::{ApiError, ApiJson, blocking, envelope};
@@ -150,14 +150,12 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, Stri
     if at.as_unix_micros() > received.as_unix_micros() + FUTURE_SKEW_US {
         return Err(("at".into(), "is more than five minutes in the future".into()));
     }
-    let cost_nanos = match item.cost_usd {
-        Some(c) if !c.is_finite() || !(0.0..=COST_USD_PER_CALL_MAX).contains(&c) => {
-            return Err(("cost_usd".into(), format!("must be between 0 and {COST_USD_PER_CALL_MAX}")));
-        }
-        Some(c) => Some((c * 1e9).round() as i64),
+    let cost_nanos = match item.cost_usd.map(cost_nanos_from_usd) {
+        Some(None) => return Err(("cost_usd".into(), format!("must be between 0 and {COST_USD_PER_CALL_MAX}"))),
+        Some(nanos) => nanos,
         None => None,
     };
-    let (input, output) = (item.input_tokens.unwrap_or(0), item.output_tokens.unwrap_or(0));
+    let (input, output) = (usage.input_tokens, usage.output_tokens);
     if item.cached_tokens.saturating_add(item.cache_write_tokens) > input {
         let field = if item.cached_tokens > input { "cached_tokens" } else { "cache_write_tokens" };
         return Err((field.into(), "cache reads and writes are parts of input_tokens, together at most that".into()));
