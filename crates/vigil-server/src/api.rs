@@ -250,9 +250,15 @@ pub async fn blocking<T: Send + 'static>(
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
+/// A `Content-Type`'s essence (`type/subtype`, lowercase, parameters dropped), as browsers
+/// and servers compare them; `None` when the value is not text.
+pub fn mime_essence(content_type: &HeaderValue) -> Option<String> {
+    let mime = content_type.to_str().ok()?;
+    Some(mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
 fn is_json(content_type: Option<&HeaderValue>) -> bool {
-    let Some(mime) = content_type.and_then(|v| v.to_str().ok()) else { return false };
-    let essence = mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let Some(essence) = content_type.and_then(mime_essence) else { return false };
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 

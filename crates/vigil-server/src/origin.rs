@@ -113,8 +113,7 @@ fn text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// Browsers compare the MIME type's essence, ignoring case and parameters.
 fn is_simple_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return true };
-    let Ok(value) = value.to_str() else { return false };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(essence) = crate::api::mime_essence(value) else { return false };
     matches!(essence.as_str(), "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data" | "")
 }
 

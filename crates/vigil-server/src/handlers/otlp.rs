@@ -50,10 +50,7 @@ fn error(status: StatusCode, encoding: Encoding, message: &str, retry_after: Opt
 }
 
 pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(crate::api::mime_essence);
     let encoding = match content_type.as_deref() {
         Some("application/x-protobuf") => Encoding::Protobuf,
         Some("application/json") => Encoding::Json,
