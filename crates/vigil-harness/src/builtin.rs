@@ -516,7 +516,8 @@ impl LineShape {
         SNIFFED_DELIMITERS.iter().position(|d| *d == delimiter).map_or(1, |k| self.fields[k])
     }
 
-    /// The delimiter splitting the line into the most fields, if any splits it.
+    /// The delimiter a header line uses: the one of `,` `\t` `;` `|` splitting it into the
+    /// most fields outside quotes, if any splits it.
     fn sniffed_delimiter(&self) -> Option<u8> {
         SNIFFED_DELIMITERS
             .into_iter()
@@ -543,32 +544,10 @@ fn header_fields(request: &Request, format: Format) -> u64 {
     if BufReader::new(file).take(1 << 20).read_until(b'\n', &mut first).is_err() {
         return 0;
     }
-    let delimiter = sniff_delimiter(&first).unwrap_or(delimiter_of(format));
-    fields(&first, delimiter) as u64
-}
-
-/// The delimiter a header line uses: the most frequent of `,` `\t` `;` `|` outside quotes.
-fn sniff_delimiter(line: &[u8]) -> Option<u8> {
-    [b',', b'\t', b';', b'|']
-        .into_iter()
-        .map(|d| (d, fields(line, d)))
-        .filter(|(_, n)| *n > 1)
-        .max_by_key(|(_, n)| *n)
-        .map(|(d, _)| d)
-}
-
-/// Fields on one line, honouring double quotes.
-fn fields(line: &[u8], delimiter: u8) -> usize {
-    let mut quoted = false;
-    let mut count = 1;
-    for &b in line {
-        if b == b'"' {
-            quoted = !quoted;
-        } else if b == delimiter && !quoted {
-            count += 1;
-        }
-    }
-    count
+    let mut header = LineShape::default();
+    header.feed(&first, true);
+    let delimiter = header.sniffed_delimiter().unwrap_or(delimiter_of(format));
+    header.fields(delimiter) as u64
 }
 
 fn text_profile(request: &Request) -> Result<Response, String> {
