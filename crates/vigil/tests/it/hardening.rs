@@ -502,19 +502,27 @@ fn a_full_disk_is_answered_507_reported_and_recovered_from() {
 /// Runs the built-in `name` as the sandbox does (`vigil __plugin NAME`, the request on
 /// stdin) under an address-space limit of `limit_bytes`; returns its exit status and stdout.
 fn builtin_under_limit(name: &str, input: &std::path::Path, limit_bytes: u64) -> (bool, serde_json::Value) {
-    let dir = input.parent().expect("dir");
-    let request = json!({
-        "protocol": 1,
-        "run": { "run_id": "r", "fingerprint": "f" },
-        "plugin": { "id": name, "version": "1.0.0" },
-        "config": {},
-        "input": { "path": input, "file_name": "long.csv", "format": "csv", "sha256": "raw",
-                   "size_bytes": std::fs::metadata(input).expect("size").len() },
-        "dependencies": {},
-        "output_dir": dir, "scratch_dir": dir,
-        "seed": 1,
-        "budgets": { "time_limit_ms": 600000, "memory_mb": 256, "row_limit": null }
-    });
+    use vigil_harness::protocol::{InputRef, PROTOCOL_VERSION, PluginRef, Request, RunContext};
+    let dir = input.parent().expect("dir").to_owned();
+    let request = Request {
+        protocol: PROTOCOL_VERSION,
+        run: RunContext { run_id: "r".into(), fingerprint: "f".into() },
+        plugin: PluginRef { id: name.into(), version: "1.0.0".into() },
+        config: json!({}),
+        input: InputRef {
+            path: input.to_owned(),
+            file_name: "long.csv".into(),
+            format: "csv".into(),
+            sha256: "raw".into(),
+            size_bytes: std::fs::metadata(input).expect("size").len(),
+        },
+        dependencies: Default::default(),
+        output_dir: dir.clone(),
+        scratch_dir: dir,
+        share_dir: None,
+        seed: 1,
+        budgets: Default::default(),
+    };
     let limit = if limit_bytes == u64::MAX { "unlimited".to_owned() } else { limit_bytes.to_string() };
     let mut child = std::process::Command::new("prlimit")
         .arg(format!("--as={limit}"))
@@ -526,7 +534,8 @@ fn builtin_under_limit(name: &str, input: &std::path::Path, limit_bytes: u64) ->
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn the plugin");
-    child.stdin.take().expect("stdin").write_all(request.to_string().as_bytes()).expect("request");
+    let request = serde_json::to_vec(&request).expect("request");
+    child.stdin.take().expect("stdin").write_all(&request).expect("request");
     let out = child.wait_with_output().expect("wait");
     let response = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&out.stderr).into_owned()));
