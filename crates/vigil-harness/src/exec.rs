@@ -240,8 +240,19 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
         }
         Verdict::Violation(v) => {
             result.status = ExecStatus::Violation;
-            result.error = Some(v.reason.clone());
+            let others = outcome.denials.len().saturating_sub(1) as u64 + outcome.denials_dropped;
+            result.error = Some(match others {
+                0 => v.reason.clone(),
+                1 => format!("{} (and 1 more denial, listed under violations)", v.reason),
+                n => format!("{} (and {n} more denials, listed under violations)", v.reason),
+            });
             result.violations.push(v.clone());
+        }
+    }
+    // Every denial is kept, not just the one the verdict names.
+    for denial in &outcome.denials {
+        if !result.violations.contains(denial) {
+            result.violations.push(denial.clone());
         }
     }
     if outcome.stderr_truncated {
@@ -265,6 +276,7 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
         "stdout_bytes": outcome.stdout.len(),
         "stderr_bytes": outcome.stderr_bytes,
         "stderr_truncated": outcome.stderr_truncated,
+        "denials_dropped": outcome.denials_dropped,
     });
     if let Ok(json) = serde_json::to_vec_pretty(&record) {
         let _ = write_atomic(&dir.join("sandbox.json"), &json);

@@ -356,6 +356,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         let state = if protection.enforced { "enforced" } else { "NOT enforced" };
                         println!("  {name:<10} {state}: {}", protection.detail);
                     }
+                    let state = if enforced.denials.enforced { "recorded" } else { "NOT recorded" };
+                    println!("  {:<10} {state}: {}", "denials", enforced.denials.detail);
                 }
                 Err(why) => println!("plugin sandbox: unknown ({why})"),
             }

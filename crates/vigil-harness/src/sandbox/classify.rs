@@ -1,17 +1,22 @@
 //! Turning how a sandboxed command ended into a verdict: ok, error, timeout or violation.
 //!
 //! Pure: it reads the helper's report, what the runner had to do (kill on the wall clock or
-//! on a stdout flood), and the tail of the command's stderr. Signals and the runner's own
-//! kills are unambiguous; the rest is read from the errors the kernel gives a confined
-//! program (`EACCES` from Landlock, `EAGAIN` from the process limit, `ENOMEM` from the
-//! address-space limit) as language runtimes print them. Each violation names what was
-//! attempted, which limit stopped it, and the line of evidence.
+//! on a stdout flood), and the tail of the command's stderr. Signals, the runner's own kills
+//! and the denials the helper watched are unambiguous; the rest is read from the errors the
+//! kernel gives a confined program (`EACCES` from Landlock, `EAGAIN` from the process limit,
+//! `ENOMEM` from the address-space limit) as language runtimes print them. Each violation
+//! names what was attempted, which limit stopped it, and the evidence.
+//!
+//! A command that failed after a recorded denial is a violation named by that denial. One
+//! that survived its denials and succeeded stays `ok`: libraries routinely try and fall back
+//! (SQLite opens a read-only database's WAL for writing first), so a survived denial is a
+//! record, listed with the execution's violations, not a verdict.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{HelperReport, Limits};
+use super::{Denial, HelperReport, Limits};
 
 /// What the runner saw happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +102,46 @@ pub fn classify(
     let Some(exit) = report.exit else {
         return Verdict::Error("the sandbox helper reported no exit status".to_owned());
     };
+    let verdict = judge_exit(exit, report, stderr_tail, limits);
+    // A watched denial is firmer evidence than the stderr a failure is read from.
+    match (verdict, report.denials.first()) {
+        (Verdict::Error(_), Some(first)) => Verdict::Violation(denied(first, limits)),
+        (Verdict::Violation(v), Some(first))
+            if matches!(v.kind, ViolationKind::Filesystem | ViolationKind::Processes) =>
+        {
+            let same_kind = report.denials.iter().find(|d| d.kind == v.kind).unwrap_or(first);
+            Verdict::Violation(denied(same_kind, limits))
+        }
+        (verdict, _) => verdict,
+    }
+}
+
+/// Every denial the helper recorded, as violations.
+pub fn denials(report: &HelperReport, limits: &Limits) -> Vec<Violation> {
+    report.denials.iter().map(|d| denied(d, limits)).collect()
+}
+
+/// A recorded denial as a violation a person can act on.
+fn denied(denial: &Denial, limits: &Limits) -> Violation {
+    let times = if denial.count > 1 { format!(", {} times", denial.count) } else { String::new() };
+    let evidence = format!("{}: {}, {}{times}", denial.call, denial.errno, denial.message);
+    let what = match &denial.target {
+        Some(target) => format!("{} {target}", denial.doing),
+        None => denial.doing.clone(),
+    };
+    let reason = match denial.kind {
+        ViolationKind::Processes => {
+            format!("hit its limit of {} processes: {what} was refused ({evidence})", limits.processes)
+        }
+        ViolationKind::Syscall => format!("made a system call the sandbox forbids: {what} ({evidence})"),
+        _ => format!("was denied access outside its allowlist: {what} ({evidence})"),
+    };
+    Violation { kind: denial.kind, reason }
+}
+
+/// The verdict from how the command ended and what it wrote to stderr.
+fn judge_exit(exit: super::Exit, report: &HelperReport, stderr_tail: &str, limits: &Limits) -> Verdict {
+    let violation = |kind, reason: String| Violation { kind, reason };
     let evidence = evidence_line(stderr_tail);
     let memory = || {
         let reason = format!("exceeded its memory limit of {} MiB{}", limits.memory_bytes >> 20, cite(&evidence));
@@ -237,6 +282,56 @@ mod tests {
             panic!("expected an error")
         };
         assert_eq!(why, "exited with status 3: ValueError: bad");
+    }
+
+    fn denial(kind: ViolationKind, call: &str, doing: &str, target: Option<&str>, errno: &str) -> Denial {
+        Denial {
+            kind,
+            call: call.into(),
+            doing: doing.into(),
+            target: target.map(Into::into),
+            errno: errno.into(),
+            message: "Permission denied".into(),
+            count: 2,
+        }
+    }
+
+    #[test]
+    fn a_failure_after_a_recorded_denial_is_named_by_it() {
+        let mut failed = report(Some(1), None);
+        failed.denials = vec![denial(ViolationKind::Filesystem, "openat", "reading", Some("/etc/shadow"), "EACCES")];
+        let Verdict::Violation(v) = judge(Ending::Exited, Some(&failed), "Traceback ... KeyError: 'x'") else {
+            panic!("expected a violation")
+        };
+        assert_eq!(v.kind, ViolationKind::Filesystem);
+        assert_eq!(
+            v.reason,
+            "was denied access outside its allowlist: reading /etc/shadow (openat: EACCES, Permission denied, 2 times)"
+        );
+        // The denial names a stderr-read violation of its own kind more precisely.
+        failed.denials.insert(0, denial(ViolationKind::Processes, "clone", "starting a process", None, "EAGAIN"));
+        let Verdict::Violation(v) = judge(Ending::Exited, Some(&failed), "PermissionError: [Errno 13]") else {
+            panic!("expected a violation")
+        };
+        assert!(v.reason.contains("/etc/shadow"), "{}", v.reason);
+        // Other evidence is left alone: a network kill stays a network violation.
+        let mut killed = report(None, Some(SIGSYS));
+        killed.denials = failed.denials.clone();
+        assert_eq!(kind(&judge(Ending::Exited, Some(&killed), "")), Some(ViolationKind::Network));
+    }
+
+    #[test]
+    fn a_denial_survived_by_a_successful_command_is_a_record_not_a_verdict() {
+        let mut survived = report(Some(0), None);
+        survived.denials = vec![
+            denial(ViolationKind::Filesystem, "openat", "reading and writing", Some("/data/vigil.db-shm"), "EACCES"),
+            denial(ViolationKind::Syscall, "ptrace", "calling ptrace", None, "EPERM"),
+        ];
+        assert_eq!(judge(Ending::Exited, Some(&survived), ""), Verdict::Ok);
+        let listed = denials(&survived, &Limits::default());
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1].kind, ViolationKind::Syscall);
+        assert!(listed[1].reason.starts_with("made a system call the sandbox forbids: calling ptrace"), "{listed:?}");
     }
 
     #[test]

@@ -1,11 +1,18 @@
-//! `vigil __sandbox-exec`: the single-threaded step between the server and a plugin.
+//! `vigil __sandbox-exec`: the single-threaded steps between the server and a plugin.
 //!
 //! The binary dispatches here before it starts any runtime or thread, so building the
-//! Landlock ruleset and the seccomp program (both allocate) happens in a process with one
-//! thread, never in a `pre_exec` closure of the multithreaded server. The helper confines
-//! itself step by step, recording each protection as it takes effect, then starts the
-//! plugin (which inherits every restriction) and waits for it, so it can report the
-//! plugin's exit, CPU time and peak memory with `getrusage(RUSAGE_CHILDREN)`.
+//! Landlock ruleset and the seccomp programs (both allocate) happens in a process with one
+//! thread, never in a `pre_exec` closure of the multithreaded server. Two processes:
+//!
+//! - The *supervisor* (this helper as the runner starts it) starts the confining step,
+//!   seizes it with ptrace before it confines itself, and then follows it and every process
+//!   it starts, recording the denials they survive ([`super::trace`]). When the command ends
+//!   it reports the exit, the CPU time and peak memory (`getrusage(RUSAGE_CHILDREN)`), what
+//!   was enforced and what was denied. It confines nothing of its own: it runs no plugin code.
+//! - The *confining step* (`__sandbox-exec --confine`) stops itself until it is seized,
+//!   confines itself step by step, recording each protection as it takes effect, writes that
+//!   account to a file it opened first, and replaces itself with the plugin, which inherits
+//!   every restriction.
 //!
 //! Order matters: the network namespace and `chown` of the writable folders need root, so
 //! they come before the switch to the unprivileged user; Landlock and seccomp need
@@ -13,8 +20,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
+use std::io::{Seek, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,12 +32,17 @@ use landlock::{
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::resource::{Resource, UsageWho, getrusage, setrlimit};
 use nix::sys::signal::Signal;
-use nix::unistd::{Gid, Uid};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Gid, Pid, Uid};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
 };
+use serde::{Deserialize, Serialize};
 
-use super::{Enforcement, Exit, HELPER_SETUP_FAILED, HelperReport, Limits, POLICY_ENV, Policy, Protection};
+use super::trace::{self, Denials};
+use super::{
+    Enforcement, Exit, HELPER_SETUP_FAILED, HELPER_SUBCOMMAND, HelperReport, Limits, POLICY_ENV, Policy, Protection,
+};
 
 /// Device files every command may read and write; they hold no data worth protecting.
 const DEVICES_RW: &[&str] = &["/dev/null", "/dev/zero", "/dev/full"];
@@ -38,6 +50,8 @@ const DEVICES_RW: &[&str] = &["/dev/null", "/dev/zero", "/dev/full"];
 const DEVICES_RO: &[&str] = &["/dev/urandom", "/dev/random"];
 /// The Landlock ABI this helper asks for; older kernels get the best they support.
 const LANDLOCK_ABI: ABI = ABI::V7;
+/// The argument that makes the helper the confining step.
+const CONFINE: &str = "--confine";
 
 /// Entry point of `vigil __sandbox-exec`. Never returns.
 pub fn main(args: &[String]) -> ! {
@@ -60,6 +74,9 @@ pub fn main(args: &[String]) -> ! {
             std::process::exit(HELPER_SETUP_FAILED);
         }
     };
+    if args.iter().any(|a| a == CONFINE) {
+        confine_and_exec(&policy);
+    }
     let mut report_file = match File::create(&policy.report_path) {
         Ok(file) => file,
         Err(e) => {
@@ -91,39 +108,11 @@ fn hold_network_namespace() -> ! {
     std::process::exit(0)
 }
 
-/// Confines this process, runs the command and writes the report. Returns the exit code.
+/// Runs the command through the confining step, watches it, and writes the report.
+/// Returns the exit code.
 fn execute(policy: &Policy, report_file: &mut File) -> i32 {
-    let mut report = HelperReport::default();
-    let outcome = confine(policy, &mut report.enforced).and_then(|()| {
-        let mut missing = report.enforced.missing();
-        // A network the manifest asked for is a permission, not a missing protection.
-        missing.retain(|name| !(policy.network && *name == "network"));
-        if policy.strict && !missing.is_empty() {
-            return Err(format!("strict sandbox: not enforced on this system: {}", missing.join(", ")));
-        }
-        Command::new(&policy.program)
-            .args(&policy.args)
-            .env_clear()
-            .envs(policy.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&policy.cwd)
-            .status()
-            .map_err(|e| format!("could not start {}: {e}", policy.program.display()))
-    });
-    let code = match outcome {
-        Ok(status) => {
-            report.exit = Some(Exit { code: status.code(), signal: status.signal() });
-            if let Ok(usage) = getrusage(UsageWho::RUSAGE_CHILDREN) {
-                report.cpu_user_us = micros(usage.user_time());
-                report.cpu_system_us = micros(usage.system_time());
-                report.max_rss_kib = u64::try_from(usage.max_rss()).unwrap_or(0);
-            }
-            0
-        }
-        Err(why) => {
-            report.setup_error = Some(why);
-            HELPER_SETUP_FAILED
-        }
-    };
+    let report = supervise(policy);
+    let code = if report.setup_error.is_some() { HELPER_SETUP_FAILED } else { 0 };
     let written = serde_json::to_vec(&report).map_err(std::io::Error::other).and_then(|json| {
         report_file.write_all(&json)?;
         report_file.flush()
@@ -135,12 +124,168 @@ fn execute(policy: &Policy, report_file: &mut File) -> i32 {
     code
 }
 
+/// What the confining step says it enforced, written to [`account_path`] before it starts
+/// the command (or instead, when it could not).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Account {
+    enforced: Enforcement,
+    setup_error: Option<String>,
+}
+
+/// Where the confining step writes its [`Account`]: beside the report.
+fn account_path(report_path: &Path) -> PathBuf {
+    let mut name = report_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".confined");
+    report_path.with_file_name(name)
+}
+
+/// The supervisor: starts the confining step, seizes it, follows the command to its end.
+fn supervise(policy: &Policy) -> HelperReport {
+    // If the server dies, its helpers die with it, and the traced command with them.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let mut report = HelperReport::default();
+    let account_path = account_path(&policy.report_path);
+    let started = serde_json::to_string(policy)
+        .map_err(|e| format!("cannot pass the policy on: {e}"))
+        .and_then(|json| {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find the vigil binary: {e}"))?;
+            Command::new(exe)
+                .args([HELPER_SUBCOMMAND, CONFINE])
+                .env_clear()
+                .env(POLICY_ENV, json)
+                .spawn()
+                .map_err(|e| format!("cannot start the confining step: {e}"))
+        })
+        .and_then(|child| {
+            let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|e| e.to_string())?);
+            // It stops itself first, so it can be seized before it confines itself.
+            match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
+                Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => Ok(pid),
+                other => Err(format!("the confining step did not wait to be watched: {other:?}")),
+            }
+        });
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(why) => {
+            report.setup_error = Some(why);
+            return report;
+        }
+    };
+    let seized = trace::supported()
+        .map_err(str::to_owned)
+        .and_then(|()| nix::sys::ptrace::seize(pid, trace::options()).map_err(|e| format!("ptrace: {e}")));
+    let _ = nix::sys::signal::kill(pid, Signal::SIGCONT);
+    let mut denials = Denials::default();
+    let exit = match &seized {
+        Ok(()) => trace::supervise(pid, denied_name, &mut denials),
+        Err(_) => wait_for(pid),
+    };
+    let account = std::fs::read(&account_path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice::<Account>(&bytes).map_err(|e| e.to_string()));
+    let _ = std::fs::remove_file(&account_path);
+    match account {
+        Ok(account) => {
+            report.enforced = account.enforced;
+            report.setup_error = account.setup_error;
+        }
+        Err(why) => {
+            report.setup_error =
+                Some(format!("the confining step ended ({exit:?}) without saying what it enforced: {why}"));
+        }
+    }
+    if let Err(why) = seized {
+        report.enforced.denials = Protection::off(format!("not recorded: {why}"));
+    }
+    if report.setup_error.is_none() {
+        report.exit = Some(exit);
+        if let Ok(usage) = getrusage(UsageWho::RUSAGE_CHILDREN) {
+            report.cpu_user_us = micros(usage.user_time());
+            report.cpu_system_us = micros(usage.system_time());
+            report.max_rss_kib = u64::try_from(usage.max_rss()).unwrap_or(0);
+        }
+    }
+    report.denials = denials.kept;
+    report.denials_dropped = denials.dropped;
+    report
+}
+
+/// Waits for an untraced command to end.
+fn wait_for(pid: Pid) -> Exit {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Exit { code: Some(code), signal: None },
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Exit { code: None, signal: Some(signal as i32) },
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return Exit { code: None, signal: None },
+        }
+    }
+}
+
+/// The confining step: waits to be seized, confines itself, says what it enforced, and
+/// becomes the command. Never returns.
+fn confine_and_exec(policy: &Policy) -> ! {
+    // Opened before anything is confined: the sandbox user may not reach it afterwards.
+    let mut account_file = match File::create(account_path(&policy.report_path)) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("vigil __sandbox-exec: cannot create the account beside {}: {e}", policy.report_path.display());
+            std::process::exit(HELPER_SETUP_FAILED);
+        }
+    };
+    let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+    let mut account = Account::default();
+    let confined = confine(policy, &mut account.enforced, is_traced()).and_then(|()| {
+        let mut missing = account.enforced.missing();
+        // A network the manifest asked for is a permission, not a missing protection.
+        missing.retain(|name| !(policy.network && *name == "network"));
+        if policy.strict && !missing.is_empty() {
+            return Err(format!("strict sandbox: not enforced on this system: {}", missing.join(", ")));
+        }
+        Ok(())
+    });
+    if let Err(why) = confined {
+        account.setup_error = Some(why);
+        write_account(&mut account_file, &account);
+        std::process::exit(HELPER_SETUP_FAILED);
+    }
+    write_account(&mut account_file, &account);
+    let error = Command::new(&policy.program)
+        .args(&policy.args)
+        .env_clear()
+        .envs(policy.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&policy.cwd)
+        .exec();
+    account.setup_error = Some(format!("could not start {}: {error}", policy.program.display()));
+    write_account(&mut account_file, &account);
+    std::process::exit(HELPER_SETUP_FAILED)
+}
+
+/// Replaces the account file's content (it is written again when the start fails).
+fn write_account(file: &mut File, account: &Account) {
+    let written = serde_json::to_vec(account).map_err(std::io::Error::other).and_then(|json| {
+        file.set_len(0)?;
+        file.rewind()?;
+        file.write_all(&json)
+    });
+    if let Err(e) = written {
+        eprintln!("vigil __sandbox-exec: cannot write what was enforced: {e}");
+    }
+}
+
+/// Whether a tracer holds this process (the supervisor seized it).
+fn is_traced() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status.lines().find_map(|line| line.strip_prefix("TracerPid:")).is_some_and(|pid| pid.trim() != "0")
+    })
+}
+
 fn micros(tv: nix::sys::time::TimeVal) -> u64 {
     let us = i128::from(tv.tv_sec()) * 1_000_000 + i128::from(tv.tv_usec());
     u64::try_from(us).unwrap_or(0)
 }
 
-/// Applies every protection to a throwaway process and reports what took effect: what
+/// Runs `/bin/true` through the whole sandbox and reports what took effect: what
 /// `vigil version` shows as this system's sandbox.
 fn probe() -> Enforcement {
     let root = std::env::temp_dir();
@@ -156,18 +301,20 @@ fn probe() -> Enforcement {
         uid: Some(super::UidPool::DEFAULT_BASE),
         strict: false,
         netns: None,
-        report_path: root.join("unused"),
+        report_path: root.join(format!("vigil-sandbox-probe-{}", std::process::id())),
     };
-    let mut enforced = Enforcement::default();
-    if let Err(why) = confine(&policy, &mut enforced) {
+    let report = supervise(&policy);
+    let mut enforced = report.enforced;
+    if let Some(why) = report.setup_error {
         enforced.syscalls = Protection::off(why);
     }
     enforced
 }
 
 /// Confines the calling process according to `policy`, recording each protection in
-/// `enforced`. An error means the sandbox is in an unknown state and nothing may run.
-fn confine(policy: &Policy, enforced: &mut Enforcement) -> Result<(), String> {
+/// `enforced`. `traced`: the supervisor holds this process, so refusals can be handed to it.
+/// An error means the sandbox is in an unknown state and nothing may run.
+fn confine(policy: &Policy, enforced: &mut Enforcement, traced: bool) -> Result<(), String> {
     // If the server dies, its helpers die with it rather than linger.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let is_root = Uid::effective().is_root();
@@ -207,7 +354,8 @@ fn confine(policy: &Policy, enforced: &mut Enforcement) -> Result<(), String> {
     enforced.filesystem = filesystem;
 
     let socket_filter = if policy.network { None } else { Some(apply_socket_filter()) };
-    enforced.syscalls = apply_syscall_filter();
+    enforced.syscalls = apply_syscall_filter(traced);
+    enforced.denials = if traced { watch() } else { Protection::off("not recorded: the supervisor could not trace") };
 
     enforced.network = if policy.network {
         Protection::off("network permitted by the plugin's manifest")
@@ -441,13 +589,34 @@ const DENIED_SYSCALLS: &[(&str, i64)] = &[
     ("fanotify_init", libc::SYS_fanotify_init),
 ];
 
-fn apply_syscall_filter() -> Protection {
+/// The name of a system call the sandbox forbids.
+fn denied_name(nr: i64) -> Option<&'static str> {
+    DENIED_SYSCALLS.iter().find(|&&(_, n)| n == nr).map(|&(name, _)| name)
+}
+
+/// Forbids [`DENIED_SYSCALLS`]. Traced, they trap, and the supervisor records the attempt
+/// and answers `EPERM`; untraced, the kernel answers `EPERM` itself.
+fn apply_syscall_filter(traced: bool) -> Protection {
     let rules = DENIED_SYSCALLS.iter().map(|&(_, nr)| (nr, Vec::new())).collect();
-    match install(rules, SeccompAction::Errno(libc::EPERM as u32)) {
+    let action = if traced { SeccompAction::Trap } else { SeccompAction::Errno(libc::EPERM as u32) };
+    match install(rules, action) {
         Ok(()) => Protection::on(format!(
             "seccomp denies {} system calls (ptrace, mount, unshare, setsid, bpf, ...)",
             DENIED_SYSCALLS.len()
         )),
         Err(e) => Protection::off(format!("seccomp filter failed: {e}")),
+    }
+}
+
+/// Hands the calls that can be refused to the supervisor (see [`super::trace`]).
+fn watch() -> Protection {
+    let installed = trace::watch_filter(target_arch())
+        .and_then(|program| seccompiler::apply_filter(&program).map_err(|e| format!("seccomp watch filter: {e}")));
+    match installed {
+        Ok(()) => Protection::on(
+            "ptrace records refused opens, writes, executions and process starts, and calls to forbidden system calls",
+        ),
+        // Nothing is watched then; every protection stands.
+        Err(why) => Protection::off(format!("not recorded: {why}")),
     }
 }

@@ -18,12 +18,13 @@
 mod classify;
 pub mod helper;
 mod runner;
+mod trace;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use classify::{Ending, Verdict, Violation, ViolationKind, classify};
+pub use classify::{Ending, Verdict, Violation, ViolationKind, classify, denials};
 pub use runner::{Job, LineSink, Outcome, Runner, RunnerError, UidPool};
 
 /// The environment variable carrying the JSON [`Policy`] to `vigil __sandbox-exec`.
@@ -161,6 +162,10 @@ pub struct Enforcement {
     pub limits: Protection,
     /// Running as an unprivileged user rather than root.
     pub user: Protection,
+    /// Whether denials the command survives (a refused open, a failed fork, a denied system
+    /// call) are recorded. Not a protection: strict mode does not require it.
+    #[serde(default)]
+    pub denials: Protection,
 }
 
 impl Enforcement {
@@ -175,7 +180,8 @@ impl Enforcement {
         ]
     }
 
-    /// Names of the protections that were requested but not enforced.
+    /// Names of the protections that were requested but not enforced (recording denials
+    /// is not one of them).
     pub fn missing(&self) -> Vec<&'static str> {
         self.entries().into_iter().filter(|(_, p)| !p.enforced).map(|(name, _)| name).collect()
     }
@@ -199,4 +205,32 @@ pub struct HelperReport {
     pub cpu_system_us: u64,
     /// Peak resident set of the largest process in the command's tree, in KiB.
     pub max_rss_kib: u64,
+    /// Denials the command's processes ran into, in the order first seen, one entry per
+    /// distinct attempt (see [`Enforcement::denials`] for whether they were watched).
+    #[serde(default)]
+    pub denials: Vec<Denial>,
+    /// Distinct denials beyond the [`DENIALS_MAX`] kept.
+    #[serde(default)]
+    pub denials_dropped: u64,
+}
+
+/// Distinct denials one execution's report keeps.
+pub const DENIALS_MAX: usize = 64;
+
+/// One attempt the sandbox refused and the command survived, as the helper saw it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Denial {
+    pub kind: ViolationKind,
+    /// The system call, as named in its manual page (`openat`, `clone3`, `ptrace`).
+    pub call: String,
+    /// What was attempted (`reading`, `creating the folder`, `starting a process`).
+    pub doing: String,
+    /// What it was aimed at, for calls on paths (`/etc/shadow`).
+    pub target: Option<String>,
+    /// The error the command got (`EACCES`, `EAGAIN`, `EPERM`).
+    pub errno: String,
+    /// What that error says (`Permission denied`).
+    pub message: String,
+    /// How many times this same attempt was refused.
+    pub count: u64,
 }

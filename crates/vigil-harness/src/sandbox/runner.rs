@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::classify::{Ending, Verdict, classify};
+use super::classify::{Ending, Verdict, Violation, classify, denials};
 use super::{Enforcement, Exit, HELPER_SUBCOMMAND, HelperReport, POLICY_ENV, Policy};
 
 /// How much of the end of stderr is kept in memory to explain a failure.
@@ -126,6 +126,10 @@ pub struct Outcome {
     pub wall: Duration,
     pub cpu_us: u64,
     pub max_rss_kib: u64,
+    /// Every denial the helper recorded (the verdict names the first), in the order seen.
+    pub denials: Vec<Violation>,
+    /// Distinct denials beyond those kept.
+    pub denials_dropped: u64,
 }
 
 /// Starts sandboxed executions through the `vigil __sandbox-exec` helper.
@@ -274,6 +278,7 @@ impl Runner {
         let tail = String::from_utf8_lossy(&tail);
         let verdict = classify(ending, report.as_ref(), &tail, &policy.limits, wall, stdout_cap_bytes);
         let report = report.unwrap_or_default();
+        let denials = denials(&report, &policy.limits);
         Ok(Outcome {
             verdict,
             stdout,
@@ -284,6 +289,8 @@ impl Runner {
             wall: elapsed,
             cpu_us: report.cpu_user_us + report.cpu_system_us,
             max_rss_kib: report.max_rss_kib,
+            denials,
+            denials_dropped: report.denials_dropped,
         })
     }
 }

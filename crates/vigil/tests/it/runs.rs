@@ -1066,6 +1066,42 @@ fn installed_plugins_stay_disabled_until_approved_and_can_be_updated_and_rolled_
 
 const DB_READER: &str = "import json, os, sqlite3, sys\nrequest = json.load(sys.stdin)\npath = os.environ.get('VIGIL_DATABASE') or request['config']['path']\ndb = sqlite3.connect(f'file:{path}?mode=ro', uri=True)\nn = db.execute('SELECT COUNT(*) FROM uploads').fetchone()[0]\nprint(json.dumps({'status': 'ok', 'metrics': {'uploads': n}}))\n";
 
+/// A plugin that swallows the refusals it provokes (reading the Vigil database without the
+/// permission, reading /etc/shadow) still succeeds, but every refusal is listed with the
+/// execution, through the API, naming what was attempted.
+#[test]
+fn denials_a_plugin_survives_are_listed_with_its_execution() {
+    let sneaky = python_plugin("sneaky.reader", "");
+    let script = "import json, sys\nrequest = json.load(sys.stdin)\nfor path in (request['config']['path'], '/etc/shadow'):\n    try:\n        open(path, 'rb').read(16)\n    except OSError:\n        pass\nprint(json.dumps({'status': 'ok', 'summary': 'nothing to see'}))\n";
+    let (env, _) = env_with_plugins(&[("sneaky", &sneaky, script)]);
+    let server = env.start();
+    let upload_id = upload(&server, "orders.csv", ORDERS);
+    let db = env.db().display().to_string();
+    let created = submit(
+        &server,
+        json!({ "upload_id": upload_id, "pipeline": ["sneaky.reader"], "settings": { "sneaky.reader": { "path": db } } }),
+    );
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["data"]["run"]["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &id);
+    let sneaky = execution(&detail, "sneaky.reader");
+    assert_eq!(sneaky["status"], "ok", "{sneaky}");
+    let reasons: Vec<&str> = sneaky["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .inspect(|v| assert_eq!(v["kind"], "filesystem", "{v}"))
+        .filter_map(|v| v["reason"].as_str())
+        .collect();
+    assert!(reasons[0].contains(&format!("reading {db} (openat: EACCES")), "{reasons:?}");
+    // A path that does not exist fails its lookup before the sandbox is asked.
+    if Path::new("/etc/shadow").exists() {
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[1].contains("reading /etc/shadow"), "{reasons:?}");
+    }
+    assert!(sneaky["enforced"]["denials"]["enforced"].as_bool().unwrap_or(false), "{sneaky}");
+}
+
 #[test]
 fn database_reads_need_the_permission_and_an_unreadable_plugin_is_blocked() {
     let with = python_plugin("db.allowed", "[permissions]\ndatabase_read = true");

@@ -207,3 +207,71 @@ fn stderr_is_logged_up_to_its_cap() {
     assert!(outcome.stderr_truncated);
     assert_eq!(std::fs::metadata(sandbox.path("exec/stderr.log")).expect("log").len(), 1000);
 }
+
+/// The denials a command catches and survives are recorded, each with what was attempted:
+/// a read outside the allowlist, a write outside it, a fork past the process limit and a
+/// forbidden system call. The command still ends `ok`.
+#[test]
+fn denials_a_command_survives_are_recorded() {
+    let sandbox = Sandbox::new();
+    let secret = sandbox.path("outside/secret.txt");
+    std::fs::write(&secret, "hunter2").expect("write secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let target = sandbox.path("outside/pwned.txt");
+    let script = format!(
+        r#"
+import os, time
+for attempt in (lambda: open({secret:?}).read(), lambda: open({target:?}, "w"), os.setsid):
+    try:
+        attempt()
+    except OSError:
+        pass
+children = 0
+try:
+    while children < 40:
+        if os.fork() == 0:
+            time.sleep(3)
+            os._exit(0)
+        children += 1
+except OSError:
+    pass
+print("survived")
+"#,
+        secret = secret.display().to_string(),
+        target = target.display().to_string(),
+    );
+    let outcome = sandbox.run(sandbox.python(&script));
+    assert_eq!(outcome.verdict, Verdict::Ok, "stderr: {:?}", std::fs::read_to_string(sandbox.path("exec/stderr.log")));
+    assert!(outcome.enforced.denials.enforced, "{:?}", outcome.enforced.denials);
+    let find = |kind: ViolationKind, needle: &str| {
+        outcome
+            .denials
+            .iter()
+            .find(|v| v.kind == kind && v.reason.contains(needle))
+            .unwrap_or_else(|| panic!("no {kind:?} denial mentioning {needle:?} in {:#?}", outcome.denials))
+            .reason
+            .clone()
+    };
+    let read = find(ViolationKind::Filesystem, "secret.txt");
+    assert!(read.contains("reading") && read.contains("EACCES"), "{read}");
+    let write = find(ViolationKind::Filesystem, "pwned.txt");
+    assert!(write.contains("writing"), "{write}");
+    find(ViolationKind::Syscall, "setsid");
+    let fork = find(ViolationKind::Processes, "EAGAIN");
+    assert!(fork.contains("16 processes"), "{fork}");
+    assert!(!target.exists(), "the write went through");
+    // A process reading its own /proc entries (every runtime does) is not a denial worth
+    // recording; nothing but the four attempts above is listed.
+    assert_eq!(outcome.denials.len(), 4, "{:#?}", outcome.denials);
+}
+
+/// A command that does nothing outside its allowlist leaves no denials: Python's start-up,
+/// imports and a write to its scratch folder are not mistaken for breaches.
+#[test]
+fn a_well_behaved_command_records_no_denials() {
+    let sandbox = Sandbox::new();
+    let script = "import json, csv, sqlite3, subprocess, threading\nopen('out.txt', 'w').write('ok')\nsubprocess.run(['true'], check=True)\nthreading.Thread(target=lambda: None).start()\n";
+    let outcome = sandbox.run(sandbox.python(script));
+    assert_eq!(outcome.verdict, Verdict::Ok, "stderr: {:?}", std::fs::read_to_string(sandbox.path("exec/stderr.log")));
+    assert!(outcome.denials.is_empty(), "{:#?}", outcome.denials);
+}
