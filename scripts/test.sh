@@ -44,6 +44,15 @@ if ! "$venv/bin/python" -c 'import openai, anthropic, opentelemetry.sdk, opentel
 fi
 export VIGIL_TEST_PYTHON="$PWD/$venv/bin/python"
 
+# The API fuzzer (scripts/api-fuzz.sh, run by .ci/run) in a venv of its own: its pins do not
+# have to agree with the SDKs'.
+fuzz_venv=target/schemathesis-venv
+if ! "$fuzz_venv/bin/st" --version 2>/dev/null | grep -q "4.32.5"; then
+    echo "installing schemathesis into $fuzz_venv" >&2
+    python3 -m venv "$fuzz_venv"
+    "$fuzz_venv/bin/pip" install -q "schemathesis==4.32.5"
+fi
+
 profile=default
 [ -n "${CI:-}" ] && profile=ci
 cargo nextest run --workspace --profile "$profile" "$@"

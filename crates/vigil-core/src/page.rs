@@ -74,8 +74,10 @@ impl PageRequest {
         (rows, next)
     }
 
+    /// The page after `cursor` (an empty one, as a form sends, is no cursor: the first page)
+    /// of `limit` items, 1 to 500.
     pub fn new(cursor: Option<&str>, limit: Option<u64>) -> Result<Self, PageError> {
-        let after = cursor.map(Cursor::decode).transpose()?;
+        let after = cursor.filter(|c| !c.is_empty()).map(Cursor::decode).transpose()?;
         let limit = match limit {
             None => PAGE_LIMIT_DEFAULT,
             Some(n @ 1..=500) => n as u32,
@@ -89,6 +91,12 @@ impl PageRequest {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_empty_cursor_is_the_first_page() {
+        assert_eq!(PageRequest::new(Some(""), None).map(|p| p.after.is_none()), Ok(true));
+        assert!(PageRequest::new(Some("x"), None).is_err());
+    }
 
     #[test]
     fn limit_is_capped() {

@@ -30,11 +30,13 @@ pub struct GcReport {
     pub partial_files: vigil_store::StaleTemps,
 }
 
-/// Parses an age such as `30d`, `12h`, `90m` or `45s`.
+/// Parses an age such as `30d`, `12h`, `90m` or `45s`: one to six digits and a unit.
 pub fn parse_age(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not an age like 30d, 12h, 90m or 45s"))?;
+    let n: u64 = Some(number)
+        .filter(|n| (1..=6).contains(&n.len()))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("{text:?} is not an age like 30d, 12h, 90m or 45s"))?;
     let seconds = match unit {
         "d" => n.checked_mul(86_400),
         "h" => n.checked_mul(3_600),
@@ -127,5 +129,8 @@ mod tests {
         assert!(parse_age("d").is_err());
         assert!(parse_age("5w").is_err());
         assert!(parse_age("99999999999999999999d").is_err());
+        assert_eq!(parse_age("999999d"), Ok(Duration::from_secs(999_999 * 86_400)));
+        assert!(parse_age("1000000d").is_err(), "seven digits, as the API's pattern says");
+        assert!(parse_age(" 30d").is_err());
     }
 }

@@ -26,6 +26,7 @@ pub const ISSUES_MAX: usize = 500;
 #[serde(deny_unknown_fields)]
 pub struct KnownIssue {
     /// A short name, unique in the declaration: letters, digits, `-`, `_`, `.`.
+    #[schemars(pattern(r"^[A-Za-z0-9._-]{1,100}$"))]
     pub id: String,
     /// What the issue is, for people.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -120,7 +120,7 @@ pub struct RunRequest {
     #[serde(default)]
     pub settings: BTreeMap<String, Value>,
     /// The seed handed to every plugin; derived from the input when omitted.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub seed: Option<u64>,
     /// Run again even if an identical run completed, and reuse no earlier plugin results.
     #[serde(default)]
@@ -158,6 +158,10 @@ pub struct PreparedKnownIssues {
 /// ones), and optionally an upload to plan for and a run whose findings to match.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("anyOf" = [
+    { "required": ["issues"], "properties": { "issues": { "type": "array" } } },
+    { "required": ["dataset_kind"], "properties": { "dataset_kind": { "type": "string" } } },
+]))]
 pub struct PreviewRequest {
     /// The issues to preview; omit to preview `dataset_kind`'s latest saved version.
     #[serde(default)]
@@ -170,6 +174,24 @@ pub struct PreviewRequest {
     /// Match against this run's findings.
     #[serde(default)]
     pub run_id: Option<String>,
+}
+
+/// A whole number as JSON clients send it: `42`, or `42.0` from a language whose numbers are
+/// all floats (JSON Schema counts both as an integer); never a fraction or a negative.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    use serde::Deserialize;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    number
+        .as_u64()
+        .or_else(|| {
+            // 2^64 as a float: the first value past u64::MAX.
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(f))
+                .map(|f| f as u64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number from 0 to {}", u64::MAX)))
 }
 
 /// The answer to a submission.

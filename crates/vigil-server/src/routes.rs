@@ -36,6 +36,8 @@ pub enum Answer {
     Json(SchemaFn),
     /// A raw document or text with this media type (OpenAPI, Prometheus metrics).
     Raw(&'static str),
+    /// A protocol's own answer in the media type the request came in (OTLP).
+    Media(&'static [&'static str]),
 }
 
 /// One endpoint.
@@ -59,6 +61,11 @@ pub struct RouteSpec {
     /// document: the gate neither buffers nor hashes it, the handler records the content's
     /// hash in the audit entry, and the handler enforces its own size cap.
     pub streamed_body: bool,
+    /// A request body in a protocol's own encodings, documented by hand (OTLP's protobuf or
+    /// JSON), for bodies no Rust type describes.
+    pub documented_body: Option<fn() -> serde_json::Value>,
+    /// Error answers in that protocol's own shape, documented by hand.
+    pub documented_errors: Option<fn() -> serde_json::Value>,
 }
 
 impl RouteSpec {
@@ -85,6 +92,16 @@ fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> schemars::Schema {
     generator.subschema_for::<T>()
 }
 
+/// What every model call's body has, whatever the provider's API: a JSON object naming the
+/// model (the gateway routes by it); the rest is the provider's and passes through.
+fn model_call_body(_: &mut SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "required": ["model"],
+        "properties": { "model": { "type": "string", "minLength": 1 } },
+    })
+}
+
 /// Builder for [`Route`] that keeps declarations short and the method stated once.
 struct RouteBuilder(RouteSpec);
 
@@ -101,6 +118,8 @@ fn route(method: Method, path: &'static str, operation: &'static str, access: Ac
         answer: Answer::Raw("application/json"),
         model_call: false,
         streamed_body: false,
+        documented_body: None,
+        documented_errors: None,
     })
 }
 
@@ -131,15 +150,33 @@ impl RouteBuilder {
     }
 
     /// A gateway route: see [`RouteSpec::model_call`]. Bodies up to
-    /// [`GATEWAY_BODY_BYTES_MAX`] (prompts with images are large).
+    /// [`GATEWAY_BODY_BYTES_MAX`] (prompts with images are large); a POST's body is the
+    /// provider's request, a JSON object naming its `model`.
     fn model_call(mut self) -> Self {
         self.0.model_call = true;
+        if self.0.method == Method::POST {
+            self.0.body = Some(model_call_body);
+        }
         self
     }
 
     /// A raw body streamed to storage: see [`RouteSpec::streamed_body`].
     fn streamed(mut self) -> Self {
         self.0.streamed_body = true;
+        self
+    }
+
+    /// A protocol endpoint: its request body and error answers as `body` and `errors`
+    /// document them, its answer in one of `media_types`.
+    fn protocol(
+        mut self,
+        body: fn() -> serde_json::Value,
+        errors: fn() -> serde_json::Value,
+        media_types: &'static [&'static str],
+    ) -> Self {
+        self.0.documented_body = Some(body);
+        self.0.documented_errors = Some(errors);
+        self.0.answer = Answer::Media(media_types);
         self
     }
 
@@ -238,7 +275,11 @@ pub fn routes() -> Vec<Route> {
             .to(gateway::get_agent),
         route(Method::POST, "/v1/traces", "otlp.traces", WRITE)
             .summary("OTLP/HTTP trace receiver (protobuf or JSON, gzip): GenAI and OpenInference model-call spans become vitals; partial success names rejected spans")
-            .raw("application/x-protobuf")
+            .protocol(
+                crate::openapi::otlp_request_body,
+                crate::openapi::otlp_error,
+                &["application/x-protobuf", "application/json"],
+            )
             .to(otlp::traces),
         route(Method::GET, "/api/v1/immune/agents", "immune.agents.list", READ)
             .summary("Agents as the immune system sees them: lifecycle state, incident, pending approval, probation")
@@ -312,25 +353,21 @@ pub fn routes() -> Vec<Route> {
             .to(gateway::stats),
         route(Method::POST, "/v1/chat/completions", "gateway.chat_completions", WRITE)
             .summary("OpenAI-compatible chat completions, forwarded to the provider serving the model")
-            .body::<serde_json::Value>()
             .raw("application/json")
             .model_call()
             .to(gateway::chat_completions),
         route(Method::POST, "/v1/responses", "gateway.responses", WRITE)
             .summary("OpenAI Responses API, forwarded to the provider serving the model")
-            .body::<serde_json::Value>()
             .raw("application/json")
             .model_call()
             .to(gateway::responses),
         route(Method::POST, "/v1/messages", "gateway.messages", WRITE)
             .summary("Anthropic-compatible messages, forwarded to the Anthropic provider serving the model")
-            .body::<serde_json::Value>()
             .raw("application/json")
             .model_call()
             .to(gateway::messages),
         route(Method::POST, "/v1/embeddings", "gateway.embeddings", WRITE)
             .summary("OpenAI-compatible embeddings, forwarded to the provider serving the model")
-            .body::<serde_json::Value>()
             .raw("application/json")
             .model_call()
             .to(gateway::embeddings),

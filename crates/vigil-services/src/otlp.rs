@@ -210,11 +210,15 @@ fn json_request(value: &Value) -> Result<proto::ExportTraceServiceRequest, OtlpE
     Ok(request)
 }
 
-/// `value[key]` as an array: absent is empty, anything else than an array is an error.
+/// `value[key]` as an array of messages (JSON objects): absent or `null` is empty, anything
+/// else is an error naming the field.
 fn array<'a>(value: &'a Value, key: &str) -> Result<&'a [Value], OtlpError> {
     match value.get(key) {
         None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) => Ok(items),
+        Some(Value::Array(items)) => match items.iter().position(|item| !item.is_object()) {
+            Some(at) => Err(OtlpError::Json(format!("{key}[{at}] must be an object"))),
+            None => Ok(items),
+        },
         Some(_) => Err(OtlpError::Json(format!("{key} must be an array"))),
     }
 }
@@ -700,6 +704,9 @@ mod tests {
         assert!(response(0, String::new(), Encoding::Protobuf).is_empty());
         assert_eq!(response(0, String::new(), Encoding::Json), b"{}");
         assert!(decode(b"{\"resourceSpans\": 3}", Encoding::Json).is_err());
+        let nested = decode(b"{\"resourceSpans\": [[null, null]]}", Encoding::Json);
+        assert!(nested.is_err_and(|e| e.to_string().contains("resourceSpans[0] must be an object")));
+        assert!(decode(b"{\"resourceSpans\": [{\"scopeSpans\": [1]}]}", Encoding::Json).is_err());
         assert!(decode(b"\xff\xff\xff", Encoding::Protobuf).is_err());
     }
 

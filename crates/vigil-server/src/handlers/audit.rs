@@ -20,12 +20,15 @@ pub struct ListQuery {
     pub action: Option<String>,
     pub outcome: Option<AuditOutcome>,
     /// Entries at or after this RFC 3339 time.
+    #[schemars(extend("format" = "date-time"))]
     pub from: Option<String>,
     /// Entries before this RFC 3339 time.
+    #[schemars(extend("format" = "date-time"))]
     pub to: Option<String>,
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
 

@@ -145,12 +145,15 @@ pub async fn models(
 pub struct VitalsQuery {
     pub agent_id: Option<String>,
     /// Calls at or after this RFC 3339 time.
+    #[schemars(extend("format" = "date-time"))]
     pub from: Option<String>,
     /// Calls before this RFC 3339 time.
+    #[schemars(extend("format" = "date-time"))]
     pub to: Option<String>,
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
 
@@ -172,6 +175,7 @@ pub struct AgentsQuery {
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
 
@@ -197,8 +201,10 @@ pub const STATS_DEFAULT_WINDOW_US: i64 = 24 * 3600 * 1_000_000;
 pub struct StatsQuery {
     /// Calls at or after this RFC 3339 time; by default 24 hours before `to` (the answer's
     /// `provenance.period` says which window was summed).
+    #[schemars(extend("format" = "date-time"))]
     pub from: Option<String>,
     /// Calls before this RFC 3339 time.
+    #[schemars(extend("format" = "date-time"))]
     pub to: Option<String>,
 }
 

@@ -140,7 +140,10 @@ fn paged<T>(items: impl Iterator<Item = T>, page: PageRequest) -> ListPage<T> {
 pub struct AgentsQuery {
     /// Only agents in this state.
     pub state: Option<LifeState>,
+    /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
 
@@ -231,6 +234,7 @@ pub struct ControlBody {
     /// An `http` or `https` URL; Vigil POSTs each action to it as JSON
     /// (`action_id`, `agent_id`, `incident_id`, `action`, `diagnosis`) and counts a 2xx answer
     /// as done.
+    #[schemars(length(min = 1, max = 2048), extend("format" = "uri"))]
     pub url: String,
 }
 
@@ -244,7 +248,7 @@ pub async fn set_control(
     ApiJson(body): ApiJson<ControlBody>,
 ) -> Result<Response, ApiError> {
     let url = body.url.trim().to_owned();
-    if url.len() > CONTROL_URL_MAX {
+    if url.chars().count() > CONTROL_URL_MAX {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
@@ -269,7 +273,10 @@ pub async fn set_control(
 #[serde(deny_unknown_fields)]
 pub struct IncidentsQuery {
     pub status: Option<IncidentStatus>,
+    /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
 
@@ -346,7 +353,10 @@ pub async fn feedback(
 #[serde(deny_unknown_fields)]
 pub struct ApprovalsQuery {
     pub status: Option<ApprovalStatus>,
+    /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
 

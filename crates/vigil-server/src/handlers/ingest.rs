@@ -36,6 +36,7 @@ const FUTURE_SKEW_US: i64 = 5 * 60 * 1_000_000;
 #[serde(deny_unknown_fields)]
 pub struct IngestBatch {
     /// Up to 10,000 items; each is checked on its own (see [`IngestItem`]).
+    #[schemars(with = "Vec<IngestItem>", length(max = INGEST_ITEMS_MAX))]
     pub vitals: Vec<Value>,
 }
 
@@ -43,43 +44,63 @@ pub struct IngestBatch {
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestItem {
+    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
     pub agent_id: String,
     /// RFC 3339; defaults to when Vigil received it.
+    #[schemars(extend("format" = "date-time"))]
     pub at: Option<String>,
+    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
     pub model: Option<String>,
+    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
     pub provider: Option<String>,
+    #[schemars(range(min = 0, max = 86_400_000))]
     pub latency_ms: f64,
     /// Without input and output tokens the call has no usage (and no cost unless given).
+    #[schemars(range(max = 1_000_000_000))]
     pub input_tokens: Option<u64>,
+    #[schemars(range(max = 1_000_000_000))]
     pub output_tokens: Option<u64>,
     /// Input tokens read from the provider's prompt cache (part of `input_tokens`).
     #[serde(default)]
+    #[schemars(range(max = 1_000_000_000))]
     pub cached_tokens: u64,
     /// Input tokens written to the provider's prompt cache (part of `input_tokens`).
     #[serde(default)]
+    #[schemars(range(max = 1_000_000_000))]
     pub cache_write_tokens: u64,
     /// The part of `cache_write_tokens` written for the one-hour cache lifetime (priced
     /// apart by providers that have one).
     #[serde(default)]
+    #[schemars(range(max = 1_000_000_000))]
     pub cache_write_1h_tokens: u64,
     #[serde(default)]
+    #[schemars(range(max = 1_000_000_000))]
     pub reasoning_tokens: u64,
     #[serde(default)]
+    #[schemars(range(max = 100_000))]
     pub tool_calls: u32,
     #[serde(default)]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
     pub tool_names: Vec<String>,
     /// Cost in US dollars, if the agent knows it.
+    #[schemars(range(min = 0, max = 1_000_000))]
     pub cost_usd: Option<f64>,
     #[serde(default)]
+    #[schemars(range(max = 10_000))]
     pub retries: u32,
     /// An error class when the call failed (e.g. `rate_limit`, `timeout`).
+    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
     pub error: Option<String>,
     /// sha256 (hex) of the system prompt.
+    #[schemars(pattern(r"^[0-9a-f]{64}$"))]
     pub system_prompt_sha256: Option<String>,
+    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
     pub feature: Option<String>,
+    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
     pub user: Option<String>,
     /// The newest input the call sent (the user's message, tool results), up to 8 KiB:
     /// scanned for prompt injection, never stored.
+    #[schemars(length(max = 8192))]
     pub input_text: Option<String>,
 }
 
@@ -92,9 +113,28 @@ pub struct IngestResult {
     pub errors: Vec<Value>,
 }
 
+/// The item with each top-level whole float (`500.0`, as Python's `json.dumps` writes a
+/// float) as an integer: a count is a count however a client's numbers are typed. Fractions
+/// and negatives stay as they are, for the field's own check to refuse.
+fn whole_numbers_as_integers(item: &Value) -> std::borrow::Cow<'_, Value> {
+    let whole = |v: &Value| v.as_f64().filter(|f| v.is_f64() && f.fract() == 0.0 && (0.0..9.0e15).contains(f));
+    match item {
+        Value::Object(fields) if fields.values().any(|v| whole(v).is_some()) => {
+            let mut fields = fields.clone();
+            for value in fields.values_mut() {
+                if let Some(f) = whole(value) {
+                    *value = Value::from(f as u64);
+                }
+            }
+            std::borrow::Cow::Owned(Value::Object(fields))
+        }
+        _ => std::borrow::Cow::Borrowed(item),
+    }
+}
+
 /// Turns one item into a vital, or says which field is wrong.
 pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, String)> {
-    let item: IngestItem = serde_path_to_error::deserialize(raw).map_err(|e| {
+    let item: IngestItem = serde_path_to_error::deserialize(whole_numbers_as_integers(raw).as_ref()).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
         // A missing or unknown field is reported at the item itself; name it.

@@ -20,6 +20,7 @@ const SOURCE: &str = "store:api_keys";
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// A unique name among active keys: letters, digits, space, `.`, `_`, `-`.
+    #[schemars(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9 ._-]*[A-Za-z0-9._-][A-Za-z0-9 ._-]*$"))]
     pub name: String,
     pub scope: Scope,
 }
@@ -33,6 +34,7 @@ pub struct ListQuery {
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
 

@@ -67,6 +67,7 @@ pub struct ListQuery {
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
 
@@ -164,6 +165,7 @@ async fn gone_or(state: &AppState, id: &str, not_found: ApiError) -> ApiError {
 #[serde(deny_unknown_fields)]
 pub struct GcRequest {
     /// Age such as `30d`, `12h`, `90m`: unpinned runs older than this are removed.
+    #[schemars(pattern(r"^[0-9]{1,6}[dhms]$"))]
     pub older_than: String,
     /// Only report what would be removed.
     #[serde(default)]

@@ -38,6 +38,7 @@ pub struct ListQuery {
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
 

@@ -180,6 +180,10 @@ fn revoked_key_stops_working() {
     assert_eq!(server.request("DELETE", &format!("/api/v1/keys/{other_id}"), Some(&admin), None).status, 200);
     assert_eq!(server.get("/api/v1/version", Some(&other_secret)).status, 401, "refused at once");
     assert_eq!(server.request("DELETE", &format!("/api/v1/keys/{id}"), Some(&admin), None).status, 409);
+    // A revoked key stays on record, for the audit trail, and says when it was revoked.
+    let kept = server.get(&format!("/api/v1/keys/{other_id}"), Some(&admin));
+    assert_eq!(kept.status, 200);
+    assert!(kept.body["data"]["revoked_at"].is_string(), "{:?}", kept.body);
 
     let listed = server.get("/api/v1/keys?include_revoked=true", Some(&admin));
     let items = listed.body["data"]["items"].as_array().expect("items");
