@@ -19,46 +19,11 @@ use std::time::Instant;
 
 use vigil_immune::diagnosis::Diagnosis;
 use vigil_immune::engine::{DecisionKind, Engine, EngineConfig, Input, Observation, Stamped};
-use vigil_immune::healing::Action;
+use vigil_immune::simulation::Fault;
 
 #[path = "common/rng.rs"]
 mod rng;
 use rng::Rng;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
-    LatencySpike,
-    TokenBlowUp,
-    ToolLoop,
-    CostOverrun,
-    PromptInjection,
-}
-
-impl Fault {
-    const ALL: [Fault; 5] =
-        [Fault::LatencySpike, Fault::TokenBlowUp, Fault::ToolLoop, Fault::CostOverrun, Fault::PromptInjection];
-
-    fn expected(self) -> Diagnosis {
-        match self {
-            Fault::LatencySpike => Diagnosis::ToolInstability,
-            Fault::TokenBlowUp => Diagnosis::MemoryCorruption,
-            Fault::ToolLoop => Diagnosis::InfiniteLoop,
-            Fault::CostOverrun => Diagnosis::CostOverrun,
-            Fault::PromptInjection => Diagnosis::PromptInjection,
-        }
-    }
-
-    /// Actions that end the fault.
-    fn cured_by(self, action: Action) -> bool {
-        match self {
-            Fault::LatencySpike => matches!(action, Action::RevokeTools | Action::ResetAgent),
-            Fault::TokenBlowUp => matches!(action, Action::ResetMemory | Action::ResetAgent),
-            Fault::ToolLoop => matches!(action, Action::ResetMemory | Action::ResetAgent),
-            Fault::CostOverrun => matches!(action, Action::SwitchModel | Action::ResetAgent),
-            Fault::PromptInjection => matches!(action, Action::ResetMemory | Action::ResetAgent),
-        }
-    }
-}
 
 /// One agent's normal.
 struct Profile {
@@ -128,6 +93,11 @@ fn sick(rng: &mut Rng, mut o: Observation, fault: Fault) -> Observation {
             o.tool_calls += 2;
             o.output_tokens *= 2;
         }
+        // The fleet-wide outage is simulated by the caller, for every agent at once.
+        Fault::ProviderOutage => {
+            o.error = true;
+            o.retries = 1;
+        }
     }
     o
 }
@@ -193,7 +163,7 @@ fn main() {
             let a = rng.below(agents);
             let state = engine.agent(&ids[a]).map(|s| s.state());
             if suffering[a].is_none() && state == Some(vigil_immune::lifecycle::State::Healthy) {
-                let fault = Fault::ALL[rng.below(Fault::ALL.len())];
+                let fault = Fault::OF_AN_AGENT[rng.below(Fault::OF_AN_AGENT.len())];
                 injected.push(Injected {
                     fault: Some(fault),
                     agent: Some(a),

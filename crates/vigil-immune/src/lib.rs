@@ -26,6 +26,7 @@
 //! - [`rhythm`]: each agent's calls and tokens per bucket judged by that detector against
 //!   its daily shape and weekly peaks, so a runaway of ordinary calls is still caught.
 //! - [`nab`]: the Numenta Anomaly Benchmark scorer the detectors are measured with.
+//! - [`simulation`]: the faults `vigil demo` and the immune benchmark inject, and their cures.
 
 pub mod baseline;
 pub mod correlation;
@@ -38,4 +39,5 @@ pub mod nab;
 pub mod replay;
 pub mod rhythm;
 pub mod sentinel;
+pub mod simulation;
 pub mod stream;

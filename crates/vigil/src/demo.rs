@@ -10,9 +10,10 @@
 //!
 //! The agents obey the gateway (a refused agent waits, a throttled one slows down, one
 //! whose tools were revoked stops offering them) and register a control URL, which this
-//! demo serves. A healing action's effect on an agent is simulated: an action that would
-//! cure its fault (for example resetting the memory of an agent whose context blew up)
-//! ends the fault, any other leaves it running, so probation fails and the ladder moves on.
+//! demo serves. A healing action's effect on an agent is simulated with the immune
+//! benchmark's own model ([`vigil_immune::simulation`]): an action that removes the fault's
+//! cause (resetting the memory of an agent whose context blew up) ends it, any other leaves
+//! it running, so probation fails and the ladder moves on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -25,45 +26,7 @@ use vigil_immune::diagnosis::Diagnosis;
 use vigil_immune::engine::{DecisionKind, IncidentStatus};
 use vigil_immune::healing::Action;
 use vigil_immune::lifecycle::State;
-
-/// A fault the demo injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fault {
-    LatencySpike,
-    TokenBlowUp,
-    ToolLoop,
-    CostOverrun,
-    PromptInjection,
-    ProviderOutage,
-}
-
-impl Fault {
-    /// The diagnosis a good immune system reaches.
-    fn expected(self) -> Diagnosis {
-        match self {
-            Fault::LatencySpike => Diagnosis::ToolInstability,
-            Fault::TokenBlowUp => Diagnosis::MemoryCorruption,
-            Fault::ToolLoop => Diagnosis::InfiniteLoop,
-            Fault::CostOverrun => Diagnosis::CostOverrun,
-            Fault::PromptInjection => Diagnosis::PromptInjection,
-            Fault::ProviderOutage => Diagnosis::ExternalCause,
-        }
-    }
-
-    /// Whether `action` ends this fault (in the simulation).
-    fn cured_by(self, action: Action) -> bool {
-        match self {
-            Fault::LatencySpike => matches!(action, Action::Throttle | Action::ResetAgent),
-            Fault::TokenBlowUp => matches!(action, Action::ResetMemory | Action::ResetAgent),
-            Fault::ToolLoop | Fault::PromptInjection => {
-                matches!(action, Action::RevokeTools | Action::ResetMemory | Action::ResetAgent)
-            }
-            Fault::CostOverrun => matches!(action, Action::SwitchModel | Action::ResetAgent),
-            Fault::ProviderOutage => false,
-        }
-    }
-}
+pub use vigil_immune::simulation::Fault;
 
 /// How fast the demo runs.
 #[derive(Clone, Copy, Debug)]
@@ -341,7 +304,7 @@ probation_calls = {probation}
             say("FAULT: the provider goes down for the whole fleet".to_owned());
             outage.store(true, std::sync::atomic::Ordering::SeqCst);
         } else {
-            say(format!("FAULT: {id} gets a {}", fault_name(fault)));
+            say(format!("FAULT: {id} gets a {}", Fault::label(fault)));
             if let Some(sim) = lock(&fleet).get_mut(agent) {
                 sim.fault = Some(fault);
             }
@@ -383,7 +346,7 @@ probation_calls = {probation}
             let actions: Vec<&str> = f.actions.iter().map(|a| a.as_str()).collect();
             println!(
                 "{:<20} {:<9} {:<18} {:<32} {}",
-                fault_name(f.fault),
+                Fault::label(f.fault),
                 f.agent,
                 f.diagnosis.map_or("(not detected)", Diagnosis::as_str),
                 if actions.is_empty() { "none".to_owned() } else { actions.join(", ") },
@@ -405,17 +368,6 @@ probation_calls = {probation}
     printer.abort();
     let _ = server.await;
     Ok(if correct == summary.len() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
-}
-
-fn fault_name(fault: Fault) -> &'static str {
-    match fault {
-        Fault::LatencySpike => "latency spike",
-        Fault::TokenBlowUp => "token blow-up",
-        Fault::ToolLoop => "tool loop",
-        Fault::CostOverrun => "cost overrun",
-        Fault::PromptInjection => "prompt injection",
-        Fault::ProviderOutage => "provider outage",
-    }
 }
 
 /// A decision in a line, or `None` for the noise (repeated anomalies).
