@@ -70,6 +70,7 @@ impl Recorder {
         let (tx, rx) = mpsc::channel(capacity);
         let (stop, stop_rx) = watch::channel(false);
         let filling = Arc::new(Notify::new());
+        #[allow(clippy::disallowed_methods, reason = "the handle is returned; the server joins it at shutdown")]
         let task = tokio::spawn(write_batches(store, writer, rx, stop_rx, filling.clone(), dropped.clone(), window));
         (Recorder { tx, filling, half: capacity.div_ceil(2), dropped, stop, tap: None }, task)
     }

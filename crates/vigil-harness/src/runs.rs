@@ -829,6 +829,10 @@ impl Harness {
                     HarnessError::Invalid(format!("run {run_id} has no cache key for planned plugin {plugin_id}"))
                 })?;
                 let span = tracing::info_span!("plugin", plugin_id = %plugin_id, layer = layer_no);
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "a layer's plugins are joined before the next layer starts"
+                )]
                 tasks.push(tokio::spawn(tracing::Instrument::instrument(
                     async move {
                         let _permit = semaphore.acquire_owned().await;

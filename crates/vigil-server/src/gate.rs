@@ -108,6 +108,8 @@ pub async fn gate(
     if !route.audited {
         return handle(state, peer, req, next, route).await;
     }
+    // Its own task, so a client hanging up cannot cut an audited change off half-way; awaited here.
+    #[allow(clippy::disallowed_methods, reason = "awaited at once: the request's own task")]
     let task = tokio::spawn(handle(state, peer, req, next, route).instrument(tracing::Span::current()));
     task.await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "request task failed");

@@ -124,6 +124,7 @@ impl App {
             config.gateway.vitals_queue,
             metrics.vitals_dropped.clone(),
         );
+        let tasks = vigil_services::tasks::Tasks::new();
         // Every recorded call is also judged by the immune system, which the gateway obeys.
         let immune = vigil_services::immune::Immune::start(
             store.clone(),
@@ -132,6 +133,7 @@ impl App {
             config.egress.clone(),
             std::sync::Arc::new(outbound::ReqwestSender),
             metrics.immune_dropped.clone(),
+            &tasks,
         )?;
         let tap = immune.clone();
         let recorder =
@@ -147,7 +149,7 @@ impl App {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not check for crashed runs"),
         }
-        let services = state::Services { gateway, harness, immune };
+        let services = state::Services { gateway, harness, immune, tasks };
         let state = AppState::new(config, store, blobs, build, &specs, metrics, services);
         state.keys.refresh(&state.store)?;
         let body_limit = state.config.http.max_body_bytes;
@@ -167,11 +169,12 @@ impl App {
     }
 }
 
-/// Periodic upkeep: picks up keys changed by other processes and prunes idle rate-limit
-/// buckets.
-fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let state = state.clone();
-    tokio::spawn(async move {
+/// Periodic upkeep, until shutdown: picks up keys changed by other processes and prunes idle
+/// rate-limit buckets.
+fn spawn_background(state: &AppState) {
+    let upkeep = state.clone();
+    state.tasks.spawn_until_shutdown("upkeep", async move {
+        let state = upkeep;
         let mut keys_tick = tokio::time::interval(auth::KEYS_POLL_INTERVAL);
         let mut prune_tick = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
         loop {
@@ -189,7 +192,7 @@ fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 }
             }
         }
-    })
+    });
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains and closes the store.
@@ -201,7 +204,7 @@ pub async fn serve(
     let App { state, router, vitals_writer } = app;
     let grace = state.config.http.shutdown_grace;
 
-    let background = spawn_background(&state);
+    spawn_background(&state);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
@@ -226,8 +229,9 @@ pub async fn serve(
         }
     }
 
-    // Whatever ended serving, drain the vitals queue and close the store before returning.
-    background.abort();
+    // Whatever ended serving, end the tasks (runs and actions get the grace period too), drain
+    // the vitals queue and close the store before returning.
+    state.tasks.shutdown(grace).await;
     state.gateway.recorder().shutdown();
     if let Err(e) = vitals_writer.await {
         tracing::error!(error = %e, "vitals writer failed");

@@ -29,6 +29,7 @@ pub(crate) struct Services {
     pub gateway: vigil_gateway::Gateway,
     pub harness: vigil_harness::Harness,
     pub immune: Arc<vigil_services::immune::Immune>,
+    pub tasks: vigil_services::tasks::Tasks,
 }
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -49,6 +50,8 @@ pub struct Shared {
     pub gateway: vigil_gateway::Gateway,
     pub harness: vigil_harness::Harness,
     pub immune: Arc<vigil_services::immune::Immune>,
+    /// Long-lived tasks (runs, healing actions, upkeep), ended at shutdown.
+    pub tasks: vigil_services::tasks::Tasks,
     /// The last readiness result and when it was taken (see `handlers::health::ready`).
     pub readiness: tokio::sync::Mutex<Option<(Instant, Vec<crate::handlers::health::Check>)>>,
     pub started: Instant,
@@ -67,7 +70,7 @@ impl AppState {
         metrics: Metrics,
         services: Services,
     ) -> Self {
-        let Services { gateway, harness, immune } = services;
+        let Services { gateway, harness, immune, tasks } = services;
         let limiter = config.rate_limit.map(Limiter::new);
         let env_admin_key = config.admin_key.as_ref().map(|k| Sha256Digest::of(k.expose().as_bytes()));
         AppState(Arc::new(Shared {
@@ -75,6 +78,7 @@ impl AppState {
             gateway,
             harness,
             immune,
+            tasks,
             openapi: crate::openapi::document(specs, build.version),
             specs: specs.iter().fold(HashMap::new(), |mut map, spec| {
                 map.entry(spec.path).or_insert_with(Vec::new).push(spec.clone());

@@ -49,6 +49,7 @@ use vigil_store::{ImmuneLogEntry, NewAuditEntry, Store, StoreError};
 use crate::outbound::{self, ControlSender, Post};
 #[cfg(test)]
 use crate::outbound::{BoxFuture, SendError};
+use crate::tasks::Tasks;
 
 /// Inputs waiting for the engine.
 const QUEUE: usize = 65_536;
@@ -406,8 +407,9 @@ impl Immune {
         egress: EgressPolicy,
         sender: Arc<dyn ControlSender>,
         dropped: Counter,
+        tasks: &Tasks,
     ) -> Result<Arc<Immune>, ImmuneError> {
-        Immune::start_with_window(store, writer, config, (egress, sender), dropped, FILL_WINDOW)
+        Immune::start_with_window(store, writer, config, (egress, sender), dropped, tasks, FILL_WINDOW)
     }
 
     /// [`Immune::start`] with another fill window, so tests can tell a cut-short wait from
@@ -418,6 +420,7 @@ impl Immune {
         config: ImmuneConfig,
         (egress, sender): (EgressPolicy, Arc<dyn ControlSender>),
         dropped: Counter,
+        tasks: &Tasks,
         fill_window: Duration,
     ) -> Result<Arc<Immune>, ImmuneError> {
         let guard = Arc::new(ImmuneGuard::default());
@@ -444,6 +447,7 @@ impl Immune {
             config: config.clone(),
             events: events.clone(),
             fill_window,
+            tasks: tasks.clone(),
         };
         // Actions a previous process started and never reported on are run again.
         if config.enabled {
@@ -451,6 +455,7 @@ impl Immune {
                 worker.spawn_action(action_id, agent_id, action, incident_id, diagnosis);
             }
         }
+        #[allow(clippy::disallowed_methods, reason = "the handle is kept and joined by Immune::shutdown")]
         let task = if config.enabled { Some(tokio::spawn(worker.run(rx))) } else { None };
         Ok(Arc::new(Immune { engine, inbox, guard, dropped, enabled: config.enabled, events, task: Mutex::new(task) }))
     }
@@ -606,6 +611,8 @@ struct Worker {
     events: broadcast::Sender<Decision>,
     /// [`FILL_WINDOW`], but for tests.
     fill_window: Duration,
+    /// Where healing actions run, tracked to shutdown.
+    tasks: Tasks,
 }
 
 impl Worker {
@@ -818,6 +825,7 @@ impl Worker {
         incident_id: String,
         diagnosis: Diagnosis,
     ) {
+        let name = format!("heal {action_id}");
         let executor = self.executor.clone();
         let inbox = self.inbox.clone();
         let span = tracing::info_span!(
@@ -839,7 +847,7 @@ impl Worker {
             tracing::info!(ok, %detail, "healing action finished");
             let _ = inbox.send(Command::Result(Input::ActionResult { action_id, ok, detail })).await;
         };
-        tokio::spawn(tracing::Instrument::instrument(task, span));
+        self.tasks.spawn(name, tracing::Instrument::instrument(task, span));
     }
 }
 
@@ -878,6 +886,7 @@ fn act_for(decision: &Decision) -> Option<Act> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests spawn work they await")]
 mod tests {
     use super::*;
 
@@ -976,6 +985,7 @@ mod tests {
             config,
             (EgressPolicy::default(), Arc::new(NoSender)),
             Counter::default(),
+            &Tasks::new(),
             window,
         )
         .expect("start");
@@ -1017,6 +1027,7 @@ mod tests {
             config.clone(),
             (EgressPolicy::default(), Arc::new(NoSender)),
             Counter::default(),
+            &Tasks::new(),
             window,
         )
         .expect("start");
@@ -1039,9 +1050,16 @@ mod tests {
 
         // And it is kept: a restart restores all three.
         let store = Store::open(&path, vigil_store::StoreOptions::default()).expect("reopen");
-        let restarted =
-            Immune::start(store, writer, config, EgressPolicy::default(), Arc::new(NoSender), Counter::default())
-                .expect("restart");
+        let restarted = Immune::start(
+            store,
+            writer,
+            config,
+            EgressPolicy::default(),
+            Arc::new(NoSender),
+            Counter::default(),
+            &Tasks::new(),
+        )
+        .expect("restart");
         assert_eq!(observed(&restarted), 3);
         restarted.shutdown().await;
     }
@@ -1057,6 +1075,7 @@ mod tests {
             EgressPolicy::default(),
             Arc::new(NoSender),
             Counter::default(),
+            &Tasks::new(),
         )
         .expect("start");
         // Hold the log writer, as a slow disk would, until the test has looked.

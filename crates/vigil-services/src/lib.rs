@@ -13,7 +13,10 @@
 //! - [`otlp`]: OpenTelemetry trace exports (protobuf or JSON) decoded into vitals.
 //! - [`outbound`]: where a call on a caller's behalf may go (the egress policy, resolved
 //!   and pinned), and the port that sends it.
+//! - [`tasks`]: the long-lived tasks (runs, healing actions, upkeep), named and ended at
+//!   shutdown.
 
 pub mod immune;
 pub mod otlp;
 pub mod outbound;
+pub mod tasks;

@@ -12,6 +12,9 @@
 //! Compiled for this crate's tests and, with the `conformance` feature, for other
 //! backends' tests.
 
+// The suite spawns concurrent callers and awaits every one.
+#![allow(clippy::disallowed_methods, reason = "concurrent callers, each awaited")]
+
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::Arc;

@@ -15,6 +15,10 @@
 //! cause (resetting the memory of an agent whose context blew up) ends it, any other leaves
 //! it running, so probation fails and the ladder moves on.
 
+// The demo's fixtures (the mock provider, the control endpoint, Vigil, the agents, the
+// printer) live as long as the demo and end with its runtime.
+#![allow(clippy::disallowed_methods, reason = "fixtures that end with the demo's runtime")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

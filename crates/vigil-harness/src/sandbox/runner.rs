@@ -235,12 +235,18 @@ impl Runner {
 
         if let Some(mut pipe) = child.stdin.take() {
             // A command that never reads its input must not block the runner.
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "ends when the command's stdin closes, at the latest when the runner kills its group"
+            )]
             tokio::spawn(async move {
                 let _ = pipe.write_all(&stdin).await;
             });
         }
         let (flood_tx, mut flood_rx) = tokio::sync::oneshot::channel();
+        #[allow(clippy::disallowed_methods, reason = "the pipe readers are joined below")]
         let stdout = child.stdout.take().map(|pipe| tokio::spawn(read_capped(pipe, stdout_cap_bytes, flood_tx)));
+        #[allow(clippy::disallowed_methods, reason = "the pipe readers are joined below")]
         let stderr =
             child.stderr.take().map(|pipe| tokio::spawn(log_capped(pipe, log, stderr_cap_bytes, on_stderr_line)));
 

@@ -95,7 +95,8 @@ fn spawn_execution(state: &AppState, run_id: String) {
     let harness = state.harness.clone();
     // Every log line of the run carries its id, whichever request started it.
     let span = tracing::info_span!(parent: None, "run", run_id = %run_id);
-    tokio::spawn(
+    state.tasks.spawn(
+        format!("run {run_id}"),
         async move {
             if let Err(e) = harness.execute(&run_id).await {
                 tracing::error!(error = %e, "run did not execute");
