@@ -289,12 +289,7 @@ impl Gateway {
         vital.model_requested = Some(facts.model.clone());
         vital.streamed = facts.stream;
         vital.system_prompt_sha256 = facts.system_prompt_sha256;
-        // The newest turn (what the user or a tool just added) is what an injection rides in.
-        let signal = vigil_immune::injection::scan(&facts.newest_input);
-        if signal.score > 0.0 {
-            vital.injection_score = Some(signal.score);
-            vital.injection_rules = signal.matched;
-        }
+        vigil_services::vitals::mark_injection(&mut vital, &facts.newest_input);
         let offers_tools = value.get("tools").and_then(Value::as_array).is_some_and(|tools| !tools.is_empty());
         let call = CallFacts { agent_id: &caller.agent_id, model: &facts.model, endpoint: endpoint.name, offers_tools };
         if let Some(refusal) = self.policy.check(&call) {

@@ -10,6 +10,9 @@
 //!   [`vigil_immune::engine::Engine`], logs them with their decisions, snapshots the state,
 //!   restores it at start, and carries out healing actions through its [`immune::Executor`];
 //!   its [`immune::ImmuneGuard`] is the gateway's lifecycle rule.
+//! - [`vitals`]: the one road a reported call takes to become a vital, with its bounds and
+//!   injection signal; [`ingest`] items and [`otlp`] spans are read into it.
+//! - [`ingest`]: items of `POST /api/v1/ingest`, each read by its own fields' rules.
 //! - [`otlp`]: OpenTelemetry trace exports (protobuf or JSON) decoded into vitals.
 //! - [`outbound`]: where a call on a caller's behalf may go (the egress policy, resolved
 //!   and pinned), and the port that sends it.
@@ -17,6 +20,8 @@
 //!   shutdown.
 
 pub mod immune;
+pub mod ingest;
 pub mod otlp;
 pub mod outbound;
 pub mod tasks;
+pub mod vitals;

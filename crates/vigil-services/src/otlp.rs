@@ -14,9 +14,9 @@ use prost::Message;
 use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::time::Timestamp;
-use vigil_core::vitals::{
-    COST_USD_PER_CALL_MAX, CallOutcome, LATENCY_US_MAX, TOKENS_PER_CALL_MAX, Usage, Vital, cost_nanos_from_usd,
-};
+use vigil_core::vitals::{COST_USD_PER_CALL_MAX, TOKENS_PER_CALL_MAX, Usage, Vital, cost_nanos_from_usd};
+
+use crate::vitals::Reported;
 
 /// The protobuf messages of `opentelemetry/proto/{collector/trace,trace,common,resource}/v1`
 /// that Vigil reads (unknown fields are skipped by the decoder).
@@ -419,13 +419,7 @@ fn model_call(
         return Err("the span needs a start time and an end at or after it".into());
     }
     let start_us = i64::try_from(span.start_time_unix_nano / 1_000).map_err(|_| "start time out of range")?;
-    if start_us > received.as_unix_micros() + 5 * 60 * 1_000_000 {
-        return Err("the span starts more than five minutes in the future".into());
-    }
     let latency_us = (span.end_time_unix_nano - span.start_time_unix_nano) / 1_000;
-    if latency_us > LATENCY_US_MAX {
-        return Err("the span lasts more than one day".into());
-    }
     let agent_id = attrs
         .text(&["gen_ai.agent.id", "gen_ai.agent.name", "agent.name", "service.name"])
         .unwrap_or_else(|| "otel".to_owned());
@@ -474,40 +468,27 @@ fn model_call(
         }
         None => None,
     };
-    let signal = vigil_immune::injection::scan(&newest_input);
-    Ok(Vital {
-        at: Timestamp::from_unix_micros(start_us),
+    let call = Reported {
         request_id: (!span.span_id.is_empty()).then(|| hex::encode(&span.span_id)),
-        agent_id,
-        agent_type: "otel".to_owned(),
-        provider: attrs
-            .text(&["gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"])
-            .unwrap_or_else(|| "unknown".to_owned()),
-        endpoint: operation.unwrap_or("llm").chars().take(64).collect(),
+        provider: attrs.text(&["gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"]),
         model_requested: attrs.text(&["gen_ai.request.model", "llm.request.model_name", "llm.model_name"]),
         model_served: attrs.text(&["gen_ai.response.model", "llm.response.model_name", "llm.model_name"]),
-        streamed: false,
-        status: if failed { 500 } else { 200 },
-        outcome: if failed { CallOutcome::UpstreamError } else { CallOutcome::Ok },
         latency_us,
-        ttft_us: None,
         usage,
-        tool_calls: u32::try_from(tool_names.len()).unwrap_or(u32::MAX),
         tool_names,
-        // Priced from the table by the handler when the span carries no cost.
-        unpriced: cost_nanos.is_none(),
-        cost_reported: cost_nanos.is_some(),
-        table_cost_nanos: None,
         cost_nanos,
-        retries: 0,
         error_class,
         system_prompt_sha256: system_text.map(|t| Sha256Digest::of(t.as_bytes())),
-        feature: None,
         user: attrs.text(&["user.id", "enduser.id"]),
-        client_ip: None,
-        injection_score: (signal.score > 0.0).then_some(signal.score),
-        injection_rules: signal.matched,
-    })
+        newest_input: Some(newest_input),
+        ..Reported::new(
+            agent_id,
+            "otel",
+            operation.unwrap_or("llm").chars().take(64).collect(),
+            Timestamp::from_unix_micros(start_us),
+        )
+    };
+    call.into_vital(received).map_err(|refused| refused.to_string())
 }
 
 /// Tool calls in the answer, the system instructions and the newest input, from GenAI
@@ -594,6 +575,8 @@ pub fn status_body(code: i32, message: &str, encoding: Encoding) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use vigil_core::vitals::CallOutcome;
+
     use super::*;
 
     fn kv(key: &str, value: Any) -> proto::KeyValue {

@@ -9,27 +9,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use vigil_core::digest::Sha256Digest;
 use vigil_core::provenance::Aggregation;
 use vigil_core::time::Timestamp;
-use vigil_core::vitals::{
-    COST_USD_PER_CALL_MAX, CallOutcome, LATENCY_US_MAX, RETRIES_PER_CALL_MAX, TOKENS_PER_CALL_MAX,
-    TOOL_CALLS_PER_CALL_MAX, Usage, Vital, cost_nanos_from_usd,
-};
+use vigil_services::ingest::{IngestItem, to_vital};
 
 use crate::api::{ApiError, ApiJson, blocking, envelope};
 use crate::state::AppState;
 
 /// Items one batch may carry.
 pub const INGEST_ITEMS_MAX: usize = 10_000;
-/// Longest identifier or tag accepted.
-const FIELD_LEN_MAX: usize = 256;
-/// Tool names kept per call.
-const TOOL_NAMES_MAX: usize = 64;
-/// Largest `input_text` scanned for injections.
-const INPUT_TEXT_MAX: usize = 8 * 1024;
-/// A reported call may be at most this far in the future (clock skew).
-const FUTURE_SKEW_US: i64 = 5 * 60 * 1_000_000;
 
 /// A batch of reported calls.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -40,70 +28,6 @@ pub struct IngestBatch {
     pub vitals: Vec<Value>,
 }
 
-/// One reported model call.
-#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IngestItem {
-    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
-    pub agent_id: String,
-    /// RFC 3339; defaults to when Vigil received it.
-    #[schemars(extend("format" = "date-time"))]
-    pub at: Option<String>,
-    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
-    pub model: Option<String>,
-    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
-    pub provider: Option<String>,
-    #[schemars(range(min = 0, max = 86_400_000))]
-    pub latency_ms: f64,
-    /// Without input and output tokens the call has no usage (and no cost unless given).
-    #[schemars(range(max = 1_000_000_000))]
-    pub input_tokens: Option<u64>,
-    #[schemars(range(max = 1_000_000_000))]
-    pub output_tokens: Option<u64>,
-    /// Input tokens read from the provider's prompt cache (part of `input_tokens`).
-    #[serde(default)]
-    #[schemars(range(max = 1_000_000_000))]
-    pub cached_tokens: u64,
-    /// Input tokens written to the provider's prompt cache (part of `input_tokens`).
-    #[serde(default)]
-    #[schemars(range(max = 1_000_000_000))]
-    pub cache_write_tokens: u64,
-    /// The part of `cache_write_tokens` written for the one-hour cache lifetime (priced
-    /// apart by providers that have one).
-    #[serde(default)]
-    #[schemars(range(max = 1_000_000_000))]
-    pub cache_write_1h_tokens: u64,
-    #[serde(default)]
-    #[schemars(range(max = 1_000_000_000))]
-    pub reasoning_tokens: u64,
-    #[serde(default)]
-    #[schemars(range(max = 100_000))]
-    pub tool_calls: u32,
-    #[serde(default)]
-    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
-    pub tool_names: Vec<String>,
-    /// Cost in US dollars, if the agent knows it.
-    #[schemars(range(min = 0, max = 1_000_000))]
-    pub cost_usd: Option<f64>,
-    #[serde(default)]
-    #[schemars(range(max = 10_000))]
-    pub retries: u32,
-    /// An error class when the call failed (e.g. `rate_limit`, `timeout`).
-    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
-    pub error: Option<String>,
-    /// sha256 (hex) of the system prompt.
-    #[schemars(pattern(r"^[0-9a-f]{64}$"))]
-    pub system_prompt_sha256: Option<String>,
-    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
-    pub feature: Option<String>,
-    #[schemars(length(min = 1, max = 256), pattern(r"\S"))]
-    pub user: Option<String>,
-    /// The newest input the call sent (the user's message, tool results), up to 8 KiB:
-    /// scanned for prompt injection, never stored.
-    #[schemars(length(max = 8192))]
-    pub input_text: Option<String>,
-}
-
 /// What happened to a batch.
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct IngestResult {
@@ -111,153 +35,6 @@ pub struct IngestResult {
     pub rejected: usize,
     /// One per rejected item: `{index, field, message}`.
     pub errors: Vec<Value>,
-}
-
-/// The item with each top-level whole float (`500.0`, as Python's `json.dumps` writes a
-/// float) as an integer: a count is a count however a client's numbers are typed. Fractions
-/// and negatives stay as they are, for the field's own check to refuse.
-fn whole_numbers_as_integers(item: &Value) -> std::borrow::Cow<'_, Value> {
-    let whole = |v: &Value| v.as_f64().filter(|f| v.is_f64() && f.fract() == 0.0 && (0.0..9.0e15).contains(f));
-    match item {
-        Value::Object(fields) if fields.values().any(|v| whole(v).is_some()) => {
-            let mut fields = fields.clone();
-            for value in fields.values_mut() {
-                if let Some(f) = whole(value) {
-                    *value = Value::from(f as u64);
-                }
-            }
-            std::borrow::Cow::Owned(Value::Object(fields))
-        }
-        _ => std::borrow::Cow::Borrowed(item),
-    }
-}
-
-/// Turns one item into a vital, or says which field is wrong.
-pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, (String, String)> {
-    let item: IngestItem = serde_path_to_error::deserialize(whole_numbers_as_integers(raw).as_ref()).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        // A missing or unknown field is reported at the item itself; name it.
-        let named = message.split('`').nth(1).map(str::to_owned);
-        let field = if path == "." { named.unwrap_or_default() } else { path };
-        (field, message)
-    })?;
-    let text = |field: &str, value: &str| -> Result<(), (String, String)> {
-        if value.trim().is_empty() || value.len() > FIELD_LEN_MAX {
-            return Err((field.to_owned(), format!("must be 1 to {FIELD_LEN_MAX} characters")));
-        }
-        Ok(())
-    };
-    text("agent_id", &item.agent_id)?;
-    for (field, value) in [
-        ("model", &item.model),
-        ("provider", &item.provider),
-        ("error", &item.error),
-        ("feature", &item.feature),
-        ("user", &item.user),
-    ] {
-        if let Some(v) = value {
-            text(field, v)?;
-        }
-    }
-    let latency_ms_max = (LATENCY_US_MAX / 1000) as f64;
-    if !item.latency_ms.is_finite() || item.latency_ms < 0.0 || item.latency_ms > latency_ms_max {
-        return Err(("latency_ms".into(), format!("must be between 0 and {latency_ms_max} (one day)")));
-    }
-    // Every counted field is bounded, so no report can make a sum over stored calls overflow.
-    let usage = Usage {
-        input_tokens: item.input_tokens.unwrap_or(0),
-        output_tokens: item.output_tokens.unwrap_or(0),
-        cached_tokens: item.cached_tokens,
-        cache_write_tokens: item.cache_write_tokens,
-        cache_write_1h_tokens: item.cache_write_1h_tokens,
-        reasoning_tokens: item.reasoning_tokens,
-        ..Usage::default()
-    };
-    if let Some((field, n)) = usage.over_bounds() {
-        return Err((field.into(), format!("must be at most {TOKENS_PER_CALL_MAX} tokens per call, got {n}")));
-    }
-    if item.tool_calls > TOOL_CALLS_PER_CALL_MAX {
-        return Err(("tool_calls".into(), format!("must be at most {TOOL_CALLS_PER_CALL_MAX} per call")));
-    }
-    if item.retries > RETRIES_PER_CALL_MAX {
-        return Err(("retries".into(), format!("must be at most {RETRIES_PER_CALL_MAX} per call")));
-    }
-    let at = match &item.at {
-        Some(t) => Timestamp::parse_rfc3339(t).map_err(|e| ("at".to_owned(), e.to_string()))?,
-        None => received,
-    };
-    if at.as_unix_micros() > received.as_unix_micros() + FUTURE_SKEW_US {
-        return Err(("at".into(), "is more than five minutes in the future".into()));
-    }
-    let cost_nanos = match item.cost_usd.map(cost_nanos_from_usd) {
-        Some(None) => return Err(("cost_usd".into(), format!("must be between 0 and {COST_USD_PER_CALL_MAX}"))),
-        Some(nanos) => nanos,
-        None => None,
-    };
-    let (input, output) = (usage.input_tokens, usage.output_tokens);
-    if item.cached_tokens.saturating_add(item.cache_write_tokens) > input {
-        let field = if item.cached_tokens > input { "cached_tokens" } else { "cache_write_tokens" };
-        return Err((field.into(), "cache reads and writes are parts of input_tokens, together at most that".into()));
-    }
-    if item.cache_write_1h_tokens > item.cache_write_tokens {
-        return Err(("cache_write_1h_tokens".into(), "one-hour cache writes are part of cache_write_tokens".into()));
-    }
-    if item.reasoning_tokens > output {
-        return Err(("reasoning_tokens".into(), "reasoning tokens are part of output_tokens".into()));
-    }
-    let counted = item.input_tokens.is_some() || item.output_tokens.is_some();
-    let system_prompt_sha256 = item
-        .system_prompt_sha256
-        .as_deref()
-        .map(|h| {
-            h.parse::<Sha256Digest>()
-                .map_err(|_| ("system_prompt_sha256".to_owned(), "must be 64 hex digits".to_owned()))
-        })
-        .transpose()?;
-    if item.tool_names.len() > TOOL_NAMES_MAX || item.tool_names.iter().any(|n| n.is_empty() || n.len() > FIELD_LEN_MAX)
-    {
-        return Err((
-            "tool_names".into(),
-            format!("at most {TOOL_NAMES_MAX} names of 1 to {FIELD_LEN_MAX} characters"),
-        ));
-    }
-    if item.input_text.as_ref().is_some_and(|t| t.len() > INPUT_TEXT_MAX) {
-        return Err(("input_text".into(), format!("must be at most {INPUT_TEXT_MAX} bytes")));
-    }
-    let signal = item.input_text.as_deref().map(vigil_immune::injection::scan).unwrap_or_default();
-    let failed = item.error.is_some();
-    Ok(Vital {
-        at,
-        request_id: None,
-        agent_id: item.agent_id,
-        agent_type: "ingest".to_owned(),
-        provider: item.provider.unwrap_or_else(|| "unknown".to_owned()),
-        endpoint: "ingest".to_owned(),
-        model_served: item.model.clone(),
-        model_requested: item.model,
-        streamed: false,
-        status: if failed { 500 } else { 200 },
-        outcome: if failed { CallOutcome::UpstreamError } else { CallOutcome::Ok },
-        latency_us: (item.latency_ms * 1000.0).round() as u64,
-        ttft_us: None,
-        usage: counted.then_some(usage),
-        tool_calls: item.tool_calls.max(u32::try_from(item.tool_names.len()).unwrap_or(u32::MAX)),
-        tool_names: item.tool_names,
-        // Priced from the table by the handler when the agent reported no cost.
-        unpriced: cost_nanos.is_none(),
-        cost_reported: cost_nanos.is_some(),
-        table_cost_nanos: None,
-        cost_nanos,
-        retries: item.retries,
-        error_class: item.error,
-        system_prompt_sha256,
-        feature: item.feature,
-        user: item.user,
-        client_ip: None,
-        injection_score: (signal.score > 0.0).then_some(signal.score),
-        injection_rules: signal.matched,
-    })
 }
 
 pub async fn ingest(State(state): State<AppState>, ApiJson(batch): ApiJson<IngestBatch>) -> Result<Response, ApiError> {
@@ -274,7 +51,9 @@ pub async fn ingest(State(state): State<AppState>, ApiJson(batch): ApiJson<Inges
     for (index, raw) in batch.vitals.iter().enumerate() {
         match to_vital(raw, received) {
             Ok(v) => vitals.push(v),
-            Err((field, message)) => errors.push(json!({ "index": index, "field": field, "message": message })),
+            Err(refused) => {
+                errors.push(json!({ "index": index, "field": refused.field, "message": refused.message }));
+            }
         }
     }
     if vitals.is_empty() && !errors.is_empty() {
@@ -290,42 +69,4 @@ pub async fn ingest(State(state): State<AppState>, ApiJson(batch): ApiJson<Inges
     }
     let result = IngestResult { accepted, rejected: errors.len(), errors };
     Ok(envelope(result, Aggregation::Summary, "store:vitals").into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn items_are_checked_field_by_field() {
-        let now = Timestamp::now();
-        let good = json!({ "agent_id": "a1", "latency_ms": 120.5, "input_tokens": 10, "output_tokens": 5, "cost_usd": 0.002, "tool_names": ["search"] });
-        let v = to_vital(&good, now).expect("valid");
-        assert_eq!((v.latency_us, v.cost_nanos, v.tool_calls, v.unpriced), (120_500, Some(2_000_000), 1, false));
-        let cases = [
-            (json!({ "latency_ms": 1 }), "agent_id"),
-            (json!({ "agent_id": "a", "latency_ms": -1 }), "latency_ms"),
-            (json!({ "agent_id": "a", "latency_ms": 1, "at": "yesterday" }), "at"),
-            (json!({ "agent_id": "a", "latency_ms": 1, "cost_usd": -3 }), "cost_usd"),
-            (json!({ "agent_id": "a", "latency_ms": 1, "input_tokens": u64::MAX }), "input_tokens"),
-            (
-                json!({ "agent_id": "a", "latency_ms": 1, "output_tokens": 5_000_000_000_000_000_000u64 }),
-                "output_tokens",
-            ),
-            (
-                json!({ "agent_id": "a", "latency_ms": 1, "input_tokens": 1, "reasoning_tokens": 2_000_000_000u64 }),
-                "reasoning_tokens",
-            ),
-            (json!({ "agent_id": "a", "latency_ms": 1, "tool_calls": 4_000_000_000u32 }), "tool_calls"),
-            (json!({ "agent_id": "a", "latency_ms": 1, "retries": 100_000 }), "retries"),
-            (json!({ "agent_id": "a", "latency_ms": 1, "input_tokens": "many" }), "input_tokens"),
-            (json!({ "agent_id": "a", "latency_ms": 1, "system_prompt_sha256": "abc" }), "system_prompt_sha256"),
-            (json!({ "agent_id": "", "latency_ms": 1 }), "agent_id"),
-            (json!({ "agent_id": "a", "latency_ms": 1, "surprise": true }), "surprise"),
-        ];
-        for (raw, field) in cases {
-            let (got, message) = to_vital(&raw, now).expect_err("invalid");
-            assert_eq!(got, field, "{raw}: {message}");
-        }
-    }
 }
