@@ -1,0 +1,181 @@
+//! Relaying a streamed answer event by event while reading what the call cost, and the
+//! vital of a call once its answer is read.
+
+use super::*;
+
+/// Fills usage, tools and cost from what was read. Usage the provider did not report is
+/// estimated and flagged, never left at zero.
+pub(super) fn finish_vital(
+    vital: &mut Vital,
+    answer: &Answer,
+    prompt_chars: usize,
+    complete: bool,
+    prices: &PriceTable,
+) {
+    vital.model_served = answer.model_served.clone();
+    vital.tool_names = answer.tool_names();
+    vital.tool_calls = u32::try_from(vital.tool_names.len()).unwrap_or(u32::MAX);
+    let usage: Usage = match answer.usage {
+        Some(usage) => usage,
+        None => estimate_usage(prompt_chars, answer.output_chars),
+    };
+    if !complete && answer.usage.is_none() {
+        vital.error_class.get_or_insert_with(|| "interrupted".to_owned());
+    }
+    vital.usage = Some(usage);
+    prices.price(vital);
+}
+
+/// What a streamed call has measured so far. Recorded exactly once: when the stream ends,
+/// breaks, or is dropped because the client went away.
+pub(super) struct StreamRecord {
+    pub(super) vital: Vital,
+    pub(super) answer: Answer,
+    pub(super) started: Instant,
+    pub(super) prompt_chars: usize,
+    pub(super) recorder: Recorder,
+    pub(super) prices: Arc<PriceTable>,
+}
+
+impl StreamRecord {
+    fn finish(mut self, outcome: CallOutcome) {
+        self.vital.outcome = outcome;
+        self.vital.latency_us = elapsed_us(self.started);
+        finish_vital(&mut self.vital, &self.answer, self.prompt_chars, outcome == CallOutcome::Ok, &self.prices);
+        self.recorder.record(self.vital);
+    }
+}
+
+type UpstreamStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Relays an upstream SSE stream event by event, reading each on the way.
+pub(super) struct Relay {
+    pub(super) upstream: UpstreamStream,
+    pub(super) scanner: Scanner,
+    pub(super) pending: VecDeque<Bytes>,
+    pub(super) strip_usage: bool,
+    pub(super) dialect: Dialect,
+    pub(super) done: bool,
+    /// The upstream ended without finishing its answer; after the pending events, the
+    /// client's stream is aborted.
+    pub(super) truncated: bool,
+    pub(super) record: Option<StreamRecord>,
+}
+
+impl Relay {
+    fn take_event(&mut self, event: crate::sse::Event) {
+        let Some(record) = self.record.as_mut() else { return };
+        let Some(data) = event.data.as_deref() else {
+            self.pending.push_back(event.raw);
+            return;
+        };
+        if data.trim() == "[DONE]" {
+            record.answer.finished = true;
+            self.pending.push_back(event.raw);
+            return;
+        }
+        let Ok(mut chunk) = serde_json::from_str::<Value>(data) else {
+            self.pending.push_back(event.raw);
+            return;
+        };
+        if self.dialect != Dialect::OpenAi {
+            let kind = chunk.get("type").and_then(Value::as_str);
+            let content = matches!(kind, Some("content_block_delta" | "response.output_text.delta"));
+            if content && record.vital.ttft_us.is_none() {
+                record.vital.ttft_us = Some(elapsed_us(record.started));
+            }
+            match self.dialect {
+                Dialect::Anthropic => crate::anthropic::add_event(&mut record.answer, &chunk),
+                _ => crate::responses::add_event(&mut record.answer, &chunk),
+            }
+            self.pending.push_back(event.raw);
+            return;
+        }
+        let has_choices = chunk.get("choices").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+        if has_choices && record.vital.ttft_us.is_none() {
+            record.vital.ttft_us = Some(elapsed_us(record.started));
+        }
+        record.answer.add_chunk(&chunk);
+        let has_usage = chunk.get("usage").is_some_and(|u| !u.is_null());
+        if self.strip_usage && has_usage {
+            if !has_choices {
+                return; // the usage-only chunk the client did not ask for
+            }
+            if let Some(object) = chunk.as_object_mut() {
+                object.remove("usage");
+            }
+            self.pending.push_back(Bytes::from(format!("data: {chunk}\n\n")));
+            return;
+        }
+        self.pending.push_back(event.raw);
+    }
+
+    fn end(&mut self, outcome: CallOutcome) {
+        self.done = true;
+        if let Some(record) = self.record.take() {
+            record.finish(outcome);
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Dropped before the end: the client went away. Dropping `upstream` closes the
+        // upstream connection, which cancels the provider's work.
+        if let Some(record) = self.record.take() {
+            record.finish(CallOutcome::Cancelled);
+        }
+    }
+}
+
+impl Stream for Relay {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(bytes) = self.pending.pop_front() {
+                if bytes.is_empty() && self.truncated {
+                    let message = "the provider's stream ended before the answer was complete";
+                    return Poll::Ready(Some(Err(std::io::Error::other(message))));
+                }
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match self.upstream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => match self.scanner.push(&chunk) {
+                    Ok(events) => events.into_iter().for_each(|e| self.take_event(e)),
+                    Err(e) => {
+                        self.end(CallOutcome::Interrupted);
+                        return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    let reason = without_url(&e);
+                    tracing::warn!(error = %reason, "upstream stream broke off");
+                    if let Some(record) = self.record.as_mut() {
+                        record.vital.error_class = Some("interrupted".to_owned());
+                    }
+                    self.end(CallOutcome::Interrupted);
+                    // Abort the client's stream too, so it cannot take a truncated answer
+                    // for a complete one.
+                    return Poll::Ready(Some(Err(std::io::Error::other(reason))));
+                }
+                Poll::Ready(None) => {
+                    if let Some(event) = self.scanner.finish() {
+                        self.take_event(event);
+                    }
+                    let complete = self.record.as_ref().is_some_and(|r| r.answer.finished);
+                    self.end(if complete { CallOutcome::Ok } else { CallOutcome::Interrupted });
+                    if !complete {
+                        // Relay what came, then abort: the client must see the truncation.
+                        self.pending.push_back(Bytes::new());
+                        self.truncated = true;
+                    }
+                }
+            }
+        }
+    }
+}
