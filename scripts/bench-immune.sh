@@ -40,23 +40,7 @@ cargo build --release --locked -q
 bin=target/release/vigil
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-python3 - "$work" <<'EOF'
-import json, random, sys
-random.seed(7)
-vitals = [{
-    "agent_id": f"agent-{i % 20:02d}",
-    "latency_ms": round(random.lognormvariate(6.5, 0.2), 1),
-    "input_tokens": int(random.lognormvariate(7, 0.15)),
-    "output_tokens": int(random.lognormvariate(5.5, 0.2)),
-    "tool_names": ["search"] if i % 3 == 0 else [],
-    "cost_usd": round(random.uniform(0.001, 0.01), 6),
-    "system_prompt_sha256": "ab" * 32,
-} for i in range(1000)]
-open(f"{sys.argv[1]}/batch.json", "w").write(json.dumps({"vitals": vitals}))
-open(f"{sys.argv[1]}/post.lua", "w").write(
-    'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-    f'local f = io.open("{sys.argv[1]}/batch.json", "rb")\nwrk.body = f:read("*a")\nf:close()\n')
-EOF
+python3 bench/ingest_batch.py "$work"
 
 run() { # label, immune enabled
     local label=$1 enabled=$2 data

@@ -2,7 +2,7 @@
 # Benchmark (not a test): POST /api/v1/ingest throughput, one build against another in the
 # same run, so a refactor's cost shows as a ratio on a shared, noisy machine.
 #
-# Batches of 1,000 vitals (the same seeded batch as scripts/bench-immune.sh), posted by wrk
+# Batches of 1,000 vitals (bench/ingest_batch.py, with an input text to scan), posted by wrk
 # to a release `vigil serve` (immune system on, rate limit off), rounds interleaved A, B, A,
 # B, ... Reports vitals/s per round and the ratio of the medians (B / A).
 #
@@ -23,24 +23,7 @@ fi
 work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-python3 - "$work" <<'PY'
-import json, random, sys
-random.seed(7)
-vitals = [{
-    "agent_id": f"agent-{i % 20:02d}",
-    "latency_ms": round(random.lognormvariate(6.5, 0.2), 1),
-    "input_tokens": int(random.lognormvariate(7, 0.15)),
-    "output_tokens": int(random.lognormvariate(5.5, 0.2)),
-    "tool_names": ["search"] if i % 3 == 0 else [],
-    "cost_usd": round(random.uniform(0.001, 0.01), 6),
-    "system_prompt_sha256": "ab" * 32,
-    "input_text": "Where is my order? It was due on Monday.",
-} for i in range(1000)]
-open(f"{sys.argv[1]}/batch.json", "w").write(json.dumps({"vitals": vitals}))
-open(f"{sys.argv[1]}/post.lua", "w").write(
-    'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-    f'local f = io.open("{sys.argv[1]}/batch.json", "rb")\nwrk.body = f:read("*a")\nf:close()\n')
-PY
+python3 bench/ingest_batch.py "$work" --input-text
 
 run() { # label, binary -> prints vitals/s
     local label=$1 bin=$2 data url rps non2xx
