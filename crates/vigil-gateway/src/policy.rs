@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use governor::{DefaultKeyedRateLimiter, Quota};
 use vigil_core::config::PolicyConfig;
 use vigil_core::glob::glob_match;
+use vigil_services::limit::KeyedLimiter;
 
 pub use vigil_core::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
 
@@ -18,13 +18,13 @@ pub use vigil_core::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
 #[derive(Debug)]
 pub struct Policy {
     config: PolicyConfig,
-    agent_limiter: Option<DefaultKeyedRateLimiter<String>>,
+    agent_limiter: Option<KeyedLimiter>,
     guards: Vec<Arc<dyn CallGuard>>,
 }
 
 impl Policy {
     pub fn new(config: PolicyConfig) -> Self {
-        let agent_limiter = config.agent_calls_per_minute.map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)));
+        let agent_limiter = config.agent_calls_per_minute.map(KeyedLimiter::per_minute);
         Policy { config, agent_limiter, guards: Vec::new() }
     }
 
@@ -32,8 +32,7 @@ impl Policy {
     /// agent ids.
     pub fn prune(&self) {
         if let Some(limiter) = &self.agent_limiter {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+            limiter.prune();
         }
     }
 
@@ -62,10 +61,7 @@ impl Policy {
         if let Some(refusal) = self.guards.iter().find_map(|g| g.check(call)) {
             return Some(refusal);
         }
-        let limiter = self.agent_limiter.as_ref()?;
-        let refused = limiter.check_key(&call.agent_id.to_owned()).err()?;
-        let wait = refused.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        let secs = vigil_core::time::retry_after_secs(wait);
+        let secs = self.agent_limiter.as_ref()?.check(call.agent_id).err()?;
         Some(Refusal {
             kind: RefusalKind::RateLimited,
             code: "agent_rate_limited",

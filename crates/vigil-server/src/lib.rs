@@ -20,7 +20,6 @@ pub mod observe;
 pub mod openapi;
 pub mod origin;
 pub mod outbound;
-pub mod ratelimit;
 pub mod routes;
 pub mod state;
 

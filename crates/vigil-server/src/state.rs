@@ -12,8 +12,8 @@ use vigil_store::{BlobStore, Store};
 
 use crate::auth::KeyCache;
 use crate::metrics::Metrics;
-use crate::ratelimit::Limiter;
 use crate::routes::RouteSpec;
+use vigil_services::limit::KeyedLimiter;
 
 /// Facts about the binary, supplied by the binary crate (which knows its git revision).
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +43,8 @@ pub struct Shared {
     pub blobs: BlobStore,
     pub build: BuildInfo,
     pub metrics: Metrics,
-    pub limiter: Option<Limiter>,
+    /// The per-caller rate limit (`rate_limit`), keyed by key id or client address.
+    pub limiter: Option<KeyedLimiter>,
     /// Hash of the bootstrap admin key from the environment, compared in constant time.
     pub env_admin_key: Option<Sha256Digest>,
     pub keys: KeyCache,
@@ -71,7 +72,7 @@ impl AppState {
         services: Services,
     ) -> Self {
         let Services { gateway, harness, immune, tasks } = services;
-        let limiter = config.rate_limit.map(Limiter::new);
+        let limiter = config.rate_limit.map(|r| KeyedLimiter::per_second(r.per_second, r.burst));
         let env_admin_key = config.admin_key.as_ref().map(|k| Sha256Digest::of(k.expose().as_bytes()));
         AppState(Arc::new(Shared {
             metrics,

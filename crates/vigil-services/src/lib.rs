@@ -13,6 +13,7 @@
 //! - [`vitals`]: the one road a reported call takes to become a vital, with its bounds and
 //!   injection signal; [`ingest`] items and [`otlp`] spans are read into it.
 //! - [`ingest`]: items of `POST /api/v1/ingest`, each read by its own fields' rules.
+//! - [`limit`]: the one keyed rate limiter (per caller, per agent).
 //! - [`otlp`]: OpenTelemetry trace exports (protobuf or JSON) decoded into vitals.
 //! - [`outbound`]: where a call on a caller's behalf may go (the egress policy, resolved
 //!   and pinned), and the port that sends it.
@@ -21,6 +22,7 @@
 
 pub mod immune;
 pub mod ingest;
+pub mod limit;
 pub mod otlp;
 pub mod outbound;
 pub mod tasks;
