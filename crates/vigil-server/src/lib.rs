@@ -46,14 +46,8 @@ pub enum ServerError {
     NoAdminKey,
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Gateway(#[from] vigil_gateway::GatewayError),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
-    #[error("cannot start the background writer thread: {0}")]
-    Writer(std::io::Error),
-    #[error(transparent)]
-    Immune(#[from] vigil_services::immune::ImmuneError),
 }
 
 /// Whether a path belongs to the provider-compatible API (`/v1/...`), whose clients are
@@ -90,6 +84,19 @@ async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> axum:
 /// How often idle rate-limit buckets are dropped.
 const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The services a server answers with, started and wired together by the composition root
+/// (the `vigil` binary), which also keeps the metrics they count into.
+#[derive(Debug)]
+pub struct Services {
+    pub gateway: vigil_gateway::Gateway,
+    pub harness: vigil_harness::Harness,
+    pub immune: std::sync::Arc<vigil_services::immune::Immune>,
+    pub tasks: vigil_services::tasks::Tasks,
+    /// The vitals writer the gateway's recorder feeds, drained at shutdown before the store
+    /// closes.
+    pub vitals_writer: tokio::task::JoinHandle<()>,
+}
+
 /// A ready-to-serve application.
 #[derive(Debug)]
 pub struct App {
@@ -100,13 +107,14 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the router and starts the vitals writer (so it must run inside a tokio
-    /// runtime). In production mode, refuses to start without an admin key.
+    /// Builds the router over `services`. In production mode, refuses to start without an
+    /// admin key.
     pub fn new(
         config: Config,
         store: Store,
         blobs: BlobStore,
-        harness: vigil_harness::Harness,
+        services: Services,
+        metrics: metrics::Metrics,
         build: BuildInfo,
     ) -> Result<App, ServerError> {
         if config.mode == Mode::Production && config.admin_key.is_none() && !store.has_active_admin_key()? {
@@ -114,40 +122,7 @@ impl App {
         }
         let routes = routes::routes();
         let specs: Vec<_> = routes.iter().map(|r| r.spec.clone()).collect();
-        let metrics = metrics::Metrics::new(build);
-        use vigil_store::background::{Background, Priority};
-        let writer = |name: &str, priority| Background::start(name, priority).map_err(ServerError::Writer);
-        let (recorder, vitals_writer) = vigil_gateway::Recorder::start(
-            store.clone(),
-            writer("vigil-vitals", Priority::Lower)?,
-            config.gateway.vitals_queue,
-            metrics.vitals_dropped.clone(),
-        );
-        let tasks = vigil_services::tasks::Tasks::new();
-        // Every recorded call is also judged by the immune system, which the gateway obeys.
-        let immune = vigil_services::immune::Immune::start(
-            store.clone(),
-            writer("vigil-immune", Priority::Normal)?,
-            config.immune.clone(),
-            config.egress.clone(),
-            std::sync::Arc::new(outbound::ReqwestSender),
-            metrics.immune_dropped.clone(),
-            &tasks,
-        )?;
-        let tap = immune.clone();
-        let recorder =
-            recorder.with_tap(std::sync::Arc::new(move |vital: &vigil_core::vitals::Vital| tap.observe(vital)));
-        let mut gateway =
-            vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())?;
-        gateway.add_guard(immune.guard());
-        // Runs left behind by a process that died are crashed, and can be retried.
-        match harness.recover() {
-            Ok(crashed) if !crashed.is_empty() => {
-                tracing::warn!(?crashed, "runs left running by a dead process are marked crashed")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "could not check for crashed runs"),
-        }
+        let Services { gateway, harness, immune, tasks, vitals_writer } = services;
         let services = state::Services { gateway, harness, immune, tasks };
         let state = AppState::new(config, store, blobs, build, &specs, metrics, services);
         state.keys.refresh(&state.store)?;
@@ -250,6 +225,7 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
     use vigil_store::StoreOptions;
+    use vigil_store::background::{Background, Priority};
 
     use super::*;
     use crate::routes::RouteSpec;
@@ -270,7 +246,28 @@ mod tests {
             stderr_max_bytes: 1 << 20,
         };
         let harness = vigil_harness::Harness::new(options, store.clone(), blobs.clone()).expect("harness");
-        let app = App::new(Config::default(), store, blobs, harness, build).expect("app");
+        // What the binary composes, with the immune system switched off.
+        let mut config = Config::default();
+        config.immune.enabled = false;
+        let metrics = metrics::Metrics::new(build);
+        let writer = |name: &str| Background::start(name, Priority::Normal).expect("writer");
+        let (recorder, vitals_writer) =
+            vigil_gateway::Recorder::start(store.clone(), writer("test-vitals"), 64, metrics.vitals_dropped.clone());
+        let tasks = vigil_services::tasks::Tasks::new();
+        let immune = vigil_services::immune::Immune::start(
+            store.clone(),
+            writer("test-immune"),
+            config.immune.clone(),
+            config.egress.clone(),
+            std::sync::Arc::new(outbound::ReqwestSender),
+            metrics.immune_dropped.clone(),
+            &tasks,
+        )
+        .expect("immune");
+        let gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())
+            .expect("gateway");
+        let services = Services { gateway, harness, immune, tasks, vitals_writer };
+        let app = App::new(config, store, blobs, services, metrics, build).expect("app");
         (dir, app)
     }
 

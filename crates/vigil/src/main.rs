@@ -3,6 +3,7 @@
 //! inputs and their results into output and exit codes.
 
 mod cli;
+mod compose;
 mod demo;
 
 use std::process::ExitCode;

@@ -12,7 +12,7 @@ use vigil_core::config::{self, Config, SECRET_FILE_BYTES_MAX, Sources};
 use vigil_core::digest::Sha256Digest;
 use vigil_core::id::KeyId;
 use vigil_core::scope::Scope;
-use vigil_server::{App, BuildInfo};
+use vigil_server::BuildInfo;
 use vigil_store::{BlobStore, DATABASE_FILE, NewAuditEntry, Store, StoreOptions};
 
 mod admin;
@@ -450,7 +450,7 @@ fn serve(global: &Global) -> anyhow::Result<ExitCode> {
         // Calls on a caller's behalf must never reach Vigil itself: the port it really got.
         let mut config = config;
         config.egress.own = Some(local);
-        let app = App::new(config, store, blobs, harness, BUILD)?;
+        let app = crate::compose::app(config, store, blobs, harness, BUILD)?;
         tracing::info!(%local, mode = mode.as_str(), data = %global.data.display(), "vigil listening");
         // Scripts and tests read the bound address (port 0 picks a free one) from stdout.
         println!("vigil listening on http://{local} (mode {})", mode.as_str());

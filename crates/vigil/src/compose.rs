@@ -1,0 +1,61 @@
+//! The composition root: every service a running Vigil needs, started and wired together.
+//!
+//! The gateway's recorder writes vitals and taps each one to the immune service, whose guard
+//! the gateway obeys; healing actions run as tracked tasks and reach agents through the
+//! reqwest sender; runs a dead process left behind are marked crashed. The server then only
+//! routes HTTP to these.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use vigil_core::config::Config;
+use vigil_core::vitals::Vital;
+use vigil_server::metrics::Metrics;
+use vigil_server::{App, BuildInfo, Services};
+use vigil_services::immune::Immune;
+use vigil_services::tasks::Tasks;
+use vigil_store::background::{Background, Priority};
+use vigil_store::{BlobStore, Store};
+
+/// Starts the services and builds the server over them (inside a tokio runtime).
+pub fn app(
+    config: Config,
+    store: Store,
+    blobs: BlobStore,
+    harness: vigil_harness::Harness,
+    build: BuildInfo,
+) -> anyhow::Result<App> {
+    let metrics = Metrics::new(build);
+    let writer = |name: &str, priority| Background::start(name, priority).with_context(|| format!("starting {name}"));
+    let (recorder, vitals_writer) = vigil_gateway::Recorder::start(
+        store.clone(),
+        writer("vigil-vitals", Priority::Lower)?,
+        config.gateway.vitals_queue,
+        metrics.vitals_dropped.clone(),
+    );
+    let tasks = Tasks::new();
+    // Every recorded call is also judged by the immune system, which the gateway obeys.
+    let immune = Immune::start(
+        store.clone(),
+        writer("vigil-immune", Priority::Normal)?,
+        config.immune.clone(),
+        config.egress.clone(),
+        Arc::new(vigil_server::outbound::ReqwestSender),
+        metrics.immune_dropped.clone(),
+        &tasks,
+    )?;
+    let tap = immune.clone();
+    let recorder = recorder.with_tap(Arc::new(move |vital: &Vital| tap.observe(vital)));
+    let mut gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())?;
+    gateway.add_guard(immune.guard());
+    // Runs left behind by a process that died are crashed, and can be retried.
+    match harness.recover() {
+        Ok(crashed) if !crashed.is_empty() => {
+            tracing::warn!(?crashed, "runs left running by a dead process are marked crashed")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "could not check for crashed runs"),
+    }
+    let services = Services { gateway, harness, immune, tasks, vitals_writer };
+    Ok(App::new(config, store, blobs, services, metrics, build)?)
+}
