@@ -16,6 +16,7 @@ pub mod digest;
 pub mod egress;
 pub mod glob;
 pub mod id;
+pub mod number;
 pub mod page;
 pub mod policy;
 pub mod provenance;

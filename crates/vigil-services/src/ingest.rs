@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
+use vigil_core::number::whole_u64;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{COST_USD_PER_CALL_MAX, LATENCY_US_MAX, Usage, Vital, cost_nanos_from_usd};
 
@@ -88,13 +89,13 @@ pub struct IngestItem {
 /// float) as an integer: a count is a count however a client's numbers are typed. Fractions
 /// and negatives stay as they are, for the field's own check to refuse.
 fn whole_numbers_as_integers(item: &Value) -> std::borrow::Cow<'_, Value> {
-    let whole = |v: &Value| v.as_f64().filter(|f| v.is_f64() && f.fract() == 0.0 && (0.0..9.0e15).contains(f));
+    let whole = |v: &Value| v.as_f64().filter(|_| v.is_f64()).and_then(whole_u64);
     match item {
         Value::Object(fields) if fields.values().any(|v| whole(v).is_some()) => {
             let mut fields = fields.clone();
             for value in fields.values_mut() {
-                if let Some(f) = whole(value) {
-                    *value = Value::from(f as u64);
+                if let Some(n) = whole(value) {
+                    *value = Value::from(n);
                 }
             }
             std::borrow::Cow::Owned(Value::Object(fields))

@@ -329,9 +329,7 @@ impl<'a> Attributes<'a> {
         let Some((key, value)) = keys.iter().find_map(|k| Some((*k, self.get(k)?))) else { return Ok(None) };
         let n = match value {
             Any::IntValue(i) => u64::try_from(*i).ok(),
-            Any::DoubleValue(d) if d.is_finite() && *d >= 0.0 && d.fract() == 0.0 && *d <= u64::MAX as f64 => {
-                Some(*d as u64)
-            }
+            Any::DoubleValue(d) => vigil_core::number::whole_u64(*d),
             Any::StringValue(s) => s.trim().parse().ok(),
             _ => None,
         };

@@ -185,13 +185,7 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Opt
     let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
     number
         .as_u64()
-        .or_else(|| {
-            // 2^64 as a float: the first value past u64::MAX.
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(f))
-                .map(|f| f as u64)
-        })
+        .or_else(|| number.as_f64().and_then(vigil_core::number::whole_u64))
         .map(Some)
         .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number from 0 to {}", u64::MAX)))
 }
