@@ -22,7 +22,6 @@ pub mod install;
 pub mod known;
 pub mod manifest;
 pub mod plan;
-pub mod protocol;
 pub mod registry;
 pub mod report;
 pub mod runs;
@@ -32,3 +31,4 @@ mod source_digest;
 pub mod uploads;
 
 pub use runs::{Harness, HarnessError, HarnessOptions, Prepared, RunEvent, RunRequest, Submitted};
+pub use vigil_pack::protocol;

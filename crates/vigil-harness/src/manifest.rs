@@ -31,17 +31,8 @@ pub const MEMORY_MB_MAX: u64 = 64 * 1024;
 /// build's cached results.
 const BUILTIN_SOURCE_SHA256: &str = env!("VIGIL_BUILTIN_SOURCE_SHA256");
 
-/// What a plugin does, which decides where it sits in a report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PluginKind {
-    Ingest,
-    Profile,
-    Analysis,
-    Report,
-    Eval,
-    Llm,
-}
+pub use vigil_pack::PluginKind;
+pub use vigil_pack::protocol::Budgets;
 
 /// `plugin.toml` as written.
 #[derive(Clone, Debug, Deserialize)]
@@ -110,21 +101,6 @@ pub struct RawSelfTest {
     pub fixture: String,
     #[serde(default)]
     pub config: Option<Value>,
-}
-
-/// Resource budgets of one execution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Budgets {
-    pub time_limit_ms: u64,
-    pub memory_mb: u64,
-    /// Rows a plugin may read before it must sample (reported back in its output).
-    pub row_limit: Option<u64>,
-}
-
-impl Default for Budgets {
-    fn default() -> Self {
-        Budgets { time_limit_ms: 60_000, memory_mb: 1024, row_limit: None }
-    }
 }
 
 /// How a plugin is started.

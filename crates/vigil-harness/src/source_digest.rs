@@ -14,8 +14,9 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 
 /// What the built-ins are compiled from, relative to the workspace root: this crate, the
-/// tabular pack, and the lockfile that pins their dependencies.
-pub const SOURCES: [&str; 3] = ["crates/vigil-harness/src", "crates/vigil-tabular/src", "Cargo.lock"];
+/// pack contract, the tabular pack, and the lockfile that pins their dependencies.
+pub const SOURCES: [&str; 4] =
+    ["crates/vigil-harness/src", "crates/vigil-pack/src", "crates/vigil-tabular/src", "Cargo.lock"];
 
 /// SHA-256, as lowercase hex, of every file under `entries` (files or folders, relative to
 /// `root`).

@@ -26,6 +26,7 @@
 //!   same raw columns.
 //! - [`snapshot`]: a typed table saved to a file and read back (checked), so later steps
 //!   of a run need not parse the input again.
+//! - [`pack`]: all of it as three built-in plugins, by [`vigil_pack`]'s contract.
 //! - [`plot`]: the report's plots as SVG (histograms, missingness map, correlation
 //!   matrices, Benford chart, volume by period).
 
@@ -33,6 +34,7 @@ pub mod analyses;
 pub mod infer;
 pub mod ingest;
 pub mod json;
+pub mod pack;
 mod par;
 pub mod pii;
 pub mod plot;
@@ -42,7 +44,7 @@ pub mod read;
 pub mod snapshot;
 pub mod sniff;
 pub mod table;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod value;
 pub mod xlsx;

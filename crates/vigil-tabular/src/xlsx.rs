@@ -78,9 +78,15 @@ pub enum XlsxError {
 
 /// Reads the chosen sheets of the workbook at `path`.
 pub fn ingest_xlsx(path: &Path, options: &XlsxOptions) -> Result<Vec<Sheet>, XlsxError> {
-    let open = || File::open(path).map(BufReader::new).map_err(|e| XlsxError::Open(path.display().to_string(), e));
-    check_archive(open()?, &options.limits)?;
-    let mut workbook: Xlsx<_> = Xlsx::new(open()?).map_err(|e| XlsxError::NotXlsx(e.to_string()))?;
+    let file = File::open(path).map(BufReader::new).map_err(|e| XlsxError::Open(path.display().to_string(), e));
+    ingest_xlsx_from(file?, options)
+}
+
+/// Reads the chosen sheets of the workbook `input` (read from its start).
+pub fn ingest_xlsx_from(mut input: impl Read + Seek, options: &XlsxOptions) -> Result<Vec<Sheet>, XlsxError> {
+    check_archive(&mut input, &options.limits)?;
+    input.rewind().map_err(|e| XlsxError::Open("the workbook".to_owned(), e))?;
+    let mut workbook: Xlsx<_> = Xlsx::new(input).map_err(|e| XlsxError::NotXlsx(e.to_string()))?;
     let all: Vec<String> = workbook.sheet_names();
     let chosen: Vec<String> = if options.sheets.is_empty() { all.clone() } else { options.sheets.clone() };
     let mut sheets = Vec::with_capacity(chosen.len());

@@ -11,10 +11,23 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::manifest::Budgets;
-
 /// The protocol version this Vigil speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Resource budgets of one execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Budgets {
+    pub time_limit_ms: u64,
+    pub memory_mb: u64,
+    /// Rows a plugin may read before it must sample (reported back in its output).
+    pub row_limit: Option<u64>,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets { time_limit_ms: 60_000, memory_mb: 1024, row_limit: None }
+    }
+}
 
 /// What a plugin is given.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -110,6 +123,38 @@ pub struct Response {
     pub data: Option<Value>,
 }
 
+impl Response {
+    /// A run that went well, having looked at all of its input.
+    pub fn ok(summary: String, findings: Vec<Finding>, metrics: BTreeMap<String, Value>) -> Response {
+        Response {
+            status: ResponseStatus::Ok,
+            summary,
+            error: None,
+            findings,
+            metrics,
+            artifacts: Vec::new(),
+            dataset: None,
+            sampling: Some(serde_json::json!({ "complete": true })),
+            data: None,
+        }
+    }
+
+    /// A run that failed, saying why.
+    pub fn failed(error: String) -> Response {
+        Response {
+            status: ResponseStatus::Error,
+            summary: String::new(),
+            error: Some(error),
+            findings: Vec::new(),
+            metrics: BTreeMap::new(),
+            artifacts: Vec::new(),
+            dataset: None,
+            sampling: None,
+            data: None,
+        }
+    }
+}
+
 /// How much to trust a finding.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -148,6 +193,9 @@ impl Evidence {
     }
 }
 
+/// Row (or line) numbers a finding cites; the count beside them is always complete.
+pub const EVIDENCE_ROWS_MAX: usize = 20;
+
 /// One thing a plugin found.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +217,21 @@ pub struct Finding {
     pub value: Option<Value>,
 }
 
+impl Finding {
+    /// A finding seen in the data, with the evidence of where.
+    pub fn measured(kind: &str, title: String, severity: Severity, evidence: Evidence) -> Finding {
+        Finding {
+            kind: kind.to_owned(),
+            title,
+            severity,
+            measurement_type: Some(MeasurementType::Measured),
+            evidence: Some(evidence),
+            assumptions: Vec::new(),
+            value: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactRef {
@@ -176,6 +239,12 @@ pub struct ArtifactRef {
     pub path: String,
     #[serde(default)]
     pub description: String,
+}
+
+impl ArtifactRef {
+    pub fn new(path: &str, description: &str) -> ArtifactRef {
+        ArtifactRef { path: path.to_owned(), description: description.to_owned() }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
