@@ -10,21 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vigil_core::vitals::Vital;
+use vigil_services::batch::{self, Batches, Feeder};
 use vigil_store::Store;
 use vigil_store::background::Background;
 
 /// Most vitals written in one transaction.
 pub const VITALS_BATCH_MAX: usize = 512;
-/// How long the writer lets a batch fill after its first vital arrives. Fewer, larger
-/// transactions cost far less than one per call; a vital is still on disk within this
-/// much of the call (plus the write itself). The writer sleeps through the window rather
-/// than wake for each vital, so a call costs no task wake-up beyond the queue push; a
-/// queue more than half full ends the window early, so a small queue does not overflow
-/// while the writer sleeps. (A ring while the writer is busy writing is kept and ends its
-/// next window at once: one extra small batch, never a vital left waiting.)
+/// How long the writer lets a batch fill after its first vital arrives (the rhythm is
+/// [`vigil_services::batch`]'s). Fewer, larger transactions cost far less than one per
+/// call; a vital is still on disk within this much of the call (plus the write itself).
 pub const VITALS_BATCH_WINDOW: Duration = Duration::from_millis(25);
 
 /// Something else that wants to see every vital as it is recorded (the immune system).
@@ -34,11 +31,7 @@ pub type VitalTap = Arc<dyn Fn(&Vital) + Send + Sync>;
 /// The sending side: cheap to clone, never blocks.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<Vital>,
-    /// Rung when the queue is more than half full: the writer stops waiting for its batch.
-    filling: Arc<Notify>,
-    /// Free slots below which the queue counts as more than half full.
-    half: usize,
+    queue: Feeder<Vital>,
     dropped: Counter,
     stop: watch::Sender<bool>,
     tap: Option<VitalTap>,
@@ -66,13 +59,11 @@ impl Recorder {
         dropped: Counter,
         window: Duration,
     ) -> (Recorder, JoinHandle<()>) {
-        let capacity = capacity.max(1);
-        let (tx, rx) = mpsc::channel(capacity);
+        let (queue, batches) = batch::queue(capacity, VITALS_BATCH_MAX);
         let (stop, stop_rx) = watch::channel(false);
-        let filling = Arc::new(Notify::new());
         #[allow(clippy::disallowed_methods, reason = "the handle is returned; the server joins it at shutdown")]
-        let task = tokio::spawn(write_batches(store, writer, rx, stop_rx, filling.clone(), dropped.clone(), window));
-        (Recorder { tx, filling, half: capacity.div_ceil(2), dropped, stop, tap: None }, task)
+        let task = tokio::spawn(write_batches(store, writer, batches, stop_rx, dropped.clone(), window));
+        (Recorder { queue, dropped, stop, tap: None }, task)
     }
 
     /// Shows every recorded vital to `tap` too.
@@ -85,11 +76,8 @@ impl Recorder {
         if let Some(tap) = &self.tap {
             tap(&vital);
         }
-        if self.tx.try_send(vital).is_err() {
+        if self.queue.push(vital).is_err() {
             self.dropped.inc();
-        }
-        if self.tx.capacity() < self.half {
-            self.filling.notify_one();
         }
     }
 
@@ -102,22 +90,19 @@ impl Recorder {
 async fn write_batches(
     store: Store,
     writer: Background,
-    mut rx: mpsc::Receiver<Vital>,
+    mut batches: Batches<Vital>,
     mut stop: watch::Receiver<bool>,
-    filling: Arc<Notify>,
     dropped: Counter,
     window: Duration,
 ) {
     let mut stopping = false;
-    // The last batch was full: the queue is behind, so the next batch does not wait.
-    let mut behind = false;
     loop {
         let first = if stopping {
             None
         } else {
             tokio::select! {
                 // `None`: every sender is gone and the queue is empty; nothing more can come.
-                v = rx.recv() => match v {
+                v = batches.recv() => match v {
                     Some(v) => Some(v),
                     None => return,
                 },
@@ -129,28 +114,17 @@ async fn write_batches(
             }
         };
         let mut batch: Vec<Vital> = first.into_iter().collect();
-        if !batch.is_empty() && !behind {
-            // The queue is not polled meanwhile: senders push without waking this task,
-            // until it is more than half full.
-            tokio::select! {
-                () = tokio::time::sleep(window) => {}
-                () = filling.notified() => {}
-                _ = stop.wait_for(|s| *s) => stopping = true,
-            }
-        }
-        while batch.len() < VITALS_BATCH_MAX {
-            match rx.try_recv() {
-                Ok(v) => batch.push(v),
-                Err(_) => break,
-            }
-        }
+        let until = tokio::time::Instant::now() + window;
+        let stopped = async {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        stopping |= batches.fill(&mut batch, Some(until), stopped).await;
         if batch.is_empty() {
             if stopping {
                 return;
             }
             continue;
         }
-        behind = batch.len() == VITALS_BATCH_MAX;
         let count = batch.len() as u64;
         let store = store.clone();
         match writer.run(move || store.insert_vitals(&batch)).await {

@@ -6,6 +6,8 @@
 //! so the server translates HTTP to calls on these services and their refusals to
 //! statuses, and the binary composes them.
 //!
+//! - [`batch`]: the one batching queue writers drain (the vitals recorder, the immune
+//!   engine task): a fill window, cut short by urgent pushes and a half-full queue.
 //! - [`immune`]: the immune service. Its engine task applies timestamped inputs to the pure
 //!   [`vigil_immune::engine::Engine`], logs them with their decisions, snapshots the state,
 //!   restores it at start, and carries out healing actions through its [`immune::Executor`];
@@ -20,6 +22,7 @@
 //! - [`tasks`]: the long-lived tasks (runs, healing actions, upkeep), named and ended at
 //!   shutdown.
 
+pub mod batch;
 pub mod immune;
 pub mod ingest;
 pub mod limit;

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, oneshot};
 use vigil_core::config::ImmuneConfig;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::egress::EgressPolicy;
@@ -46,6 +46,7 @@ use vigil_immune::stream::ContextConfig;
 use vigil_store::background::Background;
 use vigil_store::{ImmuneLogEntry, NewAuditEntry, Store, StoreError};
 
+use crate::batch::{self, Batches, Feeder};
 use crate::outbound::{self, ControlSender, Post};
 #[cfg(test)]
 use crate::outbound::{BoxFuture, SendError};
@@ -142,26 +143,20 @@ pub enum ImmuneError {
     Store(#[from] StoreError),
 }
 
-/// The engine task's queue. Observations are pushed quietly; every other command also
-/// rings `urgent`, which cuts short a batch's fill window. A ring while no window is open
-/// is kept and ends the next window early: one extra batch, never a command left waiting.
+/// The engine task's queue ([`batch`]). Observations are pushed quietly; every other
+/// command is urgent and cuts short a batch's fill window.
 #[derive(Clone, Debug)]
-struct Inbox {
-    tx: mpsc::Sender<Command>,
-    urgent: Arc<Notify>,
-}
+struct Inbox(Feeder<Command>);
 
 impl Inbox {
     /// Queues an observation unless the queue is full; never blocks.
     fn observe(&self, observation: Observation) -> bool {
-        self.tx.try_send(Command::Observe(observation)).is_ok()
+        self.0.push(Command::Observe(observation)).is_ok()
     }
 
     /// Queues any other command, waiting for room, and has it applied without delay.
     async fn send(&self, command: Command) -> Result<(), ImmuneError> {
-        self.tx.send(command).await.map_err(|_| ImmuneError::Stopped)?;
-        self.urgent.notify_one();
-        Ok(())
+        self.0.push_urgent(command).await.map_err(|_| ImmuneError::Stopped)
     }
 }
 
@@ -224,8 +219,8 @@ impl Immune {
         }
         let running = engine.running();
         let engine = Arc::new(Mutex::new(engine));
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let inbox = Inbox { tx, urgent: Arc::new(Notify::new()) };
+        let (feeder, batches) = batch::queue(QUEUE, BATCH_MAX);
+        let inbox = Inbox(feeder);
         let executor = Executor { store: store.clone(), guard: guard.clone(), config: config.clone(), egress, sender };
         let (events, _) = broadcast::channel(EVENTS);
         let worker = Worker {
@@ -247,7 +242,7 @@ impl Immune {
             }
         }
         #[allow(clippy::disallowed_methods, reason = "the handle is kept and joined by Immune::shutdown")]
-        let task = if config.enabled { Some(tokio::spawn(worker.run(rx))) } else { None };
+        let task = if config.enabled { Some(tokio::spawn(worker.run(batches))) } else { None };
         Ok(Arc::new(Immune { engine, inbox, guard, dropped, enabled: config.enabled, events, task: Mutex::new(task) }))
     }
 
@@ -279,7 +274,7 @@ impl Immune {
     /// Whether `n` more observations fit in the queue with a tenth of it to spare; receivers
     /// of bulk input answer "retry later" when not.
     pub fn has_room(&self, n: usize) -> bool {
-        !self.enabled || self.inbox.tx.capacity() >= n.saturating_add(QUEUE / 10)
+        !self.enabled || self.inbox.0.room() >= n.saturating_add(QUEUE / 10)
     }
 
     /// Applies an operator's input; answers once it is logged.
@@ -407,13 +402,11 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut batches: Batches<Command>) {
         let mut snapshot_tick = tokio::time::interval(self.config.snapshot_every);
         snapshot_tick.tick().await;
         let mut snapshot_seq = self.seq;
         let mut last_batch: Option<tokio::time::Instant> = None;
-        // The last batch was full: the queue is behind, so the next batch does not wait.
-        let mut behind = false;
         loop {
             let deadline = self.engine.lock().unwrap_or_else(|e| e.into_inner()).next_deadline();
             let wait = deadline.map(|at| {
@@ -422,7 +415,7 @@ impl Worker {
             });
             let mut commands = Vec::new();
             tokio::select! {
-                command = rx.recv() => match command {
+                command = batches.recv() => match command {
                     Some(command) => commands.push(command),
                     None => break,
                 },
@@ -438,20 +431,10 @@ impl Worker {
                     continue;
                 }
             }
-            let busy = last_batch.filter(|at| !behind && at.elapsed() < self.fill_window);
-            if let (Some(at), [Command::Observe(_)]) = (busy, &commands[..]) {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at + self.fill_window) => {}
-                    () = self.inbox.urgent.notified() => {}
-                }
-            }
-            while commands.len() < BATCH_MAX {
-                match rx.try_recv() {
-                    Ok(command) => commands.push(command),
-                    Err(_) => break,
-                }
-            }
-            behind = commands.len() == BATCH_MAX;
+            // An observation soon after the last batch waits for the rest of the window.
+            let busy = last_batch.filter(|at| at.elapsed() < self.fill_window);
+            let until = busy.filter(|_| matches!(&commands[..], [Command::Observe(_)])).map(|at| at + self.fill_window);
+            batches.fill(&mut commands, until, std::future::pending()).await;
             last_batch = Some(tokio::time::Instant::now());
             if let Some(done) = self.apply(commands).await {
                 self.snapshot().await;
