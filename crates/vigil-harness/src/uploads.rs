@@ -42,8 +42,13 @@ pub fn store_upload(
     let file_name = vigil_store::uploads::clean_file_name(file_name);
     let detected = format::detect(&head, &file_name);
     let sha = info.digest.to_string();
-    let new =
-        NewUpload { sha256: &sha, size_bytes: info.size_bytes, file_name: &file_name, format: detected.as_str(), by };
+    let new = NewUpload {
+        sha256: sha,
+        size_bytes: info.size_bytes,
+        file_name,
+        format: detected.as_str().to_owned(),
+        by: by.to_owned(),
+    };
     let entry = audit.map(|build| build(info.digest));
     store.record_upload(&new, entry.as_ref())
 }

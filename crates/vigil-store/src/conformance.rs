@@ -3,6 +3,8 @@
 //! these, unchanged. Each suite takes a fresh, empty backend and panics, naming the rule,
 //! on the first one broken.
 //!
+//! Suites: [`keys_audit`], [`vitals_agents`], [`immune_log`], [`runs`], [`blobs`].
+//!
 //! What they check: round trips; the documented order of every list; that cursors walk a
 //! list exactly once at every page size; each filter; error kinds (`NotFound`,
 //! `Conflict`, `Invalid`, `TooLarge`) that callers branch on; that writes made together
@@ -25,8 +27,13 @@ use vigil_core::scope::Scope;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
-use crate::ports::{Blobs, ImmuneLog, KeysAudit, Page, VitalsAgents};
-use crate::{AuditFilter, AuditOutcome, ImmuneLogEntry, NewAuditEntry, StoreError, VitalsFilter};
+use vigil_core::run::{ExecStatus, RunStatus};
+
+use crate::ports::{Blobs, ImmuneLog, KeysAudit, Page, Runs, VitalsAgents};
+use crate::{
+    AuditFilter, AuditOutcome, ExecutionEnd, ImmuneLogEntry, LineageEdge, NewAuditEntry, NewExecution, NewRun,
+    NewUpload, StoreError, VitalsFilter,
+};
 
 /// Page sizes every list is walked with.
 const PAGE_SIZES: [u32; 4] = [1, 2, 3, 500];
@@ -385,4 +392,203 @@ pub async fn blobs(port: Arc<dyn Blobs>, cap_bytes: u64) {
     assert_eq!(port.remove(digest).await.expect("remove again"), 0, "removing what is gone is 0");
     assert_eq!(read_blob(port.as_ref(), digest).await, None);
     assert!(matches!(port.verify(digest).await, Err(StoreError::NotFound(_))), "verifying what is gone");
+}
+
+fn new_upload(sha: char, name: &str) -> NewUpload {
+    let sha256 = format!("sha256:{}", sha.to_string().repeat(64));
+    NewUpload { sha256, size_bytes: 10, file_name: name.into(), format: "csv".into(), by: "alice".into() }
+}
+
+/// A run of two plugins in two layers, each with a cache key naming the run's fingerprint.
+fn new_run(upload_id: &str, fingerprint: &str) -> NewRun {
+    let step = |plugin_id: &str, layer: u32| NewExecution {
+        plugin_id: plugin_id.into(),
+        plugin_version: "1.0.0".into(),
+        layer,
+        cache_key: format!("{fingerprint}/{plugin_id}"),
+    };
+    NewRun {
+        upload_id: upload_id.into(),
+        seed: 7,
+        fingerprint: fingerprint.into(),
+        pipeline: Some(vec!["p.b".into(), "p.a".into()]),
+        plan: serde_json::json!({ "layers": [["p.a"], ["p.b"]] }),
+        settings: serde_json::json!({ "p.a": { "depth": 2 } }),
+        created_by: "alice".into(),
+        // Given out of order: executions list by layer, then plugin id.
+        steps: vec![step("p.b", 1), step("p.a", 0)],
+    }
+}
+
+fn edge(to_id: &str) -> LineageEdge {
+    LineageEdge {
+        from_kind: "upload".into(),
+        from_id: "u".into(),
+        to_kind: "artifact".into(),
+        to_id: to_id.into(),
+        relation: "derived".into(),
+    }
+}
+
+/// Uploads, runs with their executions and lineage, plugin installs, known issues and
+/// tombstones.
+pub async fn runs(port: Arc<dyn Runs>) {
+    // Uploads: the same content is the same upload, each attempt recorded; newest first.
+    let a = port.record_upload(new_upload('a', "a.csv"), Some(audit_entry("alice", "upload", 201))).await;
+    let a = a.expect("an upload");
+    assert!(!a.reused && a.upload.file_name == "a.csv" && a.upload.size_bytes == 10);
+    let again = port.record_upload(new_upload('a', "renamed.csv"), None).await.expect("the same content");
+    assert!(again.reused && again.upload == a.upload, "the same content is the same upload");
+    assert_ne!(again.attempt_id, a.attempt_id, "each attempt is its own");
+    let b = port.record_upload(new_upload('b', "../../b.csv"), None).await.expect("another upload").upload;
+    assert!(!b.file_name.contains('/'), "a file name is kept as a plain name: {:?}", b.file_name);
+    assert_eq!(port.get_upload(a.upload.id.clone()).await.expect("get"), a.upload);
+    assert!(matches!(port.get_upload("nope".into()).await, Err(StoreError::NotFound(_))));
+    for limit in PAGE_SIZES {
+        let all = walk(limit, |p| port.list_uploads_page(p)).await;
+        assert_eq!(all.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.upload.id.as_str()]);
+    }
+
+    // Runs: queued with a pending execution per step, newest first, filtered by status.
+    let r1 = port.create_run(new_run(&a.upload.id, "fp1"), None).await.expect("a run");
+    assert_eq!((r1.status, r1.pinned, r1.seed, r1.started_at), (RunStatus::Queued, false, 7, None));
+    assert_eq!(r1.pipeline.as_deref(), Some(&["p.b".to_owned(), "p.a".to_owned()][..]));
+    assert_eq!(r1.settings["p.a"]["depth"], 2);
+    let r2 = port.create_run(new_run(&b.id, "fp2"), None).await.expect("a run");
+    let r3 = port.create_run(new_run(&a.upload.id, "fp1"), None).await.expect("the same work again");
+    assert_eq!(port.get_run(r1.id.clone()).await.expect("get"), r1);
+    assert!(matches!(port.get_run("nope".into()).await, Err(StoreError::NotFound(_))));
+    for limit in PAGE_SIZES {
+        let all = walk(limit, |p| port.list_runs_page(None, p)).await;
+        assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&r3.id, &r2.id, &r1.id]);
+    }
+    let executions = port.list_executions(r1.id.clone()).await.expect("executions");
+    let listed: Vec<(&str, u32, ExecStatus)> =
+        executions.iter().map(|e| (e.plugin_id.as_str(), e.layer, e.status)).collect();
+    assert_eq!(listed, [("p.a", 0, ExecStatus::Pending), ("p.b", 1, ExecStatus::Pending)]);
+    assert_eq!(port.unfinished_runs().await.expect("unfinished").len(), 3);
+
+    // A run's life: running, its executions, completed; then it serves as a cache.
+    let running = port.set_run_status(r1.id.clone(), RunStatus::Running, None, None).await.expect("running");
+    assert!(running.started_at.is_some() && running.finished_at.is_none());
+    port.start_execution(r1.id.clone(), "p.a".into()).await.expect("start");
+    let started = port.list_executions(r1.id.clone()).await.expect("executions");
+    assert!(started[0].status == ExecStatus::Running && started[0].started_at.is_some());
+    let end = ExecutionEnd {
+        status: Some(ExecStatus::Ok),
+        duration_us: Some(1_500),
+        violations: Some(serde_json::json!(["a denial"])),
+        ..ExecutionEnd::default()
+    };
+    port.finish_execution(r1.id.clone(), "p.a".into(), end).await.expect("finish");
+    let failed = ExecutionEnd { status: Some(ExecStatus::Error), error: Some("bad".into()), ..ExecutionEnd::default() };
+    port.finish_execution(r1.id.clone(), "p.b".into(), failed).await.expect("finish");
+    let finished = port.list_executions(r1.id.clone()).await.expect("executions");
+    assert_eq!((finished[0].status, finished[0].duration_us), (ExecStatus::Ok, Some(1_500)));
+    assert_eq!(finished[0].violations, serde_json::json!(["a denial"]));
+    assert_eq!((finished[1].status, finished[1].error.as_deref()), (ExecStatus::Error, Some("bad")));
+    assert_eq!(port.completed_run_with_fingerprint("fp1".into()).await.expect("lookup"), None, "not yet completed");
+    let done = port.set_run_status(r1.id.clone(), RunStatus::CompletedWithErrors, Some("p.b failed".into()), None);
+    let done = done.await.expect("completed");
+    assert!(done.finished_at.is_some() && done.error.as_deref() == Some("p.b failed"));
+    let queued = port.list_runs_page(Some(RunStatus::Queued), page(None, 10)).await.expect("queued").0;
+    assert_eq!(queued.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&r3.id, &r2.id], "filtered by status");
+    assert_eq!(port.unfinished_runs().await.expect("unfinished").len(), 2);
+    let cached = port.cached_execution("fp1/p.a".into(), r3.id.clone()).await.expect("cache");
+    assert_eq!(cached, Some((r1.id.clone(), r1.dir.clone())), "a successful step of a finished run serves");
+    assert_eq!(port.cached_execution("fp1/p.a".into(), r1.id.clone()).await.expect("cache"), None, "not itself");
+    assert_eq!(port.cached_execution("fp1/p.b".into(), r3.id.clone()).await.expect("cache"), None, "not a failure");
+
+    // Lineage, in the order added.
+    port.add_lineage(r1.id.clone(), vec![edge("x"), edge("y")]).await.expect("lineage");
+    port.add_lineage(r1.id.clone(), vec![edge("z")]).await.expect("lineage");
+    let edges = port.list_lineage(r1.id.clone()).await.expect("lineage");
+    assert_eq!(edges.iter().map(|e| e.to_id.as_str()).collect::<Vec<_>>(), ["x", "y", "z"]);
+    port.clear_lineage(r1.id.clone()).await.expect("clear");
+    assert!(port.list_lineage(r1.id.clone()).await.expect("lineage").is_empty());
+
+    // Removal: never a pinned or unfinished run; a removed run leaves its tombstone.
+    let later = Timestamp::from_unix_micros(Timestamp::now().as_unix_micros() + 3_600_000_000);
+    let pinned = port.set_run_pinned(r1.id.clone(), true, None).await.expect("pin");
+    assert!(pinned.pinned);
+    assert!(port.collectable_runs(later).await.expect("collectable").is_empty(), "a pinned run is kept");
+    let refused = port.remove_run(r1.id.clone(), "gc".into(), "old".into(), None).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "a pinned run is not removed");
+    port.set_run_pinned(r1.id.clone(), false, None).await.expect("unpin");
+    let refused = port.remove_run(r2.id.clone(), "gc".into(), "old".into(), None).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "an unfinished run is not removed");
+    let collectable = port.collectable_runs(later).await.expect("collectable");
+    assert_eq!(collectable.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&r1.id]);
+    assert!(port.collectable_runs(r1.created_at).await.expect("collectable").is_empty(), "only older ones");
+    assert_eq!(port.tombstone(r1.id.clone()).await.expect("tombstone"), None);
+    let tomb = port.remove_run(r1.id.clone(), "gc".into(), "old".into(), None).await.expect("remove");
+    assert_eq!((tomb.kind.as_str(), tomb.id.as_str(), tomb.removed_by.as_str()), ("run", r1.id.as_str(), "gc"));
+    assert_eq!(port.tombstone(r1.id.clone()).await.expect("tombstone"), Some(tomb));
+    assert!(matches!(port.get_run(r1.id.clone()).await, Err(StoreError::NotFound(_))));
+    assert!(port.list_executions(r1.id.clone()).await.expect("executions").is_empty());
+
+    plugins(port.as_ref()).await;
+    known_issues(port.as_ref()).await;
+}
+
+async fn plugins(port: &dyn Runs) {
+    let install = |id: &str, version: &str, bundle: char| {
+        port.record_install(
+            id.into(),
+            version.into(),
+            bundle.to_string().repeat(64),
+            serde_json::json!({ "network": false }),
+            "alice".into(),
+            None,
+        )
+    };
+    let first = install("x.p", "1.0.0", 'a').await.expect("install");
+    assert_eq!(
+        (first.active.version.as_str(), first.active.approved_at, first.previous.clone()),
+        ("1.0.0", None, None)
+    );
+    let refused = port.set_plugin_enabled("x.p".into(), true, None).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "enabling needs approved permissions");
+    let before = port.plugins_version().await.expect("version");
+    let approved = port.approve_plugin("x.p".into(), "bob".into(), None).await.expect("approve");
+    assert!(approved.active.approved_at.is_some() && approved.active.approved_by.as_deref() == Some("bob"));
+    let enabled = port.set_plugin_enabled("x.p".into(), true, None).await.expect("enable");
+    assert!(enabled.enabled);
+    assert_ne!(port.plugins_version().await.expect("version"), before, "a change changes the version");
+    let same = install("x.p", "1.0.0", 'a').await.expect("the same bundle again");
+    assert_eq!(same.active.seq, first.active.seq, "the same bundle is the same install");
+    let second = install("x.p", "2.0.0", 'b').await.expect("an upgrade");
+    assert_eq!(second.active.version, "2.0.0");
+    assert_eq!(second.previous.as_ref().map(|p| p.version.as_str()), Some("1.0.0"));
+    let back = port.rollback_plugin("x.p".into(), None).await.expect("rollback");
+    assert_eq!(back.active.version, "1.0.0");
+    let single = install("a.p", "0.1.0", 'c').await.expect("install");
+    let refused = port.rollback_plugin("a.p".into(), None).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "nothing to roll back to");
+    assert!(matches!(port.approve_plugin("nope".into(), "bob".into(), None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(port.rollback_plugin("nope".into(), None).await, Err(StoreError::NotFound(_))));
+    let all = port.installed_plugins().await.expect("installed");
+    assert_eq!(all.iter().map(|p| p.active.plugin_id.as_str()).collect::<Vec<_>>(), ["a.p", "x.p"], "by id");
+    assert_eq!(all[0], single);
+}
+
+async fn known_issues(port: &dyn Runs) {
+    let save =
+        |kind: &str, issues: serde_json::Value| port.save_known_issues(kind.into(), issues, "alice".into(), None);
+    let (v1, added) = save("orders", serde_json::json!([{ "kind": "duplicate_keys" }])).await.expect("save");
+    assert!(added && v1.version == 1);
+    let (same, added) = save("orders", serde_json::json!([{ "kind": "duplicate_keys" }])).await.expect("save");
+    assert!(!added && same == v1, "saving what the latest holds adds no version");
+    let (v2, added) = save("orders", serde_json::json!([])).await.expect("save");
+    assert!(added && v2.version == 2);
+    save("ledger", serde_json::json!([])).await.expect("save");
+    assert_eq!(port.known_issues("orders".into(), None).await.expect("latest"), v2);
+    assert_eq!(port.known_issues("orders".into(), Some(1)).await.expect("v1"), v1);
+    assert!(matches!(port.known_issues("orders".into(), Some(9)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(port.known_issues("nope".into(), None).await, Err(StoreError::NotFound(_))));
+    let history = port.known_issue_history("orders".into()).await.expect("history");
+    assert_eq!(history.iter().map(|s| s.version).collect::<Vec<_>>(), [2, 1], "newest first");
+    let latest = port.list_known_issues().await.expect("list");
+    let kinds: Vec<(&str, u32)> = latest.iter().map(|s| (s.dataset_kind.as_str(), s.version)).collect();
+    assert_eq!(kinds, [("ledger", 1), ("orders", 2)], "the latest of each kind, by kind");
 }

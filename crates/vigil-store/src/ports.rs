@@ -7,15 +7,16 @@
 //! | [`KeysAudit`] | API keys (salted hashes) and the hash-chained audit log |
 //! | [`VitalsAgents`] | model-call vitals, what discovery learned per agent, gateway totals |
 //! | [`ImmuneLog`] | the immune engine's input log, snapshots, agents' control URLs |
+//! | [`Runs`] | uploads, runs with their executions and lineage, plugin installs, known issues, tombstones |
 //! | [`Blobs`] | content-addressed bytes, by stream |
+//!
+//! [`Storage`] is all the record ports as one object: what the HTTP adapter holds.
 //!
 //! The ports are async because the next backends answer over the network; the SQLite
 //! [`Store`] and the local [`BlobStore`] implement them by running their blocking code on
 //! tokio's blocking pool. Every backend must pass the same behavioural suite,
 //! [`crate::conformance`] (ordering, pagination, filters, error kinds, concurrency,
 //! atomicity); backend-specific checks (SQLite's re-prepare counters) stay beside their code.
-//!
-//! Still to come behind ports (issue 20): uploads, runs, plugins and known issues.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -23,17 +24,20 @@ use std::io::Read;
 use std::pin::Pin;
 use std::time::SystemTime;
 
+use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::id::{KeyId, PresentedKey};
 use vigil_core::page::{Cursor, PageRequest};
+use vigil_core::run::RunStatus;
 use vigil_core::scope::Scope;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::Vital;
 
 use crate::{
     ActiveKey, AgentRecord, AuditEntry, AuditFilter, AuditVerification, BlobInfo, BlobStore, ControlUrl, CreatedKey,
-    GatewayStats, ImmuneLogEntry, ImmuneSnapshot, KeyRecord, KeysVersion, NewAuditEntry, Result, StaleTemps, Store,
-    StoreError, StoredVital, VitalsFilter,
+    ExecutionEnd, ExecutionRecord, GatewayStats, ImmuneLogEntry, ImmuneSnapshot, InstalledPlugin, KeyRecord,
+    KeysVersion, KnownIssueSet, LineageEdge, NewAuditEntry, NewRun, NewUpload, Result, RunRecord, StaleTemps, Store,
+    StoreError, StoredVital, Tombstone, UploadAttempt, UploadRecord, VitalsFilter,
 };
 
 /// What a port's method returns: a boxed future, so the ports can be trait objects.
@@ -111,6 +115,115 @@ pub trait ImmuneLog: Send + Sync + Debug {
     fn remove_control_url(&self, agent_id: String) -> StoreFuture<'_, bool>;
     fn control_url(&self, agent_id: String) -> StoreFuture<'_, Option<ControlUrl>>;
 }
+
+/// What the harness keeps about its work: uploads, runs (with a pending execution per
+/// planned plugin, their results and lineage), plugin installs, known issues, and the
+/// tombstones of what garbage collection removed. Every change that takes an `audit` entry
+/// commits with it.
+pub trait Runs: Send + Sync + Debug {
+    /// Records an upload of stored content. The same content again is the same upload
+    /// (`reused`), with a new attempt id; a file name is cleaned to a plain name.
+    fn record_upload(&self, new: NewUpload, audit: Option<NewAuditEntry>) -> StoreFuture<'_, UploadAttempt>;
+    /// `NotFound` for an unknown id.
+    fn get_upload(&self, id: String) -> StoreFuture<'_, UploadRecord>;
+    /// Uploads, newest first.
+    fn list_uploads_page(&self, page: PageRequest) -> StoreFuture<'_, Page<UploadRecord>>;
+
+    /// A queued run with a pending execution per step.
+    fn create_run(&self, new: NewRun, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord>;
+    /// `NotFound` for an unknown id.
+    fn get_run(&self, id: String) -> StoreFuture<'_, RunRecord>;
+    /// The newest completed run with this fingerprint.
+    fn completed_run_with_fingerprint(&self, fingerprint: String) -> StoreFuture<'_, Option<RunRecord>>;
+    /// Runs, newest first, of one status when given.
+    fn list_runs_page(&self, status: Option<RunStatus>, page: PageRequest) -> StoreFuture<'_, Page<RunRecord>>;
+    /// Moves a run to `status`: running stamps `started_at`, a final status `finished_at`.
+    fn set_run_status(
+        &self,
+        id: String,
+        status: RunStatus,
+        error: Option<String>,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, RunRecord>;
+    fn set_run_pinned(&self, id: String, pinned: bool, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord>;
+    /// Runs queued or running, for crash recovery.
+    fn unfinished_runs(&self) -> StoreFuture<'_, Vec<RunRecord>>;
+    /// A run's executions, by layer then plugin id.
+    fn list_executions(&self, run_id: String) -> StoreFuture<'_, Vec<ExecutionRecord>>;
+    fn start_execution(&self, run_id: String, plugin_id: String) -> StoreFuture<'_, ()>;
+    fn finish_execution(&self, run_id: String, plugin_id: String, end: ExecutionEnd) -> StoreFuture<'_, ()>;
+    /// The newest successful execution of another completed run with this cache key:
+    /// (its run's id, its run's folder).
+    fn cached_execution(&self, cache_key: String, exclude_run: String) -> StoreFuture<'_, Option<(String, String)>>;
+    fn add_lineage(&self, run_id: String, edges: Vec<LineageEdge>) -> StoreFuture<'_, ()>;
+    /// A run's lineage edges, in the order added.
+    fn list_lineage(&self, run_id: String) -> StoreFuture<'_, Vec<LineageEdge>>;
+    fn clear_lineage(&self, run_id: String) -> StoreFuture<'_, ()>;
+    /// Finished, unpinned runs older than `cutoff`.
+    fn collectable_runs(&self, cutoff: Timestamp) -> StoreFuture<'_, Vec<RunRecord>>;
+    /// Removes a run, leaving its tombstone.
+    fn remove_run(
+        &self,
+        id: String,
+        by: String,
+        reason: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, Tombstone>;
+    /// What garbage collection removed under `id`, if anything.
+    fn tombstone(&self, id: String) -> StoreFuture<'_, Option<Tombstone>>;
+
+    /// Records a plugin bundle's install; installing the same bundle again changes nothing.
+    fn record_install(
+        &self,
+        plugin_id: String,
+        version: String,
+        bundle_sha256: String,
+        permissions: Value,
+        by: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, InstalledPlugin>;
+    /// Approves the active install's permissions. `NotFound` for an unknown plugin.
+    fn approve_plugin(
+        &self,
+        plugin_id: String,
+        by: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, InstalledPlugin>;
+    /// Enabling needs approved permissions (else `Conflict`).
+    fn set_plugin_enabled(
+        &self,
+        plugin_id: String,
+        enabled: bool,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, InstalledPlugin>;
+    /// Makes the previous install active again (`Conflict` when there is none).
+    fn rollback_plugin(&self, plugin_id: String, audit: Option<NewAuditEntry>) -> StoreFuture<'_, InstalledPlugin>;
+    /// Every installed plugin, by id.
+    fn installed_plugins(&self) -> StoreFuture<'_, Vec<InstalledPlugin>>;
+    /// Changes whenever an install, approval, enabling or rollback does.
+    fn plugins_version(&self) -> StoreFuture<'_, String>;
+
+    /// Saves the next version of a dataset kind's known issues; saving what the latest
+    /// holds adds none and returns it (`false`).
+    fn save_known_issues(
+        &self,
+        dataset_kind: String,
+        issues: Value,
+        by: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, (KnownIssueSet, bool)>;
+    /// A version, the latest when `None`. `NotFound` when there is none.
+    fn known_issues(&self, dataset_kind: String, version: Option<u32>) -> StoreFuture<'_, KnownIssueSet>;
+    /// Every version, newest first.
+    fn known_issue_history(&self, dataset_kind: String) -> StoreFuture<'_, Vec<KnownIssueSet>>;
+    /// The latest version of every dataset kind, by kind.
+    fn list_known_issues(&self) -> StoreFuture<'_, Vec<KnownIssueSet>>;
+}
+
+/// Every record port as one object.
+pub trait Storage: KeysAudit + VitalsAgents + ImmuneLog + Runs {}
+
+impl<T: KeysAudit + VitalsAgents + ImmuneLog + Runs + ?Sized> Storage for T {}
 
 /// Content-addressed bytes.
 pub trait Blobs: Send + Sync + Debug {
@@ -236,6 +349,137 @@ impl ImmuneLog for Store {
     }
 }
 
+impl Runs for Store {
+    fn record_upload(&self, new: NewUpload, audit: Option<NewAuditEntry>) -> StoreFuture<'_, UploadAttempt> {
+        blocking(self, move |s| s.record_upload(&new, audit.as_ref()))
+    }
+    fn get_upload(&self, id: String) -> StoreFuture<'_, UploadRecord> {
+        blocking(self, move |s| s.get_upload(&id))
+    }
+    fn list_uploads_page(&self, page: PageRequest) -> StoreFuture<'_, Page<UploadRecord>> {
+        blocking(self, move |s| s.list_uploads_page(page))
+    }
+    fn create_run(&self, new: NewRun, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord> {
+        blocking(self, move |s| s.create_run(&new, audit.as_ref()))
+    }
+    fn get_run(&self, id: String) -> StoreFuture<'_, RunRecord> {
+        blocking(self, move |s| s.get_run(&id))
+    }
+    fn completed_run_with_fingerprint(&self, fingerprint: String) -> StoreFuture<'_, Option<RunRecord>> {
+        blocking(self, move |s| s.completed_run_with_fingerprint(&fingerprint))
+    }
+    fn list_runs_page(&self, status: Option<RunStatus>, page: PageRequest) -> StoreFuture<'_, Page<RunRecord>> {
+        blocking(self, move |s| s.list_runs_page(status, page))
+    }
+    fn set_run_status(
+        &self,
+        id: String,
+        status: RunStatus,
+        error: Option<String>,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, RunRecord> {
+        blocking(self, move |s| s.set_run_status(&id, status, error.as_deref(), audit.as_ref()))
+    }
+    fn set_run_pinned(&self, id: String, pinned: bool, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord> {
+        blocking(self, move |s| s.set_run_pinned(&id, pinned, audit.as_ref()))
+    }
+    fn unfinished_runs(&self) -> StoreFuture<'_, Vec<RunRecord>> {
+        blocking(self, Store::unfinished_runs)
+    }
+    fn list_executions(&self, run_id: String) -> StoreFuture<'_, Vec<ExecutionRecord>> {
+        blocking(self, move |s| s.list_executions(&run_id))
+    }
+    fn start_execution(&self, run_id: String, plugin_id: String) -> StoreFuture<'_, ()> {
+        blocking(self, move |s| s.start_execution(&run_id, &plugin_id))
+    }
+    fn finish_execution(&self, run_id: String, plugin_id: String, end: ExecutionEnd) -> StoreFuture<'_, ()> {
+        blocking(self, move |s| s.finish_execution(&run_id, &plugin_id, &end))
+    }
+    fn cached_execution(&self, cache_key: String, exclude_run: String) -> StoreFuture<'_, Option<(String, String)>> {
+        blocking(self, move |s| s.cached_execution(&cache_key, &exclude_run))
+    }
+    fn add_lineage(&self, run_id: String, edges: Vec<LineageEdge>) -> StoreFuture<'_, ()> {
+        blocking(self, move |s| s.add_lineage(&run_id, &edges))
+    }
+    fn list_lineage(&self, run_id: String) -> StoreFuture<'_, Vec<LineageEdge>> {
+        blocking(self, move |s| s.list_lineage(&run_id))
+    }
+    fn clear_lineage(&self, run_id: String) -> StoreFuture<'_, ()> {
+        blocking(self, move |s| s.clear_lineage(&run_id))
+    }
+    fn collectable_runs(&self, cutoff: Timestamp) -> StoreFuture<'_, Vec<RunRecord>> {
+        blocking(self, move |s| s.collectable_runs(cutoff))
+    }
+    fn remove_run(
+        &self,
+        id: String,
+        by: String,
+        reason: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, Tombstone> {
+        blocking(self, move |s| s.remove_run(&id, &by, &reason, audit.as_ref()))
+    }
+    fn tombstone(&self, id: String) -> StoreFuture<'_, Option<Tombstone>> {
+        blocking(self, move |s| s.tombstone(&id))
+    }
+    fn record_install(
+        &self,
+        plugin_id: String,
+        version: String,
+        bundle_sha256: String,
+        permissions: Value,
+        by: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, InstalledPlugin> {
+        blocking(self, move |s| {
+            s.record_install(&plugin_id, &version, &bundle_sha256, &permissions, &by, audit.as_ref())
+        })
+    }
+    fn approve_plugin(
+        &self,
+        plugin_id: String,
+        by: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, InstalledPlugin> {
+        blocking(self, move |s| s.approve_plugin(&plugin_id, &by, audit.as_ref()))
+    }
+    fn set_plugin_enabled(
+        &self,
+        plugin_id: String,
+        enabled: bool,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, InstalledPlugin> {
+        blocking(self, move |s| s.set_plugin_enabled(&plugin_id, enabled, audit.as_ref()))
+    }
+    fn rollback_plugin(&self, plugin_id: String, audit: Option<NewAuditEntry>) -> StoreFuture<'_, InstalledPlugin> {
+        blocking(self, move |s| s.rollback_plugin(&plugin_id, audit.as_ref()))
+    }
+    fn installed_plugins(&self) -> StoreFuture<'_, Vec<InstalledPlugin>> {
+        blocking(self, Store::installed_plugins)
+    }
+    fn plugins_version(&self) -> StoreFuture<'_, String> {
+        blocking(self, Store::plugins_version)
+    }
+    fn save_known_issues(
+        &self,
+        dataset_kind: String,
+        issues: Value,
+        by: String,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, (KnownIssueSet, bool)> {
+        blocking(self, move |s| s.save_known_issues(&dataset_kind, &issues, &by, audit.as_ref()))
+    }
+    fn known_issues(&self, dataset_kind: String, version: Option<u32>) -> StoreFuture<'_, KnownIssueSet> {
+        blocking(self, move |s| s.known_issues(&dataset_kind, version))
+    }
+    fn known_issue_history(&self, dataset_kind: String) -> StoreFuture<'_, Vec<KnownIssueSet>> {
+        blocking(self, move |s| s.known_issue_history(&dataset_kind))
+    }
+    fn list_known_issues(&self) -> StoreFuture<'_, Vec<KnownIssueSet>> {
+        blocking(self, Store::list_known_issues)
+    }
+}
+
 impl Blobs for BlobStore {
     fn put(&self, content: Box<dyn Read + Send>) -> StoreFuture<'_, BlobInfo> {
         blocking(self, move |b| b.put(content))
@@ -286,6 +530,12 @@ mod tests {
     async fn sqlite_keeps_the_immune_log_as_every_backend_must() {
         let (_dir, store) = store();
         conformance::immune_log(Arc::new(store)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_keeps_runs_plugins_and_known_issues_as_every_backend_must() {
+        let (_dir, store) = store();
+        conformance::runs(Arc::new(store)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

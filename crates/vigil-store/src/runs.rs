@@ -41,24 +41,24 @@ pub struct RunRecord {
 
 /// What a new run brings.
 #[derive(Clone, Debug)]
-pub struct NewRun<'a> {
-    pub upload_id: &'a str,
+pub struct NewRun {
+    pub upload_id: String,
     pub seed: u64,
-    pub fingerprint: &'a str,
-    pub pipeline: Option<&'a [String]>,
-    pub plan: &'a Value,
-    pub settings: &'a Value,
-    pub created_by: &'a str,
+    pub fingerprint: String,
+    pub pipeline: Option<Vec<String>>,
+    pub plan: Value,
+    pub settings: Value,
+    pub created_by: String,
     /// One per planned plugin: id, version, layer, cache key.
-    pub steps: Vec<NewExecution<'a>>,
+    pub steps: Vec<NewExecution>,
 }
 
 #[derive(Clone, Debug)]
-pub struct NewExecution<'a> {
-    pub plugin_id: &'a str,
-    pub plugin_version: &'a str,
+pub struct NewExecution {
+    pub plugin_id: String,
+    pub plugin_version: String,
     pub layer: u32,
-    pub cache_key: &'a str,
+    pub cache_key: String,
 }
 
 /// One plugin execution as stored.
@@ -184,10 +184,10 @@ fn get_run_in(conn: &rusqlite::Connection, id: &str) -> Result<RunRecord> {
 
 impl Store {
     /// Creates a queued run with a pending execution per step, and its audit entry.
-    pub fn create_run(&self, new: &NewRun<'_>, audit: Option<&NewAuditEntry>) -> Result<RunRecord> {
+    pub fn create_run(&self, new: &NewRun, audit: Option<&NewAuditEntry>) -> Result<RunRecord> {
         let id = new_id("run");
         let now = Timestamp::now();
-        let pipeline = new.pipeline.map(|p| serde_json::to_string(p).unwrap_or_default());
+        let pipeline = new.pipeline.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default());
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO runs (id, upload_id, status, seed, fingerprint, pipeline, plan, settings, created_at, created_by, dir)

@@ -29,12 +29,12 @@ pub struct UploadRecord {
 
 /// What a new upload attempt brings.
 #[derive(Clone, Debug)]
-pub struct NewUpload<'a> {
-    pub sha256: &'a str,
+pub struct NewUpload {
+    pub sha256: String,
     pub size_bytes: u64,
-    pub file_name: &'a str,
-    pub format: &'a str,
-    pub by: &'a str,
+    pub file_name: String,
+    pub format: String,
+    pub by: String,
 }
 
 /// One upload attempt and the upload it produced or matched.
@@ -80,13 +80,13 @@ pub(crate) fn new_id(prefix: &str) -> String {
 impl Store {
     /// Records an upload attempt: a new upload for new content, or a reuse of the upload
     /// that holds the same sha256. Appends `audit` in the same transaction.
-    pub fn record_upload(&self, new: &NewUpload<'_>, audit: Option<&NewAuditEntry>) -> Result<UploadAttempt> {
-        let file_name = clean_file_name(new.file_name);
+    pub fn record_upload(&self, new: &NewUpload, audit: Option<&NewAuditEntry>) -> Result<UploadAttempt> {
+        let file_name = clean_file_name(&new.file_name);
         let now = Timestamp::now();
         let size = i64::try_from(new.size_bytes).map_err(|_| StoreError::Invalid("upload too large".into()))?;
         self.write(|tx| {
             let existing = tx
-                .query_row(&format!("SELECT {COLUMNS} FROM uploads WHERE sha256 = ?1"), [new.sha256], from_row)
+                .query_row(&format!("SELECT {COLUMNS} FROM uploads WHERE sha256 = ?1"), [&new.sha256], from_row)
                 .optional()?;
             let (upload, reused) = match existing {
                 Some(upload) => (upload, true),
@@ -165,8 +165,14 @@ mod tests {
     use super::*;
     use crate::StoreOptions;
 
-    fn new_upload<'a>(sha: &'a str, name: &'a str) -> NewUpload<'a> {
-        NewUpload { sha256: sha, size_bytes: 10, file_name: name, format: "csv", by: "test" }
+    fn new_upload(sha: &str, name: &str) -> NewUpload {
+        NewUpload {
+            sha256: sha.into(),
+            size_bytes: 10,
+            file_name: name.into(),
+            format: "csv".into(),
+            by: "test".into(),
+        }
     }
 
     #[test]

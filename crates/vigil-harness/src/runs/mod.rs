@@ -587,20 +587,20 @@ impl Harness {
             .steps
             .iter()
             .map(|s| NewExecution {
-                plugin_id: &s.plugin_id,
-                plugin_version: &s.version,
+                plugin_id: s.plugin_id.clone(),
+                plugin_version: s.version.clone(),
                 layer: s.layer,
-                cache_key: prepared.cache_keys.get(&s.plugin_id).map_or("", String::as_str),
+                cache_key: prepared.cache_keys.get(&s.plugin_id).cloned().unwrap_or_default(),
             })
             .collect();
         let new = NewRun {
-            upload_id: &request.upload_id,
+            upload_id: request.upload_id.clone(),
             seed: prepared.seed,
-            fingerprint: &prepared.fingerprint,
-            pipeline: request.pipeline.as_deref(),
-            plan: &plan_json,
-            settings: &settings,
-            created_by: by,
+            fingerprint: prepared.fingerprint.clone(),
+            pipeline: request.pipeline.clone(),
+            plan: plan_json,
+            settings,
+            created_by: by.to_owned(),
             steps,
         };
         let run = self.0.store.create_run(&new, audit)?;
