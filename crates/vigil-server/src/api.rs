@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use vigil_core::page::{Cursor, PageError};
 use vigil_core::provenance::{Aggregation, Period, Provenance};
 use vigil_core::time::Timestamp;
-use vigil_store::{Store, StoreError};
+use vigil_store::StoreError;
 
 /// A success body.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -209,30 +209,6 @@ impl From<PageError> for ApiError {
 /// When a client should retry a write refused because the disk is full.
 pub const STORAGE_FULL_RETRY_SECS: u64 = 60;
 
-/// Largest number of rows a read may return and still run on the async worker thread.
-pub const INLINE_READ_ROWS_MAX: u32 = 100;
-
-/// Runs a bounded read (a point lookup, or a page of at most [`INLINE_READ_ROWS_MAX`] rows)
-/// directly on the async worker. Such reads hit SQLite's page cache and take tens of
-/// microseconds, within tokio's guidance for time between awaits, while handing them to the
-/// blocking pool costs about as much again in thread wake-ups (measured: +17 % throughput on
-/// the audit list). The read never waits on a lock: if SQLite reports the database busy,
-/// or the read is larger, it runs on the blocking pool instead.
-pub async fn read<T: Send + 'static>(
-    store: &Store,
-    rows: u32,
-    f: impl Fn(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    if rows <= INLINE_READ_ROWS_MAX {
-        match f(&store.nowait()) {
-            Err(StoreError::Busy) => {}
-            done => return done.map_err(ApiError::from),
-        }
-    }
-    let store = store.clone();
-    blocking(move || f(&store)).await
-}
-
 /// Runs blocking storage work off the async threads.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -366,29 +342,6 @@ mod tests {
     fn trailing_garbage_is_a_syntax_error() {
         let err = parse_json::<Body>(br#"{"name": "x", "count": 1} x"#).expect_err("trailing");
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
-    }
-
-    #[tokio::test]
-    async fn inline_reads_fall_back_to_the_blocking_pool_when_busy() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("vigil.db"), vigil_store::StoreOptions::default()).expect("open");
-        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let counter = attempts.clone();
-        let value = read(&store, 1, move |_| {
-            // Busy on the first (inline) attempt, fine on the retry.
-            match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-                0 => Err(StoreError::Busy),
-                _ => Ok(7),
-            }
-        })
-        .await
-        .expect("retried");
-        assert_eq!((value, attempts.load(std::sync::atomic::Ordering::SeqCst)), (7, 2));
-
-        let big = read(&store, INLINE_READ_ROWS_MAX + 1, |_| Ok(std::thread::current().name().map(str::to_owned)))
-            .await
-            .expect("read");
-        assert_ne!(big, std::thread::current().name().map(str::to_owned), "large reads leave the async worker");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
@@ -18,9 +18,10 @@ use vigil_core::config::Mode;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::id::{KeyId, PresentedKey};
 use vigil_core::scope::Scope;
-use vigil_store::{ActiveKey, KeyRecord, KeysVersion, Store, StoreError};
+use vigil_store::ports::KeysAudit;
+use vigil_store::{ActiveKey, KeyRecord, KeysVersion, StoreError};
 
-use crate::api::{ApiError, read};
+use crate::api::ApiError;
 use crate::state::AppState;
 
 /// How often the key cache checks the database for keys changed by another process.
@@ -30,18 +31,18 @@ pub const KEYS_POLL_INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Debug, Default)]
 pub struct KeyCache {
     keys: RwLock<Arc<HashMap<KeyId, ActiveKey>>>,
-    version: Mutex<Option<KeysVersion>>,
+    version: tokio::sync::Mutex<Option<KeysVersion>>,
 }
 
 impl KeyCache {
-    /// Reloads if the keys table changed since the last load. Blocking.
-    pub fn refresh(&self, store: &Store) -> Result<(), StoreError> {
-        let mut version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = store.keys_version()?;
+    /// Reloads if the keys changed since the last load. Concurrent refreshes take turns.
+    pub async fn refresh(&self, store: &dyn KeysAudit) -> Result<(), StoreError> {
+        let mut version = self.version.lock().await;
+        let current = store.keys_version().await?;
         if *version == Some(current) {
             return Ok(());
         }
-        let keys = store.active_keys()?.into_iter().map(|k| (k.record.id, k)).collect();
+        let keys = store.active_keys().await?.into_iter().map(|k| (k.record.id, k)).collect();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
         *version = Some(current);
         Ok(())
@@ -137,8 +138,7 @@ pub async fn identify(
     }
     // Not cached: possibly created by another process since the last poll. Ask the store so
     // a new key works at once; the next poll caches it.
-    let (id, secret) = (presented.id, presented.secret.to_owned());
-    let record = read(&state.store, 1, move |store| store.authenticate(PresentedKey { id, secret: &secret })).await?;
+    let record = state.store.authenticate(text.to_owned()).await?;
     record.map(|r| Some(Principal::Key(r))).ok_or_else(invalid)
 }
 

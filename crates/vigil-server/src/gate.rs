@@ -182,17 +182,9 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request, next: Next, rou
             audit.body_sha256 = digest;
         }
         let entry = audit.entry(response.status());
-        let store = state.store.clone();
-        match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                state.metrics.audit_failures.inc();
-                tracing::error!(error = %e, "could not append audit entry");
-            }
-            Err(e) => {
-                state.metrics.audit_failures.inc();
-                tracing::error!(error = %e, "audit task failed");
-            }
+        if let Err(e) = state.store.append_audit(entry).await {
+            state.metrics.audit_failures.inc();
+            tracing::error!(error = %e, "could not append audit entry");
         }
     }
     response

@@ -24,13 +24,15 @@ pub mod routes;
 pub mod state;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use vigil_core::config::{Config, Mode};
-use vigil_store::{BlobStore, Store, StoreError};
+use vigil_store::StoreError;
+use vigil_store::ports::{Blobs, Storage};
 
 pub use state::{AppState, BuildInfo};
 
@@ -90,7 +92,7 @@ const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub struct Services {
     pub gateway: vigil_gateway::Gateway,
     pub harness: vigil_harness::Harness,
-    pub immune: std::sync::Arc<vigil_services::immune::Immune>,
+    pub immune: Arc<vigil_services::immune::Immune>,
     pub tasks: vigil_services::tasks::Tasks,
     /// The vitals writer the gateway's recorder feeds, drained at shutdown before the store
     /// closes.
@@ -109,15 +111,16 @@ pub struct App {
 impl App {
     /// Builds the router over `services`. In production mode, refuses to start without an
     /// admin key.
-    pub fn new(
+    pub async fn new(
         config: Config,
-        store: Store,
-        blobs: BlobStore,
+        store: Arc<dyn Storage>,
+        blobs: Arc<dyn Blobs>,
         services: Services,
         metrics: metrics::Metrics,
         build: BuildInfo,
     ) -> Result<App, ServerError> {
-        if config.mode == Mode::Production && config.admin_key.is_none() && !store.has_active_admin_key()? {
+        let unguarded = config.mode == Mode::Production && config.admin_key.is_none();
+        if unguarded && !store.has_active_admin_key().await? {
             return Err(ServerError::NoAdminKey);
         }
         let routes = routes::routes();
@@ -125,7 +128,7 @@ impl App {
         let Services { gateway, harness, immune, tasks, vitals_writer } = services;
         let services = state::Services { gateway, harness, immune, tasks };
         let state = AppState::new(config, store, blobs, build, &specs, metrics, services);
-        state.keys.refresh(&state.store)?;
+        state.keys.refresh(state.store.as_ref()).await?;
         let body_limit = state.config.http.max_body_bytes;
 
         let mut router = Router::new();
@@ -211,8 +214,7 @@ pub async fn serve(
         tracing::error!(error = %e, "vitals writer failed");
     }
     state.immune.shutdown().await;
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)??;
+    state.store.close().await?;
     tracing::info!("store flushed and closed");
     Ok(())
 }
@@ -230,10 +232,10 @@ mod tests {
     use super::*;
     use crate::routes::RouteSpec;
 
-    fn app() -> (tempfile::TempDir, App) {
+    async fn app() -> (tempfile::TempDir, App) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store");
-        let blobs = BlobStore::open(&dir.path().join("blobs"), 1 << 20).expect("blobs");
+        let store = vigil_store::Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store");
+        let blobs = vigil_store::BlobStore::open(&dir.path().join("blobs"), 1 << 20).expect("blobs");
         let build = BuildInfo { version: "test", git_sha: "test" };
         let options = vigil_harness::HarnessOptions {
             data_dir: dir.path().to_owned(),
@@ -259,7 +261,7 @@ mod tests {
             writer("test-immune"),
             config.immune.clone(),
             config.egress.clone(),
-            std::sync::Arc::new(outbound::ReqwestSender),
+            Arc::new(outbound::ReqwestSender),
             metrics.immune_dropped.clone(),
             &tasks,
         )
@@ -267,7 +269,7 @@ mod tests {
         let gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())
             .expect("gateway");
         let services = Services { gateway, harness, immune, tasks, vitals_writer };
-        let app = App::new(config, store, blobs, services, metrics, build).expect("app");
+        let app = App::new(config, Arc::new(store), Arc::new(blobs), services, metrics, build).await.expect("app");
         (dir, app)
     }
 
@@ -275,7 +277,7 @@ mod tests {
     /// table: a route cannot be registered without being documented.
     #[tokio::test]
     async fn every_registered_route_is_served_and_documented() {
-        let (_dir, app) = app();
+        let (_dir, app) = app().await;
         let doc = &app.state.openapi;
         let specs: Vec<RouteSpec> = routes::routes().into_iter().map(|r| r.spec).collect();
         let documented: usize =

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::http::Method;
 use vigil_core::config::Config;
 use vigil_core::digest::Sha256Digest;
-use vigil_store::{BlobStore, Store};
+use vigil_store::ports::{Blobs, Storage};
 
 use crate::auth::KeyCache;
 use crate::metrics::Metrics;
@@ -39,8 +39,9 @@ pub struct AppState(Arc<Shared>);
 #[derive(Debug)]
 pub struct Shared {
     pub config: Config,
-    pub store: Store,
-    pub blobs: BlobStore,
+    /// Every record, through the storage ports.
+    pub store: Arc<dyn Storage>,
+    pub blobs: Arc<dyn Blobs>,
     pub build: BuildInfo,
     pub metrics: Metrics,
     /// The per-caller rate limit (`rate_limit`), keyed by key id or client address.
@@ -64,8 +65,8 @@ pub struct Shared {
 impl AppState {
     pub(crate) fn new(
         config: Config,
-        store: Store,
-        blobs: BlobStore,
+        store: Arc<dyn Storage>,
+        blobs: Arc<dyn Blobs>,
         build: BuildInfo,
         specs: &[RouteSpec],
         metrics: Metrics,
@@ -99,8 +100,7 @@ impl AppState {
 
     /// Reloads the key cache if keys changed; call after creating or revoking one.
     pub async fn refresh_keys(&self) -> Result<(), crate::api::ApiError> {
-        let state = self.clone();
-        crate::api::blocking(move || state.keys.refresh(&state.store)).await
+        Ok(self.keys.refresh(self.store.as_ref()).await?)
     }
 
     /// The route declared for this method and matched path, if any.

@@ -3,7 +3,8 @@
 //! these, unchanged. Each suite takes a fresh, empty backend and panics, naming the rule,
 //! on the first one broken.
 //!
-//! Suites: [`keys_audit`], [`vitals_agents`], [`immune_log`], [`runs`], [`blobs`].
+//! Suites: [`keys_audit`], [`vitals_agents`], [`immune_log`], [`runs`], [`blobs`],
+//! [`operations`].
 //!
 //! What they check: round trips; the documented order of every list; that cursors walk a
 //! list exactly once at every page size; each filter; error kinds (`NotFound`,
@@ -29,7 +30,7 @@ use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
 use vigil_core::run::{ExecStatus, RunStatus};
 
-use crate::ports::{Blobs, ImmuneLog, KeysAudit, Page, Runs, VitalsAgents};
+use crate::ports::{Blobs, ImmuneLog, KeysAudit, Operations, Page, Runs, VitalsAgents};
 use crate::{
     AuditFilter, AuditOutcome, ExecutionEnd, ImmuneLogEntry, LineageEdge, NewAuditEntry, NewExecution, NewRun,
     NewUpload, StoreError, VitalsFilter,
@@ -297,6 +298,7 @@ fn log_entry(seq: i64) -> ImmuneLogEntry {
 /// The immune engine's log, snapshots and control URLs.
 pub async fn immune_log(port: Arc<dyn ImmuneLog>) {
     assert_eq!(port.last_immune_seq().await.expect("seq"), 0, "an empty log ends at 0");
+    assert!(port.export_immune().await.expect("export").is_empty(), "an empty log exports nothing");
     assert!(port.immune_snapshots().await.expect("snapshots").is_empty());
     port.append_immune_log(Vec::new()).await.expect("an empty batch is nothing");
 
@@ -321,6 +323,15 @@ pub async fn immune_log(port: Arc<dyn ImmuneLog>) {
     let log = port.immune_log_after(0, 100).await.expect("log");
     assert_eq!(log.first().map(|e| e.seq), Some(5), "inputs the oldest kept snapshot includes are dropped");
     assert_eq!(port.last_immune_seq().await.expect("seq"), 10);
+
+    // The export: the oldest kept snapshot, then every input after it, a line each.
+    let export = String::from_utf8(port.export_immune().await.expect("export")).expect("text");
+    let lines: Vec<&str> = export.lines().collect();
+    assert_eq!(lines.first().copied(), Some("{\"seq\":4,\"snapshot\":state@4}"), "{export}");
+    let inputs: Vec<serde_json::Value> =
+        lines[1..].iter().map(|l| serde_json::from_str(l).expect("an input line is JSON")).collect();
+    assert_eq!(inputs.iter().map(|i| i["seq"].as_i64()).collect::<Vec<_>>(), (5..=10).map(Some).collect::<Vec<_>>());
+    assert_eq!((inputs[0]["input"]["n"].as_i64(), inputs[0]["decisions"].clone()), (Some(5), serde_json::json!([])));
 
     // Control URLs: set, replace, read, remove.
     assert_eq!(port.control_url("a1".into()).await.expect("read"), None);
@@ -392,6 +403,16 @@ pub async fn blobs(port: Arc<dyn Blobs>, cap_bytes: u64) {
     assert_eq!(port.remove(digest).await.expect("remove again"), 0, "removing what is gone is 0");
     assert_eq!(read_blob(port.as_ref(), digest).await, None);
     assert!(matches!(port.verify(digest).await, Err(StoreError::NotFound(_))), "verifying what is gone");
+    port.check_writable().await.expect("a writable store says so");
+    assert_eq!(port.remove_stale_temps(true).await.expect("temps").files, 0, "a probe leaves nothing behind");
+}
+
+/// Operating the backend: probes, the schema version, closing.
+pub async fn operations(port: Arc<dyn Operations>, head_schema: i64) {
+    port.check_writable().await.expect("a writable backend says so");
+    port.check_writable().await.expect("and says so again");
+    assert_eq!(port.schema_version().await.expect("schema"), head_schema, "a new backend is at the head schema");
+    port.close().await.expect("close");
 }
 
 fn new_upload(sha: char, name: &str) -> NewUpload {

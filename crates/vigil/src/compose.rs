@@ -18,7 +18,7 @@ use vigil_store::background::{Background, Priority};
 use vigil_store::{BlobStore, Store};
 
 /// Starts the services and builds the server over them (inside a tokio runtime).
-pub fn app(
+pub async fn app(
     config: Config,
     store: Store,
     blobs: BlobStore,
@@ -57,5 +57,6 @@ pub fn app(
         Err(e) => tracing::error!(error = %e, "could not check for crashed runs"),
     }
     let services = Services { gateway, harness, immune, tasks, vitals_writer };
-    Ok(App::new(config, store, blobs, services, metrics, build)?)
+    // The server reaches records and blobs through the storage ports only.
+    Ok(App::new(config, Arc::new(store), Arc::new(blobs), services, metrics, build).await?)
 }

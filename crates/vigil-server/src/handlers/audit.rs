@@ -6,7 +6,7 @@ use vigil_core::page::PageRequest;
 use vigil_core::provenance::Aggregation;
 use vigil_store::{AuditFilter, AuditOutcome};
 
-use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, envelope_with_period, read, time_param, window};
+use crate::api::{ApiError, ApiQuery, ListPage, envelope, envelope_with_period, time_param, window};
 use crate::state::AppState;
 
 const SOURCE: &str = "store:audit_log";
@@ -37,12 +37,11 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
     let from = time_param("from", q.from.as_deref())?;
     let to = time_param("to", q.to.as_deref())?;
     let filter = AuditFilter { principal: q.principal, action: q.action, outcome: q.outcome, from, to };
-    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_audit(&filter, page)).await?);
+    let data = ListPage::new(state.store.list_audit(filter, page).await?);
     Ok(envelope_with_period(data, Aggregation::List, SOURCE, window(from, to)).into_response())
 }
 
 pub async fn verify(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    let report = blocking(move || store.verify_audit()).await?;
+    let report = state.store.verify_audit().await?;
     Ok(envelope(report, Aggregation::Summary, SOURCE).into_response())
 }

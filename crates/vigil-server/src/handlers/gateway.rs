@@ -15,7 +15,7 @@ use vigil_gateway::fingerprint::{agent_id, agent_type};
 use vigil_gateway::{Caller, openai_error};
 use vigil_store::VitalsFilter;
 
-use crate::api::{ApiError, ApiQuery, ListPage, blocking, envelope, envelope_with_period, read, time_param, window};
+use crate::api::{ApiError, ApiQuery, ListPage, envelope, envelope_with_period, time_param, window};
 use crate::auth::is_vigil_token;
 use crate::observe::Received;
 use crate::state::AppState;
@@ -165,7 +165,7 @@ pub async fn list_vitals(
     let from = time_param("from", q.from.as_deref())?;
     let to = time_param("to", q.to.as_deref())?;
     let filter = VitalsFilter { agent_id: q.agent_id, from, to };
-    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_vitals(&filter, page)).await?);
+    let data = ListPage::new(state.store.list_vitals(filter, page).await?);
     Ok(envelope_with_period(data, Aggregation::List, "store:vitals", window(from, to)).into_response())
 }
 
@@ -184,12 +184,12 @@ pub async fn list_agents(
     ApiQuery(q): ApiQuery<AgentsQuery>,
 ) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_agents(page)).await?);
+    let data = ListPage::new(state.store.list_agents(page).await?);
     Ok(envelope(data, Aggregation::List, "store:agents").into_response())
 }
 
 pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let agent = read(&state.store, 1, move |store| store.get_agent(&id)).await?;
+    let agent = state.store.get_agent(id).await?;
     Ok(envelope(agent, Aggregation::Detail, "store:agents").into_response())
 }
 
@@ -216,11 +216,6 @@ pub async fn stats(State(state): State<AppState>, ApiQuery(q): ApiQuery<StatsQue
         let end = to.unwrap_or_else(vigil_core::time::Timestamp::now).as_unix_micros();
         Some(vigil_core::time::Timestamp::from_unix_micros(end.saturating_sub(STATS_DEFAULT_WINDOW_US)))
     });
-    // A window's aggregate can touch many rows: the blocking pool, not the async worker.
-    let stats = blocking({
-        let store = state.store.clone();
-        move || store.gateway_stats(from, to)
-    })
-    .await?;
+    let stats = state.store.gateway_stats(from, to).await?;
     Ok(envelope_with_period(stats, Aggregation::Summary, "store:vitals", Some(Period { from, to })).into_response())
 }

@@ -48,14 +48,16 @@ fn check(name: &'static str, result: Result<(), String>) -> Check {
 /// load.
 pub const READINESS_CACHE_TTL: Duration = Duration::from_secs(1);
 
-fn run_checks(state: &AppState) -> Vec<Check> {
+async fn run_checks(state: &AppState) -> Vec<Check> {
     let head = vigil_store::migrations::head_version();
+    let (database, blobs, schema) =
+        tokio::join!(state.store.check_writable(), state.blobs.check_writable(), state.store.schema_version());
     vec![
-        check("database_writable", state.store.check_writable().map_err(|e| e.to_string())),
-        check("blobs_writable", state.blobs.check_writable().map_err(|e| e.to_string())),
+        check("database_writable", database.map_err(|e| e.to_string())),
+        check("blobs_writable", blobs.map_err(|e| e.to_string())),
         check(
             "schema_at_head",
-            match state.store.schema_version() {
+            match schema {
                 Ok(v) if v == head => Ok(()),
                 Ok(v) => Err(format!("schema version {v}, expected {head}")),
                 Err(e) => Err(e.to_string()),
@@ -71,10 +73,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let checks = match cached.as_ref() {
         Some((at, checks)) if at.elapsed() < READINESS_CACHE_TTL => checks.clone(),
         _ => {
-            let probe = state.clone();
-            let checks = tokio::task::spawn_blocking(move || run_checks(&probe))
-                .await
-                .unwrap_or_else(|e| vec![check("checks_ran", Err(e.to_string()))]);
+            let checks = run_checks(&state).await;
             *cached = Some((Instant::now(), checks.clone()));
             checks
         }

@@ -20,7 +20,7 @@ use vigil_immune::healing::Action;
 use vigil_immune::lifecycle::{State as LifeState, Transition};
 use vigil_immune::sentinel::Metric;
 
-use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, blocking, envelope};
+use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, envelope};
 use crate::auth::Principal;
 use crate::state::AppState;
 use vigil_services::immune::ImmuneError;
@@ -192,8 +192,7 @@ pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) ->
     let Some(mut detail) = detail else {
         return Err(ApiError::not_found(format!("the immune system has not seen agent {id:?}")));
     };
-    let store = state.store.clone();
-    detail.control_url = blocking(move || store.control_url(&id)).await?.map(|mut c| {
+    detail.control_url = state.store.control_url(id).await?.map(|mut c| {
         c.url = vigil_services::immune::redact_url(&c.url);
         c
     });
@@ -263,9 +262,7 @@ pub async fn set_control(
     if id.is_empty() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "an empty agent id"));
     }
-    let store = state.store.clone();
-    let by = principal.label();
-    let control = blocking(move || store.set_control_url(&id, &url, &by)).await?;
+    let control = state.store.set_control_url(id, url, principal.label()).await?;
     Ok(envelope(control, Aggregation::Detail, SOURCE).into_response())
 }
 
@@ -460,12 +457,6 @@ pub async fn memory(State(state): State<AppState>) -> Result<Response, ApiError>
 /// The replay file: the oldest kept snapshot, then every logged input after it, one JSON
 /// object per line (see `vigil immune replay`).
 pub async fn export(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    let text = blocking(move || {
-        let mut out = Vec::new();
-        vigil_services::immune::export(&store, &mut out)?;
-        Ok(out)
-    })
-    .await?;
+    let text = state.store.export_immune().await?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from(text)).into_response())
 }

@@ -13,7 +13,7 @@ use vigil_core::provenance::Aggregation;
 use vigil_core::time::Timestamp;
 use vigil_services::ingest::{IngestItem, to_vital};
 
-use crate::api::{ApiError, ApiJson, blocking, envelope};
+use crate::api::{ApiError, ApiJson, envelope};
 use crate::state::AppState;
 
 /// Items one batch may carry.
@@ -62,8 +62,7 @@ pub async fn ingest(State(state): State<AppState>, ApiJson(batch): ApiJson<Inges
     }
     vitals.iter_mut().for_each(|v| state.gateway.prices().price(v));
     let accepted = vitals.len();
-    let store = state.store.clone();
-    let vitals = blocking(move || store.insert_vitals(&vitals).map(|()| vitals)).await?;
+    state.store.insert_vitals(vitals.clone()).await?;
     for vital in &vitals {
         state.immune.observe(vital);
     }

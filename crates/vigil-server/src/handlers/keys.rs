@@ -9,7 +9,7 @@ use vigil_core::provenance::Aggregation;
 use vigil_core::scope::Scope;
 use vigil_store::KeyRecord;
 
-use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, audited, blocking, envelope, read};
+use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, audited, envelope};
 use crate::auth::Principal;
 use crate::gate::AuditContext;
 use crate::state::AppState;
@@ -44,9 +44,7 @@ fn parse_id(text: &str) -> Result<KeyId, ApiError> {
 
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let data = ListPage::new(
-        read(&state.store, page.limit, move |store| store.list_keys_page(q.include_revoked, page)).await?,
-    );
+    let data = ListPage::new(state.store.list_keys_page(q.include_revoked, page).await?);
     Ok(envelope(data, Aggregation::List, SOURCE).into_response())
 }
 
@@ -56,16 +54,15 @@ pub async fn create(
     Extension(audit): Extension<AuditContext>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<Response, ApiError> {
-    let store = state.store.clone();
     let entry = audit.entry(StatusCode::CREATED);
-    let created = blocking(move || store.create_key(&body.name, body.scope, &principal.label(), Some(&entry))).await?;
+    let created = state.store.create_key(body.name, body.scope, principal.label(), Some(entry)).await?;
     refresh_keys(&state).await;
     Ok(audited((StatusCode::CREATED, envelope(created, Aggregation::Detail, SOURCE))))
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let key: KeyRecord = read(&state.store, 1, move |store| store.get_key(id)).await?;
+    let key: KeyRecord = state.store.get_key(id).await?;
     Ok(envelope(key, Aggregation::Detail, SOURCE).into_response())
 }
 
@@ -75,9 +72,8 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let store = state.store.clone();
     let entry = audit.entry(StatusCode::OK);
-    let key = blocking(move || store.revoke_key(id, Some(&entry))).await?;
+    let key = state.store.revoke_key(id, Some(entry)).await?;
     refresh_keys(&state).await;
     Ok(audited(envelope(key, Aggregation::Detail, SOURCE)))
 }

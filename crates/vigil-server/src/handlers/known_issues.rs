@@ -9,7 +9,7 @@ use vigil_harness::known::{Declaration, IssuePreview};
 use vigil_harness::runs::PreviewRequest;
 use vigil_store::KnownIssueSet;
 
-use crate::api::{ApiError, ApiJson, ApiQuery, audited, envelope, read};
+use crate::api::{ApiError, ApiJson, ApiQuery, audited, envelope};
 use crate::auth::Principal;
 use crate::gate::AuditContext;
 use crate::handlers::runs::harness_call;
@@ -50,7 +50,7 @@ pub struct Saved {
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let sets = read(&state.store, 1000, |store| store.list_known_issues()).await?;
+    let sets = state.store.list_known_issues().await?;
     Ok(envelope(sets, Aggregation::List, SOURCE).into_response())
 }
 
@@ -59,22 +59,15 @@ pub async fn get(
     Path(kind): Path<String>,
     ApiQuery(q): ApiQuery<GetQuery>,
 ) -> Result<Response, ApiError> {
-    let answer = read(&state.store, 1000, move |store| {
-        let set = store.known_issues(&kind, q.version)?;
-        let history = store
-            .known_issue_history(&kind)?
-            .into_iter()
-            .map(|s| Version {
-                version: s.version,
-                sha256: s.sha256,
-                created_at: s.created_at,
-                created_by: s.created_by,
-            })
-            .collect();
-        Ok(KnownIssues { set, history })
-    })
-    .await?;
-    Ok(envelope(answer, Aggregation::Detail, SOURCE).into_response())
+    let set = state.store.known_issues(kind.clone(), q.version).await?;
+    let history = state
+        .store
+        .known_issue_history(kind)
+        .await?
+        .into_iter()
+        .map(|s| Version { version: s.version, sha256: s.sha256, created_at: s.created_at, created_by: s.created_by })
+        .collect();
+    Ok(envelope(KnownIssues { set, history }, Aggregation::Detail, SOURCE).into_response())
 }
 
 pub async fn put(

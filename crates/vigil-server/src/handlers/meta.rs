@@ -6,9 +6,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use vigil_core::config::Mode;
 use vigil_core::provenance::Aggregation;
-use vigil_store::Store;
 
-use crate::api::{ApiError, Envelope, envelope, read};
+use crate::api::{ApiError, Envelope, envelope};
 use crate::state::AppState;
 
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
@@ -20,7 +19,7 @@ pub struct Version {
 }
 
 pub async fn version(State(state): State<AppState>) -> Result<Json<Envelope<Version>>, ApiError> {
-    let schema_version = read(&state.store, 1, Store::schema_version).await?;
+    let schema_version = state.store.schema_version().await?;
     let data =
         Version { version: state.build.version, git_sha: state.build.git_sha, schema_version, mode: state.config.mode };
     Ok(envelope(data, Aggregation::Detail, "process"))

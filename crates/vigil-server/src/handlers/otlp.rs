@@ -112,23 +112,12 @@ pub async fn traces(State(state): State<AppState>, headers: HeaderMap, body: Byt
             let message = "the immune system is catching up; retry shortly";
             return error(StatusCode::SERVICE_UNAVAILABLE, encoding, message, Some(1));
         }
-        let store = state.store.clone();
         let mut vitals = mapped.vitals;
         vitals.iter_mut().for_each(|v| state.gateway.prices().price(v));
-        let written = tokio::task::spawn_blocking(move || store.insert_vitals(&vitals).map(|()| vitals)).await;
-        match written {
-            Ok(Ok(vitals)) => vitals.iter().for_each(|v| state.immune.observe(v)),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "could not store OTLP vitals");
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    encoding,
-                    "storage is unavailable; retry shortly",
-                    Some(1),
-                );
-            }
+        match state.store.insert_vitals(vitals.clone()).await {
+            Ok(()) => vitals.iter().for_each(|v| state.immune.observe(v)),
             Err(e) => {
-                tracing::error!(error = %e, "storing OTLP vitals failed");
+                tracing::error!(error = %e, "could not store OTLP vitals");
                 return error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     encoding,

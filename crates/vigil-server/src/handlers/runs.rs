@@ -22,7 +22,7 @@ use vigil_core::run::RunStatus;
 use vigil_harness::{HarnessError, RunEvent, RunRequest};
 use vigil_store::{ExecutionRecord, RunRecord};
 
-use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, audited, blocking, envelope, read};
+use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, audited, envelope};
 use crate::auth::Principal;
 use crate::gate::AuditContext;
 use crate::state::AppState;
@@ -78,16 +78,11 @@ pub struct RunDetail {
     pub executions: Vec<ExecutionRecord>,
 }
 
-/// A run with its executions, read on the blocking pool.
+/// A run with its executions.
 async fn run_detail(state: &AppState, id: &str) -> Result<RunDetail, ApiError> {
-    let store = state.store.clone();
-    let id = id.to_owned();
-    blocking(move || {
-        let run = store.get_run(&id)?;
-        let executions = store.list_executions(&id)?;
-        Ok(RunDetail { run, executions })
-    })
-    .await
+    let run = state.store.get_run(id.to_owned()).await?;
+    let executions = state.store.list_executions(id.to_owned()).await?;
+    Ok(RunDetail { run, executions })
 }
 
 /// Starts executing a queued run on its own task.
@@ -134,7 +129,7 @@ pub async fn create(
 
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_runs_page(q.status, page)).await?);
+    let data = ListPage::new(state.store.list_runs_page(q.status, page).await?);
     Ok(envelope(data, Aggregation::List, SOURCE).into_response())
 }
 
@@ -149,9 +144,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 
 /// A removed run answers 410 with its tombstone instead of a bare 404.
 async fn gone_or(state: &AppState, id: &str, not_found: ApiError) -> ApiError {
-    let store = state.store.clone();
-    let key = id.to_owned();
-    match blocking(move || store.tombstone(&key)).await {
+    match state.store.tombstone(id.to_owned()).await {
         Ok(Some(t)) => ApiError::new(
             StatusCode::GONE,
             "removed",
@@ -190,8 +183,7 @@ pub async fn unpin(
 }
 
 async fn set_pinned(state: AppState, audit: AuditContext, id: String, pinned: bool) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    let run = blocking(move || store.set_run_pinned(&id, pinned, Some(&audit.entry(StatusCode::OK)))).await?;
+    let run = state.store.set_run_pinned(id, pinned, Some(audit.entry(StatusCode::OK))).await?;
     Ok(audited(envelope(run, Aggregation::Detail, SOURCE)))
 }
 
@@ -244,12 +236,8 @@ pub async fn retry(
 }
 
 pub async fn lineage(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    let edges = blocking(move || {
-        store.get_run(&id)?;
-        store.list_lineage(&id)
-    })
-    .await?;
+    state.store.get_run(id.clone()).await?;
+    let edges = state.store.list_lineage(id).await?;
     Ok(envelope(edges, Aggregation::List, "store:lineage").into_response())
 }
 
@@ -379,12 +367,9 @@ pub struct ArtifactQuery {
 const ARTIFACT_READ_BYTES_DEFAULT: u64 = 1 << 20;
 
 pub async fn artifacts(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let run = state.store.get_run(id).await?;
     let harness = state.harness.clone();
-    let entries = harness_call(move || {
-        let run = harness.store().get_run(&id)?;
-        vigil_harness::artifacts::index(&harness.run_dir(&run))
-    })
-    .await?;
+    let entries = harness_call(move || vigil_harness::artifacts::index(&harness.run_dir(&run))).await?;
     Ok(envelope(entries, Aggregation::List, "run:files").into_response())
 }
 
@@ -397,11 +382,9 @@ pub async fn artifact(
     let max_bytes = q.max_bytes.unwrap_or(ARTIFACT_READ_BYTES_DEFAULT);
     let redact = q.redact.unwrap_or(true);
     let name = path.clone();
-    let read = harness_call(move || {
-        let run = harness.store().get_run(&id)?;
-        vigil_harness::artifacts::read(&harness.run_dir(&run), &path, max_bytes, redact)
-    })
-    .await?;
+    let run = state.store.get_run(id).await?;
+    let read =
+        harness_call(move || vigil_harness::artifacts::read(&harness.run_dir(&run), &path, max_bytes, redact)).await?;
     let media = match name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("json") => "application/json",
         Some("md") => "text/markdown; charset=utf-8",
@@ -492,8 +475,8 @@ pub async fn install_plugin(
 ) -> Result<Response, ApiError> {
     let harness = state.harness.clone();
     let by = principal.label();
+    let upload = state.store.get_upload(request.upload_id).await?;
     let installed = harness_call(move || {
-        let upload = harness.store().get_upload(&request.upload_id)?;
         let digest: vigil_core::digest::Sha256Digest =
             upload.sha256.parse().map_err(|_| HarnessError::Invalid("upload has a malformed hash".into()))?;
         let path = harness.blobs().path_of(&digest);
@@ -519,19 +502,18 @@ async fn change_plugin(
     id: String,
     change: PluginChange,
 ) -> Result<Response, ApiError> {
+    let entry = Some(audit.entry(StatusCode::OK));
+    let store = &state.store;
+    let installed = match change {
+        PluginChange::Approve => store.approve_plugin(id, principal.label(), entry).await,
+        PluginChange::Enable => store.set_plugin_enabled(id, true, entry).await,
+        PluginChange::Disable => store.set_plugin_enabled(id, false, entry).await,
+        PluginChange::Rollback => store.rollback_plugin(id, entry).await,
+    }?;
     let harness = state.harness.clone();
-    let by = principal.label();
-    let installed = harness_call(move || {
-        let entry = audit.entry(StatusCode::OK);
-        let store = harness.store();
-        let result = match change {
-            PluginChange::Approve => store.approve_plugin(&id, &by, Some(&entry)),
-            PluginChange::Enable => store.set_plugin_enabled(&id, true, Some(&entry)),
-            PluginChange::Disable => store.set_plugin_enabled(&id, false, Some(&entry)),
-            PluginChange::Rollback => store.rollback_plugin(&id, Some(&entry)),
-        }?;
+    harness_call(move || {
         harness.reload_plugins();
-        Ok(result)
+        Ok(())
     })
     .await?;
     Ok(audited(envelope(installed, Aggregation::Detail, "store:plugin_installs")))

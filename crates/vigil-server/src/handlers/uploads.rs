@@ -18,7 +18,7 @@ use vigil_core::page::PageRequest;
 use vigil_core::provenance::Aggregation;
 use vigil_store::UploadAttempt;
 
-use crate::api::{ApiError, ApiQuery, ListPage, audited, envelope, read};
+use crate::api::{ApiError, ApiQuery, ListPage, audited, envelope};
 use crate::auth::Principal;
 use crate::gate::AuditContext;
 use crate::state::AppState;
@@ -79,7 +79,7 @@ pub async fn create(
     let reader = BodyReader { inner: SyncIoBridge::new(StreamReader::new(stream)), failed: None };
     let file_name = q.name.unwrap_or_else(|| "upload".to_owned());
     let by = principal.label();
-    let (store, blobs) = (state.store.clone(), state.blobs.clone());
+    let harness = state.harness.clone();
     let (stored, body_error) = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
         let entry = |digest| {
@@ -87,7 +87,14 @@ pub async fn create(
             audit.body_sha256 = digest;
             audit.entry(StatusCode::CREATED)
         };
-        let stored = vigil_harness::uploads::store_upload(&store, &blobs, &mut reader, &file_name, &by, Some(&entry));
+        let stored = vigil_harness::uploads::store_upload(
+            harness.store(),
+            harness.blobs(),
+            &mut reader,
+            &file_name,
+            &by,
+            Some(&entry),
+        );
         (stored, reader.failed)
     })
     .await
@@ -118,11 +125,11 @@ impl<R: Read> Read for BodyReader<R> {
 
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let data = ListPage::new(read(&state.store, page.limit, move |store| store.list_uploads_page(page)).await?);
+    let data = ListPage::new(state.store.list_uploads_page(page).await?);
     Ok(envelope(data, Aggregation::List, SOURCE).into_response())
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let upload = read(&state.store, 1, move |store| store.get_upload(&id)).await?;
+    let upload = state.store.get_upload(id).await?;
     Ok(envelope(upload, Aggregation::Detail, SOURCE).into_response())
 }

@@ -450,7 +450,7 @@ fn serve(global: &Global) -> anyhow::Result<ExitCode> {
         // Calls on a caller's behalf must never reach Vigil itself: the port it really got.
         let mut config = config;
         config.egress.own = Some(local);
-        let app = crate::compose::app(config, store, blobs, harness, BUILD)?;
+        let app = crate::compose::app(config, store, blobs, harness, BUILD).await?;
         tracing::info!(%local, mode = mode.as_str(), data = %global.data.display(), "vigil listening");
         // Scripts and tests read the bound address (port 0 picks a free one) from stdout.
         println!("vigil listening on http://{local} (mode {})", mode.as_str());
