@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use vigil_store::{InstalledPlugin, NewAuditEntry};
+use vigil_core::digest::Sha256Digest;
+use vigil_store::{InstalledPlugin, NewAuditEntry, UploadRecord};
 
 use crate::bundle::unpack;
 use crate::manifest::MANIFEST_FILE;
@@ -36,6 +37,27 @@ pub fn install(
     std::fs::create_dir_all(&staging).map_err(|e| HarnessError::Io(format!("{}: {e}", staging.display())))?;
     let result = stage_and_install(harness, source, &staging, by, audit);
     let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+/// Installs the plugin bundle (a zip) an upload holds. The unzip reads a local file: the
+/// blob is materialized as one in the harness's scratch folder, and removed afterwards.
+pub fn install_upload(
+    harness: &Harness,
+    upload: &UploadRecord,
+    by: &str,
+    audit: Option<&NewAuditEntry>,
+) -> Result<InstalledPlugin, HarnessError> {
+    let digest: Sha256Digest = upload
+        .sha256
+        .parse()
+        .map_err(|_| HarnessError::Invalid(format!("upload {} has a malformed hash", upload.id)))?;
+    let bundle = harness.tmp_dir().join(format!("bundle-{}-{}.zip", std::process::id(), uuid_like()));
+    harness.blobs().materialize(&digest, &bundle)?;
+    let result = install(harness, &bundle, by, audit);
+    if let Err(e) = std::fs::remove_file(&bundle) {
+        tracing::warn!(error = %e, path = %bundle.display(), "could not remove a materialized bundle");
+    }
     result
 }
 

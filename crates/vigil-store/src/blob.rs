@@ -105,8 +105,9 @@ impl BlobStore {
         self.max_bytes
     }
 
-    /// Where the blob with this digest lives (whether or not it exists).
-    pub fn path_of(&self, digest: &Sha256Digest) -> PathBuf {
+    /// Where the blob with this digest lives (whether or not it exists). Private: callers
+    /// read blobs by stream, or ask for a local file with [`BlobStore::materialize`].
+    fn path_of(&self, digest: &Sha256Digest) -> PathBuf {
         let hex = digest.to_hex();
         self.root.join("sha256").join(&hex[..2]).join(hex)
     }
@@ -228,6 +229,29 @@ impl BlobStore {
     }
 
     /// Opens a blob for streaming reads, or `None` if it is not stored.
+    /// Puts the blob's bytes at `dest` as a local file, for a process that can only open a
+    /// path (a sandboxed plugin reading its input, an unzip of a plugin bundle), replacing
+    /// what was there: a hard link when `dest` is on the blob folder's filesystem (a blob's
+    /// file is never written again), else a copy. `NotFound` when it is not stored.
+    pub fn materialize(&self, digest: &Sha256Digest, dest: &Path) -> Result<()> {
+        let from = self.path_of(digest);
+        if !from.is_file() {
+            return Err(StoreError::NotFound(format!("blob {digest}")));
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(StoreError::io(format!("creating {}", parent.display())))?;
+        }
+        match fs::remove_file(dest) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(StoreError::Io { context: format!("replacing {}", dest.display()), source: e });
+            }
+            _ => {}
+        }
+        fs::hard_link(&from, dest)
+            .or_else(|_| fs::copy(&from, dest).map(|_| ()))
+            .map_err(StoreError::io(format!("placing blob {digest} at {}", dest.display())))
+    }
+
     pub fn open_blob(&self, digest: &Sha256Digest) -> Result<Option<File>> {
         let path = self.path_of(digest);
         match File::open(&path) {

@@ -357,7 +357,9 @@ async fn read_blob(port: &dyn Blobs, digest: Sha256Digest) -> Option<Vec<u8>> {
 }
 
 /// Content-addressed blobs. `cap_bytes` is the backend's per-blob cap (at least 64 KiB).
-pub async fn blobs(port: Arc<dyn Blobs>, cap_bytes: u64) {
+///
+/// `scratch` is an empty local folder for the files [`Blobs::materialize`] makes.
+pub async fn blobs(port: Arc<dyn Blobs>, cap_bytes: u64, scratch: &std::path::Path) {
     let content = b"a,b\n1,2\n".to_vec();
     let digest = Sha256Digest::of(&content);
     assert!(!port.contains(digest).await.expect("contains"));
@@ -369,6 +371,17 @@ pub async fn blobs(port: Arc<dyn Blobs>, cap_bytes: u64) {
     assert!(port.verify(digest).await.expect("verify"));
     let again = port.put(Box::new(std::io::Cursor::new(content.clone()))).await.expect("put again");
     assert!(again.existed, "the same content is stored once");
+
+    // A local file of a blob, replacing what was there; none of a blob not stored.
+    let local = scratch.join("nested").join("input.csv");
+    std::fs::create_dir_all(scratch.join("nested")).expect("scratch");
+    std::fs::write(&local, b"stale").expect("a file to replace");
+    port.materialize(digest, local.clone()).await.expect("materialize");
+    assert_eq!(std::fs::read(&local).expect("the local file"), content, "the blob's bytes, whole");
+    port.materialize(digest, local.clone()).await.expect("materialize again");
+    let missing = port.materialize(Sha256Digest::of(b"absent"), scratch.join("absent")).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(!scratch.join("absent").exists(), "nothing is made of a blob not stored");
 
     // The cap: refused whole, nothing left behind.
     let over = vec![7u8; usize::try_from(cap_bytes + 1).unwrap_or(usize::MAX)];

@@ -24,6 +24,7 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::io::Read;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::SystemTime;
 
@@ -250,6 +251,10 @@ pub trait Blobs: Send + Sync + Debug {
     fn put(&self, content: Box<dyn Read + Send>) -> StoreFuture<'_, BlobInfo>;
     /// A reader of the blob, or `None` if it is not stored.
     fn open(&self, digest: Sha256Digest) -> StoreFuture<'_, Option<Box<dyn Read + Send>>>;
+    /// The blob's bytes as the local file `dest` (replacing what was there), for a process
+    /// that can only open a path: the one explicit way from a blob to a file. `NotFound`
+    /// when it is not stored.
+    fn materialize(&self, digest: Sha256Digest, dest: PathBuf) -> StoreFuture<'_, ()>;
     fn contains(&self, digest: Sha256Digest) -> StoreFuture<'_, bool>;
     /// Removes the blob; returns its size, 0 if it was not stored.
     fn remove(&self, digest: Sha256Digest) -> StoreFuture<'_, u64>;
@@ -558,6 +563,9 @@ impl Blobs for BlobStore {
     fn open(&self, digest: Sha256Digest) -> StoreFuture<'_, Option<Box<dyn Read + Send>>> {
         blocking(self, move |b| Ok(b.open_blob(&digest)?.map(|file| Box::new(file) as Box<dyn Read + Send>)))
     }
+    fn materialize(&self, digest: Sha256Digest, dest: PathBuf) -> StoreFuture<'_, ()> {
+        blocking(self, move |b| b.materialize(&digest, &dest))
+    }
     fn contains(&self, digest: Sha256Digest) -> StoreFuture<'_, bool> {
         blocking(self, move |b| Ok(b.contains(&digest)))
     }
@@ -647,6 +655,7 @@ mod tests {
     async fn the_blob_folder_keeps_blobs_as_every_backend_must() {
         let dir = tempfile::tempdir().expect("tempdir");
         let blobs = BlobStore::open(&dir.path().join("blobs"), 1 << 20).expect("blobs");
-        conformance::blobs(Arc::new(blobs), 1 << 20).await;
+        let scratch = tempfile::tempdir().expect("scratch");
+        conformance::blobs(Arc::new(blobs), 1 << 20, scratch.path()).await;
     }
 }

@@ -82,8 +82,9 @@ impl Harness {
             .sha256
             .parse()
             .map_err(|_| HarnessError::Invalid(format!("upload {} has a malformed sha256", upload.id)))?;
+        // The sandbox opens its input by path: the one place a blob becomes a local file.
         let input_path = dir.join("input").join(&upload.file_name);
-        link_or_copy(&self.0.blobs.path_of(&digest), &input_path).map_err(HarnessError::Io)?;
+        self.0.blobs.materialize(&digest, &input_path)?;
         let input = InputRef {
             path: input_path,
             file_name: upload.file_name.clone(),

@@ -36,7 +36,7 @@ use vigil_store::{
 
 use crate::exec::{self, ExecConfig, ExecSpec, exec_dir};
 use crate::format::Format;
-use crate::fsutil::{link_or_copy, link_tree, write_atomic};
+use crate::fsutil::{link_tree, write_atomic};
 use crate::known::{self, Declaration, IssuePreview, KnownIssue};
 use crate::plan::{Plan, PlanError, plan};
 use crate::protocol::{DependencyRef, InputRef, Response, RunContext};

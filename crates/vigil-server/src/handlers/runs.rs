@@ -476,13 +476,9 @@ pub async fn install_plugin(
     let harness = state.harness.clone();
     let by = principal.label();
     let upload = state.store.get_upload(request.upload_id).await?;
-    let installed = harness_call(move || {
-        let digest: vigil_core::digest::Sha256Digest =
-            upload.sha256.parse().map_err(|_| HarnessError::Invalid("upload has a malformed hash".into()))?;
-        let path = harness.blobs().path_of(&digest);
-        vigil_harness::install::install(&harness, &path, &by, Some(&audit.entry(StatusCode::CREATED)))
-    })
-    .await?;
+    let entry = audit.entry(StatusCode::CREATED);
+    let installed =
+        harness_call(move || vigil_harness::install::install_upload(&harness, &upload, &by, Some(&entry))).await?;
     Ok(audited((StatusCode::CREATED, envelope(installed, Aggregation::Detail, "store:plugin_installs"))))
 }
 
