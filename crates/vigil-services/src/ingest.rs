@@ -132,9 +132,10 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, Refused> {
             text(field, v)?;
         }
     }
-    let latency_ms_max = (LATENCY_US_MAX / 1000) as f64;
-    if !item.latency_ms.is_finite() || item.latency_ms < 0.0 || item.latency_ms > latency_ms_max {
-        return Err(Refused::new("latency_ms", format!("must be between 0 and {latency_ms_max} (one day)")));
+    // Only what a float adds is checked here; the bound is `Reported::into_vital`'s, which a
+    // latency past it (saturated below) still meets.
+    if !item.latency_ms.is_finite() || item.latency_ms < 0.0 {
+        return Err(Refused::new("latency_ms", format!("must be between 0 and {} (one day)", LATENCY_US_MAX / 1000)));
     }
     // Every counted field is bounded, so no report can make a sum over stored calls overflow.
     let usage = Usage {
@@ -216,9 +217,13 @@ mod tests {
         let good = json!({ "agent_id": "a1", "latency_ms": 120.5, "input_tokens": 10, "output_tokens": 5, "cost_usd": 0.002, "tool_names": ["search"] });
         let v = to_vital(&good, now).expect("valid");
         assert_eq!((v.latency_us, v.cost_nanos, v.tool_calls, v.unpriced), (120_500, Some(2_000_000), 1, false));
+        let a_day = to_vital(&json!({ "agent_id": "a1", "latency_ms": 86_400_000 }), now).expect("a day is allowed");
+        assert_eq!(a_day.latency_us, LATENCY_US_MAX);
         let cases = [
             (json!({ "latency_ms": 1 }), "agent_id"),
             (json!({ "agent_id": "a", "latency_ms": -1 }), "latency_ms"),
+            (json!({ "agent_id": "a", "latency_ms": 86_400_000.5 }), "latency_ms"),
+            (json!({ "agent_id": "a", "latency_ms": 1e300 }), "latency_ms"),
             (json!({ "agent_id": "a", "latency_ms": 1, "at": "yesterday" }), "at"),
             (json!({ "agent_id": "a", "latency_ms": 1, "cost_usd": -3 }), "cost_usd"),
             (json!({ "agent_id": "a", "latency_ms": 1, "input_tokens": u64::MAX }), "input_tokens"),

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use super::trace::{self, Denials};
 use super::{
-    Enforcement, Exit, HELPER_SETUP_FAILED, HELPER_SUBCOMMAND, HelperReport, Limits, POLICY_ENV, Policy, Protection,
+    Enforcement, HELPER_SETUP_FAILED, HELPER_SUBCOMMAND, HelperReport, Limits, POLICY_ENV, Policy, Protection,
 };
 
 /// Device files every command may read and write; they hold no data worth protecting.
@@ -176,10 +176,8 @@ fn supervise(policy: &Policy) -> HelperReport {
         .and_then(|()| nix::sys::ptrace::seize(pid, trace::options()).map_err(|e| format!("ptrace: {e}")));
     let _ = nix::sys::signal::kill(pid, Signal::SIGCONT);
     let mut denials = Denials::default();
-    let exit = match &seized {
-        Ok(()) => trace::supervise(pid, denied_name, &mut denials),
-        Err(_) => wait_for(pid),
-    };
+    // Unseized (where ptrace is refused), the same loop only waits for the command's end.
+    let exit = trace::supervise(pid, denied_name, &mut denials);
     let account = std::fs::read(&account_path)
         .map_err(|e| e.to_string())
         .and_then(|bytes| serde_json::from_slice::<Account>(&bytes).map_err(|e| e.to_string()));
@@ -208,18 +206,6 @@ fn supervise(policy: &Policy) -> HelperReport {
     report.denials = denials.kept;
     report.denials_dropped = denials.dropped;
     report
-}
-
-/// Waits for an untraced command to end.
-fn wait_for(pid: Pid) -> Exit {
-    loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => return Exit { code: Some(code), signal: None },
-            Ok(WaitStatus::Signaled(_, signal, _)) => return Exit { code: None, signal: Some(signal as i32) },
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return Exit { code: None, signal: None },
-        }
-    }
 }
 
 /// The confining step: waits to be seized, confines itself, says what it enforced, and

@@ -136,7 +136,8 @@ impl Denials {
 
 /// Follows the seized command `root` and every process it starts until `root` ends,
 /// recording the denials they run into. `denied_name` names a system call the sandbox
-/// forbids outright (the trapped ones).
+/// forbids outright (the trapped ones). A command that could not be seized reports only
+/// its end here, so this loop just waits for it.
 pub(super) fn supervise(root: Pid, denied_name: fn(i64) -> Option<&'static str>, denials: &mut Denials) -> Exit {
     loop {
         let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {

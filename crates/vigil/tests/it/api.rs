@@ -275,13 +275,14 @@ fn ingested_vitals_are_stored_and_discovered_and_bad_items_are_named() {
     let reader = env.key("viewer", "read");
     env.set("VIGIL_MODE", "production");
     let server = env.start();
+    // The summarizer's input tokens come as a whole float, as JavaScript sends numbers.
     let batch = serde_json::json!({ "vitals": [
         { "agent_id": "planner", "model": "gpt-4o-mini", "latency_ms": 812.5, "input_tokens": 120, "output_tokens": 40,
           "tool_names": ["search", "search"], "cost_usd": 0.0012, "system_prompt_sha256": "ab".repeat(32) },
         { "agent_id": "planner", "latency_ms": 90, "error": "rate_limit", "retries": 2 },
         { "agent_id": "writer", "latency_ms": "slow" },
         { "latency_ms": 5 },
-        { "agent_id": "summarizer", "model": "claude-sonnet-4-5", "latency_ms": 300, "input_tokens": 2000,
+        { "agent_id": "summarizer", "model": "claude-sonnet-4-5", "latency_ms": 300, "input_tokens": 2000.0,
           "cached_tokens": 1000, "cache_write_tokens": 500, "cache_write_1h_tokens": 200, "output_tokens": 100 }
     ]});
     assert_eq!(

@@ -521,6 +521,12 @@ fn identical_work_is_reused_fresh_runs_are_byte_identical_and_results_are_cached
     let seeded = submit(&server, json!({ "upload_id": upload_id, "seed": 7 }));
     assert_eq!(seeded.status, 201);
     assert_ne!(seeded.body["data"]["run"]["fingerprint"], first.body["data"]["run"]["fingerprint"]);
+    // A whole number written as a float (as JavaScript sends one) is the same seed; a
+    // fraction is refused.
+    let same = submit(&server, json!({ "upload_id": upload_id, "seed": 7.0 }));
+    assert_eq!(same.body["data"]["run"]["fingerprint"], seeded.body["data"]["run"]["fingerprint"], "{:?}", same.body);
+    let fraction = submit(&server, json!({ "upload_id": upload_id, "seed": 7.5 }));
+    assert_eq!(fraction.status, 422, "{:?}", fraction.body);
 }
 
 #[test]
