@@ -1,8 +1,9 @@
 //! Writes vitals to the store off the response path.
 //!
 //! Calls hand their [`Vital`] to a bounded queue and move on; one task drains it in
-//! batches into a single transaction each, written on a [`Background`] thread (at a lower
-//! priority than the threads serving calls). When storage falls behind and the queue is full,
+//! batches into a single transaction each, through the [`VitalsAgents`] port (the binary
+//! gives it the SQLite store on a lane of its own, a thread at a lower priority than the
+//! threads serving calls: [`vigil_store::Store::on_lane`]). When storage falls behind and the queue is full,
 //! new vitals are dropped and counted (`vigil_vitals_dropped_total`), so a slow disk never
 //! slows a model call. At shutdown the queue is drained before the store closes.
 
@@ -14,8 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vigil_core::vitals::Vital;
 use vigil_services::batch::{self, Batches, Feeder};
-use vigil_store::Store;
-use vigil_store::background::Background;
+use vigil_store::ports::VitalsAgents;
 
 /// Most vitals written in one transaction.
 pub const VITALS_BATCH_MAX: usize = 512;
@@ -46,15 +46,14 @@ impl std::fmt::Debug for Recorder {
 impl Recorder {
     /// Starts the writer task, which writes on `writer`. `dropped` counts vitals lost to a
     /// full queue or a failed write.
-    pub fn start(store: Store, writer: Background, capacity: usize, dropped: Counter) -> (Recorder, JoinHandle<()>) {
-        Recorder::start_with_window(store, writer, capacity, dropped, VITALS_BATCH_WINDOW)
+    pub fn start(vitals: Arc<dyn VitalsAgents>, capacity: usize, dropped: Counter) -> (Recorder, JoinHandle<()>) {
+        Recorder::start_with_window(vitals, capacity, dropped, VITALS_BATCH_WINDOW)
     }
 
     /// [`Recorder::start`] with another batch window, so tests can tell a cut-short wait
     /// from a full one.
     fn start_with_window(
-        store: Store,
-        writer: Background,
+        vitals: Arc<dyn VitalsAgents>,
         capacity: usize,
         dropped: Counter,
         window: Duration,
@@ -62,7 +61,7 @@ impl Recorder {
         let (queue, batches) = batch::queue(capacity, VITALS_BATCH_MAX);
         let (stop, stop_rx) = watch::channel(false);
         #[allow(clippy::disallowed_methods, reason = "the handle is returned; the server joins it at shutdown")]
-        let task = tokio::spawn(write_batches(store, writer, batches, stop_rx, dropped.clone(), window));
+        let task = tokio::spawn(write_batches(vitals, batches, stop_rx, dropped.clone(), window));
         (Recorder { queue, dropped, stop, tap: None }, task)
     }
 
@@ -88,8 +87,7 @@ impl Recorder {
 }
 
 async fn write_batches(
-    store: Store,
-    writer: Background,
+    vitals: Arc<dyn VitalsAgents>,
     mut batches: Batches<Vital>,
     mut stop: watch::Receiver<bool>,
     dropped: Counter,
@@ -126,19 +124,11 @@ async fn write_batches(
             continue;
         }
         let count = batch.len() as u64;
-        let store = store.clone();
-        match writer.run(move || store.insert_vitals(&batch)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                dropped.inc_by(count);
-                tracing::error!(error = %e, count, "could not write vitals");
-                // Give a struggling disk a moment instead of spinning.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => {
-                dropped.inc_by(count);
-                tracing::error!(error = %e, "vitals writer task failed");
-            }
+        if let Err(e) = vitals.insert_vitals(batch).await {
+            dropped.inc_by(count);
+            tracing::error!(error = %e, count, "could not write vitals");
+            // Give a struggling disk a moment instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -148,6 +138,8 @@ mod tests {
     use super::*;
     use crate::testing::vital;
     use vigil_core::page::PageRequest;
+    use vigil_store::Store;
+    use vigil_store::background::Background;
     use vigil_store::background::Priority;
     use vigil_store::{StoreOptions, VitalsFilter};
 
@@ -157,7 +149,7 @@ mod tests {
         let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
         let dropped = Counter::default();
         let writer = Background::start("vigil-test-vit", Priority::Lower).expect("writer");
-        let (recorder, task) = Recorder::start(store.clone(), writer, 2, dropped.clone());
+        let (recorder, task) = Recorder::start(Arc::new(store.on_lane(writer)), 2, dropped.clone());
         for _ in 0..5 {
             recorder.record(vital("a"));
         }
@@ -176,7 +168,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
         let writer = Background::start("vigil-test-vit", Priority::Lower).expect("writer");
-        let (recorder, task) = Recorder::start(store, writer, 8, Counter::default());
+        let (recorder, task) = Recorder::start(Arc::new(store.on_lane(writer)), 8, Counter::default());
         recorder.record(vital("a"));
         drop(recorder);
         tokio::time::timeout(Duration::from_secs(5), task).await.expect("writer stops").expect("clean");
@@ -188,7 +180,8 @@ mod tests {
         let store = Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("open");
         let writer = Background::start("vigil-test-vit", Priority::Lower).expect("writer");
         let window = Duration::from_secs(30);
-        let (recorder, task) = Recorder::start_with_window(store.clone(), writer, 64, Counter::default(), window);
+        let (recorder, task) =
+            Recorder::start_with_window(Arc::new(store.on_lane(writer)), 64, Counter::default(), window);
         recorder.record(vital("a"));
         tokio::time::sleep(Duration::from_millis(50)).await;
         recorder.record(vital("a"));
@@ -208,7 +201,7 @@ mod tests {
         let writer = Background::start("vigil-test-vit", Priority::Lower).expect("writer");
         let dropped = Counter::default();
         let window = Duration::from_secs(30);
-        let (recorder, task) = Recorder::start_with_window(store.clone(), writer, 8, dropped.clone(), window);
+        let (recorder, task) = Recorder::start_with_window(Arc::new(store.on_lane(writer)), 8, dropped.clone(), window);
         let stored = || {
             let page = PageRequest::new(None, None).expect("page");
             store.list_vitals(&VitalsFilter::default(), page).expect("list").0.len()

@@ -253,18 +253,22 @@ mod tests {
         config.immune.enabled = false;
         let metrics = metrics::Metrics::new(build);
         let writer = |name: &str| Background::start(name, Priority::Normal).expect("writer");
-        let (recorder, vitals_writer) =
-            vigil_gateway::Recorder::start(store.clone(), writer("test-vitals"), 64, metrics.vitals_dropped.clone());
+        let (recorder, vitals_writer) = vigil_gateway::Recorder::start(
+            Arc::new(store.on_lane(writer("test-vitals"))),
+            64,
+            metrics.vitals_dropped.clone(),
+        );
         let tasks = vigil_services::tasks::Tasks::new();
+        let immune_store = Arc::new(store.on_lane(writer("test-immune")));
         let immune = vigil_services::immune::Immune::start(
-            store.clone(),
-            writer("test-immune"),
+            (immune_store.clone(), immune_store),
             config.immune.clone(),
             config.egress.clone(),
             Arc::new(outbound::ReqwestSender),
             metrics.immune_dropped.clone(),
             &tasks,
         )
+        .await
         .expect("immune");
         let gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())
             .expect("gateway");

@@ -34,6 +34,8 @@ pub struct Store {
     inner: Arc<Inner>,
     /// Whether reads wait (up to the busy timeout) when SQLite reports the database busy.
     wait_when_busy: bool,
+    /// Where its port calls run: a thread of its own, or (`None`) tokio's blocking pool.
+    lane: Option<crate::background::Background>,
 }
 
 struct Inner {
@@ -71,6 +73,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
             }),
             wait_when_busy: true,
+            lane: None,
         })
     }
 
@@ -79,7 +82,18 @@ impl Store {
     /// checkpoint). For callers that must not block, such as async tasks reading inline;
     /// they retry on a blocking thread with a normal handle.
     pub fn nowait(&self) -> Store {
-        Store { inner: self.inner.clone(), wait_when_busy: false }
+        Store { wait_when_busy: false, ..self.clone() }
+    }
+
+    /// This store with its port calls run one at a time on `lane`, a thread of its own at
+    /// its own priority, instead of tokio's blocking pool: how the vitals recorder and the
+    /// immune log keep their writes off the threads that serve calls.
+    pub fn on_lane(&self, lane: crate::background::Background) -> Store {
+        Store { lane: Some(lane), ..self.clone() }
+    }
+
+    pub(crate) fn lane(&self) -> Option<&crate::background::Background> {
+        self.lane.as_ref()
     }
 
     /// Opens an existing database (and brings its schema to head); never creates one, so a

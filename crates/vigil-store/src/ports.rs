@@ -283,6 +283,22 @@ where
     })
 }
 
+/// Runs the SQLite store's blocking code where the store says: its lane, or the blocking
+/// pool.
+fn on_store<T>(store: &Store, work: impl FnOnce(&Store) -> Result<T> + Send + 'static) -> StoreFuture<'static, T>
+where
+    T: Send + 'static,
+{
+    let Some(lane) = store.lane().cloned() else { return blocking(store, work) };
+    let store = store.clone();
+    Box::pin(async move {
+        lane.run(move || work(&store)).await.map_err(|e| StoreError::Io {
+            context: "a storage lane".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    })
+}
+
 /// Largest number of rows a read may return and still run on the caller's thread.
 pub const INLINE_READ_ROWS_MAX: u32 = 100;
 
@@ -308,7 +324,7 @@ where
                 done => return done,
             }
         }
-        blocking(&store, work).await
+        on_store(&store, work).await
     })
 }
 
@@ -320,7 +336,7 @@ impl KeysAudit for Store {
         created_by: String,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, CreatedKey> {
-        blocking(self, move |s| s.create_key(&name, scope, &created_by, audit.as_ref()))
+        on_store(self, move |s| s.create_key(&name, scope, &created_by, audit.as_ref()))
     }
     fn list_keys_page(&self, include_revoked: bool, page: PageRequest) -> StoreFuture<'_, Page<KeyRecord>> {
         bounded_read(self, page.limit, move |s| s.list_keys_page(include_revoked, page))
@@ -329,16 +345,16 @@ impl KeysAudit for Store {
         bounded_read(self, 1, move |s| s.get_key(id))
     }
     fn revoke_key(&self, id: KeyId, audit: Option<NewAuditEntry>) -> StoreFuture<'_, KeyRecord> {
-        blocking(self, move |s| s.revoke_key(id, audit.as_ref()))
+        on_store(self, move |s| s.revoke_key(id, audit.as_ref()))
     }
     fn has_active_admin_key(&self) -> StoreFuture<'_, bool> {
-        blocking(self, Store::has_active_admin_key)
+        on_store(self, Store::has_active_admin_key)
     }
     fn active_keys(&self) -> StoreFuture<'_, Vec<ActiveKey>> {
-        blocking(self, Store::active_keys)
+        on_store(self, Store::active_keys)
     }
     fn keys_version(&self) -> StoreFuture<'_, KeysVersion> {
-        blocking(self, Store::keys_version)
+        on_store(self, Store::keys_version)
     }
     fn authenticate(&self, text: String) -> StoreFuture<'_, Option<KeyRecord>> {
         bounded_read(self, 1, move |s| match PresentedKey::parse(&text) {
@@ -347,19 +363,19 @@ impl KeysAudit for Store {
         })
     }
     fn append_audit(&self, entry: NewAuditEntry) -> StoreFuture<'_, AuditEntry> {
-        blocking(self, move |s| s.append_audit(&entry))
+        on_store(self, move |s| s.append_audit(&entry))
     }
     fn list_audit(&self, filter: AuditFilter, page: PageRequest) -> StoreFuture<'_, Page<AuditEntry>> {
         bounded_read(self, page.limit, move |s| s.list_audit(&filter, page))
     }
     fn verify_audit(&self) -> StoreFuture<'_, AuditVerification> {
-        blocking(self, Store::verify_audit)
+        on_store(self, Store::verify_audit)
     }
 }
 
 impl VitalsAgents for Store {
     fn insert_vitals(&self, vitals: Vec<Vital>) -> StoreFuture<'_, ()> {
-        blocking(self, move |s| s.insert_vitals(&vitals))
+        on_store(self, move |s| s.insert_vitals(&vitals))
     }
     fn list_vitals(&self, filter: VitalsFilter, page: PageRequest) -> StoreFuture<'_, Page<StoredVital>> {
         bounded_read(self, page.limit, move |s| s.list_vitals(&filter, page))
@@ -371,37 +387,37 @@ impl VitalsAgents for Store {
         bounded_read(self, 1, move |s| s.get_agent(&agent_id))
     }
     fn gateway_stats(&self, from: Option<Timestamp>, to: Option<Timestamp>) -> StoreFuture<'_, GatewayStats> {
-        blocking(self, move |s| s.gateway_stats(from, to))
+        on_store(self, move |s| s.gateway_stats(from, to))
     }
 }
 
 impl ImmuneLog for Store {
     fn append_immune_log(&self, entries: Vec<ImmuneLogEntry>) -> StoreFuture<'_, ()> {
-        blocking(self, move |s| s.append_immune_log(&entries))
+        on_store(self, move |s| s.append_immune_log(&entries))
     }
     fn immune_log_after(&self, seq: i64, limit: usize) -> StoreFuture<'_, Vec<ImmuneLogEntry>> {
-        blocking(self, move |s| s.immune_log_after(seq, limit))
+        on_store(self, move |s| s.immune_log_after(seq, limit))
     }
     fn last_immune_seq(&self) -> StoreFuture<'_, i64> {
-        blocking(self, Store::last_immune_seq)
+        on_store(self, Store::last_immune_seq)
     }
     fn save_immune_snapshot(&self, seq: i64, state: String) -> StoreFuture<'_, ()> {
-        blocking(self, move |s| s.save_immune_snapshot(seq, &state))
+        on_store(self, move |s| s.save_immune_snapshot(seq, &state))
     }
     fn immune_snapshots(&self) -> StoreFuture<'_, Vec<ImmuneSnapshot>> {
-        blocking(self, Store::immune_snapshots)
+        on_store(self, Store::immune_snapshots)
     }
     fn set_control_url(&self, agent_id: String, url: String, by: String) -> StoreFuture<'_, ControlUrl> {
-        blocking(self, move |s| s.set_control_url(&agent_id, &url, &by))
+        on_store(self, move |s| s.set_control_url(&agent_id, &url, &by))
     }
     fn remove_control_url(&self, agent_id: String) -> StoreFuture<'_, bool> {
-        blocking(self, move |s| s.remove_control_url(&agent_id))
+        on_store(self, move |s| s.remove_control_url(&agent_id))
     }
     fn control_url(&self, agent_id: String) -> StoreFuture<'_, Option<ControlUrl>> {
         bounded_read(self, 1, move |s| s.control_url(&agent_id))
     }
     fn export_immune(&self) -> StoreFuture<'_, Vec<u8>> {
-        blocking(self, |s| {
+        on_store(self, |s| {
             let mut out = Vec::new();
             s.export_immune(&mut |line| {
                 out.extend_from_slice(line.as_bytes());
@@ -415,7 +431,7 @@ impl ImmuneLog for Store {
 
 impl Runs for Store {
     fn record_upload(&self, new: NewUpload, audit: Option<NewAuditEntry>) -> StoreFuture<'_, UploadAttempt> {
-        blocking(self, move |s| s.record_upload(&new, audit.as_ref()))
+        on_store(self, move |s| s.record_upload(&new, audit.as_ref()))
     }
     fn get_upload(&self, id: String) -> StoreFuture<'_, UploadRecord> {
         bounded_read(self, 1, move |s| s.get_upload(&id))
@@ -424,13 +440,13 @@ impl Runs for Store {
         bounded_read(self, page.limit, move |s| s.list_uploads_page(page))
     }
     fn create_run(&self, new: NewRun, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord> {
-        blocking(self, move |s| s.create_run(&new, audit.as_ref()))
+        on_store(self, move |s| s.create_run(&new, audit.as_ref()))
     }
     fn get_run(&self, id: String) -> StoreFuture<'_, RunRecord> {
         bounded_read(self, 1, move |s| s.get_run(&id))
     }
     fn completed_run_with_fingerprint(&self, fingerprint: String) -> StoreFuture<'_, Option<RunRecord>> {
-        blocking(self, move |s| s.completed_run_with_fingerprint(&fingerprint))
+        on_store(self, move |s| s.completed_run_with_fingerprint(&fingerprint))
     }
     fn list_runs_page(&self, status: Option<RunStatus>, page: PageRequest) -> StoreFuture<'_, Page<RunRecord>> {
         bounded_read(self, page.limit, move |s| s.list_runs_page(status, page))
@@ -442,37 +458,37 @@ impl Runs for Store {
         error: Option<String>,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, RunRecord> {
-        blocking(self, move |s| s.set_run_status(&id, status, error.as_deref(), audit.as_ref()))
+        on_store(self, move |s| s.set_run_status(&id, status, error.as_deref(), audit.as_ref()))
     }
     fn set_run_pinned(&self, id: String, pinned: bool, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord> {
-        blocking(self, move |s| s.set_run_pinned(&id, pinned, audit.as_ref()))
+        on_store(self, move |s| s.set_run_pinned(&id, pinned, audit.as_ref()))
     }
     fn unfinished_runs(&self) -> StoreFuture<'_, Vec<RunRecord>> {
-        blocking(self, Store::unfinished_runs)
+        on_store(self, Store::unfinished_runs)
     }
     fn list_executions(&self, run_id: String) -> StoreFuture<'_, Vec<ExecutionRecord>> {
-        blocking(self, move |s| s.list_executions(&run_id))
+        on_store(self, move |s| s.list_executions(&run_id))
     }
     fn start_execution(&self, run_id: String, plugin_id: String) -> StoreFuture<'_, ()> {
-        blocking(self, move |s| s.start_execution(&run_id, &plugin_id))
+        on_store(self, move |s| s.start_execution(&run_id, &plugin_id))
     }
     fn finish_execution(&self, run_id: String, plugin_id: String, end: ExecutionEnd) -> StoreFuture<'_, ()> {
-        blocking(self, move |s| s.finish_execution(&run_id, &plugin_id, &end))
+        on_store(self, move |s| s.finish_execution(&run_id, &plugin_id, &end))
     }
     fn cached_execution(&self, cache_key: String, exclude_run: String) -> StoreFuture<'_, Option<(String, String)>> {
-        blocking(self, move |s| s.cached_execution(&cache_key, &exclude_run))
+        on_store(self, move |s| s.cached_execution(&cache_key, &exclude_run))
     }
     fn add_lineage(&self, run_id: String, edges: Vec<LineageEdge>) -> StoreFuture<'_, ()> {
-        blocking(self, move |s| s.add_lineage(&run_id, &edges))
+        on_store(self, move |s| s.add_lineage(&run_id, &edges))
     }
     fn list_lineage(&self, run_id: String) -> StoreFuture<'_, Vec<LineageEdge>> {
-        blocking(self, move |s| s.list_lineage(&run_id))
+        on_store(self, move |s| s.list_lineage(&run_id))
     }
     fn clear_lineage(&self, run_id: String) -> StoreFuture<'_, ()> {
-        blocking(self, move |s| s.clear_lineage(&run_id))
+        on_store(self, move |s| s.clear_lineage(&run_id))
     }
     fn collectable_runs(&self, cutoff: Timestamp) -> StoreFuture<'_, Vec<RunRecord>> {
-        blocking(self, move |s| s.collectable_runs(cutoff))
+        on_store(self, move |s| s.collectable_runs(cutoff))
     }
     fn remove_run(
         &self,
@@ -481,7 +497,7 @@ impl Runs for Store {
         reason: String,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, Tombstone> {
-        blocking(self, move |s| s.remove_run(&id, &by, &reason, audit.as_ref()))
+        on_store(self, move |s| s.remove_run(&id, &by, &reason, audit.as_ref()))
     }
     fn tombstone(&self, id: String) -> StoreFuture<'_, Option<Tombstone>> {
         bounded_read(self, 1, move |s| s.tombstone(&id))
@@ -495,7 +511,7 @@ impl Runs for Store {
         by: String,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, InstalledPlugin> {
-        blocking(self, move |s| {
+        on_store(self, move |s| {
             s.record_install(&plugin_id, &version, &bundle_sha256, &permissions, &by, audit.as_ref())
         })
     }
@@ -505,7 +521,7 @@ impl Runs for Store {
         by: String,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, InstalledPlugin> {
-        blocking(self, move |s| s.approve_plugin(&plugin_id, &by, audit.as_ref()))
+        on_store(self, move |s| s.approve_plugin(&plugin_id, &by, audit.as_ref()))
     }
     fn set_plugin_enabled(
         &self,
@@ -513,16 +529,16 @@ impl Runs for Store {
         enabled: bool,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, InstalledPlugin> {
-        blocking(self, move |s| s.set_plugin_enabled(&plugin_id, enabled, audit.as_ref()))
+        on_store(self, move |s| s.set_plugin_enabled(&plugin_id, enabled, audit.as_ref()))
     }
     fn rollback_plugin(&self, plugin_id: String, audit: Option<NewAuditEntry>) -> StoreFuture<'_, InstalledPlugin> {
-        blocking(self, move |s| s.rollback_plugin(&plugin_id, audit.as_ref()))
+        on_store(self, move |s| s.rollback_plugin(&plugin_id, audit.as_ref()))
     }
     fn installed_plugins(&self) -> StoreFuture<'_, Vec<InstalledPlugin>> {
-        blocking(self, Store::installed_plugins)
+        on_store(self, Store::installed_plugins)
     }
     fn plugins_version(&self) -> StoreFuture<'_, String> {
-        blocking(self, Store::plugins_version)
+        on_store(self, Store::plugins_version)
     }
     fn save_known_issues(
         &self,
@@ -531,28 +547,28 @@ impl Runs for Store {
         by: String,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, (KnownIssueSet, bool)> {
-        blocking(self, move |s| s.save_known_issues(&dataset_kind, &issues, &by, audit.as_ref()))
+        on_store(self, move |s| s.save_known_issues(&dataset_kind, &issues, &by, audit.as_ref()))
     }
     fn known_issues(&self, dataset_kind: String, version: Option<u32>) -> StoreFuture<'_, KnownIssueSet> {
         bounded_read(self, 1, move |s| s.known_issues(&dataset_kind, version))
     }
     fn known_issue_history(&self, dataset_kind: String) -> StoreFuture<'_, Vec<KnownIssueSet>> {
-        blocking(self, move |s| s.known_issue_history(&dataset_kind))
+        on_store(self, move |s| s.known_issue_history(&dataset_kind))
     }
     fn list_known_issues(&self) -> StoreFuture<'_, Vec<KnownIssueSet>> {
-        blocking(self, Store::list_known_issues)
+        on_store(self, Store::list_known_issues)
     }
 }
 
 impl Operations for Store {
     fn check_writable(&self) -> StoreFuture<'_, ()> {
-        blocking(self, Store::check_writable)
+        on_store(self, Store::check_writable)
     }
     fn schema_version(&self) -> StoreFuture<'_, i64> {
         bounded_read(self, 1, Store::schema_version)
     }
     fn close(&self) -> StoreFuture<'_, ()> {
-        blocking(self, Store::close)
+        on_store(self, Store::close)
     }
 }
 
@@ -643,6 +659,20 @@ mod tests {
         assert_eq!(small.expect("read"), here, "a small read stays on the caller's thread");
         let big = bounded_read(&store, INLINE_READ_ROWS_MAX + 1, |_| Ok(std::thread::current().id())).await;
         assert_ne!(big.expect("read"), here, "a large read leaves the caller's thread");
+    }
+
+    /// A store on a lane runs its port calls there, and behaves as every backend must.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_on_a_lane_writes_there() {
+        let (_dir, store) = store();
+        let lane = crate::background::Background::start("test-lane", crate::background::Priority::Lower);
+        let laned = store.on_lane(lane.expect("lane"));
+        let name = on_store(&laned, |_| Ok(std::thread::current().name().map(str::to_owned))).await;
+        assert_eq!(name.expect("ran").as_deref(), Some("test-lane"));
+        let pooled = on_store(&store, |_| Ok(std::thread::current().name().map(str::to_owned))).await;
+        assert_ne!(pooled.expect("ran").as_deref(), Some("test-lane"));
+        conformance::vitals_agents(Arc::new(laned.clone())).await;
+        conformance::immune_log(Arc::new(laned)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,22 +28,23 @@ pub async fn app(
     let metrics = Metrics::new(build);
     let writer = |name: &str, priority| Background::start(name, priority).with_context(|| format!("starting {name}"));
     let (recorder, vitals_writer) = vigil_gateway::Recorder::start(
-        store.clone(),
-        writer("vigil-vitals", Priority::Lower)?,
+        Arc::new(store.on_lane(writer("vigil-vitals", Priority::Lower)?)),
         config.gateway.vitals_queue,
         metrics.vitals_dropped.clone(),
     );
     let tasks = Tasks::new();
     // Every recorded call is also judged by the immune system, which the gateway obeys.
+    // Its log and snapshots are written on a lane of their own, in order.
+    let immune_store = Arc::new(store.on_lane(writer("vigil-immune", Priority::Normal)?));
     let immune = Immune::start(
-        store.clone(),
-        writer("vigil-immune", Priority::Normal)?,
+        (immune_store.clone(), immune_store),
         config.immune.clone(),
         config.egress.clone(),
         Arc::new(vigil_server::outbound::ReqwestSender),
         metrics.immune_dropped.clone(),
         &tasks,
-    )?;
+    )
+    .await?;
     let tap = immune.clone();
     let recorder = recorder.with_tap(Arc::new(move |vital: &Vital| tap.observe(vital)));
     let mut gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())?;

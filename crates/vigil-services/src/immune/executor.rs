@@ -15,7 +15,8 @@ pub fn redact_url(url: &str) -> String {
 /// Runs healing actions.
 #[derive(Clone, Debug)]
 pub struct Executor {
-    pub(super) store: Store,
+    /// Where agents' control URLs are kept.
+    pub(super) log: Arc<dyn ImmuneLog>,
     pub(super) guard: Arc<ImmuneGuard>,
     pub(super) config: ImmuneConfig,
     /// Where control URLs may point.
@@ -58,11 +59,9 @@ impl Executor {
 
     /// Sends the action to the agent's control URL.
     async fn control(&self, request: &ControlRequest<'_>) -> (bool, String) {
-        let store = self.store.clone();
-        let agent = request.agent_id.to_owned();
-        let url = match tokio::task::spawn_blocking(move || store.control_url(&agent)).await {
-            Ok(Ok(Some(control))) => control.url,
-            Ok(Ok(None)) => {
+        let url = match self.log.control_url(request.agent_id.to_owned()).await {
+            Ok(Some(control)) => control.url,
+            Ok(None) => {
                 return (
                     false,
                     format!(
@@ -72,7 +71,6 @@ impl Executor {
                     ),
                 );
             }
-            Ok(Err(e)) => return (false, format!("could not read the control URL: {e}")),
             Err(e) => return (false, format!("could not read the control URL: {e}")),
         };
         // Details land in incident timelines anyone with a read key sees: no credentials.

@@ -43,7 +43,7 @@ use vigil_immune::lifecycle::{Event, State};
 use vigil_immune::rhythm::RhythmConfig;
 use vigil_immune::sentinel::SentinelConfig;
 use vigil_immune::stream::ContextConfig;
-use vigil_store::background::Background;
+use vigil_store::ports::{ImmuneLog, KeysAudit};
 use vigil_store::{ImmuneLogEntry, NewAuditEntry, Store, StoreError};
 
 use crate::batch::{self, Batches, Feeder};
@@ -183,26 +183,24 @@ pub struct Immune {
 }
 
 impl Immune {
-    /// Restores the engine (newest snapshot plus the log after it) and starts its task.
-    /// Must run inside a tokio runtime.
-    /// Restores the engine and starts its task, which logs and snapshots on `writer`.
-    pub fn start(
-        store: Store,
-        writer: Background,
+    /// Restores the engine (newest snapshot plus the log after it) from `log` and starts
+    /// its task, which logs its inputs and snapshots there and audits its own decisions in
+    /// `audit`.
+    pub async fn start(
+        (log, audit): (Arc<dyn ImmuneLog>, Arc<dyn KeysAudit>),
         config: ImmuneConfig,
         egress: EgressPolicy,
         sender: Arc<dyn ControlSender>,
         dropped: Counter,
         tasks: &Tasks,
     ) -> Result<Arc<Immune>, ImmuneError> {
-        Immune::start_with_window(store, writer, config, (egress, sender), dropped, tasks, FILL_WINDOW)
+        Immune::start_with_window((log, audit), config, (egress, sender), dropped, tasks, FILL_WINDOW).await
     }
 
     /// [`Immune::start`] with another fill window, so tests can tell a cut-short wait from
     /// a full one.
-    fn start_with_window(
-        store: Store,
-        writer: Background,
+    async fn start_with_window(
+        (log, audit): (Arc<dyn ImmuneLog>, Arc<dyn KeysAudit>),
         config: ImmuneConfig,
         (egress, sender): (EgressPolicy, Arc<dyn ControlSender>),
         dropped: Counter,
@@ -210,7 +208,7 @@ impl Immune {
         fill_window: Duration,
     ) -> Result<Arc<Immune>, ImmuneError> {
         let guard = Arc::new(ImmuneGuard::default());
-        let (engine, seq) = restore(&store, engine_config(&config))?;
+        let (engine, seq) = restore(log.as_ref(), engine_config(&config)).await?;
         // Switched off, nothing is enforced: no agent stays refused with no way to release it.
         for (id, agent) in engine.agents().filter(|_| config.enabled) {
             if !agent.state().accepts_calls() {
@@ -221,12 +219,12 @@ impl Immune {
         let engine = Arc::new(Mutex::new(engine));
         let (feeder, batches) = batch::queue(QUEUE, BATCH_MAX);
         let inbox = Inbox(feeder);
-        let executor = Executor { store: store.clone(), guard: guard.clone(), config: config.clone(), egress, sender };
+        let executor = Executor { log: log.clone(), guard: guard.clone(), config: config.clone(), egress, sender };
         let (events, _) = broadcast::channel(EVENTS);
         let worker = Worker {
             engine: engine.clone(),
-            store,
-            writer,
+            log,
+            audit,
             executor,
             inbox: inbox.clone(),
             seq,
@@ -314,10 +312,11 @@ pub fn export(store: &Store, out: &mut impl std::io::Write) -> Result<u64, Store
 }
 
 /// The newest snapshot plus every logged input after it.
-fn restore(store: &Store, config: EngineConfig) -> Result<(Engine, i64), StoreError> {
+async fn restore(log: &dyn ImmuneLog, config: EngineConfig) -> Result<(Engine, i64), StoreError> {
     // The newest snapshot that parses; the log reaches back to the oldest kept one.
     let mut restored = None;
-    for s in store.immune_snapshots()? {
+    let snapshots = log.immune_snapshots().await?;
+    for s in &snapshots {
         match serde_json::from_str::<Engine>(&s.state) {
             Ok(engine) => {
                 restored = Some((engine, s.seq));
@@ -331,7 +330,7 @@ fn restore(store: &Store, config: EngineConfig) -> Result<(Engine, i64), StoreEr
     let (mut engine, mut seq) = match restored {
         Some(found) => found,
         None => {
-            if store.immune_snapshot(false)?.is_some() {
+            if !snapshots.is_empty() {
                 tracing::error!("no immune snapshot parses: the immune state starts over and agents relearn");
             }
             (Engine::new(config.clone()), 0)
@@ -339,7 +338,7 @@ fn restore(store: &Store, config: EngineConfig) -> Result<(Engine, i64), StoreEr
     };
     let (mut replayed, mut differing) = (0u64, 0u64);
     loop {
-        let page = store.immune_log_after(seq, RESTORE_PAGE)?;
+        let page = log.immune_log_after(seq, RESTORE_PAGE).await?;
         let Some(last) = page.last() else { break };
         seq = last.seq;
         for entry in &page {
@@ -367,7 +366,7 @@ fn restore(store: &Store, config: EngineConfig) -> Result<(Engine, i64), StoreEr
         tracing::info!(replayed, "immune state restored from its snapshot and log");
     }
     engine.set_config(config);
-    Ok((engine, seq.max(store.last_immune_seq()?)))
+    Ok((engine, seq.max(log.last_immune_seq().await?)))
 }
 
 /// The reason a refused call is given.
@@ -387,9 +386,11 @@ fn refusal_reason(engine: &Engine, agent_id: &str, state: State) -> String {
 /// The engine task.
 struct Worker {
     engine: Arc<Mutex<Engine>>,
-    store: Store,
-    /// Where the input log and snapshots are written, in order, off the async workers.
-    writer: Background,
+    /// Where the input log and snapshots are written (the binary gives it the store on a
+    /// lane of its own: in order, off the async workers).
+    log: Arc<dyn ImmuneLog>,
+    /// Where the engine's own decisions are audited.
+    audit: Arc<dyn KeysAudit>,
     executor: Executor,
     inbox: Inbox,
     seq: i64,
@@ -499,14 +500,7 @@ impl Worker {
                 }
             }
         }
-        let store = self.store.clone();
-        let written = self.writer.run(move || store.append_immune_log(&log)).await;
-        let failed = match written {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(e) = &failed {
+        if let Err(e) = self.log.append_immune_log(log).await {
             tracing::error!(error = %e, "could not log immune inputs; saving a snapshot instead");
             // The snapshot holds the state these inputs led to, so a restart still restores it.
             self.snapshot().await;
@@ -531,10 +525,8 @@ impl Worker {
             (serde_json::to_string(&*engine), self.seq)
         };
         let Ok(state) = state else { return };
-        let store = self.store.clone();
-        match self.writer.run(move || store.save_immune_snapshot(seq, &state)).await {
-            Ok(Ok(())) => tracing::debug!(seq, "immune snapshot saved"),
-            Ok(Err(e)) => tracing::error!(error = %e, "could not save the immune snapshot"),
+        match self.log.save_immune_snapshot(seq, state).await {
+            Ok(()) => tracing::debug!(seq, "immune snapshot saved"),
             Err(e) => tracing::error!(error = %e, "could not save the immune snapshot"),
         }
     }
@@ -581,9 +573,9 @@ impl Worker {
                     body_sha256: Sha256Digest::of(decision.as_bytes()),
                     status: 0,
                 };
-                let store = self.store.clone();
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = store.append_audit(&entry) {
+                let audit = self.audit.clone();
+                self.tasks.spawn("immune audit".to_owned(), async move {
+                    if let Err(e) = audit.append_audit(entry).await {
                         tracing::error!(error = %e, "could not audit an immune decision");
                     }
                 });
@@ -663,6 +655,7 @@ fn act_for(decision: &Decision) -> Option<Act> {
 #[allow(clippy::disallowed_methods, reason = "tests spawn work they await")]
 mod tests {
     use super::*;
+    use vigil_store::background::Background;
 
     /// The tests' agents have no control URLs: nothing is ever sent.
     #[derive(Debug)]
@@ -739,6 +732,12 @@ mod tests {
         assert!(observation(&vital).is_some_and(|o| o.error));
     }
 
+    /// The store on the writer's lane, as the immune service's ports.
+    fn ports(store: Store, writer: Background) -> (Arc<dyn ImmuneLog>, Arc<dyn KeysAudit>) {
+        let laned = Arc::new(store.on_lane(writer));
+        (laned.clone(), laned)
+    }
+
     /// A fresh store (in the returned folder, as `vigil.db`) and a writer thread for it.
     fn storage() -> (tempfile::TempDir, Store, Background) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -754,14 +753,14 @@ mod tests {
         assert!(config.enabled);
         let window = Duration::from_secs(30);
         let immune = Immune::start_with_window(
-            store,
-            writer,
+            ports(store, writer),
             config,
             (EgressPolicy::default(), Arc::new(NoSender)),
             Counter::default(),
             &Tasks::new(),
             window,
         )
+        .await
         .expect("start");
         let observed = || immune.read(|engine| engine.agent("a").map_or(0, |a| a.observations));
 
@@ -796,14 +795,14 @@ mod tests {
         let config = vigil_core::config::Config::default().immune;
         let window = Duration::from_secs(30);
         let immune = Immune::start_with_window(
-            store,
-            writer.clone(),
+            ports(store, writer.clone()),
             config.clone(),
             (EgressPolicy::default(), Arc::new(NoSender)),
             Counter::default(),
             &Tasks::new(),
             window,
         )
+        .await
         .expect("start");
         let observed = |immune: &Immune| immune.read(|engine| engine.agent("a").map_or(0, |a| a.observations));
         immune.observe(&vital("a"));
@@ -825,14 +824,14 @@ mod tests {
         // And it is kept: a restart restores all three.
         let store = Store::open(&path, vigil_store::StoreOptions::default()).expect("reopen");
         let restarted = Immune::start(
-            store,
-            writer,
+            ports(store, writer),
             config,
             EgressPolicy::default(),
             Arc::new(NoSender),
             Counter::default(),
             &Tasks::new(),
         )
+        .await
         .expect("restart");
         assert_eq!(observed(&restarted), 3);
         restarted.shutdown().await;
@@ -843,14 +842,14 @@ mod tests {
         let (_dir, store, writer) = storage();
         let config = vigil_core::config::Config::default().immune;
         let immune = Immune::start(
-            store,
-            writer.clone(),
+            ports(store, writer.clone()),
             config,
             EgressPolicy::default(),
             Arc::new(NoSender),
             Counter::default(),
             &Tasks::new(),
         )
+        .await
         .expect("start");
         // Hold the log writer, as a slow disk would, until the test has looked.
         let (open, gate) = std::sync::mpsc::channel::<()>();
