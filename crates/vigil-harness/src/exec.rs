@@ -142,20 +142,6 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
     let scratch = dir.join("scratch");
     let artifacts = dir.join("artifacts");
     let share = dir.join(SHARE_DIR);
-    // A retry starts from a clean slate.
-    let _ = std::fs::remove_dir_all(&dir);
-    for d in [&scratch.join("tmp"), &artifacts, &share] {
-        if let Err(e) = std::fs::create_dir_all(d) {
-            return ExecResult::failed(ExecStatus::Error, format!("cannot create {}: {e}", d.display()), started);
-        }
-    }
-    if let Err(problems) = plugin.config_schema.check(&spec.config) {
-        return ExecResult::failed(
-            ExecStatus::Error,
-            format!("settings do not match the plugin's config schema: {}", problems.join("; ")),
-            started,
-        );
-    }
     let request = Request {
         protocol: PROTOCOL_VERSION,
         run: spec.run.clone(),
@@ -173,8 +159,28 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
         Ok(json) => json,
         Err(e) => return ExecResult::failed(ExecStatus::Error, format!("cannot encode the request: {e}"), started),
     };
-    if let Err(e) = write_atomic(&dir.join("request.json"), &request_json) {
+    // A retry starts from a clean slate: the folders made anew, the request written.
+    let set_up = {
+        let (dir, request_json) = (dir.clone(), request_json.clone());
+        let folders = [scratch.join("tmp"), artifacts.clone(), share.clone()];
+        off_thread(move || {
+            let _ = std::fs::remove_dir_all(&dir);
+            for d in &folders {
+                std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            }
+            write_atomic(&dir.join("request.json"), &request_json)
+        })
+        .await
+    };
+    if let Err(e) = set_up {
         return ExecResult::failed(ExecStatus::Error, e, started);
+    }
+    if let Err(problems) = plugin.config_schema.check(&spec.config) {
+        return ExecResult::failed(
+            ExecStatus::Error,
+            format!("settings do not match the plugin's config schema: {}", problems.join("; ")),
+            started,
+        );
     }
     let policy = match policy(runner, config, &spec, &dir, &scratch, &[&artifacts, &share]) {
         Ok(policy) => policy,
@@ -260,10 +266,16 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
             format!("stderr was {} bytes; the log keeps the first {}", outcome.stderr_bytes, config.stderr_max_bytes);
         result.error = Some(result.error.map_or(note.clone(), |e| format!("{e} ({note})")));
     }
-    if let Some(response) = &result.response
-        && let Ok(json) = serde_json::to_vec_pretty(response)
-        && let Err(e) = write_atomic(&dir.join("response.json"), &json)
-    {
+    let response_json = result.response.as_ref().and_then(|r| serde_json::to_vec_pretty(r).ok());
+    let written = {
+        let dir = dir.clone();
+        off_thread(move || match response_json {
+            Some(json) => write_atomic(&dir.join("response.json"), &json),
+            None => Ok(()),
+        })
+        .await
+    };
+    if let Err(e) = written {
         result.status = ExecStatus::Error;
         result.error = Some(e);
     }
@@ -278,10 +290,18 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
         "stderr_truncated": outcome.stderr_truncated,
         "denials_dropped": outcome.denials_dropped,
     });
-    if let Ok(json) = serde_json::to_vec_pretty(&record) {
-        let _ = write_atomic(&dir.join("sandbox.json"), &json);
+    if let Ok(json) = serde_json::to_vec_pretty(&record)
+        && let Err(e) = off_thread(move || write_atomic(&dir.join("sandbox.json"), &json)).await
+    {
+        tracing::warn!(error = %e, "could not write the execution's sandbox.json");
     }
     result
+}
+
+/// Runs file work (folders, writes and their fsyncs) on the blocking pool, off the async
+/// workers that also serve requests.
+async fn off_thread(work: impl FnOnce() -> Result<(), String> + Send + 'static) -> Result<(), String> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| format!("a file task failed: {e}"))?
 }
 
 /// The sandbox policy for one execution.

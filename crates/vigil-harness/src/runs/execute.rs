@@ -1,9 +1,43 @@
 //! Executing a run: its plugins layer by layer in the sandbox (or from the cache), then its
 //! reports, lineage and final status.
+//!
+//! The run's task is async: it awaits plugins. Everything that blocks (the store's calls,
+//! folder moves, file writes and their fsyncs) runs on tokio's blocking pool in phases
+//! ([`Harness::begin`], [`Harness::start_step`], [`Harness::finish`]), never on the
+//! async workers that also serve requests.
 
 use super::*;
 
+/// What a run's execution starts from, read and prepared by [`Harness::begin`].
+struct Begun {
+    run: RunRecord,
+    upload: UploadRecord,
+    plan: Plan,
+    /// The plugins' settings, by plugin id.
+    settings: Value,
+    fresh: bool,
+    registry: Arc<Registry>,
+    /// Each planned plugin's identity when the run was planned.
+    identities: BTreeMap<String, Value>,
+    /// The run's partial folder.
+    dir: PathBuf,
+    input: InputRef,
+    cache_keys: BTreeMap<String, String>,
+    statuses: BTreeMap<String, ExecStatus>,
+}
+
 impl Harness {
+    /// Runs blocking work (store calls, file writes, fsyncs) on the blocking pool.
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Harness) -> Result<T, HarnessError> + Send + 'static,
+    ) -> Result<T, HarnessError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(|e| HarnessError::Io(format!("a blocking task of the run failed: {e}")))?
+    }
+
     /// Executes a queued run to the end and returns its final record.
     pub async fn execute(&self, run_id: &str) -> Result<RunRecord, HarnessError> {
         let (cancel, events) = self.activate(run_id);
@@ -13,8 +47,12 @@ impl Harness {
             Err(e) => {
                 let why = e.to_string();
                 tracing::error!(run_id, error = %why, "run failed");
-                exec::remove_shared(&self.partial_dir(run_id));
-                self.0.store.set_run_status(run_id, RunStatus::Failed, Some(&why), None).map_err(HarnessError::from)
+                let id = run_id.to_owned();
+                self.off_thread(move |h| {
+                    exec::remove_shared(&h.partial_dir(&id));
+                    Ok(h.0.store.set_run_status(&id, RunStatus::Failed, Some(&why), None)?)
+                })
+                .await
             }
         };
         if let Ok(run) = &final_record {
@@ -33,71 +71,10 @@ impl Harness {
         cancel: watch::Receiver<bool>,
         events: &broadcast::Sender<RunEvent>,
     ) -> Result<RunRecord, HarnessError> {
-        let store = &self.0.store;
-        let run = store.get_run(run_id)?;
-        if run.status != RunStatus::Queued {
-            return Err(HarnessError::Conflict(format!("run {run_id} is {}, not queued", run.status)));
-        }
-        let upload = store.get_upload(&run.upload_id)?;
-        let plan: Plan = serde_json::from_value(run.plan.clone())
-            .map_err(|e| HarnessError::Invalid(format!("stored plan of run {run_id} is unreadable: {e}")))?;
-        let settings = run.settings["plugins"].clone();
-        let fresh = run.settings["fresh"].as_bool().unwrap_or(false);
-        let registry = self.registry();
-
-        // A finished run being retried goes back to its partial folder until it ends again.
-        let dir = self.partial_dir(run_id);
-        let done = self.0.runs_dir.join(&run.dir);
-        if done.is_dir() {
-            std::fs::rename(&done, &dir)
-                .map_err(|e| HarnessError::Io(format!("cannot reopen {}: {e}", done.display())))?;
-        }
-        std::fs::create_dir_all(dir.join("input"))
-            .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        store.set_run_status(run_id, RunStatus::Running, None, None)?;
-
-        let identities: BTreeMap<&str, Value> = plan
-            .steps
-            .iter()
-            .map(|s| (s.plugin_id.as_str(), registry.get(&s.plugin_id).map(|p| p.identity()).unwrap_or(Value::Null)))
-            .collect();
-        let manifest = json!({
-            "run_id": run.id,
-            "fingerprint": run.fingerprint,
-            "seed": run.seed,
-            "vigil_version": self.0.vigil_version,
-            "created_at": run.created_at.to_rfc3339(),
-            "input": { "upload_id": upload.id, "file_name": upload.file_name, "format": upload.format, "sha256": upload.sha256, "size_bytes": upload.size_bytes },
-            "plan": plan,
-            "settings": settings,
-            "plugins": identities,
-            // The whole declaration, so a bundle replays against the same issues.
-            "known_issues": run.settings.get("known_issues").filter(|k| !k.is_null()),
-        });
-        write_atomic(&dir.join("run_manifest.json"), &pretty_json("run_manifest.json", &manifest)?)
-            .map_err(HarnessError::Io)?;
-        let _ = events.send(RunEvent::Plan { run_id: run_id.to_owned(), plan: plan.clone() });
-
-        let digest: Sha256Digest = upload
-            .sha256
-            .parse()
-            .map_err(|_| HarnessError::Invalid(format!("upload {} has a malformed sha256", upload.id)))?;
-        // The sandbox opens its input by path: the one place a blob becomes a local file.
-        let input_path = dir.join("input").join(&upload.file_name);
-        self.0.blobs.materialize(&digest, &input_path)?;
-        let input = InputRef {
-            path: input_path,
-            file_name: upload.file_name.clone(),
-            format: upload.format.clone(),
-            sha256: upload.sha256.clone(),
-            size_bytes: upload.size_bytes,
-        };
-
-        let executions = store.list_executions(run_id)?;
-        let cache_keys: BTreeMap<String, String> =
-            executions.iter().map(|e| (e.plugin_id.clone(), e.cache_key.clone())).collect();
-        let mut statuses: BTreeMap<String, ExecStatus> =
-            executions.into_iter().map(|e| (e.plugin_id, e.status)).collect();
+        let (id, sent) = (run_id.to_owned(), events.clone());
+        let begun = self.off_thread(move |h| h.begin(&id, &sent)).await?;
+        let Begun { run, upload, plan, settings, fresh, registry, identities, dir, input, cache_keys, mut statuses } =
+            begun;
         let total = plan.steps.len();
         let semaphore = Arc::new(Semaphore::new(self.0.parallelism));
         let context = RunContext { run_id: run.id.clone(), fingerprint: run.fingerprint.clone() };
@@ -123,7 +100,7 @@ impl Harness {
                 let refusal = match (reason, registry.get(plugin_id)) {
                     (Some(reason), _) => Some((ExecStatus::Skipped, reason)),
                     (None, None) => Some((ExecStatus::Error, format!("plugin {plugin_id} is no longer installed"))),
-                    (None, Some(p)) if p.identity() != identities[plugin_id] => Some((
+                    (None, Some(p)) if Some(&p.identity()) != identities.get(plugin_id) => Some((
                         ExecStatus::Error,
                         format!("plugin {plugin_id} changed since the run was planned; submit a new run"),
                     )),
@@ -134,7 +111,8 @@ impl Harness {
                     (None, Some(_)) => None,
                 };
                 if let Some((status, why)) = refusal {
-                    settle(store, events, run_id, plugin_id, status, why)?;
+                    let (id, plugin, sent) = (run_id.to_owned(), plugin_id.to_owned(), events.clone());
+                    self.off_thread(move |h| settle(&h.0.store, &sent, &id, &plugin, status, why)).await?;
                     statuses.insert(plugin_id.to_owned(), status);
                     continue;
                 }
@@ -203,12 +181,99 @@ impl Harness {
             let _ = events.send(RunEvent::Progress { run_id: run_id.to_owned(), done, total });
         }
 
-        // What plugins shared with their dependents served its purpose.
-        exec::remove_shared(&dir);
         let canceled = *cancel.borrow();
-        let results = self.plugin_results(&run.id, &dir)?;
-        let report_written = self.write_report(&run, &upload, &plan, &dir, &results)?;
-        let edges = lineage(&run, &upload, &plan, &results);
+        self.off_thread(move |h| h.finish(&run, &upload, &plan, &dir, &statuses, canceled)).await
+    }
+
+    /// Reads the run and its upload, reopens or creates its partial folder, marks it
+    /// running, writes its manifest, puts its input in place, and reads its executions.
+    /// Blocking.
+    fn begin(&self, run_id: &str, events: &broadcast::Sender<RunEvent>) -> Result<Begun, HarnessError> {
+        let store = &self.0.store;
+        let run = store.get_run(run_id)?;
+        if run.status != RunStatus::Queued {
+            return Err(HarnessError::Conflict(format!("run {run_id} is {}, not queued", run.status)));
+        }
+        let upload = store.get_upload(&run.upload_id)?;
+        let plan: Plan = serde_json::from_value(run.plan.clone())
+            .map_err(|e| HarnessError::Invalid(format!("stored plan of run {run_id} is unreadable: {e}")))?;
+        let settings = run.settings["plugins"].clone();
+        let fresh = run.settings["fresh"].as_bool().unwrap_or(false);
+        let registry = self.registry();
+
+        // A finished run being retried goes back to its partial folder until it ends again.
+        let dir = self.partial_dir(run_id);
+        let done = self.0.runs_dir.join(&run.dir);
+        if done.is_dir() {
+            std::fs::rename(&done, &dir)
+                .map_err(|e| HarnessError::Io(format!("cannot reopen {}: {e}", done.display())))?;
+        }
+        std::fs::create_dir_all(dir.join("input"))
+            .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        store.set_run_status(run_id, RunStatus::Running, None, None)?;
+
+        let identities: BTreeMap<String, Value> = plan
+            .steps
+            .iter()
+            .map(|s| (s.plugin_id.clone(), registry.get(&s.plugin_id).map(|p| p.identity()).unwrap_or(Value::Null)))
+            .collect();
+        let manifest = json!({
+            "run_id": run.id,
+            "fingerprint": run.fingerprint,
+            "seed": run.seed,
+            "vigil_version": self.0.vigil_version,
+            "created_at": run.created_at.to_rfc3339(),
+            "input": { "upload_id": upload.id, "file_name": upload.file_name, "format": upload.format, "sha256": upload.sha256, "size_bytes": upload.size_bytes },
+            "plan": plan,
+            "settings": settings,
+            "plugins": identities,
+            // The whole declaration, so a bundle replays against the same issues.
+            "known_issues": run.settings.get("known_issues").filter(|k| !k.is_null()),
+        });
+        write_atomic(&dir.join("run_manifest.json"), &pretty_json("run_manifest.json", &manifest)?)
+            .map_err(HarnessError::Io)?;
+        let _ = events.send(RunEvent::Plan { run_id: run_id.to_owned(), plan: plan.clone() });
+
+        let digest: Sha256Digest = upload
+            .sha256
+            .parse()
+            .map_err(|_| HarnessError::Invalid(format!("upload {} has a malformed sha256", upload.id)))?;
+        // The sandbox opens its input by path: the one place a blob becomes a local file.
+        let input_path = dir.join("input").join(&upload.file_name);
+        self.0.blobs.materialize(&digest, &input_path)?;
+        let input = InputRef {
+            path: input_path,
+            file_name: upload.file_name.clone(),
+            format: upload.format.clone(),
+            sha256: upload.sha256.clone(),
+            size_bytes: upload.size_bytes,
+        };
+
+        let executions = store.list_executions(run_id)?;
+        let cache_keys: BTreeMap<String, String> =
+            executions.iter().map(|e| (e.plugin_id.clone(), e.cache_key.clone())).collect();
+        let statuses: BTreeMap<String, ExecStatus> = executions.into_iter().map(|e| (e.plugin_id, e.status)).collect();
+
+        Ok(Begun { run, upload, plan, settings, fresh, registry, identities, dir, input, cache_keys, statuses })
+    }
+
+    /// Ends a run whose plugins are done: its reports, lineage and final status, and its
+    /// folder under its own name. Blocking.
+    fn finish(
+        &self,
+        run: &RunRecord,
+        upload: &UploadRecord,
+        plan: &Plan,
+        dir: &Path,
+        statuses: &BTreeMap<String, ExecStatus>,
+        canceled: bool,
+    ) -> Result<RunRecord, HarnessError> {
+        let (store, run_id) = (&self.0.store, run.id.as_str());
+        // What plugins shared with their dependents served its purpose.
+        exec::remove_shared(dir);
+        let results = self.plugin_results(run_id, dir)?;
+        let report_written = self.write_report(run, upload, plan, dir, &results)?;
+        let edges = lineage(run, upload, plan, &results);
         store.clear_lineage(run_id)?;
         store.add_lineage(run_id, &edges)?;
         let ordered: Vec<ExecStatus> =
@@ -230,7 +295,7 @@ impl Harness {
         };
         // Finalize: the folder appears under its own name only once everything is written.
         let final_dir = self.0.runs_dir.join(&run.dir);
-        std::fs::rename(&dir, &final_dir)
+        std::fs::rename(dir, &final_dir)
             .map_err(|e| HarnessError::Io(format!("cannot finalize {}: {e}", final_dir.display())))?;
         let _ = std::fs::File::open(&self.0.runs_dir).and_then(|d| d.sync_all());
         Ok(store.set_run_status(run_id, status, error.as_deref(), None)?)
@@ -243,33 +308,21 @@ impl Harness {
     ) -> Result<ExecStatus, HarnessError> {
         let PluginJob { run_id, layer, plugin, cache_key, dir, input, dependencies, config, seed, run, fresh, cancel } =
             job;
-        let (run_id, plugin, cache_key, dir) = (run_id.as_str(), &plugin, cache_key.as_str(), dir.as_path());
-        let store = &self.0.store;
-        store.start_execution(run_id, &plugin.id)?;
+        let cached = {
+            let (id, plugin, cache_key, dir) = (run_id.clone(), plugin.clone(), cache_key, dir.clone());
+            self.off_thread(move |h| h.start_step(&id, &plugin, &cache_key, &dir, fresh)).await?
+        };
+        let (run_id, plugin, dir) = (run_id.as_str(), &plugin, dir.as_path());
         let _ = events.send(RunEvent::PluginStarted { run_id: run_id.to_owned(), plugin_id: plugin.id.clone(), layer });
-
-        if !fresh && let Some((from_run, from_dir)) = store.cached_execution(cache_key, run_id)? {
-            let source = exec_dir(&self.0.runs_dir.join(&from_dir), &plugin.id);
-            let target = exec_dir(dir, &plugin.id);
-            let _ = std::fs::remove_dir_all(&target);
-            let reused = link_tree(&source, &target);
-            if reused.is_ok() && still_valid(plugin, &target.join("response.json")) {
-                let end = ExecutionEnd {
-                    status: Some(ExecStatus::Cached),
-                    cached_from: Some(from_run.clone()),
-                    duration_us: Some(0),
-                    ..ExecutionEnd::default()
-                };
-                store.finish_execution(run_id, &plugin.id, &end)?;
-                let _ = events.send(RunEvent::PluginFinished {
-                    run_id: run_id.to_owned(),
-                    plugin_id: plugin.id.clone(),
-                    status: ExecStatus::Cached,
-                    error: None,
-                    duration_ms: 0,
-                });
-                return Ok(ExecStatus::Cached);
-            }
+        if cached {
+            let _ = events.send(RunEvent::PluginFinished {
+                run_id: run_id.to_owned(),
+                plugin_id: plugin.id.clone(),
+                status: ExecStatus::Cached,
+                error: None,
+                duration_ms: 0,
+            });
+            return Ok(ExecStatus::Cached);
         }
 
         let sink: crate::sandbox::LineSink = {
@@ -304,7 +357,8 @@ impl Harness {
             violations: Some(serde_json::to_value(&result.violations).unwrap_or(Value::Null)),
             enforced: result.enforced.as_ref().and_then(|e| serde_json::to_value(e).ok()),
         };
-        store.finish_execution(run_id, &plugin.id, &end)?;
+        let (id, plugin_id) = (run_id.to_owned(), plugin.id.clone());
+        self.off_thread(move |h| Ok(h.0.store.finish_execution(&id, &plugin_id, &end)?)).await?;
         let _ = events.send(RunEvent::PluginFinished {
             run_id: run_id.to_owned(),
             plugin_id: plugin.id.clone(),
@@ -313,6 +367,39 @@ impl Harness {
             duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
         });
         Ok(result.status)
+    }
+
+    /// Marks a step started and, unless `fresh`, reuses an identical earlier result (its
+    /// files linked in, still valid by today's rules, recorded as cached). Whether it did.
+    /// Blocking.
+    fn start_step(
+        &self,
+        run_id: &str,
+        plugin: &crate::manifest::Plugin,
+        cache_key: &str,
+        dir: &Path,
+        fresh: bool,
+    ) -> Result<bool, HarnessError> {
+        let store = &self.0.store;
+        store.start_execution(run_id, &plugin.id)?;
+        let Some((from_run, from_dir)) = (if fresh { None } else { store.cached_execution(cache_key, run_id)? }) else {
+            return Ok(false);
+        };
+        let source = exec_dir(&self.0.runs_dir.join(&from_dir), &plugin.id);
+        let target = exec_dir(dir, &plugin.id);
+        let _ = std::fs::remove_dir_all(&target);
+        let reused = link_tree(&source, &target);
+        if reused.is_err() || !still_valid(plugin, &target.join("response.json")) {
+            return Ok(false);
+        }
+        let end = ExecutionEnd {
+            status: Some(ExecStatus::Cached),
+            cached_from: Some(from_run),
+            duration_us: Some(0),
+            ..ExecutionEnd::default()
+        };
+        store.finish_execution(run_id, &plugin.id, &end)?;
+        Ok(true)
     }
 
     /// How each plugin of a run ended, with the responses of those that succeeded (read
