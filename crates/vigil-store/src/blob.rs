@@ -26,8 +26,10 @@ use crate::{Result, StoreError};
 /// Buffer size for streaming writes and verification reads.
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Attempts at a temp file that stays ours (a cleaner may remove one between its creation
-/// and its lock).
-const TMP_CREATE_ATTEMPTS: usize = 3;
+/// and its lock). A cleaner sweeping in a loop on a loaded machine has won three in a row
+/// (`cleaning_up_during_writes_leaves_them_whole` on CI); each attempt yields first, and
+/// losing 64 in a row takes a cleaner that never stops.
+const TMP_CREATE_ATTEMPTS: usize = 64;
 
 /// What [`BlobStore::remove_stale_temps`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -190,7 +192,8 @@ impl BlobStore {
             let ours = file.metadata().map_err(StoreError::io(format!("reading {}", path.display())))?;
             match fs::metadata(&path) {
                 Ok(named) if named.dev() == ours.dev() && named.ino() == ours.ino() => return Ok((file, path, guard)),
-                _ => continue,
+                // Let the cleaner finish its sweep before the next attempt.
+                _ => std::thread::yield_now(),
             }
         }
         Err(StoreError::Io {
@@ -228,7 +231,6 @@ impl BlobStore {
         fsync_dir(&self.root.join("sha256"))
     }
 
-    /// Opens a blob for streaming reads, or `None` if it is not stored.
     /// Puts the blob's bytes at `dest` as a local file, for a process that can only open a
     /// path (a sandboxed plugin reading its input, an unzip of a plugin bundle), replacing
     /// what was there: a hard link when `dest` is on the blob folder's filesystem (a blob's
@@ -252,6 +254,7 @@ impl BlobStore {
             .map_err(StoreError::io(format!("placing blob {digest} at {}", dest.display())))
     }
 
+    /// Opens a blob for streaming reads, or `None` if it is not stored.
     pub fn open_blob(&self, digest: &Sha256Digest) -> Result<Option<File>> {
         let path = self.path_of(digest);
         match File::open(&path) {

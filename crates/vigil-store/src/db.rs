@@ -87,7 +87,8 @@ impl Store {
 
     /// This store with its port calls run one at a time on `lane`, a thread of its own at
     /// its own priority, instead of tokio's blocking pool: how the vitals recorder and the
-    /// immune log keep their writes off the threads that serve calls.
+    /// immune log keep their writes off the threads that serve calls. (Bounded reads still
+    /// try the caller's thread first, as on any store: `ports::bounded_read`.)
     pub fn on_lane(&self, lane: crate::background::Background) -> Store {
         Store { lane: Some(lane), ..self.clone() }
     }

@@ -9,17 +9,18 @@
 //! | [`ImmuneLog`] | the immune engine's input log, snapshots, agents' control URLs |
 //! | [`Runs`] | uploads, runs with their executions and lineage, plugin installs, known issues, tombstones |
 //! | [`Blobs`] | content-addressed bytes, by stream |
-//!
 //! | [`Operations`] | health probes, the schema version, closing cleanly |
 //!
 //! [`Storage`] is all the record ports as one object: what the HTTP adapter holds.
 //!
 //! The ports are async because the next backends answer over the network; the SQLite
 //! [`Store`] and the local [`BlobStore`] implement them by running their blocking code on
-//! tokio's blocking pool, except bounded reads (a point lookup, or a page of at most
-//! [`INLINE_READ_ROWS_MAX`] rows), which run on the caller's thread (see [`bounded_read`]). Every backend must pass the same behavioural suite,
-//! [`crate::conformance`] (ordering, pagination, filters, error kinds, concurrency,
-//! atomicity); backend-specific checks (SQLite's re-prepare counters) stay beside their code.
+//! tokio's blocking pool (or, for a store on a lane, [`Store::on_lane`], on that thread),
+//! except bounded reads (a point lookup, or a page of at most [`INLINE_READ_ROWS_MAX`]
+//! rows), which try the caller's thread first ([`bounded_read`]). Every backend must pass
+//! the same behavioural suite, [`crate::conformance`] (ordering, pagination, filters, error
+//! kinds, concurrency, atomicity); backend-specific checks (SQLite's re-prepare counters)
+//! stay beside their code.
 
 use std::fmt::Debug;
 use std::future::Future;

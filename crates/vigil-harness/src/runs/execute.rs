@@ -1,10 +1,10 @@
 //! Executing a run: its plugins layer by layer in the sandbox (or from the cache), then its
 //! reports, lineage and final status.
 //!
-//! The run's task is async: it awaits plugins. Everything that blocks (the store's calls,
-//! folder moves, file writes and their fsyncs) runs on tokio's blocking pool in phases
-//! ([`Harness::begin`], [`Harness::start_step`], [`Harness::finish`]), never on the
-//! async workers that also serve requests.
+//! The run's task is async: it awaits plugins. The store's calls, folder moves, file writes
+//! and their fsyncs run on tokio's blocking pool in phases ([`Harness::begin`],
+//! [`Harness::start_step`], [`Harness::finish`]), never on the async workers that also
+//! serve requests; only path checks (a stat, a canonicalization) stay on the task.
 
 use super::*;
 
@@ -309,11 +309,11 @@ impl Harness {
         let PluginJob { run_id, layer, plugin, cache_key, dir, input, dependencies, config, seed, run, fresh, cancel } =
             job;
         let cached = {
-            let (id, plugin, cache_key, dir) = (run_id.clone(), plugin.clone(), cache_key, dir.clone());
-            self.off_thread(move |h| h.start_step(&id, &plugin, &cache_key, &dir, fresh)).await?
+            let (id, plugin, cache_key, dir, sent) =
+                (run_id.clone(), plugin.clone(), cache_key, dir.clone(), events.clone());
+            self.off_thread(move |h| h.start_step(&id, (&plugin, layer), &cache_key, &dir, fresh, &sent)).await?
         };
         let (run_id, plugin, dir) = (run_id.as_str(), &plugin, dir.as_path());
-        let _ = events.send(RunEvent::PluginStarted { run_id: run_id.to_owned(), plugin_id: plugin.id.clone(), layer });
         if cached {
             let _ = events.send(RunEvent::PluginFinished {
                 run_id: run_id.to_owned(),
@@ -369,19 +369,21 @@ impl Harness {
         Ok(result.status)
     }
 
-    /// Marks a step started and, unless `fresh`, reuses an identical earlier result (its
-    /// files linked in, still valid by today's rules, recorded as cached). Whether it did.
-    /// Blocking.
+    /// Marks a step started (and says so on `events`) and, unless `fresh`, reuses an
+    /// identical earlier result (its files linked in, still valid by today's rules, recorded
+    /// as cached). Whether it did. Blocking.
     fn start_step(
         &self,
         run_id: &str,
-        plugin: &crate::manifest::Plugin,
+        (plugin, layer): (&crate::manifest::Plugin, u32),
         cache_key: &str,
         dir: &Path,
         fresh: bool,
+        events: &broadcast::Sender<RunEvent>,
     ) -> Result<bool, HarnessError> {
         let store = &self.0.store;
         store.start_execution(run_id, &plugin.id)?;
+        let _ = events.send(RunEvent::PluginStarted { run_id: run_id.to_owned(), plugin_id: plugin.id.clone(), layer });
         let Some((from_run, from_dir)) = (if fresh { None } else { store.cached_execution(cache_key, run_id)? }) else {
             return Ok(false);
         };

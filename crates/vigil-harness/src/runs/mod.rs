@@ -331,6 +331,18 @@ impl Harness {
         fresh
     }
 
+    /// Takes in an upload: `content` streamed into the blob store and recorded (see
+    /// [`crate::uploads::store_upload`]). Blocking.
+    pub fn upload(
+        &self,
+        content: impl std::io::Read,
+        file_name: &str,
+        by: &str,
+        audit: Option<&dyn Fn(Sha256Digest) -> NewAuditEntry>,
+    ) -> Result<vigil_store::UploadAttempt, StoreError> {
+        crate::uploads::store_upload(&self.0.store, &self.0.blobs, content, file_name, by, audit)
+    }
+
     pub fn store(&self) -> &Store {
         &self.0.store
     }
@@ -453,7 +465,9 @@ impl Harness {
             let plugin = registry
                 .get(&step.plugin_id)
                 .ok_or_else(|| HarnessError::NotFound(format!("plugin {}", step.plugin_id)))?;
-            let config = request.settings.get(&step.plugin_id).cloned().unwrap_or_else(|| json!({}));
+            let mut config = request.settings.get(&step.plugin_id).cloned().unwrap_or_else(|| json!({}));
+            // `5000.0` is the integer 5000, for the schema, the plugin and the fingerprint alike.
+            vigil_pack::whole_numbers_as_integers(&mut config);
             plugin.config_schema.check(&config).map_err(|problems| {
                 HarnessError::Invalid(format!("settings for {}: {}", step.plugin_id, problems.join("; ")))
             })?;

@@ -87,14 +87,7 @@ pub async fn create(
             audit.body_sha256 = digest;
             audit.entry(StatusCode::CREATED)
         };
-        let stored = vigil_harness::uploads::store_upload(
-            harness.store(),
-            harness.blobs(),
-            &mut reader,
-            &file_name,
-            &by,
-            Some(&entry),
-        );
+        let stored = harness.upload(&mut reader, &file_name, &by, Some(&entry));
         (stored, reader.failed)
     })
     .await

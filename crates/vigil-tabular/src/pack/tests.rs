@@ -153,6 +153,9 @@ fn ingest_settings_override_detection_and_bad_ones_are_named() {
     let run = Run::new(b"a|b\n1|2\n");
     let as_text = run.ingest(json!({ "delimiter": ";", "header": false }));
     assert_eq!(as_text.dataset.map(|d| (d.rows, d.columns)), Some((2, 1)));
+    // A whole float is the integer it names, as the schema's `integer` says.
+    let floated = run.ingest(json!({ "max_record_bytes": 4096.0 }));
+    assert_eq!(floated.metrics["read_as"]["max_record_bytes"], json!(4096));
     let err = run.run(INGEST, json!({ "encoding": "ebcdic" })).expect_err("unknown encoding");
     assert!(err.contains("ebcdic"), "{err}");
     let err = run.run(INGEST, json!({ "delimiter": "\"" })).expect_err("quote");

@@ -527,6 +527,15 @@ fn identical_work_is_reused_fresh_runs_are_byte_identical_and_results_are_cached
     assert_eq!(same.body["data"]["run"]["fingerprint"], seeded.body["data"]["run"]["fingerprint"], "{:?}", same.body);
     let fraction = submit(&server, json!({ "upload_id": upload_id, "seed": 7.5 }));
     assert_eq!(fraction.status, 422, "{:?}", fraction.body);
+    // So is a whole float in a plugin's integer setting: accepted, stored and run as one.
+    let settings = json!({ "core.text_profile": { "long_line_bytes": 5000.0 } });
+    let floated = submit(&server, json!({ "upload_id": upload_id, "settings": settings }));
+    assert_eq!(floated.status, 201, "{:?}", floated.body);
+    let run = &floated.body["data"]["run"];
+    assert_eq!(run["settings"]["plugins"]["core.text_profile"]["long_line_bytes"], json!(5000), "{run}");
+    let id = run["id"].as_str().expect("id").to_owned();
+    let detail = wait(&server, &id);
+    assert_eq!(execution(&detail, "core.text_profile")["status"], "ok", "{detail}");
 }
 
 #[test]
