@@ -139,10 +139,76 @@ impl fmt::Debug for RequestId {
     }
 }
 
+/// Ids the store gives its records: opaque text (`run_…`, `upl_…`), each kind a type of its
+/// own so that one cannot be passed where another is meant. Serialized as the bare string.
+macro_rules! record_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(text: impl Into<String>) -> Self {
+                $name(text.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+    };
+}
+
+record_id!(
+    /// A run's id.
+    RunId
+);
+record_id!(
+    /// An upload's id.
+    UploadId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn record_ids_are_their_text_on_the_wire_and_distinct_types_in_code() {
+        let run = RunId::new("run_01");
+        assert_eq!(serde_json::to_value(&run).expect("json"), serde_json::json!("run_01"));
+        assert_eq!(serde_json::from_value::<RunId>(serde_json::json!("run_01")).expect("read"), run);
+        assert_eq!(
+            (run.as_str(), run.to_string(), format!("{run:?}")),
+            ("run_01", "run_01".to_owned(), "RunId(run_01)".to_owned())
+        );
+        assert!(run == *"run_01");
+    }
 
     #[test]
     fn presented_key_round_trip() {

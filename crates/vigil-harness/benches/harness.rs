@@ -154,7 +154,7 @@ async fn dag(vigil: &Path, root: &Path, iterations: usize) {
     .expect("upload");
     let pipeline: Vec<String> = (0..10).map(|i| format!("noop.p{i}")).collect();
     let request = RunRequest {
-        upload_id: upload.upload.id.clone(),
+        upload_id: upload.upload.id.to_string(),
         pipeline: Some(pipeline),
         fresh: true,
         ..RunRequest::default()
@@ -163,7 +163,7 @@ async fn dag(vigil: &Path, root: &Path, iterations: usize) {
     for i in 0..iterations + 2 {
         let started = Instant::now();
         let submitted = harness.submit(&request, "bench", None).expect("submit");
-        let run = harness.execute(&submitted.run.id).await.expect("execute");
+        let run = harness.execute(submitted.run.id.as_str()).await.expect("execute");
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         assert_eq!(run.status, vigil_core::run::RunStatus::Completed, "{run:?}");
         if i >= 2 {

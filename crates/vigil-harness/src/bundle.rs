@@ -232,7 +232,7 @@ pub async fn replay(
         .collect();
     let settings = manifest["settings"].as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
     let request = RunRequest {
-        upload_id: attempt.upload.id,
+        upload_id: attempt.upload.id.into(),
         pipeline,
         deselect,
         settings,
@@ -242,7 +242,7 @@ pub async fn replay(
     };
     let original_fingerprint = manifest["fingerprint"].as_str().unwrap_or("").to_owned();
     let submitted = harness.submit_pinned(&request, "replay", None, pinned.as_ref())?;
-    let run = harness.execute(&submitted.run.id).await?;
+    let run = harness.execute(submitted.run.id.as_str()).await?;
     let replay_report: Value = std::fs::read(harness.run_dir(&run).join("report.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -258,7 +258,7 @@ pub async fn replay(
     let (before, after) = (ids(&original_report), ids(&replay_report));
     Ok(ReplayOutcome {
         original_run: manifest["run_id"].as_str().unwrap_or("").to_owned(),
-        replay_run: run.id.clone(),
+        replay_run: run.id.to_string(),
         fingerprint_matches: run.fingerprint == original_fingerprint,
         original_fingerprint,
         replay_fingerprint: run.fingerprint.clone(),

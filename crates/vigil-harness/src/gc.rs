@@ -71,14 +71,14 @@ pub fn collect(
 
     for run in store.collectable_runs(cutoff)? {
         if !dry_run {
-            store.remove_run(&run.id, by, &reason, Some(&audit(&format!("run:{}", run.id))))?;
+            store.remove_run(run.id.as_str(), by, &reason, Some(&audit(&format!("run:{}", run.id))))?;
             let dir = harness.run_dir(&run);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
                     .map_err(|e| HarnessError::Io(format!("removing {}: {e}", dir.display())))?;
             }
         }
-        report.runs_removed.push(run.id);
+        report.runs_removed.push(run.id.into());
     }
     for (id, sha, size) in store.collectable_uploads(cutoff)? {
         // In a dry run the runs above are still there; only count uploads they do not use.

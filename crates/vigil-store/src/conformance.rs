@@ -28,6 +28,7 @@ use vigil_core::scope::Scope;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
+use vigil_core::id::{RunId, UploadId};
 use vigil_core::run::{ExecStatus, RunStatus};
 
 use crate::ports::{Blobs, ImmuneLog, KeysAudit, Operations, Page, Runs, VitalsAgents};
@@ -434,7 +435,7 @@ fn new_upload(sha: char, name: &str) -> NewUpload {
 }
 
 /// A run of two plugins in two layers, each with a cache key naming the run's fingerprint.
-fn new_run(upload_id: &str, fingerprint: &str) -> NewRun {
+fn new_run(upload_id: &UploadId, fingerprint: &str) -> NewRun {
     let step = |plugin_id: &str, layer: u32| NewExecution {
         plugin_id: plugin_id.into(),
         plugin_version: "1.0.0".into(),
@@ -442,7 +443,7 @@ fn new_run(upload_id: &str, fingerprint: &str) -> NewRun {
         cache_key: format!("{fingerprint}/{plugin_id}"),
     };
     NewRun {
-        upload_id: upload_id.into(),
+        upload_id: upload_id.clone(),
         seed: 7,
         fingerprint: fingerprint.into(),
         pipeline: Some(vec!["p.b".into(), "p.a".into()]),
@@ -477,7 +478,7 @@ pub async fn runs(port: Arc<dyn Runs>) {
     let b = port.record_upload(new_upload('b', "../../b.csv"), None).await.expect("another upload").upload;
     assert!(!b.file_name.contains('/'), "a file name is kept as a plain name: {:?}", b.file_name);
     assert_eq!(port.get_upload(a.upload.id.clone()).await.expect("get"), a.upload);
-    assert!(matches!(port.get_upload("nope".into()).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(port.get_upload(UploadId::new("nope")).await, Err(StoreError::NotFound(_))));
     for limit in PAGE_SIZES {
         let all = walk(limit, |p| port.list_uploads_page(p)).await;
         assert_eq!(all.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.upload.id.as_str()]);
@@ -491,10 +492,13 @@ pub async fn runs(port: Arc<dyn Runs>) {
     let r2 = port.create_run(new_run(&b.id, "fp2"), None).await.expect("a run");
     let r3 = port.create_run(new_run(&a.upload.id, "fp1"), None).await.expect("the same work again");
     assert_eq!(port.get_run(r1.id.clone()).await.expect("get"), r1);
-    assert!(matches!(port.get_run("nope".into()).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(port.get_run(RunId::new("nope")).await, Err(StoreError::NotFound(_))));
     for limit in PAGE_SIZES {
         let all = walk(limit, |p| port.list_runs_page(None, p)).await;
-        assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&r3.id, &r2.id, &r1.id]);
+        assert_eq!(
+            all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            [r3.id.as_str(), r2.id.as_str(), r1.id.as_str()]
+        );
     }
     let executions = port.list_executions(r1.id.clone()).await.expect("executions");
     let listed: Vec<(&str, u32, ExecStatus)> =
@@ -526,7 +530,11 @@ pub async fn runs(port: Arc<dyn Runs>) {
     let done = done.await.expect("completed");
     assert!(done.finished_at.is_some() && done.error.as_deref() == Some("p.b failed"));
     let queued = port.list_runs_page(Some(RunStatus::Queued), page(None, 10)).await.expect("queued").0;
-    assert_eq!(queued.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&r3.id, &r2.id], "filtered by status");
+    assert_eq!(
+        queued.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [r3.id.as_str(), r2.id.as_str()],
+        "filtered by status"
+    );
     assert_eq!(port.unfinished_runs().await.expect("unfinished").len(), 2);
     let cached = port.cached_execution("fp1/p.a".into(), r3.id.clone()).await.expect("cache");
     assert_eq!(cached, Some((r1.id.clone(), r1.dir.clone())), "a successful step of a finished run serves");
@@ -552,12 +560,12 @@ pub async fn runs(port: Arc<dyn Runs>) {
     let refused = port.remove_run(r2.id.clone(), "gc".into(), "old".into(), None).await;
     assert!(matches!(refused, Err(StoreError::Conflict(_))), "an unfinished run is not removed");
     let collectable = port.collectable_runs(later).await.expect("collectable");
-    assert_eq!(collectable.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&r1.id]);
+    assert_eq!(collectable.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [r1.id.as_str()]);
     assert!(port.collectable_runs(r1.created_at).await.expect("collectable").is_empty(), "only older ones");
-    assert_eq!(port.tombstone(r1.id.clone()).await.expect("tombstone"), None);
+    assert_eq!(port.tombstone(r1.id.to_string()).await.expect("tombstone"), None);
     let tomb = port.remove_run(r1.id.clone(), "gc".into(), "old".into(), None).await.expect("remove");
     assert_eq!((tomb.kind.as_str(), tomb.id.as_str(), tomb.removed_by.as_str()), ("run", r1.id.as_str(), "gc"));
-    assert_eq!(port.tombstone(r1.id.clone()).await.expect("tombstone"), Some(tomb));
+    assert_eq!(port.tombstone(r1.id.to_string()).await.expect("tombstone"), Some(tomb));
     assert!(matches!(port.get_run(r1.id.clone()).await, Err(StoreError::NotFound(_))));
     assert!(port.list_executions(r1.id.clone()).await.expect("executions").is_empty());
 

@@ -31,7 +31,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
-use vigil_core::id::{KeyId, PresentedKey};
+use vigil_core::id::{KeyId, PresentedKey, RunId, UploadId};
 use vigil_core::page::{Cursor, PageRequest};
 use vigil_core::run::RunStatus;
 use vigil_core::scope::Scope;
@@ -134,14 +134,14 @@ pub trait Runs: Send + Sync + Debug {
     /// (`reused`), with a new attempt id; a file name is cleaned to a plain name.
     fn record_upload(&self, new: NewUpload, audit: Option<NewAuditEntry>) -> StoreFuture<'_, UploadAttempt>;
     /// `NotFound` for an unknown id.
-    fn get_upload(&self, id: String) -> StoreFuture<'_, UploadRecord>;
+    fn get_upload(&self, id: UploadId) -> StoreFuture<'_, UploadRecord>;
     /// Uploads, newest first.
     fn list_uploads_page(&self, page: PageRequest) -> StoreFuture<'_, Page<UploadRecord>>;
 
     /// A queued run with a pending execution per step.
     fn create_run(&self, new: NewRun, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord>;
     /// `NotFound` for an unknown id.
-    fn get_run(&self, id: String) -> StoreFuture<'_, RunRecord>;
+    fn get_run(&self, id: RunId) -> StoreFuture<'_, RunRecord>;
     /// The newest completed run with this fingerprint.
     fn completed_run_with_fingerprint(&self, fingerprint: String) -> StoreFuture<'_, Option<RunRecord>>;
     /// Runs, newest first, of one status when given.
@@ -149,31 +149,31 @@ pub trait Runs: Send + Sync + Debug {
     /// Moves a run to `status`: running stamps `started_at`, a final status `finished_at`.
     fn set_run_status(
         &self,
-        id: String,
+        id: RunId,
         status: RunStatus,
         error: Option<String>,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, RunRecord>;
-    fn set_run_pinned(&self, id: String, pinned: bool, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord>;
+    fn set_run_pinned(&self, id: RunId, pinned: bool, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord>;
     /// Runs queued or running, for crash recovery.
     fn unfinished_runs(&self) -> StoreFuture<'_, Vec<RunRecord>>;
     /// A run's executions, by layer then plugin id.
-    fn list_executions(&self, run_id: String) -> StoreFuture<'_, Vec<ExecutionRecord>>;
-    fn start_execution(&self, run_id: String, plugin_id: String) -> StoreFuture<'_, ()>;
-    fn finish_execution(&self, run_id: String, plugin_id: String, end: ExecutionEnd) -> StoreFuture<'_, ()>;
+    fn list_executions(&self, run_id: RunId) -> StoreFuture<'_, Vec<ExecutionRecord>>;
+    fn start_execution(&self, run_id: RunId, plugin_id: String) -> StoreFuture<'_, ()>;
+    fn finish_execution(&self, run_id: RunId, plugin_id: String, end: ExecutionEnd) -> StoreFuture<'_, ()>;
     /// The newest successful execution of another completed run with this cache key:
     /// (its run's id, its run's folder).
-    fn cached_execution(&self, cache_key: String, exclude_run: String) -> StoreFuture<'_, Option<(String, String)>>;
-    fn add_lineage(&self, run_id: String, edges: Vec<LineageEdge>) -> StoreFuture<'_, ()>;
+    fn cached_execution(&self, cache_key: String, exclude_run: RunId) -> StoreFuture<'_, Option<(RunId, String)>>;
+    fn add_lineage(&self, run_id: RunId, edges: Vec<LineageEdge>) -> StoreFuture<'_, ()>;
     /// A run's lineage edges, in the order added.
-    fn list_lineage(&self, run_id: String) -> StoreFuture<'_, Vec<LineageEdge>>;
-    fn clear_lineage(&self, run_id: String) -> StoreFuture<'_, ()>;
+    fn list_lineage(&self, run_id: RunId) -> StoreFuture<'_, Vec<LineageEdge>>;
+    fn clear_lineage(&self, run_id: RunId) -> StoreFuture<'_, ()>;
     /// Finished, unpinned runs older than `cutoff`.
     fn collectable_runs(&self, cutoff: Timestamp) -> StoreFuture<'_, Vec<RunRecord>>;
     /// Removes a run, leaving its tombstone.
     fn remove_run(
         &self,
-        id: String,
+        id: RunId,
         by: String,
         reason: String,
         audit: Option<NewAuditEntry>,
@@ -434,8 +434,8 @@ impl Runs for Store {
     fn record_upload(&self, new: NewUpload, audit: Option<NewAuditEntry>) -> StoreFuture<'_, UploadAttempt> {
         on_store(self, move |s| s.record_upload(&new, audit.as_ref()))
     }
-    fn get_upload(&self, id: String) -> StoreFuture<'_, UploadRecord> {
-        bounded_read(self, 1, move |s| s.get_upload(&id))
+    fn get_upload(&self, id: UploadId) -> StoreFuture<'_, UploadRecord> {
+        bounded_read(self, 1, move |s| s.get_upload(id.as_str()))
     }
     fn list_uploads_page(&self, page: PageRequest) -> StoreFuture<'_, Page<UploadRecord>> {
         bounded_read(self, page.limit, move |s| s.list_uploads_page(page))
@@ -443,8 +443,8 @@ impl Runs for Store {
     fn create_run(&self, new: NewRun, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord> {
         on_store(self, move |s| s.create_run(&new, audit.as_ref()))
     }
-    fn get_run(&self, id: String) -> StoreFuture<'_, RunRecord> {
-        bounded_read(self, 1, move |s| s.get_run(&id))
+    fn get_run(&self, id: RunId) -> StoreFuture<'_, RunRecord> {
+        bounded_read(self, 1, move |s| s.get_run(id.as_str()))
     }
     fn completed_run_with_fingerprint(&self, fingerprint: String) -> StoreFuture<'_, Option<RunRecord>> {
         on_store(self, move |s| s.completed_run_with_fingerprint(&fingerprint))
@@ -454,51 +454,51 @@ impl Runs for Store {
     }
     fn set_run_status(
         &self,
-        id: String,
+        id: RunId,
         status: RunStatus,
         error: Option<String>,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, RunRecord> {
-        on_store(self, move |s| s.set_run_status(&id, status, error.as_deref(), audit.as_ref()))
+        on_store(self, move |s| s.set_run_status(id.as_str(), status, error.as_deref(), audit.as_ref()))
     }
-    fn set_run_pinned(&self, id: String, pinned: bool, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord> {
-        on_store(self, move |s| s.set_run_pinned(&id, pinned, audit.as_ref()))
+    fn set_run_pinned(&self, id: RunId, pinned: bool, audit: Option<NewAuditEntry>) -> StoreFuture<'_, RunRecord> {
+        on_store(self, move |s| s.set_run_pinned(id.as_str(), pinned, audit.as_ref()))
     }
     fn unfinished_runs(&self) -> StoreFuture<'_, Vec<RunRecord>> {
         on_store(self, Store::unfinished_runs)
     }
-    fn list_executions(&self, run_id: String) -> StoreFuture<'_, Vec<ExecutionRecord>> {
-        on_store(self, move |s| s.list_executions(&run_id))
+    fn list_executions(&self, run_id: RunId) -> StoreFuture<'_, Vec<ExecutionRecord>> {
+        on_store(self, move |s| s.list_executions(run_id.as_str()))
     }
-    fn start_execution(&self, run_id: String, plugin_id: String) -> StoreFuture<'_, ()> {
-        on_store(self, move |s| s.start_execution(&run_id, &plugin_id))
+    fn start_execution(&self, run_id: RunId, plugin_id: String) -> StoreFuture<'_, ()> {
+        on_store(self, move |s| s.start_execution(run_id.as_str(), &plugin_id))
     }
-    fn finish_execution(&self, run_id: String, plugin_id: String, end: ExecutionEnd) -> StoreFuture<'_, ()> {
-        on_store(self, move |s| s.finish_execution(&run_id, &plugin_id, &end))
+    fn finish_execution(&self, run_id: RunId, plugin_id: String, end: ExecutionEnd) -> StoreFuture<'_, ()> {
+        on_store(self, move |s| s.finish_execution(run_id.as_str(), &plugin_id, &end))
     }
-    fn cached_execution(&self, cache_key: String, exclude_run: String) -> StoreFuture<'_, Option<(String, String)>> {
-        on_store(self, move |s| s.cached_execution(&cache_key, &exclude_run))
+    fn cached_execution(&self, cache_key: String, exclude_run: RunId) -> StoreFuture<'_, Option<(RunId, String)>> {
+        on_store(self, move |s| s.cached_execution(&cache_key, exclude_run.as_str()))
     }
-    fn add_lineage(&self, run_id: String, edges: Vec<LineageEdge>) -> StoreFuture<'_, ()> {
-        on_store(self, move |s| s.add_lineage(&run_id, &edges))
+    fn add_lineage(&self, run_id: RunId, edges: Vec<LineageEdge>) -> StoreFuture<'_, ()> {
+        on_store(self, move |s| s.add_lineage(run_id.as_str(), &edges))
     }
-    fn list_lineage(&self, run_id: String) -> StoreFuture<'_, Vec<LineageEdge>> {
-        on_store(self, move |s| s.list_lineage(&run_id))
+    fn list_lineage(&self, run_id: RunId) -> StoreFuture<'_, Vec<LineageEdge>> {
+        on_store(self, move |s| s.list_lineage(run_id.as_str()))
     }
-    fn clear_lineage(&self, run_id: String) -> StoreFuture<'_, ()> {
-        on_store(self, move |s| s.clear_lineage(&run_id))
+    fn clear_lineage(&self, run_id: RunId) -> StoreFuture<'_, ()> {
+        on_store(self, move |s| s.clear_lineage(run_id.as_str()))
     }
     fn collectable_runs(&self, cutoff: Timestamp) -> StoreFuture<'_, Vec<RunRecord>> {
         on_store(self, move |s| s.collectable_runs(cutoff))
     }
     fn remove_run(
         &self,
-        id: String,
+        id: RunId,
         by: String,
         reason: String,
         audit: Option<NewAuditEntry>,
     ) -> StoreFuture<'_, Tombstone> {
-        on_store(self, move |s| s.remove_run(&id, &by, &reason, audit.as_ref()))
+        on_store(self, move |s| s.remove_run(id.as_str(), &by, &reason, audit.as_ref()))
     }
     fn tombstone(&self, id: String) -> StoreFuture<'_, Option<Tombstone>> {
         bounded_read(self, 1, move |s| s.tombstone(&id))

@@ -7,6 +7,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
+use vigil_core::id::{RunId, UploadId};
 use vigil_core::page::{Cursor, PageRequest};
 use vigil_core::run::{ExecStatus, RunStatus};
 use vigil_core::time::Timestamp;
@@ -18,8 +19,8 @@ use crate::{Result, Store, StoreError};
 /// A run as stored.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct RunRecord {
-    pub id: String,
-    pub upload_id: String,
+    pub id: RunId,
+    pub upload_id: UploadId,
     pub status: RunStatus,
     pub seed: u64,
     pub fingerprint: String,
@@ -42,7 +43,7 @@ pub struct RunRecord {
 /// What a new run brings.
 #[derive(Clone, Debug)]
 pub struct NewRun {
-    pub upload_id: String,
+    pub upload_id: UploadId,
     pub seed: u64,
     pub fingerprint: String,
     pub pipeline: Option<Vec<String>>,
@@ -64,7 +65,7 @@ pub struct NewExecution {
 /// One plugin execution as stored.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct ExecutionRecord {
-    pub run_id: String,
+    pub run_id: RunId,
     pub plugin_id: String,
     pub plugin_version: String,
     pub layer: u32,
@@ -130,8 +131,8 @@ fn unsigned(value: Option<i64>) -> Option<u64> {
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     let pipeline: Option<String> = row.get(5)?;
     Ok(RunRecord {
-        id: row.get(0)?,
-        upload_id: row.get(1)?,
+        id: RunId::new(row.get::<_, String>(0)?),
+        upload_id: UploadId::new(row.get::<_, String>(1)?),
         status: parse(2, &row.get::<_, String>(2)?)?,
         seed: row.get::<_, i64>(3)? as u64,
         fingerprint: row.get(4)?,
@@ -158,7 +159,7 @@ const EXEC_COLUMNS: &str = "run_id, plugin_id, plugin_version, layer, status, ca
 fn exec_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionRecord> {
     let enforced: Option<String> = row.get(14)?;
     Ok(ExecutionRecord {
-        run_id: row.get(0)?,
+        run_id: RunId::new(row.get::<_, String>(0)?),
         plugin_id: row.get(1)?,
         plugin_version: row.get(2)?,
         layer: row.get(3)?,
@@ -194,7 +195,7 @@ impl Store {
                  VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?1)",
                 params![
                     id,
-                    new.upload_id,
+                    new.upload_id.as_str(),
                     new.seed as i64,
                     new.fingerprint,
                     pipeline,
@@ -380,7 +381,7 @@ impl Store {
     }
 
     /// An earlier successful execution with this cache key, as (run id, run folder).
-    pub fn cached_execution(&self, cache_key: &str, exclude_run: &str) -> Result<Option<(String, String)>> {
+    pub fn cached_execution(&self, cache_key: &str, exclude_run: &str) -> Result<Option<(RunId, String)>> {
         self.read(|conn| {
             Ok(conn
                 .query_row(
@@ -389,7 +390,7 @@ impl Store {
                        AND r.status IN ('completed', 'completed_with_errors')
                      ORDER BY e.finished_at DESC LIMIT 1",
                     params![cache_key, exclude_run],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
+                    |row| Ok((RunId::new(row.get::<_, String>(0)?), row.get(1)?)),
                 )
                 .optional()?)
         })

@@ -5,6 +5,7 @@
 //! upload, so a user can be told plainly that their content matched one from earlier.
 
 use rusqlite::{OptionalExtension, Row, params};
+use vigil_core::id::UploadId;
 use vigil_core::page::{Cursor, PageRequest};
 use vigil_core::time::Timestamp;
 
@@ -17,7 +18,7 @@ pub const FILE_NAME_LEN_MAX: usize = 255;
 /// A stored upload.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct UploadRecord {
-    pub id: String,
+    pub id: UploadId,
     pub sha256: String,
     pub size_bytes: u64,
     /// The name it was first uploaded under.
@@ -51,7 +52,7 @@ const COLUMNS: &str = "id, sha256, size_bytes, file_name, format, created_at, cr
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<UploadRecord> {
     Ok(UploadRecord {
-        id: row.get(0)?,
+        id: UploadId::new(row.get::<_, String>(0)?),
         sha256: row.get(1)?,
         size_bytes: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
         file_name: row.get(3)?,
@@ -92,7 +93,7 @@ impl Store {
                 Some(upload) => (upload, true),
                 None => {
                     let upload = UploadRecord {
-                        id: new_id("upl"),
+                        id: UploadId::new(new_id("upl")),
                         sha256: new.sha256.to_owned(),
                         size_bytes: new.size_bytes,
                         file_name: file_name.clone(),
@@ -103,7 +104,7 @@ impl Store {
                     tx.execute(
                         &format!("INSERT INTO uploads ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                         params![
-                            upload.id,
+                            upload.id.as_str(),
                             upload.sha256,
                             size,
                             upload.file_name,
@@ -118,7 +119,7 @@ impl Store {
             let attempt_id = new_id("att");
             tx.execute(
                 "INSERT INTO upload_attempts (id, upload_id, file_name, at, by, reused) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![attempt_id, upload.id, file_name, now.as_unix_micros(), new.by, reused],
+                params![attempt_id, upload.id.as_str(), file_name, now.as_unix_micros(), new.by, reused],
             )?;
             if let Some(entry) = audit {
                 append_in(tx, entry)?;
@@ -185,11 +186,14 @@ mod tests {
         assert!(second.reused);
         assert_eq!(second.upload, first.upload);
         assert_ne!(second.attempt_id, first.attempt_id);
-        assert_eq!(store.upload_attempt_count(&first.upload.id).expect("count"), 2);
+        assert_eq!(store.upload_attempt_count(first.upload.id.as_str()).expect("count"), 2);
         let other = store.record_upload(&new_upload("bb", "other.csv"), None).expect("other");
         assert!(!other.reused);
         let (page, _) = store.list_uploads_page(PageRequest::new(None, None).expect("page")).expect("list");
-        assert_eq!(page.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), [&other.upload.id, &first.upload.id]);
+        assert_eq!(
+            page.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+            [other.upload.id.as_str(), first.upload.id.as_str()]
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Harness {
             begun;
         let total = plan.steps.len();
         let semaphore = Arc::new(Semaphore::new(self.0.parallelism));
-        let context = RunContext { run_id: run.id.clone(), fingerprint: run.fingerprint.clone() };
+        let context = RunContext { run_id: run.id.to_string(), fingerprint: run.fingerprint.clone() };
 
         for layer in plan.layers() {
             let mut tasks = Vec::new();
@@ -194,7 +194,7 @@ impl Harness {
         if run.status != RunStatus::Queued {
             return Err(HarnessError::Conflict(format!("run {run_id} is {}, not queued", run.status)));
         }
-        let upload = store.get_upload(&run.upload_id)?;
+        let upload = store.get_upload(run.upload_id.as_str())?;
         let plan: Plan = serde_json::from_value(run.plan.clone())
             .map_err(|e| HarnessError::Invalid(format!("stored plan of run {run_id} is unreadable: {e}")))?;
         let settings = run.settings["plugins"].clone();
@@ -396,7 +396,7 @@ impl Harness {
         }
         let end = ExecutionEnd {
             status: Some(ExecStatus::Cached),
-            cached_from: Some(from_run),
+            cached_from: Some(from_run.into()),
             duration_us: Some(0),
             ..ExecutionEnd::default()
         };
@@ -433,7 +433,7 @@ impl Harness {
         results: &BTreeMap<String, report::PluginResult>,
     ) -> Result<bool, HarnessError> {
         let input = report::ReportInput {
-            run_id: &run.id,
+            run_id: run.id.as_str(),
             fingerprint: &run.fingerprint,
             seed: run.seed,
             vigil_version: &self.0.vigil_version,
@@ -497,7 +497,7 @@ fn lineage(
         let Some(result) = results.get(&step.plugin_id).filter(|r| r.status.succeeded()) else { continue };
         let response = result.response.as_ref();
         let result_id = format!("{}/{}", run.id, step.plugin_id);
-        edges.push(edge("run", &run.id, "plugin_result", &result_id, "produced"));
+        edges.push(edge("run", run.id.as_str(), "plugin_result", &result_id, "produced"));
         for artifact in response.into_iter().flat_map(|r| &r.artifacts) {
             edges.push(edge(
                 "plugin_result",
@@ -511,13 +511,13 @@ fn lineage(
     let mut head = Vec::new();
     match &dataset {
         Some(hash) => {
-            head.push(edge("upload", &upload.id, "dataset_version", hash, "ingested_as"));
-            head.push(edge("dataset_version", hash, "run", &run.id, "input_of"));
+            head.push(edge("upload", upload.id.as_str(), "dataset_version", hash, "ingested_as"));
+            head.push(edge("dataset_version", hash, "run", run.id.as_str(), "input_of"));
         }
-        None => head.push(edge("upload", &upload.id, "run", &run.id, "input_of")),
+        None => head.push(edge("upload", upload.id.as_str(), "run", run.id.as_str(), "input_of")),
     }
     for name in REQUIRED_ARTIFACTS {
-        edges.push(edge("run", &run.id, "artifact", name, "wrote"));
+        edges.push(edge("run", run.id.as_str(), "artifact", name, "wrote"));
     }
     head.extend(edges);
     head

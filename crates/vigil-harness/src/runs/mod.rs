@@ -368,7 +368,7 @@ impl Harness {
     /// The folder of a run: finalized, or still partial.
     pub fn run_dir(&self, run: &RunRecord) -> PathBuf {
         let done = self.0.runs_dir.join(&run.dir);
-        if done.is_dir() { done } else { self.partial_dir(&run.id) }
+        if done.is_dir() { done } else { self.partial_dir(run.id.as_str()) }
     }
 
     /// A folder for temporary files (bundles being built, replays), inside the data
@@ -608,7 +608,7 @@ impl Harness {
             })
             .collect();
         let new = NewRun {
-            upload_id: request.upload_id.clone(),
+            upload_id: vigil_core::id::UploadId::new(request.upload_id.clone()),
             seed: prepared.seed,
             fingerprint: prepared.fingerprint.clone(),
             pipeline: request.pipeline.clone(),
@@ -618,7 +618,7 @@ impl Harness {
             steps,
         };
         let run = self.0.store.create_run(&new, audit)?;
-        self.activate(&run.id);
+        self.activate(run.id.as_str());
         Ok(run)
     }
 
@@ -673,15 +673,15 @@ impl Harness {
         let mut crashed = Vec::new();
         for run in self.0.store.unfinished_runs()? {
             let owner_alive = run.owner_pid.is_some_and(process_alive);
-            let ours = lock(&self.0.active).contains_key(&run.id);
+            let ours = lock(&self.0.active).contains_key(run.id.as_str());
             if !owner_alive && !ours {
                 let why = match run.owner_pid {
                     Some(pid) => format!("the process running it (pid {pid}) ended before the run finished"),
                     None => "it was queued by a process that ended before starting it".to_owned(),
                 };
-                self.0.store.set_run_status(&run.id, RunStatus::Crashed, Some(&why), None)?;
-                exec::remove_shared(&self.partial_dir(&run.id));
-                crashed.push(run.id);
+                self.0.store.set_run_status(run.id.as_str(), RunStatus::Crashed, Some(&why), None)?;
+                exec::remove_shared(&self.partial_dir(run.id.as_str()));
+                crashed.push(run.id.into());
             }
         }
         Ok(crashed)

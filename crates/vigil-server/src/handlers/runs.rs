@@ -16,6 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::{Value, json};
+use vigil_core::id::{RunId, UploadId};
 use vigil_core::page::PageRequest;
 use vigil_core::provenance::Aggregation;
 use vigil_core::run::RunStatus;
@@ -80,8 +81,8 @@ pub struct RunDetail {
 
 /// A run with its executions.
 async fn run_detail(state: &AppState, id: &str) -> Result<RunDetail, ApiError> {
-    let run = state.store.get_run(id.to_owned()).await?;
-    let executions = state.store.list_executions(id.to_owned()).await?;
+    let run = state.store.get_run(RunId::new(id)).await?;
+    let executions = state.store.list_executions(run.id.clone()).await?;
     Ok(RunDetail { run, executions })
 }
 
@@ -121,7 +122,7 @@ pub async fn create(
     })
     .await?;
     if !submitted.reused {
-        spawn_execution(&state, submitted.run.id.clone());
+        spawn_execution(&state, submitted.run.id.to_string());
     }
     let status = if submitted.reused { StatusCode::OK } else { StatusCode::CREATED };
     Ok(audited((status, envelope(submitted, Aggregation::Detail, SOURCE))))
@@ -183,7 +184,7 @@ pub async fn unpin(
 }
 
 async fn set_pinned(state: AppState, audit: AuditContext, id: String, pinned: bool) -> Result<Response, ApiError> {
-    let run = state.store.set_run_pinned(id, pinned, Some(audit.entry(StatusCode::OK))).await?;
+    let run = state.store.set_run_pinned(RunId::new(id), pinned, Some(audit.entry(StatusCode::OK))).await?;
     Ok(audited(envelope(run, Aggregation::Detail, SOURCE)))
 }
 
@@ -236,8 +237,8 @@ pub async fn retry(
 }
 
 pub async fn lineage(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    state.store.get_run(id.clone()).await?;
-    let edges = state.store.list_lineage(id).await?;
+    let run = state.store.get_run(RunId::new(id)).await?;
+    let edges = state.store.list_lineage(run.id).await?;
     Ok(envelope(edges, Aggregation::List, "store:lineage").into_response())
 }
 
@@ -367,7 +368,7 @@ pub struct ArtifactQuery {
 const ARTIFACT_READ_BYTES_DEFAULT: u64 = 1 << 20;
 
 pub async fn artifacts(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let run = state.store.get_run(id).await?;
+    let run = state.store.get_run(RunId::new(id)).await?;
     let harness = state.harness.clone();
     let entries = harness_call(move || vigil_harness::artifacts::index(&harness.run_dir(&run))).await?;
     Ok(envelope(entries, Aggregation::List, "run:files").into_response())
@@ -382,7 +383,7 @@ pub async fn artifact(
     let max_bytes = q.max_bytes.unwrap_or(ARTIFACT_READ_BYTES_DEFAULT);
     let redact = q.redact.unwrap_or(true);
     let name = path.clone();
-    let run = state.store.get_run(id).await?;
+    let run = state.store.get_run(RunId::new(id)).await?;
     let read =
         harness_call(move || vigil_harness::artifacts::read(&harness.run_dir(&run), &path, max_bytes, redact)).await?;
     let media = match name.rsplit_once('.').map(|(_, ext)| ext) {
@@ -475,7 +476,7 @@ pub async fn install_plugin(
 ) -> Result<Response, ApiError> {
     let harness = state.harness.clone();
     let by = principal.label();
-    let upload = state.store.get_upload(request.upload_id).await?;
+    let upload = state.store.get_upload(UploadId::new(request.upload_id)).await?;
     let entry = audit.entry(StatusCode::CREATED);
     let installed =
         harness_call(move || vigil_harness::install::install_upload(&harness, &upload, &by, Some(&entry))).await?;

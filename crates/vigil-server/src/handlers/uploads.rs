@@ -123,6 +123,6 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let upload = state.store.get_upload(id).await?;
+    let upload = state.store.get_upload(vigil_core::id::UploadId::new(id)).await?;
     Ok(envelope(upload, Aggregation::Detail, SOURCE).into_response())
 }

@@ -277,7 +277,7 @@ pub(super) fn run_file(
         "cli",
         Some(&audit_upload),
     )?;
-    request.upload_id = attempt.upload.id.clone();
+    request.upload_id = attempt.upload.id.to_string();
     if plan_only {
         let prepared = harness.prepare(&request)?;
         println!("{}", serde_json::to_string_pretty(&prepared)?);
@@ -295,7 +295,7 @@ pub(super) fn run_file(
         if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} plugins {elapsed} {msg}") {
             bar.set_style(style);
         }
-        let mut events = harness.subscribe(&submitted.run.id);
+        let mut events = harness.subscribe(submitted.run.id.as_str());
         let run_id = submitted.run.id.clone();
         runtime.block_on(async {
             let watcher = {
@@ -315,12 +315,12 @@ pub(super) fn run_file(
                     }
                 }
             };
-            let (result, ()) = tokio::join!(harness.execute(&run_id), watcher);
+            let (result, ()) = tokio::join!(harness.execute(run_id.as_str()), watcher);
             bar.finish_and_clear();
             result
         })?
     };
-    let executions = harness.store().list_executions(&run.id)?;
+    let executions = harness.store().list_executions(run.id.as_str())?;
     let dir = harness.run_dir(&run);
     if json {
         println!(
