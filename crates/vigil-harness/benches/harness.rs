@@ -13,6 +13,7 @@
 //! started plugins). Prints medians and percentiles in milliseconds as JSON lines.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_harness::sandbox::{Job, Limits, Policy, Runner, UidPool, Verdict, system_read_paths};
@@ -142,16 +143,8 @@ async fn dag(vigil: &Path, root: &Path, iterations: usize) {
         stdout_max_bytes: 1 << 20,
         stderr_max_bytes: 1 << 16,
     };
-    let harness = Harness::new(options, store, blobs).expect("harness");
-    let upload = vigil_harness::uploads::store_upload(
-        harness.store(),
-        harness.blobs(),
-        &b"a,b\n1,2\n"[..],
-        "t.csv",
-        "bench",
-        None,
-    )
-    .expect("upload");
+    let harness = Harness::new(options, Arc::new(store), Arc::new(blobs)).await.expect("harness");
+    let upload = harness.upload(Box::new(&b"a,b\n1,2\n"[..]), "t.csv", "bench", None).await.expect("upload");
     let pipeline: Vec<String> = (0..10).map(|i| format!("noop.p{i}")).collect();
     let request = RunRequest {
         upload_id: upload.upload.id.to_string(),
@@ -162,7 +155,7 @@ async fn dag(vigil: &Path, root: &Path, iterations: usize) {
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..iterations + 2 {
         let started = Instant::now();
-        let submitted = harness.submit(&request, "bench", None).expect("submit");
+        let submitted = harness.submit(&request, "bench", None).await.expect("submit");
         let run = harness.execute(submitted.run.id.as_str()).await.expect("execute");
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         assert_eq!(run.status, vigil_core::run::RunStatus::Completed, "{run:?}");

@@ -13,9 +13,11 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::fsutil::inside;
+use vigil_store::RunRecord;
+
+use crate::fsutil::{inside, off_thread};
 use crate::manifest::check_relative;
-use crate::runs::HarnessError;
+use crate::runs::{Harness, HarnessError};
 
 /// Files listed in an index at most.
 const INDEX_ENTRIES_MAX: usize = 10_000;
@@ -28,6 +30,26 @@ pub struct ArtifactEntry {
     /// Relative to the run folder.
     pub path: String,
     pub size_bytes: u64,
+}
+
+impl Harness {
+    /// Every file of a run's folder (see [`index`]).
+    pub async fn artifacts(&self, run: &RunRecord) -> Result<Vec<ArtifactEntry>, HarnessError> {
+        let dir = self.run_dir(run);
+        off_thread(move || index(&dir)).await
+    }
+
+    /// One file of a run's folder (see [`read`]).
+    pub async fn read_artifact(
+        &self,
+        run: &RunRecord,
+        rel: String,
+        max_bytes: u64,
+        redact: bool,
+    ) -> Result<ArtifactRead, HarnessError> {
+        let dir = self.run_dir(run);
+        off_thread(move || read(&dir, &rel, max_bytes, redact)).await
+    }
 }
 
 /// Lists the files of a run folder (scratch and shared space excluded), in path order.

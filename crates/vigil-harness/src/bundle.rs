@@ -15,12 +15,19 @@ use std::collections::BTreeSet;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Value, json};
+use vigil_core::id::RunId;
+use vigil_store::RunRecord;
+use vigil_store::ports::{Blobs, Storage};
 use zip::write::SimpleFileOptions;
 
+use crate::fsutil::off_thread;
 use crate::manifest::{Source, check_relative};
-use crate::runs::{Harness, HarnessError, HarnessOptions, RunRequest};
+use crate::registry::Registry;
+use crate::runs::{Harness, HarnessError, HarnessOptions, RunRequest, pretty_json};
 
 /// The bundle format this Vigil writes and reads.
 pub const BUNDLE_FORMAT: &str = "vigil.bundle/1";
@@ -55,18 +62,48 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), HarnessEr
     Ok(())
 }
 
-/// Writes the bundle of a finished run.
-pub fn write_bundle(harness: &Harness, run_id: &str, out: impl Write + Seek) -> Result<(), HarnessError> {
-    let run = harness.store().get_run(run_id)?;
+/// Writes the bundle of a finished run to `out`, and hands `out` back.
+pub async fn write_bundle<W>(harness: &Harness, run_id: &str, out: W) -> Result<W, HarnessError>
+where
+    W: Write + Seek + Send + 'static,
+{
+    let run = harness.store().get_run(RunId::new(run_id)).await?;
     if !run.status.is_final() {
         return Err(HarnessError::Conflict(format!("run {run_id} is {}; bundle it once it has ended", run.status)));
     }
+    let registry = harness.registry().await;
     let dir = harness.run_dir(&run);
+    off_thread(move || zip_run(&run, &registry, &dir, out)).await
+}
+
+/// The bundle of a finished run as an open, unlinked temporary file, positioned at its
+/// start: all a response streaming it needs, and nothing is left behind if it is dropped.
+pub async fn write_bundle_to_temp(harness: &Harness, run_id: &str) -> Result<std::fs::File, HarnessError> {
+    let tmp = harness.tmp_dir();
+    let path = tmp.join(format!("bundle-{run_id}-{}-{}.zip", std::process::id(), crate::install::uuid_like()));
+    let file = off_thread(move || {
+        std::fs::create_dir_all(&tmp).map_err(|e| HarnessError::Io(format!("{}: {e}", tmp.display())))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| HarnessError::Io(format!("{}: {e}", path.display())))?;
+        let _ = std::fs::remove_file(&path);
+        Ok::<_, HarnessError>(file)
+    })
+    .await?;
+    let mut file = write_bundle(harness, run_id, file).await?;
+    file.seek(std::io::SeekFrom::Start(0)).map_err(|e| HarnessError::Io(format!("rewinding the bundle: {e}")))?;
+    Ok(file)
+}
+
+/// Zips a finished run's folder and the sources of its folder plugins. Blocking.
+fn zip_run<W: Write + Seek>(run: &RunRecord, registry: &Registry, dir: &Path, out: W) -> Result<W, HarnessError> {
     let manifest: Value = std::fs::read(dir.join("run_manifest.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| HarnessError::NotFound(format!("run_manifest.json of run {run_id}")))?;
-    let registry = harness.registry();
+        .ok_or_else(|| HarnessError::NotFound(format!("run_manifest.json of run {}", run.id)))?;
     let mut sources = Vec::new();
     let mut plugins = Vec::new();
     for id in manifest["plugins"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
@@ -89,8 +126,8 @@ pub fn write_bundle(harness: &Harness, run_id: &str, out: impl Write + Seek) -> 
         .unix_permissions(0o644);
     let mut zip = zip::ZipWriter::new(out);
     zip.start_file("bundle.json", options).map_err(zip_error)?;
-    zip.write_all(&serde_json::to_vec_pretty(&description).unwrap_or_default()).map_err(zip_error)?;
-    for rel in run_files(&dir)? {
+    zip.write_all(&pretty_json("bundle.json", &description)?).map_err(zip_error)?;
+    for rel in run_files(dir)? {
         add_file(&mut zip, &dir.join(&rel), &rel.to_string_lossy(), options)?;
     }
     for (id, folder) in sources {
@@ -101,8 +138,7 @@ pub fn write_bundle(harness: &Harness, run_id: &str, out: impl Write + Seek) -> 
             add_file(&mut zip, &folder.join(&rel), &format!("plugin-sources/{id}/{}", rel.to_string_lossy()), options)?;
         }
     }
-    zip.finish().map_err(zip_error)?;
-    Ok(())
+    zip.finish().map_err(zip_error)
 }
 
 fn add_file<W: Write + Seek>(
@@ -181,8 +217,8 @@ pub fn unpack(bundle: impl Read + Seek, work: &Path, max_bytes: u64) -> Result<(
 
 /// Replays an unpacked bundle in `work` on this machine's store and sandbox.
 pub async fn replay(
-    store: vigil_store::Store,
-    blobs: vigil_store::BlobStore,
+    store: Arc<dyn Storage>,
+    blobs: Arc<dyn Blobs>,
     options: HarnessOptions,
     work: &Path,
 ) -> Result<ReplayOutcome, HarnessError> {
@@ -200,7 +236,9 @@ pub async fn replay(
     let file_name = manifest["input"]["file_name"].as_str().unwrap_or("input").to_owned();
     let input = std::fs::File::open(work.join("input").join(&file_name))
         .map_err(|_| HarnessError::Invalid(format!("bundle has no input/{file_name}")))?;
-    let attempt = crate::uploads::store_upload(&store, &blobs, input, &file_name, "replay", None)?;
+    let input = Box::new(input);
+    let attempt =
+        crate::uploads::store_upload(store.as_ref(), blobs.as_ref(), input, &file_name, "replay", None).await?;
     if attempt.upload.sha256 != manifest["input"]["sha256"].as_str().unwrap_or("") {
         return Err(HarnessError::Invalid("the bundled input does not match the hash its manifest records".into()));
     }
@@ -216,7 +254,7 @@ pub async fn replay(
     };
     // The bundle's external plugins, and nothing else, beside the built-ins.
     let options = HarnessOptions { plugins_dir: work.join("plugin-sources"), ..options };
-    let harness = Harness::new(options, store, blobs)?;
+    let harness = Harness::new(options, store, blobs).await?;
     // The same request as the original: its pipeline (or none, for the recommended plan)
     // and its deselections, so the plan comes out the same, reasons included.
     let strings = |v: &Value| -> Vec<String> {
@@ -241,7 +279,7 @@ pub async fn replay(
         dataset_kind: pinned.as_ref().map(|k| k.dataset_kind.clone()),
     };
     let original_fingerprint = manifest["fingerprint"].as_str().unwrap_or("").to_owned();
-    let submitted = harness.submit_pinned(&request, "replay", None, pinned.as_ref())?;
+    let submitted = harness.submit_pinned(&request, "replay", None, pinned.as_ref()).await?;
     let run = harness.execute(submitted.run.id.as_str()).await?;
     let replay_report: Value = std::fs::read(harness.run_dir(&run).join("report.json"))
         .ok()

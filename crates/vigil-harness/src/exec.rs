@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vigil_core::run::ExecStatus;
 
-use crate::fsutil::{inside, write_atomic};
+use crate::fsutil::{inside, off_thread, write_atomic};
 use crate::manifest::{Entrypoint, Plugin, PluginKind, check_relative};
 use crate::protocol::{
     DependencyRef, InputRef, PROTOCOL_VERSION, PluginRef, Request, Response, RunContext, check_findings,
@@ -90,6 +90,15 @@ impl ExecResult {
 
 /// The folder of an execution that holds what it shares with its dependents.
 pub const SHARE_DIR: &str = "share";
+
+/// [`remove_shared`] on the blocking pool.
+pub async fn remove_shared_off_thread(run_dir: PathBuf) -> Result<(), crate::runs::HarnessError> {
+    off_thread(move || {
+        remove_shared(&run_dir);
+        Ok(())
+    })
+    .await
+}
 
 /// Removes what every plugin of a run shared with its dependents (the run has ended, or
 /// will be retried from the start). Missing folders are no error.
@@ -296,12 +305,6 @@ pub async fn execute(runner: &Runner, config: &ExecConfig, spec: ExecSpec<'_>) -
         tracing::warn!(error = %e, "could not write the execution's sandbox.json");
     }
     result
-}
-
-/// Runs file work (folders, writes and their fsyncs) on the blocking pool, off the async
-/// workers that also serve requests.
-async fn off_thread(work: impl FnOnce() -> Result<(), String> + Send + 'static) -> Result<(), String> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| format!("a file task failed: {e}"))?
 }
 
 /// The sandbox policy for one execution.

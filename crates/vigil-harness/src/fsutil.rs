@@ -5,6 +5,30 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// A blocking task that ended without an answer (it panicked or the runtime shut down).
+#[derive(Debug)]
+pub struct TaskFailed(String);
+
+impl From<TaskFailed> for String {
+    fn from(e: TaskFailed) -> String {
+        e.0
+    }
+}
+
+/// Runs blocking work (folders, file writes and their fsyncs, reads of whole files) on
+/// tokio's blocking pool, off the async workers that also serve requests. The harness's
+/// one way off the async thread.
+pub async fn off_thread<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<TaskFailed> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => Err(E::from(TaskFailed(format!("a blocking file task failed: {e}")))),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsynced, renamed into
 /// place, and the folder fsynced. A reader sees the old content or the new, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {

@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::time::Timestamp;
-use vigil_store::NewAuditEntry;
+use vigil_store::{CollectableUpload, NewAuditEntry};
 
+use crate::fsutil::off_thread;
 use crate::runs::{Harness, HarnessError};
 
 /// What a collection removed (or, in a dry run, would remove).
@@ -49,14 +50,14 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
 
 /// Removes what is older than `older_than` and unpinned. `audit` builds the audit entry
 /// for each removal from its target (`run:<id>`, `upload:<id>`).
-pub fn collect(
+pub async fn collect(
     harness: &Harness,
     older_than: Duration,
     by: &str,
     dry_run: bool,
-    audit: &dyn Fn(&str) -> NewAuditEntry,
+    audit: &(dyn Fn(&str) -> NewAuditEntry + Sync),
 ) -> Result<GcReport, HarnessError> {
-    let store = harness.store();
+    let (store, blobs) = (harness.store(), harness.blobs());
     let now = Timestamp::now();
     let cutoff = Timestamp::from_unix_micros(
         now.as_unix_micros().saturating_sub(i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX)),
@@ -65,53 +66,59 @@ pub fn collect(
     let mut report = GcReport {
         dry_run,
         cutoff: cutoff.to_rfc3339(),
-        pinned_runs_kept: store.pinned_run_count()?,
+        pinned_runs_kept: store.pinned_run_count().await?,
         ..GcReport::default()
     };
 
-    for run in store.collectable_runs(cutoff)? {
+    for run in store.collectable_runs(cutoff).await? {
         if !dry_run {
-            store.remove_run(run.id.as_str(), by, &reason, Some(&audit(&format!("run:{}", run.id))))?;
+            let entry = audit(&format!("run:{}", run.id));
+            store.remove_run(run.id.clone(), by.to_owned(), reason.clone(), Some(entry)).await?;
             let dir = harness.run_dir(&run);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| HarnessError::Io(format!("removing {}: {e}", dir.display())))?;
-            }
+            off_thread(move || match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(HarnessError::Io(format!("removing {}: {e}", dir.display())))
+                }
+                _ => Ok(()),
+            })
+            .await?;
         }
         report.runs_removed.push(run.id.into());
     }
-    for (id, sha, size) in store.collectable_uploads(cutoff)? {
+    for upload in store.collectable_uploads(cutoff).await? {
+        let CollectableUpload { id, sha256: sha, size_bytes: size } = upload;
         // In a dry run the runs above are still there; only count uploads they do not use.
         if dry_run {
-            report.uploads_removed.push(id);
+            report.uploads_removed.push(id.into());
             report.blobs_removed.push(sha);
             report.bytes_freed += size;
             continue;
         }
-        store.remove_upload(&id, by, &reason, Some(&audit(&format!("upload:{id}"))))?;
-        report.uploads_removed.push(id);
+        let entry = audit(&format!("upload:{id}"));
+        store.remove_upload(id.clone(), by.to_owned(), reason.clone(), Some(entry)).await?;
+        report.uploads_removed.push(id.into());
         if let Ok(digest) = sha.parse::<Sha256Digest>()
-            && !store.blob_in_use(&sha)?
+            && !store.blob_in_use(sha.clone()).await?
         {
-            report.bytes_freed += harness.blobs().remove(&digest)?;
-            store.tombstone_blob(&sha, size, by, "its upload was removed")?;
+            report.bytes_freed += blobs.remove(digest).await?;
+            store.tombstone_blob(sha.clone(), size, by.to_owned(), "its upload was removed".into()).await?;
             report.blobs_removed.push(sha);
         }
     }
     let blob_cutoff = SystemTime::now().checked_sub(older_than).unwrap_or(SystemTime::UNIX_EPOCH);
-    for (digest, size, modified) in harness.blobs().list()? {
+    for (digest, size, modified) in blobs.list().await? {
         let sha = digest.to_string();
-        if modified >= blob_cutoff || report.blobs_removed.contains(&sha) || store.blob_in_use(&sha)? {
+        if modified >= blob_cutoff || report.blobs_removed.contains(&sha) || store.blob_in_use(sha.clone()).await? {
             continue;
         }
         if !dry_run {
-            harness.blobs().remove(&digest)?;
-            store.tombstone_blob(&sha, size, by, "no upload holds it")?;
+            blobs.remove(digest).await?;
+            store.tombstone_blob(sha.clone(), size, by.to_owned(), "no upload holds it".into()).await?;
         }
         report.bytes_freed += size;
         report.blobs_removed.push(sha);
     }
-    report.partial_files = harness.blobs().remove_stale_temps(dry_run)?;
+    report.partial_files = blobs.remove_stale_temps(dry_run).await?;
     report.bytes_freed += report.partial_files.bytes;
     Ok(report)
 }

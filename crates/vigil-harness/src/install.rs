@@ -12,6 +12,7 @@ use vigil_core::digest::Sha256Digest;
 use vigil_store::{InstalledPlugin, NewAuditEntry, UploadRecord};
 
 use crate::bundle::unpack;
+use crate::fsutil::off_thread;
 use crate::manifest::MANIFEST_FILE;
 use crate::registry::load_folder;
 use crate::runs::{Harness, HarnessError};
@@ -26,54 +27,70 @@ pub fn installed_dir(data_dir: &Path) -> PathBuf {
 
 /// Installs the plugin in `source` (a folder holding `plugin.toml`, or a zip of one) and
 /// makes it the plugin's active install.
-pub fn install(
+pub async fn install(
     harness: &Harness,
     source: &Path,
     by: &str,
-    audit: Option<&NewAuditEntry>,
+    audit: Option<NewAuditEntry>,
 ) -> Result<InstalledPlugin, HarnessError> {
-    let tmp = harness.tmp_dir();
-    let staging = tmp.join(format!("install-{}-{}", std::process::id(), uuid_like()));
-    std::fs::create_dir_all(&staging).map_err(|e| HarnessError::Io(format!("{}: {e}", staging.display())))?;
-    let result = stage_and_install(harness, source, &staging, by, audit);
-    let _ = std::fs::remove_dir_all(&staging);
-    result
+    let staging = harness.tmp_dir().join(format!("install-{}-{}", std::process::id(), uuid_like()));
+    let (source, data_dir, vigil_version) =
+        (source.to_owned(), harness.data_dir().to_owned(), harness.vigil_version().to_owned());
+    let staged = off_thread(move || {
+        let result = std::fs::create_dir_all(&staging)
+            .map_err(|e| HarnessError::Io(format!("{}: {e}", staging.display())))
+            .and_then(|()| stage(&source, &staging, &data_dir, &vigil_version));
+        let _ = std::fs::remove_dir_all(&staging);
+        result
+    })
+    .await?;
+    let Staged { plugin_id, version, bundle_sha256, permissions } = staged;
+    let store = harness.store();
+    let state = store.record_install(plugin_id, version, bundle_sha256, permissions, by.to_owned(), audit).await?;
+    harness.reload_plugins().await?;
+    Ok(state)
 }
 
 /// Installs the plugin bundle (a zip) an upload holds. The unzip reads a local file: the
 /// blob is materialized as one in the harness's scratch folder, and removed afterwards.
-pub fn install_upload(
+pub async fn install_upload(
     harness: &Harness,
     upload: &UploadRecord,
     by: &str,
-    audit: Option<&NewAuditEntry>,
+    audit: Option<NewAuditEntry>,
 ) -> Result<InstalledPlugin, HarnessError> {
     let digest: Sha256Digest = upload
         .sha256
         .parse()
         .map_err(|_| HarnessError::Invalid(format!("upload {} has a malformed hash", upload.id)))?;
     let bundle = harness.tmp_dir().join(format!("bundle-{}-{}.zip", std::process::id(), uuid_like()));
-    harness.blobs().materialize(&digest, &bundle)?;
-    let result = install(harness, &bundle, by, audit);
-    if let Err(e) = std::fs::remove_file(&bundle) {
+    harness.blobs().materialize(digest, bundle.clone()).await?;
+    let result = install(harness, &bundle, by, audit).await;
+    let removed = bundle.clone();
+    if let Err(e) = off_thread(move || std::fs::remove_file(&removed).map_err(|e| e.to_string())).await {
         tracing::warn!(error = %e, path = %bundle.display(), "could not remove a materialized bundle");
     }
     result
 }
 
-fn uuid_like() -> u64 {
+pub(crate) fn uuid_like() -> u64 {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
     u64::from_le_bytes(bytes)
 }
 
-fn stage_and_install(
-    harness: &Harness,
-    source: &Path,
-    staging: &Path,
-    by: &str,
-    audit: Option<&NewAuditEntry>,
-) -> Result<InstalledPlugin, HarnessError> {
+/// A plugin bundle in place under the installed folder, to be recorded.
+struct Staged {
+    plugin_id: String,
+    version: String,
+    bundle_sha256: String,
+    permissions: serde_json::Value,
+}
+
+/// Copies or unzips `source` into `staging`, checks the plugin, and moves it to its
+/// content address under the installed folder (unless that bundle is already there).
+/// Blocking.
+fn stage(source: &Path, staging: &Path, data_dir: &Path, vigil_version: &str) -> Result<Staged, HarnessError> {
     let meta = std::fs::metadata(source).map_err(|e| HarnessError::Invalid(format!("{}: {e}", source.display())))?;
     if meta.is_dir() {
         copy_files(source, staging)?;
@@ -101,19 +118,18 @@ fn stage_and_install(
             }
         }
     };
-    let plugin = load_folder(&root, harness.vigil_version()).map_err(|e| HarnessError::Invalid(e.to_string()))?;
+    let plugin = load_folder(&root, vigil_version).map_err(|e| HarnessError::Invalid(e.to_string()))?;
     let sha = plugin.code_hash.to_string();
-    let target = installed_dir(harness.data_dir()).join(&sha);
+    let target = installed_dir(data_dir).join(&sha);
     if !target.is_dir() {
-        std::fs::create_dir_all(installed_dir(harness.data_dir())).map_err(|e| HarnessError::Io(e.to_string()))?;
+        std::fs::create_dir_all(installed_dir(data_dir)).map_err(|e| HarnessError::Io(e.to_string()))?;
         std::fs::rename(&root, &target)
             .map_err(|e| HarnessError::Io(format!("installing into {}: {e}", target.display())))?;
         readable_by_all(&target)?;
     }
-    let permissions = serde_json::to_value(&plugin.permissions).unwrap_or_default();
-    let state = harness.store().record_install(&plugin.id, &plugin.version, &sha, &permissions, by, audit)?;
-    harness.reload_plugins();
-    Ok(state)
+    let permissions = serde_json::to_value(&plugin.permissions)
+        .map_err(|e| HarnessError::Invalid(format!("the permissions of {} cannot be recorded: {e}", plugin.id)))?;
+    Ok(Staged { plugin_id: plugin.id, version: plugin.version, bundle_sha256: sha, permissions })
 }
 
 /// Copies regular files and folders; links are refused (a bundle is self-contained).

@@ -209,19 +209,6 @@ impl From<PageError> for ApiError {
 /// When a client should retry a write refused because the disk is full.
 pub const STORAGE_FULL_RETRY_SECS: u64 = 60;
 
-/// Runs blocking storage work off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(ApiError::from),
-        Err(e) => {
-            tracing::error!(error = %e, "blocking task failed");
-            Err(ApiError::internal())
-        }
-    }
-}
-
 /// A JSON request body with Vigil's error conventions.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);

@@ -247,7 +247,9 @@ mod tests {
             stdout_max_bytes: 1 << 20,
             stderr_max_bytes: 1 << 20,
         };
-        let harness = vigil_harness::Harness::new(options, store.clone(), blobs.clone()).expect("harness");
+        let harness = vigil_harness::Harness::new(options, Arc::new(store.clone()), Arc::new(blobs.clone()))
+            .await
+            .expect("harness");
         // What the binary composes, with the immune system switched off.
         let mut config = Config::default();
         config.immune.enabled = false;

@@ -33,8 +33,8 @@ use vigil_core::run::{ExecStatus, RunStatus};
 
 use crate::ports::{Blobs, ImmuneLog, KeysAudit, Operations, Page, Runs, VitalsAgents};
 use crate::{
-    AuditFilter, AuditOutcome, ExecutionEnd, ImmuneLogEntry, LineageEdge, NewAuditEntry, NewExecution, NewRun,
-    NewUpload, StoreError, VitalsFilter,
+    AuditFilter, AuditOutcome, CollectableUpload, ExecutionEnd, ImmuneLogEntry, LineageEdge, NewAuditEntry,
+    NewExecution, NewRun, NewUpload, StoreError, VitalsFilter,
 };
 
 /// Page sizes every list is walked with.
@@ -553,10 +553,12 @@ pub async fn runs(port: Arc<dyn Runs>) {
     let later = Timestamp::from_unix_micros(Timestamp::now().as_unix_micros() + 3_600_000_000);
     let pinned = port.set_run_pinned(r1.id.clone(), true, None).await.expect("pin");
     assert!(pinned.pinned);
+    assert_eq!(port.pinned_run_count().await.expect("count"), 1);
     assert!(port.collectable_runs(later).await.expect("collectable").is_empty(), "a pinned run is kept");
     let refused = port.remove_run(r1.id.clone(), "gc".into(), "old".into(), None).await;
     assert!(matches!(refused, Err(StoreError::Conflict(_))), "a pinned run is not removed");
     port.set_run_pinned(r1.id.clone(), false, None).await.expect("unpin");
+    assert_eq!(port.pinned_run_count().await.expect("count"), 0);
     let refused = port.remove_run(r2.id.clone(), "gc".into(), "old".into(), None).await;
     assert!(matches!(refused, Err(StoreError::Conflict(_))), "an unfinished run is not removed");
     let collectable = port.collectable_runs(later).await.expect("collectable");
@@ -568,6 +570,34 @@ pub async fn runs(port: Arc<dyn Runs>) {
     assert_eq!(port.tombstone(r1.id.to_string()).await.expect("tombstone"), Some(tomb));
     assert!(matches!(port.get_run(r1.id.clone()).await, Err(StoreError::NotFound(_))));
     assert!(port.list_executions(r1.id.clone()).await.expect("executions").is_empty());
+
+    // Uploads: only an old one no run uses is collectable; its content may still be held.
+    assert!(port.collectable_uploads(later).await.expect("collectable").is_empty(), "runs use a and b");
+    let c = port.record_upload(new_upload('c', "c.csv"), None).await.expect("an upload").upload;
+    let collectable = port.collectable_uploads(later).await.expect("collectable");
+    let expected = CollectableUpload { id: c.id.clone(), sha256: c.sha256.clone(), size_bytes: 10 };
+    assert_eq!(collectable, [expected]);
+    assert!(port.collectable_uploads(c.created_at).await.expect("collectable").is_empty(), "only older ones");
+    let refused = port.remove_upload(a.upload.id.clone(), "gc".into(), "old".into(), None).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "an upload a run uses is not removed");
+    let missing = port.remove_upload(UploadId::new("nope"), "gc".into(), "old".into(), None).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))));
+    assert!(port.blob_in_use(c.sha256.clone()).await.expect("in use"));
+    let entry = audit_entry("gc", "uploads.remove", 200);
+    let tomb = port.remove_upload(c.id.clone(), "gc".into(), "old".into(), Some(entry)).await.expect("remove");
+    assert_eq!(
+        (tomb.kind.as_str(), tomb.id.as_str(), tomb.detail["sha256"].as_str()),
+        ("upload", c.id.as_str(), Some(c.sha256.as_str()))
+    );
+    assert!(matches!(port.get_upload(c.id.clone()).await, Err(StoreError::NotFound(_))));
+    assert!(!port.blob_in_use(c.sha256.clone()).await.expect("in use"), "no upload holds it now");
+    assert!(port.blob_in_use(a.upload.sha256.clone()).await.expect("in use"));
+    port.tombstone_blob(c.sha256.clone(), 10, "gc".into(), "unused".into()).await.expect("tombstone");
+    let blob = port.tombstone(c.sha256.clone()).await.expect("tombstone").expect("a blob tombstone");
+    assert_eq!(
+        (blob.kind.as_str(), blob.reason.as_str(), &blob.detail["size_bytes"]),
+        ("blob", "unused", &serde_json::json!(10))
+    );
 
     plugins(port.as_ref()).await;
     known_issues(port.as_ref()).await;

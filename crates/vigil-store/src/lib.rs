@@ -51,7 +51,9 @@ pub use immune::{ControlUrl, ImmuneLogEntry, ImmuneSnapshot};
 pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};
 pub use known_issues::KnownIssueSet;
 pub use plugins::{InstalledPlugin, PluginInstall};
-pub use runs::{ExecutionEnd, ExecutionRecord, LineageEdge, NewExecution, NewRun, RunRecord, Tombstone};
+pub use runs::{
+    CollectableUpload, ExecutionEnd, ExecutionRecord, LineageEdge, NewExecution, NewRun, RunRecord, Tombstone,
+};
 pub use uploads::{NewUpload, UploadAttempt, UploadRecord};
 pub use vigil_core::config::Durability;
 pub use vitals::{StoredVital, VitalsFilter};

@@ -446,6 +446,14 @@ pub struct Tombstone {
     pub detail: Value,
 }
 
+/// An upload garbage collection may remove: old, and used by no run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectableUpload {
+    pub id: UploadId,
+    pub sha256: String,
+    pub size_bytes: u64,
+}
+
 /// Writes a tombstone and returns it as written (one timestamp for both).
 fn insert_tombstone(
     tx: &rusqlite::Transaction<'_>,
@@ -517,15 +525,19 @@ impl Store {
         })
     }
 
-    /// Uploads created before `cutoff` that no remaining run uses: (id, sha256, size).
-    pub fn collectable_uploads(&self, cutoff: Timestamp) -> Result<Vec<(String, String, u64)>> {
+    /// Uploads created before `cutoff` that no remaining run uses, oldest first.
+    pub fn collectable_uploads(&self, cutoff: Timestamp) -> Result<Vec<CollectableUpload>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT u.id, u.sha256, u.size_bytes FROM uploads u WHERE u.created_at < ?1
                  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.upload_id = u.id) ORDER BY u.created_at",
             )?;
             let rows = stmt.query_map([cutoff.as_unix_micros()], |r| {
-                Ok((r.get(0)?, r.get(1)?, u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0)))
+                Ok(CollectableUpload {
+                    id: UploadId::new(r.get::<_, String>(0)?),
+                    sha256: r.get(1)?,
+                    size_bytes: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })

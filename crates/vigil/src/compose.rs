@@ -2,8 +2,9 @@
 //!
 //! The gateway's recorder writes vitals and taps each one to the immune service, whose guard
 //! the gateway obeys; healing actions run as tracked tasks and reach agents through the
-//! reqwest sender; runs a dead process left behind are marked crashed. The server then only
-//! routes HTTP to these.
+//! reqwest sender; the harness keeps its records and blobs through the storage ports, and
+//! runs a dead process left behind are marked crashed. The server then only routes HTTP to
+//! these.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use vigil_server::{App, BuildInfo, Services};
 use vigil_services::immune::Immune;
 use vigil_services::tasks::Tasks;
 use vigil_store::background::{Background, Priority};
+use vigil_store::ports::{Blobs, Storage};
 use vigil_store::{BlobStore, Store};
 
 /// Starts the services and builds the server over them (inside a tokio runtime).
@@ -22,9 +24,11 @@ pub async fn app(
     config: Config,
     store: Store,
     blobs: BlobStore,
-    harness: vigil_harness::Harness,
+    harness: vigil_harness::HarnessOptions,
     build: BuildInfo,
 ) -> anyhow::Result<App> {
+    let storage: Arc<dyn Storage> = Arc::new(store.clone());
+    let blobs: Arc<dyn Blobs> = Arc::new(blobs);
     let metrics = Metrics::new(build);
     let writer = |name: &str, priority| Background::start(name, priority).with_context(|| format!("starting {name}"));
     let (recorder, vitals_writer) = vigil_gateway::Recorder::start(
@@ -50,7 +54,8 @@ pub async fn app(
     let mut gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())?;
     gateway.add_guard(immune.guard());
     // Runs left behind by a process that died are crashed, and can be retried.
-    match harness.recover() {
+    let harness = vigil_harness::Harness::new(harness, storage.clone(), blobs.clone()).await?;
+    match harness.recover().await {
         Ok(crashed) if !crashed.is_empty() => {
             tracing::warn!(?crashed, "runs left running by a dead process are marked crashed")
         }
@@ -59,5 +64,5 @@ pub async fn app(
     }
     let services = Services { gateway, harness, immune, tasks, vitals_writer };
     // The server reaches records and blobs through the storage ports only.
-    Ok(App::new(config, Arc::new(store), Arc::new(blobs), services, metrics, build).await?)
+    Ok(App::new(config, storage, blobs, services, metrics, build).await?)
 }

@@ -183,8 +183,7 @@ probation_calls = {probation}
     let mut config = vigil_core::config::load(&sources)?;
     let store = vigil_store::Store::open(&data.join("vigil.db"), vigil_store::StoreOptions::default())?;
     let blobs = vigil_store::BlobStore::open(&data.join("blobs"), config.blobs.max_bytes)?;
-    let harness =
-        vigil_harness::Harness::new(crate::cli::harness_options(&data, &config)?, store.clone(), blobs.clone())?;
+    let harness = crate::cli::harness_options(&data, &config)?;
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     config.egress.own = Some(listener.local_addr()?);

@@ -1,10 +1,9 @@
 //! Executing a run: its plugins layer by layer in the sandbox (or from the cache), then its
 //! reports, lineage and final status.
 //!
-//! The run's task is async: it awaits plugins. The store's calls, folder moves, file writes
-//! and their fsyncs run on tokio's blocking pool in phases ([`Harness::begin`],
-//! [`Harness::start_step`], [`Harness::finish`]), never on the async workers that also
-//! serve requests; only path checks (a stat, a canonicalization) stay on the task.
+//! The run's task is async: it awaits plugins and the storage ports. Folder moves, file
+//! writes and their fsyncs run on tokio's blocking pool ([`off_thread`]), never on the
+//! async workers that also serve requests; only path checks (a stat) stay on the task.
 
 use super::*;
 
@@ -27,17 +26,6 @@ struct Begun {
 }
 
 impl Harness {
-    /// Runs blocking work (store calls, file writes, fsyncs) on the blocking pool.
-    async fn off_thread<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Harness) -> Result<T, HarnessError> + Send + 'static,
-    ) -> Result<T, HarnessError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || work(&this))
-            .await
-            .map_err(|e| HarnessError::Io(format!("a blocking task of the run failed: {e}")))?
-    }
-
     /// Executes a queued run to the end and returns its final record.
     pub async fn execute(&self, run_id: &str) -> Result<RunRecord, HarnessError> {
         let (cancel, events) = self.activate(run_id);
@@ -47,12 +35,9 @@ impl Harness {
             Err(e) => {
                 let why = e.to_string();
                 tracing::error!(run_id, error = %why, "run failed");
-                let id = run_id.to_owned();
-                self.off_thread(move |h| {
-                    exec::remove_shared(&h.partial_dir(&id));
-                    Ok(h.0.store.set_run_status(&id, RunStatus::Failed, Some(&why), None)?)
-                })
-                .await
+                let dir = self.partial_dir(run_id);
+                exec::remove_shared_off_thread(dir).await?;
+                Ok(self.0.store.set_run_status(RunId::new(run_id), RunStatus::Failed, Some(why), None).await?)
             }
         };
         if let Ok(run) = &final_record {
@@ -71,8 +56,7 @@ impl Harness {
         cancel: watch::Receiver<bool>,
         events: &broadcast::Sender<RunEvent>,
     ) -> Result<RunRecord, HarnessError> {
-        let (id, sent) = (run_id.to_owned(), events.clone());
-        let begun = self.off_thread(move |h| h.begin(&id, &sent)).await?;
+        let begun = self.begin(run_id, events).await?;
         let Begun { run, upload, plan, settings, fresh, registry, identities, dir, input, cache_keys, mut statuses } =
             begun;
         let total = plan.steps.len();
@@ -111,8 +95,7 @@ impl Harness {
                     (None, Some(_)) => None,
                 };
                 if let Some((status, why)) = refusal {
-                    let (id, plugin, sent) = (run_id.to_owned(), plugin_id.to_owned(), events.clone());
-                    self.off_thread(move |h| settle(&h.0.store, &sent, &id, &plugin, status, why)).await?;
+                    settle(self.0.store.as_ref(), events, &run.id, plugin_id, status, why).await?;
                     statuses.insert(plugin_id.to_owned(), status);
                     continue;
                 }
@@ -182,35 +165,37 @@ impl Harness {
         }
 
         let canceled = *cancel.borrow();
-        self.off_thread(move |h| h.finish(&run, &upload, &plan, &dir, &statuses, canceled)).await
+        self.finish(&run, &upload, &plan, &dir, &statuses, canceled).await
     }
 
     /// Reads the run and its upload, reopens or creates its partial folder, marks it
     /// running, writes its manifest, puts its input in place, and reads its executions.
-    /// Blocking.
-    fn begin(&self, run_id: &str, events: &broadcast::Sender<RunEvent>) -> Result<Begun, HarnessError> {
-        let store = &self.0.store;
-        let run = store.get_run(run_id)?;
+    async fn begin(&self, run_id: &str, events: &broadcast::Sender<RunEvent>) -> Result<Begun, HarnessError> {
+        let store = self.0.store.as_ref();
+        let run = store.get_run(RunId::new(run_id)).await?;
         if run.status != RunStatus::Queued {
             return Err(HarnessError::Conflict(format!("run {run_id} is {}, not queued", run.status)));
         }
-        let upload = store.get_upload(run.upload_id.as_str())?;
+        let upload = store.get_upload(run.upload_id.clone()).await?;
         let plan: Plan = serde_json::from_value(run.plan.clone())
             .map_err(|e| HarnessError::Invalid(format!("stored plan of run {run_id} is unreadable: {e}")))?;
         let settings = run.settings["plugins"].clone();
         let fresh = run.settings["fresh"].as_bool().unwrap_or(false);
-        let registry = self.registry();
+        let registry = self.registry().await;
 
         // A finished run being retried goes back to its partial folder until it ends again.
         let dir = self.partial_dir(run_id);
-        let done = self.0.runs_dir.join(&run.dir);
-        if done.is_dir() {
-            std::fs::rename(&done, &dir)
-                .map_err(|e| HarnessError::Io(format!("cannot reopen {}: {e}", done.display())))?;
-        }
-        std::fs::create_dir_all(dir.join("input"))
-            .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        store.set_run_status(run_id, RunStatus::Running, None, None)?;
+        let (done, partial) = (self.0.runs_dir.join(&run.dir), dir.clone());
+        off_thread(move || {
+            if done.is_dir() {
+                std::fs::rename(&done, &partial)
+                    .map_err(|e| HarnessError::Io(format!("cannot reopen {}: {e}", done.display())))?;
+            }
+            std::fs::create_dir_all(partial.join("input"))
+                .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", partial.display())))
+        })
+        .await?;
+        store.set_run_status(run.id.clone(), RunStatus::Running, None, None).await?;
 
         let identities: BTreeMap<String, Value> = plan
             .steps
@@ -230,8 +215,8 @@ impl Harness {
             // The whole declaration, so a bundle replays against the same issues.
             "known_issues": run.settings.get("known_issues").filter(|k| !k.is_null()),
         });
-        write_atomic(&dir.join("run_manifest.json"), &pretty_json("run_manifest.json", &manifest)?)
-            .map_err(HarnessError::Io)?;
+        let (manifest, path) = (pretty_json("run_manifest.json", &manifest)?, dir.join("run_manifest.json"));
+        off_thread(move || write_atomic(&path, &manifest).map_err(HarnessError::Io)).await?;
         let _ = events.send(RunEvent::Plan { run_id: run_id.to_owned(), plan: plan.clone() });
 
         let digest: Sha256Digest = upload
@@ -240,7 +225,7 @@ impl Harness {
             .map_err(|_| HarnessError::Invalid(format!("upload {} has a malformed sha256", upload.id)))?;
         // The sandbox opens its input by path: the one place a blob becomes a local file.
         let input_path = dir.join("input").join(&upload.file_name);
-        self.0.blobs.materialize(&digest, &input_path)?;
+        self.0.blobs.materialize(digest, input_path.clone()).await?;
         let input = InputRef {
             path: input_path,
             file_name: upload.file_name.clone(),
@@ -249,7 +234,7 @@ impl Harness {
             size_bytes: upload.size_bytes,
         };
 
-        let executions = store.list_executions(run_id)?;
+        let executions = store.list_executions(run.id.clone()).await?;
         let cache_keys: BTreeMap<String, String> =
             executions.iter().map(|e| (e.plugin_id.clone(), e.cache_key.clone())).collect();
         let statuses: BTreeMap<String, ExecStatus> = executions.into_iter().map(|e| (e.plugin_id, e.status)).collect();
@@ -258,8 +243,8 @@ impl Harness {
     }
 
     /// Ends a run whose plugins are done: its reports, lineage and final status, and its
-    /// folder under its own name. Blocking.
-    fn finish(
+    /// folder under its own name.
+    async fn finish(
         &self,
         run: &RunRecord,
         upload: &UploadRecord,
@@ -268,14 +253,22 @@ impl Harness {
         statuses: &BTreeMap<String, ExecStatus>,
         canceled: bool,
     ) -> Result<RunRecord, HarnessError> {
-        let (store, run_id) = (&self.0.store, run.id.as_str());
-        // What plugins shared with their dependents served its purpose.
-        exec::remove_shared(dir);
-        let results = self.plugin_results(run_id, dir)?;
-        let report_written = self.write_report(run, upload, plan, dir, &results)?;
+        let store = self.0.store.as_ref();
+        let executions = store.list_executions(run.id.clone()).await?;
+        let kinds = finding_kinds(&*self.registry().await);
+        let (this, run_, upload_, plan_, dir_) =
+            (self.clone(), run.clone(), upload.clone(), plan.clone(), dir.to_owned());
+        let (results, report_written) = off_thread(move || {
+            // What plugins shared with their dependents served its purpose.
+            exec::remove_shared(&dir_);
+            let results = plugin_results(executions, &dir_);
+            let written = this.write_report(&run_, &upload_, &plan_, &dir_, &results, &kinds)?;
+            Ok::<_, HarnessError>((results, written))
+        })
+        .await?;
         let edges = lineage(run, upload, plan, &results);
-        store.clear_lineage(run_id)?;
-        store.add_lineage(run_id, &edges)?;
+        store.clear_lineage(run.id.clone()).await?;
+        store.add_lineage(run.id.clone(), edges).await?;
         let ordered: Vec<ExecStatus> =
             plan.steps.iter().map(|s| statuses.get(&s.plugin_id).copied().unwrap_or(ExecStatus::Pending)).collect();
         let status = if canceled { RunStatus::Canceled } else { outcome(&ordered, report_written) };
@@ -294,11 +287,16 @@ impl Harness {
             }
         };
         // Finalize: the folder appears under its own name only once everything is written.
-        let final_dir = self.0.runs_dir.join(&run.dir);
-        std::fs::rename(dir, &final_dir)
-            .map_err(|e| HarnessError::Io(format!("cannot finalize {}: {e}", final_dir.display())))?;
-        let _ = std::fs::File::open(&self.0.runs_dir).and_then(|d| d.sync_all());
-        Ok(store.set_run_status(run_id, status, error.as_deref(), None)?)
+        let (runs_dir, partial) = (self.0.runs_dir.clone(), dir.to_owned());
+        let final_dir = runs_dir.join(&run.dir);
+        off_thread(move || {
+            std::fs::rename(&partial, &final_dir)
+                .map_err(|e| HarnessError::Io(format!("cannot finalize {}: {e}", final_dir.display())))?;
+            let _ = std::fs::File::open(&runs_dir).and_then(|d| d.sync_all());
+            Ok::<_, HarnessError>(())
+        })
+        .await?;
+        Ok(store.set_run_status(run.id.clone(), status, error, None).await?)
     }
 
     async fn run_plugin(
@@ -308,11 +306,7 @@ impl Harness {
     ) -> Result<ExecStatus, HarnessError> {
         let PluginJob { run_id, layer, plugin, cache_key, dir, input, dependencies, config, seed, run, fresh, cancel } =
             job;
-        let cached = {
-            let (id, plugin, cache_key, dir, sent) =
-                (run_id.clone(), plugin.clone(), cache_key, dir.clone(), events.clone());
-            self.off_thread(move |h| h.start_step(&id, (&plugin, layer), &cache_key, &dir, fresh, &sent)).await?
-        };
+        let cached = self.start_step(&run_id, (&plugin, layer), cache_key, &dir, fresh, events).await?;
         let (run_id, plugin, dir) = (run_id.as_str(), &plugin, dir.as_path());
         if cached {
             let _ = events.send(RunEvent::PluginFinished {
@@ -357,8 +351,7 @@ impl Harness {
             violations: Some(serde_json::to_value(&result.violations).unwrap_or(Value::Null)),
             enforced: result.enforced.as_ref().and_then(|e| serde_json::to_value(e).ok()),
         };
-        let (id, plugin_id) = (run_id.to_owned(), plugin.id.clone());
-        self.off_thread(move |h| Ok(h.0.store.finish_execution(&id, &plugin_id, &end)?)).await?;
+        self.0.store.finish_execution(RunId::new(run_id), plugin.id.clone(), end).await?;
         let _ = events.send(RunEvent::PluginFinished {
             run_id: run_id.to_owned(),
             plugin_id: plugin.id.clone(),
@@ -371,27 +364,31 @@ impl Harness {
 
     /// Marks a step started (and says so on `events`) and, unless `fresh`, reuses an
     /// identical earlier result (its files linked in, still valid by today's rules, recorded
-    /// as cached). Whether it did. Blocking.
-    fn start_step(
+    /// as cached). Whether it did.
+    async fn start_step(
         &self,
         run_id: &str,
         (plugin, layer): (&crate::manifest::Plugin, u32),
-        cache_key: &str,
+        cache_key: String,
         dir: &Path,
         fresh: bool,
         events: &broadcast::Sender<RunEvent>,
     ) -> Result<bool, HarnessError> {
-        let store = &self.0.store;
-        store.start_execution(run_id, &plugin.id)?;
+        let (store, id) = (self.0.store.as_ref(), RunId::new(run_id));
+        store.start_execution(id.clone(), plugin.id.clone()).await?;
         let _ = events.send(RunEvent::PluginStarted { run_id: run_id.to_owned(), plugin_id: plugin.id.clone(), layer });
-        let Some((from_run, from_dir)) = (if fresh { None } else { store.cached_execution(cache_key, run_id)? }) else {
-            return Ok(false);
-        };
+        let earlier = if fresh { None } else { store.cached_execution(cache_key, id.clone()).await? };
+        let Some((from_run, from_dir)) = earlier else { return Ok(false) };
         let source = exec_dir(&self.0.runs_dir.join(&from_dir), &plugin.id);
         let target = exec_dir(dir, &plugin.id);
-        let _ = std::fs::remove_dir_all(&target);
-        let reused = link_tree(&source, &target);
-        if reused.is_err() || !still_valid(plugin, &target.join("response.json")) {
+        let checked = plugin.clone();
+        let reused = off_thread(move || {
+            let _ = std::fs::remove_dir_all(&target);
+            let linked = link_tree(&source, &target);
+            Ok::<_, HarnessError>(linked.is_ok() && still_valid(&checked, &target.join("response.json")))
+        })
+        .await?;
+        if !reused {
             return Ok(false);
         }
         let end = ExecutionEnd {
@@ -400,30 +397,12 @@ impl Harness {
             duration_us: Some(0),
             ..ExecutionEnd::default()
         };
-        store.finish_execution(run_id, &plugin.id, &end)?;
+        store.finish_execution(id, plugin.id.clone(), end).await?;
         Ok(true)
     }
 
-    /// How each plugin of a run ended, with the responses of those that succeeded (read
-    /// once, for the report and the lineage).
-    fn plugin_results(&self, run_id: &str, dir: &Path) -> Result<BTreeMap<String, report::PluginResult>, HarnessError> {
-        let mut results = BTreeMap::new();
-        for e in self.0.store.list_executions(run_id)? {
-            let response: Option<Response> = e
-                .status
-                .succeeded()
-                .then(|| std::fs::read(exec_dir(dir, &e.plugin_id).join("response.json")).ok())
-                .flatten()
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-            let violations = e.violations.as_array().cloned().unwrap_or_default();
-            let result = report::PluginResult { status: e.status, error: e.error.clone(), violations, response };
-            results.insert(e.plugin_id.clone(), result);
-        }
-        Ok(results)
-    }
-
     /// Writes `report.json`, `report.md` and `evaluation.json`. Returns whether all three
-    /// exist afterwards.
+    /// exist afterwards. Blocking.
     fn write_report(
         &self,
         run: &RunRecord,
@@ -431,6 +410,7 @@ impl Harness {
         plan: &Plan,
         dir: &Path,
         results: &BTreeMap<String, report::PluginResult>,
+        kinds: &BTreeMap<String, Vec<String>>,
     ) -> Result<bool, HarnessError> {
         let input = report::ReportInput {
             run_id: run.id.as_str(),
@@ -446,10 +426,8 @@ impl Harness {
         // The evaluation matches the report's findings (by their ids), so it comes second.
         let set: Option<KnownIssueSet> =
             run.settings.get("known_issues").and_then(|k| serde_json::from_value(k.clone()).ok());
-        let registry = self.registry();
-        let kinds = finding_kinds(&registry);
         let succeeded = results.iter().filter(|(_, r)| r.status.succeeded()).map(|(id, _)| id.as_str()).collect();
-        let reporters = known::reporters(&kinds, &plan.plugin_ids(), &succeeded);
+        let reporters = known::reporters(kinds, &plan.plugin_ids(), &succeeded);
         let evaluation = known::evaluate(set.as_ref(), &report_json, &reporters);
         report_json["evaluation"] = evaluation.clone();
         report::validate(&report_json).map_err(HarnessError::Invalid)?;
@@ -460,6 +438,24 @@ impl Harness {
         write_atomic(&dir.join("evaluation.json"), &evaluation).map_err(HarnessError::Io)?;
         Ok(REQUIRED_ARTIFACTS.iter().all(|name| dir.join(name).is_file()))
     }
+}
+
+/// How each plugin of a run ended, with the responses of those that succeeded (read once,
+/// for the report and the lineage). Blocking.
+fn plugin_results(executions: Vec<ExecutionRecord>, dir: &Path) -> BTreeMap<String, report::PluginResult> {
+    let mut results = BTreeMap::new();
+    for e in executions {
+        let response: Option<Response> = e
+            .status
+            .succeeded()
+            .then(|| std::fs::read(exec_dir(dir, &e.plugin_id).join("response.json")).ok())
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let violations = e.violations.as_array().cloned().unwrap_or_default();
+        let result = report::PluginResult { status: e.status, error: e.error, violations, response };
+        results.insert(e.plugin_id, result);
+    }
+    results
 }
 
 /// Whether a response kept from an earlier run (at `path`) passes the checks a new one
@@ -524,18 +520,18 @@ fn lineage(
 }
 
 /// Ends an execution that never started, recording why and telling watchers.
-fn settle(
-    store: &Store,
+async fn settle(
+    store: &dyn Storage,
     events: &broadcast::Sender<RunEvent>,
-    run_id: &str,
+    run_id: &RunId,
     plugin_id: &str,
     status: ExecStatus,
     why: String,
 ) -> Result<(), HarnessError> {
     let end = ExecutionEnd { status: Some(status), error: Some(why.clone()), ..ExecutionEnd::default() };
-    store.finish_execution(run_id, plugin_id, &end)?;
+    store.finish_execution(run_id.clone(), plugin_id.to_owned(), end).await?;
     let _ = events.send(RunEvent::PluginFinished {
-        run_id: run_id.to_owned(),
+        run_id: run_id.to_string(),
         plugin_id: plugin_id.to_owned(),
         status,
         error: Some(why),

@@ -28,15 +28,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, broadcast, watch};
 use vigil_core::digest::Sha256Digest;
+use vigil_core::id::{RunId, UploadId};
 use vigil_core::run::{ExecStatus, RunStatus, outcome};
+use vigil_store::ports::{Blobs, Storage};
 use vigil_store::{
-    BlobStore, ExecutionEnd, KnownIssueSet, LineageEdge, NewAuditEntry, NewExecution, NewRun, RunRecord, Store,
+    ExecutionEnd, ExecutionRecord, KnownIssueSet, LineageEdge, NewAuditEntry, NewExecution, NewRun, RunRecord,
     StoreError, UploadRecord,
 };
 
 use crate::exec::{self, ExecConfig, ExecSpec, exec_dir};
 use crate::format::Format;
-use crate::fsutil::{link_tree, write_atomic};
+use crate::fsutil::{TaskFailed, link_tree, off_thread, write_atomic};
 use crate::known::{self, Declaration, IssuePreview, KnownIssue};
 use crate::plan::{Plan, PlanError, plan};
 use crate::protocol::{DependencyRef, InputRef, Response, RunContext};
@@ -72,7 +74,7 @@ pub enum HarnessError {
 
 /// `value` as pretty JSON for the file `name`: a failure is an error of the run, never an
 /// empty file written as if it were the report.
-fn pretty_json(name: &str, value: &impl Serialize) -> Result<Vec<u8>, HarnessError> {
+pub(crate) fn pretty_json(name: &str, value: &impl Serialize) -> Result<Vec<u8>, HarnessError> {
     serde_json::to_vec_pretty(value).map_err(|e| HarnessError::Io(format!("cannot write {name}: {e}")))
 }
 
@@ -95,6 +97,12 @@ struct PluginJob {
     /// Skip the cache.
     fresh: bool,
     cancel: watch::Receiver<bool>,
+}
+
+impl From<TaskFailed> for HarnessError {
+    fn from(e: TaskFailed) -> Self {
+        HarnessError::Io(e.into())
+    }
 }
 
 impl From<StoreError> for HarnessError {
@@ -231,14 +239,14 @@ struct Active {
 
 struct Inner {
     data_dir: PathBuf,
-    store: Store,
-    blobs: BlobStore,
+    store: Arc<dyn Storage>,
+    blobs: Arc<dyn Blobs>,
     runs_dir: PathBuf,
     plugins_dir: PathBuf,
     vigil_version: String,
     parallelism: usize,
     registry: RwLock<Arc<Registry>>,
-    /// The store's plugins version the registry was loaded at (see `Store::plugins_version`).
+    /// The store's plugins version the registry was loaded at (see [`vigil_store::ports::Runs::plugins_version`]).
     registry_version: Mutex<String>,
     runner: Runner,
     exec: ExecConfig,
@@ -260,7 +268,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Harness {
-    pub fn new(options: HarnessOptions, store: Store, blobs: BlobStore) -> Result<Harness, HarnessError> {
+    /// The harness on its storage ports. Creates its folders under the data directory and
+    /// loads the plugins.
+    pub async fn new(
+        options: HarnessOptions,
+        store: Arc<dyn Storage>,
+        blobs: Arc<dyn Blobs>,
+    ) -> Result<Harness, HarnessError> {
         let runs_dir = options.data_dir.join("runs");
         std::fs::create_dir_all(runs_dir.join(".partial"))
             .map_err(|e| HarnessError::Io(format!("cannot create {}: {e}", runs_dir.display())))?;
@@ -272,7 +286,7 @@ impl Harness {
             ..options
         };
         let data_dir = runs_dir.parent().map_or_else(|| options.data_dir.clone(), Path::to_owned);
-        let registry = load_registry(&store, &data_dir, &options.plugins_dir, &options.vigil_version);
+        let registry = load_registry(store.as_ref(), &data_dir, &options.plugins_dir, &options.vigil_version).await?;
         let database = Some(data_dir.join(vigil_store::DATABASE_FILE)).filter(|p| p.is_file());
         // Plugins run as users of their own only if such a user can reach the run folders;
         // otherwise they keep the server's user, and every execution records that.
@@ -310,41 +324,50 @@ impl Harness {
         })))
     }
 
-    /// The plugins, reloaded first if installed plugins changed (in this process or another).
-    pub fn registry(&self) -> Arc<Registry> {
-        if let Ok(version) = self.0.store.plugins_version() {
-            let mut seen = lock(&self.0.registry_version);
-            if *seen != version {
-                *seen = version;
-                drop(seen);
-                return self.reload_plugins();
+    /// The plugins, reloaded first if installed plugins changed (in this process or
+    /// another). When the store cannot say, the plugins loaded last serve.
+    pub async fn registry(&self) -> Arc<Registry> {
+        match self.0.store.plugins_version().await {
+            Ok(version) => {
+                let stale = *lock(&self.0.registry_version) != version;
+                if stale {
+                    match self.reload_plugins().await {
+                        Ok(fresh) => {
+                            *lock(&self.0.registry_version) = version;
+                            return fresh;
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot reload the plugins; the loaded ones serve"),
+                    }
+                }
             }
+            Err(e) => tracing::error!(error = %e, "cannot read the plugins version; the loaded plugins serve"),
         }
         Arc::clone(&self.0.registry.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Re-reads the installed plugins and the plugins folder.
-    pub fn reload_plugins(&self) -> Arc<Registry> {
-        let fresh =
-            Arc::new(load_registry(&self.0.store, &self.0.data_dir, &self.0.plugins_dir, &self.0.vigil_version));
+    pub async fn reload_plugins(&self) -> Result<Arc<Registry>, HarnessError> {
+        let fresh = load_registry(self.0.store.as_ref(), &self.0.data_dir, &self.0.plugins_dir, &self.0.vigil_version);
+        let fresh = Arc::new(fresh.await?);
         *self.0.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&fresh);
-        fresh
+        Ok(fresh)
     }
 
     /// Takes in an upload: `content` streamed into the blob store and recorded (see
-    /// [`crate::uploads::store_upload`]). Blocking.
-    pub fn upload(
+    /// [`crate::uploads::store_upload`]).
+    pub async fn upload(
         &self,
-        content: impl std::io::Read,
+        content: Box<dyn std::io::Read + Send>,
         file_name: &str,
         by: &str,
-        audit: Option<&dyn Fn(Sha256Digest) -> NewAuditEntry>,
+        audit: Option<&(dyn Fn(Sha256Digest) -> NewAuditEntry + Sync)>,
     ) -> Result<vigil_store::UploadAttempt, StoreError> {
-        crate::uploads::store_upload(&self.0.store, &self.0.blobs, content, file_name, by, audit)
+        crate::uploads::store_upload(self.0.store.as_ref(), self.0.blobs.as_ref(), content, file_name, by, audit).await
     }
 
-    pub fn store(&self) -> &Store {
-        &self.0.store
+    /// The storage the harness keeps its records in.
+    pub fn store(&self) -> &dyn Storage {
+        self.0.store.as_ref()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -355,14 +378,15 @@ impl Harness {
         &self.0.vigil_version
     }
 
-    pub fn blobs(&self) -> &BlobStore {
-        &self.0.blobs
+    /// The blobs uploads are kept in.
+    pub fn blobs(&self) -> &dyn Blobs {
+        self.0.blobs.as_ref()
     }
 
     /// Validates every plugin and runs each one's self-test in folders under `work`.
-    pub async fn doctor(&self, work: &Path) -> crate::doctor::DoctorReport {
-        let registry = self.reload_plugins();
-        crate::doctor::doctor(&registry, &self.0.runner, &self.0.exec, work).await
+    pub async fn doctor(&self, work: &Path) -> Result<crate::doctor::DoctorReport, HarnessError> {
+        let registry = self.reload_plugins().await?;
+        Ok(crate::doctor::doctor(&registry, &self.0.runner, &self.0.exec, work).await)
     }
 
     /// The folder of a run: finalized, or still partial.
@@ -382,54 +406,57 @@ impl Harness {
     }
 
     /// A run's `report.json`.
-    pub fn read_report(&self, run_id: &str) -> Result<Value, HarnessError> {
-        let run = self.0.store.get_run(run_id)?;
+    pub async fn read_report(&self, run_id: &str) -> Result<Value, HarnessError> {
+        let run = self.0.store.get_run(RunId::new(run_id)).await?;
         let path = self.run_dir(&run).join("report.json");
-        let bytes = std::fs::read(&path).map_err(|_| HarnessError::NotFound(format!("report of run {run_id}")))?;
-        serde_json::from_slice(&bytes).map_err(|e| HarnessError::Io(format!("{}: {e}", path.display())))
+        let missing = format!("report of run {run_id}");
+        off_thread(move || {
+            let bytes = std::fs::read(&path).map_err(|_| HarnessError::NotFound(missing))?;
+            serde_json::from_slice(&bytes).map_err(|e| HarnessError::Io(format!("{}: {e}", path.display())))
+        })
+        .await
     }
 
     /// Saves a dataset kind's known issues as its next version, once every issue is valid;
     /// true when a version was added (false: the latest already held these issues).
-    pub fn save_known_issues(
+    pub async fn save_known_issues(
         &self,
         dataset_kind: &str,
         declaration: &Declaration,
         by: &str,
-        audit: Option<&NewAuditEntry>,
+        audit: Option<NewAuditEntry>,
     ) -> Result<(KnownIssueSet, bool), HarnessError> {
         check_dataset_kind(dataset_kind)?;
         declaration
             .validate()
             .map_err(|p| HarnessError::Invalid(format!("known issues of {dataset_kind:?}: {}", p.join("; "))))?;
         let issues = serde_json::to_value(&declaration.issues).map_err(|e| HarnessError::Invalid(e.to_string()))?;
-        Ok(self.0.store.save_known_issues(dataset_kind, &issues, by, audit)?)
+        Ok(self.0.store.save_known_issues(dataset_kind.to_owned(), issues, by.to_owned(), audit).await?)
     }
 
     /// Which check each known issue becomes and whether it can be found: for an upload's
     /// plan when one is given (else for every plugin), and matched against a run's
     /// findings when one is given.
-    pub fn preview_known_issues(&self, request: &PreviewRequest) -> Result<Vec<IssuePreview>, HarnessError> {
+    pub async fn preview_known_issues(&self, request: &PreviewRequest) -> Result<Vec<IssuePreview>, HarnessError> {
         let issues = match (&request.issues, &request.dataset_kind) {
             (Some(issues), _) => {
                 let declaration = Declaration { issues: issues.clone() };
                 declaration.validate().map_err(|p| HarnessError::Invalid(p.join("; ")))?;
                 declaration.issues
             }
-            (None, Some(kind)) => {
-                known::issues_of(&self.0.store.known_issues(kind, None)?).map_err(HarnessError::Invalid)?
-            }
+            (None, Some(kind)) => known::issues_of(&self.0.store.known_issues(kind.clone(), None).await?)
+                .map_err(HarnessError::Invalid)?,
             (None, None) => {
                 return Err(HarnessError::Invalid(
                     "give the issues to preview, or the dataset_kind whose saved issues to preview".into(),
                 ));
             }
         };
-        let registry = self.registry();
+        let registry = self.registry().await;
         let kinds = finding_kinds(&registry);
         let plan = match &request.upload_id {
             Some(id) => {
-                let upload = self.0.store.get_upload(id)?;
+                let upload = self.0.store.get_upload(UploadId::new(id.as_str())).await?;
                 let format: Format = upload.format.parse().unwrap_or(Format::Binary);
                 Some(plan(&registry.candidates(format), format, None, &[])?)
             }
@@ -439,21 +466,28 @@ impl Harness {
             Some(plan) => plan.plugin_ids(),
             None => kinds.keys().map(String::as_str).collect(),
         };
-        let report = request.run_id.as_deref().map(|id| self.read_report(id)).transpose()?;
+        let report = match request.run_id.as_deref() {
+            Some(id) => Some(self.read_report(id).await?),
+            None => None,
+        };
         Ok(known::preview(&issues, &known::reporters(&kinds, &planned, &Default::default()), report.as_ref()))
     }
 
     /// Plans a request without running it: the plan, seed, fingerprint and cache keys.
-    pub fn prepare(&self, request: &RunRequest) -> Result<Prepared, HarnessError> {
-        self.prepare_pinned(request, None)
+    pub async fn prepare(&self, request: &RunRequest) -> Result<Prepared, HarnessError> {
+        self.prepare_pinned(request, None).await
     }
 
     /// As [`Harness::prepare`], evaluating against `pinned` known issues (a replayed
     /// bundle's) instead of the store's latest for the request's dataset kind.
-    fn prepare_pinned(&self, request: &RunRequest, pinned: Option<&KnownIssueSet>) -> Result<Prepared, HarnessError> {
-        let upload = self.0.store.get_upload(&request.upload_id)?;
+    async fn prepare_pinned(
+        &self,
+        request: &RunRequest,
+        pinned: Option<&KnownIssueSet>,
+    ) -> Result<Prepared, HarnessError> {
+        let upload = self.0.store.get_upload(UploadId::new(request.upload_id.as_str())).await?;
         let format: Format = upload.format.parse().unwrap_or(Format::Binary);
-        let registry = self.registry();
+        let registry = self.registry().await;
         let plan = plan(&registry.candidates(format), format, request.pipeline.as_deref(), &request.deselect)?;
         for id in request.settings.keys() {
             if plan.step(id).is_none() {
@@ -483,7 +517,7 @@ impl Harness {
             plan.steps.iter().filter_map(|s| registry.get(&s.plugin_id)).map(|p| p.identity()).collect();
         let set = match (pinned, &request.dataset_kind) {
             (Some(set), _) => Some(set.clone()),
-            (None, Some(kind)) => Some(self.0.store.known_issues(kind, None).map_err(|e| match e {
+            (None, Some(kind)) => Some(self.0.store.known_issues(kind.clone(), None).await.map_err(|e| match e {
                 StoreError::NotFound(_) => HarnessError::Invalid(format!(
                     "no known issues are declared for dataset kind {kind:?}: declare them (PUT /api/v1/known-issues/{kind}) or leave dataset_kind out"
                 )),
@@ -542,29 +576,29 @@ impl Harness {
 
     /// Records a run and starts it on the runtime, unless an identical run completed and
     /// `fresh` is not set: then that run is returned.
-    pub fn submit(
+    pub async fn submit(
         &self,
         request: &RunRequest,
         by: &str,
-        audit: Option<&NewAuditEntry>,
+        audit: Option<NewAuditEntry>,
     ) -> Result<Submitted, HarnessError> {
-        self.submit_pinned(request, by, audit, None)
+        self.submit_pinned(request, by, audit, None).await
     }
 
     /// As [`Harness::submit`], with the known issues pinned (see [`Harness::prepare_pinned`]).
-    pub(crate) fn submit_pinned(
+    pub(crate) async fn submit_pinned(
         &self,
         request: &RunRequest,
         by: &str,
-        audit: Option<&NewAuditEntry>,
+        audit: Option<NewAuditEntry>,
         pinned: Option<&KnownIssueSet>,
     ) -> Result<Submitted, HarnessError> {
-        let prepared = self.prepare_pinned(request, pinned)?;
+        let prepared = self.prepare_pinned(request, pinned).await?;
         if !request.fresh
-            && let Some(earlier) = self.0.store.completed_run_with_fingerprint(&prepared.fingerprint)?
+            && let Some(earlier) = self.0.store.completed_run_with_fingerprint(prepared.fingerprint.clone()).await?
         {
             if let Some(entry) = audit {
-                self.0.store.append_audit(entry)?;
+                self.0.store.append_audit(entry).await?;
             }
             let message = format!(
                 "identical input, plugins and settings: reusing run {} from {} (submit with fresh=true to run again)",
@@ -573,7 +607,7 @@ impl Harness {
             );
             return Ok(Submitted { run: earlier, reused: true, message });
         }
-        let run = self.create(&prepared, request, by, audit)?;
+        let run = self.create(&prepared, request, by, audit).await?;
         let message = format!(
             "run {} queued: {} plugins in {} layers",
             run.id,
@@ -583,14 +617,15 @@ impl Harness {
         Ok(Submitted { run, reused: false, message })
     }
 
-    fn create(
+    async fn create(
         &self,
         prepared: &Prepared,
         request: &RunRequest,
         by: &str,
-        audit: Option<&NewAuditEntry>,
+        audit: Option<NewAuditEntry>,
     ) -> Result<RunRecord, HarnessError> {
-        let plan_json = serde_json::to_value(&prepared.plan).unwrap_or(Value::Null);
+        let plan_json = serde_json::to_value(&prepared.plan)
+            .map_err(|e| HarnessError::Invalid(format!("the plan cannot be recorded: {e}")))?;
         let settings = json!({
             "plugins": prepared.settings,
             "fresh": request.fresh,
@@ -608,7 +643,7 @@ impl Harness {
             })
             .collect();
         let new = NewRun {
-            upload_id: vigil_core::id::UploadId::new(request.upload_id.clone()),
+            upload_id: UploadId::new(request.upload_id.clone()),
             seed: prepared.seed,
             fingerprint: prepared.fingerprint.clone(),
             pipeline: request.pipeline.clone(),
@@ -617,7 +652,7 @@ impl Harness {
             created_by: by.to_owned(),
             steps,
         };
-        let run = self.0.store.create_run(&new, audit)?;
+        let run = self.0.store.create_run(new, audit).await?;
         self.activate(run.id.as_str());
         Ok(run)
     }
@@ -637,41 +672,41 @@ impl Harness {
 
     /// Asks a run to stop: running plugins are killed, the rest skipped. A run that is
     /// queued but not executing here (left by another process) is marked canceled directly.
-    pub fn cancel(&self, run_id: &str, audit: Option<&NewAuditEntry>) -> Result<RunRecord, HarnessError> {
-        let run = self.0.store.get_run(run_id)?;
+    pub async fn cancel(&self, run_id: &str, audit: Option<NewAuditEntry>) -> Result<RunRecord, HarnessError> {
+        let run = self.0.store.get_run(RunId::new(run_id)).await?;
         if run.status.is_final() {
             return Err(HarnessError::Conflict(format!("run {run_id} already ended ({})", run.status)));
         }
         let signalled = lock(&self.0.active).get(run_id).map(|a| a.cancel.send(true).is_ok()).unwrap_or(false);
         if signalled {
             if let Some(entry) = audit {
-                self.0.store.append_audit(entry)?;
+                self.0.store.append_audit(entry).await?;
             }
             return Ok(run);
         }
-        Ok(self.0.store.set_run_status(run_id, RunStatus::Canceled, Some("canceled"), audit)?)
+        Ok(self.0.store.set_run_status(run.id, RunStatus::Canceled, Some("canceled".into()), audit).await?)
     }
 
     /// Queues the plugins of a run that did not succeed to run again, keeping the results
     /// of those that did.
-    pub fn retry(&self, run_id: &str, audit: Option<&NewAuditEntry>) -> Result<RunRecord, HarnessError> {
-        let run = self.0.store.get_run(run_id)?;
+    pub async fn retry(&self, run_id: &str, audit: Option<NewAuditEntry>) -> Result<RunRecord, HarnessError> {
+        let run = self.0.store.get_run(RunId::new(run_id)).await?;
         if !run.status.is_retryable() {
             return Err(HarnessError::Conflict(format!(
                 "run {run_id} is {}; only failed, canceled, crashed or partly failed runs can be retried",
                 run.status
             )));
         }
-        let run = self.0.store.set_run_status(run_id, RunStatus::Queued, None, audit)?;
+        let run = self.0.store.set_run_status(run.id, RunStatus::Queued, None, audit).await?;
         self.activate(run_id);
         Ok(run)
     }
 
     /// Marks runs left `queued` or `running` by a process that is gone as `crashed`.
     /// Returns their ids.
-    pub fn recover(&self) -> Result<Vec<String>, HarnessError> {
+    pub async fn recover(&self) -> Result<Vec<String>, HarnessError> {
         let mut crashed = Vec::new();
-        for run in self.0.store.unfinished_runs()? {
+        for run in self.0.store.unfinished_runs().await? {
             let owner_alive = run.owner_pid.is_some_and(process_alive);
             let ours = lock(&self.0.active).contains_key(run.id.as_str());
             if !owner_alive && !ours {
@@ -679,8 +714,9 @@ impl Harness {
                     Some(pid) => format!("the process running it (pid {pid}) ended before the run finished"),
                     None => "it was queued by a process that ended before starting it".to_owned(),
                 };
-                self.0.store.set_run_status(run.id.as_str(), RunStatus::Crashed, Some(&why), None)?;
-                exec::remove_shared(&self.partial_dir(run.id.as_str()));
+                self.0.store.set_run_status(run.id.clone(), RunStatus::Crashed, Some(why), None).await?;
+                let dir = self.partial_dir(run.id.as_str());
+                exec::remove_shared_off_thread(dir).await?;
                 crashed.push(run.id.into());
             }
         }
@@ -707,23 +743,27 @@ fn finding_kinds(registry: &Registry) -> BTreeMap<String, Vec<String>> {
     registry.plugins().iter().map(|p| (p.id.clone(), p.finding_kinds.clone())).collect()
 }
 
-/// The registry: built-ins, the active install of every installed plugin, the plugins folder.
-fn load_registry(store: &Store, data_dir: &Path, plugins_dir: &Path, vigil_version: &str) -> Registry {
-    let installed = match store.installed_plugins() {
-        Ok(all) => all
-            .into_iter()
-            .map(|p| crate::registry::InstalledFolder {
-                folder: crate::install::installed_dir(data_dir).join(&p.active.bundle_sha256),
-                enabled: p.enabled,
-                approved: p.active.approved_at.is_some(),
-            })
-            .collect(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read installed plugins");
-            Vec::new()
-        }
-    };
-    Registry::load_with(plugins_dir, &installed, vigil_version)
+/// The registry: built-ins, the active install of every installed plugin, the plugins
+/// folder. A store that cannot list the installs is an error, not an empty list: the
+/// plugins would silently vanish.
+async fn load_registry(
+    store: &dyn Storage,
+    data_dir: &Path,
+    plugins_dir: &Path,
+    vigil_version: &str,
+) -> Result<Registry, HarnessError> {
+    let installed: Vec<crate::registry::InstalledFolder> = store
+        .installed_plugins()
+        .await?
+        .into_iter()
+        .map(|p| crate::registry::InstalledFolder {
+            folder: crate::install::installed_dir(data_dir).join(&p.active.bundle_sha256),
+            enabled: p.enabled,
+            approved: p.active.approved_at.is_some(),
+        })
+        .collect();
+    let (plugins_dir, vigil_version) = (plugins_dir.to_owned(), vigil_version.to_owned());
+    off_thread(move || Ok(Registry::load_with(&plugins_dir, &installed, &vigil_version))).await
 }
 
 /// Whether another process with this pid exists (signal 0 probes without sending

@@ -12,7 +12,6 @@ use vigil_store::KnownIssueSet;
 use crate::api::{ApiError, ApiJson, ApiQuery, audited, envelope};
 use crate::auth::Principal;
 use crate::gate::AuditContext;
-use crate::handlers::runs::harness_call;
 use crate::state::AppState;
 
 const SOURCE: &str = "store:known_issue_sets";
@@ -77,15 +76,12 @@ pub async fn put(
     Path(kind): Path<String>,
     ApiJson(declaration): ApiJson<Declaration>,
 ) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
-    let by = principal.label();
-    let saved = harness_call(move || {
-        let (set, changed) = harness.save_known_issues(&kind, &declaration, &by, Some(&audit.entry(StatusCode::OK)))?;
-        let request = PreviewRequest { dataset_kind: Some(kind), ..PreviewRequest::default() };
-        let preview = harness.preview_known_issues(&request)?;
-        Ok(Saved { set, changed, preview })
-    })
-    .await?;
+    let harness = &state.harness;
+    let entry = Some(audit.entry(StatusCode::OK));
+    let (set, changed) = harness.save_known_issues(&kind, &declaration, &principal.label(), entry).await?;
+    let request = PreviewRequest { dataset_kind: Some(kind), ..PreviewRequest::default() };
+    let preview = harness.preview_known_issues(&request).await?;
+    let saved = Saved { set, changed, preview };
     Ok(audited(envelope(saved, Aggregation::Detail, SOURCE)))
 }
 
@@ -93,7 +89,6 @@ pub async fn preview(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<PreviewRequest>,
 ) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
-    let preview = harness_call(move || harness.preview_known_issues(&request)).await?;
+    let preview = state.harness.preview_known_issues(&request).await?;
     Ok(envelope(preview, Aggregation::List, "harness:known_issues").into_response())
 }

@@ -51,16 +51,6 @@ impl From<HarnessError> for ApiError {
     }
 }
 
-/// Runs harness work (storage, files) on the blocking pool.
-pub(crate) async fn harness_call<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, HarnessError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(ApiError::from),
-        Err(_) => Err(ApiError::internal()),
-    }
-}
-
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -103,8 +93,7 @@ fn spawn_execution(state: &AppState, run_id: String) {
 }
 
 pub async fn plan(State(state): State<AppState>, ApiJson(request): ApiJson<RunRequest>) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
-    let prepared = harness_call(move || harness.prepare(&request)).await?;
+    let prepared = state.harness.prepare(&request).await?;
     Ok(envelope(prepared, Aggregation::Detail, "harness:plan").into_response())
 }
 
@@ -114,13 +103,8 @@ pub async fn create(
     Extension(audit): Extension<AuditContext>,
     ApiJson(request): ApiJson<RunRequest>,
 ) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
-    let by = principal.label();
-    let submitted = harness_call(move || {
-        let entry = audit.entry(StatusCode::CREATED);
-        harness.submit(&request, &by, Some(&entry))
-    })
-    .await?;
+    let entry = audit.entry(StatusCode::CREATED);
+    let submitted = state.harness.submit(&request, &principal.label(), Some(entry)).await?;
     if !submitted.reused {
         spawn_execution(&state, submitted.run.id.to_string());
     }
@@ -196,18 +180,14 @@ pub async fn gc(
 ) -> Result<Response, ApiError> {
     let older_than = vigil_harness::gc::parse_age(&request.older_than)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e))?;
-    let harness = state.harness.clone();
+    let entry = |target: &str| {
+        let mut context = audit.clone();
+        context.action = "gc.remove";
+        context.target = target.to_owned();
+        context.entry(StatusCode::OK)
+    };
     let by = principal.label();
-    let report = harness_call(move || {
-        let entry = |target: &str| {
-            let mut context = audit.clone();
-            context.action = "gc.remove";
-            context.target = target.to_owned();
-            context.entry(StatusCode::OK)
-        };
-        vigil_harness::gc::collect(&harness, older_than, &by, request.dry_run, &entry)
-    })
-    .await?;
+    let report = vigil_harness::gc::collect(&state.harness, older_than, &by, request.dry_run, &entry).await?;
     // Each removal carries its own audit entry; a dry run or an empty collection is
     // recorded by the gate.
     let response = envelope(report, Aggregation::Summary, "harness:gc").into_response();
@@ -219,8 +199,7 @@ pub async fn cancel(
     Extension(audit): Extension<AuditContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
-    let run = harness_call(move || harness.cancel(&id, Some(&audit.entry(StatusCode::OK)))).await?;
+    let run = state.harness.cancel(&id, Some(audit.entry(StatusCode::OK))).await?;
     Ok(audited(envelope(run, Aggregation::Detail, SOURCE)))
 }
 
@@ -229,9 +208,7 @@ pub async fn retry(
     Extension(audit): Extension<AuditContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
-    let run_id = id.clone();
-    let run = harness_call(move || harness.retry(&run_id, Some(&audit.entry(StatusCode::OK)))).await?;
+    let run = state.harness.retry(&id, Some(audit.entry(StatusCode::OK))).await?;
     spawn_execution(&state, id);
     Ok(audited(envelope(run, Aggregation::Detail, SOURCE)))
 }
@@ -243,8 +220,7 @@ pub async fn lineage(State(state): State<AppState>, Path(id): Path<String>) -> R
 }
 
 pub async fn report(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
-    let report = harness_call(move || harness.read_report(&id)).await?;
+    let report = state.harness.read_report(&id).await?;
     Ok(envelope(report, Aggregation::Detail, "run:report.json").into_response())
 }
 
@@ -369,8 +345,7 @@ const ARTIFACT_READ_BYTES_DEFAULT: u64 = 1 << 20;
 
 pub async fn artifacts(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let run = state.store.get_run(RunId::new(id)).await?;
-    let harness = state.harness.clone();
-    let entries = harness_call(move || vigil_harness::artifacts::index(&harness.run_dir(&run))).await?;
+    let entries = state.harness.artifacts(&run).await?;
     Ok(envelope(entries, Aggregation::List, "run:files").into_response())
 }
 
@@ -379,13 +354,11 @@ pub async fn artifact(
     Path((id, path)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ArtifactQuery>,
 ) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
     let max_bytes = q.max_bytes.unwrap_or(ARTIFACT_READ_BYTES_DEFAULT);
     let redact = q.redact.unwrap_or(true);
     let name = path.clone();
     let run = state.store.get_run(RunId::new(id)).await?;
-    let read =
-        harness_call(move || vigil_harness::artifacts::read(&harness.run_dir(&run), &path, max_bytes, redact)).await?;
+    let read = state.harness.read_artifact(&run, path, max_bytes, redact).await?;
     let media = match name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("json") => "application/json",
         Some("md") => "text/markdown; charset=utf-8",
@@ -406,28 +379,7 @@ pub async fn artifact(
 }
 
 pub async fn bundle(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
-    let run_id = id.clone();
-    let file = harness_call(move || {
-        let tmp = harness.tmp_dir();
-        std::fs::create_dir_all(&tmp).map_err(|e| HarnessError::Io(format!("{}: {e}", tmp.display())))?;
-        let path = tmp.join(format!("bundle-{run_id}-{}.zip", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| HarnessError::Io(format!("{}: {e}", path.display())))?;
-        // Unlinked at once: the open file is all the response needs, and nothing is left
-        // behind if the client goes away.
-        let _ = std::fs::remove_file(&path);
-        let mut file = file;
-        vigil_harness::bundle::write_bundle(&harness, &run_id, &mut file)?;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| HarnessError::Io(e.to_string()))?;
-        Ok(file)
-    })
-    .await?;
+    let file = vigil_harness::bundle::write_bundle_to_temp(&state.harness, &id).await?;
     let length = file.metadata().map(|m| m.len()).unwrap_or(0);
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     let headers = [
@@ -449,14 +401,14 @@ fn describe(registry: &vigil_harness::registry::Registry, plugin: &vigil_harness
 }
 
 pub async fn list_plugins(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let registry = state.harness.registry();
+    let registry = state.harness.registry().await;
     let plugins: Vec<Value> = registry.plugins().iter().map(|p| describe(&registry, p)).collect();
     let invalid: Vec<String> = registry.problems().iter().map(ToString::to_string).collect();
     Ok(envelope(json!({ "items": plugins, "invalid": invalid }), Aggregation::List, "harness:plugins").into_response())
 }
 
 pub async fn get_plugin(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let registry = state.harness.registry();
+    let registry = state.harness.registry().await;
     let plugin = registry.get(&id).ok_or_else(|| ApiError::not_found(format!("plugin {id} not found")))?;
     Ok(envelope(describe(&registry, plugin), Aggregation::Detail, "harness:plugins").into_response())
 }
@@ -474,12 +426,10 @@ pub async fn install_plugin(
     Extension(audit): Extension<AuditContext>,
     ApiJson(request): ApiJson<InstallRequest>,
 ) -> Result<Response, ApiError> {
-    let harness = state.harness.clone();
-    let by = principal.label();
     let upload = state.store.get_upload(UploadId::new(request.upload_id)).await?;
     let entry = audit.entry(StatusCode::CREATED);
     let installed =
-        harness_call(move || vigil_harness::install::install_upload(&harness, &upload, &by, Some(&entry))).await?;
+        vigil_harness::install::install_upload(&state.harness, &upload, &principal.label(), Some(entry)).await?;
     Ok(audited((StatusCode::CREATED, envelope(installed, Aggregation::Detail, "store:plugin_installs"))))
 }
 
@@ -507,12 +457,7 @@ async fn change_plugin(
         PluginChange::Disable => store.set_plugin_enabled(id, false, entry).await,
         PluginChange::Rollback => store.rollback_plugin(id, entry).await,
     }?;
-    let harness = state.harness.clone();
-    harness_call(move || {
-        harness.reload_plugins();
-        Ok(())
-    })
-    .await?;
+    state.harness.reload_plugins().await?;
     Ok(audited(envelope(installed, Aggregation::Detail, "store:plugin_installs")))
 }
 

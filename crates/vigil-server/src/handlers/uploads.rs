@@ -1,12 +1,13 @@
 //! `/api/v1/uploads`: content streamed into the blob store, one upload per distinct sha256.
 //!
 //! The body is never held in memory: it streams from the socket through a bridge into
-//! [`vigil_harness::uploads::store_upload`] on the blocking pool; the blob store hashes, caps
+//! [`vigil_harness::uploads::store_upload`], read on the blocking pool; the blob store hashes, caps
 //! and verifies it.
 //! The first bytes decide the detected format. Content that already exists is reused, and
 //! the answer says so in words as well as in `reused`; the attempt is recorded either way.
 
 use std::io::Read;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
@@ -76,23 +77,16 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = BodyReader { inner: SyncIoBridge::new(StreamReader::new(stream)), failed: None };
+    let failed = Arc::new(OnceLock::new());
+    let reader = BodyReader { inner: SyncIoBridge::new(StreamReader::new(stream)), failed: Arc::clone(&failed) };
     let file_name = q.name.unwrap_or_else(|| "upload".to_owned());
-    let by = principal.label();
-    let harness = state.harness.clone();
-    let (stored, body_error) = tokio::task::spawn_blocking(move || {
-        let mut reader = reader;
-        let entry = |digest| {
-            let mut audit = audit.clone();
-            audit.body_sha256 = digest;
-            audit.entry(StatusCode::CREATED)
-        };
-        let stored = harness.upload(&mut reader, &file_name, &by, Some(&entry));
-        (stored, reader.failed)
-    })
-    .await
-    .map_err(|_| ApiError::internal())?;
-    let attempt = match (stored, body_error) {
+    let entry = |digest| {
+        let mut audit = audit.clone();
+        audit.body_sha256 = digest;
+        audit.entry(StatusCode::CREATED)
+    };
+    let stored = state.harness.upload(Box::new(reader), &file_name, &principal.label(), Some(&entry)).await;
+    let attempt = match (stored, failed.get().cloned()) {
         (Ok(attempt), _) => attempt,
         // The client went away or sent a broken body: their problem, not a storage failure.
         (Err(_), Some(why)) => {
@@ -104,15 +98,17 @@ pub async fn create(
     Ok(audited((StatusCode::CREATED, answer)))
 }
 
-/// The request body as a blocking reader that remembers whether reading it failed.
+/// The request body as a blocking reader that remembers why reading it failed.
 struct BodyReader<R> {
     inner: R,
-    failed: Option<String>,
+    failed: Arc<OnceLock<String>>,
 }
 
 impl<R: Read> Read for BodyReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| self.failed = Some(e.to_string()))
+        self.inner.read(buf).inspect_err(|e| {
+            let _ = self.failed.set(e.to_string());
+        })
     }
 }
 

@@ -443,8 +443,7 @@ fn serve(global: &Global) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let harness =
-            vigil_harness::Harness::new(harness_options(&global.data, &config)?, store.clone(), blobs.clone())?;
+        let harness = harness_options(&global.data, &config)?;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let local = listener.local_addr()?;
         // Calls on a caller's behalf must never reach Vigil itself: the port it really got.

@@ -3,6 +3,8 @@
 
 use super::*;
 
+use std::sync::Arc;
+
 pub(super) fn upload(global: &Global, file: &Path, name: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
     let (config, store) = open_store(global, true)?;
     let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
@@ -20,9 +22,11 @@ pub(super) fn upload(global: &Global, file: &Path, name: Option<String>, json: b
         body_sha256: digest,
         status: 0,
     };
-    let attempt =
-        vigil_harness::uploads::store_upload(&store, &blobs, bar.wrap_read(opened), &name, "cli", Some(&audit))
-            .with_context(|| format!("uploading {}", file.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let content = Box::new(bar.wrap_read(opened));
+    let attempt = runtime
+        .block_on(vigil_harness::uploads::store_upload(&store, &blobs, content, &name, "cli", Some(&audit)))
+        .with_context(|| format!("uploading {}", file.display()))?;
     bar.finish_and_clear();
     let u = &attempt.upload;
     if json {
@@ -55,15 +59,34 @@ pub fn harness_options(data: &Path, config: &Config) -> anyhow::Result<vigil_har
     })
 }
 
-pub(super) fn open_harness(global: &Global) -> anyhow::Result<vigil_harness::Harness> {
+/// The harness of a data directory, with the runtime its async calls run on: the CLI is
+/// otherwise synchronous.
+pub(super) struct CliHarness {
+    runtime: tokio::runtime::Runtime,
+    harness: vigil_harness::Harness,
+    /// The same store, for the plugin changes the CLI makes directly.
+    store: Store,
+}
+
+impl CliHarness {
+    fn block_on<F: Future>(&self, work: F) -> F::Output {
+        self.runtime.block_on(work)
+    }
+}
+
+pub(super) fn open_harness(global: &Global) -> anyhow::Result<CliHarness> {
     let (config, store) = open_store(global, true)?;
     let blobs = BlobStore::open(&global.data.join("blobs"), config.blobs.max_bytes)?;
-    Ok(vigil_harness::Harness::new(harness_options(&global.data, &config)?, store, blobs)?)
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let options = harness_options(&global.data, &config)?;
+    let harness = runtime.block_on(vigil_harness::Harness::new(options, Arc::new(store.clone()), Arc::new(blobs)))?;
+    Ok(CliHarness { runtime, harness, store })
 }
 
 pub(super) fn plugins(global: &Global, cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
-    let harness = open_harness(global)?;
-    let registry = harness.registry();
+    let cli = open_harness(global)?;
+    let (harness, store) = (&cli.harness, &cli.store);
+    let registry = cli.block_on(harness.registry());
     let change =
         |action: &str, id: &str| cli_audit(action, format!("plugin:{id}"), &serde_json::json!({ "plugin": id }));
     let show_state = |state: vigil_store::InstalledPlugin| {
@@ -80,19 +103,19 @@ pub(super) fn plugins(global: &Global, cmd: PluginsCommand) -> anyhow::Result<Ex
     match cmd {
         PluginsCommand::Install { path } => {
             let audit = cli_audit("plugins.install", format!("path:{}", path.display()), &serde_json::json!({}));
-            show_state(vigil_harness::install::install(&harness, &path, "cli", Some(&audit))?);
+            show_state(cli.block_on(vigil_harness::install::install(harness, &path, "cli", Some(audit)))?);
         }
         PluginsCommand::Approve { id } => {
-            show_state(harness.store().approve_plugin(&id, "cli", Some(&change("plugins.approve", &id)))?)
+            show_state(store.approve_plugin(&id, "cli", Some(&change("plugins.approve", &id)))?)
         }
         PluginsCommand::Enable { id } => {
-            show_state(harness.store().set_plugin_enabled(&id, true, Some(&change("plugins.enable", &id)))?)
+            show_state(store.set_plugin_enabled(&id, true, Some(&change("plugins.enable", &id)))?)
         }
         PluginsCommand::Disable { id } => {
-            show_state(harness.store().set_plugin_enabled(&id, false, Some(&change("plugins.disable", &id)))?)
+            show_state(store.set_plugin_enabled(&id, false, Some(&change("plugins.disable", &id)))?)
         }
         PluginsCommand::Rollback { id } => {
-            show_state(harness.store().rollback_plugin(&id, Some(&change("plugins.rollback", &id)))?)
+            show_state(store.rollback_plugin(&id, Some(&change("plugins.rollback", &id)))?)
         }
         PluginsCommand::List { json } => {
             if json {
@@ -122,8 +145,7 @@ pub(super) fn plugins(global: &Global, cmd: PluginsCommand) -> anyhow::Result<Ex
         }
         PluginsCommand::Doctor { json } => {
             let work = tempfile_dir(&global.data)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let report = runtime.block_on(harness.doctor(&work));
+            let report = cli.block_on(harness.doctor(&work))?;
             let _ = std::fs::remove_dir_all(&work);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -151,14 +173,14 @@ pub(super) fn plugins(global: &Global, cmd: PluginsCommand) -> anyhow::Result<Ex
 }
 
 pub(super) fn bundle(global: &Global, run_id: &str, output: &Path) -> anyhow::Result<ExitCode> {
-    let harness = open_harness(global)?;
+    let cli = open_harness(global)?;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .read(true)
         .create_new(true)
         .open(output)
         .with_context(|| format!("creating {} (it must not exist)", output.display()))?;
-    if let Err(e) = vigil_harness::bundle::write_bundle(&harness, run_id, file) {
+    if let Err(e) = cli.block_on(vigil_harness::bundle::write_bundle(&cli.harness, run_id, file)) {
         let _ = std::fs::remove_file(output);
         return Err(e.into());
     }
@@ -181,10 +203,10 @@ pub(super) fn gc(
     dry_run: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let harness = open_harness(global)?;
+    let cli = open_harness(global)?;
     let body = serde_json::json!({ "older_than_secs": older_than.as_secs(), "dry_run": dry_run });
     let audit = |target: &str| cli_audit("gc.remove", target.to_owned(), &body);
-    let report = vigil_harness::gc::collect(&harness, older_than, "cli", dry_run, &audit)?;
+    let report = cli.block_on(vigil_harness::gc::collect(&cli.harness, older_than, "cli", dry_run, &audit))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -215,7 +237,7 @@ pub(super) fn replay(global: &Global, bundle: &Path, json: bool) -> anyhow::Resu
             .enable_all()
             .build()
             .map_err(|e| vigil_harness::HarnessError::Io(e.to_string()))?;
-        runtime.block_on(vigil_harness::bundle::replay(store, blobs, options, &work))
+        runtime.block_on(vigil_harness::bundle::replay(Arc::new(store), Arc::new(blobs), options, &work))
     });
     let _ = std::fs::remove_dir_all(&work);
     let outcome = outcome?;
@@ -256,8 +278,9 @@ pub(super) fn run_file(
     plan_only: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let harness = open_harness(global)?;
-    harness.recover()?;
+    let cli = open_harness(global)?;
+    let harness = &cli.harness;
+    cli.block_on(harness.recover())?;
     let opened = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let name = file.file_name().map_or_else(|| "input".into(), |n| n.to_string_lossy().into_owned());
     let body = serde_json::json!({ "file": name, "pipeline": request.pipeline, "deselect": request.deselect, "seed": request.seed, "fresh": request.fresh });
@@ -269,27 +292,19 @@ pub(super) fn run_file(
         body_sha256: digest,
         status: 0,
     };
-    let attempt = vigil_harness::uploads::store_upload(
-        harness.store(),
-        harness.blobs(),
-        opened,
-        &name,
-        "cli",
-        Some(&audit_upload),
-    )?;
+    let attempt = cli.block_on(harness.upload(Box::new(opened), &name, "cli", Some(&audit_upload)))?;
     request.upload_id = attempt.upload.id.to_string();
     if plan_only {
-        let prepared = harness.prepare(&request)?;
+        let prepared = cli.block_on(harness.prepare(&request))?;
         println!("{}", serde_json::to_string_pretty(&prepared)?);
         return Ok(ExitCode::SUCCESS);
     }
     let audit = cli_audit("runs.create", format!("upload:{}", attempt.upload.id), &body);
-    let submitted = harness.submit(&request, "cli", Some(&audit))?;
+    let submitted = cli.block_on(harness.submit(&request, "cli", Some(audit)))?;
     let run = if submitted.reused {
         eprintln!("{}", submitted.message);
         submitted.run
     } else {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let plan: vigil_harness::plan::Plan = serde_json::from_value(submitted.run.plan.clone())?;
         let bar = ProgressBar::new(plan.steps.len() as u64);
         if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} plugins {elapsed} {msg}") {
@@ -297,7 +312,7 @@ pub(super) fn run_file(
         }
         let mut events = harness.subscribe(submitted.run.id.as_str());
         let run_id = submitted.run.id.clone();
-        runtime.block_on(async {
+        cli.block_on(async {
             let watcher = {
                 let bar = bar.clone();
                 async move {
@@ -320,7 +335,7 @@ pub(super) fn run_file(
             result
         })?
     };
-    let executions = harness.store().list_executions(run.id.as_str())?;
+    let executions = cli.store.list_executions(run.id.as_str())?;
     let dir = harness.run_dir(&run);
     if json {
         println!(
