@@ -144,7 +144,9 @@ impl fmt::Debug for RequestId {
 macro_rules! record_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        #[derive(
+            Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+        )]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -181,6 +183,41 @@ macro_rules! record_id {
                 self.0 == other
             }
         }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        // Reads as its text wherever text is wanted (a `&str` parameter, a log field); what
+        // it guards is the other way: text is never taken for an id without saying so.
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        // Hashes and orders as its text, so maps keyed by the id can be looked up by `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                $name(text.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(text: String) -> Self {
+                $name(text)
+            }
+        }
     };
 }
 
@@ -191,6 +228,15 @@ record_id!(
 record_id!(
     /// An upload's id.
     UploadId
+);
+record_id!(
+    /// An agent's id: what a caller names itself (the `X-Agent-ID` header, an ingested
+    /// item's `agent_id`), or what the gateway derives from its key or address.
+    AgentId
+);
+record_id!(
+    /// An immune incident's id (`inc-…`), minted by the engine.
+    IncidentId
 );
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! gateway today; ingest and OpenTelemetry later).
 
 use crate::digest::Sha256Digest;
+use crate::id::AgentId;
 use crate::time::Timestamp;
 
 /// How a call ended.
@@ -112,7 +113,7 @@ impl Usage {
 pub struct Vital {
     pub at: Timestamp,
     pub request_id: Option<String>,
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Client family from the User-Agent: `openai-python`, `anthropic-python`, `langchain`, ...
     pub agent_type: String,
     pub provider: String,
@@ -158,7 +159,7 @@ impl Vital {
     /// A call of `agent_id`'s to `endpoint` received at `at`, before anything about it is
     /// known: refused (nothing was forwarded), status 0, no provider, usage, cost or tags.
     /// Whoever records the call fills in what it learns.
-    pub fn received(at: Timestamp, agent_id: String, endpoint: &str) -> Vital {
+    pub fn received(at: Timestamp, agent_id: AgentId, endpoint: &str) -> Vital {
         Vital {
             at,
             request_id: None,

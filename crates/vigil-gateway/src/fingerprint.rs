@@ -7,23 +7,24 @@
 use std::net::IpAddr;
 
 use vigil_core::digest::Sha256Digest;
+use vigil_core::id::AgentId;
 
 pub const AGENT_ID_LEN_MAX: usize = 128;
 
 /// The agent id for a call.
-pub fn agent_id(header: Option<&str>, client_key: Option<&str>, ip: IpAddr, user_agent: Option<&str>) -> String {
+pub fn agent_id(header: Option<&str>, client_key: Option<&str>, ip: IpAddr, user_agent: Option<&str>) -> AgentId {
     if let Some(id) = header.map(str::trim).filter(|id| {
         !id.is_empty()
             && id.len() <= AGENT_ID_LEN_MAX
             && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/'))
     }) {
-        return id.to_owned();
+        return AgentId::new(id);
     }
     if let Some(key) = client_key.filter(|k| !k.is_empty()) {
-        return format!("key-{}", &Sha256Digest::of(key.as_bytes()).to_hex()[..16]);
+        return AgentId::new(format!("key-{}", &Sha256Digest::of(key.as_bytes()).to_hex()[..16]));
     }
     let ua = Sha256Digest::of(user_agent.unwrap_or("").as_bytes()).to_hex();
-    format!("ip-{ip}-{}", &ua[..8])
+    AgentId::new(format!("ip-{ip}-{}", &ua[..8]))
 }
 
 /// The client family, from the User-Agent.

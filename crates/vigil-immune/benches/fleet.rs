@@ -52,7 +52,7 @@ fn healthy(rng: &mut Rng, id: &str, p: &Profile) -> Observation {
     let input = rng.skewed(p.input_tokens, 0.12).round();
     let output = rng.skewed(p.output_tokens, 0.2).round();
     Observation {
-        agent_id: id.to_owned(),
+        agent_id: id.into(),
         latency_ms: rng.skewed(p.latency_ms, 0.15),
         input_tokens: input as u64,
         output_tokens: output as u64,
@@ -268,7 +268,10 @@ fn main() {
                     injected[f].active = false;
                 }
                 engine
-                    .apply(&Stamped { at_us: now_us, input: Input::Release { agent_id: id, by: "bench".into() } })
+                    .apply(&Stamped {
+                        at_us: now_us,
+                        input: Input::Release { agent_id: id.into(), by: "bench".into() },
+                    })
                     .ok();
             }
         }

@@ -58,7 +58,7 @@ impl Profile {
         let input = skewed(rng, self.input_tokens);
         let output = skewed(rng, self.output_tokens);
         Observation {
-            agent_id: id.to_owned(),
+            agent_id: id.into(),
             latency_ms: skewed(rng, self.latency_ms),
             input_tokens: input as u64,
             output_tokens: output as u64,
@@ -232,7 +232,9 @@ fn main() {
                 engine.agents().filter(|(_, s)| s.state() == State::Exhausted).map(|(id, _)| id.to_owned()).collect();
             for agent_id in exhausted {
                 let at_us = epoch_us + minute * MINUTE;
-                engine.apply(&Stamped { at_us, input: Input::Release { agent_id, by: "bench".into() } }).ok();
+                engine
+                    .apply(&Stamped { at_us, input: Input::Release { agent_id: agent_id.into(), by: "bench".into() } })
+                    .ok();
             }
         }
     }

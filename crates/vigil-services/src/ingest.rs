@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
+use vigil_core::id::AgentId;
 use vigil_core::number::whole_u64;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{COST_USD_PER_CALL_MAX, LATENCY_US_MAX, Usage, Vital, cost_nanos_from_usd};
@@ -200,7 +201,7 @@ pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, Refused> {
         feature: item.feature,
         user: item.user,
         newest_input,
-        ..Reported::new(item.agent_id, "ingest", "ingest".to_owned(), at)
+        ..Reported::new(AgentId::new(item.agent_id), "ingest", "ingest".to_owned(), at)
     }
     .into_vital(received)
 }

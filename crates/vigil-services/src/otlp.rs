@@ -13,6 +13,7 @@
 use prost::Message;
 use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
+use vigil_core::id::AgentId;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{COST_USD_PER_CALL_MAX, TOKENS_PER_CALL_MAX, Usage, Vital, cost_nanos_from_usd};
 
@@ -480,7 +481,7 @@ fn model_call(
         user: attrs.text(&["user.id", "enduser.id"]),
         newest_input: Some(newest_input),
         ..Reported::new(
-            agent_id,
+            AgentId::new(agent_id),
             "otel",
             operation.unwrap_or("llm").chars().take(64).collect(),
             Timestamp::from_unix_micros(start_us),

@@ -7,6 +7,7 @@
 //! it and marks them with the same function, [`mark_injection`].
 
 use vigil_core::digest::Sha256Digest;
+use vigil_core::id::AgentId;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{
     CallOutcome, LATENCY_US_MAX, RETRIES_PER_CALL_MAX, TOKENS_PER_CALL_MAX, TOOL_CALLS_PER_CALL_MAX, Usage, Vital,
@@ -18,7 +19,7 @@ pub const FUTURE_SKEW_US: i64 = 5 * 60 * 1_000_000;
 /// A model call as its source reported it, read but not yet held to the bounds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reported {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// The kind of source: `ingest`, `otel`.
     pub agent_type: &'static str,
     /// The API operation, or the source when it names none.
@@ -62,7 +63,7 @@ impl Refused {
 
 impl Reported {
     /// A call of `agent_id`'s reported by `agent_type` at `at`, with nothing else known yet.
-    pub fn new(agent_id: String, agent_type: &'static str, endpoint: String, at: Timestamp) -> Self {
+    pub fn new(agent_id: AgentId, agent_type: &'static str, endpoint: String, at: Timestamp) -> Self {
         Reported {
             agent_id,
             agent_type,

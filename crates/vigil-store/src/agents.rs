@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{OptionalExtension, Row, params};
+use vigil_core::id::AgentId;
 use vigil_core::page::{Cursor, PageRequest};
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Vital};
@@ -21,7 +22,7 @@ pub const AGENT_IPS_MAX: usize = 32;
 pub struct AgentRecord {
     #[serde(skip)]
     pub seq: i64,
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub agent_type: String,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
@@ -42,7 +43,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<AgentRecord> {
     };
     Ok(AgentRecord {
         seq: row.get(0)?,
-        agent_id: row.get(1)?,
+        agent_id: AgentId::new(row.get::<_, String>(1)?),
         agent_type: row.get(2)?,
         first_seen: Timestamp::from_unix_micros(row.get(3)?),
         last_seen: Timestamp::from_unix_micros(row.get(4)?),
@@ -94,7 +95,7 @@ pub(crate) fn record_calls(tx: &rusqlite::Transaction<'_>, vitals: &[Vital]) -> 
             },
             None => AgentRecord {
                 seq: 0,
-                agent_id: agent_id.to_owned(),
+                agent_id: AgentId::new(agent_id),
                 agent_type: known_type.to_owned(),
                 first_seen: first,
                 last_seen: last,
@@ -113,7 +114,7 @@ pub(crate) fn record_calls(tx: &rusqlite::Transaction<'_>, vitals: &[Vital]) -> 
                  models = excluded.models, ips = excluded.ips",
         )?
         .execute(params![
-            merged.agent_id,
+            merged.agent_id.as_str(),
             merged.agent_type,
             merged.first_seen.as_unix_micros(),
             merged.last_seen.as_unix_micros(),

@@ -194,7 +194,7 @@ async fn audit_log(port: Arc<dyn KeysAudit>) {
 }
 
 fn vital(agent: &str, at: i64, model: &str, outcome: CallOutcome) -> Vital {
-    let mut v = Vital::received(Timestamp::from_unix_micros(at), agent.to_owned(), "chat.completions");
+    let mut v = Vital::received(Timestamp::from_unix_micros(at), agent.into(), "chat.completions");
     v.agent_type = "openai-python".into();
     v.provider = "openai".into();
     v.model_requested = Some(model.to_owned());
@@ -248,7 +248,7 @@ pub async fn vitals_agents(port: Arc<dyn VitalsAgents>) {
         writer.await.expect("writer");
     }
     for i in 0..5 {
-        let agent = port.get_agent(format!("agent-{i}")).await.expect("agent");
+        let agent = port.get_agent(format!("agent-{i}").into()).await.expect("agent");
         assert_eq!(agent.calls, 40, "agent-{i} saw every concurrent call");
     }
 

@@ -8,6 +8,7 @@
 //! always replays.
 
 use rusqlite::{OptionalExtension, params};
+use vigil_core::id::AgentId;
 use vigil_core::time::Timestamp;
 
 use crate::{Result, Store};
@@ -38,7 +39,7 @@ pub struct ImmuneSnapshot {
 /// Where an agent receives healing actions.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ControlUrl {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub url: String,
     pub registered_at: Timestamp,
     pub registered_by: String,
@@ -182,7 +183,7 @@ impl Store {
             Ok(())
         })?;
         Ok(ControlUrl {
-            agent_id: agent_id.to_owned(),
+            agent_id: AgentId::new(agent_id),
             url: url.to_owned(),
             registered_at: at,
             registered_by: by.to_owned(),
@@ -202,7 +203,7 @@ impl Store {
                     [agent_id],
                     |row| {
                         Ok(ControlUrl {
-                            agent_id: row.get(0)?,
+                            agent_id: AgentId::new(row.get::<_, String>(0)?),
                             url: row.get(1)?,
                             registered_at: Timestamp::from_unix_micros(row.get(2)?),
                             registered_by: row.get(3)?,

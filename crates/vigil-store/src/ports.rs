@@ -31,7 +31,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
-use vigil_core::id::{KeyId, PresentedKey, RunId, UploadId};
+use vigil_core::id::{AgentId, KeyId, PresentedKey, RunId, UploadId};
 use vigil_core::page::{Cursor, PageRequest};
 use vigil_core::run::RunStatus;
 use vigil_core::scope::Scope;
@@ -94,7 +94,7 @@ pub trait VitalsAgents: Send + Sync + Debug {
     /// Agents, most recently discovered first.
     fn list_agents(&self, page: PageRequest) -> StoreFuture<'_, Page<AgentRecord>>;
     /// `NotFound` for an agent never seen.
-    fn get_agent(&self, agent_id: String) -> StoreFuture<'_, AgentRecord>;
+    fn get_agent(&self, agent_id: AgentId) -> StoreFuture<'_, AgentRecord>;
     /// Totals over `[from, to)`: exact where they fit, saturated beyond; never an error
     /// because of what is stored.
     fn gateway_stats(&self, from: Option<Timestamp>, to: Option<Timestamp>) -> StoreFuture<'_, GatewayStats>;
@@ -115,10 +115,10 @@ pub trait ImmuneLog: Send + Sync + Debug {
     /// Kept snapshots, newest first.
     fn immune_snapshots(&self) -> StoreFuture<'_, Vec<ImmuneSnapshot>>;
     /// Registers (or replaces) where an agent receives healing actions.
-    fn set_control_url(&self, agent_id: String, url: String, by: String) -> StoreFuture<'_, ControlUrl>;
+    fn set_control_url(&self, agent_id: AgentId, url: String, by: String) -> StoreFuture<'_, ControlUrl>;
     /// Whether there was one to remove.
-    fn remove_control_url(&self, agent_id: String) -> StoreFuture<'_, bool>;
-    fn control_url(&self, agent_id: String) -> StoreFuture<'_, Option<ControlUrl>>;
+    fn remove_control_url(&self, agent_id: AgentId) -> StoreFuture<'_, bool>;
+    fn control_url(&self, agent_id: AgentId) -> StoreFuture<'_, Option<ControlUrl>>;
     /// The replay file, read consistently (a snapshot taken meanwhile cannot prune the log
     /// under it): the oldest kept snapshot as `{"seq", "snapshot"}`, then every logged input
     /// after it as `{"seq", "input", "decisions"}`, one JSON text per line.
@@ -402,7 +402,7 @@ impl VitalsAgents for Store {
     fn list_agents(&self, page: PageRequest) -> StoreFuture<'_, Page<AgentRecord>> {
         bounded_read(self, page.limit, move |s| s.list_agents(page))
     }
-    fn get_agent(&self, agent_id: String) -> StoreFuture<'_, AgentRecord> {
+    fn get_agent(&self, agent_id: AgentId) -> StoreFuture<'_, AgentRecord> {
         bounded_read(self, 1, move |s| s.get_agent(&agent_id))
     }
     fn gateway_stats(&self, from: Option<Timestamp>, to: Option<Timestamp>) -> StoreFuture<'_, GatewayStats> {
@@ -426,13 +426,13 @@ impl ImmuneLog for Store {
     fn immune_snapshots(&self) -> StoreFuture<'_, Vec<ImmuneSnapshot>> {
         on_store(self, Store::immune_snapshots)
     }
-    fn set_control_url(&self, agent_id: String, url: String, by: String) -> StoreFuture<'_, ControlUrl> {
+    fn set_control_url(&self, agent_id: AgentId, url: String, by: String) -> StoreFuture<'_, ControlUrl> {
         on_store(self, move |s| s.set_control_url(&agent_id, &url, &by))
     }
-    fn remove_control_url(&self, agent_id: String) -> StoreFuture<'_, bool> {
+    fn remove_control_url(&self, agent_id: AgentId) -> StoreFuture<'_, bool> {
         on_store(self, move |s| s.remove_control_url(&agent_id))
     }
-    fn control_url(&self, agent_id: String) -> StoreFuture<'_, Option<ControlUrl>> {
+    fn control_url(&self, agent_id: AgentId) -> StoreFuture<'_, Option<ControlUrl>> {
         bounded_read(self, 1, move |s| s.control_url(&agent_id))
     }
     fn export_immune(&self) -> StoreFuture<'_, Vec<u8>> {

@@ -1,6 +1,7 @@
 //! Gateway vitals: one row per model call, written in batches, listed per agent and window.
 
 use rusqlite::{Row, params};
+use vigil_core::id::AgentId;
 use vigil_core::page::{Cursor, PageRequest};
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
@@ -18,7 +19,7 @@ pub struct StoredVital {
 /// Filters for listing vitals; combined with AND.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VitalsFilter {
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
 }
@@ -57,7 +58,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredVital> {
         vital: Vital {
             at: Timestamp::from_unix_micros(row.get(1)?),
             request_id: row.get(2)?,
-            agent_id: row.get(3)?,
+            agent_id: AgentId::new(row.get::<_, String>(3)?),
             agent_type: row.get(4)?,
             provider: row.get(5)?,
             endpoint: row.get(6)?,
@@ -108,7 +109,7 @@ impl Store {
                 stmt.execute(params![
                     v.at.as_unix_micros(),
                     v.request_id,
-                    v.agent_id,
+                    v.agent_id.as_str(),
                     v.agent_type,
                     v.provider,
                     v.endpoint,
@@ -160,7 +161,7 @@ impl Store {
         }
         if let Some(agent) = &filter.agent_id {
             conditions.push("agent_id = ?");
-            values.push(agent.clone().into());
+            values.push(String::from(agent.clone()).into());
         }
         if let Some(from) = filter.from {
             conditions.push("at >= ?");

@@ -377,14 +377,14 @@ probation_calls = {probation}
 fn describe(kind: &DecisionKind, suspected: &mut BTreeSet<String>) -> Option<String> {
     Some(match kind {
         DecisionKind::Anomalies { agent_id, anomalies } => {
-            if !suspected.insert(agent_id.clone()) {
+            if !suspected.insert(agent_id.to_string()) {
                 return None;
             }
             format!("{agent_id:<8} anomaly: {}", anomalies.iter().map(|a| a.explain()).collect::<Vec<_>>().join("; "))
         }
         DecisionKind::Transition { agent_id, from, to, .. } => {
             if matches!(to, State::Healthy) {
-                suspected.remove(agent_id);
+                suspected.remove(agent_id.as_str());
             }
             format!("{agent_id:<8} {} → {}", state(*from), state(*to))
         }
@@ -451,7 +451,7 @@ fn track(
             if let Some(i) = find(&mut injected, agent_id, fleet_wide)
                 && (injected[i].incident.is_none() || fleet_wide)
             {
-                injected[i].incident = Some(incident_id.clone());
+                injected[i].incident = Some(incident_id.to_string());
                 injected[i].diagnosis = diagnosis;
             }
         }
@@ -460,7 +460,7 @@ fn track(
                 injected[i].actions.push(*action);
                 if injected[i].fault.cured_by(*action) {
                     injected[i].cured = true;
-                    if let Some(sim) = lock(fleet).iter_mut().find(|s| &s.id == agent_id) {
+                    if let Some(sim) = lock(fleet).iter_mut().find(|s| s.id == agent_id.as_str()) {
                         sim.fault = None;
                     }
                 }
@@ -473,7 +473,7 @@ fn track(
             // An agent the ladder could not cure is released by the operator, fault and all.
             if *status == IncidentStatus::Exhausted {
                 let agents = immune.read(|e| e.incident(incident_id).map(|i| i.agents.clone()).unwrap_or_default());
-                for sim in lock(fleet).iter_mut().filter(|s| agents.contains(&s.id)) {
+                for sim in lock(fleet).iter_mut().filter(|s| agents.iter().any(|a| a.as_str() == s.id)) {
                     sim.fault = None;
                 }
             }

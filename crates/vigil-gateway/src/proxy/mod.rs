@@ -37,7 +37,7 @@ pub struct Caller {
     /// When the request reached Vigil, for measuring Vigil's own overhead.
     pub received: Instant,
     pub request_id: Option<String>,
-    pub agent_id: String,
+    pub agent_id: vigil_core::id::AgentId,
     pub agent_type: String,
     /// The caller's own provider key, forwarded when `passthrough_client_key` is on.
     pub client_key: Option<String>,

@@ -6,7 +6,7 @@ use super::*;
 
 impl Engine {
     /// From quarantine: the next action on the ladder, its approval, or exhaustion.
-    pub(super) fn plan_next(&mut self, id: &str, out: &mut Out) {
+    pub(super) fn plan_next(&mut self, id: &AgentId, out: &mut Out) {
         let Some(agent) = self.agents.get(id) else { return };
         let Some(incident) = agent.incident_id.as_ref().and_then(|i| self.incidents.get(i)) else { return };
         let diagnosis = incident.healing_diagnosis();
@@ -51,8 +51,8 @@ impl Engine {
 
     pub(super) fn start_action(
         &mut self,
-        id: &str,
-        incident_id: &str,
+        id: &AgentId,
+        incident_id: &IncidentId,
         action: Action,
         diagnosis: Diagnosis,
         out: &mut Out,
@@ -126,11 +126,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn attempt_mut(&mut self, incident_id: &str, action_id: &str) -> Option<&mut Attempt> {
+    pub(super) fn attempt_mut(&mut self, incident_id: &IncidentId, action_id: &str) -> Option<&mut Attempt> {
         self.incidents.get_mut(incident_id)?.attempts.iter_mut().find(|a| a.action_id == action_id)
     }
 
-    pub(super) fn probation_step(&mut self, id: &str, anomalous: bool, out: &mut Out) {
+    pub(super) fn probation_step(&mut self, id: &AgentId, anomalous: bool, out: &mut Out) {
         let Some(agent) = self.agents.get_mut(id) else { return };
         let Waiting::Probation { action, normal, since_us } = agent.waiting.clone() else { return };
         let incident_id = agent.incident_id.clone().unwrap_or_default();
@@ -163,8 +163,8 @@ impl Engine {
 
     pub(super) fn judge_cure(
         &mut self,
-        id: &str,
-        incident_id: &str,
+        id: &AgentId,
+        incident_id: &IncidentId,
         diagnosis: Diagnosis,
         action: Action,
         cured: bool,
@@ -205,7 +205,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn operator_quarantine(&mut self, id: &str, by: &str, out: &mut Out) {
+    pub(super) fn operator_quarantine(&mut self, id: &AgentId, by: &str, out: &mut Out) {
         self.withdraw(id, by, out);
         // An agent taken out of the fleet incident by hand no longer holds it open.
         if self.is_in_fleet_incident(id) {
@@ -214,12 +214,12 @@ impl Engine {
         self.transition(id, Event::OperatorQuarantine, out);
     }
 
-    pub(super) fn is_in_fleet_incident(&self, id: &str) -> bool {
+    pub(super) fn is_in_fleet_incident(&self, id: &AgentId) -> bool {
         let own = self.agents.get(id).and_then(|a| a.incident_id.as_deref());
         own.is_some() && own == self.fleet_incident.as_deref()
     }
 
-    pub(super) fn operator_release(&mut self, id: &str, by: &str, out: &mut Out) {
+    pub(super) fn operator_release(&mut self, id: &AgentId, by: &str, out: &mut Out) {
         self.withdraw(id, by, out);
         if self.is_in_fleet_incident(id) {
             self.leave_fleet_incident(id, out);
@@ -239,7 +239,7 @@ impl Engine {
     }
 
     /// An operator took over: whatever the engine waited for on this agent is void.
-    pub(super) fn withdraw(&mut self, id: &str, by: &str, out: &mut Out) {
+    pub(super) fn withdraw(&mut self, id: &AgentId, by: &str, out: &mut Out) {
         let agent = self.agents.entry(id.to_owned()).or_default();
         match std::mem::replace(&mut agent.waiting, Waiting::Nothing) {
             Waiting::Approval { approval_id } => {
@@ -264,13 +264,13 @@ impl Engine {
         }
     }
 
-    pub(super) fn close_incident(&mut self, incident_id: &str, status: IncidentStatus, out: &mut Out) {
+    pub(super) fn close_incident(&mut self, incident_id: &IncidentId, status: IncidentStatus, out: &mut Out) {
         if let Some(incident) = self.incidents.get_mut(incident_id) {
             incident.status = status;
             incident.closed_at_us = Some(out.at_us);
         }
         out.push(DecisionKind::IncidentClosed { incident_id: incident_id.to_owned(), status });
-        let closed: Vec<String> = self
+        let closed: Vec<IncidentId> = self
             .incidents
             .values()
             .filter(|i| i.status != IncidentStatus::Open)
@@ -284,7 +284,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn transition(&mut self, id: &str, event: Event, out: &mut Out) {
+    pub(super) fn transition(&mut self, id: &AgentId, event: Event, out: &mut Out) {
         let history_max = self.config.history_max;
         let agent = self.agents.entry(id.to_owned()).or_default();
         let from = agent.state();

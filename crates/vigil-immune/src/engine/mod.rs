@@ -32,6 +32,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
+pub use vigil_core::id::{AgentId, IncidentId};
 
 use crate::baseline::{Baseline, BaselineConfig};
 use crate::correlation::{CorrelationConfig, Correlator, Verdict};
@@ -53,15 +54,15 @@ pub use model::*;
 pub struct Engine {
     config: EngineConfig,
     now_us: i64,
-    agents: BTreeMap<String, AgentState>,
-    incidents: BTreeMap<String, Incident>,
+    agents: BTreeMap<AgentId, AgentState>,
+    incidents: BTreeMap<IncidentId, Incident>,
     approvals: BTreeMap<String, Approval>,
     /// Running actions: action id → agent id.
-    running: BTreeMap<String, String>,
+    running: BTreeMap<String, AgentId>,
     /// Draining agents and when they are due.
-    draining: BTreeMap<String, i64>,
+    draining: BTreeMap<AgentId, i64>,
     /// The open fleet-wide incident, if any.
-    fleet_incident: Option<String>,
+    fleet_incident: Option<IncidentId>,
     correlator: Correlator,
     memory: ImmuneMemory,
     feedback: Feedback,
@@ -131,7 +132,7 @@ impl Engine {
 
     /// Healing actions started and not yet reported on: (action id, agent, action,
     /// incident, diagnosis). After a restart these are run again.
-    pub fn running(&self) -> Vec<(String, String, Action, String, Diagnosis)> {
+    pub fn running(&self) -> Vec<(String, AgentId, Action, IncidentId, Diagnosis)> {
         self.running
             .iter()
             .filter_map(|(action_id, agent_id)| {
@@ -425,7 +426,7 @@ impl Engine {
 
     /// Confirms a suspicion when enough recent observations were anomalous (or one was
     /// severe), unless the fleet shares it.
-    fn maybe_confirm(&mut self, id: &str, severe: bool, out: &mut Out) {
+    fn maybe_confirm(&mut self, id: &AgentId, severe: bool, out: &mut Out) {
         let Some(agent) = self.agents.get(id) else { return };
         if agent.incident_id.is_some() {
             // Part of the fleet incident: an outage explains its latency and errors, never
@@ -467,13 +468,13 @@ impl Engine {
 
     fn open_incident(
         &mut self,
-        agent_id: &str,
+        agent_id: &AgentId,
         verdict: Verdict,
         hypotheses: Vec<Hypothesis>,
         out: &mut Out,
-    ) -> String {
+    ) -> IncidentId {
         self.next_incident += 1;
-        let incident_id = format!("inc-{:010}", self.next_incident);
+        let incident_id = IncidentId::new(format!("inc-{:010}", self.next_incident));
         out.push(DecisionKind::IncidentOpened {
             incident_id: incident_id.clone(),
             agent_id: agent_id.to_owned(),
@@ -499,7 +500,7 @@ impl Engine {
     }
 
     /// A fleet-wide anomaly: one incident for all, an external cause, nobody healed.
-    fn join_fleet_incident(&mut self, id: &str, verdict: Verdict, out: &mut Out) {
+    fn join_fleet_incident(&mut self, id: &AgentId, verdict: Verdict, out: &mut Out) {
         let open = self
             .fleet_incident
             .clone()
@@ -529,7 +530,7 @@ impl Engine {
     }
 
     /// A suspected agent of the fleet incident is normal again; the last one closes it.
-    fn leave_fleet_incident(&mut self, id: &str, out: &mut Out) {
+    fn leave_fleet_incident(&mut self, id: &AgentId, out: &mut Out) {
         let Some(agent) = self.agents.get_mut(id) else { return };
         let Some(incident_id) = agent.incident_id.take() else { return };
         let still_affected = self.agents.values().any(|a| a.incident_id.as_deref() == Some(incident_id.as_str()));
@@ -542,7 +543,7 @@ impl Engine {
     }
 
     fn tick(&mut self, out: &mut Out) {
-        let due: Vec<String> =
+        let due: Vec<AgentId> =
             self.draining.iter().filter(|(_, until)| **until <= out.at_us).map(|(id, _)| id.clone()).collect();
         for id in due {
             self.draining.remove(&id);

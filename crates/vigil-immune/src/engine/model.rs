@@ -71,7 +71,7 @@ impl Default for EngineConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Observation {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub latency_ms: f64,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -119,17 +119,17 @@ pub enum Input {
     },
     /// An operator's verdict on an incident's diagnosis.
     Feedback {
-        incident_id: String,
+        incident_id: IncidentId,
         diagnosis: Diagnosis,
         confirmed: bool,
         by: String,
     },
     Quarantine {
-        agent_id: String,
+        agent_id: AgentId,
         by: String,
     },
     Release {
-        agent_id: String,
+        agent_id: AgentId,
         by: String,
     },
 }
@@ -159,8 +159,8 @@ pub enum ApprovalStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Approval {
     pub approval_id: String,
-    pub incident_id: String,
-    pub agent_id: String,
+    pub incident_id: IncidentId,
+    pub agent_id: AgentId,
     pub action: Action,
     pub severity: u8,
     pub diagnosis: Diagnosis,
@@ -201,9 +201,9 @@ pub struct Attempt {
 /// An infection, from confirmation to its end, with its timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Incident {
-    pub incident_id: String,
+    pub incident_id: IncidentId,
     /// The agents involved: one, or every agent a fleet-wide cause touched.
-    pub agents: Vec<String>,
+    pub agents: Vec<AgentId>,
     pub verdict: Verdict,
     pub hypotheses: Vec<Hypothesis>,
     pub status: IncidentStatus,
@@ -241,33 +241,33 @@ pub(super) const TIMELINE_MAX: usize = 500;
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum DecisionKind {
     Anomalies {
-        agent_id: String,
+        agent_id: AgentId,
         anomalies: Vec<Anomaly>,
     },
     Transition {
-        agent_id: String,
+        agent_id: AgentId,
         from: State,
         event: Event,
         to: State,
     },
     IncidentOpened {
-        incident_id: String,
-        agent_id: String,
+        incident_id: IncidentId,
+        agent_id: AgentId,
         verdict: Verdict,
     },
     /// An agent joined an open fleet-wide incident.
     IncidentJoined {
-        incident_id: String,
-        agent_id: String,
+        incident_id: IncidentId,
+        agent_id: AgentId,
     },
     Diagnosed {
-        incident_id: String,
+        incident_id: IncidentId,
         hypotheses: Vec<Hypothesis>,
     },
     ApprovalRequested {
         approval_id: String,
-        incident_id: String,
-        agent_id: String,
+        incident_id: IncidentId,
+        agent_id: AgentId,
         action: Action,
         severity: u8,
     },
@@ -279,32 +279,32 @@ pub enum DecisionKind {
     /// Run this action (the caller's executors do, and answer with [`Input::ActionResult`]).
     Execute {
         action_id: String,
-        incident_id: String,
-        agent_id: String,
+        incident_id: IncidentId,
+        agent_id: AgentId,
         action: Action,
         diagnosis: Diagnosis,
     },
     ActionFinished {
         action_id: String,
-        incident_id: String,
-        agent_id: String,
+        incident_id: IncidentId,
+        agent_id: AgentId,
         action: Action,
         ok: bool,
         detail: String,
     },
     /// Probation ended: the action cured the agent or did not.
     CureJudged {
-        incident_id: String,
-        agent_id: String,
+        incident_id: IncidentId,
+        agent_id: AgentId,
         action: Action,
         cured: bool,
     },
     IncidentClosed {
-        incident_id: String,
+        incident_id: IncidentId,
         status: IncidentStatus,
     },
     FeedbackRecorded {
-        incident_id: String,
+        incident_id: IncidentId,
         diagnosis: Diagnosis,
         confirmed: bool,
         by: String,
@@ -327,11 +327,11 @@ pub enum EngineError {
     #[error("approval {id:?} is {status:?}; {wanted}")]
     ApprovalNotOpen { id: String, status: ApprovalStatus, wanted: &'static str },
     #[error("no incident {0:?}")]
-    UnknownIncident(String),
+    UnknownIncident(IncidentId),
     #[error("no healing action {0:?} is running")]
     UnknownAction(String),
     #[error("agent {agent:?} is {state:?} and cannot be {wanted}")]
-    WrongState { agent: String, state: State, wanted: &'static str },
+    WrongState { agent: AgentId, state: State, wanted: &'static str },
     #[error("an empty agent id")]
     EmptyAgent,
 }
@@ -373,7 +373,7 @@ pub struct AgentState {
     pub observations: u64,
     pub anomalies: u64,
     pub last_seen_us: i64,
-    pub incident_id: Option<String>,
+    pub incident_id: Option<IncidentId>,
     /// Actions that did not cure this agent in its current incident.
     pub failed: Vec<Action>,
     pub(super) episode: Option<Episode>,

@@ -449,8 +449,8 @@ proptest! {
                 5 => Input::Tick,
                 6 => Input::ActionResult { action_id: choose(&running), ok: x > 0.3, detail: String::new() },
                 7 => match pick { 0 => Input::Approve { approval_id: choose(&pending), by: "p".into() }, 1 => Input::Reject { approval_id: choose(&pending), by: "p".into() }, _ => Input::HealNow { approval_id: choose(&pending), by: "p".into() } },
-                8 => Input::Quarantine { agent_id: agent, by: "p".into() },
-                _ => Input::Release { agent_id: agent, by: "p".into() },
+                8 => Input::Quarantine { agent_id: agent.into(), by: "p".into() },
+                _ => Input::Release { agent_id: agent.into(), by: "p".into() },
             };
             let stamped = Stamped { at_us, input };
             let before = engine.clone();

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use vigil_core::id::RequestId;
+use vigil_core::id::{AgentId, RequestId};
 use vigil_core::page::PageRequest;
 use vigil_core::provenance::{Aggregation, Period};
 use vigil_gateway::fingerprint::{agent_id, agent_type};
@@ -164,7 +164,7 @@ pub async fn list_vitals(
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
     let from = time_param("from", q.from.as_deref())?;
     let to = time_param("to", q.to.as_deref())?;
-    let filter = VitalsFilter { agent_id: q.agent_id, from, to };
+    let filter = VitalsFilter { agent_id: q.agent_id.map(AgentId::new), from, to };
     let data = ListPage::new(state.store.list_vitals(filter, page).await?);
     Ok(envelope_with_period(data, Aggregation::List, "store:vitals", window(from, to)).into_response())
 }
@@ -189,7 +189,7 @@ pub async fn list_agents(
 }
 
 pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let agent = state.store.get_agent(id).await?;
+    let agent = state.store.get_agent(AgentId::new(id)).await?;
     Ok(envelope(agent, Aggregation::Detail, "store:agents").into_response())
 }
 

@@ -11,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, body::Body};
 use serde::{Deserialize, Serialize};
+use vigil_core::id::{AgentId, IncidentId};
 use vigil_core::page::PageRequest;
 use vigil_core::provenance::Aggregation;
 use vigil_core::time::Timestamp;
@@ -53,14 +54,14 @@ impl From<ImmuneError> for ApiError {
 /// One agent as the immune system sees it.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AgentHealth {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub state: LifeState,
     /// Whether the gateway lets its new calls through.
     pub accepts_calls: bool,
     pub observations: u64,
     pub anomalies: u64,
     pub last_seen: Timestamp,
-    pub incident_id: Option<String>,
+    pub incident_id: Option<IncidentId>,
     pub pending_approval: Option<String>,
     /// Normal calls so far in probation, out of `probation_calls`.
     pub probation_progress: Option<u32>,
@@ -98,7 +99,7 @@ pub struct AgentDetail {
 
 fn health(engine: &vigil_immune::engine::Engine, id: &str, a: &vigil_immune::engine::AgentState) -> AgentHealth {
     AgentHealth {
-        agent_id: id.to_owned(),
+        agent_id: AgentId::new(id),
         state: a.state(),
         accepts_calls: a.state().accepts_calls(),
         observations: a.observations,
@@ -192,7 +193,7 @@ pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) ->
     let Some(mut detail) = detail else {
         return Err(ApiError::not_found(format!("the immune system has not seen agent {id:?}")));
     };
-    detail.control_url = state.store.control_url(id).await?.map(|mut c| {
+    detail.control_url = state.store.control_url(AgentId::new(id)).await?.map(|mut c| {
         c.url = vigil_services::immune::redact_url(&c.url);
         c
     });
@@ -215,7 +216,7 @@ pub async fn quarantine(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    operate(&state, Input::Quarantine { agent_id: id, by: principal.label() }).await
+    operate(&state, Input::Quarantine { agent_id: AgentId::new(id), by: principal.label() }).await
 }
 
 pub async fn release(
@@ -223,7 +224,7 @@ pub async fn release(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    operate(&state, Input::Release { agent_id: id, by: principal.label() }).await
+    operate(&state, Input::Release { agent_id: AgentId::new(id), by: principal.label() }).await
 }
 
 /// Where the agent receives healing actions.
@@ -262,7 +263,7 @@ pub async fn set_control(
     if id.is_empty() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "an empty agent id"));
     }
-    let control = state.store.set_control_url(id, url, principal.label()).await?;
+    let control = state.store.set_control_url(AgentId::new(id), url, principal.label()).await?;
     Ok(envelope(control, Aggregation::Detail, SOURCE).into_response())
 }
 
@@ -280,8 +281,8 @@ pub struct IncidentsQuery {
 /// An incident without its timeline (see `GET /api/v1/immune/incidents/{id}`).
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct IncidentSummary {
-    pub incident_id: String,
-    pub agents: Vec<String>,
+    pub incident_id: IncidentId,
+    pub agents: Vec<AgentId>,
     pub diagnosis: Diagnosis,
     pub confidence: f64,
     pub status: IncidentStatus,
@@ -338,7 +339,7 @@ pub async fn feedback(
     ApiJson(body): ApiJson<FeedbackBody>,
 ) -> Result<Response, ApiError> {
     let input = Input::Feedback {
-        incident_id: id,
+        incident_id: IncidentId::new(id),
         diagnosis: body.diagnosis,
         confirmed: body.confirmed,
         by: principal.label(),

@@ -29,8 +29,8 @@ pub struct Executor {
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct ControlRequest<'a> {
     pub action_id: &'a str,
-    pub agent_id: &'a str,
-    pub incident_id: &'a str,
+    pub agent_id: &'a AgentId,
+    pub incident_id: &'a IncidentId,
     pub action: Action,
     pub diagnosis: Diagnosis,
 }
@@ -59,7 +59,7 @@ impl Executor {
 
     /// Sends the action to the agent's control URL.
     async fn control(&self, request: &ControlRequest<'_>) -> (bool, String) {
-        let url = match self.log.control_url(request.agent_id.to_owned()).await {
+        let url = match self.log.control_url(request.agent_id.clone()).await {
             Ok(Some(control)) => control.url,
             Ok(None) => {
                 return (

@@ -31,6 +31,7 @@ use tokio::sync::{broadcast, oneshot};
 use vigil_core::config::ImmuneConfig;
 use vigil_core::digest::Sha256Digest;
 use vigil_core::egress::EgressPolicy;
+use vigil_core::id::{AgentId, IncidentId};
 use vigil_core::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Vital};
@@ -586,9 +587,9 @@ impl Worker {
     fn spawn_action(
         &self,
         action_id: String,
-        agent_id: String,
+        agent_id: AgentId,
         action: Action,
-        incident_id: String,
+        incident_id: IncidentId,
         diagnosis: Diagnosis,
     ) {
         let name = format!("heal {action_id}");
@@ -619,7 +620,7 @@ impl Worker {
 
 /// Something to do about a decision, once it is logged.
 enum Act {
-    Execute { action_id: String, agent_id: String, action: Action, incident_id: String, diagnosis: Diagnosis },
+    Execute { action_id: String, agent_id: AgentId, action: Action, incident_id: IncidentId, diagnosis: Diagnosis },
     Audit { action: &'static str, target: String, decision: String },
 }
 
