@@ -88,8 +88,9 @@ pub struct IngestItem {
 
 /// The item with each top-level whole float (`500.0`, as Python's `json.dumps` writes a
 /// float) as an integer: a count is a count however a client's numbers are typed. Fractions
-/// and negatives stay as they are, for the field's own check to refuse.
-fn whole_numbers_as_integers(item: &Value) -> std::borrow::Cow<'_, Value> {
+/// and negatives stay as they are, for the field's own check to refuse. Only the top level:
+/// an item's counts are its fields, and nothing nested is a count.
+fn counts_as_integers(item: &Value) -> std::borrow::Cow<'_, Value> {
     let whole = |v: &Value| v.as_f64().filter(|_| v.is_f64()).and_then(whole_u64);
     match item {
         Value::Object(fields) if fields.values().any(|v| whole(v).is_some()) => {
@@ -107,7 +108,7 @@ fn whole_numbers_as_integers(item: &Value) -> std::borrow::Cow<'_, Value> {
 
 /// Turns one item into a vital, or says which field is wrong.
 pub fn to_vital(raw: &Value, received: Timestamp) -> Result<Vital, Refused> {
-    let item: IngestItem = serde_path_to_error::deserialize(whole_numbers_as_integers(raw).as_ref()).map_err(|e| {
+    let item: IngestItem = serde_path_to_error::deserialize(counts_as_integers(raw).as_ref()).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
         // A missing or unknown field is reported at the item itself; name it.

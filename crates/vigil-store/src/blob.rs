@@ -8,14 +8,18 @@
 //! atomic even between processes. The parent directories are fsynced so the new name
 //! survives a crash. Blobs are made read-only once in place.
 //!
-//! A writer holds an exclusive lock on its temp file from creation to the end, and the
-//! kernel drops the lock when the process dies, however it dies. So a temp file that can be
-//! locked belongs to no live write, in this process or any other: the server's start-up and
-//! garbage collection remove those ([`BlobStore::remove_stale_temps`]), and nothing else.
+//! A writer creates its temp file as `<id>.new`, locks it, and only then renames it to
+//! `<id>.part`; it holds the lock to the end, and the kernel drops the lock when the process
+//! dies, however it dies. So a `.part` file is locked from the moment it has that name, and
+//! one that can be locked belongs to no live write, in this process or any other: the
+//! server's start-up and garbage collection remove those
+//! ([`BlobStore::remove_stale_temps`]). A `.new` file is never judged by its lock (the
+//! cleaner could open it before its writer locks it); one is only left by a writer that died
+//! in the microseconds between creating and renaming it, and is removed once older than
+//! [`UNNAMED_TEMP_GRACE`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -25,11 +29,13 @@ use crate::{Result, StoreError};
 
 /// Buffer size for streaming writes and verification reads.
 const CHUNK_BYTES: usize = 64 * 1024;
-/// Attempts at a temp file that stays ours (a cleaner may remove one between its creation
-/// and its lock). A cleaner sweeping in a loop on a loaded machine has won three in a row
-/// (`cleaning_up_during_writes_leaves_them_whole` on CI); each attempt yields first, and
-/// losing 64 in a row takes a cleaner that never stops.
-const TMP_CREATE_ATTEMPTS: usize = 64;
+/// Age after which a `.new` temp file (created, not yet locked and renamed) is taken as
+/// left by a writer that died: the step takes microseconds.
+pub const UNNAMED_TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+/// Suffix of a temp file being created (not yet locked).
+const NEW_SUFFIX: &str = "new";
+/// Suffix of a locked temp file of a live or dead write.
+const PART_SUFFIX: &str = "part";
 
 /// What [`BlobStore::remove_stale_temps`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -177,29 +183,24 @@ impl BlobStore {
         Ok(BlobInfo { digest, size_bytes: size, existed: false })
     }
 
-    /// A new temp file, created and locked, that is still under its name once locked.
+    /// A new temp file, locked before it takes the `.part` name a cleaner judges by its
+    /// lock.
     fn create_temp(&self) -> Result<(File, PathBuf, TempGuard)> {
-        for _ in 0..TMP_CREATE_ATTEMPTS {
-            let path = self.root.join("tmp").join(format!("{}.part", uuid::Uuid::now_v7()));
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(StoreError::io(format!("creating {}", path.display())))?;
-            let guard = TempGuard(Some(path.clone()));
-            file.lock().map_err(StoreError::io(format!("locking {}", path.display())))?;
-            // A cleaner that opened the file before the lock was taken may have removed it.
-            let ours = file.metadata().map_err(StoreError::io(format!("reading {}", path.display())))?;
-            match fs::metadata(&path) {
-                Ok(named) if named.dev() == ours.dev() && named.ino() == ours.ino() => return Ok((file, path, guard)),
-                // Let the cleaner finish its sweep before the next attempt.
-                _ => std::thread::yield_now(),
-            }
-        }
-        Err(StoreError::Io {
-            context: format!("creating a temp file in {}", self.root.join("tmp").display()),
-            source: io::Error::other("removed by a cleaner each time before it could be locked"),
-        })
+        let id = uuid::Uuid::now_v7();
+        let (new, part) = (
+            self.root.join("tmp").join(format!("{id}.{NEW_SUFFIX}")),
+            self.root.join("tmp").join(format!("{id}.{PART_SUFFIX}")),
+        );
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&new)
+            .map_err(StoreError::io(format!("creating {}", new.display())))?;
+        let mut guard = TempGuard(Some(new.clone()));
+        file.lock().map_err(StoreError::io(format!("locking {}", new.display())))?;
+        fs::rename(&new, &part).map_err(StoreError::io(format!("naming {}", part.display())))?;
+        guard.0 = Some(part.clone());
+        Ok((file, part, guard))
     }
 
     /// Stores an in-memory value.
@@ -322,7 +323,8 @@ impl BlobStore {
 
     /// Removes the temp files of writes whose writer is gone (a crash, `kill -9`), or in a
     /// dry run only counts them. A live write's file is locked and left alone, whichever
-    /// process holds it.
+    /// process holds it; a file still being created is left alone for
+    /// [`UNNAMED_TEMP_GRACE`].
     pub fn remove_stale_temps(&self, dry_run: bool) -> Result<StaleTemps> {
         let dir = self.root.join("tmp");
         let entries = fs::read_dir(&dir).map_err(StoreError::io(format!("listing {}", dir.display())))?;
@@ -332,12 +334,19 @@ impl BlobStore {
             let path = entry.path();
             // Gone already (its write finished), or not ours to open: not stale.
             let Ok(file) = File::open(&path) else { continue };
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => continue,
-                Err(fs::TryLockError::Error(e)) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot tell whether a temp file is in use");
+            if path.extension().is_some_and(|e| e == NEW_SUFFIX) {
+                let age = file.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+                if age.is_none_or(|age| age <= UNNAMED_TEMP_GRACE) {
                     continue;
+                }
+            } else {
+                match file.try_lock() {
+                    Ok(()) => {}
+                    Err(fs::TryLockError::WouldBlock) => continue,
+                    Err(fs::TryLockError::Error(e)) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot tell whether a temp file is in use");
+                        continue;
+                    }
                 }
             }
             let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -395,6 +404,26 @@ mod tests {
         assert!(matches!(store.put_bytes(&[7; 11]), Err(StoreError::TooLarge { cap_bytes: 10 })));
         assert!(tmp_is_empty(&store));
         assert!(!store.contains(&Sha256Digest::of(&[7; 11])));
+    }
+
+    /// A file still being created is never judged by its lock, which its writer may not
+    /// have taken yet: it is kept until it is older than any creation takes.
+    #[test]
+    fn a_temp_file_being_created_is_kept_until_it_is_surely_abandoned() {
+        let (_dir, store) = blobs(1 << 20);
+        let tmp = store.root().join("tmp");
+        fs::write(tmp.join("young.new"), b"just created").expect("write");
+        let old = File::create(tmp.join("old.new")).expect("create");
+        let long_ago = SystemTime::now() - UNNAMED_TEMP_GRACE - std::time::Duration::from_secs(1);
+        old.set_modified(long_ago).expect("age it");
+        assert_eq!(store.remove_stale_temps(false).expect("remove"), StaleTemps { files: 1, bytes: 0 });
+        assert!(tmp.join("young.new").exists(), "an unlocked file in creation is not stale");
+        assert!(!tmp.join("old.new").exists(), "one left by a writer that died is");
+        // A write names its file .part only once it holds the lock.
+        let (file, part, _guard) = store.create_temp().expect("temp");
+        assert_eq!(part.extension().and_then(|e| e.to_str()), Some(PART_SUFFIX));
+        assert!(matches!(File::open(&part).expect("open").try_lock(), Err(fs::TryLockError::WouldBlock)));
+        drop(file);
     }
 
     /// A temp file whose writer is gone is removed; a live writer's is kept, whoever holds
