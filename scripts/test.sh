@@ -31,6 +31,27 @@ for banned in axum hyper reqwest tower; do
     fi
 done
 
+# Invariant: the harness and the HTTP adapter reach storage only through the ports, so a
+# Postgres store or an object store serves them unchanged: outside test modules they never
+# name the SQLite `Store` or the folder `BlobStore`. The check must find the store crate's
+# own uses, so a broken pattern cannot pass silently.
+concrete_store_uses() {
+    find "$@" -name '*.rs' -print0 | xargs -0 perl -ne '
+        close ARGV, next if /^#\[cfg\(test\)\]/;
+        next if m{^\s*//};
+        print "$ARGV:$.: $_" if /(?<![A-Za-z_])(Blob)?Store(?![A-Za-z_(])/;
+        close ARGV if eof;'
+}
+if [ -z "$(concrete_store_uses crates/vigil-store/src)" ]; then
+    echo "the concrete-store check finds nothing where it must: fix the pattern" >&2
+    exit 1
+fi
+if uses=$(concrete_store_uses crates/vigil-harness/src crates/vigil-server/src) && [ -n "$uses" ]; then
+    echo "invariant broken: the harness or the server names a concrete store:" >&2
+    echo "$uses" >&2
+    exit 1
+fi
+
 # The gateway tests drive Vigil with the official OpenAI and Anthropic Python SDKs, the
 # OTLP receiver test with the official OpenTelemetry SDK, and the tabular pack's profile is
 # checked against pandas/numpy/scipy: all pinned here.
