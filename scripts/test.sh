@@ -12,7 +12,7 @@ fi
 
 # Invariant: the pure crates stay pure (no async runtime, no HTTP, no SQL). The first
 # check proves the query itself works, so a broken `cargo tree` cannot pass silently.
-for pure in vigil-core vigil-immune vigil-pack vigil-tabular; do
+for pure in vigil-core vigil-immune vigil-pack vigil-tabular vigil-governance; do
     cargo tree -p "$pure" -e normal -i serde >/dev/null
     for banned in tokio axum hyper rusqlite; do
         if cargo tree -p "$pure" -e normal -i "$banned" >/dev/null 2>&1; then

@@ -238,6 +238,19 @@ record_id!(
     /// An immune incident's id (`inc-…`), minted by the engine.
     IncidentId
 );
+record_id!(
+    /// A tenant's id: `default` until an operator creates others.
+    TenantId
+);
+
+impl TenantId {
+    /// The tenant everything belongs to when tenants are not used.
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn default_tenant() -> TenantId {
+        TenantId::new(Self::DEFAULT)
+    }
+}
 
 #[cfg(test)]
 mod tests {

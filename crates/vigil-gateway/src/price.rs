@@ -62,6 +62,21 @@ pub const BUILT_IN: &[(&str, u64, u64, u64)] = &[
     ("claude-3-5-haiku*", 800, 80, 4_000),
 ];
 
+/// The models a gateway with `config` can serve, as patterns (its providers' and its price
+/// table's), for checking what a policy refers to; empty when a provider serves any model,
+/// since then no name is unknown.
+pub fn served_models(config: &vigil_core::config::GatewayConfig) -> Vec<String> {
+    if config.providers.iter().any(|p| p.models.is_empty()) {
+        return Vec::new();
+    }
+    let prices = PriceTable::new(&config.prices);
+    let mut models: Vec<String> = config.providers.iter().flat_map(|p| p.models.iter().cloned()).collect();
+    models.extend(prices.patterns().map(str::to_owned));
+    models.sort();
+    models.dedup();
+    models
+}
+
 /// The prices in force: configured entries, then the built-in ones.
 #[derive(Clone, Debug)]
 pub struct PriceTable {
@@ -102,6 +117,11 @@ impl PriceTable {
             })
             .collect();
         PriceTable { configured, built_in }
+    }
+
+    /// Every model pattern the table prices, configured first.
+    pub fn patterns(&self) -> impl Iterator<Item = &str> {
+        self.configured.iter().chain(&self.built_in).map(|p| p.pattern.as_str())
     }
 
     /// The entry pricing `model` for a call at `at`.

@@ -14,7 +14,9 @@ use schemars::{JsonSchema, SchemaGenerator};
 use vigil_core::scope::Scope;
 
 use crate::api::{Envelope, ListPage};
-use crate::handlers::{audit, gateway, health, immune, ingest, keys, known_issues, meta, otlp, runs, uploads};
+use crate::handlers::{
+    audit, gateway, health, immune, ingest, keys, known_issues, meta, otlp, policies, runs, uploads,
+};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -433,6 +435,34 @@ pub fn routes() -> Vec<Route> {
             .body::<runs::GcRequest>()
             .data::<serde_json::Value>()
             .to(runs::gc),
+        route(Method::GET, "/api/v1/policy", "policy.get", READ)
+            .summary("The caller's tenant's policy: its latest version")
+            .data::<vigil_store::PolicyVersion>()
+            .to(policies::current),
+        route(Method::PUT, "/api/v1/policy", "policy.save", ADMIN)
+            .summary("Save the policy as a new version: refused with every problem at once when invalid, 409 when `based_on` is not the latest; answers with the static checks' findings and the changes")
+            .body::<policies::PolicyRequest>()
+            .data::<vigil_services::governance::Saved>()
+            .to(policies::save),
+        route(Method::POST, "/api/v1/policy/check", "policy.check", WRITE)
+            .summary("Check a policy without saving it: its problems, or its findings (rules that never decide, allow/deny overlaps, budgets above their parent, unknown models or agents, limits that never admit), each with an example request, and what saving it would change")
+            .body::<policies::PolicyRequest>()
+            .data::<vigil_services::governance::Checked>()
+            .to(policies::check),
+        route(Method::GET, "/api/v1/policy/versions", "policy.versions", READ)
+            .summary("Every version of the policy, newest first")
+            .query::<policies::HistoryQuery>()
+            .data::<ListPage<vigil_store::PolicyVersion>>()
+            .to(policies::history),
+        route(Method::GET, "/api/v1/policy/versions/{version}", "policy.version", READ)
+            .summary("One version of the policy")
+            .data::<vigil_store::PolicyVersion>()
+            .to(policies::version),
+        route(Method::POST, "/api/v1/policy/rollback", "policy.rollback", ADMIN)
+            .summary("Restore an earlier version as the newest one (it records which it restored); 409 when `based_on` is not the latest")
+            .body::<policies::RollbackRequest>()
+            .data::<vigil_services::governance::Saved>()
+            .to(policies::rollback),
         route(Method::GET, "/api/v1/known-issues", "known_issues.list", READ)
             .summary("The latest known issues of every dataset kind")
             .data::<Vec<vigil_store::KnownIssueSet>>()

@@ -29,6 +29,7 @@ pub(crate) struct Services {
     pub gateway: vigil_gateway::Gateway,
     pub harness: vigil_harness::Harness,
     pub immune: Arc<vigil_services::immune::Immune>,
+    pub policies: vigil_services::governance::PolicyService,
     pub tasks: vigil_services::tasks::Tasks,
 }
 
@@ -52,6 +53,7 @@ pub struct Shared {
     pub gateway: vigil_gateway::Gateway,
     pub harness: vigil_harness::Harness,
     pub immune: Arc<vigil_services::immune::Immune>,
+    pub policies: vigil_services::governance::PolicyService,
     /// Long-lived tasks (runs, healing actions, upkeep), ended at shutdown.
     pub tasks: vigil_services::tasks::Tasks,
     /// The last readiness result and when it was taken (see `handlers::health::ready`).
@@ -72,7 +74,7 @@ impl AppState {
         metrics: Metrics,
         services: Services,
     ) -> Self {
-        let Services { gateway, harness, immune, tasks } = services;
+        let Services { gateway, harness, immune, policies, tasks } = services;
         let limiter = config.rate_limit.map(|r| KeyedLimiter::per_second(r.per_second, r.burst));
         let env_admin_key = config.admin_key.as_ref().map(|k| Sha256Digest::of(k.expose().as_bytes()));
         AppState(Arc::new(Shared {
@@ -80,6 +82,7 @@ impl AppState {
             gateway,
             harness,
             immune,
+            policies,
             tasks,
             openapi: crate::openapi::document(specs, build.version),
             specs: specs.iter().fold(HashMap::new(), |mut map, spec| {

@@ -8,6 +8,8 @@
 //!
 //! - [`batch`]: the one batching queue writers drain (the vitals recorder, the immune
 //!   engine task): a fill window, cut short by urgent pushes and a half-full queue.
+//! - [`governance`]: each tenant's policy document, validated and statically checked
+//!   before it is saved as an immutable version; rollback to any version.
 //! - [`immune`]: the immune service. Its engine task applies timestamped inputs to the pure
 //!   [`vigil_immune::engine::Engine`], logs them with their decisions, snapshots the state,
 //!   restores it at start, and carries out healing actions through its [`immune::Executor`];
@@ -23,6 +25,7 @@
 //!   shutdown.
 
 pub mod batch;
+pub mod governance;
 pub mod immune;
 pub mod ingest;
 pub mod limit;

@@ -3,8 +3,8 @@
 //! these, unchanged. Each suite takes a fresh, empty backend and panics, naming the rule,
 //! on the first one broken.
 //!
-//! Suites: [`keys_audit`], [`vitals_agents`], [`immune_log`], [`runs`], [`blobs`],
-//! [`operations`].
+//! Suites: [`keys_audit`], [`vitals_agents`], [`immune_log`], [`runs`], [`policies`],
+//! [`blobs`], [`operations`].
 //!
 //! What they check: round trips; the documented order of every list; that cursors walk a
 //! list exactly once at every page size; each filter; error kinds (`NotFound`,
@@ -28,13 +28,13 @@ use vigil_core::scope::Scope;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
-use vigil_core::id::{RunId, UploadId};
+use vigil_core::id::{RunId, TenantId, UploadId};
 use vigil_core::run::{ExecStatus, RunStatus};
 
-use crate::ports::{Blobs, ImmuneLog, KeysAudit, Operations, Page, Runs, VitalsAgents};
+use crate::ports::{Blobs, ImmuneLog, KeysAudit, Operations, Page, Policies, Runs, VitalsAgents};
 use crate::{
     AuditFilter, AuditOutcome, CollectableUpload, ExecutionEnd, ImmuneLogEntry, LineageEdge, NewAuditEntry,
-    NewExecution, NewRun, NewUpload, StoreError, VitalsFilter,
+    NewExecution, NewPolicyVersion, NewRun, NewUpload, StoreError, VitalsFilter,
 };
 
 /// Page sizes every list is walked with.
@@ -419,6 +419,71 @@ pub async fn blobs(port: Arc<dyn Blobs>, cap_bytes: u64, scratch: &std::path::Pa
     assert!(matches!(port.verify(digest).await, Err(StoreError::NotFound(_))), "verifying what is gone");
     port.check_writable().await.expect("a writable store says so");
     assert_eq!(port.remove_stale_temps(true).await.expect("temps").files, 0, "a probe leaves nothing behind");
+}
+
+fn new_policy(tenant: &str, rule: &str, based_on: Option<u32>) -> NewPolicyVersion {
+    NewPolicyVersion {
+        tenant_id: TenantId::new(tenant),
+        document: serde_json::json!({ "rules": [{ "id": rule, "effect": "deny" }] }),
+        created_by: "alice".into(),
+        based_on,
+        rolled_back_from: None,
+    }
+}
+
+/// Policy versions: numbered per tenant, immutable, optimistic against lost updates.
+pub async fn policies(port: Arc<dyn Policies>) {
+    let acme = TenantId::new("acme");
+    assert!(matches!(port.policy(acme.clone(), None).await, Err(StoreError::NotFound(_))), "no policy yet");
+    let (v1, created) = port
+        .save_policy(new_policy("acme", "a", None), Some(audit_entry("alice", "policy.save", 200)))
+        .await
+        .expect("first");
+    assert!(created && v1.version == 1 && v1.tenant_id == acme && v1.rolled_back_from.is_none());
+    assert_eq!(v1.document["rules"][0]["id"], "a");
+    assert!(v1.sha256.len() >= 64, "the document's digest: {}", v1.sha256);
+    let (same, created) = port.save_policy(new_policy("acme", "a", Some(1)), None).await.expect("unchanged");
+    assert!(!created && same == v1, "the same document again adds no version");
+    let (v2, _) = port.save_policy(new_policy("acme", "b", Some(1)), None).await.expect("second");
+    assert_eq!((v2.version, v2.document["rules"][0]["id"].as_str()), (2, Some("b")));
+    // A save based on a version that is no longer the latest loses nothing: it is refused.
+    let stale = port.save_policy(new_policy("acme", "c", Some(1)), None).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "a lost update is refused: {stale:?}");
+    let first_again = port.save_policy(new_policy("acme", "c", None), None).await;
+    assert!(matches!(first_again, Err(StoreError::Conflict(_))), "so is a 'first' save once there is one");
+    // A rollback is a new version that says what it restored.
+    let restore = NewPolicyVersion { rolled_back_from: Some(1), ..new_policy("acme", "a", Some(2)) };
+    let (v3, _) = port.save_policy(restore, None).await.expect("rollback");
+    assert_eq!((v3.version, v3.rolled_back_from, v3.sha256.as_str()), (3, Some(1), v1.sha256.as_str()));
+    assert_eq!(port.policy(acme.clone(), None).await.expect("latest"), v3);
+    assert_eq!(port.policy(acme.clone(), Some(1)).await.expect("v1"), v1, "old versions stay as they were");
+    assert!(matches!(port.policy(acme.clone(), Some(9)).await, Err(StoreError::NotFound(_))));
+    // Tenants are apart.
+    let (other, _) = port.save_policy(new_policy("globex", "z", None), None).await.expect("another tenant");
+    assert_eq!(other.version, 1, "versions count per tenant");
+    for limit in PAGE_SIZES {
+        let all = walk(limit, |p| port.policy_history(acme.clone(), p)).await;
+        assert_eq!(all.iter().map(|v| v.version).collect::<Vec<_>>(), [3, 2, 1], "newest first, page size {limit}");
+    }
+    // Concurrent editors of one version: exactly one wins.
+    let racers: Vec<_> = (0..4)
+        .map(|i| {
+            let port = Arc::clone(&port);
+            tokio::spawn(async move { port.save_policy(new_policy("acme", &format!("r{i}"), Some(3)), None).await })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        match racer.await.expect("joined") {
+            Ok((v, true)) => {
+                assert_eq!(v.version, 4);
+                won += 1;
+            }
+            Err(StoreError::Conflict(_)) => {}
+            other => panic!("a racer got {other:?}"),
+        }
+    }
+    assert_eq!(won, 1, "one save per version");
 }
 
 /// Operating the backend: probes, the schema version, closing.

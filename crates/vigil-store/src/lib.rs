@@ -36,6 +36,7 @@ pub mod keys;
 pub mod known_issues;
 pub mod migrations;
 pub mod plugins;
+pub mod policies;
 pub mod ports;
 pub mod runs;
 pub mod uploads;
@@ -51,6 +52,7 @@ pub use immune::{ControlUrl, ImmuneLogEntry, ImmuneSnapshot};
 pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};
 pub use known_issues::KnownIssueSet;
 pub use plugins::{InstalledPlugin, PluginInstall};
+pub use policies::{NewPolicyVersion, PolicyVersion};
 pub use runs::{
     CollectableUpload, ExecutionEnd, ExecutionRecord, LineageEdge, NewExecution, NewRun, RunRecord, Tombstone,
 };

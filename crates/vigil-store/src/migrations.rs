@@ -291,6 +291,24 @@ ALTER TABLE vitals ADD COLUMN table_cost_nanos INTEGER;
 UPDATE vitals SET table_cost_nanos = cost_nanos WHERE cost_reported = 0;
 "#,
     },
+    Migration {
+        version: 8,
+        name: "policy documents per tenant, versioned",
+        sql: r#"
+-- Every save is a new version; none is ever changed or removed, so any can be restored and
+-- every decision can name the version it was made under.
+CREATE TABLE policy_versions (
+    tenant_id        TEXT NOT NULL,
+    version          INTEGER NOT NULL,
+    document         TEXT NOT NULL,
+    sha256           TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    created_by       TEXT NOT NULL,
+    rolled_back_from INTEGER,
+    PRIMARY KEY (tenant_id, version)
+) STRICT;
+"#,
+    },
 ];
 
 /// The schema version this binary writes and expects.

@@ -8,6 +8,7 @@
 //! | [`VitalsAgents`] | model-call vitals, what discovery learned per agent, gateway totals |
 //! | [`ImmuneLog`] | the immune engine's input log, snapshots, agents' control URLs |
 //! | [`Runs`] | uploads, runs with their executions and lineage, plugin installs, known issues, tombstones |
+//! | [`Policies`] | each tenant's policy document, every save a version |
 //! | [`Blobs`] | content-addressed bytes, by stream |
 //! | [`Operations`] | health probes, the schema version, closing cleanly |
 //!
@@ -31,7 +32,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 use vigil_core::digest::Sha256Digest;
-use vigil_core::id::{AgentId, KeyId, PresentedKey, RunId, UploadId};
+use vigil_core::id::{AgentId, KeyId, PresentedKey, RunId, TenantId, UploadId};
 use vigil_core::page::{Cursor, PageRequest};
 use vigil_core::run::RunStatus;
 use vigil_core::scope::Scope;
@@ -41,8 +42,9 @@ use vigil_core::vitals::Vital;
 use crate::{
     ActiveKey, AgentRecord, AuditEntry, AuditFilter, AuditVerification, BlobInfo, BlobStore, CollectableUpload,
     ControlUrl, CreatedKey, ExecutionEnd, ExecutionRecord, GatewayStats, ImmuneLogEntry, ImmuneSnapshot,
-    InstalledPlugin, KeyRecord, KeysVersion, KnownIssueSet, LineageEdge, NewAuditEntry, NewRun, NewUpload, Result,
-    RunRecord, StaleTemps, Store, StoreError, StoredVital, Tombstone, UploadAttempt, UploadRecord, VitalsFilter,
+    InstalledPlugin, KeyRecord, KeysVersion, KnownIssueSet, LineageEdge, NewAuditEntry, NewPolicyVersion, NewRun,
+    NewUpload, PolicyVersion, Result, RunRecord, StaleTemps, Store, StoreError, StoredVital, Tombstone, UploadAttempt,
+    UploadRecord, VitalsFilter,
 };
 
 /// What a port's method returns: a boxed future, so the ports can be trait objects.
@@ -246,6 +248,22 @@ pub trait Runs: Send + Sync + Debug {
     fn list_known_issues(&self) -> StoreFuture<'_, Vec<KnownIssueSet>>;
 }
 
+/// Each tenant's policy document, every save an immutable version. A save commits with its
+/// audit entry.
+pub trait Policies: Send + Sync + Debug {
+    /// Saves the next version; a document equal to the latest adds none and returns it
+    /// (`false`). `Conflict` when `based_on` is not the latest version.
+    fn save_policy(
+        &self,
+        new: NewPolicyVersion,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, (PolicyVersion, bool)>;
+    /// A version, the latest when `None`. `NotFound` when there is none.
+    fn policy(&self, tenant: TenantId, version: Option<u32>) -> StoreFuture<'_, PolicyVersion>;
+    /// Every version, newest first.
+    fn policy_history(&self, tenant: TenantId, page: PageRequest) -> StoreFuture<'_, Page<PolicyVersion>>;
+}
+
 /// What operating a backend needs beside its records.
 pub trait Operations: Send + Sync + Debug {
     /// Proves a write reaches durable storage now (a readiness probe).
@@ -257,9 +275,9 @@ pub trait Operations: Send + Sync + Debug {
 }
 
 /// Every record port as one object.
-pub trait Storage: KeysAudit + VitalsAgents + ImmuneLog + Runs + Operations {}
+pub trait Storage: KeysAudit + VitalsAgents + ImmuneLog + Runs + Policies + Operations {}
 
-impl<T: KeysAudit + VitalsAgents + ImmuneLog + Runs + Operations + ?Sized> Storage for T {}
+impl<T: KeysAudit + VitalsAgents + ImmuneLog + Runs + Policies + Operations + ?Sized> Storage for T {}
 
 /// Content-addressed bytes.
 pub trait Blobs: Send + Sync + Debug {
@@ -600,6 +618,22 @@ impl Runs for Store {
     }
 }
 
+impl Policies for Store {
+    fn save_policy(
+        &self,
+        new: NewPolicyVersion,
+        audit: Option<NewAuditEntry>,
+    ) -> StoreFuture<'_, (PolicyVersion, bool)> {
+        on_store(self, move |s| s.save_policy(&new, audit.as_ref()))
+    }
+    fn policy(&self, tenant: TenantId, version: Option<u32>) -> StoreFuture<'_, PolicyVersion> {
+        bounded_read(self, 1, move |s| s.policy(&tenant, version))
+    }
+    fn policy_history(&self, tenant: TenantId, page: PageRequest) -> StoreFuture<'_, Page<PolicyVersion>> {
+        bounded_read(self, page.limit, move |s| s.policy_history(&tenant, page))
+    }
+}
+
 impl Operations for Store {
     fn check_writable(&self) -> StoreFuture<'_, ()> {
         on_store(self, Store::check_writable)
@@ -674,6 +708,12 @@ mod tests {
     async fn sqlite_keeps_runs_plugins_and_known_issues_as_every_backend_must() {
         let (_dir, store) = store();
         conformance::runs(Arc::new(store)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_keeps_policy_versions_as_every_backend_must() {
+        let (_dir, store) = store();
+        conformance::policies(Arc::new(store)).await;
     }
 
     /// A bounded read runs on the caller's thread unless the database is busy; a larger

@@ -62,7 +62,9 @@ pub async fn app(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not check for crashed runs"),
     }
-    let services = Services { gateway, harness, immune, tasks, vitals_writer };
+    let models = vigil_gateway::price::served_models(&config.gateway);
+    let policies = vigil_services::governance::PolicyService::new(storage.clone(), storage.clone(), models);
+    let services = Services { gateway, harness, immune, policies, tasks, vitals_writer };
     // The server reaches records and blobs through the storage ports only.
     Ok(App::new(config, storage, blobs, services, metrics, build).await?)
 }

@@ -10,5 +10,6 @@ pub mod keys;
 pub mod known_issues;
 pub mod meta;
 pub mod otlp;
+pub mod policies;
 pub mod runs;
 pub mod uploads;

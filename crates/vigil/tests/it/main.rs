@@ -7,6 +7,7 @@ mod audit;
 mod cli;
 mod crash;
 mod gateway;
+mod governance;
 mod hardening;
 mod harness;
 mod immune;

@@ -1,0 +1,20 @@
+//! Governance, pure: what a tenant's policy says and what follows from it.
+//!
+//! A [`document::PolicyDocument`] is read by [`document::parse`], which reports every problem
+//! at once; [`checks::check`] finds what is valid but wrong (rules that never decide,
+//! allows and denies that meet, budgets above their parent, references to nothing, limits
+//! that never admit), each with an example request; [`decide::decide`] is the one decision
+//! function the gateway, ingest, the harness and the immune system's actions are judged by.
+//! [`pattern`] reasons about glob patterns for the checks. No IO, no clock: the services
+//! layer holds the versions and the counters.
+
+pub mod checks;
+pub mod decide;
+pub mod diff;
+pub mod document;
+pub mod pattern;
+
+pub use checks::{Example, Finding, Known, Severity, check};
+pub use decide::{DecidedBy, Decision, Subject, decide};
+pub use diff::{Change, changes};
+pub use document::{Domain, Effect, PolicyDocument, Problem, parse};

@@ -1,0 +1,220 @@
+//! The policy service: each tenant's policy document, checked before it is saved and kept as
+//! immutable versions.
+//!
+//! A document is read and validated by [`vigil_governance::parse`] (every problem at once),
+//! then checked statically ([`vigil_governance::check`]) against what Vigil knows exists
+//! (the gateway's models, the agents discovered so far); a save names the version it was
+//! based on, so a concurrent edit is refused rather than lost, and answers with the
+//! findings and what changed against the previous version. A rollback saves an old
+//! version's document as the newest, saying which it restored.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use vigil_core::id::TenantId;
+use vigil_core::page::PageRequest;
+use vigil_governance::Known;
+pub use vigil_governance::{Change, Finding, PolicyDocument, Problem};
+use vigil_store::ports::{Policies, VitalsAgents};
+use vigil_store::{NewAuditEntry, NewPolicyVersion, PolicyVersion, StoreError};
+
+/// Agents read for the reference check, at most.
+const KNOWN_AGENTS_MAX: u32 = 500;
+
+/// Why a policy could not be checked or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the policy document is invalid: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Problem>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A document checked without saving it.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct Checked {
+    pub findings: Vec<Finding>,
+    /// What saving it would change against the latest version (everything, when there is
+    /// none yet).
+    pub changes: Vec<Change>,
+}
+
+/// A saved version, what the checks found in it, and what it changed.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct Saved {
+    pub policy: PolicyVersion,
+    /// False when the latest version already held this document.
+    pub changed: bool,
+    pub findings: Vec<Finding>,
+    /// Against the version it was based on.
+    pub changes: Vec<Change>,
+}
+
+/// The policy service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PolicyService {
+    store: Arc<dyn Policies>,
+    agents: Arc<dyn VitalsAgents>,
+    /// Model names the gateway can serve (its routes' and prices' patterns made concrete
+    /// are not names, so only exact names count).
+    models: Arc<Vec<String>>,
+}
+
+impl PolicyService {
+    pub fn new(store: Arc<dyn Policies>, agents: Arc<dyn VitalsAgents>, models: Vec<String>) -> PolicyService {
+        PolicyService { store, agents, models: Arc::new(models) }
+    }
+
+    /// The latest version of a tenant's policy; `NotFound` when none was saved.
+    pub async fn current(&self, tenant: &TenantId) -> Result<PolicyVersion, PolicyError> {
+        Ok(self.store.policy(tenant.clone(), None).await?)
+    }
+
+    /// A version of a tenant's policy.
+    pub async fn version(&self, tenant: &TenantId, version: u32) -> Result<PolicyVersion, PolicyError> {
+        Ok(self.store.policy(tenant.clone(), Some(version)).await?)
+    }
+
+    /// A tenant's versions, newest first.
+    pub async fn history(
+        &self,
+        tenant: &TenantId,
+        page: PageRequest,
+    ) -> Result<vigil_store::ports::Page<PolicyVersion>, PolicyError> {
+        Ok(self.store.policy_history(tenant.clone(), page).await?)
+    }
+
+    /// Validates and checks a document without saving it.
+    pub async fn check(&self, tenant: &TenantId, document: &Value) -> Result<Checked, PolicyError> {
+        let parsed = vigil_governance::parse(document).map_err(PolicyError::Invalid)?;
+        let findings = self.findings(&parsed).await?;
+        let latest = self.latest(tenant).await?;
+        let changes = vigil_governance::changes(latest.as_ref().map_or(&Value::Null, |l| &l.document), document);
+        Ok(Checked { findings, changes })
+    }
+
+    /// Saves a document as the tenant's next version, if `based_on` is still the latest.
+    pub async fn save(
+        &self,
+        tenant: &TenantId,
+        document: Value,
+        based_on: Option<u32>,
+        by: &str,
+        audit: Option<NewAuditEntry>,
+    ) -> Result<Saved, PolicyError> {
+        let parsed = vigil_governance::parse(&document).map_err(PolicyError::Invalid)?;
+        let findings = self.findings(&parsed).await?;
+        self.store_version(tenant, document, based_on, None, by, audit, findings).await
+    }
+
+    /// Makes an old version's document the newest version again.
+    pub async fn rollback(
+        &self,
+        tenant: &TenantId,
+        to: u32,
+        based_on: Option<u32>,
+        by: &str,
+        audit: Option<NewAuditEntry>,
+    ) -> Result<Saved, PolicyError> {
+        let old = self.store.policy(tenant.clone(), Some(to)).await?;
+        // It was valid when saved; it is checked against today's rules and names again.
+        let parsed = vigil_governance::parse(&old.document).map_err(PolicyError::Invalid)?;
+        let findings = self.findings(&parsed).await?;
+        self.store_version(tenant, old.document, based_on, Some(to), by, audit, findings).await
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one private step shared by save and rollback")]
+    async fn store_version(
+        &self,
+        tenant: &TenantId,
+        document: Value,
+        based_on: Option<u32>,
+        rolled_back_from: Option<u32>,
+        by: &str,
+        audit: Option<NewAuditEntry>,
+        findings: Vec<Finding>,
+    ) -> Result<Saved, PolicyError> {
+        let previous = match based_on {
+            Some(v) => Some(self.store.policy(tenant.clone(), Some(v)).await?),
+            None => None,
+        };
+        let new = NewPolicyVersion {
+            tenant_id: tenant.clone(),
+            document,
+            created_by: by.to_owned(),
+            based_on,
+            rolled_back_from,
+        };
+        let (policy, changed) = self.store.save_policy(new, audit).await?;
+        let changes =
+            vigil_governance::changes(previous.as_ref().map_or(&Value::Null, |p| &p.document), &policy.document);
+        Ok(Saved { policy, changed, findings, changes })
+    }
+
+    async fn latest(&self, tenant: &TenantId) -> Result<Option<PolicyVersion>, PolicyError> {
+        match self.store.policy(tenant.clone(), None).await {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The static checks, against the models the gateway serves and the agents seen.
+    async fn findings(&self, document: &PolicyDocument) -> Result<Vec<Finding>, PolicyError> {
+        let page = PageRequest { after: None, limit: KNOWN_AGENTS_MAX };
+        let (agents, _) = self.agents.list_agents(page).await?;
+        let known = Known {
+            models: self.models.as_ref().clone(),
+            agents: agents.into_iter().map(|a| a.agent_id.into()).collect(),
+        };
+        Ok(vigil_governance::check(document, &known))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use vigil_store::{Store, StoreOptions};
+
+    fn service() -> (tempfile::TempDir, PolicyService) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store"));
+        (dir, PolicyService::new(store.clone(), store, vec!["gpt-4o".into(), "gpt-4o-mini".into()]))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saves_are_checked_versioned_diffed_and_rolled_back() {
+        let (_dir, policies) = service();
+        let tenant = TenantId::default_tenant();
+        let bad = json!({ "rules": [{ "id": "x", "effect": "perhaps" }], "budgets": [{ "id": "b" }] });
+        let Err(PolicyError::Invalid(problems)) = policies.save(&tenant, bad, None, "alice", None).await else {
+            panic!("an invalid document is refused");
+        };
+        assert_eq!(problems.len(), 2, "every problem at once: {problems:?}");
+
+        let first = json!({ "rules": [{ "id": "no-o1", "effect": "deny", "match": { "models": ["o1*"] } }] });
+        let saved = policies.save(&tenant, first.clone(), None, "alice", None).await.expect("first");
+        assert_eq!((saved.policy.version, saved.changed), (1, true));
+        assert!(
+            saved.findings.iter().any(|f| f.kind == "unknown_reference"),
+            "o1* matches no model the gateway serves: {:?}",
+            saved.findings
+        );
+        let second =
+            json!({ "rules": [{ "id": "no-o1", "effect": "deny", "priority": 3, "match": { "models": ["gpt-4o"] } }] });
+        let checked = policies.check(&tenant, &second).await.expect("check");
+        assert!(checked.findings.is_empty(), "{:?}", checked.findings);
+        let saved = policies.save(&tenant, second, Some(1), "bob", None).await.expect("second");
+        let paths: Vec<&str> = saved.changes.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["rules[no-o1].match.models[0]", "rules[no-o1].priority"]);
+        let stale = policies.save(&tenant, json!({}), Some(1), "carol", None).await;
+        assert!(matches!(stale, Err(PolicyError::Store(StoreError::Conflict(_)))), "{stale:?}");
+
+        let back = policies.rollback(&tenant, 1, Some(2), "alice", None).await.expect("rollback");
+        assert_eq!((back.policy.version, back.policy.rolled_back_from), (3, Some(1)));
+        assert_eq!(back.policy.document, first);
+        assert_eq!(policies.current(&tenant).await.expect("current").version, 3);
+    }
+}
