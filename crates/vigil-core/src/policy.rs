@@ -12,6 +12,11 @@ pub struct CallFacts<'a> {
     pub endpoint: &'a str,
     /// The request offers the model tools to call.
     pub offers_tools: bool,
+    /// The id of the Vigil key the call came with, if any.
+    pub key_id: Option<&'a str>,
+    /// The caller's `X-Vigil-Feature` and `X-Vigil-User` tags.
+    pub feature: Option<&'a str>,
+    pub user: Option<&'a str>,
 }
 
 /// What kind of "no" a refusal is.

@@ -77,7 +77,15 @@ mod tests {
     use std::num::NonZeroU32;
 
     fn facts<'a>(agent: &'a str, model: &'a str) -> CallFacts<'a> {
-        CallFacts { agent_id: agent, model, endpoint: "chat.completions", offers_tools: false }
+        CallFacts {
+            agent_id: agent,
+            model,
+            endpoint: "chat.completions",
+            offers_tools: false,
+            key_id: None,
+            feature: None,
+            user: None,
+        }
     }
 
     #[test]

@@ -148,8 +148,8 @@ impl App {
     }
 }
 
-/// Periodic upkeep, until shutdown: picks up keys changed by other processes and prunes idle
-/// rate-limit buckets.
+/// Periodic upkeep, until shutdown: picks up keys and policies changed by other processes and
+/// prunes idle rate-limit buckets.
 fn spawn_background(state: &AppState) {
     let upkeep = state.clone();
     state.tasks.spawn_until_shutdown("upkeep", async move {
@@ -161,6 +161,10 @@ fn spawn_background(state: &AppState) {
                 _ = keys_tick.tick() => {
                     if let Err(e) = state.refresh_keys().await {
                         tracing::warn!(error = ?e, "could not refresh the key cache");
+                    }
+                    // A policy saved by another process comes into force here too.
+                    if let Err(e) = state.policies.refresh().await {
+                        tracing::warn!(error = %e, "could not read the policy in force");
                     }
                 }
                 _ = prune_tick.tick() => {

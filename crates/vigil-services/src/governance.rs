@@ -7,15 +7,21 @@
 //! based on, so a concurrent edit is refused rather than lost, and answers with the
 //! findings and what changed against the previous version. A rollback saves an old
 //! version's document as the newest, saying which it restored.
+//!
+//! [`PolicyGuard`] is the gateway's rule: it holds the version in force in memory (set on
+//! every save here, and by [`PolicyService::refresh`] for saves made by another process) and
+//! judges each call with [`vigil_governance::decide`], naming the rule and the version in
+//! every refusal.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use serde_json::Value;
 use vigil_core::id::TenantId;
 use vigil_core::page::PageRequest;
-use vigil_governance::Known;
+use vigil_core::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
 pub use vigil_governance::{Change, Finding, PolicyDocument, Problem};
+use vigil_governance::{DecidedBy, Domain, Known, Subject};
 use vigil_store::ports::{Policies, VitalsAgents};
 use vigil_store::{NewAuditEntry, NewPolicyVersion, PolicyVersion, StoreError};
 
@@ -51,19 +57,102 @@ pub struct Saved {
     pub changes: Vec<Change>,
 }
 
+/// The version of the policy in force, parsed.
+#[derive(Debug)]
+struct InForce {
+    version: u32,
+    document: PolicyDocument,
+}
+
+/// The gateway's governance rule: model calls judged by the policy in force. Keys belong to
+/// the default tenant until tenants exist, so its policy is the one in force.
+#[derive(Debug, Default)]
+pub struct PolicyGuard {
+    in_force: RwLock<Option<Arc<InForce>>>,
+}
+
+impl PolicyGuard {
+    fn current(&self) -> Option<Arc<InForce>> {
+        self.in_force.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The version in force, if a policy was saved.
+    pub fn version(&self) -> Option<u32> {
+        self.current().map(|p| p.version)
+    }
+
+    fn set(&self, version: u32, document: PolicyDocument) {
+        *self.in_force.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(InForce { version, document }));
+    }
+}
+
+impl CallGuard for PolicyGuard {
+    fn check(&self, call: &CallFacts<'_>) -> Option<Refusal> {
+        let policy = self.current()?;
+        let subject = Subject {
+            model: Some(call.model),
+            agent: Some(call.agent_id),
+            key: call.key_id,
+            feature: call.feature,
+            user: call.user,
+            endpoint: Some(call.endpoint),
+        };
+        let decision = vigil_governance::decide(&policy.document, Domain::ModelCalls, &subject);
+        if decision.allowed() {
+            return None;
+        }
+        let (code, what) = match &decision.by {
+            DecidedBy::KillSwitch { id } => ("policy_kill_switch", format!("kill switch {id:?}")),
+            DecidedBy::Rule { id } => ("policy_denied", format!("rule {id:?}")),
+            DecidedBy::Default => ("policy_denied", "the default".to_owned()),
+        };
+        Some(Refusal {
+            kind: RefusalKind::Denied,
+            code,
+            reason: format!("{} ({what} of policy version {})", decision.reason, policy.version),
+            retry_after_secs: None,
+        })
+    }
+}
+
 /// The policy service. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PolicyService {
     store: Arc<dyn Policies>,
     agents: Arc<dyn VitalsAgents>,
-    /// Model names the gateway can serve (its routes' and prices' patterns made concrete
-    /// are not names, so only exact names count).
+    /// Models the gateway can serve, as patterns.
     models: Arc<Vec<String>>,
+    guard: Arc<PolicyGuard>,
 }
 
 impl PolicyService {
     pub fn new(store: Arc<dyn Policies>, agents: Arc<dyn VitalsAgents>, models: Vec<String>) -> PolicyService {
-        PolicyService { store, agents, models: Arc::new(models) }
+        PolicyService { store, agents, models: Arc::new(models), guard: Arc::default() }
+    }
+
+    /// The gateway's rule, judging calls by the policy in force.
+    pub fn guard(&self) -> Arc<PolicyGuard> {
+        Arc::clone(&self.guard)
+    }
+
+    /// Puts the latest saved version in force when it is not already (a save by another
+    /// process, or at start). A version that no longer reads leaves the one in force, and
+    /// says so.
+    pub async fn refresh(&self) -> Result<(), PolicyError> {
+        let tenant = TenantId::default_tenant();
+        let Some(latest) = self.latest(&tenant).await? else { return Ok(()) };
+        if self.guard.version() == Some(latest.version) {
+            return Ok(());
+        }
+        match vigil_governance::parse(&latest.document) {
+            Ok(document) => self.guard.set(latest.version, document),
+            Err(problems) => tracing::error!(
+                version = latest.version,
+                problems = ?problems,
+                "the latest policy version does not read; the one in force stays"
+            ),
+        }
+        Ok(())
     }
 
     /// The latest version of a tenant's policy; `NotFound` when none was saved.
@@ -105,7 +194,7 @@ impl PolicyService {
     ) -> Result<Saved, PolicyError> {
         let parsed = vigil_governance::parse(&document).map_err(PolicyError::Invalid)?;
         let findings = self.findings(&parsed).await?;
-        self.store_version(tenant, document, based_on, None, by, audit, findings).await
+        self.store_version(tenant, (document, parsed), based_on, None, by, audit, findings).await
     }
 
     /// Makes an old version's document the newest version again.
@@ -121,14 +210,14 @@ impl PolicyService {
         // It was valid when saved; it is checked against today's rules and names again.
         let parsed = vigil_governance::parse(&old.document).map_err(PolicyError::Invalid)?;
         let findings = self.findings(&parsed).await?;
-        self.store_version(tenant, old.document, based_on, Some(to), by, audit, findings).await
+        self.store_version(tenant, (old.document, parsed), based_on, Some(to), by, audit, findings).await
     }
 
     #[allow(clippy::too_many_arguments, reason = "one private step shared by save and rollback")]
     async fn store_version(
         &self,
         tenant: &TenantId,
-        document: Value,
+        (document, parsed): (Value, PolicyDocument),
         based_on: Option<u32>,
         rolled_back_from: Option<u32>,
         by: &str,
@@ -147,6 +236,9 @@ impl PolicyService {
             rolled_back_from,
         };
         let (policy, changed) = self.store.save_policy(new, audit).await?;
+        if *tenant == TenantId::default_tenant() {
+            self.guard.set(policy.version, parsed);
+        }
         let changes =
             vigil_governance::changes(previous.as_ref().map_or(&Value::Null, |p| &p.document), &policy.document);
         Ok(Saved { policy, changed, findings, changes })
@@ -216,5 +308,36 @@ mod tests {
         assert_eq!((back.policy.version, back.policy.rolled_back_from), (3, Some(1)));
         assert_eq!(back.policy.document, first);
         assert_eq!(policies.current(&tenant).await.expect("current").version, 3);
+    }
+
+    /// A save is in force at once in its process, and in another once it refreshes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_saved_policy_comes_into_force_here_at_once_and_elsewhere_on_refresh() {
+        let (dir, here) = service();
+        let store = Arc::new(Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store"));
+        let elsewhere = PolicyService::new(store.clone(), store, Vec::new());
+        let call = CallFacts {
+            agent_id: "bot",
+            model: "gpt-4o",
+            endpoint: "chat.completions",
+            offers_tools: false,
+            key_id: None,
+            feature: None,
+            user: None,
+        };
+        assert_eq!(here.guard().check(&call), None, "no policy: nothing refused");
+        let stop = json!({ "kill_switches": [{ "id": "stop", "match": { "agents": ["bot"] } }] });
+        here.save(&TenantId::default_tenant(), stop, None, "alice", None).await.expect("save");
+        let refusal = here.guard().check(&call).expect("refused at once");
+        assert_eq!((refusal.code, refusal.kind), ("policy_kill_switch", RefusalKind::Denied));
+        assert!(
+            refusal.reason.contains("\"stop\"") && refusal.reason.contains("policy version 1"),
+            "{}",
+            refusal.reason
+        );
+        assert_eq!(elsewhere.guard().check(&call), None, "another process has not read it yet");
+        elsewhere.refresh().await.expect("refresh");
+        assert!(elsewhere.guard().check(&call).is_some(), "and has after a refresh");
+        assert_eq!(elsewhere.guard().version(), Some(1));
     }
 }

@@ -53,6 +53,11 @@ pub async fn app(
     let recorder = recorder.with_tap(Arc::new(move |vital: &Vital| tap.observe(vital)));
     let mut gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())?;
     gateway.add_guard(immune.guard());
+    // Governance: the policy in force judges every call too, naming its rule and version.
+    let models = vigil_gateway::price::served_models(&config.gateway);
+    let policies = vigil_services::governance::PolicyService::new(storage.clone(), storage.clone(), models);
+    policies.refresh().await.context("reading the policy in force")?;
+    gateway.add_guard(policies.guard());
     // Runs left behind by a process that died are crashed, and can be retried.
     let harness = vigil_harness::Harness::new(harness, storage.clone(), blobs.clone()).await?;
     match harness.recover().await {
@@ -62,8 +67,6 @@ pub async fn app(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not check for crashed runs"),
     }
-    let models = vigil_gateway::price::served_models(&config.gateway);
-    let policies = vigil_services::governance::PolicyService::new(storage.clone(), storage.clone(), models);
     let services = Services { gateway, harness, immune, policies, tasks, vitals_writer };
     // The server reaches records and blobs through the storage ports only.
     Ok(App::new(config, storage, blobs, services, metrics, build).await?)

@@ -39,6 +39,8 @@ pub struct Caller {
     pub request_id: Option<String>,
     pub agent_id: vigil_core::id::AgentId,
     pub agent_type: String,
+    /// The id of the Vigil key the call was made with, if any (never the secret).
+    pub key_id: Option<String>,
     /// The caller's own provider key, forwarded when `passthrough_client_key` is on.
     pub client_key: Option<String>,
     pub feature: Option<String>,
@@ -294,7 +296,15 @@ impl Gateway {
         vital.system_prompt_sha256 = facts.system_prompt_sha256;
         vigil_services::vitals::mark_injection(&mut vital, &facts.newest_input);
         let offers_tools = value.get("tools").and_then(Value::as_array).is_some_and(|tools| !tools.is_empty());
-        let call = CallFacts { agent_id: &caller.agent_id, model: &facts.model, endpoint: endpoint.name, offers_tools };
+        let call = CallFacts {
+            agent_id: &caller.agent_id,
+            model: &facts.model,
+            endpoint: endpoint.name,
+            offers_tools,
+            key_id: caller.key_id.as_deref(),
+            feature: caller.feature.as_deref(),
+            user: caller.user.as_deref(),
+        };
         if let Some(refusal) = self.policy.check(&call) {
             let (status, kind) = match refusal.kind {
                 RefusalKind::Denied => (StatusCode::FORBIDDEN, "permission_error"),
@@ -803,6 +813,7 @@ mod tests {
             request_id: None,
             agent_id: "a".into(),
             agent_type: "t".into(),
+            key_id: None,
             client_key: Some("sk-secret-provider-key".into()),
             feature: None,
             user: None,

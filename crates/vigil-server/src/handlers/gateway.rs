@@ -16,7 +16,7 @@ use vigil_gateway::{Caller, openai_error};
 use vigil_store::VitalsFilter;
 
 use crate::api::{ApiError, ApiQuery, ListPage, envelope, envelope_with_period, time_param, window};
-use crate::auth::is_vigil_token;
+use crate::auth::{Principal, is_vigil_token};
 use crate::observe::Received;
 use crate::state::AppState;
 
@@ -48,6 +48,7 @@ fn caller(
     peer: SocketAddr,
     request_id: Option<&RequestId>,
     received: Option<Received>,
+    principal: Option<&Principal>,
 ) -> Caller {
     // A bearer token (OpenAI's SDKs) or X-API-Key (Anthropic's) that is not a Vigil
     // credential is the caller's own provider key.
@@ -68,6 +69,10 @@ fn caller(
         request_id: request_id.map(|id| id.as_str().to_owned()),
         agent_id,
         agent_type: agent_type(user_agent).to_owned(),
+        key_id: match principal {
+            Some(Principal::Key(key)) => Some(key.id.to_string()),
+            _ => None,
+        },
         client_key: client_key.map(str::to_owned),
         feature: tag(headers, "x-vigil-feature"),
         user: tag(headers, "x-vigil-user"),
@@ -94,7 +99,8 @@ impl FromRequest<AppState> for ModelCall {
         let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let request_id = req.extensions().get::<RequestId>().cloned();
         let received = req.extensions().get::<Received>().copied();
-        let caller = caller(state, req.headers(), peer, request_id.as_ref(), received);
+        let principal = req.extensions().get::<Principal>().cloned();
+        let caller = caller(state, req.headers(), peer, request_id.as_ref(), received, principal.as_ref());
         // Model calls have no API deadline (the provider's timeout bounds them), but the
         // upload of the request body does: a trickling client cannot hold a connection.
         let deadline = state.config.http.request_timeout;
@@ -134,9 +140,10 @@ pub async fn models(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     received: Option<Extension<Received>>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = caller(&state, &headers, peer, None, received.map(|e| e.0));
+    let caller = caller(&state, &headers, peer, None, received.map(|e| e.0), principal.as_ref().map(|p| &p.0));
     state.gateway.models(&caller).await
 }
 

@@ -669,7 +669,15 @@ mod tests {
     }
 
     fn facts<'a>(agent: &'a str, tools: bool) -> CallFacts<'a> {
-        CallFacts { agent_id: agent, model: "m", endpoint: "chat.completions", offers_tools: tools }
+        CallFacts {
+            agent_id: agent,
+            model: "m",
+            endpoint: "chat.completions",
+            offers_tools: tools,
+            key_id: None,
+            feature: None,
+            user: None,
+        }
     }
 
     #[test]

@@ -781,3 +781,60 @@ fn an_injected_prompt_is_detected_and_the_agent_isolated_then_cured() {
     let plain = json!({ "model": "gpt-4o", "messages": [{ "role": "system", "content": "You are terse." }, { "role": "user", "content": "Say hello" }] });
     assert_eq!(call(&server, &plain.to_string(), "victim").status().as_u16(), 200);
 }
+
+/// A saved policy is in force for the next call: its rules and kill switches refuse in the
+/// provider's error shape, naming the rule and the policy version; a rollback restores the
+/// old behaviour; refused calls never reach the provider and are recorded as refused.
+#[test]
+fn the_policy_in_force_refuses_by_rule_and_kill_switch_naming_rule_and_version() {
+    let upstream = MockUpstream::start();
+    let server = gateway_env(&upstream.url).start();
+    let save = |document: Value, based_on: Option<u64>| {
+        let reply =
+            server.put("/api/v1/policy", None, &json!({ "document": document, "based_on": based_on }).to_string());
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply.body["data"]["policy"]["version"].as_u64().expect("version")
+    };
+    let answer = |model: &str, agent: &str| {
+        let reply = call(&server, &request(false, false, model), agent);
+        let status = reply.status().as_u16();
+        let body: Value = reply.json().expect("json");
+        (
+            status,
+            body["error"]["code"].as_str().unwrap_or("").to_owned(),
+            body["error"]["message"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    assert_eq!(answer("gpt-4o-mini", "bot").0, 200, "no policy: everything is allowed");
+
+    let rules = json!({
+        "rules": [{ "id": "no-mini-for-bot", "effect": "deny", "match": { "models": ["gpt-4o-mini*"], "agents": ["bot"] } }]
+    });
+    assert_eq!(save(rules.clone(), None), 1);
+    let (status, code, message) = answer("gpt-4o-mini", "bot");
+    assert_eq!((status, code.as_str()), (403, "policy_denied"), "{message}");
+    assert!(message.contains("no-mini-for-bot") && message.contains("policy version 1"), "{message}");
+    assert_eq!(answer("gpt-4o-mini", "helper").0, 200, "the rule is about one agent");
+
+    let mut switched = rules.clone();
+    switched["kill_switches"] =
+        json!([{ "id": "stop-bot", "domains": ["model_calls"], "match": { "agents": ["bot"] } }]);
+    assert_eq!(save(switched, Some(1)), 2);
+    let (status, code, message) = answer("gpt-4o", "bot");
+    assert_eq!((status, code.as_str()), (403, "policy_kill_switch"), "{message}");
+    assert!(message.contains("stop-bot") && message.contains("policy version 2"), "{message}");
+    assert_eq!(answer("gpt-4o", "helper").0, 200);
+
+    let back = server.post("/api/v1/policy/rollback", None, &json!({ "version": 1, "based_on": 2 }).to_string());
+    assert_eq!(back.status, 200, "{:?}", back.body);
+    assert_eq!(answer("gpt-4o", "bot").0, 200, "the switch is gone with the rollback");
+    let (status, _, message) = answer("gpt-4o-mini", "bot");
+    assert_eq!(status, 403);
+    assert!(message.contains("policy version 3"), "the rollback is its own version: {message}");
+
+    let seen = upstream.seen.lock().expect("lock").len();
+    assert_eq!(seen, 4, "only the allowed calls reached the provider");
+    let refused: Vec<Value> = vitals(&server, "bot", 6).into_iter().filter(|v| v["outcome"] == "refused").collect();
+    assert_eq!(refused.len(), 3);
+    assert!(refused.iter().all(|v| v["error_class"].as_str().is_some_and(|c| c.starts_with("policy:policy_"))));
+}

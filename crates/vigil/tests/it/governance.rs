@@ -54,7 +54,10 @@ fn a_policy_is_checked_versioned_diffed_guarded_and_rolled_back() {
     assert_eq!(put(json!({ "document": shadowed }), &writer).status, 403);
     let v1 = put(json!({ "document": shadowed }), &admin);
     assert_eq!(v1.status, 200, "{:?}", v1.body);
-    assert_eq!((v1.body["data"]["policy"]["version"].as_u64(), v1.body["data"]["changed"].as_bool()), (Some(1), Some(true)));
+    assert_eq!(
+        (v1.body["data"]["policy"]["version"].as_u64(), v1.body["data"]["changed"].as_bool()),
+        (Some(1), Some(true))
+    );
     assert_eq!(v1.body["data"]["findings"][0]["kind"], "unreachable_rule");
 
     let fixed = json!({
@@ -74,7 +77,8 @@ fn a_policy_is_checked_versioned_diffed_guarded_and_rolled_back() {
     assert_eq!(stale.status, 409, "{:?}", stale.body);
 
     // Rollback: a new version with the old document, saying which it restored.
-    let back = server.post("/api/v1/policy/rollback", Some(&admin), &json!({ "version": 1, "based_on": 2 }).to_string());
+    let back =
+        server.post("/api/v1/policy/rollback", Some(&admin), &json!({ "version": 1, "based_on": 2 }).to_string());
     assert_eq!(back.status, 200, "{:?}", back.body);
     assert_eq!(back.body["data"]["policy"]["version"], 3);
     assert_eq!(back.body["data"]["policy"]["rolled_back_from"], 1);
@@ -93,12 +97,8 @@ fn a_policy_is_checked_versioned_diffed_guarded_and_rolled_back() {
 
     // Each change is on the record with its outcome.
     let audit = server.get("/api/v1/audit?action=policy.save", Some(&admin));
-    let outcomes: Vec<&str> = audit.body["data"]["items"]
-        .as_array()
-        .expect("audit")
-        .iter()
-        .filter_map(|e| e["outcome"].as_str())
-        .collect();
+    let outcomes: Vec<&str> =
+        audit.body["data"]["items"].as_array().expect("audit").iter().filter_map(|e| e["outcome"].as_str()).collect();
     assert_eq!(outcomes.iter().filter(|o| **o == "success").count(), 2, "{:?}", audit.body);
     assert!(outcomes.len() >= 4, "refusals are recorded too: {:?}", audit.body);
 }
