@@ -41,7 +41,7 @@ pub enum Effect {
 pub struct Match {
     pub models: Vec<String>,
     pub agents: Vec<String>,
-    /// Key ids (`vk_<id>` without the secret), as the keys API lists them.
+    /// Key ids, as `GET /api/v1/keys` lists them.
     pub keys: Vec<String>,
     pub features: Vec<String>,
     pub users: Vec<String>,
