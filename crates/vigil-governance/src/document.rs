@@ -39,15 +39,36 @@ pub enum Effect {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Match {
+    #[schemars(with = "Patterns")]
     pub models: Vec<String>,
+    #[schemars(with = "Patterns")]
     pub agents: Vec<String>,
     /// Key ids, as `GET /api/v1/keys` lists them.
+    #[schemars(with = "Patterns")]
     pub keys: Vec<String>,
+    #[schemars(with = "Patterns")]
     pub features: Vec<String>,
+    #[schemars(with = "Patterns")]
     pub users: Vec<String>,
     /// API operations, such as `chat.completions`.
+    #[schemars(with = "Patterns")]
     pub endpoints: Vec<String>,
 }
+
+/// A glob pattern as the schema states it: 1 to 128 characters, none a control character.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code, reason = "a schema only")]
+struct Pattern(#[schemars(length(min = 1, max = 128), regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))] String);
+
+/// Up to 100 patterns.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code, reason = "a schema only")]
+struct Patterns(#[schemars(length(max = 100))] Vec<Pattern>);
+
+/// An entry's id as the schema states it.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code, reason = "a schema only")]
+struct EntryId(#[schemars(regex(pattern = r"^[a-z0-9._-]{1,64}$"))] String);
 
 impl Match {
     /// The fields with their names, in a fixed order.
@@ -73,9 +94,11 @@ impl Match {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
+    #[schemars(with = "EntryId")]
     pub id: String,
     pub effect: Effect,
     #[serde(default)]
+    #[schemars(range(min = -1000, max = 1000))]
     pub priority: i32,
     #[serde(default, rename = "match")]
     pub matches: Match,
@@ -102,6 +125,7 @@ pub enum Domain {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KillSwitch {
+    #[schemars(with = "EntryId")]
     pub id: String,
     /// A switch kept in the document but off stops nothing.
     #[serde(default = "on")]
@@ -139,7 +163,7 @@ pub enum Period {
     Week,
     Month,
     /// The last this many hours, sliding.
-    RollingHours(u32),
+    RollingHours(#[schemars(range(min = 1, max = 8784))] u32),
 }
 
 /// Hard budgets refuse a call that would go over; soft ones only alert.
@@ -155,22 +179,30 @@ pub enum Mode {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
+    #[schemars(with = "EntryId")]
     pub id: String,
     #[serde(default, rename = "match")]
     pub matches: Match,
     #[serde(default = "per_tenant")]
     pub per: Per,
     pub period: Period,
+    #[schemars(range(min = 0))]
     pub limit_usd: f64,
     #[serde(default)]
     pub mode: Mode,
     /// Percentages of the limit at which to alert, ascending; 50, 80 and 100 when missing.
     #[serde(default = "default_alerts")]
+    #[schemars(with = "Alerts")]
     pub alerts: Vec<u8>,
     /// A budget this one spends within: its limit may not exceed the parent's.
     #[serde(default)]
     pub parent: Option<String>,
 }
+
+/// Alert thresholds as the schema states them (their order it cannot).
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code, reason = "a schema only")]
+struct Alerts(#[schemars(length(max = 100), inner(range(min = 1, max = 100)))] Vec<u8>);
 
 fn per_tenant() -> Per {
     Per::Tenant
@@ -184,6 +216,7 @@ fn default_alerts() -> Vec<u8> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
+    #[schemars(with = "EntryId")]
     pub id: String,
     #[serde(default, rename = "match")]
     pub matches: Match,
@@ -203,12 +236,16 @@ pub struct PolicyDocument {
     #[serde(default)]
     pub default: Effect,
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub rules: Vec<Rule>,
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub kill_switches: Vec<KillSwitch>,
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub budgets: Vec<Budget>,
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub rate_limits: Vec<RateLimit>,
 }
 
@@ -225,8 +262,11 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Reads and validates a document, or says everything that is wrong with it.
+/// Reads and validates a document, or says everything that is wrong with it. A whole float
+/// (`5.0`) reads as the integer it is.
 pub fn parse(value: &Value) -> Result<PolicyDocument, Vec<Problem>> {
+    let mut value = value.clone();
+    vigil_core::number::whole_numbers_as_integers(&mut value);
     let mut problems = Vec::new();
     let Some(fields) = value.as_object() else {
         return Err(vec![problem("", "a policy document is a JSON object")]);

@@ -5,6 +5,7 @@
 //! allows and denies that meet, budgets above their parent, references to nothing, limits
 //! that never admit), each with an example request; [`decide::decide`] is the one decision
 //! function the gateway, ingest, the harness and the immune system's actions are judged by.
+//! [`simulate::Simulation`] replays recorded calls through a proposal and the policy in force.
 //! [`pattern`] reasons about glob patterns for the checks. No IO, no clock: the services
 //! layer holds the versions and the counters.
 
@@ -13,8 +14,10 @@ pub mod decide;
 pub mod diff;
 pub mod document;
 pub mod pattern;
+pub mod simulate;
 
 pub use checks::{Example, Finding, Known, Severity, check};
 pub use decide::{DecidedBy, Decision, Subject, decide};
 pub use diff::{Change, changes};
 pub use document::{Domain, Effect, PolicyDocument, Problem, parse};
+pub use simulate::{RecordedCall, Report, Simulation};

@@ -131,29 +131,7 @@ fn run_with_settings<P: Plugin>(request: &Request, files: &dyn Files) -> Result<
     P::run(request, settings, files)
 }
 
-/// Writes every whole-number float in `value` (`5000.0`, as JavaScript and Python may send
-/// an integer) as an integer, at any depth. A JSON Schema `integer` accepts such a float, so
-/// settings the schema accepts must parse as integers too; the harness also applies this
-/// when a run is submitted, so `5000.0` and `5000` are the same settings. A fraction, and a
-/// whole float beyond 64 bits, stay as they are.
-pub fn whole_numbers_as_integers(value: &mut Value) {
-    // 2^64 and -2^63 as floats: the first values past u64::MAX and i64::MIN's side.
-    const U64_END: f64 = 18_446_744_073_709_551_616.0;
-    const I64_START: f64 = -9_223_372_036_854_775_808.0;
-    match value {
-        Value::Number(n) if n.is_f64() => {
-            let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) else { return };
-            if (0.0..U64_END).contains(&f) {
-                *value = Value::from(f as u64);
-            } else if (I64_START..0.0).contains(&f) {
-                *value = Value::from(f as i64);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
-        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
-        _ => {}
-    }
-}
+pub use vigil_core::number::whole_numbers_as_integers;
 
 /// Settings of a plugin that takes none: an empty object, nothing else.
 #[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]

@@ -449,6 +449,11 @@ pub fn routes() -> Vec<Route> {
             .body::<policies::PolicyRequest>()
             .data::<vigil_services::governance::Checked>()
             .to(policies::check),
+        route(Method::POST, "/api/v1/policy/simulate", "policy.simulate", WRITE)
+            .summary("Replay the calls recorded over the last days (7 by default, at most 30) through a proposed policy and the one in force: calls newly denied or allowed, the dollars refused, by agent, feature, day and rule, with example calls")
+            .body::<policies::SimulateRequest>()
+            .data::<vigil_services::governance::Simulated>()
+            .to(policies::simulate),
         route(Method::GET, "/api/v1/policy/versions", "policy.versions", READ)
             .summary("Every version of the policy, newest first")
             .query::<policies::HistoryQuery>()

@@ -20,13 +20,19 @@ use serde_json::Value;
 use vigil_core::id::TenantId;
 use vigil_core::page::PageRequest;
 use vigil_core::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
+use vigil_core::time::Timestamp;
 pub use vigil_governance::{Change, Finding, PolicyDocument, Problem};
-use vigil_governance::{DecidedBy, Domain, Known, Subject};
+use vigil_governance::{DecidedBy, Domain, Known, RecordedCall, Simulation, Subject};
 use vigil_store::ports::{Policies, VitalsAgents};
-use vigil_store::{NewAuditEntry, NewPolicyVersion, PolicyVersion, StoreError};
+use vigil_store::{NewAuditEntry, NewPolicyVersion, PolicyVersion, StoreError, VitalsFilter};
 
 /// Agents read for the reference check, at most.
 const KNOWN_AGENTS_MAX: u32 = 500;
+/// Days of recorded calls a simulation replays unless told otherwise, and at most.
+pub const SIMULATE_DAYS_DEFAULT: u32 = 7;
+pub const SIMULATE_DAYS_MAX: u32 = 30;
+/// Recorded calls read per page while simulating.
+const SIMULATE_PAGE: u32 = 500;
 
 /// Why a policy could not be checked or saved.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +61,18 @@ pub struct Saved {
     pub findings: Vec<Finding>,
     /// Against the version it was based on.
     pub changes: Vec<Change>,
+}
+
+/// What a proposed policy would have done to the calls of a period.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct Simulated {
+    /// The version in force it was compared with (`None`: no policy, every call allowed).
+    pub against_version: Option<u32>,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub report: vigil_governance::Report,
+    /// Recorded calls carry no key id yet, so rules matching `keys` match none of them.
+    pub note: &'static str,
 }
 
 /// The version of the policy in force, parsed.
@@ -174,6 +192,54 @@ impl PolicyService {
         Ok(self.store.policy_history(tenant.clone(), page).await?)
     }
 
+    /// Replays the calls recorded over the last `days` days through `document` and through
+    /// the policy in force, with the gateway's own decision function, and says what would
+    /// have been decided differently.
+    pub async fn simulate(&self, tenant: &TenantId, document: Value, days: u32) -> Result<Simulated, PolicyError> {
+        let mut document = document;
+        vigil_core::number::whole_numbers_as_integers(&mut document);
+        let proposed = vigil_governance::parse(&document).map_err(PolicyError::Invalid)?;
+        let current = match self.latest(tenant).await? {
+            Some(v) => Some((v.version, vigil_governance::parse(&v.document).map_err(PolicyError::Invalid)?)),
+            None => None,
+        };
+        let to = Timestamp::now();
+        let span_us = i64::from(days.clamp(1, SIMULATE_DAYS_MAX)) * 86_400_000_000;
+        let from = Timestamp::from_unix_micros(to.as_unix_micros().saturating_sub(span_us));
+        let filter = VitalsFilter { agent_id: None, from: Some(from), to: Some(to) };
+        let mut simulation = Simulation::new(current.as_ref().map(|(_, doc)| doc), &proposed);
+        let mut after = None;
+        loop {
+            let page = PageRequest { after, limit: SIMULATE_PAGE };
+            let (calls, next) = self.agents.list_vitals(filter.clone(), page).await?;
+            for stored in &calls {
+                let v = &stored.vital;
+                let subject = Subject {
+                    model: v.model_requested.as_deref().or(v.model_served.as_deref()),
+                    agent: Some(v.agent_id.as_str()),
+                    key: None,
+                    feature: v.feature.as_deref(),
+                    user: v.user.as_deref(),
+                    endpoint: Some(v.endpoint.as_str()),
+                };
+                let cost_usd = v.cost_nanos.map(|n| n as f64 / 1e9);
+                simulation.add(&RecordedCall { id: stored.seq, at_us: v.at.as_unix_micros(), subject, cost_usd });
+            }
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        let report = simulation.finish();
+        Ok(Simulated {
+            against_version: current.map(|(version, _)| version),
+            from,
+            to,
+            report,
+            note: "recorded calls carry no key id yet: rules that match keys match none of them here",
+        })
+    }
+
     /// Validates and checks a document without saving it.
     pub async fn check(&self, tenant: &TenantId, document: &Value) -> Result<Checked, PolicyError> {
         let parsed = vigil_governance::parse(document).map_err(PolicyError::Invalid)?;
@@ -192,6 +258,9 @@ impl PolicyService {
         by: &str,
         audit: Option<NewAuditEntry>,
     ) -> Result<Saved, PolicyError> {
+        // `5.0` and `5` are the same document, stored as the integer.
+        let mut document = document;
+        vigil_core::number::whole_numbers_as_integers(&mut document);
         let parsed = vigil_governance::parse(&document).map_err(PolicyError::Invalid)?;
         let findings = self.findings(&parsed).await?;
         self.store_version(tenant, (document, parsed), based_on, None, by, audit, findings).await
@@ -308,6 +377,89 @@ mod tests {
         assert_eq!((back.policy.version, back.policy.rolled_back_from), (3, Some(1)));
         assert_eq!(back.policy.document, first);
         assert_eq!(policies.current(&tenant).await.expect("current").version, 3);
+    }
+
+    fn recorded(agent: &str, model: &str, cost_nanos: i64, ago_us: i64) -> vigil_core::vitals::Vital {
+        let at = Timestamp::from_unix_micros(Timestamp::now().as_unix_micros() - ago_us);
+        let mut v = vigil_core::vitals::Vital::received(at, agent.into(), "chat.completions");
+        v.model_requested = Some(model.to_owned());
+        v.cost_nanos = Some(cost_nanos);
+        v.outcome = vigil_core::vitals::CallOutcome::Ok;
+        v
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_proposal_is_replayed_against_the_recorded_calls_of_its_window() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store"));
+        let policies = PolicyService::new(store.clone(), store.clone(), Vec::new());
+        let day = 86_400_000_000;
+        let mut calls: Vec<_> = (0..1_200).map(|i| recorded("bot", "gpt-4o", 1_000_000, i * 1_000_000)).collect();
+        calls.push(recorded("human", "gpt-4o", 5_000_000, 1_000_000));
+        calls.push(recorded("bot", "gpt-4o", 7_000_000, 9 * day));
+        store.insert_vitals(&calls).expect("recorded");
+        let tenant = TenantId::default_tenant();
+        let proposal = json!({ "rules": [{ "id": "no-bot", "effect": "deny", "match": { "agents": ["bot"] } }] });
+        let simulated = policies.simulate(&tenant, proposal.clone(), 7).await.expect("simulated");
+        assert_eq!(simulated.against_version, None);
+        let report = &simulated.report;
+        assert_eq!(report.calls, 1_201, "the window holds every page of it, and only it");
+        assert_eq!((report.flips.newly_denied, report.flips.newly_allowed), (1_200, 0));
+        assert!((report.flips.denied_usd - 1.2).abs() < 1e-9, "{}", report.flips.denied_usd);
+        assert_eq!(report.by_rule["no-bot"].newly_denied, 1_200);
+        assert!(simulated.note.contains("key"));
+        // Against a policy in force, only the difference flips.
+        policies.save(&tenant, proposal, None, "alice", None).await.expect("saved");
+        let wider = json!({ "default": "deny", "rules": [{ "id": "human-ok", "effect": "allow", "match": { "agents": ["human"] } }] });
+        let simulated = policies.simulate(&tenant, wider, 30).await.expect("simulated");
+        assert_eq!(simulated.against_version, Some(1));
+        assert_eq!(
+            (simulated.report.calls, simulated.report.flips.newly_denied),
+            (1_202, 0),
+            "bot was refused already"
+        );
+        let invalid = policies.simulate(&tenant, json!({ "rules": 3 }), 7).await;
+        assert!(matches!(invalid, Err(PolicyError::Invalid(_))));
+    }
+
+    /// How fast a week of recorded calls replays (not a test: run it in release with
+    /// `VIGIL_SIMULATE_CALLS=1000000 cargo test --release -p vigil-services simulation_speed -- --ignored --nocapture`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement; run by hand in release"]
+    async fn simulation_speed() {
+        let n: i64 = std::env::var("VIGIL_SIMULATE_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store"));
+        let week_us = 7 * 86_400_000_000 - 60_000_000;
+        let agents = ["bot-1", "bot-2", "helper", "search", "billing"];
+        let models = ["gpt-4o", "gpt-4o-mini", "o3-mini", "claude-sonnet-4"];
+        for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+            let calls: Vec<_> = chunk
+                .iter()
+                .map(|&i| {
+                    let (agent, model) = (agents[(i % 5) as usize], models[(i % 4) as usize]);
+                    recorded(agent, model, 1_000 + i % 5_000, week_us * i / n)
+                })
+                .collect();
+            store.insert_vitals(&calls).expect("recorded");
+        }
+        let policies = PolicyService::new(store.clone(), store, Vec::new());
+        let proposal = json!({
+            "kill_switches": [{ "id": "stop-billing", "match": { "agents": ["billing"] } }],
+            "rules": [
+                { "id": "no-o3", "effect": "deny", "match": { "models": ["o3*"] } },
+                { "id": "bots-mini", "effect": "allow", "priority": 5, "match": { "models": ["gpt-4o-mini"], "agents": ["bot-*"] } }
+            ]
+        });
+        let started = std::time::Instant::now();
+        let simulated = policies.simulate(&TenantId::default_tenant(), proposal, 7).await.expect("simulated");
+        let elapsed = started.elapsed().as_secs_f64();
+        assert_eq!(simulated.report.calls as i64, n);
+        println!(
+            "{{\"bench\": \"policy_simulation\", \"calls\": {n}, \"seconds\": {elapsed:.2}, \"calls_per_second\": {:.0}, \"newly_denied\": {}}}",
+            n as f64 / elapsed,
+            simulated.report.flips.newly_denied
+        );
     }
 
     /// A save is in force at once in its process, and in another once it refreshes.

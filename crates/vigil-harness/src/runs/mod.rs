@@ -130,7 +130,7 @@ pub struct RunRequest {
     #[serde(default)]
     pub settings: BTreeMap<String, Value>,
     /// The seed handed to every plugin; derived from the input when omitted.
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(default, deserialize_with = "vigil_core::number::whole_opt")]
     pub seed: Option<u64>,
     /// Run again even if an identical run completed, and reuse no earlier plugin results.
     #[serde(default)]
@@ -184,18 +184,6 @@ pub struct PreviewRequest {
     /// Match against this run's findings.
     #[serde(default)]
     pub run_id: Option<String>,
-}
-
-/// A whole number as JSON clients send it: `42`, or `42.0` from a language whose numbers are
-/// all floats (JSON Schema counts both as an integer); never a fraction or a negative.
-fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    use serde::Deserialize;
-    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
-    number
-        .as_u64()
-        .or_else(|| number.as_f64().and_then(vigil_core::number::whole_u64))
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number from 0 to {}", u64::MAX)))
 }
 
 /// The answer to a submission.

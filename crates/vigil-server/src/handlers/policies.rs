@@ -10,7 +10,7 @@ use serde_json::Value;
 use vigil_core::id::TenantId;
 use vigil_core::page::PageRequest;
 use vigil_core::provenance::Aggregation;
-use vigil_services::governance::{Checked, PolicyError, Saved};
+use vigil_services::governance::{Checked, PolicyError, SIMULATE_DAYS_DEFAULT, Saved, Simulated};
 use vigil_store::PolicyVersion;
 
 use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, audited, envelope};
@@ -49,7 +49,7 @@ pub struct PolicyRequest {
     pub document: Value,
     /// The version this edit started from (absent for the first policy). A save is refused
     /// with 409 when another one came first.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "vigil_core::number::whole_opt")]
     pub based_on: Option<u32>,
 }
 
@@ -57,8 +57,10 @@ pub struct PolicyRequest {
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
+    #[serde(deserialize_with = "vigil_core::number::whole")]
     pub version: u32,
     /// The latest version the caller saw.
+    #[serde(deserialize_with = "vigil_core::number::whole")]
     pub based_on: u32,
 }
 
@@ -141,4 +143,29 @@ pub async fn rollback(
         .rollback(&tenant, request.version, Some(request.based_on), &principal.label(), Some(entry))
         .await?;
     Ok(audited(envelope(saved, Aggregation::Detail, SOURCE)))
+}
+
+/// A proposal to replay against recorded calls.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateRequest {
+    #[schemars(with = "vigil_services::governance::PolicyDocument")]
+    pub document: Value,
+    /// Days of recorded calls to replay, 1 to 30 (default 7).
+    #[serde(default, deserialize_with = "vigil_core::number::whole_opt")]
+    #[schemars(range(min = 1, max = 30))]
+    pub days: Option<u32>,
+}
+
+pub async fn simulate(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(request): ApiJson<SimulateRequest>,
+) -> Result<Response, ApiError> {
+    let days = request.days.unwrap_or(SIMULATE_DAYS_DEFAULT);
+    if !(1..=vigil_services::governance::SIMULATE_DAYS_MAX).contains(&days) {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "days is 1 to 30"));
+    }
+    let simulated: Simulated = state.policies.simulate(&tenant_of(&principal), request.document, days).await?;
+    Ok(envelope(simulated, Aggregation::Summary, "governance:simulate").into_response())
 }

@@ -834,7 +834,23 @@ fn the_policy_in_force_refuses_by_rule_and_kill_switch_naming_rule_and_version()
 
     let seen = upstream.seen.lock().expect("lock").len();
     assert_eq!(seen, 4, "only the allowed calls reached the provider");
-    let refused: Vec<Value> = vitals(&server, "bot", 6).into_iter().filter(|v| v["outcome"] == "refused").collect();
+    let refused: Vec<Value> = vitals(&server, "bot", 5).into_iter().filter(|v| v["outcome"] == "refused").collect();
     assert_eq!(refused.len(), 3);
     assert!(refused.iter().all(|v| v["error_class"].as_str().is_some_and(|c| c.starts_with("policy:policy_"))));
+
+    // A proposal replayed against these calls, and the version in force (3): the helper's
+    // two calls would be refused, the bot's three gpt-4o-mini calls allowed.
+    assert_eq!(vitals(&server, "helper", 2).len(), 2);
+    let proposal = json!({ "rules": [{ "id": "no-helper", "effect": "deny", "match": { "agents": ["helper"] } }] });
+    let simulated = server.post("/api/v1/policy/simulate", None, &json!({ "document": proposal }).to_string());
+    assert_eq!(simulated.status, 200, "{:?}", simulated.body);
+    let data = &simulated.body["data"];
+    assert_eq!(data["against_version"], 3);
+    assert_eq!(data["report"]["calls"], 7);
+    assert_eq!(data["report"]["flips"]["newly_denied"], 2, "{data}");
+    assert_eq!(data["report"]["flips"]["newly_allowed"], 3, "{data}");
+    assert_eq!(data["report"]["by_rule"]["no-helper"]["newly_denied"], 2);
+    assert_eq!(data["report"]["by_agent"]["bot"]["newly_allowed"], 3);
+    assert!(data["report"]["flips"]["denied_usd"].as_f64().is_some_and(|usd| usd > 0.0), "priced calls: {data}");
+    assert_eq!(server.get("/api/v1/policy", None).body["data"]["version"], 3, "a simulation saves nothing");
 }
