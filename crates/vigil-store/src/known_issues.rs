@@ -11,6 +11,7 @@ use vigil_core::digest::Sha256Digest;
 use vigil_core::time::Timestamp;
 
 use crate::audit::{NewAuditEntry, append_in};
+use crate::versioned::{NextVersion, next_version};
 use crate::{Result, Store, StoreError};
 
 /// One version of a dataset kind's known issues.
@@ -56,18 +57,8 @@ impl Store {
         let text = issues.to_string();
         let sha256 = Sha256Digest::of(text.as_bytes()).to_string();
         self.write(|tx| {
-            let latest: Option<(u32, String)> = tx
-                .query_row(
-                    "SELECT version, sha256 FROM known_issue_sets WHERE dataset_kind = ?1 ORDER BY version DESC LIMIT 1",
-                    [dataset_kind],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
-            let (version, created) = match latest {
-                Some((version, ref same)) if *same == sha256 => (version, false),
-                Some((version, _)) => (version + 1, true),
-                None => (1, true),
-            };
+            let NextVersion { version, created, .. } =
+                next_version(tx, "known_issue_sets", "dataset_kind", dataset_kind, &sha256)?;
             if created {
                 tx.execute(
                     &format!("INSERT INTO known_issue_sets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),

@@ -40,6 +40,7 @@ pub mod policies;
 pub mod ports;
 pub mod runs;
 pub mod uploads;
+mod versioned;
 pub mod vitals;
 
 use std::path::PathBuf;

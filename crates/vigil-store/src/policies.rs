@@ -14,6 +14,7 @@ use vigil_core::page::{Cursor, PageRequest};
 use vigil_core::time::Timestamp;
 
 use crate::audit::{NewAuditEntry, append_in};
+use crate::versioned::{NextVersion, next_version};
 use crate::{Result, Store, StoreError};
 
 /// One version of a tenant's policy.
@@ -69,26 +70,15 @@ impl Store {
         let sha256 = Sha256Digest::of(text.as_bytes()).to_string();
         let tenant = new.tenant_id.as_str();
         self.write(|tx| {
-            let latest: Option<(u32, String)> = tx
-                .query_row(
-                    "SELECT version, sha256 FROM policy_versions WHERE tenant_id = ?1 ORDER BY version DESC LIMIT 1",
-                    [tenant],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
-            let current = latest.as_ref().map(|(v, _)| *v);
-            if current != new.based_on {
+            let NextVersion { latest, version, created } =
+                next_version(tx, "policy_versions", "tenant_id", tenant, &sha256)?;
+            if latest != new.based_on {
                 let seen = new.based_on.map_or_else(|| "no policy".to_owned(), |v| format!("version {v}"));
-                let now = current.map_or_else(|| "none".to_owned(), |v| v.to_string());
+                let now = latest.map_or_else(|| "none".to_owned(), |v| v.to_string());
                 return Err(StoreError::Conflict(format!(
                     "the policy of tenant {tenant} changed since {seen} was read (the latest version is {now}); read it again and reapply the change"
                 )));
             }
-            let (version, created) = match latest {
-                Some((version, ref same)) if *same == sha256 => (version, false),
-                Some((version, _)) => (version + 1, true),
-                None => (1, true),
-            };
             if created {
                 tx.execute(
                     &format!("INSERT INTO policy_versions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
