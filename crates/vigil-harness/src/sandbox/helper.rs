@@ -153,6 +153,7 @@ fn supervise(policy: &Policy) -> HelperReport {
                 .args([HELPER_SUBCOMMAND, CONFINE])
                 .env_clear()
                 .env(POLICY_ENV, json)
+                .env(SUPERVISOR_ENV, std::process::id().to_string())
                 .spawn()
                 .map_err(|e| format!("cannot start the confining step: {e}"))
         })
@@ -208,9 +209,22 @@ fn supervise(policy: &Policy) -> HelperReport {
     report
 }
 
+/// The supervisor's pid, which the confining step checks is still its parent.
+const SUPERVISOR_ENV: &str = "VIGIL_SANDBOX_SUPERVISOR";
+
 /// The confining step: waits to be seized, confines itself, says what it enforced, and
 /// becomes the command. Never returns.
 fn confine_and_exec(policy: &Policy) -> ! {
+    // Dies with its supervisor from the first moment: it is about to stop itself until
+    // seized, and a supervisor killed in between (its server killed with it) would otherwise
+    // leave it stopped forever. A supervisor already gone before the death signal was armed
+    // is seen as a new parent.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let supervisor = std::env::var(SUPERVISOR_ENV).ok().and_then(|pid| pid.parse::<i32>().ok());
+    if supervisor != Some(nix::unistd::getppid().as_raw()) {
+        eprintln!("vigil __sandbox-exec: the supervisor is gone; nothing runs");
+        std::process::exit(HELPER_SETUP_FAILED);
+    }
     // Opened before anything is confined: the sandbox user may not reach it afterwards.
     let mut account_file = match File::create(account_path(&policy.report_path)) {
         Ok(file) => file,

@@ -275,3 +275,36 @@ fn a_well_behaved_command_records_no_denials() {
     assert_eq!(outcome.verdict, Verdict::Ok, "stderr: {:?}", std::fs::read_to_string(sandbox.path("exec/stderr.log")));
     assert!(outcome.denials.is_empty(), "{:#?}", outcome.denials);
 }
+
+/// The confining step stops itself until its supervisor seizes it. It arms its death signal
+/// first, and one whose supervisor is already gone (here: a supervisor pid that is not its
+/// parent) refuses to run at once instead of stopping, so a server killed at that moment
+/// leaves no stopped process behind.
+#[test]
+fn a_confining_step_without_its_supervisor_exits_instead_of_waiting() {
+    let dir = tempfile::tempdir().expect("dir");
+    let policy = Policy {
+        program: PathBuf::from("/bin/true"),
+        args: Vec::new(),
+        cwd: dir.path().to_owned(),
+        env: Vec::new(),
+        network: false,
+        read_paths: system_read_paths(),
+        write_paths: vec![dir.path().to_owned()],
+        limits: Limits::default(),
+        uid: None,
+        strict: false,
+        netns: None,
+        report_path: dir.path().join("report.json"),
+    };
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new(crate::support::BIN)
+        .args([vigil_harness::sandbox::HELPER_SUBCOMMAND, "--confine"])
+        .env_clear()
+        .env(vigil_harness::sandbox::POLICY_ENV, serde_json::to_string(&policy).expect("policy"))
+        .env("VIGIL_SANDBOX_SUPERVISOR", "1")
+        .status()
+        .expect("run");
+    assert_eq!(status.code(), Some(vigil_harness::sandbox::HELPER_SETUP_FAILED), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "it did not stop to wait");
+}
