@@ -9,12 +9,16 @@
 //!   decides (a note, since exceptions are written this way);
 //! - `child_budget_above_parent`: a budget's limit exceeds what its parent lets it spend;
 //! - `unknown_reference`: a pattern matches no model or agent Vigil knows;
-//! - `never_admits`: a hard limit of zero, or a kill switch that stops everything.
+//! - `never_admits`: a hard limit of zero, or a kill switch that stops everything;
+//! - `not_enforced`: a kill switch for a kind of action nothing enforces yet (runs, healing,
+//!   external actions: today only model calls consult the policy);
+//! - `checks_incomplete`: the rule-pair checks stopped at their work budget
+//!   ([`PAIR_WORK_MAX`]); what they found so far is reported.
 
 use serde::Serialize;
 
 use crate::decide::Subject;
-use crate::document::{Budget, Effect, Match, Mode, Period, PolicyDocument, Rule};
+use crate::document::{Budget, Domain, Effect, Match, Mode, Period, PolicyDocument, Rule};
 use crate::pattern::{common_name, covers, example_name};
 
 /// How much a finding matters.
@@ -105,6 +109,27 @@ pub struct Known {
     pub agents: Vec<String>,
 }
 
+/// Character steps the rule-pair checks may spend (each pattern comparison costs the product
+/// of the two lengths): a document built to be slow to check is checked in part, and says so.
+pub const PAIR_WORK_MAX: u64 = 20_000_000;
+
+/// The work left for the rule-pair checks.
+struct Work(u64);
+
+impl Work {
+    /// Charges comparing every pattern of `a` with every pattern of `b`; false when the
+    /// budget does not cover it.
+    fn take(&mut self, a: &Match, b: &Match) -> bool {
+        let chars = |m: &Match| m.fields().iter().flat_map(|(_, p)| p.iter()).map(|p| p.len() as u64 + 1).sum::<u64>();
+        let cost = chars(a).saturating_mul(chars(b));
+        if cost > self.0 {
+            return false;
+        }
+        self.0 -= cost;
+        true
+    }
+}
+
 /// Whether every call `inner` matches is matched by `outer`.
 fn match_covers(outer: &Match, inner: &Match) -> bool {
     outer
@@ -131,13 +156,19 @@ pub fn check(doc: &PolicyDocument, known: &Known) -> Vec<Finding> {
 }
 
 fn rules(doc: &PolicyDocument, findings: &mut Vec<Finding>) {
+    let mut work = Work(PAIR_WORK_MAX);
+    let mut exhausted = false;
     let mut unreachable = vec![false; doc.rules.len()];
     for (i, rule) in doc.rules.iter().enumerate() {
-        let winner = doc
-            .rules
-            .iter()
-            .enumerate()
-            .find(|&(j, other)| j != i && beats(other, j, rule, i) && match_covers(&other.matches, &rule.matches));
+        let winner = doc.rules.iter().enumerate().find(|&(j, other)| {
+            j != i
+                && beats(other, j, rule, i)
+                && (work.take(&other.matches, &rule.matches) || {
+                    exhausted = true;
+                    false
+                })
+                && match_covers(&other.matches, &rule.matches)
+        });
         if let Some((_, other)) = winner {
             unreachable[i] = true;
             findings.push(Finding {
@@ -155,6 +186,10 @@ fn rules(doc: &PolicyDocument, findings: &mut Vec<Finding>) {
     for (i, allow) in doc.rules.iter().enumerate().filter(|(_, r)| r.effect == Effect::Allow) {
         for (j, deny) in doc.rules.iter().enumerate().filter(|(_, r)| r.effect == Effect::Deny) {
             if unreachable[i] || unreachable[j] {
+                continue;
+            }
+            if !work.take(&allow.matches, &deny.matches) {
+                exhausted = true;
                 continue;
             }
             let Some(example) = Example::common(&allow.matches, &deny.matches) else { continue };
@@ -184,6 +219,17 @@ fn rules(doc: &PolicyDocument, findings: &mut Vec<Finding>) {
             };
             findings.push(finding);
         }
+    }
+    if exhausted {
+        findings.push(Finding {
+            kind: "checks_incomplete",
+            severity: Severity::Warning,
+            entries: Vec::new(),
+            message: format!(
+                "the rules are too many or their patterns too long to compare every pair within the checks' budget ({PAIR_WORK_MAX} steps): some unreachable rules and overlaps may not be reported"
+            ),
+            example: None,
+        });
     }
 }
 
@@ -298,6 +344,26 @@ fn never_admits(doc: &PolicyDocument, findings: &mut Vec<Finding>) {
             format!("kill switch {:?} is on and stops every action of every kind", switch.id),
         );
     }
+    for switch in &doc.kill_switches {
+        let unenforced: Vec<&str> = if switch.domains.is_empty() {
+            vec!["runs", "healing", "external"]
+        } else {
+            switch.domains.iter().filter(|d| **d != Domain::ModelCalls).map(|d| d.as_str()).collect()
+        };
+        if !unenforced.is_empty() {
+            findings.push(Finding {
+                kind: "not_enforced",
+                severity: Severity::Warning,
+                entries: vec![switch.id.clone()],
+                message: format!(
+                    "kill switch {:?} names {}, which nothing enforces yet: today only model calls consult the policy",
+                    switch.id,
+                    unenforced.join(", ")
+                ),
+                example: Some(Example::of(&switch.matches)),
+            });
+        }
+    }
     if doc.default == Effect::Deny && !doc.rules.iter().any(|r| r.effect == Effect::Allow) {
         findings.push(Finding {
             kind: "never_admits",
@@ -378,6 +444,33 @@ mod tests {
             assert!(found.contains(&("never_admits", vec![id])), "{id}: {found:?}");
         }
         assert!(found.contains(&("never_admits", vec![])), "deny by default and no allow: {found:?}");
+    }
+
+    #[test]
+    fn a_document_built_to_be_slow_to_check_is_checked_in_part_and_says_so() {
+        let star: String = "*a".repeat(60) + "*";
+        let rules: Vec<_> = (0..400)
+            .map(|i| {
+                let effect = if i % 2 == 0 { "allow" } else { "deny" };
+                json!({ "id": format!("r{i}"), "effect": effect, "match": { "models": [format!("{star}{i}")] } })
+            })
+            .collect();
+        let doc = parse(&json!({ "rules": rules })).expect("valid");
+        let started = std::time::Instant::now();
+        let findings = check(&doc, &Known::default());
+        assert!(findings.iter().any(|f| f.kind == "checks_incomplete"), "the budget was reached");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "bounded: {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn kill_switches_for_actions_nothing_enforces_yet_say_so() {
+        let doc = parse(&json!({ "kill_switches": [
+            { "id": "calls", "domains": ["model_calls"], "match": { "agents": ["bot"] } },
+            { "id": "heal", "domains": ["healing"], "match": { "agents": ["bot"] } }
+        ] }))
+        .expect("valid");
+        let findings = check(&doc, &Known::default());
+        assert_eq!(kinds(&findings), vec![("not_enforced", vec!["heal"])]);
     }
 
     #[test]

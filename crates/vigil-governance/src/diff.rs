@@ -20,6 +20,13 @@ pub struct Change {
 
 /// The changes from `before` to `after`, in the order the documents hold their values.
 pub fn changes(before: &Value, after: &Value) -> Vec<Change> {
+    // A first version (or a removal of everything) is one change: the whole document.
+    match (before, after) {
+        (Value::Null, Value::Null) => return Vec::new(),
+        (Value::Null, a) => return vec![Change { path: String::new(), before: None, after: Some(a.clone()) }],
+        (b, Value::Null) => return vec![Change { path: String::new(), before: Some(b.clone()), after: None }],
+        _ => {}
+    }
     let mut out = Vec::new();
     walk("", before, after, &mut out);
     out
@@ -125,5 +132,7 @@ mod tests {
             ]
         );
         assert!(changes(&after, &after).is_empty());
+        let first = changes(&Value::Null, &after);
+        assert_eq!((first.len(), first[0].before.is_none(), first[0].path.as_str()), (1, true, ""), "added whole");
     }
 }

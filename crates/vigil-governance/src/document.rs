@@ -18,6 +18,8 @@ use crate::pattern::PATTERN_CHARS_MAX;
 pub const ENTRIES_MAX: usize = 1_000;
 /// Patterns one field of a match may hold.
 pub const PATTERNS_MAX: usize = 100;
+/// Patterns a whole document may hold: what a check or a decision reads is bounded by it.
+pub const PATTERNS_TOTAL_MAX: usize = 2_000;
 /// Bound of a rule's priority, either way.
 pub const PRIORITY_MAX: i32 = 1_000;
 /// Longest rolling budget window.
@@ -119,6 +121,17 @@ pub enum Domain {
     Healing,
     /// Anything with an effect outside Vigil.
     External,
+}
+
+impl Domain {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Domain::ModelCalls => "model_calls",
+            Domain::Runs => "runs",
+            Domain::Healing => "healing",
+            Domain::External => "external",
+        }
+    }
 }
 
 /// Stops what it matches, at once, whatever the rules say.
@@ -363,7 +376,7 @@ fn validate(doc: &Indexed, problems: &mut Vec<Problem>) {
     for (i, rule) in &doc.rules {
         let path = format!("rules[{i}]");
         id(&rule.id, path.clone(), problems);
-        if rule.priority.abs() > PRIORITY_MAX {
+        if !(-PRIORITY_MAX..=PRIORITY_MAX).contains(&rule.priority) {
             problems.push(problem(format!("{path}.priority"), format!("from -{PRIORITY_MAX} to {PRIORITY_MAX}")));
         }
         check_match(&rule.matches, &path, problems);
@@ -401,6 +414,17 @@ fn validate(doc: &Indexed, problems: &mut Vec<Problem>) {
         if limit.requests_per_minute.is_none() && limit.tokens_per_minute.is_none() {
             problems.push(problem(path, "give requests_per_minute, tokens_per_minute or both"));
         }
+    }
+    let matches = doc
+        .rules
+        .iter()
+        .map(|(_, r)| &r.matches)
+        .chain(doc.kill_switches.iter().map(|(_, s)| &s.matches))
+        .chain(doc.budgets.iter().map(|(_, b)| &b.matches))
+        .chain(doc.rate_limits.iter().map(|(_, l)| &l.matches));
+    let patterns: usize = matches.map(|m| m.fields().iter().map(|(_, p)| p.len()).sum::<usize>()).sum();
+    if patterns > PATTERNS_TOTAL_MAX {
+        problems.push(problem("", format!("{patterns} patterns in all; a policy holds at most {PATTERNS_TOTAL_MAX}")));
     }
     // Parents: budgets of the document, and no budget its own ancestor.
     let budgets: BTreeMap<&str, &Budget> = doc.budgets.iter().map(|(_, b)| (b.id.as_str(), b)).collect();
@@ -472,6 +496,8 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_with_its_path() {
+        let overflow = parse(&json!({ "rules": [{ "id": "low", "effect": "deny", "priority": i32::MIN }] }));
+        assert!(overflow.is_err_and(|p| p[0].path == "rules[0].priority"), "the lowest i32 is out of range too");
         let problems = parse(&json!({
             "colour": "red",
             "rules": [

@@ -4,7 +4,8 @@
 //! at once; [`checks::check`] finds what is valid but wrong (rules that never decide,
 //! allows and denies that meet, budgets above their parent, references to nothing, limits
 //! that never admit), each with an example request; [`decide::decide`] is the one decision
-//! function the gateway, ingest, the harness and the immune system's actions are judged by.
+//! function: the gateway judges model calls by it today, and the harness and the immune
+//! system's actions are to be judged by it next (their kill-switch domains exist already).
 //! [`simulate::Simulation`] replays recorded calls through a proposal and the policy in force.
 //! [`pattern`] reasons about glob patterns for the checks. No IO, no clock: the services
 //! layer holds the versions and the counters.

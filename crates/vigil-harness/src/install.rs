@@ -47,7 +47,10 @@ pub async fn install(
     let Staged { plugin_id, version, bundle_sha256, permissions } = staged;
     let store = harness.store();
     let state = store.record_install(plugin_id, version, bundle_sha256, permissions, by.to_owned(), audit).await?;
-    harness.reload_plugins().await?;
+    // Recorded and audited: a failed reload now is retried by the next use of the plugins.
+    if let Err(e) = harness.reload_plugins().await {
+        tracing::warn!(error = %e, "the plugins will be reloaded on their next use");
+    }
     Ok(state)
 }
 

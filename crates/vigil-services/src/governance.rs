@@ -99,8 +99,13 @@ impl PolicyGuard {
         self.current().map(|p| p.version)
     }
 
+    /// Puts `version` in force unless a later one already is: a refresh that read the
+    /// store just before a save committed cannot undo the save.
     fn set(&self, version: u32, document: PolicyDocument) {
-        *self.in_force.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(InForce { version, document }));
+        let mut in_force = self.in_force.write().unwrap_or_else(|e| e.into_inner());
+        if in_force.as_ref().is_none_or(|p| p.version < version) {
+            *in_force = Some(Arc::new(InForce { version, document }));
+        }
     }
 }
 
@@ -159,18 +164,45 @@ impl PolicyService {
     pub async fn refresh(&self) -> Result<(), PolicyError> {
         let tenant = TenantId::default_tenant();
         let Some(latest) = self.latest(&tenant).await? else { return Ok(()) };
-        if self.guard.version() == Some(latest.version) {
+        if self.guard.version() >= Some(latest.version) {
             return Ok(());
         }
         match vigil_governance::parse(&latest.document) {
             Ok(document) => self.guard.set(latest.version, document),
-            Err(problems) => tracing::error!(
-                version = latest.version,
-                problems = ?problems,
-                "the latest policy version does not read; the one in force stays"
-            ),
+            Err(problems) => {
+                tracing::error!(
+                    version = latest.version,
+                    problems = ?problems,
+                    "the latest policy version does not read (stricter rules since it was saved?); save a corrected one"
+                );
+                // With nothing in force yet (at start), the newest version that does read
+                // is: a policy never silently becomes no policy.
+                if self.guard.version().is_none() {
+                    self.fall_back(&tenant).await?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Puts the newest version that still reads in force.
+    async fn fall_back(&self, tenant: &TenantId) -> Result<(), PolicyError> {
+        let mut after = None;
+        loop {
+            let page = PageRequest { after, limit: 20 };
+            let (versions, next) = self.store.policy_history(tenant.clone(), page).await?;
+            for version in versions {
+                if let Ok(document) = vigil_governance::parse(&version.document) {
+                    tracing::warn!(version = version.version, "an older policy version is in force instead");
+                    self.guard.set(version.version, document);
+                    return Ok(());
+                }
+            }
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// The latest version of a tenant's policy; `NotFound` when none was saved.
@@ -212,19 +244,22 @@ impl PolicyService {
         loop {
             let page = PageRequest { after, limit: SIMULATE_PAGE };
             let (calls, next) = self.agents.list_vitals(filter.clone(), page).await?;
-            for stored in &calls {
-                let v = &stored.vital;
-                let subject = Subject {
-                    model: v.model_requested.as_deref().or(v.model_served.as_deref()),
-                    agent: Some(v.agent_id.as_str()),
-                    key: None,
-                    feature: v.feature.as_deref(),
-                    user: v.user.as_deref(),
-                    endpoint: Some(v.endpoint.as_str()),
-                };
-                let cost_usd = v.cost_nanos.map(|n| n as f64 / 1e9);
-                simulation.add(&RecordedCall { id: stored.seq, at_us: v.at.as_unix_micros(), subject, cost_usd });
-            }
+            // Deciding a page is CPU work: the worker hands its other tasks on meanwhile.
+            tokio::task::block_in_place(|| {
+                for stored in &calls {
+                    let v = &stored.vital;
+                    let subject = Subject {
+                        model: v.model_requested.as_deref().or(v.model_served.as_deref()),
+                        agent: Some(v.agent_id.as_str()),
+                        key: None,
+                        feature: v.feature.as_deref(),
+                        user: v.user.as_deref(),
+                        endpoint: Some(v.endpoint.as_str()),
+                    };
+                    let cost_usd = v.cost_nanos.map(|n| n as f64 / 1e9);
+                    simulation.add(&RecordedCall { id: stored.seq, at_us: v.at.as_unix_micros(), subject, cost_usd });
+                }
+            });
             match next {
                 Some(cursor) => after = Some(cursor),
                 None => break,
@@ -242,10 +277,12 @@ impl PolicyService {
 
     /// Validates and checks a document without saving it.
     pub async fn check(&self, tenant: &TenantId, document: &Value) -> Result<Checked, PolicyError> {
-        let parsed = vigil_governance::parse(document).map_err(PolicyError::Invalid)?;
+        let mut document = document.clone();
+        vigil_core::number::whole_numbers_as_integers(&mut document);
+        let parsed = vigil_governance::parse(&document).map_err(PolicyError::Invalid)?;
         let findings = self.findings(&parsed).await?;
         let latest = self.latest(tenant).await?;
-        let changes = vigil_governance::changes(latest.as_ref().map_or(&Value::Null, |l| &l.document), document);
+        let changes = vigil_governance::changes(latest.as_ref().map_or(&Value::Null, |l| &l.document), &document);
         Ok(Checked { findings, changes })
     }
 
@@ -293,8 +330,14 @@ impl PolicyService {
         audit: Option<NewAuditEntry>,
         findings: Vec<Finding>,
     ) -> Result<Saved, PolicyError> {
+        // The version the edit started from, to show what changed; one that does not exist
+        // is left for the save to refuse as a conflict.
         let previous = match based_on {
-            Some(v) => Some(self.store.policy(tenant.clone(), Some(v)).await?),
+            Some(v) => match self.store.policy(tenant.clone(), Some(v)).await {
+                Ok(previous) => Some(previous),
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
             None => None,
         };
         let new = NewPolicyVersion {
@@ -329,7 +372,9 @@ impl PolicyService {
             models: self.models.as_ref().clone(),
             agents: agents.into_iter().map(|a| a.agent_id.into()).collect(),
         };
-        Ok(vigil_governance::check(document, &known))
+        // The checks' work is bounded (`PAIR_WORK_MAX`) but can take a moment: the worker
+        // hands its other tasks on while they run.
+        Ok(tokio::task::block_in_place(|| vigil_governance::check(document, &known)))
     }
 }
 
@@ -460,6 +505,36 @@ mod tests {
             n as f64 / elapsed,
             simulated.report.flips.newly_denied
         );
+    }
+
+    /// The version in force only moves forward, and a policy never silently becomes none:
+    /// when the latest version no longer reads, the newest that does is in force.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_version_in_force_only_moves_forward_and_falls_back_to_one_that_reads() {
+        let (dir, policies) = service();
+        let tenant = TenantId::default_tenant();
+        let deny =
+            json!({ "default": "deny", "rules": [{ "id": "ok", "effect": "allow", "match": { "agents": ["a"] } }] });
+        policies.save(&tenant, deny.clone(), None, "alice", None).await.expect("v1");
+        policies.save(&tenant, json!({}), Some(1), "alice", None).await.expect("v2");
+        policies.guard.set(1, vigil_governance::parse(&deny).expect("parse"));
+        assert_eq!(policies.guard.version(), Some(2), "a stale refresh cannot undo a save");
+        let unknown = policies.save(&tenant, json!({}), Some(99), "alice", None).await;
+        assert!(matches!(unknown, Err(PolicyError::Store(StoreError::Conflict(_)))), "{unknown:?}");
+
+        // A version stored by an older, laxer Vigil that today's rules refuse.
+        let store = Arc::new(Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store"));
+        let lax = NewPolicyVersion {
+            tenant_id: tenant.clone(),
+            document: json!({ "rules": [{ "id": "Bad Id", "effect": "deny" }] }),
+            created_by: "old".into(),
+            based_on: Some(2),
+            rolled_back_from: None,
+        };
+        store.save_policy(&lax, None).expect("v3");
+        let restarted = PolicyService::new(store.clone(), store, Vec::new());
+        restarted.refresh().await.expect("refresh");
+        assert_eq!(restarted.guard.version(), Some(2), "the newest version that reads is in force");
     }
 
     /// A save is in force at once in its process, and in another once it refreshes.

@@ -19,6 +19,8 @@ use crate::gate::AuditContext;
 use crate::state::AppState;
 
 const SOURCE: &str = "store:policy_versions";
+/// Versions per page of the history, at most.
+const HISTORY_PAGE_MAX: u32 = 20;
 
 impl From<PolicyError> for ApiError {
     fn from(e: PolicyError) -> Self {
@@ -68,7 +70,7 @@ pub struct RollbackRequest {
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     pub cursor: Option<String>,
-    /// Page size, 1 to 500 (default 50).
+    /// Page size, 1 to 500; pages hold at most 20 versions (and 20 by default).
     #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u64>,
 }
@@ -103,7 +105,9 @@ pub async fn history(
     Extension(principal): Extension<Principal>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
+    // Each version holds its whole document: pages stay small.
+    let mut page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
+    page.limit = page.limit.min(HISTORY_PAGE_MAX);
     let versions = state.policies.history(&tenant_of(&principal), page).await?;
     Ok(envelope(ListPage::<PolicyVersion>::new(versions), Aggregation::List, SOURCE).into_response())
 }

@@ -457,7 +457,11 @@ async fn change_plugin(
         PluginChange::Disable => store.set_plugin_enabled(id, false, entry).await,
         PluginChange::Rollback => store.rollback_plugin(id, entry).await,
     }?;
-    state.harness.reload_plugins().await?;
+    // The change is committed with its audit entry; the plugins are reloaded now, or by
+    // the next call that sees the new plugins version.
+    if let Err(e) = state.harness.reload_plugins().await {
+        tracing::warn!(error = %e, "the plugins will be reloaded on their next use");
+    }
     Ok(audited(envelope(installed, Aggregation::Detail, "store:plugin_installs")))
 }
 

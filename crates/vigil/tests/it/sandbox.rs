@@ -302,7 +302,7 @@ fn a_confining_step_without_its_supervisor_exits_instead_of_waiting() {
         .args([vigil_harness::sandbox::HELPER_SUBCOMMAND, "--confine"])
         .env_clear()
         .env(vigil_harness::sandbox::POLICY_ENV, serde_json::to_string(&policy).expect("policy"))
-        .env("VIGIL_SANDBOX_SUPERVISOR", "1")
+        .env("VIGIL_SANDBOX_SUPERVISOR", "none")
         .status()
         .expect("run");
     assert_eq!(status.code(), Some(vigil_harness::sandbox::HELPER_SETUP_FAILED), "{status:?}");
