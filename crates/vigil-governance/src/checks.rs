@@ -10,8 +10,8 @@
 //! - `child_budget_above_parent`: a budget's limit exceeds what its parent lets it spend;
 //! - `unknown_reference`: a pattern matches no model or agent Vigil knows;
 //! - `never_admits`: a hard limit of zero, or a kill switch that stops everything;
-//! - `not_enforced`: a kill switch for a kind of action nothing enforces yet (runs, healing,
-//!   external actions: today only model calls consult the policy);
+//! - `not_enforced`: a kill switch for a kind of action nothing enforces yet (healing and
+//!   external actions: today model calls and runs consult the policy);
 //! - `checks_incomplete`: the rule-pair checks stopped at their work budget
 //!   ([`PAIR_WORK_MAX`]); what they found so far is reported.
 
@@ -345,10 +345,11 @@ fn never_admits(doc: &PolicyDocument, findings: &mut Vec<Finding>) {
         );
     }
     for switch in &doc.kill_switches {
+        let enforced = [Domain::ModelCalls, Domain::Runs];
         let unenforced: Vec<&str> = if switch.domains.is_empty() {
-            vec!["runs", "healing", "external"]
+            vec!["healing", "external"]
         } else {
-            switch.domains.iter().filter(|d| **d != Domain::ModelCalls).map(|d| d.as_str()).collect()
+            switch.domains.iter().filter(|d| !enforced.contains(d)).map(|d| d.as_str()).collect()
         };
         if !unenforced.is_empty() {
             findings.push(Finding {
@@ -356,7 +357,7 @@ fn never_admits(doc: &PolicyDocument, findings: &mut Vec<Finding>) {
                 severity: Severity::Warning,
                 entries: vec![switch.id.clone()],
                 message: format!(
-                    "kill switch {:?} names {}, which nothing enforces yet: today only model calls consult the policy",
+                    "kill switch {:?} names {}, which nothing enforces yet: today model calls and runs consult the policy",
                     switch.id,
                     unenforced.join(", ")
                 ),

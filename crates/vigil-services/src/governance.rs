@@ -21,8 +21,8 @@ use vigil_core::id::TenantId;
 use vigil_core::page::PageRequest;
 use vigil_core::policy::{CallFacts, CallGuard, Refusal, RefusalKind};
 use vigil_core::time::Timestamp;
-pub use vigil_governance::{Change, Finding, PolicyDocument, Problem};
-use vigil_governance::{DecidedBy, Domain, Known, RecordedCall, Simulation, Subject};
+pub use vigil_governance::{Change, Domain, Finding, PolicyDocument, Problem, Subject};
+use vigil_governance::{DecidedBy, Known, RecordedCall, Simulation};
 use vigil_store::ports::{Policies, VitalsAgents};
 use vigil_store::{NewAuditEntry, NewPolicyVersion, PolicyVersion, StoreError, VitalsFilter};
 
@@ -106,6 +106,23 @@ impl PolicyGuard {
         if in_force.as_ref().is_none_or(|p| p.version < version) {
             *in_force = Some(Arc::new(InForce { version, document }));
         }
+    }
+}
+
+impl PolicyGuard {
+    /// A kill switch of the policy in force that stops actions of `domain` on `subject`, as
+    /// a refusal naming it and the version. Only switches: the rules speak of model calls.
+    pub fn switched_off(&self, domain: Domain, subject: &Subject<'_>) -> Option<Refusal> {
+        let policy = self.current()?;
+        let switch =
+            policy.document.kill_switches.iter().find(|s| vigil_governance::decide::stops(s, domain, subject))?;
+        let why = switch.reason.clone().unwrap_or_else(|| format!("kill switch {:?} is on", switch.id));
+        Some(Refusal {
+            kind: RefusalKind::Denied,
+            code: "policy_kill_switch",
+            reason: format!("{why} (kill switch {:?} of policy version {})", switch.id, policy.version),
+            retry_after_secs: None,
+        })
     }
 }
 

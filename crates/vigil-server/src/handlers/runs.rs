@@ -23,6 +23,8 @@ use vigil_core::run::RunStatus;
 use vigil_harness::{HarnessError, RunEvent, RunRequest};
 use vigil_store::{ExecutionRecord, RunRecord};
 
+use vigil_services::governance::{Domain, Subject};
+
 use crate::api::{ApiError, ApiJson, ApiQuery, ListPage, audited, envelope};
 use crate::auth::Principal;
 use crate::gate::AuditContext;
@@ -76,6 +78,20 @@ async fn run_detail(state: &AppState, id: &str) -> Result<RunDetail, ApiError> {
     Ok(RunDetail { run, executions })
 }
 
+/// Refuses (403, naming the switch and the policy version) when a kill switch of the policy
+/// in force stops runs for this caller.
+fn runs_not_switched_off(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+    let key = match principal {
+        Principal::Key(key) => Some(key.id.to_string()),
+        _ => None,
+    };
+    let subject = Subject { key: key.as_deref(), ..Subject::default() };
+    match state.policies.guard().switched_off(Domain::Runs, &subject) {
+        Some(refusal) => Err(ApiError::new(StatusCode::FORBIDDEN, refusal.code, refusal.reason)),
+        None => Ok(()),
+    }
+}
+
 /// Starts executing a queued run on its own task.
 fn spawn_execution(state: &AppState, run_id: String) {
     let harness = state.harness.clone();
@@ -103,6 +119,7 @@ pub async fn create(
     Extension(audit): Extension<AuditContext>,
     ApiJson(request): ApiJson<RunRequest>,
 ) -> Result<Response, ApiError> {
+    runs_not_switched_off(&state, &principal)?;
     let entry = audit.entry(StatusCode::CREATED);
     let submitted = state.harness.submit(&request, &principal.label(), Some(entry)).await?;
     if !submitted.reused {
@@ -205,9 +222,11 @@ pub async fn cancel(
 
 pub async fn retry(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Extension(audit): Extension<AuditContext>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    runs_not_switched_off(&state, &principal)?;
     let run = state.harness.retry(&id, Some(audit.entry(StatusCode::OK))).await?;
     spawn_execution(&state, id);
     Ok(audited(envelope(run, Aggregation::Detail, SOURCE)))

@@ -102,3 +102,44 @@ fn a_policy_is_checked_versioned_diffed_guarded_and_rolled_back() {
     assert_eq!(outcomes.iter().filter(|o| **o == "success").count(), 2, "{:?}", audit.body);
     assert!(outcomes.len() >= 4, "refusals are recorded too: {:?}", audit.body);
 }
+
+/// A kill switch for runs stops new runs and retries (403, naming it and the version) for
+/// the keys it matches, and nothing else; switched off, runs are judged as before.
+#[test]
+fn a_kill_switch_for_runs_stops_new_runs_for_the_keys_it_matches() {
+    let mut env = Env::new();
+    env.set("VIGIL_MODE", "production");
+    let admin = env.key("admin", "admin");
+    let writer = env.key("writer", "write");
+    let writer_id = writer.split('_').nth(1).expect("id").to_owned();
+    let other = env.key("other", "write");
+    let server = env.start();
+    let run = |key: &str| server.post("/api/v1/runs", Some(key), &json!({ "upload_id": "upl_missing" }).to_string());
+    assert_eq!(run(&writer).status, 404, "no switch: the request is judged (an unknown upload)");
+
+    let switch = |on: bool, based_on: Option<u64>| {
+        let document = json!({ "kill_switches": [{ "id": "freeze", "on": on, "domains": ["runs"], "match": { "keys": [writer_id.clone()] } }] });
+        let saved = server.put(
+            "/api/v1/policy",
+            Some(&admin),
+            &json!({ "document": document, "based_on": based_on }).to_string(),
+        );
+        assert_eq!(saved.status, 200, "{:?}", saved.body);
+        assert!(
+            saved.body["data"]["findings"].as_array().is_some_and(|f| f.is_empty()),
+            "runs are enforced: {:?}",
+            saved.body
+        );
+    };
+    switch(true, None);
+    let refused = run(&writer);
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "policy_kill_switch");
+    let message = refused.body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("freeze") && message.contains("policy version 1"), "{message}");
+    let retry = server.post("/api/v1/runs/run_x/retry", Some(&writer), "");
+    assert_eq!(retry.status, 403, "retries too: {:?}", retry.body);
+    assert_eq!(run(&other).status, 404, "another key is not switched off");
+    switch(false, Some(1));
+    assert_eq!(run(&writer).status, 404, "switched off: judged as before");
+}
