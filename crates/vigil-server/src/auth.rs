@@ -65,6 +65,14 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The id of the stored key the caller used, if it used one.
+    pub fn key_id(&self) -> Option<String> {
+        match self {
+            Principal::Key(key) => Some(key.id.to_string()),
+            Principal::Local | Principal::EnvAdmin => None,
+        }
+    }
+
     pub fn scope(&self) -> Scope {
         match self {
             Principal::Local | Principal::EnvAdmin => Scope::Admin,

@@ -75,6 +75,14 @@ pub struct Simulated {
     pub note: &'static str,
 }
 
+/// A document as it is checked, compared and stored (`5.0` and `5` are the same document,
+/// kept as the integer), and what it says.
+fn read_document(mut document: Value) -> Result<(Value, PolicyDocument), PolicyError> {
+    vigil_core::number::whole_numbers_as_integers(&mut document);
+    let parsed = vigil_governance::parse(&document).map_err(PolicyError::Invalid)?;
+    Ok((document, parsed))
+}
+
 /// The version of the policy in force, parsed.
 #[derive(Debug)]
 struct InForce {
@@ -245,9 +253,7 @@ impl PolicyService {
     /// the policy in force, with the gateway's own decision function, and says what would
     /// have been decided differently.
     pub async fn simulate(&self, tenant: &TenantId, document: Value, days: u32) -> Result<Simulated, PolicyError> {
-        let mut document = document;
-        vigil_core::number::whole_numbers_as_integers(&mut document);
-        let proposed = vigil_governance::parse(&document).map_err(PolicyError::Invalid)?;
+        let (_, proposed) = read_document(document)?;
         let current = match self.latest(tenant).await? {
             Some(v) => Some((v.version, vigil_governance::parse(&v.document).map_err(PolicyError::Invalid)?)),
             None => None,
@@ -294,9 +300,7 @@ impl PolicyService {
 
     /// Validates and checks a document without saving it.
     pub async fn check(&self, tenant: &TenantId, document: &Value) -> Result<Checked, PolicyError> {
-        let mut document = document.clone();
-        vigil_core::number::whole_numbers_as_integers(&mut document);
-        let parsed = vigil_governance::parse(&document).map_err(PolicyError::Invalid)?;
+        let (document, parsed) = read_document(document.clone())?;
         let findings = self.findings(&parsed).await?;
         let latest = self.latest(tenant).await?;
         let changes = vigil_governance::changes(latest.as_ref().map_or(&Value::Null, |l| &l.document), &document);
@@ -312,10 +316,7 @@ impl PolicyService {
         by: &str,
         audit: Option<NewAuditEntry>,
     ) -> Result<Saved, PolicyError> {
-        // `5.0` and `5` are the same document, stored as the integer.
-        let mut document = document;
-        vigil_core::number::whole_numbers_as_integers(&mut document);
-        let parsed = vigil_governance::parse(&document).map_err(PolicyError::Invalid)?;
+        let (document, parsed) = read_document(document)?;
         let findings = self.findings(&parsed).await?;
         self.store_version(tenant, (document, parsed), based_on, None, by, audit, findings).await
     }

@@ -69,10 +69,7 @@ fn caller(
         request_id: request_id.map(|id| id.as_str().to_owned()),
         agent_id,
         agent_type: agent_type(user_agent).to_owned(),
-        key_id: match principal {
-            Some(Principal::Key(key)) => Some(key.id.to_string()),
-            _ => None,
-        },
+        key_id: principal.and_then(Principal::key_id),
         client_key: client_key.map(str::to_owned),
         feature: tag(headers, "x-vigil-feature"),
         user: tag(headers, "x-vigil-user"),

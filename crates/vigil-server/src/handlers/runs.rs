@@ -81,10 +81,7 @@ async fn run_detail(state: &AppState, id: &str) -> Result<RunDetail, ApiError> {
 /// Refuses (403, naming the switch and the policy version) when a kill switch of the policy
 /// in force stops runs for this caller.
 fn runs_not_switched_off(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
-    let key = match principal {
-        Principal::Key(key) => Some(key.id.to_string()),
-        _ => None,
-    };
+    let key = principal.key_id();
     let subject = Subject { key: key.as_deref(), ..Subject::default() };
     match state.policies.guard().switched_off(Domain::Runs, &subject) {
         Some(refusal) => Err(ApiError::new(StatusCode::FORBIDDEN, refusal.code, refusal.reason)),
