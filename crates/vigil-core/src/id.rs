@@ -242,6 +242,17 @@ record_id!(
     /// A tenant's id: `default` until an operator creates others.
     TenantId
 );
+record_id!(
+    /// A budget reservation's id: what admission hands out and settlement names.
+    ReservationId
+);
+
+impl ReservationId {
+    /// A fresh id, ordered by creation time (a UUIDv7).
+    pub fn mint() -> ReservationId {
+        ReservationId(uuid::Uuid::now_v7().to_string())
+    }
+}
 
 impl TenantId {
     /// The tenant everything belongs to when tenants are not used.

@@ -46,6 +46,28 @@ impl Timestamp {
         Timestamp(i64::try_from(micros).unwrap_or(i64::MAX))
     }
 
+    /// The start of the UTC calendar period holding this instant: its day, its ISO week
+    /// (from Monday) or its month.
+    pub fn start_of(self, period: CalendarPeriod) -> Timestamp {
+        let nanos = i128::from(self.0) * 1_000;
+        let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else { return self };
+        let day = t.date();
+        let first = match period {
+            CalendarPeriod::Day => day,
+            CalendarPeriod::Week => {
+                let back = i64::from(day.weekday().number_days_from_monday());
+                day.checked_sub(time::Duration::days(back)).unwrap_or(day)
+            }
+            CalendarPeriod::Month => day.replace_day(1).unwrap_or(day),
+        };
+        Self::from_offset(first.midnight().assume_utc())
+    }
+
+    /// This instant moved by `micros` (negative: earlier), saturating.
+    pub const fn plus_micros(self, micros: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(micros))
+    }
+
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000;
         match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
@@ -84,6 +106,14 @@ impl schemars::JsonSchema for Timestamp {
     }
 }
 
+/// A calendar period, for [`Timestamp::start_of`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalendarPeriod {
+    Day,
+    Week,
+    Month,
+}
+
 /// Seconds to tell a caller to wait (`Retry-After`): rounded up, and at least 1.
 pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
@@ -99,6 +129,19 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::ZERO), 1);
         assert_eq!(retry_after_secs(Duration::from_millis(1_001)), 2);
         assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+    }
+
+    #[test]
+    fn calendar_periods_start_at_utc_midnight_monday_and_the_first() {
+        let at = Timestamp::parse_rfc3339("2026-12-10T15:42:07.123456Z").expect("valid"); // a Thursday
+        let start = |p| at.start_of(p).to_rfc3339();
+        assert_eq!(start(CalendarPeriod::Day), "2026-12-10T00:00:00Z");
+        assert_eq!(start(CalendarPeriod::Week), "2026-12-07T00:00:00Z");
+        assert_eq!(start(CalendarPeriod::Month), "2026-12-01T00:00:00Z");
+        let monday = Timestamp::parse_rfc3339("2026-12-07T00:00:00Z").expect("valid");
+        assert_eq!(monday.start_of(CalendarPeriod::Week), monday);
+        let new_year = Timestamp::parse_rfc3339("2027-01-01T00:00:00Z").expect("valid"); // a Friday
+        assert_eq!(new_year.start_of(CalendarPeriod::Week).to_rfc3339(), "2026-12-28T00:00:00Z");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! store in batches off the response path, dropping (and counting) rather than blocking.
 
 pub mod anthropic;
+pub mod bound;
 pub mod breaker;
 pub mod fingerprint;
 pub mod mock;

@@ -177,7 +177,22 @@ async fn simulated(body: &Value, metadata: &serde_json::Map<String, Value>) -> R
         .map(|c| c.chars().count())
         .sum();
     let prompt_tokens = prompt_chars as u64 / 4 + 8;
-    let completion_tokens = number("mock_output_tokens").unwrap_or(200);
+    // A provider never writes past the request's output cap.
+    let cap = ["max_completion_tokens", "max_tokens"].iter().find_map(|f| body[*f].as_u64()).unwrap_or(u64::MAX);
+    let completion_tokens = number("mock_output_tokens").unwrap_or(200).min(cap);
+    let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens });
+    if body["stream"].as_bool() == Some(true) {
+        let chunks = number("mock_chunks").unwrap_or(5).clamp(1, 1_000);
+        let pause = Duration::from_millis(number("mock_chunk_ms").unwrap_or(0).min(10_000));
+        let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+        return sse_response(Body::from_stream(simulated_stream(
+            served(model),
+            chunks,
+            pause,
+            include_usage.then_some(usage),
+        )));
+    }
     let offers_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
     let tool = metadata.get("mock_tool").and_then(Value::as_str).unwrap_or("search");
     let calls = if offers_tools { number("mock_tool_calls").unwrap_or(0).min(64) } else { 0 };
@@ -191,10 +206,47 @@ async fn simulated(body: &Value, metadata: &serde_json::Map<String, Value>) -> R
     Json(json!({
         "id": "chatcmpl-sim", "object": "chat.completion", "created": 1_700_000_000, "model": served(model),
         "choices": [{ "index": 0, "message": message, "finish_reason": if calls > 0 { "tool_calls" } else { "stop" } }],
-        "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                   "total_tokens": prompt_tokens + completion_tokens }
+        "usage": usage
     }))
     .into_response()
+}
+
+/// A simulated streamed answer: `chunks` content chunks `pause` apart, then the finish, the
+/// usage chunk when asked for, and `[DONE]`.
+fn simulated_stream(
+    model: String,
+    chunks: u64,
+    pause: Duration,
+    usage: Option<Value>,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
+    futures_util::stream::unfold(0u64, move |i| {
+        let (model, usage) = (model.clone(), usage.clone());
+        async move {
+            let chunk = |choices: Value| {
+                json!({ "id": "chatcmpl-sim", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                        "model": model, "choices": choices })
+            };
+            let event = if i < chunks {
+                if i > 0 && !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                chunk(json!([{ "index": 0, "delta": { "content": "word " } }]))
+            } else if i == chunks {
+                chunk(json!([{ "index": 0, "delta": {}, "finish_reason": "stop" }]))
+            } else if i == chunks + 1
+                && let Some(usage) = usage
+            {
+                let mut last = chunk(json!([]));
+                last["usage"] = usage;
+                last
+            } else if i <= chunks + 2 {
+                return Some((Ok("data: [DONE]\n\n".to_owned()), chunks + 3));
+            } else {
+                return None;
+            };
+            Some((Ok(format!("data: {event}\n\n")), i + 1))
+        }
+    })
 }
 
 async fn chat(State(state): State<MockState>, headers: HeaderMap, Json(body): Json<Value>) -> Response {

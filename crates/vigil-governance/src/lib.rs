@@ -10,6 +10,7 @@
 //! [`pattern`] reasons about glob patterns for the checks. No IO, no clock: the services
 //! layer holds the versions and the counters.
 
+pub mod budget;
 pub mod checks;
 pub mod decide;
 pub mod diff;

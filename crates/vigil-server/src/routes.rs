@@ -15,7 +15,7 @@ use vigil_core::scope::Scope;
 
 use crate::api::{Envelope, ListPage};
 use crate::handlers::{
-    audit, gateway, health, immune, ingest, keys, known_issues, meta, otlp, policies, runs, uploads,
+    audit, budgets, gateway, health, immune, ingest, keys, known_issues, meta, otlp, policies, runs, uploads,
 };
 use crate::state::AppState;
 
@@ -435,6 +435,15 @@ pub fn routes() -> Vec<Route> {
             .body::<runs::GcRequest>()
             .data::<serde_json::Value>()
             .to(runs::gc),
+        route(Method::GET, "/api/v1/budgets", "budgets.list", READ)
+            .summary("Every budget of the policy in force with its counters in the current window: spent, held by calls in flight, percent used, per subject")
+            .data::<Vec<vigil_services::budgets::BudgetStatus>>()
+            .to(budgets::statuses),
+        route(Method::GET, "/api/v1/ledger", "ledger.list", READ)
+            .summary("The budget ledger, newest first: every admission, settlement and expiry, hash-chained; `vigil ledger verify` recomputes the chain and every counter from it")
+            .query::<budgets::LedgerQuery>()
+            .data::<ListPage<vigil_store::LedgerEntry>>()
+            .to(budgets::ledger),
         route(Method::GET, "/api/v1/policy", "policy.get", READ)
             .summary("The caller's tenant's policy: its latest version")
             .data::<vigil_store::PolicyVersion>()

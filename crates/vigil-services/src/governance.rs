@@ -85,9 +85,9 @@ fn read_document(mut document: Value) -> Result<(Value, PolicyDocument), PolicyE
 
 /// The version of the policy in force, parsed.
 #[derive(Debug)]
-struct InForce {
-    version: u32,
-    document: PolicyDocument,
+pub(crate) struct InForce {
+    pub(crate) version: u32,
+    pub(crate) document: PolicyDocument,
 }
 
 /// The gateway's governance rule: model calls judged by the policy in force. Keys belong to
@@ -98,7 +98,7 @@ pub struct PolicyGuard {
 }
 
 impl PolicyGuard {
-    fn current(&self) -> Option<Arc<InForce>> {
+    pub(crate) fn current(&self) -> Option<Arc<InForce>> {
         self.in_force.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -109,7 +109,7 @@ impl PolicyGuard {
 
     /// Puts `version` in force unless a later one already is: a refresh that read the
     /// store just before a save committed cannot undo the save.
-    fn set(&self, version: u32, document: PolicyDocument) {
+    pub(crate) fn set(&self, version: u32, document: PolicyDocument) {
         let mut in_force = self.in_force.write().unwrap_or_else(|e| e.into_inner());
         if in_force.as_ref().is_none_or(|p| p.version < version) {
             *in_force = Some(Arc::new(InForce { version, document }));

@@ -25,6 +25,7 @@
 //!   shutdown.
 
 pub mod batch;
+pub mod budgets;
 pub mod governance;
 pub mod immune;
 pub mod ingest;

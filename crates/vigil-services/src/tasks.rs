@@ -59,6 +59,15 @@ impl Tasks {
         });
     }
 
+    /// Resolves once shutdown has begun: for a task that must finish its work (drain a
+    /// queue) rather than be dropped mid-way.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.stop.subscribe();
+        async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        }
+    }
+
     /// The names of the tasks still running.
     pub fn running(&self) -> Vec<String> {
         self.lock().iter().filter(|t| !t.handle.is_finished()).map(|t| t.name.clone()).collect()

@@ -4,7 +4,7 @@
 //! on the first one broken.
 //!
 //! Suites: [`keys_audit`], [`vitals_agents`], [`immune_log`], [`runs`], [`policies`],
-//! [`blobs`], [`operations`].
+//! [`budgets`], [`blobs`], [`operations`].
 //!
 //! What they check: round trips; the documented order of every list; that cursors walk a
 //! list exactly once at every page size; each filter; error kinds (`NotFound`,
@@ -28,13 +28,14 @@ use vigil_core::scope::Scope;
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
-use vigil_core::id::{RunId, TenantId, UploadId};
+use vigil_core::id::{ReservationId, RunId, TenantId, UploadId};
 use vigil_core::run::{ExecStatus, RunStatus};
 
-use crate::ports::{Blobs, ImmuneLog, KeysAudit, Operations, Page, Policies, Runs, VitalsAgents};
+use crate::ports::{Blobs, Budgets, ImmuneLog, KeysAudit, Operations, Page, Policies, Runs, VitalsAgents};
 use crate::{
-    AuditFilter, AuditOutcome, CollectableUpload, ExecutionEnd, ImmuneLogEntry, LineageEdge, NewAuditEntry,
-    NewExecution, NewPolicyVersion, NewRun, NewUpload, StoreError, VitalsFilter,
+    Admission, AuditFilter, AuditOutcome, BudgetScope, CollectableUpload, ExecutionEnd, ImmuneLogEntry, LineageEdge,
+    NewAuditEntry, NewExecution, NewPolicyVersion, NewReservation, NewRun, NewUpload, Settled, Settlement, StoreError,
+    VitalsFilter,
 };
 
 /// Page sizes every list is walked with.
@@ -74,6 +75,137 @@ fn audit_entry(principal: &str, action: &str, status: u16) -> NewAuditEntry {
         body_sha256: Sha256Digest::of(action.as_bytes()),
         status,
     }
+}
+
+fn scope(budget: &str, subject: &str, since: Timestamp, limit_nanos: i64, hard: bool) -> BudgetScope {
+    BudgetScope { budget: budget.to_owned(), subject: subject.to_owned(), since, limit_nanos, hard }
+}
+
+fn reservation(at: Timestamp, amount_nanos: i64, input_nanos: i64, scopes: Vec<BudgetScope>) -> NewReservation {
+    NewReservation {
+        id: ReservationId::mint(),
+        tenant_id: TenantId::default_tenant(),
+        at,
+        lease_until: at.plus_micros(60_000_000),
+        amount_nanos,
+        input_nanos,
+        scopes,
+        summary: serde_json::json!({ "agent_id": "a" }),
+    }
+}
+
+fn settlement(id: &ReservationId, at: Timestamp, actual_nanos: Option<i64>) -> Settlement {
+    Settlement { id: id.clone(), at, actual_nanos, note: "ok".to_owned() }
+}
+
+/// Reservations, settlement, expiry and the ledger.
+pub async fn budgets(port: Arc<dyn Budgets>) {
+    let tenant = TenantId::default_tenant();
+    let now = Timestamp::now();
+    let day = now.plus_micros(-3_600_000_000);
+    let org = |limit| scope("org", "default", day, limit, true);
+    let agent = |subject: &str, limit| scope("per-agent", subject, day, limit, true);
+
+    // All or nothing: a call that does not fit one budget holds nothing on the others.
+    let first = reservation(now, 600, 100, vec![org(1_000), agent("a", 700)]);
+    assert_eq!(port.admit(first.clone()).await.expect("admit"), Admission::Admitted);
+    let refused = reservation(now, 200, 50, vec![org(1_000), agent("a", 700)]);
+    match port.admit(refused).await.expect("admit") {
+        Admission::Refused(r) => {
+            assert_eq!((r.budget.as_str(), r.subject.as_str()), ("per-agent", "a"), "the budget without room is named");
+            assert_eq!((r.limit_nanos, r.spent_nanos, r.held_nanos, r.asked_nanos), (700, 0, 600, 200));
+        }
+        Admission::Admitted => panic!("a reservation past a hard budget must be refused"),
+    }
+    let states = port.budget_states(tenant.clone(), vec![org(1_000), agent("a", 700)]).await.expect("states");
+    assert_eq!(states.iter().map(|s| s.held_nanos).collect::<Vec<_>>(), [600, 600], "a refusal holds nothing");
+    // Never shrunk to what is left: 400 would fit the org budget but not the agent's.
+    let other_agent = reservation(now, 400, 10, vec![org(1_000), agent("b", 700)]);
+    assert_eq!(port.admit(other_agent.clone()).await.expect("admit"), Admission::Admitted);
+    assert!(matches!(port.admit(reservation(now, 1, 0, vec![org(1_000)])).await, Ok(Admission::Refused(_))));
+    // A soft budget counts but never refuses.
+    let soft = reservation(now, 5_000, 0, vec![scope("soft", "default", day, 10, false)]);
+    assert_eq!(port.admit(soft.clone()).await.expect("admit"), Admission::Admitted);
+    // The same id twice is a conflict, not a second hold.
+    assert!(matches!(port.admit(first.clone()).await, Err(StoreError::Conflict(_))), "an id is admitted once");
+
+    // Settling charges the actual cost once, even past the reservation.
+    let settled = port.settle(vec![settlement(&first.id, now, Some(450))]).await.expect("settle");
+    assert_eq!(settled, [Settled::Charged { charged_nanos: 450, overran: false }]);
+    let again = port.settle(vec![settlement(&first.id, now, Some(999))]).await.expect("settle");
+    assert_eq!(again, [Settled::AlreadySettled], "settling twice changes nothing");
+    let over = port.settle(vec![settlement(&other_agent.id, now, Some(900))]).await.expect("settle");
+    assert_eq!(over, [Settled::Charged { charged_nanos: 900, overran: true }], "an overrun is charged and flagged");
+    let unknown = port.settle(vec![settlement(&ReservationId::mint(), now, Some(1))]).await.expect("settle");
+    assert_eq!(unknown, [Settled::Unknown]);
+    let states =
+        port.budget_states(tenant.clone(), vec![org(1_000), agent("a", 700), agent("b", 700)]).await.expect("states");
+    let spent: Vec<(i64, i64)> = states.iter().map(|s| (s.spent_nanos, s.held_nanos)).collect();
+    assert_eq!(spent, [(1_350, 0), (450, 0), (900, 0)], "spend is the sum of settlements, holds are gone");
+    // An overspent budget admits nothing more; a window starting later does not see it.
+    assert!(matches!(port.admit(reservation(now, 1, 0, vec![org(1_000)])).await, Ok(Admission::Refused(_))));
+    let later = scope("org", "default", now.plus_micros(3_600_000_000), 1_500, true);
+    assert_eq!(port.admit(reservation(now, 1, 0, vec![later.clone()])).await.expect("admit"), Admission::Admitted);
+    // A raised limit counts what was already spent in the window.
+    assert_eq!(port.admit(reservation(now, 100, 0, vec![org(1_500)])).await.expect("admit"), Admission::Admitted);
+    assert!(matches!(port.admit(reservation(now, 100, 0, vec![org(1_500)])).await, Ok(Admission::Refused(_))));
+
+    // Expiry: a lease that ran out is charged its input cost, once; a late settlement adds
+    // the rest of the actual cost.
+    let mut abandoned = reservation(now, 300, 70, vec![agent("c", 10_000)]);
+    abandoned.lease_until = now.plus_micros(1_000_000);
+    port.admit(abandoned.clone()).await.expect("admit");
+    let held_before = port.held_reservations().await.expect("held");
+    let swept = port.sweep_reservations(now).await.expect("sweep");
+    assert_eq!(swept.expired, 0, "a lease still running is kept");
+    let swept = port.sweep_reservations(now.plus_micros(2_000_000)).await.expect("sweep");
+    assert!(swept.expired >= 1 && swept.charged_nanos >= 70, "{swept:?}");
+    assert_eq!(port.held_reservations().await.expect("held"), held_before - u64::from(swept.expired));
+    let states = port.budget_states(tenant.clone(), vec![agent("c", 10_000)]).await.expect("states");
+    assert_eq!((states[0].spent_nanos, states[0].held_nanos), (70, 0));
+    let late = port.settle(vec![settlement(&abandoned.id, now, Some(250))]).await.expect("settle");
+    assert_eq!(late, [Settled::Charged { charged_nanos: 180, overran: false }], "the rest of the actual cost");
+    let states = port.budget_states(tenant.clone(), vec![agent("c", 10_000)]).await.expect("states");
+    assert_eq!(states[0].spent_nanos, 250);
+    assert_eq!(
+        port.settle(vec![settlement(&abandoned.id, now, Some(250))]).await.expect("settle"),
+        [Settled::AlreadySettled]
+    );
+    let subjects = port.budget_subjects(tenant.clone(), "per-agent".to_owned(), day).await.expect("subjects");
+    assert_eq!(subjects, ["a", "b", "c"]);
+
+    // Concurrent admissions never together exceed a hard budget.
+    let tight = || scope("tight", "default", day, 1_000, true);
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let port = port.clone();
+        let new = reservation(now, 100, 10, vec![tight()]);
+        tasks.push(tokio::spawn(async move { port.admit(new).await.expect("admit") }));
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        if task.await.expect("task") == Admission::Admitted {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 10, "exactly as many as fit are admitted");
+    let states = port.budget_states(tenant.clone(), vec![tight()]).await.expect("states");
+    assert_eq!(states[0].held_nanos, 1_000);
+
+    // The ledger: every admission, settlement and expiry, newest first, chained, and the
+    // counters equal what it derives.
+    let entries = walk(3, |p| port.ledger(tenant.clone(), p)).await;
+    assert!(entries.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    let kinds: BTreeSet<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, BTreeSet::from(["expired", "reserved", "settled"]));
+    let overrun = entries.iter().find(|e| e.reservation.as_ref() == Some(&other_agent.id) && e.kind == "settled");
+    assert_eq!(overrun.map(|e| e.body["overran"].clone()), Some(serde_json::json!(true)));
+    let other = walk(10, |p| port.ledger(TenantId::new("other".to_owned()), p)).await;
+    assert!(other.is_empty(), "a tenant sees only its own ledger");
+    let verified = port.verify_ledger().await.expect("verify");
+    assert!(verified.intact(), "{verified:?}");
+    assert_eq!(verified.entries, entries.len() as u64);
+    let _ = soft;
 }
 
 /// Keys and the audit log.

@@ -27,6 +27,7 @@ pub mod audit;
 pub mod background;
 pub mod backup;
 pub mod blob;
+pub mod budgets;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod db;
@@ -48,6 +49,10 @@ use std::path::PathBuf;
 pub use agents::{AgentRecord, GatewayStats, ModelStats, TokenTotals};
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAuditEntry};
 pub use blob::{BlobInfo, BlobStore, StaleTemps};
+pub use budgets::{
+    Admission, BudgetRefusal, BudgetScope, BudgetState, LedgerEntry, LedgerVerification, NewReservation, Settled,
+    Settlement, Swept,
+};
 pub use db::{Store, StoreOptions};
 pub use immune::{ControlUrl, ImmuneLogEntry, ImmuneSnapshot};
 pub use keys::{ActiveKey, CreatedKey, KeyRecord, KeysVersion};

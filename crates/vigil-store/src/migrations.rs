@@ -309,6 +309,68 @@ CREATE TABLE policy_versions (
 ) STRICT;
 "#,
     },
+    Migration {
+        version: 9,
+        name: "budget reservations, hourly spend, the ledger",
+        sql: r#"
+-- One row per admitted reservation; `scopes` is the JSON list of budgets it counts against.
+-- Settled and expired rows are removed after a retention; their ledger entries stay.
+CREATE TABLE reservations (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    lease_until   INTEGER NOT NULL,
+    amount_nanos  INTEGER NOT NULL,
+    input_nanos   INTEGER NOT NULL,
+    scopes        TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('held', 'settled', 'expired')),
+    settled_nanos INTEGER,
+    settled_at    INTEGER
+) STRICT;
+CREATE INDEX reservations_lease ON reservations (lease_until) WHERE state = 'held';
+CREATE INDEX reservations_settled ON reservations (settled_at) WHERE state <> 'held';
+
+-- What each unsettled reservation holds on each budget.
+CREATE TABLE budget_holds (
+    tenant_id    TEXT NOT NULL,
+    budget       TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    reservation  TEXT NOT NULL,
+    amount_nanos INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, budget, subject, reservation)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX budget_holds_reservation ON budget_holds (reservation);
+
+-- Settled spend per budget and subject, in hourly buckets (hour = unix time / 3600).
+CREATE TABLE budget_spend (
+    tenant_id   TEXT NOT NULL,
+    budget      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    hour        INTEGER NOT NULL,
+    spent_nanos INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, budget, subject, hour)
+) STRICT, WITHOUT ROWID;
+
+-- Admissions, settlements and expiries, append-only and hash-chained like the audit log.
+CREATE TABLE ledger (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    at          INTEGER NOT NULL,
+    tenant_id   TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    reservation TEXT,
+    body        TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    entry_hash  TEXT NOT NULL
+) STRICT;
+CREATE INDEX ledger_reservation ON ledger (reservation);
+CREATE INDEX ledger_tenant ON ledger (tenant_id, seq);
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: entries cannot be changed'); END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: entries cannot be deleted'); END;
+"#,
+    },
 ];
 
 /// The schema version this binary writes and expects.

@@ -9,6 +9,7 @@
 //! | [`ImmuneLog`] | the immune engine's input log, snapshots, agents' control URLs |
 //! | [`Runs`] | uploads, runs with their executions and lineage, plugin installs, known issues, tombstones |
 //! | [`Policies`] | each tenant's policy document, every save a version |
+//! | [`Budgets`] | budget reservations, hourly spend, the hash-chained ledger |
 //! | [`Blobs`] | content-addressed bytes, by stream |
 //! | [`Operations`] | health probes, the schema version, closing cleanly |
 //!
@@ -40,11 +41,12 @@ use vigil_core::time::Timestamp;
 use vigil_core::vitals::Vital;
 
 use crate::{
-    ActiveKey, AgentRecord, AuditEntry, AuditFilter, AuditVerification, BlobInfo, BlobStore, CollectableUpload,
-    ControlUrl, CreatedKey, ExecutionEnd, ExecutionRecord, GatewayStats, ImmuneLogEntry, ImmuneSnapshot,
-    InstalledPlugin, KeyRecord, KeysVersion, KnownIssueSet, LineageEdge, NewAuditEntry, NewPolicyVersion, NewRun,
-    NewUpload, PolicyVersion, Result, RunRecord, StaleTemps, Store, StoreError, StoredVital, Tombstone, UploadAttempt,
-    UploadRecord, VitalsFilter,
+    ActiveKey, Admission, AgentRecord, AuditEntry, AuditFilter, AuditVerification, BlobInfo, BlobStore, BudgetScope,
+    BudgetState, CollectableUpload, ControlUrl, CreatedKey, ExecutionEnd, ExecutionRecord, GatewayStats,
+    ImmuneLogEntry, ImmuneSnapshot, InstalledPlugin, KeyRecord, KeysVersion, KnownIssueSet, LedgerEntry,
+    LedgerVerification, LineageEdge, NewAuditEntry, NewPolicyVersion, NewReservation, NewRun, NewUpload, PolicyVersion,
+    Result, RunRecord, Settled, Settlement, StaleTemps, Store, StoreError, StoredVital, Swept, Tombstone,
+    UploadAttempt, UploadRecord, VitalsFilter,
 };
 
 /// What a port's method returns: a boxed future, so the ports can be trait objects.
@@ -264,6 +266,29 @@ pub trait Policies: Send + Sync + Debug {
     fn policy_history(&self, tenant: TenantId, page: PageRequest) -> StoreFuture<'_, Page<PolicyVersion>>;
 }
 
+/// Budgets that hold (see [`crate::budgets`]): reservations admitted across every budget
+/// a call falls under, all or nothing; idempotent settlement; expiry of abandoned leases;
+/// the ledger that records each and from which every counter can be recomputed.
+pub trait Budgets: Send + Sync + Debug {
+    /// Admits a reservation, or refuses it naming the first hard budget without room;
+    /// concurrent admissions never together exceed a hard budget.
+    fn admit(&self, new: NewReservation) -> StoreFuture<'_, Admission>;
+    /// Settles each reservation at most once, all in one transaction.
+    fn settle(&self, settlements: Vec<Settlement>) -> StoreFuture<'_, Vec<Settled>>;
+    /// Expires reservations whose lease ended before `now`, charging their input cost.
+    fn sweep_reservations(&self, now: Timestamp) -> StoreFuture<'_, Swept>;
+    /// How many reservations are held (admitted, not settled, not expired).
+    fn held_reservations(&self) -> StoreFuture<'_, u64>;
+    /// Where each scope stands: spent in its window and held.
+    fn budget_states(&self, tenant: TenantId, scopes: Vec<BudgetScope>) -> StoreFuture<'_, Vec<BudgetState>>;
+    /// The subjects a budget counted since `since` (at most 1,000).
+    fn budget_subjects(&self, tenant: TenantId, budget: String, since: Timestamp) -> StoreFuture<'_, Vec<String>>;
+    /// A tenant's ledger, newest first.
+    fn ledger(&self, tenant: TenantId, page: PageRequest) -> StoreFuture<'_, Page<LedgerEntry>>;
+    /// Walks the whole ledger: the chain, and every counter recomputed from it.
+    fn verify_ledger(&self) -> StoreFuture<'_, LedgerVerification>;
+}
+
 /// What operating a backend needs beside its records.
 pub trait Operations: Send + Sync + Debug {
     /// Proves a write reaches durable storage now (a readiness probe).
@@ -275,9 +300,9 @@ pub trait Operations: Send + Sync + Debug {
 }
 
 /// Every record port as one object.
-pub trait Storage: KeysAudit + VitalsAgents + ImmuneLog + Runs + Policies + Operations {}
+pub trait Storage: KeysAudit + VitalsAgents + ImmuneLog + Runs + Policies + Budgets + Operations {}
 
-impl<T: KeysAudit + VitalsAgents + ImmuneLog + Runs + Policies + Operations + ?Sized> Storage for T {}
+impl<T: KeysAudit + VitalsAgents + ImmuneLog + Runs + Policies + Budgets + Operations + ?Sized> Storage for T {}
 
 /// Content-addressed bytes.
 pub trait Blobs: Send + Sync + Debug {
@@ -634,6 +659,33 @@ impl Policies for Store {
     }
 }
 
+impl Budgets for Store {
+    fn admit(&self, new: NewReservation) -> StoreFuture<'_, Admission> {
+        on_store(self, move |s| s.admit(&new))
+    }
+    fn settle(&self, settlements: Vec<Settlement>) -> StoreFuture<'_, Vec<Settled>> {
+        on_store(self, move |s| s.settle(&settlements))
+    }
+    fn sweep_reservations(&self, now: Timestamp) -> StoreFuture<'_, Swept> {
+        on_store(self, move |s| s.sweep_reservations(now))
+    }
+    fn held_reservations(&self) -> StoreFuture<'_, u64> {
+        bounded_read(self, 1, Store::held_reservations)
+    }
+    fn budget_states(&self, tenant: TenantId, scopes: Vec<BudgetScope>) -> StoreFuture<'_, Vec<BudgetState>> {
+        on_store(self, move |s| s.budget_states(&tenant, &scopes))
+    }
+    fn budget_subjects(&self, tenant: TenantId, budget: String, since: Timestamp) -> StoreFuture<'_, Vec<String>> {
+        on_store(self, move |s| s.budget_subjects(&tenant, &budget, since))
+    }
+    fn ledger(&self, tenant: TenantId, page: PageRequest) -> StoreFuture<'_, Page<LedgerEntry>> {
+        bounded_read(self, page.limit, move |s| s.ledger(&tenant, page))
+    }
+    fn verify_ledger(&self) -> StoreFuture<'_, LedgerVerification> {
+        on_store(self, Store::verify_ledger)
+    }
+}
+
 impl Operations for Store {
     fn check_writable(&self) -> StoreFuture<'_, ()> {
         on_store(self, Store::check_writable)
@@ -714,6 +766,12 @@ mod tests {
     async fn sqlite_keeps_policy_versions_as_every_backend_must() {
         let (_dir, store) = store();
         conformance::policies(Arc::new(store)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_holds_budgets_and_their_ledger_as_every_backend_must() {
+        let (_dir, store) = store();
+        conformance::budgets(Arc::new(store)).await;
     }
 
     /// A bounded read runs on the caller's thread unless the database is busy; a larger

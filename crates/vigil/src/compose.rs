@@ -58,6 +58,11 @@ pub async fn app(
     let policies = vigil_services::governance::PolicyService::new(storage.clone(), storage.clone(), models);
     policies.refresh().await.context("reading the policy in force")?;
     gateway.add_guard(policies.guard());
+    // Budgets: every call one applies to is admitted against it before it is sent.
+    let meter =
+        vigil_services::budgets::Meter::new(policies.guard(), storage.clone(), config.gateway.reservation_lease);
+    meter.start(&tasks);
+    gateway.set_meter(Arc::new(meter));
     // Runs left behind by a process that died are crashed, and can be retried.
     let harness = vigil_harness::Harness::new(harness, storage.clone(), blobs.clone()).await?;
     match harness.recover().await {

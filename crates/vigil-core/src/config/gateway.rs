@@ -49,6 +49,13 @@ pub struct RawGateway {
     /// How long an open breaker refuses calls before letting a trial through.
     pub breaker_cooldown_ms: u64,
     pub policy: RawPolicy,
+    /// The output cap written into a call that names none when a budget applies to it, so
+    /// its reservation is an upper bound.
+    pub budget_output_tokens_default: u64,
+    /// How long a budget reservation may stay unsettled before it is expired (its process
+    /// died); 0: long enough for the slowest call the providers allow (twice the longest
+    /// timeout, times the attempts, plus a minute).
+    pub reservation_lease_ms: u64,
     /// Prices that add to or override the built-in table.
     pub prices: Vec<RawPrice>,
     pub providers: Vec<RawProvider>,
@@ -100,6 +107,8 @@ impl Default for RawGateway {
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
             policy: RawPolicy::default(),
+            budget_output_tokens_default: 4_096,
+            reservation_lease_ms: 0,
             prices: Vec::new(),
             providers: Vec::new(),
         }
@@ -150,6 +159,8 @@ pub struct GatewayConfig {
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
     pub policy: PolicyConfig,
+    pub budget_output_tokens_default: u64,
+    pub reservation_lease: Duration,
     pub prices: Vec<PriceConfig>,
     pub providers: Vec<ProviderConfig>,
 }
@@ -265,6 +276,8 @@ impl RawGateway {
         check.range("gateway.retry_backoff_ms", self.retry_backoff_ms, 0..=60_000);
         check.range("gateway.breaker_failures", self.breaker_failures, 1..=1_000);
         check.range("gateway.breaker_cooldown_ms", self.breaker_cooldown_ms, 0..=3_600_000);
+        check.range("gateway.budget_output_tokens_default", self.budget_output_tokens_default, 1..=10_000_000);
+        check.range("gateway.reservation_lease_ms", self.reservation_lease_ms, 0..=7 * 86_400_000);
         check.range("gateway.policy.agent_calls_per_minute", self.policy.agent_calls_per_minute, 0..=10_000_000);
         for (field, globs) in [("allow_models", &self.policy.allow_models), ("block_models", &self.policy.block_models)]
         {
@@ -335,8 +348,16 @@ impl RawGateway {
                 connect_timeout: Duration::from_millis(provider.connect_timeout_ms),
             });
         }
+        let attempts = u32::try_from(self.retries).unwrap_or(10).saturating_add(1);
+        let slowest = providers.iter().map(|p| p.timeout).max().unwrap_or(Duration::from_secs(600));
+        let reservation_lease = match self.reservation_lease_ms {
+            0 => slowest.saturating_mul(2).saturating_mul(attempts).saturating_add(Duration::from_secs(60)),
+            ms => Duration::from_millis(ms),
+        };
         GatewayConfig {
             passthrough_client_key: self.passthrough_client_key,
+            budget_output_tokens_default: self.budget_output_tokens_default,
+            reservation_lease,
             vitals_queue: usize::try_from(self.vitals_queue).unwrap_or(usize::MAX),
             retries: u32::try_from(self.retries).unwrap_or(u32::MAX),
             retry_backoff: Duration::from_millis(self.retry_backoff_ms),

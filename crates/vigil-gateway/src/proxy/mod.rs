@@ -17,9 +17,11 @@ use vigil_core::config::{GatewayConfig, ProviderConfig, ProviderKind};
 use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
+use vigil_services::budgets::{CostBound, Hold, Meter};
+
 use crate::breaker::{Admission, Breaker};
 use crate::openai::{Answer, RequestFacts, estimate_usage};
-use crate::policy::{CallFacts, Policy, RefusalKind};
+use crate::policy::{CallFacts, Policy, Refusal, RefusalKind};
 use crate::price::PriceTable;
 use crate::recorder::Recorder;
 use crate::sse::Scanner;
@@ -115,6 +117,8 @@ pub struct Gateway {
     breakers: HashMap<String, Mutex<Breaker>>,
     recorder: Recorder,
     policy: Policy,
+    /// Budgets: admission before a call is sent, settlement when it ends.
+    meter: Option<Arc<Meter>>,
     prices: Arc<PriceTable>,
     /// Time Vigil adds to a call: everything but waiting for the provider.
     overhead: Histogram,
@@ -219,7 +223,7 @@ impl Gateway {
             .collect();
         let policy = Policy::new(config.policy.clone());
         let prices = Arc::new(PriceTable::new(&config.prices));
-        Ok(Gateway { config, upstreams, breakers, recorder, policy, prices, overhead })
+        Ok(Gateway { config, upstreams, breakers, recorder, policy, meter: None, prices, overhead })
     }
 
     /// The price table in force, for vitals that arrive by other paths (ingest, OTLP).
@@ -239,6 +243,11 @@ impl Gateway {
     /// Plugs in a rule from another part of Vigil (see [`CallGuard`]).
     pub fn add_guard(&mut self, guard: Arc<dyn crate::policy::CallGuard>) {
         self.policy.add_guard(guard);
+    }
+
+    /// Admits every call a budget applies to through `meter` before sending it.
+    pub fn set_meter(&mut self, meter: Arc<Meter>) {
+        self.meter = Some(meter);
     }
 
     /// `POST /v1/chat/completions`, streamed or not.
@@ -306,20 +315,7 @@ impl Gateway {
             user: caller.user.as_deref(),
         };
         if let Some(refusal) = self.policy.check(&call) {
-            let (status, kind) = match refusal.kind {
-                RefusalKind::Denied => (StatusCode::FORBIDDEN, "permission_error"),
-                RefusalKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
-                RefusalKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "permission_error"),
-            };
-            vital.status = status.as_u16();
-            vital.error_class = Some(format!("policy:{}", refusal.code));
-            vital.latency_us = elapsed_us(started);
-            self.recorder.record(vital);
-            let mut response = endpoint.dialect.error(status, kind, refusal.code, refusal.reason);
-            if let Some(secs) = refusal.retry_after_secs {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            return response;
+            return self.refused(endpoint, vital, &refusal, started);
         }
         let Some(provider) = self.config.provider_for(&facts.model, endpoint.dialect.provider_kind()) else {
             let message = format!("no configured provider serves model {:?}", facts.model);
@@ -331,7 +327,7 @@ impl Gateway {
         // it adds on the way back, so every streamed call is measured. (Chunks then carry
         // `"usage": null`, which OpenAI's own streams also send and SDKs ignore.)
         let inject_usage = endpoint.dialect == Dialect::OpenAi && facts.stream && !facts.client_wants_stream_usage;
-        let upstream_body = if inject_usage {
+        if inject_usage {
             // Add to the client's stream_options rather than replace them.
             match value.get_mut("stream_options").and_then(Value::as_object_mut) {
                 Some(options) => {
@@ -339,9 +335,29 @@ impl Gateway {
                 }
                 None => value["stream_options"] = json!({ "include_usage": true }),
             }
-            Bytes::from(value.to_string())
-        } else {
-            body
+        }
+        // A call a budget applies to is admitted with an upper bound of its cost, so it needs
+        // an output cap: the client's, or one written in.
+        let metered = self
+            .meter
+            .as_ref()
+            .filter(|meter| meter.applies(&call))
+            .map(|meter| (meter, output_cap(endpoint, &mut value, self.config.budget_output_tokens_default)));
+        let upstream_body = match metered {
+            Some((_, OutputCap { written: true, .. })) => Bytes::from(value.to_string()),
+            _ if inject_usage => Bytes::from(value.to_string()),
+            _ => body,
+        };
+        let hold = match metered {
+            Some((meter, cap)) => {
+                let input_ceiling = crate::bound::input_token_ceiling(&value);
+                let cost = self.cost_bound(&facts.model, input_ceiling, facts.prompt_chars, cap.tokens);
+                match meter.admit(&call, cost, caller.request_id.as_deref()).await {
+                    Ok(hold) => hold,
+                    Err(refusal) => return self.refused(endpoint, vital, &refusal, started),
+                }
+            }
+            None => None,
         };
 
         let sent = Instant::now();
@@ -353,6 +369,14 @@ impl Gateway {
             Ok(answered) => answered,
             Err(failure) => {
                 vital.latency_us = elapsed_us(started);
+                if let Some(hold) = hold {
+                    // An open breaker sent nothing; an unreachable provider may have seen the
+                    // prompt (a timeout), so its input is charged.
+                    match failure {
+                        Failure::CircuitOpen { .. } => hold.settle(Some(0), "circuit_open"),
+                        Failure::Unreachable { .. } => hold.settle(None, "unreachable"),
+                    }
+                }
                 let response = match failure {
                     Failure::Unreachable { provider, reason, timeout } => {
                         vital.provider = provider.clone();
@@ -393,7 +417,7 @@ impl Gateway {
         let before = sent.duration_since(started);
 
         if !facts.stream || !status.is_success() {
-            let response = self.relay_whole(response, vital, started, &facts, endpoint.dialect).await;
+            let response = self.relay_whole(response, vital, hold, started, &facts, endpoint.dialect).await;
             return self.with_overhead(response, before, answered);
         }
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
@@ -412,6 +436,7 @@ impl Gateway {
                 prompt_chars: facts.prompt_chars,
                 recorder: self.recorder.clone(),
                 prices: self.prices.clone(),
+                hold,
             }),
         };
         let mut response = Response::new(Body::from_stream(relay));
@@ -420,6 +445,40 @@ impl Gateway {
         response.headers_mut().insert(header::CONTENT_TYPE, content_type);
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         self.with_overhead(response, before, answered)
+    }
+
+    /// Answers a refused call in its dialect's error shape and records it.
+    fn refused(&self, endpoint: Endpoint, mut vital: Vital, refusal: &Refusal, started: Instant) -> Response {
+        let (status, kind) = match refusal.kind {
+            RefusalKind::Denied => (StatusCode::FORBIDDEN, "permission_error"),
+            RefusalKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+            RefusalKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "permission_error"),
+        };
+        vital.status = status.as_u16();
+        vital.error_class = Some(format!("policy:{}", refusal.code));
+        vital.latency_us = elapsed_us(started);
+        self.recorder.record(vital);
+        let mut response = endpoint.dialect.error(status, kind, refusal.code, refusal.reason.clone());
+        if let Some(secs) = refusal.retry_after_secs {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+
+    /// The most a call can cost, from the price table: its input token ceiling (see
+    /// [`crate::bound`]) at the dearest input rate (cache writes cost more than plain
+    /// input), plus the output cap at the output rate; and what its input alone costs,
+    /// estimated.
+    fn cost_bound(&self, model: &str, input_ceiling: u64, prompt_chars: usize, output_cap: u64) -> CostBound {
+        let Some(price) = self.prices.price_for(model, Timestamp::now()) else {
+            return CostBound { upper_nanos: None, input_nanos: 0 };
+        };
+        let per_mtok = |tokens: u64, rate: u64| u128::from(tokens) * u128::from(rate) / 1_000_000;
+        let input_rate = price.input.max(price.cache_write).max(price.cache_write_1h);
+        let upper = per_mtok(input_ceiling, input_rate) + per_mtok(output_cap, price.output);
+        let input_tokens = estimate_usage(prompt_chars, 0).input_tokens.min(input_ceiling);
+        let nanos = |value: u128| i64::try_from(value).unwrap_or(i64::MAX);
+        CostBound { upper_nanos: Some(nanos(upper)), input_nanos: nanos(per_mtok(input_tokens, price.input)) }
     }
 
     /// Records and reports Vigil's own time on a call: `before` (parsing, routing) plus the
@@ -611,6 +670,7 @@ impl Gateway {
         &self,
         response: reqwest::Response,
         vital: Vital,
+        hold: Option<Hold>,
         started: Instant,
         facts: &RequestFacts,
         dialect: Dialect,
@@ -627,6 +687,9 @@ impl Gateway {
                 vital.outcome = CallOutcome::Interrupted;
                 vital.error_class = Some("upstream_body".to_owned());
                 vital.latency_us = elapsed_us(started);
+                if let Some(hold) = hold {
+                    hold.settle(None, "interrupted");
+                }
                 self.recorder.record(vital);
                 return dialect.error(StatusCode::BAD_GATEWAY, "api_error", "upstream_interrupted", message);
             }
@@ -641,10 +704,17 @@ impl Gateway {
             };
             vital.outcome = CallOutcome::Ok;
             finish_vital(&mut vital, &answer, facts.prompt_chars, true, &self.prices);
+            if let Some(hold) = hold {
+                hold.settle(settled_cost(&vital), "ok");
+            }
         } else {
             vital.outcome = CallOutcome::UpstreamError;
             let class = parsed.as_ref().and_then(|v| v.pointer("/error/type")).and_then(Value::as_str);
             vital.error_class = Some(class.map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned));
+            // Providers do not bill a call they refused.
+            if let Some(hold) = hold {
+                hold.settle(Some(0), "upstream_error");
+            }
         }
         vital.latency_us = elapsed_us(started);
         self.recorder.record(vital);
@@ -745,6 +815,43 @@ fn retry_after(headers: &axum::http::HeaderMap) -> Option<std::time::Duration> {
     }
     // Clamped before converting: a huge value would overflow a Duration.
     Some(std::time::Duration::from_secs_f64(secs.min(RETRY_AFTER_MAX.as_secs_f64())))
+}
+
+/// A call's output cap, and whether Vigil wrote it in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct OutputCap {
+    tokens: u64,
+    written: bool,
+}
+
+/// The request's output cap in the field its API reads (`max_completion_tokens` or the
+/// older `max_tokens` for chat, `max_output_tokens` for responses, `max_tokens` for
+/// messages), writing `default` into the request when it names none. Embeddings produce
+/// no output tokens.
+fn output_cap(endpoint: Endpoint, value: &mut Value, default: u64) -> OutputCap {
+    let fields: &[&str] = match endpoint.name {
+        "chat.completions" => &["max_completion_tokens", "max_tokens"],
+        "responses" => &["max_output_tokens"],
+        "messages" => &["max_tokens"],
+        _ => return OutputCap { tokens: 0, written: false },
+    };
+    if let Some(tokens) = fields.iter().find_map(|f| value.get(*f).and_then(Value::as_u64)) {
+        return OutputCap { tokens, written: false };
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.insert(fields[0].to_owned(), Value::from(default));
+    }
+    OutputCap { tokens: default, written: true }
+}
+
+/// What a finished call is charged against its budgets: the larger of a cost the caller
+/// reported and the price table's (so under-reporting cannot stretch a budget); `None`
+/// when neither is known.
+fn settled_cost(vital: &Vital) -> Option<i64> {
+    match (vital.cost_nanos, vital.table_cost_nanos) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn base_vital(caller: &Caller, endpoint: &str) -> Vital {

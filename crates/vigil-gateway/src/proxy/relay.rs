@@ -35,6 +35,8 @@ pub(super) struct StreamRecord {
     pub(super) prompt_chars: usize,
     pub(super) recorder: Recorder,
     pub(super) prices: Arc<PriceTable>,
+    /// The call's budget reservation, settled with what the call cost.
+    pub(super) hold: Option<Hold>,
 }
 
 impl StreamRecord {
@@ -42,6 +44,15 @@ impl StreamRecord {
         self.vital.outcome = outcome;
         self.vital.latency_us = elapsed_us(self.started);
         finish_vital(&mut self.vital, &self.answer, self.prompt_chars, outcome == CallOutcome::Ok, &self.prices);
+        if let Some(hold) = self.hold {
+            // Usage that never arrived was estimated from what was relayed: charged as such.
+            let note = match outcome {
+                CallOutcome::Ok => "ok",
+                CallOutcome::Cancelled => "client_gone",
+                _ => "interrupted",
+            };
+            hold.settle(settled_cost(&self.vital), note);
+        }
         self.recorder.record(self.vital);
     }
 }

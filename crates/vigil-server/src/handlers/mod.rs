@@ -2,6 +2,7 @@
 //! store on a blocking thread, wrap the answer in an envelope.
 
 pub mod audit;
+pub mod budgets;
 pub mod gateway;
 pub mod health;
 pub mod immune;

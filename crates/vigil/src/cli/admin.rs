@@ -129,6 +129,39 @@ pub(super) fn audit_verify(global: &Global) -> anyhow::Result<ExitCode> {
     }
 }
 
+pub(super) fn ledger_verify(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
+    let (_, store) = open_store(global, false)?;
+    let report = store.verify_ledger()?;
+    if json {
+        let mut value = serde_json::to_value(&report)?;
+        value["intact"] = report.intact().into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        match &report.first_break {
+            None => {
+                let head = report.head.map_or_else(|| "(empty)".to_owned(), |h| h.to_hex());
+                println!("ledger chain intact: {} entries, head {head}", report.entries);
+            }
+            Some(brk) => {
+                println!("ledger BROKEN at entry {}: {}", brk.seq, brk.reason);
+                println!("{} entries before it verified; counters not compared", report.entries);
+            }
+        }
+        if report.first_break.is_none() {
+            match report.mismatch_count {
+                0 => println!("budget counters equal what the ledger derives"),
+                n => {
+                    println!("{n} budget counters differ from what the ledger derives:");
+                    for mismatch in &report.mismatches {
+                        println!("  {mismatch}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(if report.intact() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
 pub(super) fn db_doctor(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
     let path = database_path(global);
     let report = vigil_store::doctor::doctor(&path)?;

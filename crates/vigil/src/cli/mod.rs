@@ -18,7 +18,7 @@ use vigil_store::{BlobStore, DATABASE_FILE, NewAuditEntry, Store, StoreOptions};
 mod admin;
 mod runs;
 
-use admin::{audit_verify, db_backup, db_doctor, immune, keys};
+use admin::{audit_verify, db_backup, db_doctor, immune, keys, ledger_verify};
 pub use runs::harness_options;
 use runs::{bundle, gc, pin, plugins, replay, run_file, upload};
 
@@ -69,6 +69,9 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Inspect the budget ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Check and back up the database.
     #[command(subcommand)]
     Db(DbCommand),
@@ -274,6 +277,17 @@ enum AuditCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Recompute the hash chain and every budget counter from the ledger; exits 1 when the
+    /// chain is broken or a counter differs.
+    Verify {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Integrity check, WAL and checkpoint state, schema version. Exits 1 if unhealthy.
     Doctor {
@@ -304,6 +318,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Keys(cmd) => keys(&global, cmd),
         Command::Audit(AuditCommand::Verify) => audit_verify(&global),
+        Command::Ledger(LedgerCommand::Verify { json }) => ledger_verify(&global, json),
         Command::Db(DbCommand::Doctor { json }) => db_doctor(&global, json),
         Command::Db(DbCommand::Backup { file }) => db_backup(&global, &file),
         Command::Config(ConfigCommand::Check) => {

@@ -20,6 +20,7 @@ fn help_lists_every_command() {
         "serve",
         "keys",
         "audit",
+        "ledger",
         "db",
         "config",
         "upload",

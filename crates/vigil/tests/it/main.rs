@@ -4,6 +4,7 @@
 mod access;
 mod api;
 mod audit;
+mod budgets;
 mod cli;
 mod crash;
 mod gateway;
