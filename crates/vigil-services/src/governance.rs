@@ -92,9 +92,18 @@ pub(crate) struct InForce {
 
 /// The gateway's governance rule: model calls judged by the policy in force. Keys belong to
 /// the default tenant until tenants exist, so its policy is the one in force.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PolicyGuard {
     in_force: RwLock<Option<Arc<InForce>>>,
+    /// The version in force (0 before any), for what must act on a change at once: the
+    /// gateway cuts the streams a new kill switch stops.
+    changes: tokio::sync::watch::Sender<u32>,
+}
+
+impl Default for PolicyGuard {
+    fn default() -> Self {
+        PolicyGuard { in_force: RwLock::default(), changes: tokio::sync::watch::channel(0).0 }
+    }
 }
 
 impl PolicyGuard {
@@ -113,7 +122,13 @@ impl PolicyGuard {
         let mut in_force = self.in_force.write().unwrap_or_else(|e| e.into_inner());
         if in_force.as_ref().is_none_or(|p| p.version < version) {
             *in_force = Some(Arc::new(InForce { version, document }));
+            self.changes.send_replace(version);
         }
+    }
+
+    /// Changes of the version in force, as they happen.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u32> {
+        self.changes.subscribe()
     }
 }
 

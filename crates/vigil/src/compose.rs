@@ -57,7 +57,7 @@ pub async fn app(
     let models = vigil_gateway::price::served_models(&config.gateway);
     let policies = vigil_services::governance::PolicyService::new(storage.clone(), storage.clone(), models);
     policies.refresh().await.context("reading the policy in force")?;
-    gateway.add_guard(policies.guard());
+    gateway.set_governance(policies.guard());
     // Budgets: every call one applies to is admitted against it before it is sent.
     let meter =
         vigil_services::budgets::Meter::new(policies.guard(), storage.clone(), config.gateway.reservation_lease);

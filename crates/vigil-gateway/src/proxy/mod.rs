@@ -18,6 +18,7 @@ use vigil_core::time::Timestamp;
 use vigil_core::vitals::{CallOutcome, Usage, Vital};
 
 use vigil_services::budgets::{CostBound, Hold, Meter};
+use vigil_services::governance::PolicyGuard;
 
 use crate::breaker::{Admission, Breaker};
 use crate::openai::{Answer, RequestFacts, estimate_usage};
@@ -27,7 +28,7 @@ use crate::recorder::Recorder;
 use crate::sse::Scanner;
 
 mod relay;
-use relay::{Relay, StreamRecord, finish_vital};
+use relay::{Cut, OwnedFacts, Relay, StreamRecord, finish_vital};
 
 /// Largest non-streamed answer relayed.
 pub const UPSTREAM_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -119,6 +120,8 @@ pub struct Gateway {
     policy: Policy,
     /// Budgets: admission before a call is sent, settlement when it ends.
     meter: Option<Arc<Meter>>,
+    /// The policy in force, watched by every stream so a kill switch cuts it at once.
+    governance: Option<Arc<PolicyGuard>>,
     prices: Arc<PriceTable>,
     /// Time Vigil adds to a call: everything but waiting for the provider.
     overhead: Histogram,
@@ -223,7 +226,7 @@ impl Gateway {
             .collect();
         let policy = Policy::new(config.policy.clone());
         let prices = Arc::new(PriceTable::new(&config.prices));
-        Ok(Gateway { config, upstreams, breakers, recorder, policy, meter: None, prices, overhead })
+        Ok(Gateway { config, upstreams, breakers, recorder, policy, meter: None, governance: None, prices, overhead })
     }
 
     /// The price table in force, for vitals that arrive by other paths (ingest, OTLP).
@@ -243,6 +246,13 @@ impl Gateway {
     /// Plugs in a rule from another part of Vigil (see [`CallGuard`]).
     pub fn add_guard(&mut self, guard: Arc<dyn crate::policy::CallGuard>) {
         self.policy.add_guard(guard);
+    }
+
+    /// Judges every call by the policy in force (`guard`), and cuts a stream in flight
+    /// when a kill switch that stops it comes on.
+    pub fn set_governance(&mut self, guard: Arc<PolicyGuard>) {
+        self.policy.add_guard(guard.clone());
+        self.governance = Some(guard);
     }
 
     /// Admits every call a budget applies to through `meter` before sending it.
@@ -437,6 +447,19 @@ impl Gateway {
                 recorder: self.recorder.clone(),
                 prices: self.prices.clone(),
                 hold,
+            }),
+            cut: self.governance.as_ref().map(|guard| {
+                Cut::new(
+                    guard.clone(),
+                    OwnedFacts {
+                        model: facts.model.clone(),
+                        agent: caller.agent_id.to_string(),
+                        key: caller.key_id.clone(),
+                        feature: caller.feature.clone(),
+                        user: caller.user.clone(),
+                        endpoint: endpoint.name,
+                    },
+                )
             }),
         };
         let mut response = Response::new(Body::from_stream(relay));

@@ -1,6 +1,11 @@
 //! Relaying a streamed answer event by event while reading what the call cost, and the
 //! vital of a call once its answer is read.
 
+use std::future::Future;
+
+use tokio::sync::watch;
+use vigil_services::governance::{Domain, PolicyGuard, Subject};
+
 use super::*;
 
 /// Fills usage, tools and cost from what was read. Usage the provider did not report is
@@ -59,6 +64,59 @@ impl StreamRecord {
 
 type UpstreamStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
+type Changed = Pin<Box<dyn Future<Output = Option<watch::Receiver<u32>>> + Send>>;
+
+/// Waits for the next change of the policy in force, handing the receiver back.
+fn next_change(mut changes: watch::Receiver<u32>) -> Changed {
+    Box::pin(async move { changes.changed().await.ok().map(|()| changes) })
+}
+
+/// What a streamed call needs to be cut when a kill switch that stops it comes on: the
+/// policy in force, the call's facts, and a wait for the next change.
+pub(super) struct Cut {
+    guard: Arc<PolicyGuard>,
+    facts: OwnedFacts,
+    changed: Changed,
+}
+
+/// A call's facts, owned for as long as its stream lasts.
+pub(super) struct OwnedFacts {
+    pub(super) model: String,
+    pub(super) agent: String,
+    pub(super) key: Option<String>,
+    pub(super) feature: Option<String>,
+    pub(super) user: Option<String>,
+    pub(super) endpoint: &'static str,
+}
+
+impl Cut {
+    pub(super) fn new(guard: Arc<PolicyGuard>, facts: OwnedFacts) -> Cut {
+        let changed = next_change(guard.watch());
+        Cut { guard, facts, changed }
+    }
+
+    /// Ready with the refusal once a change of policy stops this call; pending otherwise.
+    fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<Option<Refusal>> {
+        loop {
+            let Poll::Ready(changed) = self.changed.as_mut().poll(cx) else { return Poll::Pending };
+            let Some(changes) = changed else { return Poll::Ready(None) };
+            let f = &self.facts;
+            let subject = Subject {
+                model: Some(&f.model),
+                agent: Some(&f.agent),
+                key: f.key.as_deref(),
+                feature: f.feature.as_deref(),
+                user: f.user.as_deref(),
+                endpoint: Some(f.endpoint),
+            };
+            if let Some(refusal) = self.guard.switched_off(Domain::ModelCalls, &subject) {
+                return Poll::Ready(Some(refusal));
+            }
+            self.changed = next_change(changes);
+        }
+    }
+}
+
 /// Relays an upstream SSE stream event by event, reading each on the way.
 pub(super) struct Relay {
     pub(super) upstream: UpstreamStream,
@@ -71,9 +129,32 @@ pub(super) struct Relay {
     /// client's stream is aborted.
     pub(super) truncated: bool,
     pub(super) record: Option<StreamRecord>,
+    /// Cuts the stream when a kill switch that stops it comes on.
+    pub(super) cut: Option<Cut>,
 }
 
 impl Relay {
+    /// Ends the stream with an error event in the dialect's shape, which SDKs raise as an
+    /// error, because a kill switch now stops the call.
+    fn cut_off(&mut self, refusal: &Refusal) {
+        let event = match self.dialect {
+            Dialect::Anthropic => {
+                let body =
+                    json!({ "type": "error", "error": { "type": "permission_error", "message": refusal.reason } });
+                format!("event: error\ndata: {body}\n\n")
+            }
+            Dialect::OpenAi | Dialect::OpenAiResponses => {
+                let body = json!({ "error": { "message": refusal.reason, "type": "permission_error", "param": null, "code": refusal.code } });
+                format!("data: {body}\n\n")
+            }
+        };
+        self.pending.push_back(Bytes::from(event));
+        if let Some(record) = self.record.as_mut() {
+            record.vital.error_class = Some(format!("policy:{}", refusal.code));
+        }
+        self.end(CallOutcome::Interrupted);
+    }
+
     fn take_event(&mut self, event: crate::sse::Event) {
         let Some(record) = self.record.as_mut() else { return };
         let Some(data) = event.data.as_deref() else {
@@ -153,6 +234,18 @@ impl Stream for Relay {
             }
             if self.done {
                 return Poll::Ready(None);
+            }
+            if let Some(cut) = self.cut.as_mut() {
+                match cut.poll_stopped(cx) {
+                    Poll::Ready(Some(refusal)) => {
+                        self.cut = None;
+                        self.cut_off(&refusal);
+                        continue;
+                    }
+                    // The policy can no longer change (shutting down): nothing to watch.
+                    Poll::Ready(None) => self.cut = None,
+                    Poll::Pending => {}
+                }
             }
             match self.upstream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,

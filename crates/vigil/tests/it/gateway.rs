@@ -854,3 +854,62 @@ fn the_policy_in_force_refuses_by_rule_and_kill_switch_naming_rule_and_version()
     assert!(data["report"]["flips"]["denied_usd"].as_f64().is_some_and(|usd| usd > 0.0), "priced calls: {data}");
     assert_eq!(server.get("/api/v1/policy", None).body["data"]["version"], 3, "a simulation saves nothing");
 }
+
+/// A kill switch turned on cuts the streams in flight that it stops, within a second, with
+/// an error event naming it; streams it does not stop go on.
+#[test]
+fn a_kill_switch_cuts_the_streams_it_stops_within_a_second() {
+    let upstream = MockUpstream::start();
+    let server = gateway_env(&upstream.url).start();
+    let (tx, rx) = std::sync::mpsc::channel::<(&str, String, Instant)>();
+    let stream = |agent: &'static str| {
+        let url = server.url.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let body = json!({
+                "model": "gpt-4o", "stream": true, "messages": [{ "role": "user", "content": "go on" }],
+                "metadata": { "mock_chunks": "100", "mock_chunk_ms": "100" },
+            });
+            let mut response = reqwest::blocking::Client::new()
+                .post(format!("{url}/v1/chat/completions"))
+                .header("x-agent-id", agent)
+                .json(&body)
+                .send()
+                .expect("send");
+            assert_eq!(response.status().as_u16(), 200);
+            let mut text = String::new();
+            let mut buf = [0u8; 1024];
+            let mut started = false;
+            loop {
+                match response.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+                if !started {
+                    started = true;
+                    let _ = tx.send((agent, String::new(), Instant::now()));
+                }
+            }
+            let last = text.trim_end().rsplit("\n\n").next().unwrap_or("").to_owned();
+            let _ = tx.send((agent, last, Instant::now()));
+        })
+    };
+    let doomed = stream("doomed");
+    let spared = stream("spared");
+    for _ in 0..2 {
+        rx.recv_timeout(Duration::from_secs(10)).expect("both streams started");
+    }
+    let switch = json!({ "kill_switches": [{ "id": "stop-doomed", "match": { "agents": ["doomed"] } }] });
+    let saved = server.put("/api/v1/policy", None, &json!({ "document": switch }).to_string());
+    assert_eq!(saved.status, 200, "{:?}", saved.body);
+    let switched_on = Instant::now();
+    let (agent, last, ended) = rx.recv_timeout(Duration::from_secs(5)).expect("a stream ended");
+    assert_eq!(agent, "doomed", "only the stream the switch stops is cut");
+    assert!(ended.duration_since(switched_on) < Duration::from_secs(1), "cut after {:?}", ended - switched_on);
+    assert!(last.contains("policy_kill_switch") && last.contains("stop-doomed"), "{last}");
+    assert!(last.contains("policy version 1"), "{last}");
+    doomed.join().expect("doomed");
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err(), "the other stream goes on");
+    drop(server);
+    spared.join().expect("spared");
+}
