@@ -9,8 +9,12 @@ measured every other one is stopped (SIGSTOP), and before it starts the driver w
 the measured gateway and the mock to go idle, so neither is still working off the
 previous cell's backlog.
 
+With --governance, a second Vigil of the same build runs with a policy in force: rules, a
+kill switch (for other agents) and two budgets every call is admitted against and settled
+on (GOVERNANCE below); its admission and settlement times are read from its /metrics.
+
 Usage: gateway_bench.py VIGIL_BIN SCRATCH_DIR --rates 1000,2000,5000 --seconds 10 [--peers tensorzero,litellm,portkey]
-       [--repeat N] [--compare OTHER_VIGIL_BIN]
+       [--repeat N] [--compare OTHER_VIGIL_BIN] [--governance]
 """
 
 import argparse
@@ -26,6 +30,19 @@ import time
 import urllib.request
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# The policy of the governed Vigil: every benchmark call is judged by the rules and
+# admitted against both budgets (limits far above what a run spends).
+GOVERNANCE = {
+    "rules": [
+        {"id": "no-o1", "effect": "deny", "match": {"models": ["o1*"]}},
+        {"id": "gpt-4o-ok", "effect": "allow", "priority": 5, "match": {"models": ["gpt-4o*"]}},
+    ],
+    "kill_switches": [{"id": "stop-rogue", "domains": ["model_calls"], "match": {"agents": ["rogue-*"]}}],
+    "budgets": [
+        {"id": "org", "period": "month", "limit_usd": 1000000},
+        {"id": "per-agent", "per": "agent", "period": "day", "limit_usd": 100000, "parent": "org"},
+    ],
+}
 BODY = {"model": "gpt-4o", "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello"}]}
 
 
@@ -152,7 +169,7 @@ def start_mock(vigil):
     return proc, url
 
 
-def start_vigil(vigil, scratch, mock_url, name="Vigil"):
+def start_vigil(vigil, scratch, mock_url, name="Vigil", policy=None):
     data = tempfile.mkdtemp(dir=scratch)
     with open(os.path.join(data, "vigil.toml"), "w") as f:
         f.write(f'[[gateway.providers]]\nname = "mock"\nkind = "openai"\nbase_url = "{mock_url}"\n')
@@ -160,7 +177,35 @@ def start_vigil(vigil, scratch, mock_url, name="Vigil"):
                VIGIL_RATE_LIMIT_ENABLED="false", VIGIL_STORE_DURABILITY="fast")
     proc = subprocess.Popen([vigil, "serve"], stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
     url = wait_for_line(proc, r"listening on (http://\S+)")
-    return Target(name, f"{url}/v1/chat/completions", proc.pid, proc=proc)
+    if policy is not None:
+        req = urllib.request.Request(f"{url}/api/v1/policy", method="PUT", data=json.dumps({"document": policy}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200, r.status
+    target = Target(name, f"{url}/v1/chat/completions", proc.pid, proc=proc)
+    target.base = url
+    return target
+
+
+def histogram(base, name):
+    """A Prometheus histogram of Vigil's /metrics as (upper bound, cumulative count) pairs."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    buckets = []
+    for line in text.splitlines():
+        m = re.match(rf'{name}_bucket{{le="([^"]+)"}} (\d+)', line)
+        if m:
+            buckets.append((float(m.group(1)), int(m.group(2))))
+    return buckets
+
+
+def quantile(buckets, q):
+    """The upper bound of the bucket holding quantile q (0 when empty)."""
+    total = buckets[-1][1] if buckets else 0
+    for bound, count in buckets:
+        if total and count >= q * total:
+            return bound
+    return 0.0
 
 
 def start_tensorzero(scratch, mock_url):
@@ -241,6 +286,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=1,
                     help="measure each cell this many times, targets in turn, and report the medians "
                          "(the tail on a shared machine moves between runs)")
+    ap.add_argument("--governance", action="store_true",
+                    help="also measure the same build with a policy, a kill switch and budgets in force")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
 
@@ -251,6 +298,8 @@ def main():
         targets.append(start_vigil(args.vigil, args.scratch, mock_url))
         if args.compare:
             targets.append(start_vigil(args.compare, args.scratch, mock_url, name="Vigil (compare)"))
+        if args.governance:
+            targets.append(start_vigil(args.vigil, args.scratch, mock_url, name="Vigil (governed)", policy=GOVERNANCE))
         for peer in filter(None, args.peers.split(",")):
             try:
                 targets.append(starters[peer](args.scratch, mock_url))
@@ -296,6 +345,14 @@ def main():
             added99 = "—" if direct else f"{r['p99'] - base['p99']:.3f}"
             print(f"| {name} | {'yes' if stream else 'no'} | {rate} | {r['rps']:.0f} | {r['ok']}/{r['total']} | "
                   f"{added50} | {added99} | {r['cpu_us']:.0f} | {r['rss']:.0f} |")
+        for t in targets:
+            if t.name == "Vigil (governed)":
+                admission = histogram(t.base, "vigil_budget_admission_seconds")
+                settlement = histogram(t.base, "vigil_budget_settlement_seconds")
+                print(f"\nVigil (governed), over every call of the run: admission p50 {quantile(admission, 0.5) * 1000:.3f} ms, "
+                      f"p99 {quantile(admission, 0.99) * 1000:.3f} ms ({admission[-1][1] if admission else 0} calls); "
+                      f"a settlement batch p50 {quantile(settlement, 0.5) * 1000:.3f} ms, p99 {quantile(settlement, 0.99) * 1000:.3f} ms "
+                      f"({settlement[-1][1] if settlement else 0} batches) (bucket upper bounds)")
     finally:
         for t in targets:
             if t.proc is not None:

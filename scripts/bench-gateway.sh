@@ -4,9 +4,11 @@
 # and not. Reports latency added over calling the mock directly, CPU per request and peak
 # memory (bench/gateway_bench.py). Installs what it needs into target/bench-gateway/.
 #
-# Usage: [REPEAT=n] scripts/bench-gateway.sh [rates] [seconds] [peers]
+# Usage: [REPEAT=n] [GOVERNANCE=1] scripts/bench-gateway.sh [rates] [seconds] [peers]
 #   e.g. scripts/bench-gateway.sh 1000,2000,5000 10 tensorzero,litellm,portkey
 # REPEAT measures every cell n times, the targets in turn, and reports the medians.
+# GOVERNANCE=1 adds the same build with a policy, a kill switch and budgets in force, and
+# reports its budget admission and settlement times separately.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates=${1:-1000,2000,5000}
@@ -39,4 +41,4 @@ JSON
 fi
 
 python3 bench/gateway_bench.py target/release/vigil "$scratch" --rates "$rates" --seconds "$seconds" --peers "$peers" \
-    --repeat "${REPEAT:-1}"
+    --repeat "${REPEAT:-1}" ${GOVERNANCE:+--governance}

@@ -46,6 +46,10 @@ pub struct Metrics {
     pub immune_dropped: Counter,
     /// Time the gateway adds to a model call (everything but waiting for the provider).
     pub gateway_overhead: Histogram,
+    /// Time to admit a call against its budgets (one store transaction).
+    pub budget_admission: Histogram,
+    /// Time to write one batch of budget settlements.
+    pub budget_settlement: Histogram,
     /// Requests refused because a web page may have sent them (see [`crate::origin`]).
     pub browser_refused: Counter,
     /// Connections open now.
@@ -77,6 +81,8 @@ impl Metrics {
         let immune_dropped = Counter::default();
         // 10 µs to ~0.3 s.
         let gateway_overhead = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
+        let budget_admission = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
+        let budget_settlement = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
         let browser_refused = Counter::default();
         let connections_open = Gauge::default();
         let connections_shed = Family::<ShedLabels, Counter>::default();
@@ -102,6 +108,16 @@ impl Metrics {
             gateway_overhead.clone(),
         );
         registry.register(
+            "budget_admission_seconds",
+            "Time to admit a model call against the budgets it falls under",
+            budget_admission.clone(),
+        );
+        registry.register(
+            "budget_settlement_seconds",
+            "Time to write one batch of budget settlements",
+            budget_settlement.clone(),
+        );
+        registry.register(
             "browser_refused_requests",
             "Requests refused because a web page may have sent them (Host, Origin, simple requests)",
             browser_refused.clone(),
@@ -122,6 +138,8 @@ impl Metrics {
             vitals_dropped,
             immune_dropped,
             gateway_overhead,
+            budget_admission,
+            budget_settlement,
             browser_refused,
             connections_open,
             connections_shed,

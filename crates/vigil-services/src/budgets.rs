@@ -16,6 +16,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::json;
 use tokio::sync::mpsc;
 use vigil_core::id::{ReservationId, TenantId};
@@ -50,8 +51,25 @@ pub struct Meter {
     policy: Arc<PolicyGuard>,
     port: Arc<dyn Budgets>,
     lease: Duration,
+    timings: MeterTimings,
     settlements: mpsc::UnboundedSender<Settlement>,
     queue: Mutex<Option<mpsc::UnboundedReceiver<Settlement>>>,
+}
+
+/// Where the meter reports how long it takes: admitting a call, writing a batch of
+/// settlements.
+#[derive(Clone, Debug)]
+pub struct MeterTimings {
+    pub admission: Histogram,
+    pub settlement: Histogram,
+}
+
+impl Default for MeterTimings {
+    /// Histograms registered nowhere (for tests and tools).
+    fn default() -> Self {
+        let buckets = || prometheus_client::metrics::histogram::exponential_buckets(0.000_01, 2.0, 16);
+        MeterTimings { admission: Histogram::new(buckets()), settlement: Histogram::new(buckets()) }
+    }
 }
 
 /// A reservation admitted for one call. Settle it with [`Hold::settle`]; dropped unsettled,
@@ -96,15 +114,16 @@ impl Drop for Hold {
 impl Meter {
     /// A meter over the `policy` in force and the `port`; `lease` is how long a reservation
     /// may stay unsettled before the sweeper expires it (longer than any call may last).
-    pub fn new(policy: Arc<PolicyGuard>, port: Arc<dyn Budgets>, lease: Duration) -> Meter {
+    pub fn new(policy: Arc<PolicyGuard>, port: Arc<dyn Budgets>, lease: Duration, timings: MeterTimings) -> Meter {
         let (settlements, queue) = mpsc::unbounded_channel();
-        Meter { policy, port, lease, settlements, queue: Mutex::new(Some(queue)) }
+        Meter { policy, port, lease, timings, settlements, queue: Mutex::new(Some(queue)) }
     }
 
     /// Starts the settlement worker and the sweeper. Once only; later calls do nothing.
     pub fn start(&self, tasks: &Tasks) {
         let Some(queue) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
-        tasks.spawn("budget-settlements", settle_all(Arc::clone(&self.port), queue, tasks.stopping()));
+        let took = self.timings.settlement.clone();
+        tasks.spawn("budget-settlements", settle_all(Arc::clone(&self.port), queue, tasks.stopping(), took));
         let port = Arc::clone(&self.port);
         let every = (self.lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(60));
         tasks.spawn_until_shutdown("budget-sweeper", async move {
@@ -183,7 +202,10 @@ impl Meter {
             }),
         };
         let id = new.id.clone();
-        match self.port.admit(new).await {
+        let started = std::time::Instant::now();
+        let admitted = self.port.admit(new).await;
+        self.timings.admission.observe(started.elapsed().as_secs_f64());
+        match admitted {
             Ok(Admission::Admitted) => Ok(Some(Hold { id, settlements: self.settlements.clone(), settled: false })),
             Ok(Admission::Refused(refused)) => {
                 let budget = found.iter().find(|a| a.budget.id == refused.budget && a.subject == refused.subject);
@@ -359,6 +381,7 @@ async fn settle_all(
     port: Arc<dyn Budgets>,
     mut queue: mpsc::UnboundedReceiver<Settlement>,
     stopping: impl Future<Output = ()> + Send,
+    took: Histogram,
 ) {
     tokio::pin!(stopping);
     let mut stopped = false;
@@ -389,7 +412,10 @@ async fn settle_all(
         }
         let mut wait = Duration::from_millis(50);
         loop {
-            match port.settle(batch.clone()).await {
+            let started = std::time::Instant::now();
+            let written = port.settle(batch.clone()).await;
+            took.observe(started.elapsed().as_secs_f64());
+            match written {
                 Ok(results) => {
                     let overran = results
                         .iter()
@@ -474,14 +500,14 @@ mod tests {
     #[tokio::test]
     async fn a_hard_budget_whose_state_cannot_be_read_refuses_and_a_soft_one_lets_through() {
         let hard = guard_with(json!({ "budgets": [{ "id": "org", "period": "day", "limit_usd": 10 }] }));
-        let meter = Meter::new(hard, Arc::new(Unreadable), Duration::from_secs(60));
+        let meter = Meter::new(hard, Arc::new(Unreadable), Duration::from_secs(60), MeterTimings::default());
         let refused = meter.admit(&call("a", "gpt-4o"), BOUND, None).await.expect_err("fails closed");
         assert_eq!((refused.kind, refused.code), (RefusalKind::Unavailable, "budget_unavailable"));
         assert!(refused.reason.contains("\"org\"") && refused.reason.contains("version 1"), "{}", refused.reason);
 
         let soft =
             guard_with(json!({ "budgets": [{ "id": "org", "period": "day", "limit_usd": 10, "mode": "soft" }] }));
-        let meter = Meter::new(soft, Arc::new(Unreadable), Duration::from_secs(60));
+        let meter = Meter::new(soft, Arc::new(Unreadable), Duration::from_secs(60), MeterTimings::default());
         assert!(meter.admit(&call("a", "gpt-4o"), BOUND, None).await.expect("soft lets through").is_none());
     }
 
@@ -490,7 +516,7 @@ mod tests {
         let guard = guard_with(
             json!({ "budgets": [{ "id": "o1", "match": { "models": ["o1*"] }, "period": "day", "limit_usd": 10 }] }),
         );
-        let meter = Meter::new(guard, Arc::new(Unreadable), Duration::from_secs(60));
+        let meter = Meter::new(guard, Arc::new(Unreadable), Duration::from_secs(60), MeterTimings::default());
         let unpriced = CostBound { upper_nanos: None, input_nanos: 0 };
         let refused = meter.admit(&call("a", "o1-preview"), unpriced, None).await.expect_err("cannot bound");
         assert_eq!(refused.code, "budget_unpriced");

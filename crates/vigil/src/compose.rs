@@ -59,8 +59,16 @@ pub async fn app(
     policies.refresh().await.context("reading the policy in force")?;
     gateway.set_governance(policies.guard());
     // Budgets: every call one applies to is admitted against it before it is sent.
-    let meter =
-        vigil_services::budgets::Meter::new(policies.guard(), storage.clone(), config.gateway.reservation_lease);
+    let timings = vigil_services::budgets::MeterTimings {
+        admission: metrics.budget_admission.clone(),
+        settlement: metrics.budget_settlement.clone(),
+    };
+    let meter = vigil_services::budgets::Meter::new(
+        policies.guard(),
+        storage.clone(),
+        config.gateway.reservation_lease,
+        timings,
+    );
     meter.start(&tasks);
     gateway.set_meter(Arc::new(meter));
     // Runs left behind by a process that died are crashed, and can be retried.
