@@ -309,65 +309,7 @@ fn charge(
 impl Store {
     /// Admits a reservation against every budget in its scopes, all or nothing.
     pub fn admit(&self, new: &NewReservation) -> Result<Admission> {
-        if new.amount_nanos < 0 || new.input_nanos < 0 {
-            return Err(StoreError::Invalid("a reservation's amounts cannot be negative".to_owned()));
-        }
-        let tenant = new.tenant_id.as_str();
-        let scopes = serde_json::to_string(&new.scopes)
-            .map_err(|e| StoreError::Invalid(format!("a reservation's scopes cannot be written: {e}")))?;
-        self.write(|tx| {
-            let seen = tx
-                .prepare_cached("SELECT 1 FROM ledger WHERE reservation = ?1 LIMIT 1")?
-                .query_row(params![new.id.as_str()], |_| Ok(()))
-                .optional()?;
-            if seen.is_some() {
-                return Err(StoreError::Conflict(format!("reservation {} was already admitted", new.id)));
-            }
-            for scope in new.scopes.iter().filter(|s| s.hard) {
-                let spent = spent_in(tx, tenant, &scope.budget, &scope.subject, scope.since)?;
-                let held = held_in(tx, tenant, &scope.budget, &scope.subject)?;
-                let total = spent.saturating_add(held).saturating_add(new.amount_nanos);
-                if total > scope.limit_nanos {
-                    return Ok(Admission::Refused(BudgetRefusal {
-                        budget: scope.budget.clone(),
-                        subject: scope.subject.clone(),
-                        limit_nanos: scope.limit_nanos,
-                        spent_nanos: spent,
-                        held_nanos: held,
-                        asked_nanos: new.amount_nanos,
-                    }));
-                }
-            }
-            tx.prepare_cached(
-                "INSERT INTO reservations (id, tenant_id, created_at, lease_until, amount_nanos, input_nanos, scopes, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held')",
-            )?
-            .execute(params![
-                new.id.as_str(),
-                tenant,
-                new.at.as_unix_micros(),
-                new.lease_until.as_unix_micros(),
-                new.amount_nanos,
-                new.input_nanos,
-                scopes
-            ])?;
-            let mut hold = tx.prepare_cached(
-                "INSERT INTO budget_holds (tenant_id, budget, subject, reservation, amount_nanos) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO NOTHING",
-            )?;
-            for scope in &new.scopes {
-                hold.execute(params![tenant, scope.budget, scope.subject, new.id.as_str(), new.amount_nanos])?;
-            }
-            let body = json!({
-                "amount_nanos": new.amount_nanos,
-                "input_nanos": new.input_nanos,
-                "lease_until": new.lease_until,
-                "scopes": new.scopes,
-                "call": new.summary,
-            });
-            append_ledger(tx, new.at, tenant, "reserved", Some(new.id.as_str()), &body)?;
-            Ok(Admission::Admitted)
-        })
+        self.write(|tx| admit_in(tx, new))
     }
 
     /// Settles reservations in one transaction, each at most once.
@@ -618,7 +560,69 @@ fn outer_join<'a, K: Ord + Clone>(
         .collect()
 }
 
-fn settle_in(tx: &rusqlite::Transaction<'_>, s: &Settlement) -> Result<Settled> {
+/// Admits a reservation inside an open write transaction (see [`Store::admit`]).
+pub(crate) fn admit_in(tx: &rusqlite::Transaction<'_>, new: &NewReservation) -> Result<Admission> {
+    if new.amount_nanos < 0 || new.input_nanos < 0 {
+        return Err(StoreError::Invalid("a reservation's amounts cannot be negative".to_owned()));
+    }
+    let tenant = new.tenant_id.as_str();
+    let scopes = serde_json::to_string(&new.scopes)
+        .map_err(|e| StoreError::Invalid(format!("a reservation's scopes cannot be written: {e}")))?;
+    let seen = tx
+        .prepare_cached("SELECT 1 FROM ledger WHERE reservation = ?1 LIMIT 1")?
+        .query_row(params![new.id.as_str()], |_| Ok(()))
+        .optional()?;
+    if seen.is_some() {
+        return Err(StoreError::Conflict(format!("reservation {} was already admitted", new.id)));
+    }
+    for scope in new.scopes.iter().filter(|s| s.hard) {
+        let spent = spent_in(tx, tenant, &scope.budget, &scope.subject, scope.since)?;
+        let held = held_in(tx, tenant, &scope.budget, &scope.subject)?;
+        let total = spent.saturating_add(held).saturating_add(new.amount_nanos);
+        if total > scope.limit_nanos {
+            return Ok(Admission::Refused(BudgetRefusal {
+                budget: scope.budget.clone(),
+                subject: scope.subject.clone(),
+                limit_nanos: scope.limit_nanos,
+                spent_nanos: spent,
+                held_nanos: held,
+                asked_nanos: new.amount_nanos,
+            }));
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO reservations (id, tenant_id, created_at, lease_until, amount_nanos, input_nanos, scopes, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held')",
+    )?
+    .execute(params![
+        new.id.as_str(),
+        tenant,
+        new.at.as_unix_micros(),
+        new.lease_until.as_unix_micros(),
+        new.amount_nanos,
+        new.input_nanos,
+        scopes
+    ])?;
+    let mut hold = tx.prepare_cached(
+        "INSERT INTO budget_holds (tenant_id, budget, subject, reservation, amount_nanos) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
+    )?;
+    for scope in &new.scopes {
+        hold.execute(params![tenant, scope.budget, scope.subject, new.id.as_str(), new.amount_nanos])?;
+    }
+    let body = json!({
+        "amount_nanos": new.amount_nanos,
+        "input_nanos": new.input_nanos,
+        "lease_until": new.lease_until,
+        "scopes": new.scopes,
+        "call": new.summary,
+    });
+    append_ledger(tx, new.at, tenant, "reserved", Some(new.id.as_str()), &body)?;
+    Ok(Admission::Admitted)
+}
+
+/// Settles one reservation inside an open write transaction (see [`Store::settle`]).
+pub(crate) fn settle_in(tx: &rusqlite::Transaction<'_>, s: &Settlement) -> Result<Settled> {
     let id = s.id.as_str();
     let row: Option<(String, String, i64, i64, String, Option<i64>)> = tx
         .prepare_cached(

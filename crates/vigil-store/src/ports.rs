@@ -686,6 +686,35 @@ impl Budgets for Store {
     }
 }
 
+/// Admissions and settlements batched on their own writer thread; everything else as the
+/// store does it.
+impl Budgets for crate::BatchedBudgets {
+    fn admit(&self, new: NewReservation) -> StoreFuture<'_, Admission> {
+        Box::pin(crate::BatchedBudgets::admit(self, new))
+    }
+    fn settle(&self, settlements: Vec<Settlement>) -> StoreFuture<'_, Vec<Settled>> {
+        Box::pin(crate::BatchedBudgets::settle(self, settlements))
+    }
+    fn sweep_reservations(&self, now: Timestamp) -> StoreFuture<'_, Swept> {
+        Budgets::sweep_reservations(&self.store, now)
+    }
+    fn held_reservations(&self) -> StoreFuture<'_, u64> {
+        Budgets::held_reservations(&self.store)
+    }
+    fn budget_states(&self, tenant: TenantId, scopes: Vec<BudgetScope>) -> StoreFuture<'_, Vec<BudgetState>> {
+        Budgets::budget_states(&self.store, tenant, scopes)
+    }
+    fn budget_subjects(&self, tenant: TenantId, budget: String, since: Timestamp) -> StoreFuture<'_, Vec<String>> {
+        Budgets::budget_subjects(&self.store, tenant, budget, since)
+    }
+    fn ledger(&self, tenant: TenantId, page: PageRequest) -> StoreFuture<'_, Page<LedgerEntry>> {
+        Budgets::ledger(&self.store, tenant, page)
+    }
+    fn verify_ledger(&self) -> StoreFuture<'_, LedgerVerification> {
+        Budgets::verify_ledger(&self.store)
+    }
+}
+
 impl Operations for Store {
     fn check_writable(&self) -> StoreFuture<'_, ()> {
         on_store(self, Store::check_writable)
@@ -772,6 +801,13 @@ mod tests {
     async fn sqlite_holds_budgets_and_their_ledger_as_every_backend_must() {
         let (_dir, store) = store();
         conformance::budgets(Arc::new(store)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batched_budget_writes_behave_as_every_backend_must() {
+        let (_dir, store) = store();
+        let batched = crate::BatchedBudgets::start(store).expect("the budget writer");
+        conformance::budgets(Arc::new(batched)).await;
     }
 
     /// A bounded read runs on the caller's thread unless the database is busy; a larger

@@ -63,9 +63,11 @@ pub async fn app(
         admission: metrics.budget_admission.clone(),
         settlement: metrics.budget_settlement.clone(),
     };
+    // Admissions and settlements are committed in batches on a writer thread of their own.
+    let budgets = vigil_store::BatchedBudgets::start(store.clone()).context("starting the budget writer")?;
     let meter = vigil_services::budgets::Meter::new(
         policies.guard(),
-        storage.clone(),
+        Arc::new(budgets),
         config.gateway.reservation_lease,
         timings,
     );
