@@ -95,6 +95,8 @@ pub struct Services {
     pub immune: Arc<vigil_services::immune::Immune>,
     /// Each tenant's policy document and its versions.
     pub policies: vigil_services::governance::PolicyService,
+    /// Budgets as the gateway's meter admits against them (decided in memory for SQLite).
+    pub budgets: Arc<dyn vigil_store::ports::Budgets>,
     pub tasks: vigil_services::tasks::Tasks,
     /// The vitals writer the gateway's recorder feeds, drained at shutdown before the store
     /// closes.
@@ -127,8 +129,8 @@ impl App {
         }
         let routes = routes::routes();
         let specs: Vec<_> = routes.iter().map(|r| r.spec.clone()).collect();
-        let Services { gateway, harness, immune, policies, tasks, vitals_writer } = services;
-        let services = state::Services { gateway, harness, immune, policies, tasks };
+        let Services { gateway, harness, immune, policies, budgets, tasks, vitals_writer } = services;
+        let services = state::Services { gateway, harness, immune, policies, budgets, tasks };
         let state = AppState::new(config, store, blobs, build, &specs, metrics, services);
         state.keys.refresh(state.store.as_ref()).await?;
         let body_limit = state.config.http.max_body_bytes;
@@ -281,8 +283,8 @@ mod tests {
         let gateway = vigil_gateway::Gateway::new(config.gateway.clone(), recorder, metrics.gateway_overhead.clone())
             .expect("gateway");
         let shared: Arc<vigil_store::Store> = Arc::new(store.clone());
-        let policies = vigil_services::governance::PolicyService::new(shared.clone(), shared, Vec::new());
-        let services = Services { gateway, harness, immune, policies, tasks, vitals_writer };
+        let policies = vigil_services::governance::PolicyService::new(shared.clone(), shared.clone(), Vec::new());
+        let services = Services { gateway, harness, immune, policies, budgets: shared, tasks, vitals_writer };
         let app = App::new(config, Arc::new(store), Arc::new(blobs), services, metrics, build).await.expect("app");
         (dir, app)
     }

@@ -30,6 +30,7 @@ pub(crate) struct Services {
     pub harness: vigil_harness::Harness,
     pub immune: Arc<vigil_services::immune::Immune>,
     pub policies: vigil_services::governance::PolicyService,
+    pub budgets: Arc<dyn vigil_store::ports::Budgets>,
     pub tasks: vigil_services::tasks::Tasks,
 }
 
@@ -54,6 +55,8 @@ pub struct Shared {
     pub harness: vigil_harness::Harness,
     pub immune: Arc<vigil_services::immune::Immune>,
     pub policies: vigil_services::governance::PolicyService,
+    /// Budgets as the gateway's meter admits against them.
+    pub budgets: Arc<dyn vigil_store::ports::Budgets>,
     /// Long-lived tasks (runs, healing actions, upkeep), ended at shutdown.
     pub tasks: vigil_services::tasks::Tasks,
     /// The last readiness result and when it was taken (see `handlers::health::ready`).
@@ -74,7 +77,7 @@ impl AppState {
         metrics: Metrics,
         services: Services,
     ) -> Self {
-        let Services { gateway, harness, immune, policies, tasks } = services;
+        let Services { gateway, harness, immune, policies, budgets, tasks } = services;
         let limiter = config.rate_limit.map(|r| KeyedLimiter::per_second(r.per_second, r.burst));
         let env_admin_key = config.admin_key.as_ref().map(|k| Sha256Digest::of(k.expose().as_bytes()));
         AppState(Arc::new(Shared {
@@ -83,6 +86,7 @@ impl AppState {
             harness,
             immune,
             policies,
+            budgets,
             tasks,
             openapi: crate::openapi::document(specs, build.version),
             specs: specs.iter().fold(HashMap::new(), |mut map, spec| {

@@ -389,7 +389,13 @@ async fn settle_all(
         let first = if stopped {
             match queue.try_recv() {
                 Ok(settlement) => settlement,
-                Err(_) => return,
+                Err(_) => {
+                    // Everything settled is made durable before the process ends.
+                    if let Err(e) = port.flush().await {
+                        tracing::error!(error = %e, "budget decisions not written at shutdown");
+                    }
+                    return;
+                }
             }
         } else {
             tokio::select! {
@@ -491,6 +497,9 @@ mod tests {
             Box::pin(async { Err(StoreError::Busy) })
         }
         fn verify_ledger(&self) -> StoreFuture<'_, LedgerVerification> {
+            Box::pin(async { Err(StoreError::Busy) })
+        }
+        fn flush(&self) -> StoreFuture<'_, ()> {
             Box::pin(async { Err(StoreError::Busy) })
         }
     }

@@ -280,30 +280,10 @@ fn held_in(conn: &rusqlite::Connection, tenant: &str, budget: &str, subject: &st
 }
 
 /// The (budget, subject) pairs a reservation holds, from its stored scopes.
-fn scope_keys(scopes: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn scope_keys(scopes: &str) -> Result<Vec<(String, String)>> {
     let scopes: Vec<BudgetScope> = serde_json::from_str(scopes)
         .map_err(|e| StoreError::Invalid(format!("a reservation's stored scopes are unreadable: {e}")))?;
     Ok(scopes.into_iter().map(|s| (s.budget, s.subject)).collect())
-}
-
-/// Removes a reservation's holds and adds `charged` to each of its budgets at `hour`.
-fn charge(
-    tx: &rusqlite::Transaction<'_>,
-    tenant: &str,
-    id: &str,
-    keys: &[(String, String)],
-    hour: i64,
-    charged: i64,
-) -> Result<()> {
-    tx.prepare_cached("DELETE FROM budget_holds WHERE reservation = ?1")?.execute(params![id])?;
-    let mut add = tx.prepare_cached(
-        "INSERT INTO budget_spend (tenant_id, budget, subject, hour, spent_nanos) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (tenant_id, budget, subject, hour) DO UPDATE SET spent_nanos = spent_nanos + excluded.spent_nanos",
-    )?;
-    for (budget, subject) in keys {
-        add.execute(params![tenant, budget, subject, hour, charged])?;
-    }
-    Ok(())
 }
 
 impl Store {
@@ -333,14 +313,18 @@ impl Store {
             let mut swept = Swept::default();
             for (id, tenant, input, scopes) in expired {
                 let keys = scope_keys(&scopes)?;
-                let hour = hour_of(now);
-                charge(tx, &tenant, &id, &keys, hour, input)?;
-                tx.prepare_cached(
-                    "UPDATE reservations SET state = 'expired', settled_nanos = ?2, settled_at = ?3 WHERE id = ?1",
-                )?
-                .execute(params![id, input, now.as_unix_micros()])?;
-                let body = json!({ "charged_nanos": input, "hour": hour, "scopes": keys, "note": "lease_expired" });
-                append_ledger(tx, now, &tenant, "expired", Some(&id), &body)?;
+                let body = json!({ "note": "lease_expired" });
+                let charge = Charge {
+                    id: &id,
+                    tenant: &tenant,
+                    keys: &keys,
+                    at: now,
+                    charged: input,
+                    kind: "expired",
+                    row_nanos: input,
+                    body,
+                };
+                record_charge(tx, &charge, true)?;
                 swept.expired += 1;
                 swept.charged_nanos = swept.charged_nanos.saturating_add(input);
             }
@@ -590,25 +574,41 @@ pub(crate) fn admit_in(tx: &rusqlite::Transaction<'_>, new: &NewReservation) -> 
             }));
         }
     }
-    tx.prepare_cached(
-        "INSERT INTO reservations (id, tenant_id, created_at, lease_until, amount_nanos, input_nanos, scopes, state)
+    record_reserved(tx, new, &scopes, true)?;
+    Ok(Admission::Admitted)
+}
+
+/// Writes what admitting `new` changes: its row and holds (unless `with_row` is false: it
+/// is settled in the same transaction, so they would be removed at once) and its ledger
+/// entry. `scopes` is `new.scopes` as JSON.
+pub(crate) fn record_reserved(
+    tx: &rusqlite::Transaction<'_>,
+    new: &NewReservation,
+    scopes: &str,
+    with_row: bool,
+) -> Result<()> {
+    let tenant = new.tenant_id.as_str();
+    if with_row {
+        tx.prepare_cached(
+            "INSERT INTO reservations (id, tenant_id, created_at, lease_until, amount_nanos, input_nanos, scopes, state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held')",
-    )?
-    .execute(params![
-        new.id.as_str(),
-        tenant,
-        new.at.as_unix_micros(),
-        new.lease_until.as_unix_micros(),
-        new.amount_nanos,
-        new.input_nanos,
-        scopes
-    ])?;
-    let mut hold = tx.prepare_cached(
-        "INSERT INTO budget_holds (tenant_id, budget, subject, reservation, amount_nanos) VALUES (?1, ?2, ?3, ?4, ?5)
+        )?
+        .execute(params![
+            new.id.as_str(),
+            tenant,
+            new.at.as_unix_micros(),
+            new.lease_until.as_unix_micros(),
+            new.amount_nanos,
+            new.input_nanos,
+            scopes
+        ])?;
+        let mut hold = tx.prepare_cached(
+            "INSERT INTO budget_holds (tenant_id, budget, subject, reservation, amount_nanos) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT DO NOTHING",
-    )?;
-    for scope in &new.scopes {
-        hold.execute(params![tenant, scope.budget, scope.subject, new.id.as_str(), new.amount_nanos])?;
+        )?;
+        for scope in &new.scopes {
+            hold.execute(params![tenant, scope.budget, scope.subject, new.id.as_str(), new.amount_nanos])?;
+        }
     }
     let body = json!({
         "amount_nanos": new.amount_nanos,
@@ -617,8 +617,48 @@ pub(crate) fn admit_in(tx: &rusqlite::Transaction<'_>, new: &NewReservation) -> 
         "scopes": new.scopes,
         "call": new.summary,
     });
-    append_ledger(tx, new.at, tenant, "reserved", Some(new.id.as_str()), &body)?;
-    Ok(Admission::Admitted)
+    append_ledger(tx, new.at, tenant, "reserved", Some(new.id.as_str()), &body)
+}
+
+/// A charge to write: a settlement or an expiry.
+pub(crate) struct Charge<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) tenant: &'a str,
+    pub(crate) keys: &'a [(String, String)],
+    pub(crate) at: Timestamp,
+    pub(crate) charged: i64,
+    /// `settled` or `expired`: the ledger entry's kind and the row's new state.
+    pub(crate) kind: &'static str,
+    /// What the row records as settled (the actual cost, or the input cost charged).
+    pub(crate) row_nanos: i64,
+    /// The ledger entry's body beside `charged_nanos`, `hour` and `scopes`.
+    pub(crate) body: Value,
+}
+
+/// Writes what a charge changes: the holds removed and the row updated (unless `with_row`
+/// is false: the reservation was admitted in the same transaction without them), the spend
+/// added to each budget in the charge's hour, and its ledger entry.
+pub(crate) fn record_charge(tx: &rusqlite::Transaction<'_>, c: &Charge<'_>, with_row: bool) -> Result<()> {
+    let hour = hour_of(c.at);
+    if with_row {
+        tx.prepare_cached("DELETE FROM budget_holds WHERE reservation = ?1")?.execute(params![c.id])?;
+        tx.prepare_cached("UPDATE reservations SET state = ?2, settled_nanos = ?3, settled_at = ?4 WHERE id = ?1")?
+            .execute(params![c.id, c.kind, c.row_nanos, c.at.as_unix_micros()])?;
+    }
+    let mut add = tx.prepare_cached(
+        "INSERT INTO budget_spend (tenant_id, budget, subject, hour, spent_nanos) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (tenant_id, budget, subject, hour) DO UPDATE SET spent_nanos = spent_nanos + excluded.spent_nanos",
+    )?;
+    for (budget, subject) in c.keys {
+        add.execute(params![c.tenant, budget, subject, hour, c.charged])?;
+    }
+    let mut body = c.body.clone();
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("charged_nanos".to_owned(), c.charged.into());
+        fields.insert("hour".to_owned(), hour.into());
+        fields.insert("scopes".to_owned(), json!(c.keys));
+    }
+    append_ledger(tx, c.at, c.tenant, c.kind, Some(c.id), &body)
 }
 
 /// Settles one reservation inside an open write transaction (see [`Store::settle`]).
@@ -647,22 +687,17 @@ pub(crate) fn settle_in(tx: &rusqlite::Transaction<'_>, s: &Settlement) -> Resul
         _ => return Ok(Settled::AlreadySettled),
     };
     let keys = scope_keys(&scopes)?;
-    let hour = hour_of(s.at);
-    charge(tx, &tenant, id, &keys, hour, charged)?;
-    tx.prepare_cached("UPDATE reservations SET state = 'settled', settled_nanos = ?2, settled_at = ?3 WHERE id = ?1")?
-        .execute(params![id, actual, s.at.as_unix_micros()])?;
     let overran = actual > amount;
     let body = json!({
         "actual_nanos": s.actual_nanos,
-        "charged_nanos": charged,
         "reserved_nanos": amount,
-        "hour": hour,
-        "scopes": keys,
         "overran": overran,
         "after_expiry": after_expiry,
         "note": s.note,
     });
-    append_ledger(tx, s.at, &tenant, "settled", Some(id), &body)?;
+    let charge =
+        Charge { id, tenant: &tenant, keys: &keys, at: s.at, charged, kind: "settled", row_nanos: actual, body };
+    record_charge(tx, &charge, true)?;
     Ok(Settled::Charged { charged_nanos: charged, overran })
 }
 

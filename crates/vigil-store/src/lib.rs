@@ -27,7 +27,7 @@ pub mod audit;
 pub mod background;
 pub mod backup;
 pub mod blob;
-pub mod budget_batch;
+pub mod budget_memory;
 pub mod budgets;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -50,7 +50,7 @@ use std::path::PathBuf;
 pub use agents::{AgentRecord, GatewayStats, ModelStats, TokenTotals};
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, AuditVerification, NewAuditEntry};
 pub use blob::{BlobInfo, BlobStore, StaleTemps};
-pub use budget_batch::BatchedBudgets;
+pub use budget_memory::MemoryBudgets;
 pub use budgets::{
     Admission, BudgetRefusal, BudgetScope, BudgetState, LedgerEntry, LedgerVerification, NewReservation, Settled,
     Settlement, Swept,

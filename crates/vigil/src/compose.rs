@@ -63,11 +63,12 @@ pub async fn app(
         admission: metrics.budget_admission.clone(),
         settlement: metrics.budget_settlement.clone(),
     };
-    // Admissions and settlements are committed in batches on a writer thread of their own.
-    let budgets = vigil_store::BatchedBudgets::start(store.clone()).context("starting the budget writer")?;
+    // Budgets are decided in memory and written behind, every few milliseconds.
+    let budgets = vigil_store::MemoryBudgets::start(store.clone()).context("starting the budget writer")?;
+    let budgets: Arc<dyn vigil_store::ports::Budgets> = Arc::new(budgets);
     let meter = vigil_services::budgets::Meter::new(
         policies.guard(),
-        Arc::new(budgets),
+        budgets.clone(),
         config.gateway.reservation_lease,
         timings,
     );
@@ -82,7 +83,7 @@ pub async fn app(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not check for crashed runs"),
     }
-    let services = Services { gateway, harness, immune, policies, tasks, vitals_writer };
+    let services = Services { gateway, harness, immune, policies, budgets, tasks, vitals_writer };
     // The server reaches records and blobs through the storage ports only.
     Ok(App::new(config, storage, blobs, services, metrics, build).await?)
 }

@@ -24,7 +24,7 @@ fn tenant_of(_principal: &Principal) -> TenantId {
 pub async fn statuses(State(state): State<AppState>) -> Result<Response, ApiError> {
     let guard = state.policies.guard();
     let found: Vec<BudgetStatus> =
-        vigil_services::budgets::statuses(&guard, state.store.as_ref(), Timestamp::now()).await?;
+        vigil_services::budgets::statuses(&guard, state.budgets.as_ref(), Timestamp::now()).await?;
     Ok(envelope(found, Aggregation::Summary, "store:budget_spend").into_response())
 }
 
@@ -43,6 +43,6 @@ pub async fn ledger(
     ApiQuery(q): ApiQuery<LedgerQuery>,
 ) -> Result<Response, ApiError> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit)?;
-    let entries = state.store.ledger(tenant_of(&principal), page).await?;
+    let entries = state.budgets.ledger(tenant_of(&principal), page).await?;
     Ok(envelope(ListPage::<LedgerEntry>::new(entries), Aggregation::List, "store:ledger").into_response())
 }
