@@ -72,7 +72,10 @@ pub fn any_applies(doc: &PolicyDocument, subject: &Subject<'_>) -> bool {
     doc.budgets.iter().any(|b| b.matches.matches(subject))
 }
 
-fn counter_subject(per: Per, subject: &Subject<'_>) -> String {
+/// The subject of the counter a limit kept `per` something counts `subject` on: the
+/// tenant's one counter ([`TENANT`]), or the key, agent, feature or user ([`NONE`] when the
+/// call lacks it). Budgets and rate limits count alike.
+pub fn counter_subject(per: Per, subject: &Subject<'_>) -> String {
     let fact = match per {
         Per::Tenant => return TENANT.to_owned(),
         Per::Key => subject.key,

@@ -10,7 +10,8 @@
 //! - `child_budget_above_parent`: a budget's limit exceeds what its parent lets it spend;
 //! - `unknown_reference`: a pattern matches no model or agent Vigil knows;
 //! - `never_admits`: a hard limit of zero, or a kill switch that stops everything;
-//! - `not_enforced`: a kill switch for a kind of action nothing enforces yet (healing and
+//! - `not_enforced`: a rate limit in tokens (requests are enforced), or a kill switch for a
+//!   kind of action nothing enforces yet (healing and
 //!   external actions: today model calls and runs consult the policy);
 //! - `checks_incomplete`: the rule-pair checks stopped at their work budget
 //!   ([`PAIR_WORK_MAX`]); what they found so far is reported.
@@ -365,6 +366,18 @@ fn never_admits(doc: &PolicyDocument, findings: &mut Vec<Finding>) {
             });
         }
     }
+    for limit in doc.rate_limits.iter().filter(|l| l.tokens_per_minute.is_some()) {
+        findings.push(Finding {
+            kind: "not_enforced",
+            severity: Severity::Warning,
+            entries: vec![limit.id.clone()],
+            message: format!(
+                "rate limit {:?} names tokens_per_minute, which nothing enforces yet: today requests_per_minute is enforced",
+                limit.id
+            ),
+            example: Some(Example::of(&limit.matches)),
+        });
+    }
     if doc.default == Effect::Deny && !doc.rules.iter().any(|r| r.effect == Effect::Allow) {
         findings.push(Finding {
             kind: "never_admits",
@@ -472,6 +485,17 @@ mod tests {
         .expect("valid");
         let findings = check(&doc, &Known::default());
         assert_eq!(kinds(&findings), vec![("not_enforced", vec!["heal"])]);
+    }
+
+    #[test]
+    fn a_rate_limit_in_tokens_says_it_is_not_enforced_yet() {
+        let doc = parse(&json!({ "rate_limits": [
+            { "id": "requests", "requests_per_minute": 60 },
+            { "id": "tokens", "tokens_per_minute": 10000 }
+        ] }))
+        .expect("valid");
+        let findings = check(&doc, &Known::default());
+        assert_eq!(kinds(&findings), vec![("not_enforced", vec!["tokens"])]);
     }
 
     #[test]

@@ -174,6 +174,7 @@ fn spawn_background(state: &AppState) {
                         limiter.prune();
                     }
                     state.gateway.prune();
+                    state.policies.guard().prune();
                 }
             }
         }

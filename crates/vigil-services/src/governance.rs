@@ -13,6 +13,7 @@
 //! judges each call with [`vigil_governance::decide`], naming the rule and the version in
 //! every refusal.
 
+use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
@@ -24,6 +25,8 @@ use vigil_core::time::Timestamp;
 pub use vigil_governance::{Change, Domain, Finding, PolicyDocument, Problem, Subject};
 use vigil_governance::{DecidedBy, Known, RecordedCall, Simulation};
 use vigil_store::ports::{Policies, VitalsAgents};
+
+use crate::limit::KeyedLimiter;
 use vigil_store::{NewAuditEntry, NewPolicyVersion, PolicyVersion, StoreError, VitalsFilter};
 
 /// Agents read for the reference check, at most.
@@ -88,6 +91,8 @@ fn read_document(mut document: Value) -> Result<(Value, PolicyDocument), PolicyE
 pub(crate) struct InForce {
     pub(crate) version: u32,
     pub(crate) document: PolicyDocument,
+    /// A token bucket per subject for each rate limit with a request rate, by its id.
+    limiters: Vec<(String, u32, Arc<KeyedLimiter>)>,
 }
 
 /// The gateway's governance rule: model calls judged by the policy in force. Keys belong to
@@ -121,8 +126,28 @@ impl PolicyGuard {
     pub(crate) fn set(&self, version: u32, document: PolicyDocument) {
         let mut in_force = self.in_force.write().unwrap_or_else(|e| e.into_inner());
         if in_force.as_ref().is_none_or(|p| p.version < version) {
-            *in_force = Some(Arc::new(InForce { version, document }));
+            // A rate limit whose id and rate stay keeps its buckets across versions.
+            let before = in_force.as_ref().map(|p| p.limiters.as_slice()).unwrap_or_default();
+            let limiters = document
+                .rate_limits
+                .iter()
+                .filter_map(|limit| {
+                    let rate = u32::try_from(limit.requests_per_minute?).unwrap_or(u32::MAX);
+                    let kept =
+                        before.iter().find(|(id, r, _)| *id == limit.id && *r == rate).map(|(_, _, l)| l.clone());
+                    let limiter = kept.or_else(|| Some(Arc::new(KeyedLimiter::per_minute(NonZeroU32::new(rate)?))))?;
+                    Some((limit.id.clone(), rate, limiter))
+                })
+                .collect();
+            *in_force = Some(Arc::new(InForce { version, document, limiters }));
             self.changes.send_replace(version);
+        }
+    }
+
+    /// Forgets rate-limit buckets that are full again.
+    pub fn prune(&self) {
+        if let Some(policy) = self.current() {
+            policy.limiters.iter().for_each(|(_, _, limiter)| limiter.prune());
         }
     }
 
@@ -162,7 +187,7 @@ impl CallGuard for PolicyGuard {
         };
         let decision = vigil_governance::decide(&policy.document, Domain::ModelCalls, &subject);
         if decision.allowed() {
-            return None;
+            return rate_limited(&policy, &subject);
         }
         let (code, what) = match &decision.by {
             DecidedBy::KillSwitch { id } => ("policy_kill_switch", format!("kill switch {id:?}")),
@@ -176,6 +201,33 @@ impl CallGuard for PolicyGuard {
             retry_after_secs: None,
         })
     }
+}
+
+/// The first rate limit of `policy` that has no request left this minute for the call's
+/// subject, as a refusal naming it, the subject and the version. (Limits checked before it
+/// have taken their token.)
+fn rate_limited(policy: &InForce, subject: &Subject<'_>) -> Option<Refusal> {
+    for (id, rate, limiter) in &policy.limiters {
+        let Some(limit) = policy.document.rate_limits.iter().find(|l| &l.id == id) else { continue };
+        if !limit.matches.matches(subject) {
+            continue;
+        }
+        let counter = vigil_governance::budget::counter_subject(limit.per, subject);
+        if let Err(wait) = limiter.check(&counter) {
+            let whose =
+                if counter == vigil_governance::budget::TENANT { String::new() } else { format!(" for {counter:?}") };
+            return Some(Refusal {
+                kind: RefusalKind::RateLimited,
+                code: "policy_rate_limited",
+                reason: format!(
+                    "rate limit {id:?}{whose} of policy version {} allows {rate} requests a minute; retry in {wait} s",
+                    policy.version
+                ),
+                retry_after_secs: Some(wait),
+            });
+        }
+    }
+    None
 }
 
 /// The policy service. Cheap to clone.
@@ -421,6 +473,41 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let store = Arc::new(Store::open(&dir.path().join("vigil.db"), StoreOptions::default()).expect("store"));
         (dir, PolicyService::new(store.clone(), store, vec!["gpt-4o".into(), "gpt-4o-mini".into()]))
+    }
+
+    /// A request rate per subject, refused naming the limit, the subject and the version;
+    /// a new version keeps a limit's buckets unless its rate changed.
+    #[test]
+    fn rate_limits_refuse_per_subject_and_keep_their_buckets_across_versions() {
+        let guard = PolicyGuard::default();
+        let doc = |rate: u64| {
+            vigil_governance::parse(&json!({ "rate_limits": [
+                { "id": "calm", "per": "agent", "match": { "models": ["gpt-*"] }, "requests_per_minute": rate }
+            ] }))
+            .expect("valid")
+        };
+        guard.set(1, doc(2));
+        let call = |agent: &'static str, model: &'static str| CallFacts {
+            agent_id: agent,
+            model,
+            endpoint: "chat.completions",
+            offers_tools: false,
+            key_id: None,
+            feature: None,
+            user: None,
+        };
+        assert_eq!(guard.check(&call("a", "gpt-4o")), None);
+        assert_eq!(guard.check(&call("a", "gpt-4o")), None);
+        let refused = guard.check(&call("a", "gpt-4o")).expect("the third in a minute is refused");
+        assert_eq!((refused.kind, refused.code), (RefusalKind::RateLimited, "policy_rate_limited"));
+        assert!(refused.reason.contains("\"calm\" for \"a\" of policy version 1"), "{}", refused.reason);
+        assert!(refused.retry_after_secs.is_some_and(|s| s >= 1));
+        assert_eq!(guard.check(&call("b", "gpt-4o")), None, "another agent has its own bucket");
+        assert_eq!(guard.check(&call("a", "claude-3")), None, "a model the limit does not match");
+        guard.set(2, doc(2));
+        assert!(guard.check(&call("a", "gpt-4o")).is_some(), "the same limit keeps its bucket");
+        guard.set(3, doc(5));
+        assert_eq!(guard.check(&call("a", "gpt-4o")), None, "a changed rate starts afresh");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -571,7 +571,10 @@ mod tests {
         assert_eq!(third.held_count(), 0);
         let late = third.settle(vec![settlement(&abandoned.id, Some(300))]).expect("settle");
         assert_eq!(late, [Settled::Charged { charged_nanos: 260, overran: false }], "the rest of the actual cost");
-        assert_eq!(third.settle(vec![settlement(&abandoned.id, Some(300))]).expect("settle"), [Settled::AlreadySettled]);
+        assert_eq!(
+            third.settle(vec![settlement(&abandoned.id, Some(300))]).expect("settle"),
+            [Settled::AlreadySettled]
+        );
         let unknown = third.settle(vec![settlement(&ReservationId::mint(), Some(1))]).expect("settle");
         assert_eq!(unknown, [Settled::Unknown]);
         let spent = third.states(&TenantId::default_tenant(), vec![scope]).expect("states");

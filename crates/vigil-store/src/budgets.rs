@@ -152,7 +152,7 @@ pub struct LedgerEntry {
     pub id: String,
     pub at: Timestamp,
     pub tenant_id: TenantId,
-    /// `reserved`, `settled` or `expired`.
+    /// `reserved`, `settled`, `expired` (budgets) or `policy.saved`.
     pub kind: String,
     pub reservation: Option<ReservationId>,
     pub body: Value,
@@ -233,7 +233,7 @@ fn ledger_from_row(row: &Row<'_>) -> rusqlite::Result<(LedgerEntry, String)> {
 }
 
 /// Appends a ledger entry inside an open write transaction.
-fn append_ledger(
+pub(crate) fn append_ledger(
     tx: &rusqlite::Transaction<'_>,
     at: Timestamp,
     tenant: &str,
@@ -481,6 +481,8 @@ impl Derived {
                     *self.spend.entry((tenant.clone(), budget, subject, hour)).or_default() += charged;
                 }
             }
+            // Entries that move no counter.
+            "policy.saved" => {}
             other => return Err(format!("unknown ledger entry kind {other:?}")),
         }
         Ok(())

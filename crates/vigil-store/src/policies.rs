@@ -80,6 +80,15 @@ impl Store {
                 )));
             }
             if created {
+                let at = Timestamp::now();
+                let body = serde_json::json!({
+                    "version": version,
+                    "sha256": sha256,
+                    "by": new.created_by,
+                    "based_on": new.based_on,
+                    "rolled_back_from": new.rolled_back_from,
+                });
+                crate::budgets::append_ledger(tx, at, tenant, "policy.saved", None, &body)?;
                 tx.execute(
                     &format!("INSERT INTO policy_versions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                     params![
