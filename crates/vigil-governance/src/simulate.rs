@@ -5,13 +5,18 @@
 //! being held) and sums up the flips: calls the proposal would have refused that were
 //! allowed, and calls it would have allowed that were refused, with the dollars the refused
 //! ones cost, by agent, feature, day and deciding rule, and a few example calls of each kind.
+//! It also replays the proposal's hard budgets of calendar periods over the calls its rules
+//! allow, and says when each counter would have run out in each window ([`Exhaustion`]),
+//! to the minute, and what it would have refused from then on.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use vigil_core::time::Timestamp;
 
+use crate::budget::applicable;
 use crate::decide::{DecidedBy, Subject, decide};
-use crate::document::{Domain, Effect, PolicyDocument};
+use crate::document::{Domain, Effect, Mode, PolicyDocument};
 
 /// Example calls kept per kind of flip.
 pub const SAMPLES_MAX: usize = 20;
@@ -80,7 +85,41 @@ pub struct Report {
     pub by_rule: BTreeMap<String, Flips>,
     pub newly_denied_samples: Vec<Sample>,
     pub newly_allowed_samples: Vec<Sample>,
+    /// Each hard budget counter of the proposal that would have run out, per window, in
+    /// the order they ran out.
+    pub budget_exhaustion: Vec<Exhaustion>,
+    /// Budget counters beyond [`GROUPS_MAX`] were not replayed; budgets over rolling
+    /// windows never are.
+    pub budgets_truncated: bool,
 }
+
+/// When a hard budget counter would have run out in one of its windows.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Exhaustion {
+    pub budget: String,
+    /// The counter's subject (`*` for the tenant's one counter).
+    pub subject: String,
+    /// The window's start (a UTC day, week or month).
+    pub window: Timestamp,
+    pub limit_usd: f64,
+    /// The minute whose calls took it past its limit.
+    pub ran_out_at: Timestamp,
+    /// What the calls the rules allow cost in the whole window.
+    pub spent_usd: f64,
+    /// Calls from the minute it ran out to the window's end, and what they cost: what the
+    /// budget would have refused (some of the first minute's may have fit).
+    pub refused_calls: u64,
+    pub refused_usd: f64,
+}
+
+/// A hard budget counter's spend in one window, by minute.
+#[derive(Debug, Default)]
+struct Window {
+    limit_usd: f64,
+    minutes: BTreeMap<i64, (u64, f64)>,
+}
+
+const MICROS_PER_MINUTE: i64 = 60_000_000;
 
 /// A running simulation.
 #[derive(Debug)]
@@ -88,12 +127,14 @@ pub struct Simulation<'p> {
     current: Option<&'p PolicyDocument>,
     proposed: &'p PolicyDocument,
     report: Report,
+    /// (budget, subject, window start) → spend by minute.
+    windows: BTreeMap<(String, String, i64), Window>,
 }
 
 impl<'p> Simulation<'p> {
     /// Compares `proposed` with `current` (`None`: no policy, every call allowed).
     pub fn new(current: Option<&'p PolicyDocument>, proposed: &'p PolicyDocument) -> Simulation<'p> {
-        Simulation { current, proposed, report: Report::default() }
+        Simulation { current, proposed, report: Report::default(), windows: BTreeMap::new() }
     }
 
     /// Decides one recorded call both ways.
@@ -101,6 +142,9 @@ impl<'p> Simulation<'p> {
         self.report.calls += 1;
         let before = self.current.is_none_or(|doc| decide(doc, Domain::ModelCalls, &call.subject).allowed());
         let after = decide(self.proposed, Domain::ModelCalls, &call.subject);
+        if after.allowed() {
+            self.count_budgets(call);
+        }
         if before == after.allowed() {
             return;
         }
@@ -130,7 +174,56 @@ impl<'p> Simulation<'p> {
         }
     }
 
-    pub fn finish(self) -> Report {
+    /// Adds an allowed call's cost to every hard calendar budget of the proposal it falls
+    /// under.
+    fn count_budgets(&mut self, call: &RecordedCall<'_>) {
+        let at = Timestamp::from_unix_micros(call.at_us);
+        for found in applicable(self.proposed, &call.subject, at) {
+            if found.budget.mode != Mode::Hard || found.until.is_none() {
+                self.report.budgets_truncated |= found.until.is_none() && found.budget.mode == Mode::Hard;
+                continue;
+            }
+            let key = (found.budget.id.clone(), found.subject.clone(), found.since.as_unix_micros());
+            if !self.windows.contains_key(&key) && self.windows.len() >= GROUPS_MAX {
+                self.report.budgets_truncated = true;
+                continue;
+            }
+            let window = self.windows.entry(key).or_default();
+            window.limit_usd = found.budget.limit_usd;
+            let minute = window.minutes.entry(call.at_us.div_euclid(MICROS_PER_MINUTE)).or_default();
+            minute.0 += 1;
+            minute.1 += call.cost_usd.unwrap_or(0.0);
+        }
+    }
+
+    pub fn finish(mut self) -> Report {
+        for ((budget, subject, since), window) in std::mem::take(&mut self.windows) {
+            let total: f64 = window.minutes.values().map(|(_, usd)| usd).sum();
+            let mut before = 0.0;
+            let mut ran_out = None;
+            for (&minute, &(_, usd)) in &window.minutes {
+                if before + usd > window.limit_usd {
+                    ran_out = Some(minute);
+                    break;
+                }
+                before += usd;
+            }
+            let Some(minute) = ran_out else { continue };
+            let refused_calls = window.minutes.range(minute..).map(|(_, (calls, _))| calls).sum();
+            self.report.budget_exhaustion.push(Exhaustion {
+                budget,
+                subject,
+                window: Timestamp::from_unix_micros(since),
+                limit_usd: window.limit_usd,
+                ran_out_at: Timestamp::from_unix_micros(minute * MICROS_PER_MINUTE),
+                spent_usd: total,
+                refused_calls,
+                refused_usd: total - before,
+            });
+        }
+        self.report
+            .budget_exhaustion
+            .sort_by(|a, b| (a.ran_out_at, &a.budget, &a.subject).cmp(&(b.ran_out_at, &b.budget, &b.subject)));
         self.report
     }
 }
@@ -146,7 +239,7 @@ fn group<'m>(map: &'m mut BTreeMap<String, Flips>, key: &str) -> &'m mut Flips {
 
 /// The UTC calendar day of a time in microseconds, `YYYY-MM-DD`.
 fn utc_day(at_us: i64) -> String {
-    let stamp = vigil_core::time::Timestamp::from_unix_micros(at_us).to_rfc3339();
+    let stamp = Timestamp::from_unix_micros(at_us).to_rfc3339();
     stamp.get(..10).unwrap_or(&stamp).to_owned()
 }
 
@@ -163,6 +256,39 @@ mod tests {
             subject: Subject { model: Some(model), agent: Some(agent), feature: Some("chat"), ..Subject::default() },
             cost_usd: Some(cost),
         }
+    }
+
+    #[test]
+    fn each_hard_budget_counter_says_when_it_would_have_run_out_in_each_window() {
+        let proposed = parse(&json!({
+            "rules": [{ "id": "no-o1", "effect": "deny", "match": { "models": ["o1*"] } }],
+            "budgets": [
+                { "id": "per-agent", "per": "agent", "period": "day", "limit_usd": 1.0 },
+                { "id": "watch", "per": "agent", "period": "day", "limit_usd": 0.1, "mode": "soft" }
+            ]
+        }))
+        .expect("valid");
+        let day = 1_796_688_000_000_000; // 2026-12-08T00:00:00Z
+        let minute = 60_000_000;
+        let mut simulation = Simulation::new(None, &proposed);
+        for i in 0..10 {
+            simulation.add(&call(i, day + 600 * minute + i * minute, "gpt-4o", "a", 0.15));
+            simulation.add(&call(100 + i, day + 600 * minute + i * minute, "gpt-4o", "b", 0.05));
+            // Refused by the rules: it spends nothing.
+            simulation.add(&call(200 + i, day + 600 * minute + i * minute, "o1-mini", "b", 5.0));
+        }
+        // The next day starts afresh.
+        simulation.add(&call(300, day + 86_400_000_000 + minute, "gpt-4o", "a", 0.5));
+        let report = simulation.finish();
+        assert_eq!(report.budget_exhaustion.len(), 1, "{:?}", report.budget_exhaustion);
+        let ran_out = &report.budget_exhaustion[0];
+        assert_eq!((ran_out.budget.as_str(), ran_out.subject.as_str()), ("per-agent", "a"));
+        assert_eq!(ran_out.window.to_rfc3339(), "2026-12-08T00:00:00Z");
+        // 0.15 a minute from 10:00: the seventh, at 10:06, takes it past $1.
+        assert_eq!(ran_out.ran_out_at.to_rfc3339(), "2026-12-08T10:06:00Z");
+        assert_eq!(ran_out.refused_calls, 4);
+        assert!((ran_out.refused_usd - 0.6).abs() < 1e-9 && (ran_out.spent_usd - 1.5).abs() < 1e-9, "{ran_out:?}");
+        assert!(!report.budgets_truncated);
     }
 
     #[test]

@@ -614,6 +614,10 @@ mod tests {
             "rules": [
                 { "id": "no-o3", "effect": "deny", "match": { "models": ["o3*"] } },
                 { "id": "bots-mini", "effect": "allow", "priority": 5, "match": { "models": ["gpt-4o-mini"], "agents": ["bot-*"] } }
+            ],
+            "budgets": [
+                { "id": "org", "period": "month", "limit_usd": 1000 },
+                { "id": "per-agent", "per": "agent", "period": "day", "limit_usd": 0.05, "parent": "org" }
             ]
         });
         let started = std::time::Instant::now();
@@ -621,9 +625,10 @@ mod tests {
         let elapsed = started.elapsed().as_secs_f64();
         assert_eq!(simulated.report.calls as i64, n);
         println!(
-            "{{\"bench\": \"policy_simulation\", \"calls\": {n}, \"seconds\": {elapsed:.2}, \"calls_per_second\": {:.0}, \"newly_denied\": {}}}",
+            "{{\"bench\": \"policy_simulation\", \"calls\": {n}, \"seconds\": {elapsed:.2}, \"calls_per_second\": {:.0}, \"newly_denied\": {}, \"budgets_run_out\": {}}}",
             n as f64 / elapsed,
-            simulated.report.flips.newly_denied
+            simulated.report.flips.newly_denied,
+            simulated.report.budget_exhaustion.len()
         );
     }
 
