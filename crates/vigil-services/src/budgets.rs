@@ -77,7 +77,9 @@ impl Default for MeterTimings {
 #[derive(Debug)]
 pub struct Hold {
     id: ReservationId,
+    port: Arc<dyn Budgets>,
     settlements: mpsc::UnboundedSender<Settlement>,
+    took: Histogram,
     settled: bool,
 }
 
@@ -95,6 +97,17 @@ impl Hold {
 
     fn send(&self, actual_nanos: Option<i64>, note: &str) {
         let settlement = Settlement { id: self.id.clone(), at: Timestamp::now(), actual_nanos, note: note.to_owned() };
+        // A backend deciding in memory settles here; the queue's worker is for the others,
+        // and for a settlement that failed here.
+        let started = std::time::Instant::now();
+        match self.port.settle_now(&settlement) {
+            Some(Ok(_)) => {
+                self.took.observe(started.elapsed().as_secs_f64());
+                return;
+            }
+            Some(Err(e)) => tracing::warn!(reservation = %self.id, error = %e, "settling failed; queued to retry"),
+            None => {}
+        }
         // The worker ends only after every sender is gone; if it is gone anyway (the
         // runtime is ending), the lease expires and the sweeper charges the input cost.
         if self.settlements.send(settlement).is_err() {
@@ -206,7 +219,13 @@ impl Meter {
         let admitted = self.port.admit(new).await;
         self.timings.admission.observe(started.elapsed().as_secs_f64());
         match admitted {
-            Ok(Admission::Admitted) => Ok(Some(Hold { id, settlements: self.settlements.clone(), settled: false })),
+            Ok(Admission::Admitted) => Ok(Some(Hold {
+                id,
+                port: Arc::clone(&self.port),
+                settlements: self.settlements.clone(),
+                took: self.timings.settlement.clone(),
+                settled: false,
+            })),
             Ok(Admission::Refused(refused)) => {
                 let budget = found.iter().find(|a| a.budget.id == refused.budget && a.subject == refused.subject);
                 Err(exceeded(&refused, budget, policy.version, now))

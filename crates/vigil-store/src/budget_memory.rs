@@ -27,7 +27,7 @@ use vigil_core::time::Timestamp;
 
 use crate::budgets::{
     Admission, BudgetRefusal, BudgetScope, BudgetState, Charge, NewReservation, SETTLED_RESERVATION_RETENTION_MICROS,
-    Settled, Settlement, Swept, hour_of, record_charge, record_reserved, scope_keys,
+    Settled, Settlement, Swept, add_spend, hour_of, record_charge, record_reserved, reserved_body, scope_keys,
 };
 use crate::{Result, Store, StoreError};
 
@@ -466,30 +466,40 @@ fn write_behind(inner: &Inner) {
     }
 }
 
-/// Writes events in order in one transaction. A reservation admitted and settled within
-/// the same events gets no row and no holds: only its ledger entries and its spend.
+/// Writes events in order in one transaction, the spend of all charges added once per
+/// budget and hour at the end. A reservation admitted and settled within the same events
+/// gets no row, no holds and no `reserved` entry: its `settled` entry carries what the
+/// admission was (`reserved`).
 fn commit(store: &Store, events: &[Event]) -> Result<()> {
-    let reserved: HashSet<&str> = events
+    let reserved: HashMap<&str, &NewReservation> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Reserved { new, .. } => Some(new.id.as_str()),
+            Event::Reserved { new, .. } => Some((new.id.as_str(), new)),
             _ => None,
         })
         .collect();
     let settled_here: HashSet<&str> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Charged { charge } if reserved.contains(charge.id.as_str()) => Some(charge.id.as_str()),
+            Event::Charged { charge } if reserved.contains_key(charge.id.as_str()) => Some(charge.id.as_str()),
             _ => None,
         })
         .collect();
+    let mut spend: BTreeMap<(&str, &str, &str, i64), i64> = BTreeMap::new();
     store.write(|tx| {
         for event in events {
             match event {
                 Event::Reserved { new, scopes } => {
-                    record_reserved(tx, new, scopes, !settled_here.contains(new.id.as_str()))?;
+                    if !settled_here.contains(new.id.as_str()) {
+                        record_reserved(tx, new, scopes, true)?;
+                    }
                 }
                 Event::Charged { charge } => {
+                    let here = reserved.get(charge.id.as_str()).filter(|_| settled_here.contains(charge.id.as_str()));
+                    let mut body = charge.body.clone();
+                    if let (Some(new), Some(fields)) = (here, body.as_object_mut()) {
+                        fields.insert("reserved".to_owned(), reserved_body(new));
+                    }
                     let c = Charge {
                         id: &charge.id,
                         tenant: &charge.tenant,
@@ -498,15 +508,22 @@ fn commit(store: &Store, events: &[Event]) -> Result<()> {
                         charged: charge.charged,
                         kind: charge.kind,
                         row_nanos: charge.row_nanos,
-                        body: charge.body.clone(),
+                        body,
                     };
-                    record_charge(tx, &c, !settled_here.contains(charge.id.as_str()))?;
+                    record_charge(tx, &c, here.is_none(), false)?;
+                    let hour = hour_of(charge.at);
+                    for (budget, subject) in &charge.keys {
+                        *spend.entry((&charge.tenant, budget, subject, hour)).or_default() += charge.charged;
+                    }
                 }
                 Event::Purge { before } => {
                     tx.prepare_cached("DELETE FROM reservations WHERE state <> 'held' AND settled_at < ?1")?
                         .execute(params![before.as_unix_micros()])?;
                 }
             }
+        }
+        for ((tenant, budget, subject, hour), nanos) in &spend {
+            add_spend(tx, tenant, budget, subject, *hour, *nanos)?;
         }
         Ok(())
     })

@@ -286,6 +286,23 @@ pub(crate) fn scope_keys(scopes: &str) -> Result<Vec<(String, String)>> {
     Ok(scopes.into_iter().map(|s| (s.budget, s.subject)).collect())
 }
 
+/// Adds `nanos` to a budget's spend in `hour`.
+pub(crate) fn add_spend(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    budget: &str,
+    subject: &str,
+    hour: i64,
+    nanos: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO budget_spend (tenant_id, budget, subject, hour, spent_nanos) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (tenant_id, budget, subject, hour) DO UPDATE SET spent_nanos = spent_nanos + excluded.spent_nanos",
+    )?
+    .execute(params![tenant, budget, subject, hour, nanos])?;
+    Ok(())
+}
+
 impl Store {
     /// Admits a reservation against every budget in its scopes, all or nothing.
     pub fn admit(&self, new: &NewReservation) -> Result<Admission> {
@@ -324,7 +341,7 @@ impl Store {
                     row_nanos: input,
                     body,
                 };
-                record_charge(tx, &charge, true)?;
+                record_charge(tx, &charge, true, true)?;
                 swept.expired += 1;
                 swept.charged_nanos = swept.charged_nanos.saturating_add(input);
             }
@@ -612,14 +629,20 @@ pub(crate) fn record_reserved(
             hold.execute(params![tenant, scope.budget, scope.subject, new.id.as_str(), new.amount_nanos])?;
         }
     }
-    let body = json!({
+    append_ledger(tx, new.at, tenant, "reserved", Some(new.id.as_str()), &reserved_body(new))
+}
+
+/// What the ledger records of an admission: in its `reserved` entry, or inside the
+/// `settled` entry of a call admitted and settled between two commits (see
+/// [`crate::budget_memory`]).
+pub(crate) fn reserved_body(new: &NewReservation) -> Value {
+    json!({
         "amount_nanos": new.amount_nanos,
         "input_nanos": new.input_nanos,
         "lease_until": new.lease_until,
         "scopes": new.scopes,
         "call": new.summary,
-    });
-    append_ledger(tx, new.at, tenant, "reserved", Some(new.id.as_str()), &body)
+    })
 }
 
 /// A charge to write: a settlement or an expiry.
@@ -639,20 +662,24 @@ pub(crate) struct Charge<'a> {
 
 /// Writes what a charge changes: the holds removed and the row updated (unless `with_row`
 /// is false: the reservation was admitted in the same transaction without them), the spend
-/// added to each budget in the charge's hour, and its ledger entry.
-pub(crate) fn record_charge(tx: &rusqlite::Transaction<'_>, c: &Charge<'_>, with_row: bool) -> Result<()> {
+/// added to each budget in the charge's hour (unless `with_spend` is false: the caller adds
+/// the spend of many charges at once with [`add_spend`]), and its ledger entry.
+pub(crate) fn record_charge(
+    tx: &rusqlite::Transaction<'_>,
+    c: &Charge<'_>,
+    with_row: bool,
+    with_spend: bool,
+) -> Result<()> {
     let hour = hour_of(c.at);
     if with_row {
         tx.prepare_cached("DELETE FROM budget_holds WHERE reservation = ?1")?.execute(params![c.id])?;
         tx.prepare_cached("UPDATE reservations SET state = ?2, settled_nanos = ?3, settled_at = ?4 WHERE id = ?1")?
             .execute(params![c.id, c.kind, c.row_nanos, c.at.as_unix_micros()])?;
     }
-    let mut add = tx.prepare_cached(
-        "INSERT INTO budget_spend (tenant_id, budget, subject, hour, spent_nanos) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (tenant_id, budget, subject, hour) DO UPDATE SET spent_nanos = spent_nanos + excluded.spent_nanos",
-    )?;
-    for (budget, subject) in c.keys {
-        add.execute(params![c.tenant, budget, subject, hour, c.charged])?;
+    if with_spend {
+        for (budget, subject) in c.keys {
+            add_spend(tx, c.tenant, budget, subject, hour, c.charged)?;
+        }
     }
     let mut body = c.body.clone();
     if let Some(fields) = body.as_object_mut() {
@@ -699,7 +726,7 @@ pub(crate) fn settle_in(tx: &rusqlite::Transaction<'_>, s: &Settlement) -> Resul
     });
     let charge =
         Charge { id, tenant: &tenant, keys: &keys, at: s.at, charged, kind: "settled", row_nanos: actual, body };
-    record_charge(tx, &charge, true)?;
+    record_charge(tx, &charge, true, true)?;
     Ok(Settled::Charged { charged_nanos: charged, overran })
 }
 

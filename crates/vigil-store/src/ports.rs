@@ -290,6 +290,11 @@ pub trait Budgets: Send + Sync + Debug {
     /// Makes every decision so far durable (a backend that writes as it decides does
     /// nothing); called at shutdown, after the last settlement.
     fn flush(&self) -> StoreFuture<'_, ()>;
+    /// Settles at once, on the caller's thread, when the backend can without waiting on IO
+    /// (it decides in memory); `None` otherwise, and the caller settles through `settle`.
+    fn settle_now(&self, _settlement: &Settlement) -> Option<Result<Settled>> {
+        None
+    }
 }
 
 /// What operating a backend needs beside its records.
@@ -721,6 +726,10 @@ impl Budgets for crate::MemoryBudgets {
     }
     fn flush(&self) -> StoreFuture<'_, ()> {
         flushed(self, |_| Ok(()))
+    }
+    fn settle_now(&self, settlement: &Settlement) -> Option<Result<Settled>> {
+        let settled = crate::MemoryBudgets::settle(self, vec![settlement.clone()]);
+        Some(settled.and_then(|mut all| all.pop().ok_or_else(|| StoreError::Invalid("no settlement".to_owned()))))
     }
 }
 

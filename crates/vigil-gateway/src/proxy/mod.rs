@@ -354,8 +354,11 @@ impl Gateway {
             .filter(|meter| meter.applies(&call))
             .map(|meter| (meter, output_cap(endpoint, &mut value, self.config.budget_output_tokens_default)));
         let upstream_body = match metered {
-            Some((_, OutputCap { written: true, .. })) => Bytes::from(value.to_string()),
             _ if inject_usage => Bytes::from(value.to_string()),
+            // Written into the client's own bytes: re-serializing the whole body cost more.
+            Some((_, OutputCap { tokens, written: Some(field) })) => {
+                with_field(&body, field, tokens).unwrap_or_else(|| Bytes::from(value.to_string()))
+            }
             _ => body,
         };
         let hold = match metered {
@@ -840,11 +843,27 @@ fn retry_after(headers: &axum::http::HeaderMap) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_secs_f64(secs.min(RETRY_AFTER_MAX.as_secs_f64())))
 }
 
-/// A call's output cap, and whether Vigil wrote it in.
+/// A call's output cap, and the field Vigil wrote it into, if it did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct OutputCap {
     tokens: u64,
-    written: bool,
+    written: Option<&'static str>,
+}
+
+/// `body` (a JSON object) with `"name": value` added as its last member, or `None` when it
+/// does not end as an object does.
+fn with_field(body: &[u8], name: &str, value: u64) -> Option<Bytes> {
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if body[end] != b'}' {
+        return None;
+    }
+    let before = body[..end].iter().rposition(|b| !b.is_ascii_whitespace())?;
+    let separator = if body[before] == b'{' { "" } else { "," };
+    let mut out = Vec::with_capacity(body.len() + name.len() + 24);
+    out.extend_from_slice(&body[..end]);
+    out.extend_from_slice(format!("{separator}\"{name}\":{value}").as_bytes());
+    out.extend_from_slice(&body[end..]);
+    Some(Bytes::from(out))
 }
 
 /// The request's output cap in the field its API reads (`max_completion_tokens` or the
@@ -856,15 +875,15 @@ fn output_cap(endpoint: Endpoint, value: &mut Value, default: u64) -> OutputCap 
         "chat.completions" => &["max_completion_tokens", "max_tokens"],
         "responses" => &["max_output_tokens"],
         "messages" => &["max_tokens"],
-        _ => return OutputCap { tokens: 0, written: false },
+        _ => return OutputCap { tokens: 0, written: None },
     };
     if let Some(tokens) = fields.iter().find_map(|f| value.get(*f).and_then(Value::as_u64)) {
-        return OutputCap { tokens, written: false };
+        return OutputCap { tokens, written: None };
     }
     if let Some(object) = value.as_object_mut() {
         object.insert(fields[0].to_owned(), Value::from(default));
     }
-    OutputCap { tokens: default, written: true }
+    OutputCap { tokens: default, written: Some(fields[0]) }
 }
 
 /// What a finished call is charged against its budgets: the larger of a cost the caller
@@ -954,6 +973,22 @@ mod tests {
         };
         let shown = format!("{caller:?}");
         assert!(!shown.contains("sk-secret") && shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn a_field_is_written_into_the_clients_own_bytes() {
+        let added = |body: &str| {
+            with_field(body.as_bytes(), "max_tokens", 50).map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        assert_eq!(added(r#"{"model":"m"}"#).as_deref(), Some(r#"{"model":"m","max_tokens":50}"#));
+        assert_eq!(added("{ \"a\": [1, {}] }\n").as_deref(), Some("{ \"a\": [1, {}] ,\"max_tokens\":50}\n"));
+        assert_eq!(added("{}").as_deref(), Some(r#"{"max_tokens":50}"#));
+        assert_eq!(added("[1]"), None);
+        for body in [r#"{"model":"m"}"#, "{ \"a\": [1, {}] }\n", "{ }"] {
+            let written = added(body).expect("an object");
+            let parsed: Value = serde_json::from_str(&written).expect("still JSON");
+            assert_eq!(parsed["max_tokens"], 50, "{written}");
+        }
     }
 
     #[test]
