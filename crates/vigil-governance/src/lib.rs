@@ -7,9 +7,11 @@
 //! function: the gateway judges model calls by it today, and the harness and the immune
 //! system's actions are to be judged by it next (their kill-switch domains exist already).
 //! [`simulate::Simulation`] replays recorded calls through a proposal and the policy in force.
-//! [`pattern`] reasons about glob patterns for the checks. No IO, no clock: the services
-//! layer holds the versions and the counters.
+//! [`pattern`] reasons about glob patterns for the checks; [`budget`] says which budgets a
+//! call counts against; [`approval`] binds an approval to the payload that executes. No IO,
+//! no clock: the services layer holds the versions and the counters.
 
+pub mod approval;
 pub mod budget;
 pub mod checks;
 pub mod decide;
