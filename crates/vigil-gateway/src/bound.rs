@@ -9,7 +9,11 @@
 //! string in those fields, plus [`FRAMING_TOKENS`] per object and array element, plus a
 //! constant: never below what a provider bills for text, and for plain chat about four
 //! times it. Other fields (`metadata`, `user`, sampling settings) are not read by the model.
+//!
+//! [`with_member`] writes an output cap into a request that names none, in the client's own
+//! bytes.
 
+use bytes::Bytes;
 use serde_json::Value;
 
 /// The request fields a model reads.
@@ -54,6 +58,22 @@ fn ceiling_of(value: &Value) -> u64 {
     }
 }
 
+/// `body` (a JSON object) with `"name": value` added as its last member, or `None` when it
+/// does not end as an object does.
+pub fn with_member(body: &[u8], name: &str, value: u64) -> Option<Bytes> {
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if body[end] != b'}' {
+        return None;
+    }
+    let before = body[..end].iter().rposition(|b| !b.is_ascii_whitespace())?;
+    let separator = if body[before] == b'{' { "" } else { "," };
+    let mut out = Vec::with_capacity(body.len() + name.len() + 24);
+    out.extend_from_slice(&body[..end]);
+    out.extend_from_slice(format!("{separator}\"{name}\":{value}").as_bytes());
+    out.extend_from_slice(&body[end..]);
+    Some(Bytes::from(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +98,22 @@ mod tests {
             { "type": "image_url", "image_url": { "url": "https://example.com/a.png" } }
         ] }] });
         assert!(input_token_ceiling(&image) > IMAGE_TOKENS_MAX);
+    }
+
+    #[test]
+    fn a_member_is_written_into_the_clients_own_bytes() {
+        let added = |body: &str| {
+            with_member(body.as_bytes(), "max_tokens", 50).map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        assert_eq!(added(r#"{"model":"m"}"#).as_deref(), Some(r#"{"model":"m","max_tokens":50}"#));
+        assert_eq!(added("{ \"a\": [1, {}] }\n").as_deref(), Some("{ \"a\": [1, {}] ,\"max_tokens\":50}\n"));
+        assert_eq!(added("{}").as_deref(), Some(r#"{"max_tokens":50}"#));
+        assert_eq!(added("[1]"), None);
+        for body in [r#"{"model":"m"}"#, "{ \"a\": [1, {}] }\n", "{ }"] {
+            let written = added(body).expect("an object");
+            let parsed: Value = serde_json::from_str(&written).expect("still JSON");
+            assert_eq!(parsed["max_tokens"], 50, "{written}");
+        }
     }
 
     proptest! {

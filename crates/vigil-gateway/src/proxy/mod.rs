@@ -357,7 +357,7 @@ impl Gateway {
             _ if inject_usage => Bytes::from(value.to_string()),
             // Written into the client's own bytes: re-serializing the whole body cost more.
             Some((_, OutputCap { tokens, written: Some(field) })) => {
-                with_field(&body, field, tokens).unwrap_or_else(|| Bytes::from(value.to_string()))
+                crate::bound::with_member(&body, field, tokens).unwrap_or_else(|| Bytes::from(value.to_string()))
             }
             _ => body,
         };
@@ -850,22 +850,6 @@ struct OutputCap {
     written: Option<&'static str>,
 }
 
-/// `body` (a JSON object) with `"name": value` added as its last member, or `None` when it
-/// does not end as an object does.
-fn with_field(body: &[u8], name: &str, value: u64) -> Option<Bytes> {
-    let end = body.iter().rposition(|b| !b.is_ascii_whitespace())?;
-    if body[end] != b'}' {
-        return None;
-    }
-    let before = body[..end].iter().rposition(|b| !b.is_ascii_whitespace())?;
-    let separator = if body[before] == b'{' { "" } else { "," };
-    let mut out = Vec::with_capacity(body.len() + name.len() + 24);
-    out.extend_from_slice(&body[..end]);
-    out.extend_from_slice(format!("{separator}\"{name}\":{value}").as_bytes());
-    out.extend_from_slice(&body[end..]);
-    Some(Bytes::from(out))
-}
-
 /// The request's output cap in the field its API reads (`max_completion_tokens` or the
 /// older `max_tokens` for chat, `max_output_tokens` for responses, `max_tokens` for
 /// messages), writing `default` into the request when it names none. Embeddings produce
@@ -973,22 +957,6 @@ mod tests {
         };
         let shown = format!("{caller:?}");
         assert!(!shown.contains("sk-secret") && shown.contains("<redacted>"), "{shown}");
-    }
-
-    #[test]
-    fn a_field_is_written_into_the_clients_own_bytes() {
-        let added = |body: &str| {
-            with_field(body.as_bytes(), "max_tokens", 50).map(|b| String::from_utf8_lossy(&b).into_owned())
-        };
-        assert_eq!(added(r#"{"model":"m"}"#).as_deref(), Some(r#"{"model":"m","max_tokens":50}"#));
-        assert_eq!(added("{ \"a\": [1, {}] }\n").as_deref(), Some("{ \"a\": [1, {}] ,\"max_tokens\":50}\n"));
-        assert_eq!(added("{}").as_deref(), Some(r#"{"max_tokens":50}"#));
-        assert_eq!(added("[1]"), None);
-        for body in [r#"{"model":"m"}"#, "{ \"a\": [1, {}] }\n", "{ }"] {
-            let written = added(body).expect("an object");
-            let parsed: Value = serde_json::from_str(&written).expect("still JSON");
-            assert_eq!(parsed["max_tokens"], 50, "{written}");
-        }
     }
 
     #[test]
