@@ -26,8 +26,8 @@ use vigil_core::id::{ReservationId, TenantId};
 use vigil_core::time::Timestamp;
 
 use crate::budgets::{
-    Admission, BudgetRefusal, BudgetScope, BudgetState, Charge, NewReservation, SETTLED_RESERVATION_RETENTION_MICROS,
-    Settled, Settlement, Swept, add_spend, hour_of, record_charge, record_reserved, reserved_body, scope_keys,
+    Admission, BudgetScope, BudgetState, Charge, NewReservation, SETTLED_RESERVATION_RETENTION_MICROS, Settled,
+    Settlement, Swept, add_spend, hour_of, record_charge, record_reserved, reserved_body, scope_keys,
 };
 use crate::{Result, Store, StoreError};
 
@@ -210,16 +210,8 @@ impl MemoryBudgets {
         for scope in new.scopes.iter().filter(|s| s.hard) {
             let key = (tenant.clone(), scope.budget.clone(), scope.subject.clone());
             let counter = self.counter(&mut state, &key)?;
-            let (spent, held) = (counter.spent_since(scope.since), counter.held);
-            if spent.saturating_add(held).saturating_add(new.amount_nanos) > scope.limit_nanos {
-                return Ok(Admission::Refused(BudgetRefusal {
-                    budget: scope.budget.clone(),
-                    subject: scope.subject.clone(),
-                    limit_nanos: scope.limit_nanos,
-                    spent_nanos: spent,
-                    held_nanos: held,
-                    asked_nanos: new.amount_nanos,
-                }));
+            if let Some(refused) = scope.refusal(counter.spent_since(scope.since), counter.held, new.amount_nanos) {
+                return Ok(Admission::Refused(refused));
             }
         }
         let mut keys: Vec<(String, String)> = Vec::with_capacity(new.scopes.len());

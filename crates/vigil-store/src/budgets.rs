@@ -62,6 +62,22 @@ pub struct BudgetScope {
     pub hard: bool,
 }
 
+impl BudgetScope {
+    /// The refusal of `asked` when this budget is hard and `spent` and `held` leave no room
+    /// for all of it.
+    pub(crate) fn refusal(&self, spent: i64, held: i64, asked: i64) -> Option<BudgetRefusal> {
+        let over = spent.saturating_add(held).saturating_add(asked) > self.limit_nanos;
+        (self.hard && over).then(|| BudgetRefusal {
+            budget: self.budget.clone(),
+            subject: self.subject.clone(),
+            limit_nanos: self.limit_nanos,
+            spent_nanos: spent,
+            held_nanos: held,
+            asked_nanos: asked,
+        })
+    }
+}
+
 /// A reservation to admit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewReservation {
@@ -581,16 +597,8 @@ pub(crate) fn admit_in(tx: &rusqlite::Transaction<'_>, new: &NewReservation) -> 
     for scope in new.scopes.iter().filter(|s| s.hard) {
         let spent = spent_in(tx, tenant, &scope.budget, &scope.subject, scope.since)?;
         let held = held_in(tx, tenant, &scope.budget, &scope.subject)?;
-        let total = spent.saturating_add(held).saturating_add(new.amount_nanos);
-        if total > scope.limit_nanos {
-            return Ok(Admission::Refused(BudgetRefusal {
-                budget: scope.budget.clone(),
-                subject: scope.subject.clone(),
-                limit_nanos: scope.limit_nanos,
-                spent_nanos: spent,
-                held_nanos: held,
-                asked_nanos: new.amount_nanos,
-            }));
+        if let Some(refused) = scope.refusal(spent, held, new.amount_nanos) {
+            return Ok(Admission::Refused(refused));
         }
     }
     record_reserved(tx, new, &scopes, true)?;
