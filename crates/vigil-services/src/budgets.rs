@@ -43,7 +43,13 @@ pub struct CostBound {
     pub upper_nanos: Option<i64>,
     /// What it costs even if no answer comes: its input.
     pub input_nanos: i64,
+    /// Why `upper_nanos` is `None`, in words that finish "it cannot be bounded because ...".
+    pub unbounded: Option<&'static str>,
 }
+
+/// The most one call may reserve or be charged: $1,000,000. A cost computed past it (a
+/// runaway usage report) is held there, so no counter can overflow.
+pub const CALL_NANOS_MAX: i64 = 1_000_000_000_000_000;
 
 /// Admits metered calls against the budgets of the policy in force.
 #[derive(Debug)]
@@ -96,6 +102,7 @@ impl Hold {
     }
 
     fn send(&self, actual_nanos: Option<i64>, note: &str) {
+        let actual_nanos = actual_nanos.map(|n| n.clamp(0, CALL_NANOS_MAX));
         let settlement = Settlement { id: self.id.clone(), at: Timestamp::now(), actual_nanos, note: note.to_owned() };
         // A backend deciding in memory settles here; the queue's worker is for the others,
         // and for a settlement that failed here.
@@ -179,14 +186,20 @@ impl Meter {
         }
         let hard = found.iter().find(|a| a.hard());
         let amount = match (cost.upper_nanos, hard) {
-            (Some(amount), _) => amount,
+            (Some(amount), _) => amount.clamp(0, CALL_NANOS_MAX),
             (None, Some(hard)) => {
+                let why = cost.unbounded.unwrap_or("its model has no price");
+                let (code, advice) = if cost.unbounded.is_none_or(|w| w.contains("no price")) {
+                    ("budget_unpriced", "; add a [[gateway.prices]] entry for it")
+                } else {
+                    ("budget_unbounded", "")
+                };
                 return Err(Refusal {
                     kind: RefusalKind::Denied,
-                    code: "budget_unpriced",
+                    code,
                     reason: format!(
-                        "model {:?} has no price, so hard budget {:?} of policy version {} cannot bound what it costs; add a [[gateway.prices]] entry for it",
-                        call.model, hard.budget.id, policy.version
+                        "hard budget {:?} of policy version {} cannot bound what this call to {:?} costs: {why}{advice}",
+                        hard.budget.id, policy.version, call.model
                     ),
                     retry_after_secs: None,
                 });
@@ -201,7 +214,7 @@ impl Meter {
             at: now,
             lease_until: now.plus_micros(lease),
             amount_nanos: amount,
-            input_nanos: cost.input_nanos.min(amount),
+            input_nanos: cost.input_nanos.clamp(0, amount),
             scopes: found.iter().map(scope_of).collect(),
             summary: json!({
                 "agent_id": call.agent_id,
@@ -523,7 +536,7 @@ mod tests {
         }
     }
 
-    const BOUND: CostBound = CostBound { upper_nanos: Some(1_000), input_nanos: 100 };
+    const BOUND: CostBound = CostBound { upper_nanos: Some(1_000), input_nanos: 100, unbounded: None };
 
     #[tokio::test]
     async fn a_hard_budget_whose_state_cannot_be_read_refuses_and_a_soft_one_lets_through() {
@@ -545,7 +558,7 @@ mod tests {
             json!({ "budgets": [{ "id": "o1", "match": { "models": ["o1*"] }, "period": "day", "limit_usd": 10 }] }),
         );
         let meter = Meter::new(guard, Arc::new(Unreadable), Duration::from_secs(60), MeterTimings::default());
-        let unpriced = CostBound { upper_nanos: None, input_nanos: 0 };
+        let unpriced = CostBound { upper_nanos: None, input_nanos: 0, unbounded: None };
         let refused = meter.admit(&call("a", "o1-preview"), unpriced, None).await.expect_err("cannot bound");
         assert_eq!(refused.code, "budget_unpriced");
         assert!(!meter.applies(&call("a", "gpt-4o")));

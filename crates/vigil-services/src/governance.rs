@@ -91,8 +91,9 @@ fn read_document(mut document: Value) -> Result<(Value, PolicyDocument), PolicyE
 pub(crate) struct InForce {
     pub(crate) version: u32,
     pub(crate) document: PolicyDocument,
-    /// A token bucket per subject for each rate limit with a request rate, by its id.
-    limiters: Vec<(String, u32, Arc<KeyedLimiter>)>,
+    /// A token bucket per subject for each rate limit with a request rate, by its id
+    /// (`None`: a rate of 0, which admits nothing).
+    limiters: Vec<(String, u32, Option<Arc<KeyedLimiter>>)>,
 }
 
 /// The gateway's governance rule: model calls judged by the policy in force. Keys belong to
@@ -135,7 +136,8 @@ impl PolicyGuard {
                     let rate = u32::try_from(limit.requests_per_minute?).unwrap_or(u32::MAX);
                     let kept =
                         before.iter().find(|(id, r, _)| *id == limit.id && *r == rate).map(|(_, _, l)| l.clone());
-                    let limiter = kept.or_else(|| Some(Arc::new(KeyedLimiter::per_minute(NonZeroU32::new(rate)?))))?;
+                    let limiter =
+                        kept.unwrap_or_else(|| NonZeroU32::new(rate).map(|r| Arc::new(KeyedLimiter::per_minute(r))));
                     Some((limit.id.clone(), rate, limiter))
                 })
                 .collect();
@@ -147,7 +149,7 @@ impl PolicyGuard {
     /// Forgets rate-limit buckets that are full again.
     pub fn prune(&self) {
         if let Some(policy) = self.current() {
-            policy.limiters.iter().for_each(|(_, _, limiter)| limiter.prune());
+            policy.limiters.iter().filter_map(|(_, _, limiter)| limiter.as_ref()).for_each(|limiter| limiter.prune());
         }
     }
 
@@ -213,7 +215,11 @@ fn rate_limited(policy: &InForce, subject: &Subject<'_>) -> Option<Refusal> {
             continue;
         }
         let counter = vigil_governance::budget::counter_subject(limit.per, subject);
-        if let Err(wait) = limiter.check(&counter) {
+        let checked = match limiter {
+            Some(limiter) => limiter.check(&counter),
+            None => Err(60),
+        };
+        if let Err(wait) = checked {
             let whose =
                 if counter == vigil_governance::budget::TENANT { String::new() } else { format!(" for {counter:?}") };
             return Some(Refusal {
@@ -508,6 +514,8 @@ mod tests {
         assert!(guard.check(&call("a", "gpt-4o")).is_some(), "the same limit keeps its bucket");
         guard.set(3, doc(5));
         assert_eq!(guard.check(&call("a", "gpt-4o")), None, "a changed rate starts afresh");
+        guard.set(4, doc(0));
+        assert!(guard.check(&call("c", "gpt-4o")).is_some(), "a rate of 0 admits nothing");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,7 +163,8 @@ impl MemoryBudgets {
             let keys = scope_keys(&scopes)?;
             for (budget, subject) in &keys {
                 let key = (tenant.clone(), budget.clone(), subject.clone());
-                self.counter(&mut state, &key)?.held += amount;
+                let counter = self.counter(&mut state, &key)?;
+                counter.held = counter.held.saturating_add(amount);
             }
             let lease_until = Timestamp::from_unix_micros(lease_until);
             state.held.insert(id, Held { tenant, keys, amount, input, lease_until });
@@ -207,6 +208,10 @@ impl MemoryBudgets {
         if state.held.contains_key(new.id.as_str()) || state.settled.contains_key(new.id.as_str()) {
             return Err(StoreError::Conflict(format!("reservation {} was already admitted", new.id)));
         }
+        // Every counter is loaded before any changes, so a failed load changes nothing.
+        for scope in &new.scopes {
+            self.counter(&mut state, &(tenant.clone(), scope.budget.clone(), scope.subject.clone()))?;
+        }
         for scope in new.scopes.iter().filter(|s| s.hard) {
             let key = (tenant.clone(), scope.budget.clone(), scope.subject.clone());
             let counter = self.counter(&mut state, &key)?;
@@ -220,7 +225,8 @@ impl MemoryBudgets {
                 continue;
             }
             let key = (tenant.clone(), scope.budget.clone(), scope.subject.clone());
-            self.counter(&mut state, &key)?.held += new.amount_nanos;
+            let counter = self.counter(&mut state, &key)?;
+            counter.held = counter.held.saturating_add(new.amount_nanos);
             keys.push((scope.budget.clone(), scope.subject.clone()));
         }
         let held =
@@ -323,11 +329,16 @@ impl MemoryBudgets {
     ) -> Result<()> {
         let hour = hour_of(at);
         let amount = held.amount;
+        // Every counter is loaded before any changes, so a failed load changes nothing.
+        for (budget, subject) in &held.keys {
+            self.counter(state, &(held.tenant.clone(), budget.clone(), subject.clone()))?;
+        }
         for (budget, subject) in &held.keys {
             let key = (held.tenant.clone(), budget.clone(), subject.clone());
             let counter = self.counter(state, &key)?;
-            counter.held -= held.amount;
-            *counter.spent.entry(hour).or_default() += charged;
+            counter.held = counter.held.saturating_sub(held.amount);
+            let spent = counter.spent.entry(hour).or_default();
+            *spent = spent.saturating_add(charged);
             // Hours older than any window are let go.
             while counter.spent.first_key_value().is_some_and(|(h, _)| *h < hour - HOURS_KEPT) {
                 counter.spent.pop_first();
@@ -473,7 +484,10 @@ fn commit(store: &Store, events: &[Event]) -> Result<()> {
     let settled_here: HashSet<&str> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Charged { charge } if reserved.contains_key(charge.id.as_str()) => Some(charge.id.as_str()),
+            // An expiry keeps its row, so a late settlement finds what it was charged.
+            Event::Charged { charge } if charge.kind == "settled" && reserved.contains_key(charge.id.as_str()) => {
+                Some(charge.id.as_str())
+            }
             _ => None,
         })
         .collect();

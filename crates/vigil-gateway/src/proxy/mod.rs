@@ -364,7 +364,11 @@ impl Gateway {
         let hold = match metered {
             Some((meter, cap)) => {
                 let input_ceiling = crate::bound::input_token_ceiling(&value);
-                let cost = self.cost_bound(&facts.model, input_ceiling, facts.prompt_chars, cap.tokens);
+                let mut cost = self.cost_bound(&facts.model, input_ceiling, facts.prompt_chars, cap.tokens);
+                if let Some(why) = unseen_input(&value) {
+                    cost.upper_nanos = None;
+                    cost.unbounded = Some(why);
+                }
                 match meter.admit(&call, cost, caller.request_id.as_deref()).await {
                     Ok(hold) => hold,
                     Err(refusal) => return self.refused(endpoint, vital, &refusal, started),
@@ -497,14 +501,18 @@ impl Gateway {
     /// estimated.
     fn cost_bound(&self, model: &str, input_ceiling: u64, prompt_chars: usize, output_cap: u64) -> CostBound {
         let Some(price) = self.prices.price_for(model, Timestamp::now()) else {
-            return CostBound { upper_nanos: None, input_nanos: 0 };
+            return CostBound { upper_nanos: None, input_nanos: 0, unbounded: Some("its model has no price") };
         };
         let per_mtok = |tokens: u64, rate: u64| u128::from(tokens) * u128::from(rate) / 1_000_000;
         let input_rate = price.input.max(price.cache_write).max(price.cache_write_1h);
         let upper = per_mtok(input_ceiling, input_rate) + per_mtok(output_cap, price.output);
         let input_tokens = estimate_usage(prompt_chars, 0).input_tokens.min(input_ceiling);
         let nanos = |value: u128| i64::try_from(value).unwrap_or(i64::MAX);
-        CostBound { upper_nanos: Some(nanos(upper)), input_nanos: nanos(per_mtok(input_tokens, price.input)) }
+        CostBound {
+            upper_nanos: Some(nanos(upper)),
+            input_nanos: nanos(per_mtok(input_tokens, price.input)),
+            unbounded: None,
+        }
     }
 
     /// Records and reports Vigil's own time on a call: `before` (parsing, routing) plus the
@@ -861,13 +869,25 @@ fn output_cap(endpoint: Endpoint, value: &mut Value, default: u64) -> OutputCap 
         "messages" => &["max_tokens"],
         _ => return OutputCap { tokens: 0, written: None },
     };
+    // Each of `n` choices may write up to the cap.
+    let choices = value.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
     if let Some(tokens) = fields.iter().find_map(|f| value.get(*f).and_then(Value::as_u64)) {
-        return OutputCap { tokens, written: None };
+        return OutputCap { tokens: tokens.saturating_mul(choices), written: None };
     }
     if let Some(object) = value.as_object_mut() {
         object.insert(fields[0].to_owned(), Value::from(default));
     }
-    OutputCap { tokens: default, written: Some(fields[0]) }
+    OutputCap { tokens: default.saturating_mul(choices), written: Some(fields[0]) }
+}
+
+/// Why a request's input cannot be bounded from its bytes: it names input stored with the
+/// provider (an earlier response or conversation, an uploaded file), billed but unseen.
+fn unseen_input(value: &Value) -> Option<&'static str> {
+    if ["previous_response_id", "conversation"].iter().any(|f| value.get(*f).is_some_and(|v| !v.is_null())) {
+        return Some("it continues a conversation the provider keeps, whose input Vigil cannot see");
+    }
+    let text = value.get("input").or_else(|| value.get("messages")).map(Value::to_string).unwrap_or_default();
+    text.contains("\"file_id\"").then_some("it names an uploaded file, whose input Vigil cannot see")
 }
 
 /// What a finished call is charged against its budgets: the larger of a cost the caller
@@ -957,6 +977,19 @@ mod tests {
         };
         let shown = format!("{caller:?}");
         assert!(!shown.contains("sk-secret") && shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn the_output_bound_counts_every_choice_and_input_kept_upstream_cannot_be_bounded() {
+        let mut asked = json!({ "model": "m", "n": 3, "max_tokens": 100 });
+        assert_eq!(output_cap(CHAT_COMPLETIONS, &mut asked, 4096), OutputCap { tokens: 300, written: None });
+        let mut uncapped = json!({ "model": "m", "n": 2 });
+        let cap = output_cap(CHAT_COMPLETIONS, &mut uncapped, 50);
+        assert_eq!(cap, OutputCap { tokens: 100, written: Some("max_completion_tokens") });
+        assert_eq!(uncapped["max_completion_tokens"], 50, "the cap is per choice");
+        assert!(unseen_input(&json!({ "input": "hi", "previous_response_id": "resp_1" })).is_some());
+        assert!(unseen_input(&json!({ "input": [{ "type": "input_file", "file_id": "file-1" }] })).is_some());
+        assert!(unseen_input(&json!({ "messages": [{ "role": "user", "content": "hi" }] })).is_none());
     }
 
     #[test]

@@ -91,7 +91,10 @@ pub(super) struct OwnedFacts {
 
 impl Cut {
     pub(super) fn new(guard: Arc<PolicyGuard>, facts: OwnedFacts) -> Cut {
-        let changed = next_change(guard.watch());
+        // The first poll judges the call by the policy in force now: a switch turned on
+        // while the provider was still answering is in force already, not a change to come.
+        let changes = guard.watch();
+        let changed: Changed = Box::pin(async move { Some(changes) });
         Cut { guard, facts, changed }
     }
 
@@ -204,6 +207,9 @@ impl Relay {
 
     fn end(&mut self, outcome: CallOutcome) {
         self.done = true;
+        // Closing the upstream connection now stops the provider's work at once, even while
+        // the client is still reading what is pending.
+        self.upstream = Box::pin(futures_util::stream::empty());
         if let Some(record) = self.record.take() {
             record.finish(outcome);
         }
